@@ -1,0 +1,29 @@
+# Installation: the library, its header, a CMake package (find_package(mproc) gives
+# mproc::mproc) and a pkg-config file (pkg-config --cflags --libs mproc).
+include(CMakePackageConfigHelpers)
+
+install(TARGETS mproc EXPORT mprocTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/include/mproc.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT mprocTargets NAMESPACE mproc:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/mprocConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/mprocConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/mprocConfig.cmake ${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
+
+# A static mproc built with MPI needs MPI's link line in the pkg-config file.
+set(MPROC_PC_LIBS_PRIVATE "-lpthread")
+if(MPROC_HAVE_MPI)
+  string(APPEND MPROC_PC_LIBS_PRIVATE " ${MPI_C_LINK_FLAGS}")
+  foreach(lib ${MPI_C_LIBRARIES})
+    string(APPEND MPROC_PC_LIBS_PRIVATE " ${lib}")
+  endforeach()
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/mproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,359 @@
+/* mproc.h - the whole public API of mproc: Python's multiprocessing (Process, Pool, apply, map,
+ * imap) for C, on local fork workers or across MPI ranks with the same source.
+ *
+ * Conventions (read these once):
+ *  - Every function that can fail returns an int: 0 (or a documented non-negative value) on
+ *    success, a negative MPROC_E* code on failure. mproc_strerror()/mproc_err_name() name a code;
+ *    mproc_last_error() gives a sentence with the detail of the most recent failure in the
+ *    calling thread ("task 'square' failed on worker 1 (pid 4242): bad input 7").
+ *  - Ownership: an object made by mproc_X_create() is freed by mproc_X_free(). Buffers the
+ *    library hands out are either borrowed (valid until the stated call, never freed by you) or
+ *    owned (freed by you with mproc_free()); each function says which. Out-parameters are
+ *    cleared (NULL/0) on failure.
+ *  - Input and output arrays passed to an async call must stay valid until it is ready.
+ *  - Timeouts are seconds as double; a negative timeout waits forever, 0 polls.
+ *  - This header never includes <mpi.h>.
+ */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPROC_VERSION_MAJOR 0
+#define MPROC_VERSION_MINOR 1
+#define MPROC_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors: one table, negative codes.
+ * ------------------------------------------------------------------------------------------- */
+#define MPROC_ERRNO_MAP(X)                                                                       \
+    X(EINVAL, -1, "invalid argument")                                                            \
+    X(ENOMEM, -2, "out of memory")                                                               \
+    X(ETIMEDOUT, -3, "timed out")                                                                \
+    X(ETASK, -4, "task failed")                                                                  \
+    X(EWORKER, -5, "worker died while running the task")                                         \
+    X(ECLOSED, -6, "pool is closed or terminated")                                               \
+    X(ESTATE, -7, "operation not valid in this state")                                           \
+    X(ENOTASK, -8, "task is not registered")                                                     \
+    X(ESIZE, -9, "buffer size does not match the task's data size")                              \
+    X(EBADHANDLE, -10, "handle is NULL, freed or corrupt")                                       \
+    X(ENOTINIT, -11, "mproc_init has not been called")                                           \
+    X(ENOTBUILT, -12, "backend not built into this library")                                     \
+    X(EREGISTRY, -13, "task tables differ between ranks")                                        \
+    X(EPROTO, -14, "malformed frame from a peer")                                                \
+    X(ESYS, -15, "system call failed")                                                           \
+    X(EINITFAIL, -16, "pool initializer failed")                                                 \
+    X(EBUSY, -17, "resource busy")                                                               \
+    X(EOF, -18, "end of iteration")                                                              \
+    X(ETOOBIG, -19, "payload too large")
+
+typedef enum mproc_errno {
+#define MPROC__ERR_ENUM(name, code, msg) MPROC_##name = (code),
+    MPROC_ERRNO_MAP(MPROC__ERR_ENUM)
+#undef MPROC__ERR_ENUM
+} mproc_errno;
+
+/* Static strings for a code; unknown codes give "unknown error" / "UNKNOWN". */
+const char *mproc_strerror(int err);
+const char *mproc_err_name(int err);
+/* Detail of the latest failure returned to the calling thread. Borrowed, never NULL; valid until
+ * the next mproc call in this thread. */
+const char *mproc_last_error(void);
+/* Frees any buffer that mproc documents as "owned by you". */
+void mproc_free(void *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Library set-up.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum mproc_backend_kind {
+    MPROC_BACKEND_FORK = 1, /* worker processes made with fork() on this machine */
+    MPROC_BACKEND_MPI = 2   /* rank 0 is the master, every other rank a worker */
+} mproc_backend_kind;
+
+/* Chooses the backend (MPROC_BACKEND=fork|mpi, else MPI when an MPI launcher started more than
+ * one rank, else fork) and starts it. Under MPI, worker ranks never return from this call: they
+ * serve tasks until the master calls mproc_finalize(), then exit(0). So the code after
+ * mproc_init() is the master's in every mode. argc/argv may be NULL. Calling it twice is an
+ * MPROC_ESTATE error. mproc_finalize() is also registered with atexit(). */
+int mproc_init(int *argc, char ***argv);
+/* Frees every pool and process still open (terminating their workers), stops worker ranks, and
+ * finalizes MPI if mproc initialized it. Safe to call more than once. */
+int mproc_finalize(void);
+/* The backend in use, or 0 before mproc_init. */
+mproc_backend_kind mproc_backend(void);
+/* Short name of the backend in use ("fork", "mpi"), or "none". */
+const char *mproc_backend_name(void);
+/* CPUs this process may run on (its affinity mask), at least 1. */
+int mproc_cpu_count(void);
+/* How many workers a pool can have at most: under MPI the number of worker ranks; under fork a
+ * large number (limited by the system). */
+int mproc_max_workers(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tasks: registered by name; arguments and results are bytes, copied.
+ *
+ * A task is a C function registered once, at file scope, with one of three macros. Each defines
+ * a global descriptor named <fn>_task (so two tasks of the same name fail at link time) which
+ * you pass to the pool and process calls, or by name with mproc_task_find().
+ *
+ *   static int echo(mproc_ctx *ctx, const void *in, size_t len) {      bytes in, bytes out
+ *       return mproc_return(ctx, in, len);
+ *   }
+ *   MPROC_TASK(echo);
+ *
+ *   static int parse(mproc_ctx *ctx, const struct req *in, struct resp *out) {...}
+ *   MPROC_TASK_TYPED(parse, struct req, struct resp);                    typed, may fail
+ *
+ *   static long square(long x) { return x * x; }
+ *   MPROC_TASK_VALUE(square, long, long);                                by value, cannot fail
+ *
+ * A task returns 0, or the result of mproc_fail() which carries a message to the caller.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct mproc_ctx mproc_ctx;
+
+typedef int (*mproc_task_fn)(mproc_ctx *ctx, const void *in, size_t len);
+/* Applies a by-value task to n packed items at once (the fast path of map). */
+typedef void (*mproc_batch_fn)(const void *in, void *out, size_t n);
+
+typedef struct mproc_task {
+    const char *name;       /* unique name; the key every rank agrees on */
+    mproc_task_fn run;      /* runs one item */
+    mproc_batch_fn batch;   /* optional: runs many fixed-size items; NULL for most tasks */
+    size_t in_size;         /* bytes per input item; 0 = any length */
+    size_t out_size;        /* bytes per result; 0 = any length */
+    struct mproc_task *next; /* registry chain; internal */
+    int32_t id;             /* index in the sorted task table; internal, set by mproc_init */
+} mproc_task;
+
+/* Registers a task; called by the macros from a constructor. Internal but must be public. */
+void mproc__task_register(mproc_task *t);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MPROC__CONSTRUCTOR(fn) static void fn(void) __attribute__((constructor)); static void fn(void)
+#else
+#error "mproc needs constructor support (GCC or Clang) to register tasks"
+#endif
+
+#define MPROC__DEFINE_TASK(fn, runner, batcher, insz, outsz)                                     \
+    mproc_task fn##_task = {#fn, runner, batcher, insz, outsz, NULL, -1};                        \
+    MPROC__CONSTRUCTOR(mproc__register_##fn) { mproc__task_register(&fn##_task); }                \
+    extern mproc_task fn##_task
+
+/* fn: int fn(mproc_ctx *ctx, const void *in, size_t len) */
+#define MPROC_TASK(fn) MPROC__DEFINE_TASK(fn, fn, NULL, 0, 0)
+
+/* fn: int fn(mproc_ctx *ctx, const Tin *in, Tout *out). The input length is checked; the
+ * result slot is allocated for you. */
+#define MPROC_TASK_TYPED(fn, Tin, Tout)                                                          \
+    static int mproc__typed_##fn(mproc_ctx *ctx, const void *in, size_t len) {                   \
+        if (len != sizeof(Tin)) return mproc__bad_input_size(ctx, #fn, len, sizeof(Tin));         \
+        Tout *out = (Tout *)mproc_result_alloc(ctx, sizeof(Tout));                               \
+        if (!out) return MPROC_ENOMEM;                                                           \
+        return fn(ctx, (const Tin *)in, out);                                                    \
+    }                                                                                            \
+    MPROC__DEFINE_TASK(fn, mproc__typed_##fn, NULL, sizeof(Tin), sizeof(Tout))
+
+/* fn: Tout fn(Tin). map over packed arrays runs a tight loop with no per-item overhead. */
+#define MPROC_TASK_VALUE(fn, Tin, Tout)                                                          \
+    static int mproc__value_##fn(mproc_ctx *ctx, const void *in, size_t len) {                   \
+        if (len != sizeof(Tin)) return mproc__bad_input_size(ctx, #fn, len, sizeof(Tin));         \
+        Tout *out = (Tout *)mproc_result_alloc(ctx, sizeof(Tout));                               \
+        if (!out) return MPROC_ENOMEM;                                                           \
+        *out = fn(*(const Tin *)in);                                                             \
+        return 0;                                                                                \
+    }                                                                                            \
+    static void mproc__batch_##fn(const void *in, void *out, size_t n) {                         \
+        const Tin *src = (const Tin *)in;                                                        \
+        Tout *dst = (Tout *)out;                                                                 \
+        for (size_t i = 0; i < n; i++) dst[i] = fn(src[i]);                                      \
+    }                                                                                            \
+    MPROC__DEFINE_TASK(fn, mproc__value_##fn, mproc__batch_##fn, sizeof(Tin), sizeof(Tout))
+
+/* Declares a task defined in another file: MPROC_TASK_EXTERN(square); then use &square_task. */
+#define MPROC_TASK_EXTERN(fn) extern mproc_task fn##_task
+
+/* Looks a task up by name (after mproc_init); NULL if unknown. */
+const mproc_task *mproc_task_find(const char *name);
+
+/* Inside a task: the result. mproc_return copies len bytes; mproc_result_alloc gives a buffer
+ * of len bytes, owned by mproc, to fill in place (NULL if out of memory). Calling either again
+ * replaces the result. A task that sets no result returns zero bytes. */
+int mproc_return(mproc_ctx *ctx, const void *data, size_t len);
+void *mproc_result_alloc(mproc_ctx *ctx, size_t len);
+/* Inside a task: records a printf-style message and returns MPROC_ETASK, so a task fails with
+ * `return mproc_fail(ctx, "bad input %d", x);`. The message reaches the caller of get/map. */
+int mproc_fail(mproc_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Used by the typed macros. */
+int mproc__bad_input_size(mproc_ctx *ctx, const char *task, size_t got, size_t want);
+
+/* Who am I: in the master "MainProcess" and index -1; in a pool worker "PoolWorker-<k>" and its
+ * index 0..n-1; in a Process its name and index -1. */
+long mproc_current_pid(void);
+const char *mproc_current_name(void);
+int mproc_current_index(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Process: one target run once in a new process (a forked child, or a child of a worker rank
+ * under MPI), like multiprocessing.Process.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct mproc_process mproc_process;
+
+/* arg is copied. name may be NULL for "Process-<n>". Free with mproc_process_free(). */
+int mproc_process_create(mproc_process **out, const mproc_task *target, const void *arg,
+                         size_t arg_len, const char *name);
+int mproc_process_start(mproc_process *p);
+/* Waits for the process to end: 0 when it has ended, MPROC_ETIMEDOUT if still running. */
+int mproc_process_join(mproc_process *p, double timeout);
+/* 1 while running, 0 before start or after it ended, or an error code. */
+int mproc_process_is_alive(mproc_process *p);
+int mproc_process_terminate(mproc_process *p); /* SIGTERM */
+int mproc_process_kill(mproc_process *p);      /* SIGKILL */
+/* After the process ended: 0 on success, 1 if the task failed, the _exit status it used, or
+ * minus the signal number that killed it (as Python). MPROC_ESTATE while running or unstarted. */
+int mproc_process_exitcode(mproc_process *p, int *exitcode);
+/* Process id (on its host), 0 before start. */
+long mproc_process_pid(const mproc_process *p);
+/* Borrowed; valid until free. */
+const char *mproc_process_name(const mproc_process *p);
+/* MPROC_EBUSY if it is still running (join or kill it first); NULL is a no-op. */
+int mproc_process_free(mproc_process *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Pool: a fixed set of workers that run tasks, like multiprocessing.Pool.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct mproc_pool mproc_pool;
+typedef struct mproc_async mproc_async;
+typedef struct mproc_iter mproc_iter;
+
+typedef struct mproc_pool_opts {
+    int processes;                 /* workers; 0 = mproc_cpu_count() (capped by max_workers) */
+    const mproc_task *initializer; /* run once in each worker as it starts; NULL = none */
+    const void *initarg;           /* copied */
+    size_t initarg_len;
+    int maxtasksperchild;          /* tasks before a worker is replaced; 0 = never */
+    int inflight;                  /* tasks kept queued per worker; 0 = default (2) */
+    double task_timeout;           /* seconds a task may run before its worker is killed; 0 = no limit */
+    int max_retries;               /* times a task whose worker died is retried; 0 = never */
+} mproc_pool_opts;
+
+/* Callbacks run in the master, on the pool's result thread: keep them short and do not wait on
+ * the pool from inside one. data is borrowed for the duration of the call. */
+typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
+typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
+
+typedef struct mproc_call_opts {
+    mproc_result_cb callback;      /* apply_async: the result; map_async: the whole out array */
+    mproc_error_cb error_callback; /* the first failure */
+    void *userdata;
+    size_t chunksize;              /* map/imap: items per task; 0 = automatic */
+    double timeout;                /* per-task time limit for this call; 0 = the pool's */
+    int *item_status;              /* map: optional array of n, filled with 0 or an error code */
+} mproc_call_opts;
+
+/* opts may be NULL. Under MPI a pool uses the worker ranks: asking for more than exist gives
+ * what exists (mproc_pool_size tells). */
+int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
+int mproc_pool_size(const mproc_pool *pool);
+/* Stops taking new work; queued work still runs. */
+int mproc_pool_close(mproc_pool *pool);
+/* Stops at once: workers killed, unfinished work fails with MPROC_ECLOSED. */
+int mproc_pool_terminate(mproc_pool *pool);
+/* Waits for all work and every worker to end. Only after close or terminate (else ESTATE). */
+int mproc_pool_join(mproc_pool *pool);
+/* Terminates if still open, joins, and frees. Async handles and iterators of the pool stay
+ * valid to read and free. NULL is a no-op. */
+int mproc_pool_free(mproc_pool *pool);
+
+/* Blocking apply. Result bytes: copied into out when out_cap >= result length (else ESIZE) and
+ * the length stored in *out_len (may be NULL). */
+int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                void *out, size_t out_cap, size_t *out_len);
+/* arg is copied; free the handle with mproc_async_free(). */
+int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                      const mproc_call_opts *opts, mproc_async **out);
+
+/* Waits up to timeout: 0 when ready, MPROC_ETIMEDOUT if not yet. */
+int mproc_async_wait(mproc_async *a, double timeout);
+/* 1 when ready, 0 if not, or an error code. */
+int mproc_async_ready(mproc_async *a);
+/* After ready: 1 if it succeeded, 0 if it failed; MPROC_ESTATE if not ready. */
+int mproc_async_successful(mproc_async *a);
+/* Waits, then: 0 and the result (borrowed, valid until mproc_async_free; for map_async it is
+ * the out array) or the task's error code with the message in mproc_last_error(). */
+int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *len);
+/* Waits, then copies the result into out (exactly out_len bytes, else ESIZE). */
+int mproc_async_get_into(mproc_async *a, double timeout, void *out, size_t out_len);
+/* Message of a failed task (borrowed), or NULL. */
+const char *mproc_async_error(mproc_async *a);
+/* Frees the handle; if the task is still running its result is discarded when it arrives.
+ * NULL is a no-op; a second free of the same handle is detected while the memory is not reused
+ * and returns MPROC_EBADHANDLE. */
+int mproc_async_free(mproc_async *a);
+
+/* map: out[i] = task(in[i]) for n items of in_size bytes, results of out_size bytes each, in
+ * input order. Items whose task failed leave out[i] untouched; the call returns the first
+ * failure's code (message in mproc_last_error()) after every item has run. */
+int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+              void *out, size_t out_size, size_t n, const mproc_call_opts *opts);
+/* As map, returning at once; in and out must stay valid until the handle is ready. */
+int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
+                    mproc_async **out_handle);
+
+/* Input for imap from a generator: writes item i into item (in_size bytes) and returns 1, or
+ * returns 0 at the end of the input (or a negative error to stop). Runs in the calling thread. */
+typedef int (*mproc_gen_fn)(void *userdata, size_t i, void *item);
+
+/* imap: results stream back through mproc_iter_next() with at most a window of chunks in
+ * flight or waiting to be read, so memory stays flat however long the input. Input items are
+ * in_size bytes each, read from in as they are submitted (keep in valid until the iterator is
+ * freed); mproc_imap_gen() takes generated input instead. Free with mproc_iter_free(). */
+int mproc_imap(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+               size_t n, const mproc_call_opts *opts, mproc_iter **out);
+int mproc_imap_unordered(mproc_pool *pool, const mproc_task *task, const void *in,
+                         size_t in_size, size_t n, const mproc_call_opts *opts, mproc_iter **out);
+/* Generated input of unknown length; ordered != 0 for imap, 0 for imap_unordered. */
+int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, void *userdata,
+                   size_t in_size, int ordered, const mproc_call_opts *opts, mproc_iter **out);
+/* Next result: 0 with data and len (borrowed until the next call on it) and the input index in
+ * *index (may be NULL); MPROC_EOF when all are delivered; MPROC_ETIMEDOUT; or the item's task
+ * error (message in mproc_last_error(); *index set) after which iteration goes on. */
+int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *len,
+                    size_t *index);
+/* Stops early if needed; NULL is a no-op. */
+int mproc_iter_free(mproc_iter *it);
+
+/* ---------------------------------------------------------------------------------------------
+ * Typed shorthands: the task's sizes come from the variables, so user code has no sizeof.
+ * ------------------------------------------------------------------------------------------- */
+#define MPROC_APPLY(pool, fn, argp, outp)                                                        \
+    mproc_apply((pool), &fn##_task, (argp), sizeof *(argp), (outp), sizeof *(outp), NULL)
+#define MPROC_APPLY_ASYNC(pool, fn, argp, handlep)                                               \
+    mproc_apply_async((pool), &fn##_task, (argp), sizeof *(argp), NULL, (handlep))
+#define MPROC_MAP(pool, fn, in, out, n)                                                          \
+    mproc_map((pool), &fn##_task, (in), sizeof *(in), (out), sizeof *(out), (n), NULL)
+#define MPROC_GET(handle, outp) mproc_async_get_into((handle), -1.0, (outp), sizeof *(outp))
+
+/* For programs that stop at the first error: MPROC_CHECK(mproc_pool_create(&pool, NULL));
+ * prints "file:line: call: MPROC_EXXX: <detail>" to stderr and exits with status 1 (mproc
+ * finalizes at exit, so workers are stopped and, under MPI, the job ends). */
+#define MPROC_CHECK(call)                                                                        \
+    do {                                                                                         \
+        int mproc__rc_ = (call);                                                                 \
+        if (mproc__rc_ < 0) mproc__check_failed(#call, mproc__rc_, __FILE__, __LINE__);          \
+    } while (0)
+void mproc__check_failed(const char *expr, int err, const char *file, int line);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MPROC_H */

@@ -1,0 +1,96 @@
+/* backend.h - the transport interface the core talks to, and nothing more.
+ *
+ * A backend moves whole frames (wire.h) between the master and its workers, starts and stops
+ * workers, and runs one-shot Processes. It knows nothing about pools, chunks or results: the
+ * core (pool.c, process.c) does all scheduling and only ever calls through this table. Adding a
+ * backend means one new file and one entry in the table in init.c.
+ *
+ * Threads: in the master, each pool has one result thread that calls send/wait/restart for its
+ * group; wake() may be called from any thread; process calls come from user threads. A backend
+ * makes that safe (the MPI backend serialises its MPI calls behind one lock).
+ *
+ * Worker side: a backend runs mproc__worker_serve() (worker.h) inside each worker with a
+ * channel of its own, and mproc__process_main() inside each Process child.
+ */
+#ifndef MPROC_BACKEND_H
+#define MPROC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "mproc.h"
+
+#define MPROC__BACKEND_VERSION 1
+
+typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
+typedef struct mproc__child mproc__child; /* backend-private: one Process */
+
+typedef enum mproc__event_kind {
+    MPROC__EV_FRAME = 1,   /* a whole frame arrived from `worker` */
+    MPROC__EV_DIED = 2,    /* `worker` is gone (crash, kill, garbage on its channel) */
+    MPROC__EV_WAKE = 3,    /* wake() was called */
+    MPROC__EV_TIMEOUT = 4  /* the wait's timeout passed */
+} mproc__event_kind;
+
+typedef struct mproc__event {
+    int kind;
+    int worker;        /* index 0..n-1 for FRAME and DIED */
+    uint8_t *frame;    /* FRAME: header + payload, malloc'd; the core frees it with free() */
+    size_t frame_len;
+    int exitcode;      /* DIED: exit status >= 0, or minus the signal number */
+    long pid;          /* DIED: the process id the worker had (0 if unknown) */
+    char why[160];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
+} mproc__event;
+
+typedef struct mproc__backend_ops {
+    int version; /* MPROC__BACKEND_VERSION */
+    const char *name;
+
+    /* Starts the backend. Worker ranks of a distributed backend never return from it. */
+    int (*init)(int *argc, char ***argv);
+    /* Stops worker ranks / MPI. Called once, after every group and child is freed. */
+    int (*finalize)(void);
+    /* Largest useful worker count (MPI: ranks - 1), or a big number. */
+    int (*max_workers)(void);
+
+    /* Starts n workers, each serving frames (worker.h); *out cleared on failure. n is already
+     * capped by max_workers. */
+    int (*group_start)(int n, mproc__group **out);
+    /* Sends one whole frame (the iovecs concatenated) to a worker; blocks until it is handed to
+     * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). */
+    int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt);
+    /* Blocks up to timeout seconds (< 0: forever) for the next event. Returns 0 with *ev set,
+     * or an error. Must not busy-wait for long: an idle master leaves its core to workers. */
+    int (*wait)(mproc__group *g, double timeout, mproc__event *ev);
+    /* Makes a blocked or the next wait() return MPROC__EV_WAKE; any thread. */
+    void (*wake)(mproc__group *g);
+    /* Kills a worker (SIGKILL or the transport's equivalent); its DIED event follows. */
+    int (*kill_worker)(mproc__group *g, int worker);
+    /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
+     * (it is asked to exit first). MPROC_ENOTBUILT-like errors where a backend cannot. */
+    int (*restart_worker)(mproc__group *g, int worker);
+    /* Process id of a worker (on its host), or 0. */
+    long (*worker_pid)(mproc__group *g, int worker);
+    /* Stops every worker (graceful: SHUTDOWN and wait for them to exit; else kill), reaps them
+     * all, and frees the group. */
+    void (*group_stop)(mproc__group *g, int graceful);
+
+    /* Processes: starts target(arg) in a new process named name. arg is copied. */
+    int (*proc_start)(const mproc_task *target, const void *arg, size_t len, const char *name,
+                      mproc__child **out, long *pid);
+    /* Waits up to timeout for it to end: 0 and *exitcode (Python's meaning), or ETIMEDOUT. */
+    int (*proc_wait)(mproc__child *c, double timeout, int *exitcode);
+    int (*proc_signal)(mproc__child *c, int signo);
+    /* Frees a child that has ended (proc_wait returned 0). */
+    void (*proc_free)(mproc__child *c);
+} mproc__backend_ops;
+
+extern const mproc__backend_ops mproc__backend_fork;
+/* Defined by backend_mpi.c when MPI is built in, else by backend_none.c answering ENOTBUILT. */
+extern const mproc__backend_ops mproc__backend_mpi;
+
+/* The backend mproc_init chose, or NULL. */
+const mproc__backend_ops *mproc__backend(void);
+
+#endif /* MPROC_BACKEND_H */

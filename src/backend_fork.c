@@ -1,0 +1,473 @@
+/* backend_fork.c - the fork backend: pool workers are forked children, each talking to the
+ * master over its own socketpair; the master multiplexes them with poll().
+ *
+ * The master never blocks on a write while a worker blocks writing back (the classic pipe
+ * deadlock): a send that would block keeps reading whatever arrives and queues it. A worker
+ * that closes its socket, dies, or sends a frame that does not decode is reported once as a
+ * DIED event with its exit status described; the core decides what to do with its tasks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "fork_process.h"
+#include "fork_spawn.h"
+#include "internal.h"
+#include "wire.h"
+#include "worker.h"
+
+typedef struct fworker {
+    pid_t pid;
+    int fd;                /* master end; -1 once dead */
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
+    size_t hdr_got;
+    uint8_t *frame;        /* frame being assembled (header + payload) */
+    size_t frame_len, got;
+} fworker;
+
+typedef struct queued {
+    struct queued *next;
+    mproc__event ev;
+} queued;
+
+struct mproc__group {
+    int n;
+    fworker *w;
+    int wake_fd;
+    struct pollfd *pfds;
+    int next_start;        /* round-robin start so no worker starves */
+    queued *head, *tail;   /* events found while sending */
+    unsigned long spawned;
+};
+
+static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
+
+/* ---- worker side ------------------------------------------------------------------------ */
+
+static int read_full(int fd, void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t r = read(fd, p, len);
+        if (r == 0) return MPROC_EOF;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return MPROC_EOF;
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+static int child_recv(void *impl, uint8_t **frame, size_t *len) {
+    int fd = *(int *)impl;
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
+    int rc = read_full(fd, hdr, sizeof hdr);
+    if (rc < 0) return rc;
+    mproc__frame_hdr h;
+    if ((rc = mproc__hdr_decode(hdr, sizeof hdr, &h)) < 0) return rc;
+    uint8_t *f = malloc(sizeof hdr + h.length);
+    if (!f) return mproc__error(MPROC_ENOMEM, "worker: no memory for a %u-byte frame", h.length);
+    memcpy(f, hdr, sizeof hdr);
+    if ((rc = read_full(fd, f + sizeof hdr, h.length)) < 0) {
+        free(f);
+        return rc;
+    }
+    *frame = f;
+    *len = sizeof hdr + h.length;
+    return 0;
+}
+
+/* Writes a whole frame on a blocking or non-blocking socket; MSG_NOSIGNAL so a dead peer is
+ * an error, not SIGPIPE. On EAGAIN calls drain(arg) (may be NULL) to keep reading. */
+static int write_frame(int fd, const struct iovec *iov_in, int iovcnt,
+                       int (*drain)(void *arg), void *arg) {
+    struct iovec iov[16];
+    if (iovcnt > 16 || iovcnt < 1) return mproc__error(MPROC_EINVAL, "send: 1..16 iovecs");
+    memcpy(iov, iov_in, (size_t)iovcnt * sizeof *iov);
+    struct iovec *cur = iov;
+    while (iovcnt > 0) {
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = cur;
+        m.msg_iovlen = (size_t)iovcnt;
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int rc = drain ? drain(arg) : 0;
+                if (rc < 0) return rc;
+                continue;
+            }
+            return MPROC_EWORKER;
+        }
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= cur->iov_len) {
+            left -= cur->iov_len;
+            cur++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            cur->iov_base = (uint8_t *)cur->iov_base + left;
+            cur->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
+    return write_frame(*(int *)impl, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
+}
+
+static void worker_main(int fd, int index, pid_t master) {
+    /* Die with the master even mid-task; Ctrl-C is the master's to handle. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != master) _exit(1);
+    signal(SIGINT, SIG_IGN);
+    /* A crash must end the worker with its real signal (so the master can name it), not in a
+     * handler the master installed for itself (a test runner's, say). */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t k = 0; k < sizeof fatal / sizeof *fatal; k++) signal(fatal[k], SIG_DFL);
+    char name[32];
+    snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
+    mproc__set_identity(name, index);
+    mproc__wchan ch = {&fd, child_recv, child_send, NULL};
+    int rc = mproc__worker_serve(&ch, index);
+    fflush(NULL);
+    _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
+}
+
+/* ---- master side: spawning ---------------------------------------------------------------- */
+
+static int spawn_worker(mproc__group *g, int i) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return mproc__error(MPROC_ESYS, "socketpair: %s", strerror(errno));
+    mproc__fork_track_fd(sv[0]);
+    worker_counter++;
+    pid_t master = getpid();
+    pid_t pid = mproc__fork(sv[1]);
+    if (pid == 0) {
+        close(sv[0]);
+        worker_main(sv[1], i, master);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        mproc__fork_untrack_fd(sv[0]);
+        close(sv[0]);
+        return MPROC_ESYS;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    fworker *w = &g->w[i];
+    free(w->frame);
+    memset(w, 0, sizeof *w);
+    w->pid = pid;
+    w->fd = sv[0];
+    g->spawned++;
+    return 0;
+}
+
+static void close_worker_fd(fworker *w) {
+    if (w->fd >= 0) {
+        mproc__fork_untrack_fd(w->fd);
+        close(w->fd);
+        w->fd = -1;
+    }
+    free(w->frame);
+    w->frame = NULL;
+    w->hdr_got = w->got = w->frame_len = 0;
+}
+
+/* Reaps a worker whose socket closed: give it a moment to exit on its own (so its real status
+ * is reported), then kill it. */
+static void reap_worker(fworker *w, mproc__event *ev, const char *cause) {
+    int status = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 200 && r == 0; i++) {
+        r = mproc__waitpid(w->pid, &status, WNOHANG);
+        if (r == 0) usleep(i < 20 ? 100 : 1000);
+    }
+    if (r == 0) {
+        kill(w->pid, SIGKILL);
+        r = mproc__waitpid(w->pid, &status, 0);
+    }
+    char how[96] = "was already reaped";
+    if (r == w->pid) {
+        mproc__describe_exit(status, how, sizeof how);
+        ev->exitcode = mproc__exitcode(status);
+    }
+    if (cause) snprintf(ev->why, sizeof ev->why, "%s; %s", cause, how);
+    else snprintf(ev->why, sizeof ev->why, "%s", how);
+    w->pid = 0;
+}
+
+static void worker_died(mproc__group *g, int i, mproc__event *ev, const char *cause) {
+    fworker *w = &g->w[i];
+    memset(ev, 0, sizeof *ev);
+    ev->kind = MPROC__EV_DIED;
+    ev->worker = i;
+    ev->pid = (long)w->pid;
+    if (cause) kill(w->pid, SIGKILL); /* garbage on the wire: the worker is not to be trusted */
+    close_worker_fd(w);
+    reap_worker(w, ev, cause);
+}
+
+/* ---- master side: receiving ---------------------------------------------------------------- */
+
+/* Reads what is available from worker i. Returns 1 with *ev set when a frame completed or the
+ * worker died, 0 when more bytes are needed. */
+static int read_worker(mproc__group *g, int i, mproc__event *ev) {
+    fworker *w = &g->w[i];
+    for (;;) {
+        uint8_t *dst;
+        size_t want;
+        if (!w->frame) {
+            dst = w->hdr + w->hdr_got;
+            want = MPROC__WIRE_HDR_SIZE - w->hdr_got;
+        } else {
+            dst = w->frame + w->got;
+            want = w->frame_len - w->got;
+        }
+        ssize_t r = want ? read(w->fd, dst, want) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (r <= 0 && want) {
+            const char *cause = (w->hdr_got || w->frame) ? "closed its channel mid-frame" : NULL;
+            worker_died(g, i, ev, cause);
+            return 1;
+        }
+        if (!w->frame) {
+            w->hdr_got += (size_t)r;
+            if (w->hdr_got < MPROC__WIRE_HDR_SIZE) continue;
+            mproc__frame_hdr h;
+            if (mproc__hdr_decode(w->hdr, sizeof w->hdr, &h) < 0) {
+                char cause[96];
+                snprintf(cause, sizeof cause, "sent a malformed frame (%.60s)", mproc_last_error());
+                worker_died(g, i, ev, cause);
+                return 1;
+            }
+            w->frame_len = MPROC__WIRE_HDR_SIZE + (size_t)h.length;
+            w->frame = malloc(w->frame_len);
+            if (!w->frame) {
+                worker_died(g, i, ev, "sent a frame too large for memory");
+                return 1;
+            }
+            memcpy(w->frame, w->hdr, MPROC__WIRE_HDR_SIZE);
+            w->got = MPROC__WIRE_HDR_SIZE;
+        } else {
+            w->got += (size_t)r;
+        }
+        if (w->frame && w->got == w->frame_len) {
+            memset(ev, 0, sizeof *ev);
+            ev->kind = MPROC__EV_FRAME;
+            ev->worker = i;
+            ev->frame = w->frame;
+            ev->frame_len = w->frame_len;
+            w->frame = NULL;
+            w->hdr_got = w->got = w->frame_len = 0;
+            return 1;
+        }
+    }
+}
+
+static int enqueue(mproc__group *g, const mproc__event *ev) {
+    queued *q = malloc(sizeof *q);
+    if (!q) return mproc__error(MPROC_ENOMEM, "no memory to queue a worker event");
+    q->ev = *ev;
+    q->next = NULL;
+    if (g->tail) g->tail->next = q;
+    else g->head = q;
+    g->tail = q;
+    return 0;
+}
+
+static int dequeue(mproc__group *g, mproc__event *ev) {
+    queued *q = g->head;
+    if (!q) return 0;
+    *ev = q->ev;
+    g->head = q->next;
+    if (!g->head) g->tail = NULL;
+    free(q);
+    return 1;
+}
+
+/* poll()s every live worker plus the wake fd; ms < 0 waits forever. Returns ready count. */
+static int poll_group(mproc__group *g, int ms) {
+    for (int i = 0; i < g->n; i++) {
+        g->pfds[i].fd = g->w[i].fd; /* -1 is ignored by poll */
+        g->pfds[i].events = POLLIN;
+        g->pfds[i].revents = 0;
+    }
+    g->pfds[g->n].fd = g->wake_fd;
+    g->pfds[g->n].events = POLLIN;
+    g->pfds[g->n].revents = 0;
+    int r;
+    do r = poll(g->pfds, (nfds_t)g->n + 1, ms);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* Reads every readable worker once, queueing what completes. Used while a send waits. */
+static int drain_group(void *arg) {
+    mproc__group *g = arg;
+    if (poll_group(g, 10) <= 0) return 0;
+    for (int i = 0; i < g->n; i++) {
+        if (!g->pfds[i].revents || g->w[i].fd < 0) continue;
+        mproc__event ev;
+        while (g->w[i].fd >= 0 && read_worker(g, i, &ev))
+            if (enqueue(g, &ev) < 0) return MPROC_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- the ops ------------------------------------------------------------------------------ */
+
+static int fork_init(int *argc, char ***argv) { return 0; }
+static int fork_finalize(void) { return 0; }
+static int fork_max_workers(void) { return 4096; }
+
+static void fork_group_stop(mproc__group *g, int graceful);
+
+static int fork_group_start(int n, mproc__group **out) {
+    *out = NULL;
+    mproc__group *g = calloc(1, sizeof *g);
+    if (!g) return mproc__error(MPROC_ENOMEM, "no memory for a worker group");
+    g->n = n;
+    g->w = calloc((size_t)n, sizeof *g->w);
+    g->pfds = calloc((size_t)n + 1, sizeof *g->pfds);
+    g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!g->w || !g->pfds || g->wake_fd < 0) {
+        int rc = mproc__error(MPROC_ESYS, "cannot set up %d workers: %s", n, strerror(errno));
+        free(g->w), free(g->pfds);
+        if (g->wake_fd >= 0) close(g->wake_fd);
+        free(g);
+        return rc;
+    }
+    mproc__fork_track_fd(g->wake_fd);
+    for (int i = 0; i < n; i++) g->w[i].fd = -1;
+    for (int i = 0; i < n; i++) {
+        int rc = spawn_worker(g, i);
+        if (rc < 0) {
+            fork_group_stop(g, 0);
+            return rc;
+        }
+    }
+    *out = g;
+    return 0;
+}
+
+static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt) {
+    if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
+    if (g->w[worker].fd < 0) return MPROC_EWORKER;
+    int rc = write_frame(g->w[worker].fd, iov, iovcnt, drain_group, g);
+    if (rc == MPROC_EWORKER) {
+        /* Its EOF (and so its DIED event) will be seen by the next wait. */
+        return mproc__error(MPROC_EWORKER, "worker %d closed its channel", worker);
+    }
+    return rc;
+}
+
+static int fork_wait(mproc__group *g, double timeout, mproc__event *ev) {
+    if (dequeue(g, ev)) return 0;
+    double deadline = mproc__deadline(timeout);
+    for (;;) {
+        double left = mproc__remaining(deadline);
+        int ms = left < 0 ? -1 : (int)(left * 1000.0 + 0.999);
+        int r = poll_group(g, ms);
+        if (r < 0) return mproc__error(MPROC_ESYS, "poll: %s", strerror(errno));
+        if (r == 0 && left >= 0 && mproc__remaining(deadline) <= 0) {
+            memset(ev, 0, sizeof *ev);
+            ev->kind = MPROC__EV_TIMEOUT;
+            return 0;
+        }
+        for (int k = 0; k < g->n; k++) {
+            int i = (g->next_start + k) % g->n;
+            if (!g->pfds[i].revents || g->w[i].fd < 0) continue;
+            if (read_worker(g, i, ev)) {
+                g->next_start = (i + 1) % g->n;
+                return 0;
+            }
+        }
+        if (g->pfds[g->n].revents) {
+            uint64_t v;
+            while (read(g->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {}
+            memset(ev, 0, sizeof *ev);
+            ev->kind = MPROC__EV_WAKE;
+            return 0;
+        }
+    }
+}
+
+static void fork_wake(mproc__group *g) {
+    uint64_t one = 1;
+    while (write(g->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
+static int fork_kill_worker(mproc__group *g, int worker) {
+    if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "kill: no worker %d", worker);
+    if (g->w[worker].pid > 0) kill(g->w[worker].pid, SIGKILL);
+    return 0;
+}
+
+/* Asks a live worker to leave (SHUTDOWN), waits for it briefly, kills it if it lingers. */
+static void retire_worker(mproc__group *g, int i, int graceful) {
+    fworker *w = &g->w[i];
+    if (w->pid <= 0) {
+        close_worker_fd(w);
+        return;
+    }
+    if (graceful && w->fd >= 0) {
+        uint8_t f[MPROC__WIRE_HDR_SIZE];
+        mproc__hdr_encode(f, MPROC__FRAME_SHUTDOWN, 0, 0, 0);
+        struct iovec iov = {f, sizeof f};
+        write_frame(w->fd, &iov, 1, NULL, NULL);
+    } else {
+        kill(w->pid, SIGKILL);
+    }
+    close_worker_fd(w);
+    int status;
+    if (mproc__wait_child(w->pid, graceful ? 5.0 : -1.0, &status) == MPROC_ETIMEDOUT) {
+        kill(w->pid, SIGKILL);
+        mproc__waitpid(w->pid, &status, 0);
+    }
+    w->pid = 0;
+}
+
+static int fork_restart_worker(mproc__group *g, int worker) {
+    if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "restart: no worker %d", worker);
+    retire_worker(g, worker, 1);
+    return spawn_worker(g, worker);
+}
+
+static long fork_worker_pid(mproc__group *g, int worker) {
+    return (worker >= 0 && worker < g->n) ? (long)g->w[worker].pid : 0;
+}
+
+static void fork_group_stop(mproc__group *g, int graceful) {
+    if (!g) return;
+    for (int i = 0; i < g->n; i++) retire_worker(g, i, graceful);
+    mproc__event ev;
+    while (dequeue(g, &ev)) free(ev.frame);
+    mproc__fork_untrack_fd(g->wake_fd);
+    close(g->wake_fd);
+    free(g->w);
+    free(g->pfds);
+    free(g);
+}
+
+const mproc__backend_ops mproc__backend_fork = {
+    MPROC__BACKEND_VERSION, "fork",  fork_init,           fork_finalize,    fork_max_workers,
+    fork_group_start,       fork_send, fork_wait,         fork_wake,        fork_kill_worker,
+    fork_restart_worker,    fork_worker_pid, fork_group_stop, mproc__fork_proc_start,
+    mproc__fork_proc_wait,  mproc__fork_proc_signal, mproc__fork_proc_free,
+};

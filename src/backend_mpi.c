@@ -1,0 +1,597 @@
+/* backend_mpi.c - the MPI backend's master side (rank 0) and its table of operations.
+ *
+ * Rank 0 is the master; every other rank is a worker that never returns from init (mpi_rank.c).
+ * A pool group is the worker ranks 1..n (worker index i = rank i+1); only one group lives at a
+ * time, and stopping it leaves the ranks serving so a later pool reuses them; they get SHUTDOWN
+ * in finalize. A Process runs as a forked child of a worker rank, which reports its pid and its
+ * exit over PROC_* frames.
+ *
+ * Nobody owns the receive side: whichever thread waits (the pool's result thread in wait(), a
+ * user thread in proc_wait(), a sender whose peer is slow) polls MPI and routes every frame to
+ * its owner: the group's event queue or the child record. Polling never spins for long: Open
+ * MPI's blocking receive would burn a core, so we MPI_Improbe with a short spin, then sleep on a
+ * condition variable with a backoff that grows to 1 ms (wake() and routed frames cut it short).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "internal.h"
+#include "mpi_internal.h"
+#include "wire.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Master state: the live group, the Processes, per-rank bookkeeping. All under the lock.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct evnode {
+    struct evnode *next;
+    int worker;
+    uint8_t *frame;
+    size_t len;
+} evnode;
+
+struct mproc__group {
+    int n;
+    atomic_int woken;
+    evnode *head, *tail; /* frames for this group, routed by whichever thread received them */
+};
+
+enum { CH_STARTING, CH_RUNNING, CH_EXITED, CH_FAILED };
+
+struct mproc__child {
+    mproc__child *next;
+    uint64_t id;   /* ours, in the PROC_* frames' header */
+    int rank;      /* the worker rank whose child it is */
+    int state;
+    long pid;
+    int exitcode;
+    int status;    /* CH_FAILED: why the rank could not start it */
+    char why[200];
+};
+
+static struct {
+    mproc__group *group;   /* the live group, or NULL */
+    long *pid;             /* per rank: its pid, from its start message */
+    uint32_t *outstanding; /* per rank: TASK/INIT frames of the live group not yet answered */
+    uint32_t *drop;        /* per rank: replies still due to a stopped group, to discard */
+    uint32_t *nchild;      /* per rank: Processes running there */
+    mproc__child *children;
+    uint64_t child_seq;
+    int rr;                /* where the next least-loaded search starts */
+} M;
+
+static void route_result(int src, uint8_t *f, size_t len) {
+    /* A rank answers in order, so the first drop[src] replies are the stopped group's. */
+    if (M.drop[src] > 0) {
+        M.drop[src]--;
+        free(f);
+        return;
+    }
+    mproc__group *g = M.group;
+    if (!g || src - 1 >= g->n) {
+        free(f);
+        return;
+    }
+    if (M.outstanding[src] > 0) M.outstanding[src]--;
+    evnode *e = malloc(sizeof *e);
+    if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
+    *e = (evnode){NULL, src - 1, f, len};
+    if (g->tail)
+        g->tail->next = e;
+    else
+        g->head = e;
+    g->tail = e;
+}
+
+static mproc__child *child_find(uint64_t id) {
+    for (mproc__child *c = M.children; c; c = c->next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
+    mproc__child *c = child_find(mproc__get_u64(f + 8));
+    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
+    size_t n = len - MPROC__WIRE_HDR_SIZE;
+    if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
+        if (n < MPROC__MPI_STARTED_MIN) mproc__mpi_fatal("rank %d: short PROC_STARTED frame", src);
+        c->status = (int32_t)mproc__get_u32(p);
+        c->pid = (long)mproc__get_u32(p + 4);
+        if (c->status < 0) {
+            size_t m = n - MPROC__MPI_STARTED_MIN;
+            if (m >= sizeof c->why) m = sizeof c->why - 1;
+            memcpy(c->why, p + MPROC__MPI_STARTED_MIN, m);
+            c->why[m] = '\0';
+            c->state = CH_FAILED;
+        } else {
+            c->state = CH_RUNNING;
+        }
+    } else if (c && c->rank == src && kind == MPROC__FRAME_PROC_EXIT) {
+        if (n < 4) mproc__mpi_fatal("rank %d: short PROC_EXIT frame", src);
+        c->exitcode = (int32_t)mproc__get_u32(p);
+        c->state = CH_EXITED;
+        if (M.nchild[src] > 0) M.nchild[src]--;
+    }
+    free(f); /* a child already freed by the core: nobody to tell */
+}
+
+/* The master's sink: every frame from a worker rank goes to its owner, then waiters look. */
+static void route(int src, uint8_t *f, size_t len) {
+    uint16_t kind = mproc__get_u16(f + 6);
+    switch (kind) {
+    case MPROC__FRAME_RESULT:
+    case MPROC__FRAME_INIT_RESULT:
+        route_result(src, f, len);
+        break;
+    case MPROC__FRAME_PROC_STARTED:
+    case MPROC__FRAME_PROC_EXIT:
+        route_child(src, kind, f, len);
+        break;
+    default:
+        mproc__mpi_fatal("rank %d sent the master an unexpected frame of kind %u", src,
+                         (unsigned)kind);
+    }
+    pthread_cond_broadcast(&mproc__mpi.cv);
+}
+
+/* Lock held. Polls and sleeps until done(arg) or the deadline: 1 if done. */
+static int wait_until(int (*done)(const void *), const void *arg, double deadline) {
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    for (;;) {
+        if (done(arg)) return 1;
+        if (mproc__mpi_drain(route) > 0) continue;
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) return 0;
+        mproc__mpi_backoff_wait(&bo, deadline);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start-up: MPI, the communicator, the ranks' start messages and the task-table check.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Seconds the master waits for every rank to reach mproc_init (MPROC_MPI_START_TIMEOUT). */
+static double start_timeout(void) {
+    const char *s = getenv("MPROC_MPI_START_TIMEOUT");
+    if (!s || !*s) return 120.0;
+    double t = strtod(s, NULL);
+    return t > 0 ? t : -1.0;
+}
+
+/* MPI_Comm_idup polled with backoff: a rank that is slow to reach mproc_init must not make the
+ * others spin in a blocking collective. */
+static void dup_world(double deadline) {
+    MPI_Request req;
+    MPI_Comm comm;
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    mproc__mpi_ok(MPI_Comm_idup(MPI_COMM_WORLD, &comm, &req), "MPI_Comm_idup");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    for (;;) {
+        int flag = 0;
+        mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+        if (flag) break;
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0)
+            mproc__mpi_fatal("not every rank called mproc_init within %.0f s: every rank runs the "
+                             "same program (set MPROC_MPI_START_TIMEOUT=seconds, 0 = forever)",
+                             start_timeout());
+        mproc__mpi_backoff_wait(&bo, deadline);
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    /* Our errors come back as codes, so a failure is reported by mproc, not by a bare abort. */
+    mproc__mpi_ok(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    mproc__mpi.comm = comm;
+}
+
+/* One start message (pid, or HELLO with the task table) from a rank; returns 1 when new. */
+static int take_hello(int src, const uint8_t *f, size_t len, unsigned char *seen) {
+    uint16_t kind = mproc__get_u16(f + 6);
+    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
+    size_t n = len - MPROC__WIRE_HDR_SIZE;
+    if (kind == MPROC__FRAME_PROC_STARTED && mproc__get_u64(f + 8) == 0 && !(seen[src] & 1) &&
+        n >= MPROC__MPI_STARTED_MIN) {
+        M.pid[src] = (long)mproc__get_u32(p + 4);
+        seen[src] |= 1;
+        return 1;
+    }
+    if (kind != MPROC__FRAME_HELLO || (seen[src] & 2) || n < 12 ||
+        mproc__get_u32(f + 20) != (uint32_t)(src - 1))
+        mproc__mpi_fatal("rank %d sent a frame of kind %u instead of its HELLO: is every rank "
+                         "running the same version of mproc?", src, (unsigned)kind);
+    uint64_t fp = mproc__get_u64(p), mine = mproc__registry_fingerprint();
+    uint32_t cnt = mproc__get_u32(p + 8);
+    size_t mycnt = mproc__registry_count();
+    if (fp != mine || cnt != mycnt)
+        mproc__mpi_fatal("rank %d has a different task table (fingerprint 0x%016llx with %u "
+                         "tasks; rank 0 has 0x%016llx with %zu tasks): build every rank from the "
+                         "same program",
+                         src, (unsigned long long)fp, (unsigned)cnt, (unsigned long long)mine,
+                         mycnt);
+    seen[src] |= 2;
+    return 1;
+}
+
+/* Names the ranks that never sent their start messages, then aborts. */
+_Noreturn static void missing_ranks(const unsigned char *seen) {
+    char list[256] = "";
+    size_t at = 0;
+    for (int r = 1; r < mproc__mpi.size && at + 16 < sizeof list; r++)
+        if (seen[r] != 3) at += (size_t)snprintf(list + at, sizeof list - at, " %d", r);
+    mproc__mpi_fatal("rank(s)%s did not finish mproc_init within %.0f s (set "
+                     "MPROC_MPI_START_TIMEOUT=seconds, 0 = forever)", list, start_timeout());
+}
+
+/* Collects every worker rank's pid and HELLO; a task table that differs ends the job. */
+static void collect_hellos(double deadline) {
+    int size = mproc__mpi.size, left = 2 * (size - 1);
+    unsigned char *seen = calloc((size_t)size, 1);
+    if (!seen) mproc__mpi_fatal("master: out of memory at start");
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    while (left > 0) {
+        int src = -1;
+        uint8_t *f = NULL;
+        size_t len = 0;
+        int rc = mproc__mpi_try_recv(MPI_ANY_SOURCE, &src, &f, &len);
+        if (rc < 0) mproc__mpi_fatal("master: %s", mproc_last_error());
+        if (rc == 0) {
+            if (deadline >= 0 && mproc__remaining(deadline) <= 0) missing_ranks(seen);
+            mproc__mpi_backoff_wait(&bo, deadline);
+            continue;
+        }
+        left -= take_hello(src, f, len, seen);
+        free(f);
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    free(seen);
+}
+
+static void master_start(double deadline) {
+    size_t n = (size_t)mproc__mpi.size;
+    M.pid = calloc(n, sizeof *M.pid);
+    M.outstanding = calloc(n, sizeof *M.outstanding);
+    M.drop = calloc(n, sizeof *M.drop);
+    M.nchild = calloc(n, sizeof *M.nchild);
+    if (!M.pid || !M.outstanding || !M.drop || !M.nchild)
+        mproc__mpi_fatal("master: out of memory at start");
+    M.pid[0] = (long)getpid();
+    collect_hellos(deadline);
+}
+
+static void cv_init(void) {
+    /* A monotonic clock: the backoff's sleeps must not jump with the wall clock. */
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&mproc__mpi.cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static int mpi_init(int *argc, char ***argv) {
+    int inited = 0, finalized = 0, rank = 0, size = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (finalized)
+        return mproc__error(MPROC_ESTATE, "mpi: MPI is already finalized; call mproc_init first");
+    if (!inited) {
+        /* SERIALIZED is all we need: one lock covers every MPI call mproc makes, so MULTIPLE
+         * would only add Open MPI's own locking to each call. */
+        int provided = 0;
+        int rc = argc && argv ? MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided)
+                              : MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+        if (rc != MPI_SUCCESS) return mproc__error(MPROC_ESYS, "mpi: MPI_Init_thread failed");
+        mproc__mpi.we_initialized = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size == 1) {
+        /* No worker ranks: the core falls back to fork. A process that initialized MPI must
+         * finalize it, or mpirun calls the run a failure. */
+        if (mproc__mpi.we_initialized) MPI_Finalize();
+        mproc__mpi.we_initialized = 0;
+        return 1;
+    }
+    cv_init();
+    mproc__mpi.rank = rank;
+    double deadline = rank == 0 ? mproc__deadline(start_timeout()) : -1.0;
+    dup_world(deadline);
+    mproc__mpi.size = size;
+    if (rank != 0) mproc__mpi_rank_main();
+    master_start(deadline);
+    mproc__mpi.ready = 1;
+    return 0;
+}
+
+static int mpi_finalize(void) {
+    if (!mproc__mpi.ready || mproc__mpi.rank != 0) return 0;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    for (int r = 1; r < mproc__mpi.size; r++)
+        mproc__mpi_send_hdr(r, MPROC__FRAME_SHUTDOWN, 0, 0, mproc__mpi_discard);
+    /* Ranks may still be answering a terminated pool; keep taking (and dropping) their frames
+     * until all have left their serve loops, so none is stuck in a send at MPI_Finalize. */
+    mproc__mpi_quiesce(mproc__mpi_discard);
+    while (M.children) {
+        mproc__child *c = M.children;
+        M.children = c->next;
+        free(c);
+    }
+    free(M.pid);
+    free(M.outstanding);
+    free(M.drop);
+    free(M.nchild);
+    memset(&M, 0, sizeof M);
+    MPI_Comm_free(&mproc__mpi.comm);
+    mproc__mpi.ready = 0;
+    mproc__mpi.size = 0;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    if (mproc__mpi.we_initialized) MPI_Finalize(); /* a program's own MPI is the program's */
+    mproc__mpi.we_initialized = 0;
+    return 0;
+}
+
+static int mpi_max_workers(void) { return mproc__mpi.size > 1 ? mproc__mpi.size - 1 : 0; }
+
+/* ---------------------------------------------------------------------------------------------
+ * Groups: the worker ranks serving one pool.
+ * ------------------------------------------------------------------------------------------- */
+
+static int mpi_group_start(int n, mproc__group **out) {
+    *out = NULL;
+    if (n < 1) return mproc__error(MPROC_EINVAL, "mpi: a pool needs at least one worker");
+    if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
+    mproc__group *g = calloc(1, sizeof *g);
+    if (!g) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a pool");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (M.group) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        free(g);
+        return mproc__error(MPROC_EBUSY, "mpi: another pool is using the worker ranks; under MPI "
+                                         "one pool runs at a time (free it first)");
+    }
+    g->n = n < mproc__mpi.size - 1 ? n : mproc__mpi.size - 1;
+    atomic_init(&g->woken, 0);
+    M.group = g;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    *out = g;
+    return 0;
+}
+
+static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt) {
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
+    if (!g || worker < 0 || worker >= g->n || !iov || iovcnt < 1)
+        return mproc__error(MPROC_EINVAL, "mpi send: no worker %d in this pool", worker);
+    if (mproc__iov_total(iov, iovcnt) < sizeof hdr)
+        return mproc__error(MPROC_EINVAL, "mpi send: a frame without a header");
+    mproc__mpi_iov_copy(iov, iovcnt, 0, hdr, sizeof hdr);
+    uint16_t kind = mproc__get_u16(hdr + 6);
+    /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
+    if (kind == MPROC__FRAME_SHUTDOWN) return 0;
+    int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT, r = worker + 1, rc;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (g != M.group) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        return mproc__error(MPROC_ECLOSED, "mpi send: the pool's workers are stopped");
+    }
+    /* Counted before sending: the reply can arrive while this send still waits. */
+    if (counted) M.outstanding[r]++;
+    rc = mproc__mpi_send_frame(r, iov, iovcnt, route);
+    if (rc < 0 && counted) M.outstanding[r]--;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+static int group_ready(const void *arg) {
+    const mproc__group *g = arg;
+    return g->head != NULL || atomic_load(&g->woken);
+}
+
+static int mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
+    memset(ev, 0, sizeof *ev);
+    if (!g) return mproc__error(MPROC_EINVAL, "mpi wait: no group");
+    double deadline = mproc__deadline(timeout);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    wait_until(group_ready, g, deadline);
+    if (atomic_exchange(&g->woken, 0)) {
+        /* A wake first: it means new work or a stop, and queued frames keep. */
+        ev->kind = MPROC__EV_WAKE;
+    } else if (g->head) {
+        evnode *e = g->head;
+        g->head = e->next;
+        if (!g->head) g->tail = NULL;
+        ev->kind = MPROC__EV_FRAME;
+        ev->worker = e->worker;
+        ev->frame = e->frame;
+        ev->frame_len = e->len;
+        free(e);
+    } else {
+        ev->kind = MPROC__EV_TIMEOUT;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return 0;
+}
+
+static void mpi_wake(mproc__group *g) {
+    if (!g) return;
+    atomic_store(&g->woken, 1);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    pthread_cond_broadcast(&mproc__mpi.cv);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+}
+
+static int mpi_kill_worker(mproc__group *g, int worker) {
+    (void)g;
+    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot kill or replace an MPI rank (worker %d): "
+                                         "a task that must be stopped needs the fork backend",
+                        worker);
+}
+
+static int mpi_restart_worker(mproc__group *g, int worker) {
+    (void)g;
+    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot replace an MPI rank (worker %d)", worker);
+}
+
+static long mpi_worker_pid(mproc__group *g, int worker) {
+    if (!g || worker < 0 || worker >= g->n || !M.pid) return 0;
+    return M.pid[worker + 1];
+}
+
+static void mpi_group_stop(mproc__group *g, int graceful) {
+    (void)graceful; /* ranks are never stopped with a pool; see the file comment */
+    if (!g) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
+    for (int r = 1; r <= g->n && M.outstanding; r++) {
+        M.drop[r] += M.outstanding[r];
+        M.outstanding[r] = 0;
+    }
+    while (g->head) {
+        evnode *e = g->head;
+        g->head = e->next;
+        free(e->frame);
+        free(e);
+    }
+    if (M.group == g) M.group = NULL;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    free(g);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Processes: a forked child of a worker rank.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The least busy worker rank (pool tasks queued there plus its Processes); ties rotate. */
+static int pick_rank(void) {
+    int nw = mproc__mpi.size - 1, best = 1;
+    uint32_t best_load = UINT32_MAX;
+    for (int k = 0; k < nw; k++) {
+        int r = 1 + (M.rr + k) % nw;
+        uint32_t load = M.outstanding[r] + M.nchild[r];
+        if (load < best_load) {
+            best = r;
+            best_load = load;
+        }
+    }
+    M.rr = best % nw;
+    return best;
+}
+
+static void child_unlink(mproc__child *c) {
+    for (mproc__child **pp = &M.children; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    if (c->state != CH_EXITED && M.nchild[c->rank] > 0) M.nchild[c->rank]--;
+}
+
+static int child_started(const void *arg) {
+    return ((const mproc__child *)arg)->state != CH_STARTING;
+}
+
+static int child_exited(const void *arg) {
+    return ((const mproc__child *)arg)->state == CH_EXITED;
+}
+
+/* Lock held. Sends PROC_START for c and waits for the rank's answer. */
+static int send_start(mproc__child *c, const mproc_task *t, const void *arg, size_t len,
+                      const char *name) {
+    size_t nlen = strlen(name);
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE], pre[MPROC__MPI_START_PREFIX];
+    mproc__hdr_encode(hdr, MPROC__FRAME_PROC_START, c->id,
+                      (uint32_t)(MPROC__MPI_START_PREFIX + nlen + len), (uint32_t)t->id);
+    mproc__put_u32(pre, (uint32_t)t->id);
+    mproc__put_u32(pre + 4, (uint32_t)nlen);
+    struct iovec iov[4] = {{hdr, sizeof hdr}, {pre, sizeof pre}, {(void *)name, nlen},
+                           {(void *)arg, len}};
+    int rc = mproc__mpi_send_frame(c->rank, iov, 4, route);
+    if (rc < 0) return rc;
+    wait_until(child_started, c, -1.0);
+    if (c->state == CH_FAILED)
+        return mproc__error(c->status, "Process %s: rank %d could not start it: %s", name, c->rank,
+                            c->why);
+    return 0;
+}
+
+static int mpi_proc_start(const mproc_task *target, const void *arg, size_t len, const char *name,
+                          mproc__child **out, long *pid) {
+    *out = NULL;
+    if (pid) *pid = 0;
+    if (!target || target->id < 0 || (!arg && len))
+        return mproc__error(MPROC_EINVAL, "mpi proc_start: no task or a NULL argument");
+    if (!name) name = "";
+    size_t nlen = strlen(name);
+    if (nlen > 4096 || len > MPROC__WIRE_MAX_PAYLOAD - MPROC__MPI_START_PREFIX - nlen)
+        return mproc__error(MPROC_ETOOBIG, "mpi proc_start: a %zu-byte argument is too big", len);
+    if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
+    mproc__child *c = calloc(1, sizeof *c);
+    if (!c) return mproc__error(MPROC_ENOMEM, "mpi proc_start: out of memory");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    c->id = ++M.child_seq;
+    c->rank = pick_rank();
+    c->state = CH_STARTING;
+    c->next = M.children;
+    M.children = c;
+    M.nchild[c->rank]++;
+    int rc = send_start(c, target, arg, len, name);
+    if (rc < 0) {
+        child_unlink(c);
+        free(c);
+    } else {
+        *out = c;
+        if (pid) *pid = c->pid;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+static int mpi_proc_wait(mproc__child *c, double timeout, int *exitcode) {
+    if (!c) return mproc__error(MPROC_EINVAL, "mpi proc_wait: no process");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    int done = wait_until(child_exited, c, mproc__deadline(timeout));
+    if (done && exitcode) *exitcode = c->exitcode;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return done ? 0 : MPROC_ETIMEDOUT;
+}
+
+static int mpi_proc_signal(mproc__child *c, int signo) {
+    if (!c || signo <= 0) return mproc__error(MPROC_EINVAL, "mpi proc_signal: bad arguments");
+    int rc = 0;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (c->state == CH_RUNNING)
+        rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, (uint32_t)signo, route);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+static void mpi_proc_free(mproc__child *c) {
+    if (!c) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    child_unlink(c);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    free(c);
+}
+
+const mproc__backend_ops mproc__backend_mpi = {
+    MPROC__BACKEND_VERSION,
+    "mpi",
+    mpi_init,
+    mpi_finalize,
+    mpi_max_workers,
+    mpi_group_start,
+    mpi_send,
+    mpi_wait,
+    mpi_wake,
+    mpi_kill_worker,
+    mpi_restart_worker,
+    mpi_worker_pid,
+    mpi_group_stop,
+    mpi_proc_start,
+    mpi_proc_wait,
+    mpi_proc_signal,
+    mpi_proc_free,
+};

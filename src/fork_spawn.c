@@ -1,0 +1,135 @@
+/* fork_spawn.c - forking children safely from a threaded master (see fork_spawn.h).
+ *
+ * Every master-side socket end is tracked; a new child closes them all, so that when a worker
+ * dies its socket reads EOF in the master at once instead of being held open by a sibling.
+ * The table is guarded by a lock that fork() holds, so a child never sees it half-written.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fork_spawn.h"
+#include "internal.h"
+
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *tracked;
+static size_t n_tracked, cap_tracked;
+
+void mproc__fork_track_fd(int fd) {
+    pthread_mutex_lock(&fd_lock);
+    if (n_tracked == cap_tracked) {
+        size_t cap = cap_tracked ? cap_tracked * 2 : 16;
+        int *p = realloc(tracked, cap * sizeof *p);
+        if (p) {
+            tracked = p;
+            cap_tracked = cap;
+        }
+    }
+    if (n_tracked < cap_tracked) tracked[n_tracked++] = fd;
+    pthread_mutex_unlock(&fd_lock);
+}
+
+void mproc__fork_untrack_fd(int fd) {
+    pthread_mutex_lock(&fd_lock);
+    for (size_t i = 0; i < n_tracked; i++) {
+        if (tracked[i] == fd) {
+            tracked[i] = tracked[--n_tracked];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fd_lock);
+}
+
+pid_t mproc__fork(int keep_fd) {
+    fflush(NULL); /* or the child would write the master's buffered output a second time */
+    pthread_mutex_lock(&fd_lock);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (size_t i = 0; i < n_tracked; i++)
+            if (tracked[i] != keep_fd) close(tracked[i]);
+        /* The lock was held by this thread at fork; the child owns its copy. */
+        pthread_mutex_unlock(&fd_lock);
+        return 0;
+    }
+    int err = errno;
+    pthread_mutex_unlock(&fd_lock);
+    if (pid < 0) mproc__error(MPROC_ESYS, "fork failed: %s", strerror(err));
+    return pid;
+}
+
+int mproc__exitcode(int status) {
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 0;
+}
+
+void mproc__describe_exit(int status, char *buf, size_t len) {
+    if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(buf, len, "ended (wait status 0x%x)", status);
+}
+
+pid_t mproc__waitpid(pid_t pid, int *status, int flags) {
+    pid_t r;
+    do r = waitpid(pid, status, flags);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* pidfd lets a timed wait sleep in poll() until the child ends; older kernels get a backoff. */
+static int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static void nap(double seconds) {
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+int mproc__wait_child(pid_t pid, double timeout, int *status) {
+    if (timeout < 0) {
+        if (mproc__waitpid(pid, status, 0) == pid) return 0;
+        return mproc__error(MPROC_ESYS, "waitpid(%ld): %s", (long)pid, strerror(errno));
+    }
+    double deadline = mproc__deadline(timeout), step = 50e-6;
+    int pfd = open_pidfd(pid);
+    for (;;) {
+        pid_t r = mproc__waitpid(pid, status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0) {
+            if (pfd >= 0) close(pfd);
+            return mproc__error(MPROC_ESYS, "waitpid(%ld): %s", (long)pid, strerror(errno));
+        }
+        double left = mproc__remaining(deadline);
+        if (left <= 0) {
+            if (pfd >= 0) close(pfd);
+            return MPROC_ETIMEDOUT;
+        }
+        if (pfd >= 0) {
+            struct pollfd p = {pfd, POLLIN, 0};
+            poll(&p, 1, (int)(left * 1000) + 1);
+        } else {
+            nap(step < left ? step : left);
+            step = step * 2 < 0.01 ? step * 2 : 0.01;
+        }
+    }
+    if (pfd >= 0) close(pfd);
+    return 0;
+}

@@ -1,0 +1,137 @@
+/* init.c - library lifecycle: choose the backend (fork or MPI) once, start it, and take it
+ * down at finalize, freeing whatever pools and processes the program left open.
+ *
+ * The choice is made before MPI_Init, from MPROC_BACKEND or the launcher's environment, so a
+ * program run without mpirun never touches MPI. The backend table below is the one place a new
+ * backend is added.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "internal.h"
+#include "lifecycle.h"
+
+static const mproc__backend_ops *active;
+static mproc_backend_kind active_kind;
+static int finalized;
+
+static const struct {
+    mproc_backend_kind kind;
+    const mproc__backend_ops *ops;
+} backends[] = {
+    {MPROC_BACKEND_FORK, &mproc__backend_fork},
+    {MPROC_BACKEND_MPI, &mproc__backend_mpi},
+};
+
+const mproc__backend_ops *mproc__backend(void) { return active; }
+mproc_backend_kind mproc_backend(void) { return active ? active_kind : (mproc_backend_kind)0; }
+const char *mproc_backend_name(void) { return active ? active->name : "none"; }
+
+int mproc__require_init(const char *fn) {
+    if (active) return 0;
+    if (finalized) return mproc__error(MPROC_ESTATE, "%s: mproc_finalize() was already called", fn);
+    return mproc__error(MPROC_ENOTINIT, "%s: call mproc_init(&argc, &argv) first", fn);
+}
+
+int mproc_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int mproc_max_workers(void) { return active ? active->max_workers() : 0; }
+
+/* Ranks the launcher says it started: >1 means MPI, 1 means a single rank, 0 unknown/none. */
+static long launcher_size(int *launched) {
+    static const char *size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
+                                      "SLURM_STEP_NUM_TASKS", "MPI_LOCALNRANKS"};
+    *launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMI_RANK") ||
+                getenv("PMIX_RANK");
+    if (!*launched) return 0;
+    for (size_t i = 0; i < sizeof size_vars / sizeof *size_vars; i++) {
+        const char *v = getenv(size_vars[i]);
+        if (v && *v) return strtol(v, NULL, 10);
+    }
+    return 0;
+}
+
+static int choose(mproc_backend_kind *kind) {
+    const char *want = getenv("MPROC_BACKEND");
+    if (want && *want) {
+        if (strcmp(want, "fork") == 0) *kind = MPROC_BACKEND_FORK;
+        else if (strcmp(want, "mpi") == 0) *kind = MPROC_BACKEND_MPI;
+        else
+            return mproc__error(MPROC_EINVAL, "MPROC_BACKEND=%s: expected 'fork' or 'mpi'", want);
+        return 0;
+    }
+    int launched;
+    long size = launcher_size(&launched);
+    *kind = (launched && size != 1) ? MPROC_BACKEND_MPI : MPROC_BACKEND_FORK;
+    return 0;
+}
+
+static const mproc__backend_ops *ops_for(mproc_backend_kind kind) {
+    for (size_t i = 0; i < sizeof backends / sizeof *backends; i++)
+        if (backends[i].kind == kind) return backends[i].ops;
+    return NULL;
+}
+
+/* An MPI launch of a library built without MPI: rank 0 goes on with fork workers, the other
+ * ranks leave quietly, so the job still runs once rather than N times. */
+static int without_mpi_build(int *argc, char ***argv) {
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    if (!rank) rank = getenv("PMI_RANK");
+    if (!rank) rank = getenv("PMIX_RANK");
+    if (rank && strtol(rank, NULL, 10) != 0) _exit(0);
+    fprintf(stderr, "mproc: this library was built without MPI; running on local fork workers\n");
+    active_kind = MPROC_BACKEND_FORK;
+    active = &mproc__backend_fork;
+    return active->init(argc, argv);
+}
+
+static void finalize_at_exit(void) { mproc_finalize(); }
+
+int mproc_init(int *argc, char ***argv) {
+    if (active) return mproc__error(MPROC_ESTATE, "mproc_init: already initialised");
+    if (finalized) return mproc__error(MPROC_ESTATE, "mproc_init: cannot initialise again after finalize");
+    int rc = mproc__registry_freeze();
+    if (rc < 0) return rc;
+    mproc_backend_kind kind = MPROC_BACKEND_FORK;
+    if ((rc = choose(&kind)) < 0) return rc;
+    const mproc__backend_ops *ops = ops_for(kind);
+    if (!ops || ops->version != MPROC__BACKEND_VERSION)
+        return mproc__error(MPROC_ENOTBUILT, "mproc_init: backend %d is not available", (int)kind);
+    rc = ops->init(argc, argv);
+    if (rc == MPROC_ENOTBUILT && kind == MPROC_BACKEND_MPI && !getenv("MPROC_BACKEND"))
+        rc = without_mpi_build(argc, argv);
+    else if (rc == 1) { /* one MPI rank only: run on local fork workers */
+        kind = MPROC_BACKEND_FORK;
+        ops = &mproc__backend_fork;
+        rc = ops->init(argc, argv);
+    }
+    if (rc < 0) return rc;
+    if (!active) {
+        active = ops;
+        active_kind = kind;
+    }
+    atexit(finalize_at_exit);
+    return 0;
+}
+
+int mproc_finalize(void) {
+    if (!active) return 0;
+    mproc__pools_shutdown();
+    mproc__processes_shutdown();
+    const mproc__backend_ops *ops = active;
+    active = NULL;
+    finalized = 1;
+    return ops->finalize();
+}

@@ -1,0 +1,108 @@
+/* mpi_internal.h - what the two halves of the MPI backend share: the communicator and its lock,
+ * the frame transport over MPI messages, and the idle backoff.
+ *
+ * mpi_transport.c holds the transport; backend_mpi.c the master (rank 0: groups, Processes,
+ * init/finalize); mpi_rank.c the worker ranks (their serve channel, Process children, crash
+ * reports). Only these three files include <mpi.h>; the public header never does.
+ *
+ * Transport: a frame (wire.h) travels as one MPI_BYTE message on one tag when it is small; a
+ * big one as a 24-byte header message followed by its payload in pieces of at most
+ * MPROC__MPI_PIECE bytes, sent straight from the caller's iovecs through an hindexed datatype
+ * (no copy). MPI keeps messages of one sender on one tag in order, so the receiver takes the
+ * pieces from the header's sender right after it. Task ids live in the frame header, never in
+ * the tag (tags are bounded by MPI_TAG_UB).
+ *
+ * Locking: every MPI call, and all backend state, is under mproc__mpi.lock; a thread that waits
+ * for something sleeps on mproc__mpi.cv with that lock released, so another thread can poll.
+ */
+#ifndef MPROC_MPI_INTERNAL_H
+#define MPROC_MPI_INTERNAL_H
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define MPROC__MPI_TAG 4242
+/* Frames up to this size are packed into one message (a copy is cheaper than a datatype). */
+#define MPROC__MPI_PACK_MAX (64u * 1024u)
+/* Payload pieces of a big frame: small enough that each completed piece tells a waiting sender
+ * the transfer is moving (its backoff restarts), far below MPI's int count limit. */
+#define MPROC__MPI_PIECE (8u * 1024u * 1024u)
+
+typedef struct mproc__mpi_world {
+    MPI_Comm comm;      /* our dup of MPI_COMM_WORLD: user traffic never meets ours */
+    int rank;
+    int size;
+    int we_initialized; /* mproc called MPI_Init_thread, so mproc calls MPI_Finalize */
+    int ready;          /* init finished on this rank */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;  /* broadcast whenever a frame is routed or wake() is called */
+} mproc__mpi_world;
+
+extern mproc__mpi_world mproc__mpi;
+
+/* Idle backoff: a few polls back to back, then sleeps that double from 2 us to cap_ns. */
+typedef struct mproc__backoff {
+    unsigned polls;
+    long ns;
+    long cap_ns;
+} mproc__backoff;
+
+#define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
+#define MPROC__MPI_SEND_CAP_NS 250000L  /* a pending send is a transfer someone waits on */
+
+void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
+/* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none). */
+void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
+
+/* Receives frames that arrive while a send waits for its peer (see mproc__mpi_send_frame). Takes
+ * ownership of frame. Lock held. */
+typedef void (*mproc__mpi_sink)(int src, uint8_t *frame, size_t len);
+
+/* Lock held. Sends one frame (the iovecs concatenated, header first) to rank dest and returns
+ * when MPI is done with the caller's buffers. While it waits it keeps receiving, handing every
+ * incoming frame to sink: two ranks sending big frames to each other would otherwise deadlock.
+ * 0 or an error (EINVAL/ETOOBIG/ENOMEM). */
+int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink);
+/* Lock held. Sends a frame that is only a header (SHUTDOWN, PROC_SIGNAL). */
+int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink);
+/* Lock held. Takes the next frame from source (or MPI_ANY_SOURCE) if one is there: 1 with *src,
+ * *frame (malloc'd) and *len; 0 if none; MPROC_EPROTO (detail in mproc_last_error()) or
+ * MPROC_ENOMEM. Never blocks while no message is there. */
+int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len);
+
+/* Copies bytes [off, off+len) of the iovecs' concatenation into out. */
+void mproc__mpi_iov_copy(const struct iovec *iov, int iovcnt, size_t off, uint8_t *out,
+                         size_t len);
+/* Lock held. Hands every frame that is waiting to sink; returns how many there were. A frame
+ * that cannot be received or decoded is fatal (mproc__mpi_fatal). */
+int mproc__mpi_drain(mproc__mpi_sink sink);
+/* Lock held. Enters a barrier on our communicator and waits for every rank, handing frames that
+ * arrive meanwhile to sink: afterwards nothing of mproc's is in flight. */
+void mproc__mpi_quiesce(mproc__mpi_sink sink);
+/* A sink that drops frames. */
+void mproc__mpi_discard(int src, uint8_t *frame, size_t len);
+
+/* Prints "mproc: <message>" to stderr and ends the whole job with MPI_Abort: for failures that
+ * no caller could recover from (a peer speaking garbage, MPI itself failing). */
+_Noreturn void mproc__mpi_fatal(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Fatal unless rc is MPI_SUCCESS; what names the call. */
+void mproc__mpi_ok(int rc, const char *what);
+
+/* mpi_rank.c: the body of a worker rank after init; serves until SHUTDOWN, then finalizes MPI
+ * and exits. */
+_Noreturn void mproc__mpi_rank_main(void);
+
+/* PROC_STARTED payload: i32 status (0 or MPROC_E*), u32 pid, then an error message. Also sent
+ * once by every worker rank at start with id 0, to tell the master its pid. */
+#define MPROC__MPI_STARTED_MIN 8u
+/* PROC_START payload: u32 task id, u32 name length, the name, then the argument bytes. */
+#define MPROC__MPI_START_PREFIX 8u
+
+#endif /* MPROC_MPI_INTERNAL_H */

@@ -1,0 +1,341 @@
+/* mpi_rank.c - the life of an MPI worker rank (every rank but 0): it never returns to the
+ * program. It reports its pid, serves task frames with mproc__worker_serve() over an MPI
+ * channel until the master's SHUTDOWN, then finalizes MPI and exits.
+ *
+ * Under MPI a Process runs as a forked child of a worker rank: PROC_START forks it (reply
+ * PROC_STARTED with its pid), PROC_SIGNAL kill()s it, and the receive loop reaps children and
+ * reports PROC_EXIT with Python's exit code (minus the signal number). The loop never blocks in
+ * MPI: it polls with a backoff, so an idle rank leaves its core to ranks that have work.
+ *
+ * A rank that crashes ends the whole job (Open MPI's rule); before it goes, a signal handler
+ * says which rank, which pid and which task, so the user is not left with a bare "exited on
+ * signal 11".
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "internal.h"
+#include "mpi_internal.h"
+#include "wire.h"
+#include "worker.h"
+
+typedef struct rchild {
+    pid_t pid;
+    uint64_t id; /* the master's id for this Process */
+} rchild;
+
+typedef struct qnode {
+    struct qnode *next;
+    uint8_t *frame;
+    size_t len;
+} qnode;
+
+/* Children of this rank, and frames that arrived while this rank was sending. */
+static struct {
+    rchild *kids;
+    size_t nkids, cap;
+    qnode *qhead, *qtail;
+} R;
+
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+/* ---------------------------------------------------------------------------------------------
+ * The channel mproc__worker_serve() talks through.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Frames the master sends while we wait on our own send: kept, in order, for recv. */
+static void queue_sink(int src, uint8_t *frame, size_t len) {
+    (void)src;
+    qnode *q = malloc(sizeof *q);
+    if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
+    *q = (qnode){NULL, frame, len};
+    if (R.qtail)
+        R.qtail->next = q;
+    else
+        R.qhead = q;
+    R.qtail = q;
+}
+
+/* Lock held. */
+static int send_to_master(const struct iovec *iov, int iovcnt) {
+    return mproc__mpi_send_frame(0, iov, iovcnt, queue_sink);
+}
+
+/* Lock held. Reaps children that ended and reports each with PROC_EXIT; returns how many. */
+static int report_exits(void) {
+    int n = 0;
+    for (size_t i = 0; i < R.nkids;) {
+        int st = 0;
+        pid_t r = waitpid(R.kids[i].pid, &st, WNOHANG);
+        if (r == 0 || (r < 0 && errno == EINTR)) {
+            i++;
+            continue;
+        }
+        int code = r < 0 ? 255 : WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+        uint8_t f[MPROC__WIRE_HDR_SIZE + 4];
+        mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, R.kids[i].id, 4, 0);
+        mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
+        R.kids[i] = R.kids[--R.nkids];
+        struct iovec iov = {f, sizeof f};
+        send_to_master(&iov, 1);
+        n++;
+    }
+    return n;
+}
+
+static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
+    (void)impl;
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    for (;;) {
+        if (R.qhead) {
+            qnode *q = R.qhead;
+            R.qhead = q->next;
+            if (!R.qhead) R.qtail = NULL;
+            *frame = q->frame;
+            *len = q->len;
+            free(q);
+            break;
+        }
+        if (report_exits() > 0) {
+            mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+            continue;
+        }
+        int src = 0, rc = mproc__mpi_try_recv(0, &src, frame, len);
+        if (rc < 0)
+            mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
+                             mproc_last_error());
+        if (rc == 1) break;
+        mproc__mpi_backoff_wait(&bo, -1.0);
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return 0;
+}
+
+static int ch_send(void *impl, const struct iovec *iov, int iovcnt) {
+    (void)impl;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    int rc = send_to_master(iov, iovcnt);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Processes: children of this rank.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Answers PROC_START: status 0 and the pid, or an error code and a sentence. */
+static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
+    size_t wl = strlen(why);
+    uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__MPI_STARTED_MIN];
+    mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, id, (uint32_t)(MPROC__MPI_STARTED_MIN + wl), 0);
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)status);
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)pid);
+    struct iovec iov[2] = {{f, sizeof f}, {(void *)why, wl}};
+    return ch_send(NULL, iov, 2);
+}
+
+/* Body of a Process child: it must never touch MPI or return into the rank's loop. */
+_Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
+                                 const char *name, pid_t parent) {
+    /* Its own crash is its exit code (-11), not a rank's death. */
+    for (size_t i = 0; i < sizeof crash_sigs / sizeof *crash_sigs; i++) signal(crash_sigs[i], SIG_DFL);
+#ifdef __linux__
+    /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+#else
+    (void)parent;
+#endif
+    mproc__set_identity(name, -1);
+    int code = mproc__process_main(t, arg, len, name);
+    fflush(NULL);
+    _exit(code & 0xff);
+}
+
+static int start_child(uint64_t id, const uint8_t *p, size_t n) {
+    char why[160];
+    if (n < MPROC__MPI_START_PREFIX || mproc__get_u32(p + 4) > n - MPROC__MPI_START_PREFIX)
+        return mproc__error(MPROC_EPROTO, "worker rank %d: malformed PROC_START", mproc__mpi.rank);
+    uint32_t task_id = mproc__get_u32(p), nlen = mproc__get_u32(p + 4);
+    const uint8_t *arg = p + MPROC__MPI_START_PREFIX + nlen;
+    size_t alen = n - MPROC__MPI_START_PREFIX - nlen;
+    const mproc_task *t = mproc__registry_get(task_id);
+    if (R.nkids == R.cap) {
+        size_t cap = R.cap ? R.cap * 2 : 8;
+        rchild *k = realloc(R.kids, cap * sizeof *k);
+        if (k) {
+            R.kids = k;
+            R.cap = cap;
+        }
+    }
+    char *name = malloc((size_t)nlen + 1);
+    if (!t || !name || R.nkids == R.cap) {
+        free(name);
+        snprintf(why, sizeof why, "%s on rank %d", !t ? "unknown task id" : "out of memory",
+                 mproc__mpi.rank);
+        return reply_started(id, !t ? MPROC_ENOTASK : MPROC_ENOMEM, 0, why);
+    }
+    memcpy(name, p + MPROC__MPI_START_PREFIX, nlen);
+    name[nlen] = '\0';
+    pid_t parent = getpid();
+    fflush(NULL); /* buffered output must not be written twice */
+    pid_t pid = fork();
+    if (pid == 0) child_main(t, arg, alen, name, parent);
+    int err = errno;
+    free(name);
+    if (pid < 0) {
+        snprintf(why, sizeof why, "fork failed on rank %d: %s", mproc__mpi.rank, strerror(err));
+        return reply_started(id, MPROC_ESYS, 0, why);
+    }
+    R.kids[R.nkids++] = (rchild){pid, id};
+    return reply_started(id, 0, pid, "");
+}
+
+static void signal_child(uint64_t id, int signo) {
+    for (size_t i = 0; i < R.nkids; i++)
+        if (R.kids[i].id == id) kill(R.kids[i].pid, signo);
+    /* Not found: it ended already and its PROC_EXIT is on the way; nothing to do. */
+}
+
+static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *frame, size_t len) {
+    (void)impl;
+    switch (kind) {
+    case MPROC__FRAME_PROC_START:
+        return start_child(id, frame + MPROC__WIRE_HDR_SIZE, len - MPROC__WIRE_HDR_SIZE);
+    case MPROC__FRAME_PROC_SIGNAL:
+        signal_child(id, (int)mproc__get_u32(frame + 20));
+        return 0;
+    default:
+        return mproc__error(MPROC_EPROTO, "worker rank %d got an unexpected frame of kind %u",
+                            mproc__mpi.rank, (unsigned)kind);
+    }
+}
+
+/* At shutdown no Process should be left (the master frees them first); if one is, it goes. */
+static void end_children(void) {
+    for (size_t i = 0; i < R.nkids; i++) {
+        kill(R.kids[i].pid, SIGKILL);
+        while (waitpid(R.kids[i].pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    R.nkids = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Crash reports: async-signal-safe, so only write(2) and digits formatted by hand.
+ * ------------------------------------------------------------------------------------------- */
+
+static char crash_prefix[128]; /* "mproc: worker rank R (pid P) died of signal " */
+static size_t crash_prefix_len;
+
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s, size_t max) {
+    for (size_t i = 0; s[i] && i < max && at < cap; i++) buf[at++] = s[i];
+    return at;
+}
+
+static size_t put_u64(char *buf, size_t at, size_t cap, uint64_t v) {
+    char d[20];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0 && at < cap) buf[at++] = d[--n];
+    return at;
+}
+
+static const char *crash_sig_name(int sig) {
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    default: return "?";
+    }
+}
+
+static void crash_handler(int sig) {
+    char buf[512];
+    size_t cap = sizeof buf - 1, at = 0;
+    uint64_t id = 0;
+    const char *task = mproc__running_task(&id);
+    at = put_str(buf, at, cap, crash_prefix, crash_prefix_len);
+    at = put_u64(buf, at, cap, (uint64_t)sig);
+    at = put_str(buf, at, cap, " (", 2);
+    at = put_str(buf, at, cap, crash_sig_name(sig), 8);
+    if (task) {
+        at = put_str(buf, at, cap, ") while running task '", 64);
+        at = put_str(buf, at, cap, task, 200);
+        at = put_str(buf, at, cap, "' (request ", 64);
+        at = put_u64(buf, at, cap, id);
+    } else {
+        at = put_str(buf, at, cap, ") while not running a task", 64);
+    }
+    at = put_str(buf, at, cap, ")\n", 2);
+    ssize_t w = write(2, buf, at);
+    (void)w;
+    /* Die of the same signal (SA_RESETHAND restored the default): Open MPI sees a crash and
+     * ends the job at once. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Installed after MPI_Init, so ours replace Open MPI's backtrace handlers on worker ranks. */
+static void install_crash_handlers(int rank) {
+    snprintf(crash_prefix, sizeof crash_prefix, "mproc: worker rank %d (pid %ld) died of signal ",
+             rank, (long)getpid());
+    crash_prefix_len = strlen(crash_prefix);
+    /* An alternate stack, so a stack overflow is reported too. */
+    stack_t ss = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024, .ss_flags = 0};
+    if (ss.ss_sp) sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = crash_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER | (ss.ss_sp ? SA_ONSTACK : 0);
+    for (size_t i = 0; i < sizeof crash_sigs / sizeof *crash_sigs; i++)
+        sigaction(crash_sigs[i], &sa, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The rank's life.
+ * ------------------------------------------------------------------------------------------- */
+
+_Noreturn void mproc__mpi_rank_main(void) {
+    int rank = mproc__mpi.rank;
+    char name[32];
+    snprintf(name, sizeof name, "Worker-rank-%d", rank);
+    mproc__set_identity(name, rank - 1);
+    install_crash_handlers(rank);
+    mproc__mpi.ready = 1;
+    /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
+    if (reply_started(0, 0, getpid(), "") < 0)
+        mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame};
+    int rc = mproc__worker_serve(&ch, rank - 1);
+    if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
+    end_children();
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__mpi_quiesce(mproc__mpi_discard);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    fflush(NULL);
+    MPI_Comm_free(&mproc__mpi.comm);
+    mproc__mpi.ready = 0;
+    mproc__mpi.size = 0;
+    /* Always finalize here, even if the program initialized MPI: this rank never returns to
+     * the program, and a rank that exits without MPI_Finalize fails the whole mpirun. */
+    MPI_Finalize();
+    exit(0);
+}

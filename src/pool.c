@@ -1,0 +1,650 @@
+/* pool.c - the Pool: its workers, its queue of chunks, and the result thread that feeds the
+ * workers and handles what comes back.
+ *
+ * Each pool has one result thread. It keeps `depth` chunks in flight per worker (so a worker
+ * never waits for the master), matches results to chunks by the id in the frame header, and
+ * handles worker deaths: the chunk a dead worker was running fails (after being split so only
+ * the item that crashed fails, and after any retries), the chunks queued behind it go back to
+ * the queue, and a replacement worker starts. Timeouts kill the worker running a late chunk.
+ * The thread sleeps in the backend's wait() when there is nothing to do.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lifecycle.h"
+#include "pool_internal.h"
+
+pthread_mutex_t mproc__core_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t core_cond;
+static pthread_once_t core_cond_once = PTHREAD_ONCE_INIT;
+static mproc_pool *live_pools;
+
+static void init_core_cond(void) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&core_cond, &a);
+    pthread_condattr_destroy(&a);
+}
+
+void mproc__core_wait(double deadline) {
+    pthread_once(&core_cond_once, init_core_cond);
+    if (deadline < 0) {
+        pthread_cond_wait(&core_cond, &mproc__core_lock);
+        return;
+    }
+    struct timespec ts;
+    ts.tv_sec = (time_t)deadline;
+    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+    pthread_cond_timedwait(&core_cond, &mproc__core_lock, &ts);
+}
+
+void mproc__core_broadcast(void) {
+    pthread_once(&core_cond_once, init_core_cond);
+    pthread_cond_broadcast(&core_cond);
+}
+
+int mproc__pool_check(const mproc_pool *p, const char *fn) {
+    if (!p) return mproc__error(MPROC_EBADHANDLE, "%s: pool is NULL", fn);
+    if (p->magic != MPROC__POOL_MAGIC)
+        return mproc__error(MPROC_EBADHANDLE, "%s: not a live pool (freed or corrupt)", fn);
+    return 0;
+}
+
+void mproc__chunk_free(mproc__chunk *c) {
+    if (!c) return;
+    free(c->owned);
+    free(c);
+}
+
+size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked) {
+    if (asked) return asked;
+    size_t per = (size_t)p->n * 4;
+    size_t cs = n / per + (n % per ? 1 : 0);
+    size_t cap = (1u << 20) / (item_bytes ? item_bytes : 1);
+    if (cs > cap) cs = cap;
+    return cs ? cs : 1;
+}
+
+void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c) {
+    c->next = NULL;
+    if (p->qtail) p->qtail->next = c;
+    else p->qhead = c;
+    p->qtail = c;
+    p->outstanding++;
+    if (p->g) p->be->wake(p->g);
+}
+
+static void push_front(mproc_pool *p, mproc__chunk *c) {
+    c->next = p->qhead;
+    p->qhead = c;
+    if (!p->qtail) p->qtail = c;
+}
+
+/* Settles a chunk for good: its result goes to its job or iterator. Lock held. */
+static void settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+    p->outstanding--;
+    if (c->iter) mproc__iter_fail(c, err, msg);
+    else mproc__job_fail(p, c, err, msg);
+}
+
+static void fail_queue(mproc_pool *p, int err, const char *msg) {
+    mproc__feed_fail_all(p, err, msg);
+    mproc__chunk *c;
+    while ((c = p->qhead)) {
+        p->qhead = c->next;
+        if (!p->qhead) p->qtail = NULL;
+        settle_fail(p, c, err, msg);
+    }
+}
+
+static const char *task_name_of(const mproc__chunk *c) {
+    const mproc_task *t = c->iter ? c->iter->task : c->job->task;
+    return t->name;
+}
+
+static double chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
+    double t = c->iter ? c->iter->timeout : c->job->opts.timeout;
+    if (t <= 0) t = p->opts.task_timeout;
+    return t > 0 ? t * c->count : 0;
+}
+
+/* ---- sending --------------------------------------------------------------------------- */
+
+static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
+    const mproc_task *t = c->iter ? c->iter->task : c->job->task;
+    size_t item = c->iter ? c->iter->in_size : c->job->in_size;
+    int variable = (c->job && c->job->kind == MPROC__JOB_APPLY);
+    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 4];
+    size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 4 : 0);
+    size_t payload = head_len - MPROC__WIRE_HDR_SIZE + c->in_len;
+    mproc__hdr_encode(head, MPROC__FRAME_TASK, c->id, (uint32_t)payload, (uint32_t)t->id);
+    mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, c->count, variable ? 0 : (uint32_t)item);
+    if (variable) mproc__put_u32(head + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX, (uint32_t)c->in_len);
+    struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
+    mproc__group *g = p->g;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1);
+    pthread_mutex_lock(&mproc__core_lock);
+    return rc; /* a failed send means the worker is dead: its DIED event settles the chunk */
+}
+
+static int send_init(mproc_pool *p, int w) {
+    const mproc_task *t = p->opts.initializer;
+    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 4];
+    size_t len = p->opts.initarg_len;
+    mproc__hdr_encode(head, MPROC__FRAME_INIT, 0, (uint32_t)(MPROC__WIRE_TASK_PREFIX + 4 + len), (uint32_t)t->id);
+    mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, 1, 0);
+    mproc__put_u32(head + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX, (uint32_t)len);
+    struct iovec iov[2] = {{head, sizeof head}, {p->initarg, len}};
+    mproc__group *g = p->g;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = p->be->send(g, w, iov, len ? 2 : 1);
+    pthread_mutex_lock(&mproc__core_lock);
+    return rc;
+}
+
+/* Marks a fresh worker: ready at once, or after its initializer reports success. */
+static void worker_started(mproc_pool *p, int w) {
+    mproc__wstate *ws = &p->ws[w];
+    memset(ws, 0, sizeof *ws);
+    ws->alive = 1;
+    if (p->opts.initializer) send_init(p, w);
+    else ws->ready = 1;
+}
+
+static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
+    if (!ws->alive || !ws->ready || ws->recycling || ws->inflight >= p->depth) return 0;
+    int max = p->opts.maxtasksperchild;
+    return max <= 0 || ws->tasks_done + ws->inflight < max;
+}
+
+/* Hands queued chunks to workers with free slots, one per worker per round (balance). */
+static void dispatch(mproc_pool *p) {
+    if (p->broken) {
+        fail_queue(p, MPROC_EINITFAIL, p->broken_msg);
+        return;
+    }
+    int progress = 1;
+    while (progress && (p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
+        progress = 0;
+        for (int w = 0; w < p->n && (p->qhead || p->feed_head); w++) {
+            mproc__wstate *ws = &p->ws[w];
+            if (!can_take(p, ws)) continue;
+            mproc__chunk *c = p->qhead;
+            if (c) {
+                p->qhead = c->next;
+                if (!p->qhead) p->qtail = NULL;
+            } else if (!(c = mproc__feed_chunk(p))) {
+                break;
+            }
+            c->next = NULL;
+            if (ws->tail) ws->tail->next = c;
+            else {
+                ws->head = c;
+                c->started = mproc__now();
+            }
+            ws->tail = c;
+            ws->inflight++;
+            send_chunk(p, w, c);
+            progress = 1;
+        }
+    }
+}
+
+/* ---- receiving ----------------------------------------------------------------------------- */
+
+static mproc__chunk *take_inflight(mproc__wstate *ws, uint64_t id) {
+    mproc__chunk *prev = NULL;
+    for (mproc__chunk *c = ws->head; c; prev = c, c = c->next) {
+        if (c->id != id) continue;
+        if (prev) prev->next = c->next;
+        else ws->head = c->next;
+        if (ws->tail == c) ws->tail = prev;
+        ws->inflight--;
+        if (ws->head && !prev) ws->head->started = mproc__now();
+        c->next = NULL;
+        return c;
+    }
+    return NULL;
+}
+
+static void recycle_if_due(mproc_pool *p, int w) {
+    mproc__wstate *ws = &p->ws[w];
+    int max = p->opts.maxtasksperchild;
+    if (max <= 0 || ws->tasks_done < max || ws->inflight) return;
+    ws->recycling = 1;
+    mproc__group *g = p->g;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = p->be->restart_worker(g, w);
+    pthread_mutex_lock(&mproc__core_lock);
+    if (rc < 0) { /* cannot replace (MPI): keep the worker */
+        ws->recycling = 0;
+        ws->tasks_done = 0;
+        return;
+    }
+    worker_started(p, w);
+}
+
+/* A worker broke the protocol: it is killed and handled as dead. */
+static void hostile(mproc_pool *p, int w, const char *what) {
+    fprintf(stderr, "mproc: worker %d %s; killing it\n", w, what);
+    p->be->kill_worker(p->g, w);
+}
+
+static void on_init_result(mproc_pool *p, int w, const uint8_t *payload, size_t len) {
+    mproc__results r;
+    size_t cur = 0, blen = 0;
+    int status = MPROC_EPROTO;
+    const uint8_t *blob = NULL;
+    if (mproc__results_decode(payload, len, &r) == 0 && r.count == 1)
+        blob = mproc__results_next(&r, 0, &cur, &status, &blen);
+    if (status == 0) {
+        p->ws[w].ready = 1;
+        return;
+    }
+    p->broken = 1;
+    snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%s' failed in worker %d: %.*s",
+             p->opts.initializer->name, w, (int)(blen > 180 ? 180 : blen), blob ? (const char *)blob : "");
+}
+
+static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *frame) {
+    mproc__chunk *c = take_inflight(&p->ws[w], h->id);
+    if (!c) {
+        free(frame);
+        hostile(p, w, "answered a task it was not given");
+        return;
+    }
+    mproc__results r;
+    if (mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, h->length, &r) < 0 || r.count != c->count) {
+        free(frame);
+        push_front(p, c); /* the worker is killed; the chunk runs again elsewhere */
+        hostile(p, w, "sent a malformed result");
+        return;
+    }
+    p->ws[w].tasks_done++;
+    p->outstanding--;
+    if (c->iter) {
+        mproc__iter_deliver(c, frame, &r); /* keeps the frame */
+    } else {
+        mproc__job_deliver(p, c, &r);
+        free(frame);
+    }
+    recycle_if_due(p, w);
+}
+
+static void on_frame(mproc_pool *p, mproc__event *ev) {
+    mproc__frame_hdr h;
+    uint8_t *frame = ev->frame;
+    if (mproc__hdr_decode(frame, ev->frame_len, &h) < 0 || h.length != ev->frame_len - MPROC__WIRE_HDR_SIZE) {
+        free(frame);
+        hostile(p, ev->worker, "sent a malformed frame");
+        return;
+    }
+    switch (h.kind) {
+    case MPROC__FRAME_RESULT:
+        on_result(p, ev->worker, &h, frame);
+        return;
+    case MPROC__FRAME_INIT_RESULT:
+        on_init_result(p, ev->worker, frame + MPROC__WIRE_HDR_SIZE, h.length);
+        break;
+    case MPROC__FRAME_HELLO:
+        if (h.length != 12 || mproc__get_u64(frame + MPROC__WIRE_HDR_SIZE) != mproc__registry_fingerprint())
+            hostile(p, ev->worker, "has a different task table");
+        break;
+    default:
+        hostile(p, ev->worker, "sent an unexpected frame kind");
+    }
+    free(frame);
+}
+
+/* ---- worker deaths and timeouts -------------------------------------------------------- */
+
+/* Splits a multi-item chunk into single-item chunks at the front of the queue, so a re-run
+ * isolates the item that crashed or hung. Returns 0, or -1 if out of memory (chunk untouched). */
+static int split_to_front(mproc_pool *p, mproc__chunk *c) {
+    size_t item = c->iter ? c->iter->in_size : c->job->in_size;
+    mproc__chunk *singles = NULL, *last = NULL;
+    for (uint32_t i = 0; i < c->count; i++) {
+        mproc__chunk *s = calloc(1, sizeof *s);
+        uint8_t *copy = (s && c->owned) ? malloc(item ? item : 1) : NULL;
+        if (!s || (c->owned && !copy)) {
+            free(s);
+            while (singles) {
+                mproc__chunk *n = singles->next;
+                mproc__chunk_free(singles);
+                singles = n;
+            }
+            return -1;
+        }
+        *s = *c;
+        s->next = NULL;
+        s->count = 1;
+        s->first = c->first + i;
+        s->in = c->in + (size_t)i * item;
+        s->in_len = item;
+        s->owned = copy;
+        if (copy) {
+            memcpy(copy, s->in, item);
+            s->in = copy;
+        }
+        s->isolated = 1;
+        s->id = ++p->next_id;
+        if (last) last->next = s;
+        else singles = s;
+        last = s;
+    }
+    last->next = p->qhead;
+    p->qhead = singles;
+    if (!p->qtail) p->qtail = last;
+    p->outstanding += c->count - 1;
+    if (c->iter) c->iter->chunks_out += c->count - 1;
+    else c->job->chunks_left += c->count - 1;
+    mproc__chunk_free(c);
+    return 0;
+}
+
+/* The chunk that was running when its worker died: split it so only the culprit item fails,
+ * retry it if allowed, or fail it. */
+static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
+    if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
+    if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
+        c->attempts++;
+        push_front(p, c);
+        return;
+    }
+    char msg[320];
+    if (err == MPROC_ETIMEDOUT)
+        snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
+                 task_name_of(c), chunk_timeout(p, c), w);
+    else
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%s': %s", w, pid,
+                 task_name_of(c), why);
+    settle_fail(p, c, err, msg);
+}
+
+static void on_died(mproc_pool *p, const mproc__event *ev) {
+    int w = ev->worker;
+    mproc__wstate *ws = &p->ws[w];
+    mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
+    int timed_out = ws->recycling == 2, was_ready = ws->ready;
+    ws->head = ws->tail = NULL;
+    ws->inflight = 0;
+    ws->alive = ws->ready = 0;
+    /* Chunks that never started go back to the front, in order. */
+    if (rest) {
+        mproc__chunk *last = rest;
+        while (last->next) last = last->next;
+        last->next = p->qhead;
+        p->qhead = rest;
+        if (!p->qtail) p->qtail = last;
+    }
+    if (head) {
+        head->next = NULL;
+        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
+    }
+    if (p->opts.initializer && !was_ready && !p->broken) {
+        p->broken = 1; /* an initializer that kills its worker would loop forever */
+        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%s' killed worker %d: %s",
+                 p->opts.initializer->name, w, ev->why);
+    }
+    if (p->state == MPROC__POOL_TERMINATED) return;
+    mproc__group *g = p->g;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = p->be->restart_worker(g, w);
+    pthread_mutex_lock(&mproc__core_lock);
+    if (rc == 0) worker_started(p, w);
+    int alive = 0;
+    for (int i = 0; i < p->n; i++) alive += p->ws[i].alive;
+    if (!alive) fail_queue(p, MPROC_EWORKER, "every worker of the pool died and none could be replaced");
+}
+
+/* Kills workers whose running chunk is past its time; returns seconds to the next deadline
+ * (< 0: none). */
+static double check_timeouts(mproc_pool *p) {
+    double now = mproc__now(), next = -1;
+    for (int w = 0; w < p->n; w++) {
+        mproc__wstate *ws = &p->ws[w];
+        if (!ws->head || ws->recycling == 2) continue;
+        double limit = chunk_timeout(p, ws->head);
+        if (limit <= 0) continue;
+        double left = ws->head->started + limit - now;
+        if (left <= 0) {
+            ws->recycling = 2; /* marks "killed for time" until its DIED event */
+            p->be->kill_worker(p->g, w);
+        } else if (next < 0 || left < next) {
+            next = left;
+        }
+    }
+    return next;
+}
+
+/* ---- the result thread ------------------------------------------------------------------- */
+
+static void handle_event(mproc_pool *p, mproc__event *ev) {
+    if (ev->kind == MPROC__EV_FRAME) on_frame(p, ev);
+    else if (ev->kind == MPROC__EV_DIED) on_died(p, ev);
+}
+
+static void serve_pool(mproc_pool *p) {
+    for (;;) {
+        if (p->state == MPROC__POOL_TERMINATED) break;
+        if (p->state == MPROC__POOL_CLOSED && p->outstanding == 0) break;
+        dispatch(p);
+        double timeout = check_timeouts(p);
+        mproc__event ev;
+        mproc__group *g = p->g;
+        pthread_mutex_unlock(&mproc__core_lock);
+        int rc = p->be->wait(g, timeout, &ev);
+        pthread_mutex_lock(&mproc__core_lock);
+        if (rc < 0) {
+            fprintf(stderr, "mproc: pool stopped: %s\n", mproc_last_error());
+            p->state = MPROC__POOL_TERMINATED;
+            break;
+        }
+        handle_event(p, &ev);
+    }
+}
+
+static void fail_everything(mproc_pool *p, const char *msg) {
+    fail_queue(p, MPROC_ECLOSED, msg);
+    for (int w = 0; w < p->n; w++) {
+        mproc__chunk *c;
+        while ((c = p->ws[w].head)) {
+            p->ws[w].head = c->next;
+            settle_fail(p, c, MPROC_ECLOSED, msg);
+        }
+        p->ws[w].tail = NULL;
+        p->ws[w].inflight = 0;
+    }
+}
+
+static void *result_thread(void *arg) {
+    mproc_pool *p = arg;
+    mproc__group *g = NULL;
+    /* Workers are forked from this thread so their parent-death signal follows the pool. */
+    int rc = p->be->group_start(p->n, &g);
+    pthread_mutex_lock(&mproc__core_lock);
+    p->g = g;
+    p->thread_running = rc < 0 ? -1 : 1;
+    if (rc < 0) snprintf(p->broken_msg, sizeof p->broken_msg, "%s", mproc_last_error());
+    mproc__core_broadcast();
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return NULL;
+    }
+    for (int w = 0; w < p->n; w++) worker_started(p, w);
+    serve_pool(p);
+    int graceful = p->state != MPROC__POOL_TERMINATED;
+    fail_everything(p, "the pool was terminated before the task finished");
+    pthread_mutex_unlock(&mproc__core_lock);
+    p->be->group_stop(g, graceful);
+    pthread_mutex_lock(&mproc__core_lock);
+    p->g = NULL;
+    p->thread_running = 0;
+    mproc__core_broadcast();
+    pthread_mutex_unlock(&mproc__core_lock);
+    return NULL;
+}
+
+/* ---- the public lifecycle ---------------------------------------------------------------- */
+
+static int check_opts(const mproc_pool_opts *o) {
+    if (o->processes < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: processes must be >= 0 (0 = CPU count), got %d", o->processes);
+    if (o->maxtasksperchild < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: maxtasksperchild must be >= 0");
+    if (o->inflight < 0 || o->inflight > 64) return mproc__error(MPROC_EINVAL, "mproc_pool_create: inflight must be 0..64");
+    if (o->task_timeout < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: task_timeout must be >= 0");
+    if (o->max_retries < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: max_retries must be >= 0");
+    if (o->initarg_len && !o->initarg) return mproc__error(MPROC_EINVAL, "mproc_pool_create: initarg is NULL but initarg_len is %zu", o->initarg_len);
+    if (o->initarg_len > MPROC__WIRE_MAX_PAYLOAD / 2) return mproc__error(MPROC_ETOOBIG, "mproc_pool_create: initarg too large");
+    if (o->initializer) return mproc__task_check(o->initializer, "mproc_pool_create");
+    return 0;
+}
+
+static void pool_destroy(mproc_pool *p) {
+    p->magic = MPROC__DEAD_MAGIC;
+    free(p->ws);
+    free(p->initarg);
+    free(p);
+}
+
+static int start_pool(mproc_pool *p) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = pthread_create(&p->thread, NULL, result_thread, p);
+    if (rc != 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_ESYS, "mproc_pool_create: cannot start the result thread: %s", strerror(rc));
+    }
+    while (p->thread_running == 0) mproc__core_wait(-1);
+    rc = p->thread_running < 0 ? -1 : 0;
+    if (rc == 0) {
+        p->next_live = live_pools;
+        if (live_pools) live_pools->prev_live = p;
+        live_pools = p;
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    if (rc < 0) {
+        pthread_join(p->thread, NULL);
+        return mproc__error(MPROC_ESYS, "mproc_pool_create: cannot start %d workers: %s", p->n, p->broken_msg);
+    }
+    return 0;
+}
+
+int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_pool_create: out is NULL");
+    *out = NULL;
+    int rc = mproc__require_init("mproc_pool_create");
+    if (rc < 0) return rc;
+    mproc_pool_opts o = {0};
+    if (opts) o = *opts;
+    if ((rc = check_opts(&o)) < 0) return rc;
+    mproc_pool *p = calloc(1, sizeof *p);
+    if (!p) return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
+    p->magic = MPROC__POOL_MAGIC;
+    p->be = mproc__backend();
+    p->opts = o;
+    int maxw = p->be->max_workers();
+    p->n = o.processes ? o.processes : mproc_cpu_count();
+    if (p->n > maxw) p->n = maxw;
+    p->depth = o.inflight ? o.inflight : 2;
+    p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
+    if (o.initarg_len) p->initarg = malloc(o.initarg_len);
+    if (!p->ws || (o.initarg_len && !p->initarg)) {
+        pool_destroy(p);
+        return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
+    }
+    if (o.initarg_len) memcpy(p->initarg, o.initarg, o.initarg_len);
+    if (p->n <= 0) {
+        rc = mproc__error(MPROC_EINVAL, "mproc_pool_create: the %s backend has no workers to give", p->be->name);
+        pool_destroy(p);
+        return rc;
+    }
+    if ((rc = start_pool(p)) < 0) {
+        pool_destroy(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int mproc_pool_size(const mproc_pool *pool) {
+    int rc = mproc__pool_check(pool, "mproc_pool_size");
+    return rc < 0 ? rc : pool->n;
+}
+
+int mproc_pool_close(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_close");
+    if (rc == 0 && pool->state == MPROC__POOL_RUN) {
+        pool->state = MPROC__POOL_CLOSED;
+        if (pool->g) pool->be->wake(pool->g);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+/* Waits for the result thread to finish and joins it once. Lock held on entry and exit. */
+static void join_thread(mproc_pool *p) {
+    while (p->thread_running) mproc__core_wait(-1);
+    if (!p->joined) {
+        p->joined = 1;
+        pthread_mutex_unlock(&mproc__core_lock);
+        pthread_join(p->thread, NULL);
+        pthread_mutex_lock(&mproc__core_lock);
+    }
+}
+
+int mproc_pool_terminate(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_terminate");
+    if (rc == 0) {
+        pool->state = MPROC__POOL_TERMINATED;
+        if (pool->g) pool->be->wake(pool->g);
+        join_thread(pool);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_pool_join(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_join");
+    if (rc == 0 && pool->state == MPROC__POOL_RUN)
+        rc = mproc__error(MPROC_ESTATE, "mproc_pool_join: call mproc_pool_close() or mproc_pool_terminate() first");
+    if (rc == 0) join_thread(pool);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_pool_free(mproc_pool *pool) {
+    if (!pool) return 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_free");
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return rc;
+    }
+    if (pool->state == MPROC__POOL_RUN) pool->state = MPROC__POOL_TERMINATED;
+    if (pool->g) pool->be->wake(pool->g);
+    join_thread(pool);
+    mproc__iter_detach_all(pool);
+    if (pool->prev_live) pool->prev_live->next_live = pool->next_live;
+    else if (live_pools == pool) live_pools = pool->next_live;
+    if (pool->next_live) pool->next_live->prev_live = pool->prev_live;
+    pool_destroy(pool);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return 0;
+}
+
+void mproc__pools_shutdown(void) {
+    for (;;) {
+        pthread_mutex_lock(&mproc__core_lock);
+        mproc_pool *p = live_pools;
+        pthread_mutex_unlock(&mproc__core_lock);
+        if (!p) return;
+        mproc_pool_free(p);
+    }
+}

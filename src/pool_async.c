@@ -1,0 +1,433 @@
+/* pool_async.c - apply and map, blocking and async, and the async handle that carries their
+ * results: ready/successful/wait/get, the result and error callbacks, and freeing.
+ *
+ * A map job does not make all its chunks up front: the pool pulls them from the job as
+ * workers free up (mproc__feed_chunk), so a chunksize-1 map over millions of items costs a
+ * few chunk records, not millions. Handles are recycled through a free list rather than
+ * returned to malloc, so a second free of the same handle is detected as long as the handle
+ * has not been reused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+static mproc_async *free_asyncs;
+
+static mproc_async *async_new(mproc__job_kind kind, const mproc_task *t, const mproc_call_opts *o) {
+    mproc_async *a = free_asyncs;
+    if (a) free_asyncs = a->next_free;
+    else if (!(a = malloc(sizeof *a))) return NULL;
+    memset(a, 0, sizeof *a);
+    a->magic = MPROC__ASYNC_MAGIC;
+    a->refs = 2; /* the caller's handle + the job in progress */
+    a->kind = kind;
+    a->task = t;
+    if (o) a->opts = *o;
+    return a;
+}
+
+void mproc__async_unref(mproc_async *a) {
+    if (--a->refs > 0) return;
+    free(a->errmsg);
+    free(a->result);
+    a->errmsg = NULL;
+    a->result = NULL;
+    a->magic = MPROC__DEAD_MAGIC;
+    a->next_free = free_asyncs;
+    free_asyncs = a;
+}
+
+static int async_check(const mproc_async *a, const char *fn) {
+    if (!a) return mproc__error(MPROC_EBADHANDLE, "%s: handle is NULL", fn);
+    if (a->magic != MPROC__ASYNC_MAGIC || a->user_freed)
+        return mproc__error(MPROC_EBADHANDLE, "%s: handle was already freed", fn);
+    return 0;
+}
+
+static void record_error(mproc_async *a, int err, const char *msg, size_t len) {
+    if (a->err) return;
+    a->err = err;
+    a->errmsg = malloc(len + 1);
+    if (a->errmsg) {
+        memcpy(a->errmsg, msg, len);
+        a->errmsg[len] = '\0';
+    }
+}
+
+/* All chunks settled: run the callbacks (lock released), then mark ready. Lock held. */
+static void complete(mproc_async *a) {
+    if (!a->user_freed) {
+        mproc_call_opts o = a->opts;
+        pthread_mutex_unlock(&mproc__core_lock);
+        if (a->err && o.error_callback)
+            o.error_callback(o.userdata, a->err, a->errmsg ? a->errmsg : mproc_strerror(a->err));
+        else if (!a->err && o.callback && a->kind == MPROC__JOB_APPLY)
+            o.callback(o.userdata, a->result, a->result_len);
+        else if (!a->err && o.callback)
+            o.callback(o.userdata, a->out, a->n * a->out_size);
+        pthread_mutex_lock(&mproc__core_lock);
+    }
+    a->ready = 1;
+    mproc__core_broadcast();
+    mproc__async_unref(a);
+}
+
+static void set_status(mproc_async *a, size_t i, int st) {
+    if (a->opts.item_status && !a->user_freed) a->opts.item_status[i] = st;
+}
+
+static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
+    int ok_out = a->out && !a->user_freed;
+    if (r->item_size && (r->item_size == a->out_size || !a->out_size)) {
+        if (ok_out && a->out_size)
+            memcpy((uint8_t *)a->out + c->first * a->out_size, r->data, (size_t)c->count * a->out_size);
+        for (uint32_t i = 0; i < c->count; i++) set_status(a, c->first + i, 0);
+        return;
+    }
+    size_t cur = 0;
+    for (uint32_t i = 0; i < c->count; i++) {
+        int st;
+        size_t len;
+        const uint8_t *blob = mproc__results_next(r, i, &cur, &st, &len);
+        if (st == 0 && a->out_size && len != a->out_size) {
+            char m[160];
+            int k = snprintf(m, sizeof m, "task '%s' returned %zu bytes for item %zu; map expects %zu",
+                             a->task->name, len, c->first + i, a->out_size);
+            record_error(a, MPROC_ESIZE, m, (size_t)k);
+            st = MPROC_ESIZE;
+        } else if (st == 0 && ok_out && a->out_size) {
+            memcpy((uint8_t *)a->out + (c->first + i) * a->out_size, blob, len);
+        } else if (st < 0) {
+            record_error(a, st, (const char *)blob, len);
+        }
+        set_status(a, c->first + i, st);
+    }
+}
+
+void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r) {
+    mproc_async *a = c->job;
+    (void)p;
+    if (a->kind == MPROC__JOB_APPLY) {
+        size_t cur = 0, len;
+        int st;
+        const uint8_t *blob = mproc__results_next(r, 0, &cur, &st, &len);
+        if (st < 0) {
+            record_error(a, st, (const char *)blob, len);
+        } else if ((a->result = malloc(len ? len : 1))) {
+            memcpy(a->result, blob, len);
+            a->result_len = len;
+        } else {
+            record_error(a, MPROC_ENOMEM, "no memory for the result", 25);
+        }
+    } else {
+        deliver_map(a, c, r);
+    }
+    mproc__chunk_free(c);
+    if (--a->chunks_left == 0) complete(a);
+}
+
+static void fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg) {
+    record_error(a, err, msg, strlen(msg));
+    for (size_t i = 0; i < count; i++) set_status(a, first + i, err);
+}
+
+void mproc__job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+    mproc_async *a = c->job;
+    (void)p;
+    fail_items(a, c->first, a->kind == MPROC__JOB_MAP ? c->count : 0, err, msg);
+    mproc__chunk_free(c);
+    if (--a->chunks_left == 0) complete(a);
+}
+
+mproc__chunk *mproc__feed_chunk(mproc_pool *p) {
+    mproc_async *a = p->feed_head;
+    if (!a) return NULL;
+    mproc__chunk *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    size_t count = a->n - a->next_item;
+    if (count > a->chunksize) count = a->chunksize;
+    c->job = a;
+    c->id = ++p->next_id;
+    c->first = a->next_item;
+    c->count = (uint32_t)count;
+    c->in = a->in + a->next_item * a->in_size;
+    c->in_len = count * a->in_size;
+    a->next_item += count;
+    if (a->next_item == a->n) {
+        p->feed_head = a->feed_next;
+        if (!p->feed_head) p->feed_tail = NULL;
+    }
+    return c;
+}
+
+void mproc__feed_fail_all(mproc_pool *p, int err, const char *msg) {
+    mproc_async *a;
+    while ((a = p->feed_head)) {
+        p->feed_head = a->feed_next;
+        if (!p->feed_head) p->feed_tail = NULL;
+        size_t left = a->n - a->next_item;
+        size_t chunks = left / a->chunksize + (left % a->chunksize ? 1 : 0);
+        fail_items(a, a->next_item, left, err, msg);
+        a->next_item = a->n;
+        p->outstanding -= chunks;
+        a->chunks_left -= chunks;
+        if (a->chunks_left == 0) complete(a);
+    }
+}
+
+/* ---- submitting ------------------------------------------------------------------------- */
+
+/* Common checks of a pool call; lock not held. */
+static int check_call(mproc_pool *pool, const mproc_task *task, const char *fn) {
+    int rc = mproc__require_init(fn);
+    if (rc == 0) rc = mproc__pool_check(pool, fn);
+    if (rc == 0) rc = mproc__task_check(task, fn);
+    return rc;
+}
+
+/* Lock held: the pool must still take work. */
+static int check_open(mproc_pool *pool, const char *fn) {
+    int rc = mproc__pool_check(pool, fn);
+    if (rc == 0 && pool->state != MPROC__POOL_RUN)
+        rc = mproc__error(MPROC_ECLOSED, "%s: the pool is %s", fn,
+                          pool->state == MPROC__POOL_CLOSED ? "closed" : "terminated");
+    return rc;
+}
+
+int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                      const mproc_call_opts *opts, mproc_async **out) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_apply_async: out is NULL");
+    *out = NULL;
+    int rc = check_call(pool, task, "mproc_apply_async");
+    if (rc < 0) return rc;
+    if (!arg && arg_len) return mproc__error(MPROC_EINVAL, "mproc_apply_async: arg is NULL but arg_len is %zu", arg_len);
+    if (task->in_size && arg_len != task->in_size)
+        return mproc__error(MPROC_ESIZE, "mproc_apply_async: task '%s' takes %zu-byte arguments, got %zu",
+                            task->name, task->in_size, arg_len);
+    if (arg_len > MPROC__WIRE_MAX_PAYLOAD - 64)
+        return mproc__error(MPROC_ETOOBIG, "mproc_apply_async: argument of %zu bytes is over 2 GiB", arg_len);
+    mproc__chunk *c = calloc(1, sizeof *c);
+    uint8_t *copy = malloc(arg_len ? arg_len : 1);
+    if (!c || !copy) {
+        free(c);
+        free(copy);
+        return mproc__error(MPROC_ENOMEM, "mproc_apply_async: out of memory");
+    }
+    if (arg_len) memcpy(copy, arg, arg_len);
+    pthread_mutex_lock(&mproc__core_lock);
+    mproc_async *a = NULL;
+    rc = check_open(pool, "mproc_apply_async");
+    if (rc == 0 && !(a = async_new(MPROC__JOB_APPLY, task, opts)))
+        rc = mproc__error(MPROC_ENOMEM, "mproc_apply_async: out of memory");
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        free(c);
+        free(copy);
+        return rc;
+    }
+    a->chunks_left = 1;
+    a->n = 1;
+    c->job = a;
+    c->id = ++pool->next_id;
+    c->count = 1;
+    c->in = c->owned = copy;
+    c->in_len = arg_len;
+    mproc__pool_enqueue(pool, c);
+    pthread_mutex_unlock(&mproc__core_lock);
+    *out = a;
+    return 0;
+}
+
+int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                void *out, size_t out_cap, size_t *out_len) {
+    if (out_len) *out_len = 0;
+    if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
+    mproc_async *a;
+    int rc = mproc_apply_async(pool, task, arg, arg_len, NULL, &a);
+    if (rc < 0) return rc;
+    const void *data;
+    size_t len;
+    rc = mproc_async_get(a, -1.0, &data, &len);
+    if (rc == 0 && len > out_cap)
+        rc = mproc__error(MPROC_ESIZE, "mproc_apply: task '%s' returned %zu bytes; out holds %zu",
+                          task->name, len, out_cap);
+    if (rc == 0) {
+        if (len) memcpy(out, data, len);
+        if (out_len) *out_len = len;
+    }
+    char keep[512];
+    snprintf(keep, sizeof keep, "%s", mproc_last_error());
+    mproc_async_free(a);
+    if (rc < 0) mproc__error(rc, "%s", keep);
+    return rc;
+}
+
+static int check_map(const mproc_task *task, const void *in, size_t in_size, const void *out,
+                     size_t out_size, size_t n, const char *fn) {
+    if (n == 0) return 0;
+    if (!in) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
+    if (!out && out_size) return mproc__error(MPROC_EINVAL, "%s: out is NULL but out_size is %zu", fn, out_size);
+    if (task->in_size && in_size != task->in_size)
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
+                            task->name, task->in_size, in_size);
+    if (task->out_size && out_size && out_size != task->out_size)
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' returns %zu-byte results; out_size is %zu", fn,
+                            task->name, task->out_size, out_size);
+    if (n > SIZE_MAX / in_size || (out_size && n > SIZE_MAX / out_size))
+        return mproc__error(MPROC_ETOOBIG, "%s: %zu items overflow memory sizes", fn, n);
+    if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2)
+        return mproc__error(MPROC_ETOOBIG, "%s: items of %zu bytes are over 1 GiB", fn, in_size);
+    return 0;
+}
+
+int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
+                    mproc_async **out_handle) {
+    if (!out_handle) return mproc__error(MPROC_EINVAL, "mproc_map_async: out_handle is NULL");
+    *out_handle = NULL;
+    int rc = check_call(pool, task, "mproc_map_async");
+    if (rc == 0) rc = check_map(task, in, in_size, out, out_size, n, "mproc_map_async");
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&mproc__core_lock);
+    mproc_async *a = NULL;
+    rc = check_open(pool, "mproc_map_async");
+    if (rc == 0 && !(a = async_new(MPROC__JOB_MAP, task, opts)))
+        rc = mproc__error(MPROC_ENOMEM, "mproc_map_async: out of memory");
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return rc;
+    }
+    size_t item = in_size > out_size ? in_size : out_size;
+    size_t cs = mproc__auto_chunksize(pool, n, item, opts ? opts->chunksize : 0);
+    size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
+    if (cs > cap) cs = cap;
+    if (cs > MPROC__WIRE_MAX_ITEMS) cs = MPROC__WIRE_MAX_ITEMS;
+    a->in = in;
+    a->in_size = in_size;
+    a->out = out;
+    a->out_size = out_size;
+    a->n = n;
+    a->chunksize = cs;
+    a->chunks_left = n / cs + (n % cs ? 1 : 0);
+    *out_handle = a;
+    if (n == 0) {
+        a->refs++; /* complete() drops the job's reference */
+        complete(a);
+        a->refs--;
+        pthread_mutex_unlock(&mproc__core_lock);
+        return 0;
+    }
+    if (pool->feed_tail) pool->feed_tail->feed_next = a;
+    else pool->feed_head = a;
+    pool->feed_tail = a;
+    pool->outstanding += a->chunks_left;
+    if (pool->g) pool->be->wake(pool->g);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return 0;
+}
+
+int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+              void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
+    mproc_async *a;
+    int rc = mproc_map_async(pool, task, in, in_size, out, out_size, n, opts, &a);
+    if (rc < 0) return rc;
+    rc = mproc_async_get(a, -1.0, NULL, NULL);
+    char keep[512];
+    snprintf(keep, sizeof keep, "%s", mproc_last_error());
+    mproc_async_free(a);
+    if (rc < 0) mproc__error(rc, "%s", keep);
+    return rc;
+}
+
+/* ---- the handle ------------------------------------------------------------------------- */
+
+int mproc_async_wait(mproc_async *a, double timeout) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_wait");
+    double deadline = mproc__deadline(timeout);
+    while (rc == 0 && !a->ready) {
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
+            rc = mproc__error(MPROC_ETIMEDOUT, "mproc_async_wait: task '%s' not ready after %g s",
+                              a->task->name, timeout);
+            break;
+        }
+        mproc__core_wait(deadline);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_async_ready(mproc_async *a) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_ready");
+    if (rc == 0) rc = a->ready;
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_async_successful(mproc_async *a) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_successful");
+    if (rc == 0 && !a->ready)
+        rc = mproc__error(MPROC_ESTATE, "mproc_async_successful: the result is not ready");
+    else if (rc == 0)
+        rc = a->err == 0;
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *len) {
+    if (data) *data = NULL;
+    if (len) *len = 0;
+    int rc = mproc_async_wait(a, timeout);
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&mproc__core_lock);
+    if (a->err) {
+        rc = mproc__error(a->err, "%s", a->errmsg ? a->errmsg : mproc_strerror(a->err));
+    } else if (a->kind == MPROC__JOB_APPLY) {
+        if (data) *data = a->result;
+        if (len) *len = a->result_len;
+    } else {
+        if (data) *data = a->out;
+        if (len) *len = a->n * a->out_size;
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_async_get_into(mproc_async *a, double timeout, void *out, size_t out_len) {
+    const void *data;
+    size_t len;
+    if (!out && out_len) return mproc__error(MPROC_EINVAL, "mproc_async_get_into: out is NULL");
+    int rc = mproc_async_get(a, timeout, &data, &len);
+    if (rc < 0) return rc;
+    if (len != out_len)
+        return mproc__error(MPROC_ESIZE, "mproc_async_get_into: result has %zu bytes, out has %zu", len, out_len);
+    if (len && data != out) memcpy(out, data, len);
+    return 0;
+}
+
+const char *mproc_async_error(mproc_async *a) {
+    pthread_mutex_lock(&mproc__core_lock);
+    const char *m = NULL;
+    if (async_check(a, "mproc_async_error") == 0 && a->ready && a->err)
+        m = a->errmsg ? a->errmsg : mproc_strerror(a->err);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return m;
+}
+
+int mproc_async_free(mproc_async *a) {
+    if (!a) return 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_free");
+    if (rc == 0) {
+        a->user_freed = 1;
+        a->out = NULL; /* a map still running stops writing into the caller's array */
+        mproc__async_unref(a);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}

@@ -1,0 +1,155 @@
+/* pool_internal.h - the pool's data structures, shared by pool.c (workers and scheduling),
+ * pool_async.c (apply/map and their handles) and pool_iter.c (imap).
+ *
+ * Locking: one library-wide mutex (mproc__core_lock) guards every pool, job and iterator, with
+ * one condition variable for all waiters. Backend calls (send/wait) run with it released. One
+ * lock keeps lifetimes simple: a handle can outlive its pool and still be read safely.
+ */
+#ifndef MPROC_POOL_INTERNAL_H
+#define MPROC_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "internal.h"
+#include "wire.h"
+
+#define MPROC__POOL_MAGIC 0x504f4f4cu  /* "POOL" */
+#define MPROC__ASYNC_MAGIC 0x4153594eu /* "ASYN" */
+#define MPROC__ITER_MAGIC 0x49544552u  /* "ITER" */
+#define MPROC__DEAD_MAGIC 0xdeadbeefu
+
+typedef struct mproc__chunk mproc__chunk;
+
+/* What a chunk's results go to: an async job (apply/map) or an iterator. */
+typedef enum { MPROC__JOB_APPLY = 1, MPROC__JOB_MAP = 2 } mproc__job_kind;
+
+struct mproc_async {
+    uint32_t magic;
+    int refs;                 /* the user's handle + one per pool reference */
+    int user_freed;
+    mproc__job_kind kind;
+    const mproc_task *task;
+    mproc_call_opts opts;
+    size_t in_size, out_size, n;
+    void *out;                /* map: the caller's array */
+    size_t chunks_left;
+    int ready;
+    int err;                  /* first failure (0 = success) */
+    char *errmsg;             /* its message (malloc'd) */
+    void *result;             /* apply: result bytes (malloc'd) */
+    size_t result_len;
+    const uint8_t *in;        /* map: the caller's input */
+    size_t chunksize;         /* map: items per chunk */
+    size_t next_item;         /* map: first item not yet made into a chunk */
+    struct mproc_async *feed_next; /* map: next job in the pool's feeder list */
+    struct mproc_async *next_free;
+};
+
+struct mproc_iter {
+    uint32_t magic;
+    struct mproc_pool *pool;  /* NULL once the pool is freed */
+    const mproc_task *task;
+    int ordered;
+    const uint8_t *in;        /* array input, or NULL with gen */
+    mproc_gen_fn gen;
+    void *userdata;
+    size_t in_size, n;        /* n = SIZE_MAX for generated input until it ends */
+    size_t chunksize, window;
+    double timeout;
+    size_t next_item;         /* next input item to submit */
+    size_t want_item;         /* ordered: the input index to deliver next */
+    int input_done, input_err;
+    int abandoned;            /* freed by the user while chunks were still out */
+    size_t chunks_out;        /* submitted, not yet fully consumed */
+    mproc__chunk *done;       /* completed chunks not yet consumed (ordered by seq) */
+    mproc__chunk *cur;        /* chunk being consumed */
+    uint32_t cur_i;           /* next item of cur */
+    size_t cur_cursor;
+    struct mproc_iter *next_live, *prev_live;
+};
+
+struct mproc__chunk {
+    mproc__chunk *next;
+    mproc_async *job;         /* or */
+    mproc_iter *iter;
+    uint64_t id;
+    size_t first;             /* index of the first item in the job's input */
+    uint32_t count;
+    const uint8_t *in;        /* first input byte (caller's memory or owned) */
+    size_t in_len;            /* apply: the argument's length; map: count*in_size */
+    uint8_t *owned;           /* copied input this chunk frees */
+    int isolated;             /* re-run alone after a crash: its failure is final */
+    int attempts;
+    double started;           /* when it became the worker's running chunk */
+    uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
+    mproc__results res;
+    int fail_err;             /* iterator chunks that failed whole: the code and message */
+    char *fail_msg;
+};
+
+typedef struct mproc__wstate {
+    mproc__chunk *head, *tail; /* in flight, in send order: head is running */
+    int inflight;
+    int ready;                 /* may take tasks (initializer done) */
+    int alive;
+    int tasks_done;            /* since (re)start, for maxtasksperchild */
+    int recycling;
+} mproc__wstate;
+
+typedef enum { MPROC__POOL_RUN, MPROC__POOL_CLOSED, MPROC__POOL_TERMINATED } mproc__pool_state;
+
+struct mproc_pool {
+    uint32_t magic;
+    const mproc__backend_ops *be;
+    mproc__group *g;
+    int n, depth;
+    mproc_pool_opts opts;
+    void *initarg;             /* owned copy */
+    mproc__pool_state state;
+    int thread_running, joined;
+    pthread_t thread;
+    mproc__wstate *ws;
+    mproc__chunk *qhead, *qtail;
+    mproc_async *feed_head, *feed_tail; /* map jobs with items not yet chunked */
+    size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
+    uint64_t next_id;
+    int broken;                /* the initializer failed */
+    char broken_msg[256];
+    mproc_iter *iters;         /* live iterators */
+    struct mproc_pool *next_live, *prev_live;
+};
+
+/* The library-wide lock and condition (pool.c). */
+extern pthread_mutex_t mproc__core_lock;
+void mproc__core_wait(double deadline); /* waits on the condition until deadline (< 0: ever) */
+void mproc__core_broadcast(void);
+
+/* pool.c: validates a pool handle (magic) for fn; 0 or an error. */
+int mproc__pool_check(const mproc_pool *p, const char *fn);
+/* Appends chunks to the queue and wakes the result thread; lock held. */
+void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
+/* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
+size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
+
+/* pool_async.c: a chunk finished with a result frame (lock held; may drop it for callbacks). */
+void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r);
+/* A chunk failed as a whole: err with message msg. */
+void mproc__job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
+void mproc__async_unref(mproc_async *a); /* lock held */
+/* Makes the next chunk of the first map job that has items left, or NULL. */
+mproc__chunk *mproc__feed_chunk(mproc_pool *p);
+/* Fails every item not yet made into a chunk, of every map job of the pool. */
+void mproc__feed_fail_all(mproc_pool *p, int err, const char *msg);
+
+/* pool_iter.c */
+void mproc__iter_deliver(mproc__chunk *c, uint8_t *frame, const mproc__results *r);
+void mproc__iter_fail(mproc__chunk *c, int err, const char *msg);
+void mproc__iter_detach_all(mproc_pool *p);
+
+/* Frees a chunk and its owned input (not its frame). */
+void mproc__chunk_free(mproc__chunk *c);
+
+#endif /* MPROC_POOL_INTERNAL_H */

@@ -1,0 +1,317 @@
+/* pool_iter.c - imap and imap_unordered: results stream back through an iterator while new
+ * input is submitted only as old results are consumed, so at most `window` chunks exist at
+ * once whatever the input's length (array or generator).
+ *
+ * A result chunk keeps the frame it arrived in; items are read out of it in place. Ordered
+ * iteration delivers by input index, so chunks split after a crash still come back in order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+static void iter_chunk_free(mproc__chunk *c) {
+    free(c->frame);
+    free(c->fail_msg);
+    mproc__chunk_free(c);
+}
+
+static void iter_destroy(mproc_iter *it) {
+    it->magic = MPROC__DEAD_MAGIC;
+    free(it);
+}
+
+static void iter_unlink(mproc_iter *it) {
+    mproc_pool *p = it->pool;
+    if (!p) return;
+    if (it->prev_live) it->prev_live->next_live = it->next_live;
+    else if (p->iters == it) p->iters = it->next_live;
+    if (it->next_live) it->next_live->prev_live = it->prev_live;
+    it->next_live = it->prev_live = NULL;
+}
+
+/* A settled chunk reaches its iterator (lock held). */
+static void iter_settled(mproc__chunk *c) {
+    mproc_iter *it = c->iter;
+    if (it->abandoned) {
+        iter_chunk_free(c);
+        if (--it->chunks_out == 0) iter_destroy(it);
+        return;
+    }
+    c->next = it->done;
+    it->done = c;
+    mproc__core_broadcast();
+}
+
+void mproc__iter_deliver(mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
+    c->frame = frame;
+    c->res = *r;
+    iter_settled(c);
+}
+
+void mproc__iter_fail(mproc__chunk *c, int err, const char *msg) {
+    c->fail_err = err;
+    c->fail_msg = strdup(msg ? msg : "");
+    iter_settled(c);
+}
+
+void mproc__iter_detach_all(mproc_pool *p) {
+    mproc_iter *it;
+    while ((it = p->iters)) {
+        iter_unlink(it);
+        it->pool = NULL;
+    }
+}
+
+/* Reads up to chunksize items from the generator into a new buffer (lock released meanwhile). */
+static size_t generate(mproc_iter *it, uint8_t **buf) {
+    uint8_t *b = malloc(it->chunksize * it->in_size);
+    size_t count = 0;
+    *buf = b;
+    if (!b) {
+        it->input_err = mproc__error(MPROC_ENOMEM, "imap: no memory for generated input");
+        return 0;
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = 1;
+    while (count < it->chunksize && (rc = it->gen(it->userdata, it->next_item + count, b + count * it->in_size)) == 1)
+        count++;
+    pthread_mutex_lock(&mproc__core_lock);
+    if (rc < 0) it->input_err = rc;
+    if (rc != 1) it->input_done = 1;
+    return count;
+}
+
+/* Submits chunks until the window is full or the input ends (lock held). */
+static void top_up(mproc_iter *it) {
+    while (!it->input_done && it->chunks_out < it->window && it->pool && it->pool->state == MPROC__POOL_RUN) {
+        uint8_t *owned = NULL;
+        size_t count;
+        if (it->gen) {
+            count = generate(it, &owned);
+            if (!it->pool || it->pool->state != MPROC__POOL_RUN) count = 0; /* freed meanwhile */
+        } else {
+            count = it->n - it->next_item;
+            if (count > it->chunksize) count = it->chunksize;
+        }
+        mproc__chunk *c = count ? calloc(1, sizeof *c) : NULL;
+        if (!c) {
+            free(owned);
+            if (count) it->input_err = mproc__error(MPROC_ENOMEM, "imap: out of memory");
+            it->input_done = 1;
+            return;
+        }
+        c->iter = it;
+        c->id = ++it->pool->next_id;
+        c->first = it->next_item;
+        c->count = (uint32_t)count;
+        c->owned = owned;
+        c->in = owned ? owned : it->in + it->next_item * it->in_size;
+        c->in_len = count * it->in_size;
+        it->next_item += count;
+        if (!it->gen && it->next_item == it->n) it->input_done = 1;
+        it->chunks_out++;
+        mproc__pool_enqueue(it->pool, c);
+    }
+}
+
+static mproc__chunk *pick_done(mproc_iter *it) {
+    mproc__chunk **pp = &it->done;
+    for (; *pp; pp = &(*pp)->next) {
+        if (it->ordered && (*pp)->first != it->want_item) continue;
+        mproc__chunk *c = *pp;
+        *pp = c->next;
+        c->next = NULL;
+        if (it->ordered) it->want_item += c->count;
+        return c;
+    }
+    return NULL;
+}
+
+/* Takes the next item of the current chunk (lock held). */
+static int take_item(mproc_iter *it, const void **data, size_t *len, size_t *index) {
+    mproc__chunk *c = it->cur;
+    uint32_t i = it->cur_i++;
+    if (index) *index = c->first + i;
+    if (c->fail_err)
+        return mproc__error(c->fail_err, "%s", c->fail_msg ? c->fail_msg : mproc_strerror(c->fail_err));
+    int st;
+    size_t blen;
+    const uint8_t *blob = mproc__results_next(&c->res, i, &it->cur_cursor, &st, &blen);
+    if (st < 0) return mproc__error(st, "%.*s", (int)(blen > 500 ? 500 : blen), (const char *)blob);
+    if (data) *data = blob;
+    if (len) *len = blen;
+    return 0;
+}
+
+/* One step of next(): 1 = an item or an error was produced in *rc, 0 = must wait. */
+static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, size_t *index) {
+    if (it->cur && it->cur_i < it->cur->count) {
+        *rc = take_item(it, data, len, index);
+        return 1;
+    }
+    if (it->cur) {
+        iter_chunk_free(it->cur);
+        it->cur = NULL;
+        it->chunks_out--;
+    }
+    top_up(it);
+    if ((it->cur = pick_done(it))) {
+        it->cur_i = 0;
+        it->cur_cursor = 0;
+        return next_step(it, rc, data, len, index);
+    }
+    if (it->input_done && it->chunks_out == 0) {
+        *rc = it->input_err ? it->input_err : MPROC_EOF;
+        if (it->input_err) mproc__error(it->input_err, "imap: the input generator failed with %d", it->input_err);
+        it->input_err = 0;
+        return 1;
+    }
+    if (!it->pool || (it->chunks_out == 0 && it->pool->state != MPROC__POOL_RUN)) {
+        *rc = mproc__error(MPROC_ECLOSED, "mproc_iter_next: the pool was closed before the input ended");
+        return 1;
+    }
+    return 0;
+}
+
+int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *len, size_t *index) {
+    if (data) *data = NULL;
+    if (len) *len = 0;
+    if (index) *index = 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    if (!it || it->magic != MPROC__ITER_MAGIC) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_EBADHANDLE, "mproc_iter_next: iterator is NULL or freed");
+    }
+    double deadline = mproc__deadline(timeout);
+    int rc;
+    while (!next_step(it, &rc, data, len, index)) {
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
+            rc = mproc__error(MPROC_ETIMEDOUT, "mproc_iter_next: no result within %g s", timeout);
+            break;
+        }
+        mproc__core_wait(deadline);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in, mproc_gen_fn gen,
+                       void *userdata, size_t in_size, size_t n, int ordered,
+                       const mproc_call_opts *opts, mproc_iter **out) {
+    const char *fn = gen ? "mproc_imap_gen" : ordered ? "mproc_imap" : "mproc_imap_unordered";
+    if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    int rc = mproc__require_init(fn);
+    if (rc == 0) rc = mproc__pool_check(pool, fn);
+    if (rc == 0) rc = mproc__task_check(task, fn);
+    if (rc < 0) return rc;
+    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
+    if (!gen && !in && n) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+    if (task->in_size && in_size != task->in_size)
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
+                            task->name, task->in_size, in_size);
+    if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2 || (!gen && n > SIZE_MAX / in_size))
+        return mproc__error(MPROC_ETOOBIG, "%s: input too large", fn);
+    mproc_iter *it = calloc(1, sizeof *it);
+    if (!it) return mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
+    it->magic = MPROC__ITER_MAGIC;
+    it->task = task;
+    it->ordered = ordered;
+    it->in = in;
+    it->gen = gen;
+    it->userdata = userdata;
+    it->in_size = in_size;
+    it->n = gen ? SIZE_MAX : n;
+    it->timeout = opts ? opts->timeout : 0;
+    size_t asked = opts ? opts->chunksize : 0;
+    it->chunksize = mproc__auto_chunksize(pool, gen ? (size_t)pool->n * 4 * 1024 : n, in_size, asked);
+    if (it->chunksize > (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size) it->chunksize = (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size;
+    if (it->chunksize > MPROC__WIRE_MAX_ITEMS) it->chunksize = MPROC__WIRE_MAX_ITEMS;
+    it->input_done = !gen && n == 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    rc = mproc__pool_check(pool, fn);
+    if (rc == 0 && pool->state != MPROC__POOL_RUN)
+        rc = mproc__error(MPROC_ECLOSED, "%s: the pool is closed", fn);
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        free(it);
+        return rc;
+    }
+    it->pool = pool;
+    it->window = (size_t)pool->n * (size_t)pool->depth * 2;
+    if (it->window < 4) it->window = 4;
+    it->next_live = pool->iters;
+    if (pool->iters) pool->iters->prev_live = it;
+    pool->iters = it;
+    top_up(it);
+    pthread_mutex_unlock(&mproc__core_lock);
+    *out = it;
+    return 0;
+}
+
+int mproc_imap(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size, size_t n,
+               const mproc_call_opts *opts, mproc_iter **out) {
+    return iter_create(pool, task, in, NULL, NULL, in_size, n, 1, opts, out);
+}
+
+int mproc_imap_unordered(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                         size_t n, const mproc_call_opts *opts, mproc_iter **out) {
+    return iter_create(pool, task, in, NULL, NULL, in_size, n, 0, opts, out);
+}
+
+int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, void *userdata,
+                   size_t in_size, int ordered, const mproc_call_opts *opts, mproc_iter **out) {
+    if (!gen) {
+        if (out) *out = NULL;
+        return mproc__error(MPROC_EINVAL, "mproc_imap_gen: gen is NULL");
+    }
+    return iter_create(pool, task, NULL, gen, userdata, in_size, 0, ordered != 0, opts, out);
+}
+
+/* Drops this iterator's chunks still waiting in the pool's queue (lock held). */
+static void unqueue(mproc_iter *it) {
+    mproc_pool *p = it->pool;
+    if (!p) return;
+    mproc__chunk **pp = &p->qhead, *last = NULL;
+    while (*pp) {
+        mproc__chunk *c = *pp;
+        if (c->iter == it) {
+            *pp = c->next;
+            iter_chunk_free(c);
+            p->outstanding--;
+            it->chunks_out--;
+        } else {
+            last = c;
+            pp = &c->next;
+        }
+    }
+    p->qtail = last;
+}
+
+int mproc_iter_free(mproc_iter *it) {
+    if (!it) return 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    if (it->magic != MPROC__ITER_MAGIC) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
+    }
+    unqueue(it);
+    iter_unlink(it);
+    mproc__chunk *c;
+    if (it->cur) {
+        iter_chunk_free(it->cur);
+        it->chunks_out--;
+    }
+    while ((c = it->done)) {
+        it->done = c->next;
+        iter_chunk_free(c);
+        it->chunks_out--;
+    }
+    it->magic = MPROC__DEAD_MAGIC;
+    if (it->chunks_out == 0) free(it);
+    else it->abandoned = 1; /* freed when its last in-flight chunk settles */
+    pthread_mutex_unlock(&mproc__core_lock);
+    return 0;
+}

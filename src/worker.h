@@ -1,0 +1,51 @@
+/* worker.h - what runs inside a worker: decode a task frame, run the task, encode the result.
+ *
+ * Backend-independent: a backend hands mproc__worker_serve() a channel (how to receive and
+ * send one whole frame) and the loop does the rest, until SHUTDOWN or the channel closes.
+ * mproc__process_main() is the body of a Process child.
+ */
+#ifndef MPROC_WORKER_H
+#define MPROC_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "mproc.h"
+
+typedef struct mproc__wchan {
+    void *impl;
+    /* Blocks for the next whole frame: 0 with *frame (malloc'd, the loop frees it) and *len;
+     * MPROC_EOF when the master is gone; another error on failure. */
+    int (*recv)(void *impl, uint8_t **frame, size_t *len);
+    /* Sends one whole frame. */
+    int (*send)(void *impl, const struct iovec *iov, int iovcnt);
+    /* Optional: a frame of a kind the loop does not serve (PROC_* under MPI). Header already
+     * validated; frame is borrowed. Returns 0 to go on, an error to stop serving. */
+    int (*on_frame)(void *impl, uint16_t kind, uint64_t id, const uint8_t *frame, size_t len);
+} mproc__wchan;
+
+/* The task this worker is running now (for crash reports from a signal handler): its name, or
+ * NULL when idle, and the request id. Plain globals, safe to read from a signal handler. */
+const char *mproc__running_task(uint64_t *id);
+
+/* Sets who this process is, for mproc_current_*(). */
+void mproc__set_identity(const char *name, int index);
+
+/* Sends HELLO (arg = index), then serves frames until SHUTDOWN (returns 0) or the channel
+ * closes (returns MPROC_EOF) or a malformed frame arrives (MPROC_EPROTO). The caller exits
+ * afterwards with _exit()/MPI_Finalize. */
+int mproc__worker_serve(const mproc__wchan *ch, int index);
+
+/* Executes one TASK or INIT frame (header already decoded and validated; payload of
+ * payload_len bytes) and builds the whole RESULT / INIT_RESULT frame (header included) into
+ * frame and frame_len (malloc'd; caller frees). Used by the serve loop and by in-process tests. */
+int mproc__execute(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *payload,
+                   size_t payload_len, uint8_t **frame, size_t *frame_len);
+
+/* Body of a Process child: runs target(arg) and returns the exit code (0 ok, 1 failed, the
+ * message printed to stderr as "Process <name>: ..."). The caller flushes stdio and _exits. */
+int mproc__process_main(const mproc_task *target, const void *arg, size_t len,
+                        const char *name);
+
+#endif /* MPROC_WORKER_H */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# check_jobs.sh JOBS_DIR fork|mpi - runs the seed jobs and the main job and checks they print
+# what the Python seeds print. mpi mode launches through ./mpirun.sh -np 4.
+set -u
+dir=$1 mode=${2:-fork}
+root=$(cd "$(dirname "$0")/.." && pwd)
+pass=0 fail=0
+run() {
+    if [ "$mode" = mpi ]; then timeout 120 "$root/mpirun.sh" -np 4 "$@"
+    else MPROC_BACKEND=fork timeout 120 "$@"; fi
+}
+check() { # name expected-condition-description command...
+    local name=$1; shift
+    if "$@"; then pass=$((pass + 1)); echo "ok - $name"; else fail=$((fail + 1)); echo "not ok - $name"; fi
+}
+q3() { local out; out=$(run "$dir/process_square") || return 1
+       [ "$out" = "$(printf 'The square of 5 is 25\nMain process exiting')" ] || { echo "$out"; return 1; }; }
+q5() { local out; out=$(run "$dir/pool_squares") || return 1
+       [ "$out" = "[1, 4, 9, 16, 25]" ] || { echo "$out"; return 1; }; }
+four_once() { # stdin: lines; each of 1..4 exactly once, nothing else
+    local out; out=$(cat); local sorted; sorted=$(printf '%s\n' "$out" | sed -E 's/.*Number: //' | sort)
+    [ "$sorted" = "$(printf '1\n2\n3\n4')" ] || { echo "$out"; return 1; }; }
+q6_pool() { run "$dir/print_numbers" | four_once; }
+q6_proc() { local out; out=$(run "$dir/print_numbers" --processes) || return 1
+            printf '%s\n' "$out" | grep -c '^Process ID: [0-9][0-9]* - Number: [1-4]$' | grep -qx 4 || { echo "$out"; return 1; }
+            printf '%s\n' "$out" | four_once; }
+primes() { local out; out=$(run "$dir/primes" --limit 1000000) || return 1
+           printf '%s\n' "$out" | grep -qx 'primes below 1000000: 78498' || { echo "$out"; return 1; }; }
+primes_fail() { local rc=0; run "$dir/primes" --limit 100000 --fail >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
+check "Q3 process_square ($mode)" q3
+check "Q5 pool_squares ($mode)" q5
+check "Q6 print_numbers pool map ($mode)" q6_pool
+check "Q6 print_numbers four processes ($mode)" q6_proc
+check "primes count ($mode)" primes
+check "primes --fail exits 3 ($mode)" primes_fail
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

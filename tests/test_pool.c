@@ -1,0 +1,436 @@
+/* test_pool - the Pool, end to end. The same source runs under the fork backend and under
+ * mpirun (-np 2, 4, and 3 over TCP only): nothing here assumes a backend or a worker count
+ * beyond what mproc_pool_size() reports.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mproc.h"
+
+static long square(long x) { return x * x; }
+MPROC_TASK_VALUE(square, long, long);
+
+static int checked_square(mproc_ctx *ctx, const long *x, long *out) {
+    if (*x % 1000 == 13) return mproc_fail(ctx, "unlucky %ld", *x);
+    *out = *x * *x;
+    return 0;
+}
+MPROC_TASK_TYPED(checked_square, long, long);
+
+static int sleep_ms(mproc_ctx *ctx, const long *ms, long *out) {
+    struct timespec ts = {*ms / 1000, (*ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    *out = *ms;
+    return 0;
+}
+MPROC_TASK_TYPED(sleep_ms, long, long);
+
+static int echo(mproc_ctx *ctx, const void *in, size_t len) { return mproc_return(ctx, in, len); }
+MPROC_TASK(echo);
+
+typedef struct who {
+    long pid;
+    int index;
+    char name[32];
+} who;
+static int whoami(mproc_ctx *ctx, const int *unused, who *w) {
+    w->pid = mproc_current_pid();
+    w->index = mproc_current_index();
+    snprintf(w->name, sizeof w->name, "%s", mproc_current_name());
+    return 0;
+}
+MPROC_TASK_TYPED(whoami, int, who);
+
+static long init_value;
+static int set_value(mproc_ctx *ctx, const void *in, size_t len) {
+    if (len != sizeof(long)) return mproc_fail(ctx, "initializer wants a long");
+    memcpy(&init_value, in, sizeof init_value);
+    if (init_value < 0) return mproc_fail(ctx, "initializer refuses %ld", init_value);
+    return 0;
+}
+MPROC_TASK(set_value);
+static long get_value(long unused) { return init_value; }
+MPROC_TASK_VALUE(get_value, long, long);
+
+static mproc_pool *new_pool(int n) {
+    mproc_pool *pool = NULL;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = n}), 0);
+    assert_non_null(pool);
+    return pool;
+}
+
+static void test_seed_apply_async(void **state) {
+    mproc_pool *pool = new_pool(4);
+    long numbers[5], out[5];
+    mproc_async *r[5];
+    for (int i = 0; i < 5; i++) {
+        numbers[i] = i + 1;
+        assert_int_equal(MPROC_APPLY_ASYNC(pool, square, &numbers[i], &r[i]), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(MPROC_GET(r[i], &out[i]), 0);
+        assert_int_equal(mproc_async_successful(r[i]), 1);
+        assert_int_equal(mproc_async_free(r[i]), 0);
+    }
+    long want[5] = {1, 4, 9, 16, 25};
+    assert_memory_equal(out, want, sizeof want);
+    assert_int_equal(mproc_pool_close(pool), 0);
+    assert_int_equal(mproc_pool_join(pool), 0);
+    assert_int_equal(mproc_pool_free(pool), 0);
+}
+
+static void map_check(mproc_pool *pool, size_t n, size_t chunksize) {
+    long *in = calloc(n ? n : 1, sizeof *in), *out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        in[i] = (long)i - 7;
+        out[i] = -1;
+    }
+    int rc = mproc_map(pool, &square_task, in, sizeof *in, out, sizeof *out, n,
+                       &(mproc_call_opts){.chunksize = chunksize});
+    assert_int_equal(rc, 0);
+    for (size_t i = 0; i < n; i++) assert_int_equal(out[i], in[i] * in[i]);
+    free(in);
+    free(out);
+}
+
+static void test_map_sizes_and_chunks(void **state) {
+    mproc_pool *pool = new_pool(0);
+    int workers = mproc_pool_size(pool);
+    assert_true(workers >= 1);
+    map_check(pool, 0, 0);
+    map_check(pool, 1, 0);
+    map_check(pool, (size_t)(workers > 1 ? workers - 1 : 1), 0);
+    map_check(pool, 10000, 1);
+    map_check(pool, 1000, 5000); /* chunksize larger than n */
+    map_check(pool, 1000000, 0);
+    map_check(pool, 100000, 333);
+    mproc_pool_free(pool);
+}
+
+static void test_map_errors_reach_caller_and_pool_goes_on(void **state) {
+    mproc_pool *pool = new_pool(0);
+    enum { N = 5000 };
+    long *in = malloc(sizeof(long) * N), *out = calloc(N, sizeof(long));
+    int *status = calloc(N, sizeof(int));
+    for (long i = 0; i < N; i++) in[i] = i;
+    int rc = mproc_map(pool, &checked_square_task, in, sizeof(long), out, sizeof(long), N,
+                       &(mproc_call_opts){.chunksize = 64, .item_status = status});
+    assert_int_equal(rc, MPROC_ETASK);
+    assert_non_null(strstr(mproc_last_error(), "unlucky"));
+    int failed = 0;
+    for (long i = 0; i < N; i++) {
+        if (i % 1000 == 13) {
+            assert_int_equal(status[i], MPROC_ETASK);
+            failed++;
+        } else {
+            assert_int_equal(status[i], 0);
+            assert_int_equal(out[i], i * i);
+        }
+    }
+    assert_int_equal(failed, 5);
+    long x = 13, y = 0;
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(pool, &checked_square_task, &x, sizeof x, NULL, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, -1, &y, sizeof y), MPROC_ETASK);
+    assert_string_equal(mproc_async_error(a), "unlucky 13");
+    assert_int_equal(mproc_async_successful(a), 0);
+    mproc_async_free(a);
+    x = 12;
+    assert_int_equal(MPROC_APPLY(pool, checked_square, &x, &y), 0); /* still working */
+    assert_int_equal(y, 144);
+    free(in);
+    free(out);
+    free(status);
+    mproc_pool_free(pool);
+}
+
+static void test_imap_ordered(void **state) {
+    mproc_pool *pool = new_pool(0);
+    enum { N = 20000 };
+    long *in = malloc(sizeof(long) * N);
+    for (long i = 0; i < N; i++) in[i] = i;
+    mproc_iter *it;
+    assert_int_equal(mproc_imap(pool, &square_task, in, sizeof(long), N, &(mproc_call_opts){.chunksize = 7}, &it), 0);
+    const void *data;
+    size_t len, idx;
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(mproc_iter_next(it, -1, &data, &len, &idx), 0);
+        assert_int_equal(len, sizeof(long));
+        assert_int_equal(idx, i);
+        long v;
+        memcpy(&v, data, sizeof v);
+        assert_int_equal(v, i * i);
+    }
+    assert_int_equal(mproc_iter_next(it, -1, &data, &len, &idx), MPROC_EOF);
+    assert_int_equal(mproc_iter_free(it), 0);
+    free(in);
+    mproc_pool_free(pool);
+}
+
+static void test_imap_unordered_each_once_with_errors(void **state) {
+    mproc_pool *pool = new_pool(0);
+    enum { N = 3000 };
+    long *in = malloc(sizeof(long) * N);
+    char *seen = calloc(N, 1);
+    for (long i = 0; i < N; i++) in[i] = i;
+    mproc_iter *it;
+    assert_int_equal(mproc_imap_unordered(pool, &checked_square_task, in, sizeof(long), N, &(mproc_call_opts){.chunksize = 1}, &it), 0);
+    const void *data;
+    size_t len, idx;
+    int rc, errors = 0;
+    while ((rc = mproc_iter_next(it, 30.0, &data, &len, &idx)) != MPROC_EOF) {
+        assert_true(idx < N);
+        assert_int_equal(seen[idx], 0);
+        seen[idx] = 1;
+        if (rc == MPROC_ETASK) {
+            errors++;
+            assert_int_equal(idx % 1000, 13);
+            assert_non_null(strstr(mproc_last_error(), "unlucky"));
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        long v;
+        memcpy(&v, data, sizeof v);
+        assert_int_equal(v, (long)idx * (long)idx);
+    }
+    assert_int_equal(errors, 3);
+    for (long i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    mproc_iter_free(it);
+    free(in);
+    free(seen);
+    mproc_pool_free(pool);
+}
+
+typedef struct gen_state {
+    size_t limit, generated;
+} gen_state;
+static int gen_longs(void *ud, size_t i, void *item) {
+    gen_state *g = ud;
+    if (i >= g->limit) return 0;
+    long v = (long)i;
+    memcpy(item, &v, sizeof v);
+    g->generated = i + 1;
+    return 1;
+}
+
+static void test_imap_window_is_bounded(void **state) {
+    mproc_pool *pool = new_pool(0);
+    gen_state g = {200000, 0};
+    size_t chunk = 100;
+    size_t bound = (size_t)mproc_pool_size(pool) * 2 * 2 * chunk + 2 * chunk + 4 * chunk;
+    mproc_iter *it;
+    assert_int_equal(mproc_imap_gen(pool, &square_task, gen_longs, &g, sizeof(long), 1, &(mproc_call_opts){.chunksize = chunk}, &it), 0);
+    const void *data;
+    size_t len, idx, consumed = 0, worst = 0;
+    int rc;
+    while ((rc = mproc_iter_next(it, -1, &data, &len, &idx)) == 0) {
+        assert_int_equal(idx, consumed);
+        consumed++;
+        if (g.generated - consumed > worst) worst = g.generated - consumed;
+    }
+    assert_int_equal(rc, MPROC_EOF);
+    assert_int_equal(consumed, g.limit);
+    assert_true(worst <= bound); /* input is read only as results are consumed */
+    mproc_iter_free(it);
+    mproc_pool_free(pool);
+}
+
+static void test_get_timeout_then_success(void **state) {
+    mproc_pool *pool = new_pool(1);
+    long ms = 400, out = 0;
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(pool, &sleep_ms_task, &ms, sizeof ms, NULL, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, 0.02, &out, sizeof out), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_async_ready(a), 0);
+    assert_int_equal(mproc_async_successful(a), MPROC_ESTATE);
+    assert_int_equal(mproc_async_wait(a, 0.0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_async_get_into(a, -1, &out, sizeof out), 0);
+    assert_int_equal(out, 400);
+    assert_int_equal(mproc_async_ready(a), 1);
+    mproc_async_free(a);
+    mproc_pool_free(pool);
+}
+
+static int ok_calls, err_calls, last_err;
+static long cb_value;
+static void on_result(void *ud, const void *data, size_t len) {
+    ok_calls++;
+    if (len == sizeof(long)) memcpy(&cb_value, data, sizeof cb_value);
+}
+static void on_error(void *ud, int err, const char *msg) {
+    err_calls++;
+    last_err = err;
+}
+
+static void test_callbacks(void **state) {
+    mproc_pool *pool = new_pool(0);
+    mproc_call_opts o = {.callback = on_result, .error_callback = on_error};
+    long x = 9, bad = 13;
+    mproc_async *a, *b;
+    assert_int_equal(mproc_apply_async(pool, &checked_square_task, &x, sizeof x, &o, &a), 0);
+    assert_int_equal(mproc_apply_async(pool, &checked_square_task, &bad, sizeof bad, &o, &b), 0);
+    assert_int_equal(mproc_async_wait(a, -1), 0);
+    assert_int_equal(mproc_async_wait(b, -1), 0);
+    assert_int_equal(ok_calls, 1); /* callbacks run before the handle turns ready */
+    assert_int_equal(cb_value, 81);
+    assert_int_equal(err_calls, 1);
+    assert_int_equal(last_err, MPROC_ETASK);
+    mproc_async_free(a);
+    mproc_async_free(b);
+    long in[100], out[100];
+    for (int i = 0; i < 100; i++) in[i] = i;
+    mproc_async *m;
+    assert_int_equal(mproc_map_async(pool, &square_task, in, sizeof in[0], out, sizeof out[0], 100, &o, &m), 0);
+    const void *data;
+    size_t len;
+    assert_int_equal(mproc_async_get(m, -1, &data, &len), 0);
+    assert_ptr_equal(data, out);
+    assert_int_equal(len, sizeof out);
+    assert_int_equal(ok_calls, 2);
+    assert_int_equal(out[99], 99 * 99);
+    mproc_async_free(m);
+    mproc_pool_free(pool);
+}
+
+static void test_bytes_results_of_any_size(void **state) {
+    mproc_pool *pool = new_pool(0);
+    size_t n = 3u << 20;
+    char *big = malloc(n), *back = malloc(n);
+    for (size_t i = 0; i < n; i++) big[i] = (char)(i * 31);
+    size_t got = 0;
+    assert_int_equal(mproc_apply(pool, &echo_task, big, n, back, n, &got), 0);
+    assert_int_equal(got, n);
+    assert_memory_equal(big, back, n);
+    assert_int_equal(mproc_apply(pool, &echo_task, NULL, 0, NULL, 0, &got), 0);
+    assert_int_equal(got, 0);
+    assert_int_equal(mproc_apply(pool, &echo_task, big, 10, back, 5, &got), MPROC_ESIZE);
+    free(big);
+    free(back);
+    mproc_pool_free(pool);
+}
+
+static void test_initializer(void **state) {
+    long v = 4242;
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.initializer = &set_value_task, .initarg = &v, .initarg_len = sizeof v}), 0);
+    long x = 0, y = 0;
+    assert_int_equal(MPROC_APPLY(pool, get_value, &x, &y), 0);
+    assert_int_equal(y, 4242);
+    mproc_pool_free(pool);
+    v = -1; /* refused: every task fails with EINITFAIL, nothing hangs or loops */
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.initializer = &set_value_task, .initarg = &v, .initarg_len = sizeof v}), 0);
+    assert_int_equal(MPROC_APPLY(pool, get_value, &x, &y), MPROC_EINITFAIL);
+    assert_non_null(strstr(mproc_last_error(), "initializer refuses -1"));
+    mproc_pool_free(pool);
+}
+
+static void test_maxtasksperchild_and_identity(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.maxtasksperchild = 2}), 0);
+    int n = mproc_pool_size(pool);
+    enum { N = 40 };
+    int in[N] = {0};
+    who out[N];
+    assert_int_equal(mproc_map(pool, &whoami_task, in, sizeof in[0], out, sizeof out[0], N, &(mproc_call_opts){.chunksize = 1}), 0);
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(out[i].index >= 0 && out[i].index < n);
+        assert_true(out[i].name[0] != '\0');
+        assert_true(out[i].pid != mproc_current_pid());
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= out[j].pid == out[i].pid;
+        distinct += !seen;
+    }
+    if (mproc_backend() == MPROC_BACKEND_FORK) {
+        assert_true(distinct >= N / 2); /* each worker served at most 2 tasks */
+        assert_int_equal(strncmp(out[0].name, "PoolWorker-", 11), 0);
+    }
+    assert_int_equal(mproc_current_index(), -1);
+    assert_string_equal(mproc_current_name(), "MainProcess");
+    mproc_pool_free(pool);
+}
+
+static void test_terminate_fails_pending_work(void **state) {
+    mproc_pool *pool = new_pool(1);
+    long ms[8] = {300, 300, 300, 300, 300, 300, 300, 300}, out[8];
+    mproc_async *m;
+    assert_int_equal(mproc_map_async(pool, &sleep_ms_task, ms, sizeof ms[0], out, sizeof out[0], 8, &(mproc_call_opts){.chunksize = 1}, &m), 0);
+    assert_int_equal(mproc_pool_terminate(pool), 0);
+    assert_int_equal(mproc_async_get(m, 10.0, NULL, NULL), MPROC_ECLOSED);
+    assert_int_equal(mproc_pool_join(pool), 0);
+    mproc_async_free(m);
+    mproc_pool_free(pool);
+}
+
+static void test_bad_input(void **state) {
+    mproc_pool *pool = new_pool(0);
+    long x = 3, y;
+    mproc_async *a = NULL;
+    mproc_task stranger = {"stranger", echo, NULL, 0, 0, NULL, -1};
+    assert_int_equal(mproc_pool_create(NULL, NULL), MPROC_EINVAL);
+    mproc_pool *p2 = (mproc_pool *)&x;
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.processes = -1}), MPROC_EINVAL);
+    assert_null(p2);
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.maxtasksperchild = -3}), MPROC_EINVAL);
+    assert_int_equal(mproc_apply(NULL, &square_task, &x, sizeof x, &y, sizeof y, NULL), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_apply(pool, NULL, &x, sizeof x, &y, sizeof y, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_apply(pool, &stranger, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
+    assert_non_null(strstr(mproc_last_error(), "stranger"));
+    assert_int_equal(mproc_apply(pool, &square_task, NULL, 8, &y, sizeof y, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_apply(pool, &square_task, &x, 4, &y, sizeof y, NULL), MPROC_ESIZE);
+    assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, NULL, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_map(pool, &square_task, NULL, 8, &y, 8, 1, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 4, 1, NULL), MPROC_ESIZE);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_iter_next(NULL, 0, NULL, NULL, NULL), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_async_wait(NULL, 0), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_async_free(NULL), 0);
+    assert_int_equal(mproc_pool_join(pool), MPROC_ESTATE); /* join before close */
+    assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, NULL, &a), 0);
+    assert_int_equal(mproc_async_free(a), 0);
+    assert_int_equal(mproc_async_free(a), MPROC_EBADHANDLE); /* double free detected */
+    assert_int_equal(mproc_pool_close(pool), 0);
+    assert_int_equal(mproc_apply(pool, &square_task, &x, sizeof x, &y, sizeof y, NULL), MPROC_ECLOSED);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 8, 1, NULL), MPROC_ECLOSED);
+    mproc_iter *it = NULL;
+    assert_int_equal(mproc_imap(pool, &square_task, &x, 8, 1, NULL, &it), MPROC_ECLOSED);
+    assert_null(it);
+    assert_int_equal(mproc_pool_join(pool), 0);
+    assert_int_equal(mproc_pool_free(pool), 0);
+    assert_int_equal(mproc_pool_free(NULL), 0);
+}
+
+int main(int argc, char **argv) {
+    int rc = mproc_init(&argc, &argv);
+    if (rc < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_apply_async),
+        cmocka_unit_test(test_map_sizes_and_chunks),
+        cmocka_unit_test(test_map_errors_reach_caller_and_pool_goes_on),
+        cmocka_unit_test(test_imap_ordered),
+        cmocka_unit_test(test_imap_unordered_each_once_with_errors),
+        cmocka_unit_test(test_imap_window_is_bounded),
+        cmocka_unit_test(test_get_timeout_then_success),
+        cmocka_unit_test(test_callbacks),
+        cmocka_unit_test(test_bytes_results_of_any_size),
+        cmocka_unit_test(test_initializer),
+        cmocka_unit_test(test_maxtasksperchild_and_identity),
+        cmocka_unit_test(test_terminate_fails_pending_work),
+        cmocka_unit_test(test_bad_input),
+    };
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mproc_finalize();
+    return rc;
+}
