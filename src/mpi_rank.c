@@ -92,8 +92,9 @@ static int report_exits(void) {
     return n;
 }
 
+static double xidle; static long xrecvs, xwaits;
 static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
-    (void)impl;
+    (void)impl; double xt0 = mproc__now(); xrecvs++;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
     pthread_mutex_lock(&mproc__mpi.lock);
@@ -116,9 +117,11 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
                              mproc_last_error());
         if (rc == 1) break;
+        xwaits++;
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
+    xidle += mproc__now() - xt0;
     return 0;
 }
 
@@ -326,6 +329,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame};
     int rc = mproc__worker_serve(&ch, rank - 1);
     if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
+    if (getenv("XSTATS")) fprintf(stderr, "rank %d: recvs %ld waits %ld idle %.3f s\n", rank, xrecvs, xwaits, xidle);
     end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__mpi_quiesce(mproc__mpi_discard);

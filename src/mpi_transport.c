@@ -45,22 +45,28 @@ void mproc__mpi_ok(int rc, const char *what) {
     mproc__mpi_fatal("rank %d: %s failed: %s", mproc__mpi.rank, what, text);
 }
 
+static long xcap = -1, xspin = -1, xstart = -1;
 void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
+    if (xcap < 0) {
+        const char *s = getenv("XCAP"); xcap = s ? atol(s) * 1000 : 0;
+        s = getenv("XSPIN"); xspin = s ? atol(s) : 16;
+        s = getenv("XSTART"); xstart = s ? atol(s) * 1000: 2000;
+    }
     b->polls = 0;
     b->ns = 0;
-    b->cap_ns = cap_ns;
+    b->cap_ns = xcap > 0 && cap_ns == MPROC__MPI_IDLE_CAP_NS ? xcap : cap_ns;
 }
 
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
     /* A reply often follows within microseconds (an eager message already in flight): poll a
      * few times before paying for a sleep. The lock is dropped so other threads get a turn. */
-    if (b->polls < 16) {
+    if (b->polls < (unsigned)xspin) {
         b->polls++;
         pthread_mutex_unlock(&mproc__mpi.lock);
         pthread_mutex_lock(&mproc__mpi.lock);
         return;
     }
-    b->ns = b->ns ? b->ns * 2 : 2000;
+    b->ns = b->ns ? b->ns * 2 : xstart;
     if (b->ns > b->cap_ns) b->ns = b->cap_ns;
     long ns = b->ns;
     if (deadline >= 0) {

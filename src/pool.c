@@ -118,8 +118,8 @@ static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     const mproc_task *t = c->iter ? c->iter->task : c->job->task;
     size_t item = c->iter ? c->iter->in_size : c->job->in_size;
     int variable = (c->job && c->job->kind == MPROC__JOB_APPLY);
-    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 4];
-    size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 4 : 0);
+    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8] = {0};
+    size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 8 : 0);
     size_t payload = head_len - MPROC__WIRE_HDR_SIZE + c->in_len;
     mproc__hdr_encode(head, MPROC__FRAME_TASK, c->id, (uint32_t)payload, (uint32_t)t->id);
     mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, c->count, variable ? 0 : (uint32_t)item);
@@ -134,9 +134,9 @@ static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
 
 static int send_init(mproc_pool *p, int w) {
     const mproc_task *t = p->opts.initializer;
-    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 4];
+    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8] = {0};
     size_t len = p->opts.initarg_len;
-    mproc__hdr_encode(head, MPROC__FRAME_INIT, 0, (uint32_t)(MPROC__WIRE_TASK_PREFIX + 4 + len), (uint32_t)t->id);
+    mproc__hdr_encode(head, MPROC__FRAME_INIT, 0, (uint32_t)(MPROC__WIRE_TASK_PREFIX + 8 + len), (uint32_t)t->id);
     mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, 1, 0);
     mproc__put_u32(head + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX, (uint32_t)len);
     struct iovec iov[2] = {{head, sizeof head}, {p->initarg, len}};

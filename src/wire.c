@@ -151,13 +151,20 @@ static int known_error_code(int32_t status) {
  * TASK / INIT payloads.
  * ------------------------------------------------------------------------------------------- */
 
-/* Variable form: a table of count u32 lengths, then data whose size equals their sum. */
+size_t mproc__wire_lens_size(uint32_t count) { return ((size_t)count * 4 + 7) & ~(size_t)7; }
+
+/* Variable form: a table of count u32 lengths padded with zeros to a multiple of 8 bytes (so
+ * the first item is 8-byte aligned in the frame), then data whose size equals their sum. */
 static int items_var_check(const uint8_t *lens, uint32_t count, size_t rest, size_t *data_len) {
-    if (rest / 4 < count)
+    size_t table = mproc__wire_lens_size(count);
+    if (rest < table)
         return mproc__error(MPROC_EPROTO,
                             "malformed task payload: %u item lengths need %zu bytes, %zu present",
-                            (unsigned)count, (size_t)count * 4, rest);
-    size_t avail = rest - (size_t)count * 4; /* count <= 2^26: no wrap */
+                            (unsigned)count, table, rest);
+    for (size_t k = (size_t)count * 4; k < table; k++)
+        if (lens[k] != 0)
+            return mproc__error(MPROC_EPROTO, "malformed task payload: non-zero length-table padding");
+    size_t avail = rest - table; /* count <= 2^26: no wrap */
     size_t sum = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t l = mproc__get_u32(lens + (size_t)i * 4);
@@ -196,7 +203,7 @@ int mproc__items_decode(const uint8_t *payload, size_t len, mproc__items *out) {
         if ((rc = items_var_check(p, count, rest, &data_len)) != 0)
             return rc;
         out->lens = p;
-        out->data = p + (size_t)count * 4;
+        out->data = p + mproc__wire_lens_size(count);
         out->data_len = data_len;
     }
     out->count = count;

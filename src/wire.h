@@ -105,6 +105,9 @@ int mproc__items_decode(const uint8_t *payload, size_t len, mproc__items *out);
 const uint8_t *mproc__items_next(const mproc__items *it, uint32_t i, size_t *cursor,
                                  size_t *item_len);
 
+/* Bytes of the padded length table for count variable-length items. */
+size_t mproc__wire_lens_size(uint32_t count);
+
 /* Writes the TASK/INIT payload prefix (8 bytes) for count items. */
 void mproc__task_prefix_encode(uint8_t out[MPROC__WIRE_TASK_PREFIX], uint32_t count,
                                uint32_t item_size);

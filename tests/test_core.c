@@ -171,11 +171,11 @@ static void test_ctx_results(void **state) {
     uint8_t *frame;
     mproc__results r;
     size_t plen, flen;
-    uint8_t *payload = malloc(MPROC__WIRE_TASK_PREFIX + 4 + sizeof big);
+    uint8_t *payload = calloc(1, MPROC__WIRE_TASK_PREFIX + 8 + sizeof big);
     mproc__task_prefix_encode(payload, 1, 0);
     mproc__put_u32(payload + 8, sizeof big);
-    memcpy(payload + 12, big, sizeof big);
-    plen = 12 + sizeof big;
+    memcpy(payload + 16, big, sizeof big);
+    plen = 16 + sizeof big;
     assert_int_equal(mproc__execute(MPROC__FRAME_TASK, 5, (uint32_t)echo_task.id, payload, plen, &frame, &flen), 0);
     assert_int_equal(mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, flen - MPROC__WIRE_HDR_SIZE, &r), 0);
     size_t cur = 0, len;

@@ -197,6 +197,7 @@ static void test_items_variable_round_trip(void **state) {
     w_u32(&w, 0);
     for (int i = 0; i < 5; i++)
         w_u32(&w, lens[i]);
+    w_u32(&w, 0); /* pads the 20-byte table to 24 so the data is 8-byte aligned */
     for (int i = 0; i < 5; i++)
         w_bytes(&w, want[i], lens[i]);
 
@@ -205,7 +206,10 @@ static void test_items_variable_round_trip(void **state) {
     assert_int_equal(it.count, 5);
     assert_int_equal(it.item_size, 0);
     assert_ptr_equal(it.lens, w.b + 8);
-    assert_ptr_equal(it.data, w.b + 8 + 20);
+    assert_ptr_equal(it.data, w.b + 8 + 24);
+    assert_int_equal(mproc__wire_lens_size(5), 24);
+    assert_int_equal(mproc__wire_lens_size(2), 8);
+    assert_int_equal(mproc__wire_lens_size(1), 8);
     assert_int_equal(it.data_len, 9);
 
     size_t cur = 0, len;
@@ -323,6 +327,15 @@ static void test_items_rejects_variable(void **state) {
     mproc__items it;
     assert_int_equal(mproc__items_decode(w.b, w.n, &it), 0);
 
+    /* Non-zero padding after an odd number of lengths. */
+    w.n = 0;
+    w_u32(&w, 1);
+    w_u32(&w, 0);
+    w_u32(&w, 1);
+    w_u32(&w, 7);
+    w_bytes(&w, "a", 1);
+    items_reject(&w, "padding");
+
     /* A 0xFFFFFFFF length. */
     w.n = 0;
     w_u32(&w, 2);
@@ -338,6 +351,7 @@ static void test_items_rejects_variable(void **state) {
     w_u32(&w, 0x80000000u);
     w_u32(&w, 0x80000000u);
     w_u32(&w, 4);
+    w_u32(&w, 0); /* padding */
     w_bytes(&w, "abcd", 4);
     items_reject(&w, "runs past");
     /* Many lengths that individually fit but together overflow any 32-bit counter. */

@@ -49,12 +49,15 @@ static int finish(const char *dir, const char *name, frame *f, uint16_t kind, ui
     return 0;
 }
 
-/* Variable-length items: the count, item_size 0, the lengths, then the bytes. */
+/* Variable-length items: the count, item_size 0, the lengths padded with zeros to a multiple
+ * of 8 bytes, then the bytes. */
 static void var_items(frame *f, int n, const char *const *items) {
     put32(f, (uint32_t)n);
     put32(f, 0);
     for (int i = 0; i < n; i++)
         put32(f, (uint32_t)strlen(items[i]));
+    if (n % 2)
+        put32(f, 0);
     for (int i = 0; i < n; i++)
         put_bytes(f, items[i], strlen(items[i]));
 }
