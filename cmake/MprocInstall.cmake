@@ -17,6 +17,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/mprocConfig.cmake ${PROJECT_BINARY_DIR}/mprocConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
 
+# The .pc file is relocatable (prefix from its own location), so --prefix at install time works.
 # A static mproc built with MPI needs MPI's link line in the pkg-config file.
 set(MPROC_PC_LIBS_PRIVATE "-lpthread")
 if(MPROC_HAVE_MPI)
@@ -25,5 +26,6 @@ if(MPROC_HAVE_MPI)
     string(APPEND MPROC_PC_LIBS_PRIVATE " ${lib}")
   endforeach()
 endif()
+file(RELATIVE_PATH MPROC_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
