@@ -39,10 +39,12 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Maps count_primes over the ranges on a pool of `workers` (0 = all); returns the total. */
-static long run(int workers, const range *ranges, long *counts, int k, double *seconds) {
+/* Maps count_primes over the ranges on a pool of `workers` (0 = one per CPU, or every worker
+ * rank under MPI); returns the total and sets *used to the pool's real size. */
+static long run(int workers, const range *ranges, long *counts, int k, double *seconds, int *used) {
     mproc_pool *pool;
     MPROC_CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = workers}));
+    *used = mproc_pool_size(pool);
     double t0 = now();
     int rc = mproc_map(pool, &count_primes_task, ranges, sizeof *ranges, counts, sizeof *counts, k,
                        &(mproc_call_opts){.chunksize = 1});
@@ -82,12 +84,12 @@ int main(int argc, char **argv) {
     }
     if (fail) ranges[k / 2] = (range){10, 5};
     double t_all, t_one;
-    long total = run(0, ranges, counts, k, &t_all);
-    run(1, ranges, counts, k, &t_one);
+    int workers, one;
+    long total = run(0, ranges, counts, k, &t_all, &workers);
+    run(1, ranges, counts, k, &t_one, &one);
     printf("primes below %ld: %ld\n", limit, total);
     printf("backend %s, %d workers: %.3f s; one worker: %.3f s; speed-up %.2fx\n", mproc_backend_name(),
-           mproc_max_workers() < mproc_cpu_count() ? mproc_max_workers() : mproc_cpu_count(), t_all,
-           t_one, t_one / t_all);
+           workers, t_all, t_one, t_one / t_all);
     free(ranges);
     free(counts);
     return mproc_finalize() < 0;
