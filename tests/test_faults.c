@@ -1,0 +1,161 @@
+/* test_faults - faults that break Python's pools, on the fork backend: a task retried after its
+ * worker died, a worker that writes garbage or a truncated frame (treated as dead, never
+ * trusted), and Ctrl-C / SIGTERM to a master in the middle of a map (no worker survives it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mproc.h"
+
+typedef struct once_arg {
+    long master;
+    long id;
+} once_arg;
+
+/* Crashes its worker the first time it runs for a given id, succeeds the second time. */
+static long crash_once(once_arg a) {
+    char path[96];
+    snprintf(path, sizeof path, "/tmp/mproc-retry-%ld-%ld", a.master, a.id);
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd >= 0) {
+        close(fd);
+        raise(SIGKILL);
+    }
+    unlink(path);
+    return a.id * 10;
+}
+MPROC_TASK_VALUE(crash_once, once_arg, long);
+
+/* Writes to every socket this worker holds: its channel to the master. */
+static void write_to_master(const void *bytes, size_t len) {
+    for (int fd = 3; fd < 256; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            ssize_t w = write(fd, bytes, len);
+            (void)w;
+        }
+    }
+}
+
+static long garbage(long kind) {
+    if (kind == 1) { /* bad magic */
+        static const char junk[32] = "this is not an mproc frame!!!!!";
+        write_to_master(junk, sizeof junk);
+        sleep(5);
+    } else if (kind == 2) { /* a valid header promising 1000 bytes, then silence and exit */
+        uint8_t h[24] = {'M', 'P', 'R', 'C', 1, 0, 2, 0};
+        h[16] = 0xe8;
+        h[17] = 0x03;
+        write_to_master(h, sizeof h);
+        _exit(0);
+    }
+    return kind;
+}
+MPROC_TASK_VALUE(garbage, long, long);
+
+static void test_retries_recover_a_crashed_task(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .max_retries = 1}), 0);
+    once_arg a = {getpid(), 7};
+    long out = 0;
+    assert_int_equal(MPROC_APPLY(pool, crash_once, &a, &out), 0);
+    assert_int_equal(out, 70);
+    mproc_pool_free(pool);
+    /* Without retries the same task fails, naming the signal. */
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    a.id = 8;
+    assert_int_equal(MPROC_APPLY(pool, crash_once, &a, &out), MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "signal 9"));
+    assert_int_equal(MPROC_APPLY(pool, crash_once, &a, &out), 0); /* marker consumed: now fine */
+    mproc_pool_free(pool);
+}
+
+static void test_garbage_from_a_worker_kills_only_it(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    long kind = 1, out = 0;
+    assert_int_equal(MPROC_APPLY(pool, garbage, &kind, &out), MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "malformed frame"));
+    kind = 2;
+    assert_int_equal(MPROC_APPLY(pool, garbage, &kind, &out), MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "mid-frame"));
+    kind = 0;
+    assert_int_equal(MPROC_APPLY(pool, garbage, &kind, &out), 0); /* the pool goes on */
+    mproc_pool_free(pool);
+}
+
+static int gone(long pid) {
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[2] == 'Z'; /* reparented zombie awaiting init: no longer running */
+}
+
+/* Runs fault_master, waits for its worker pids, signals it mid-map, checks nothing survives. */
+static void signal_master_mid_map(int signo) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t master = fork();
+    if (master == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(FAULT_MASTER, FAULT_MASTER, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    long pids[2] = {0, 0};
+    assert_int_equal(fscanf(in, "workers %ld %ld", &pids[0], &pids[1]), 2);
+    usleep(200000); /* let the long map get going */
+    kill(master, signo);
+    int status;
+    assert_int_equal(waitpid(master, &status, 0), master); /* the master itself is reaped */
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == signo);
+    fclose(in);
+    int all_gone = 0;
+    for (int i = 0; i < 200 && !all_gone; i++) {
+        all_gone = gone(pids[0]) && gone(pids[1]);
+        if (!all_gone) usleep(10000);
+    }
+    assert_true(all_gone);
+}
+
+static void test_ctrl_c_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGINT); }
+static void test_sigterm_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGTERM); }
+
+int main(int argc, char **argv) {
+    int rc = mproc_init(&argc, &argv);
+    if (rc < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retries_recover_a_crashed_task),
+        cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
+        cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
+        cmocka_unit_test(test_sigterm_on_master_leaves_no_worker),
+    };
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mproc_finalize();
+    return rc;
+}
