@@ -67,6 +67,42 @@ static long garbage(long kind) {
 }
 MPROC_TASK_VALUE(garbage, long, long);
 
+static int die_in_init(mproc_ctx *ctx, const void *in, size_t len) {
+    raise(SIGKILL);
+    return 0;
+}
+MPROC_TASK(die_in_init);
+
+static long sleepy(long ms) {
+    usleep((useconds_t)ms * 1000);
+    return ms;
+}
+MPROC_TASK_VALUE(sleepy, long, long);
+
+static void test_initializer_that_kills_its_worker_is_reported_once(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .initializer = &die_in_init_task}), 0);
+    long x = 1, y;
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL);
+    assert_non_null(strstr(mproc_last_error(), "die_in_init"));
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL); /* no respawn loop, no hang */
+    mproc_pool_free(pool);
+}
+
+static void test_per_call_timeout(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}), 0);
+    long slow = 5000, fast = 1, out = 0;
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(pool, &sleepy_task, &slow, sizeof slow, &(mproc_call_opts){.timeout = 0.2}, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, 10.0, &out, sizeof out), MPROC_ETIMEDOUT);
+    assert_non_null(strstr(mproc_last_error(), "time limit"));
+    mproc_async_free(a);
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &fast, &out), 0); /* a fresh worker took over */
+    assert_int_equal(out, 1);
+    mproc_pool_free(pool);
+}
+
 static void test_retries_recover_a_crashed_task(void **state) {
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .max_retries = 1}), 0);
@@ -151,6 +187,8 @@ int main(int argc, char **argv) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retries_recover_a_crashed_task),
+        cmocka_unit_test(test_initializer_that_kills_its_worker_is_reported_once),
+        cmocka_unit_test(test_per_call_timeout),
         cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
         cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
         cmocka_unit_test(test_sigterm_on_master_leaves_no_worker),
