@@ -105,8 +105,14 @@ static int write_frame(int fd, const struct iovec *iov_in, int iovcnt,
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                int rc = drain ? drain(arg) : 0;
-                if (rc < 0) return rc;
+                if (drain) {
+                    int rc = drain(arg);
+                    if (rc < 0) return rc;
+                    continue;
+                }
+                /* No one to drain for (a SHUTDOWN): wait a bounded time for room. */
+                struct pollfd p = {fd, POLLOUT, 0};
+                if (poll(&p, 1, 1000) <= 0) return MPROC_ETIMEDOUT;
                 continue;
             }
             return MPROC_EWORKER;
@@ -317,12 +323,28 @@ static int poll_group(mproc__group *g, int ms) {
     return r;
 }
 
-/* Reads every readable worker once, queueing what completes. Used while a send waits. */
+/* While a send to one worker would block: sleeps in poll() until that socket is writable again
+ * or any worker has something to say, and queues whatever completes, so a worker blocked on
+ * writing its results never deadlocks against the master writing its next task. */
+typedef struct send_wait {
+    mproc__group *g;
+    int fd;
+} send_wait;
+
 static int drain_group(void *arg) {
-    mproc__group *g = arg;
-    if (poll_group(g, 10) <= 0) return 0;
+    send_wait *sw = arg;
+    mproc__group *g = sw->g;
     for (int i = 0; i < g->n; i++) {
-        if (!g->pfds[i].revents || g->w[i].fd < 0) continue;
+        g->pfds[i].fd = g->w[i].fd;
+        g->pfds[i].events = POLLIN | (g->w[i].fd == sw->fd ? POLLOUT : 0);
+        g->pfds[i].revents = 0;
+    }
+    int r;
+    do r = poll(g->pfds, (nfds_t)g->n, 1000);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) return 0;
+    for (int i = 0; i < g->n; i++) {
+        if (!(g->pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) || g->w[i].fd < 0) continue;
         mproc__event ev;
         while (g->w[i].fd >= 0 && read_worker(g, i, &ev))
             if (enqueue(g, &ev) < 0) return MPROC_ENOMEM;
@@ -369,7 +391,8 @@ static int fork_group_start(int n, mproc__group **out) {
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt) {
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     if (g->w[worker].fd < 0) return MPROC_EWORKER;
-    int rc = write_frame(g->w[worker].fd, iov, iovcnt, drain_group, g);
+    send_wait sw = {g, g->w[worker].fd};
+    int rc = write_frame(g->w[worker].fd, iov, iovcnt, drain_group, &sw);
     if (rc == MPROC_EWORKER) {
         /* Its EOF (and so its DIED event) will be seen by the next wait. */
         return mproc__error(MPROC_EWORKER, "worker %d closed its channel", worker);
