@@ -40,7 +40,7 @@ typedef struct mproc__event {
     size_t frame_len;
     int exitcode;      /* DIED: exit status >= 0, or minus the signal number */
     long pid;          /* DIED: the process id the worker had (0 if unknown) */
-    char why[160];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
+    char why[320];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
 } mproc__event;
 
 typedef struct mproc__backend_ops {

@@ -21,6 +21,7 @@
 
 #include "backend.h"
 #include "fork_process.h"
+#include "frame_reader.h"
 #include "fork_spawn.h"
 #include "internal.h"
 #include "wire.h"
@@ -29,10 +30,7 @@
 typedef struct fworker {
     pid_t pid;
     int fd;                /* master end; -1 once dead */
-    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
-    size_t hdr_got;
-    uint8_t *frame;        /* frame being assembled (header + payload) */
-    size_t frame_len, got;
+    mproc__reader in;      /* frames arriving from it */
 } fworker;
 
 typedef struct queued {
@@ -54,38 +52,10 @@ static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
 
 /* ---- worker side ------------------------------------------------------------------------ */
 
-static int read_full(int fd, void *buf, size_t len) {
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t r = read(fd, p, len);
-        if (r == 0) return MPROC_EOF;
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return MPROC_EOF;
-        }
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 static int child_recv(void *impl, uint8_t **frame, size_t *len) {
-    int fd = *(int *)impl;
-    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
-    int rc = read_full(fd, hdr, sizeof hdr);
-    if (rc < 0) return rc;
-    mproc__frame_hdr h;
-    if ((rc = mproc__hdr_decode(hdr, sizeof hdr, &h)) < 0) return rc;
-    uint8_t *f = malloc(sizeof hdr + h.length);
-    if (!f) return mproc__error(MPROC_ENOMEM, "worker: no memory for a %u-byte frame", h.length);
-    memcpy(f, hdr, sizeof hdr);
-    if ((rc = read_full(fd, f + sizeof hdr, h.length)) < 0) {
-        free(f);
-        return rc;
-    }
-    *frame = f;
-    *len = sizeof hdr + h.length;
-    return 0;
+    static mproc__reader in; /* one channel per worker process */
+    int rc = mproc__reader_next(&in, *(int *)impl, frame, len);
+    return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
 }
 
 /* Writes a whole frame on a blocking or non-blocking socket; MSG_NOSIGNAL so a dead peer is
@@ -175,8 +145,7 @@ static int spawn_worker(mproc__group *g, int i) {
     }
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     fworker *w = &g->w[i];
-    free(w->frame);
-    memset(w, 0, sizeof *w);
+    mproc__reader_reset(&w->in);
     w->pid = pid;
     w->fd = sv[0];
     g->spawned++;
@@ -189,9 +158,7 @@ static void close_worker_fd(fworker *w) {
         close(w->fd);
         w->fd = -1;
     }
-    free(w->frame);
-    w->frame = NULL;
-    w->hdr_got = w->got = w->frame_len = 0;
+    mproc__reader_reset(&w->in);
 }
 
 /* Reaps a worker whose socket closed: give it a moment to exit on its own (so its real status
@@ -212,7 +179,7 @@ static void reap_worker(fworker *w, mproc__event *ev, const char *cause) {
         mproc__describe_exit(status, how, sizeof how);
         ev->exitcode = mproc__exitcode(status);
     }
-    if (cause) snprintf(ev->why, sizeof ev->why, "%s; %s", cause, how);
+    if (cause) snprintf(ev->why, sizeof ev->why, "%.200s; %s", cause, how);
     else snprintf(ev->why, sizeof ev->why, "%s", how);
     w->pid = 0;
 }
@@ -233,57 +200,22 @@ static void worker_died(mproc__group *g, int i, mproc__event *ev, const char *ca
 /* Reads what is available from worker i. Returns 1 with *ev set when a frame completed or the
  * worker died, 0 when more bytes are needed. */
 static int read_worker(mproc__group *g, int i, mproc__event *ev) {
-    fworker *w = &g->w[i];
-    for (;;) {
-        uint8_t *dst;
-        size_t want;
-        if (!w->frame) {
-            dst = w->hdr + w->hdr_got;
-            want = MPROC__WIRE_HDR_SIZE - w->hdr_got;
-        } else {
-            dst = w->frame + w->got;
-            want = w->frame_len - w->got;
-        }
-        ssize_t r = want ? read(w->fd, dst, want) : 0;
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-        if (r <= 0 && want) {
-            const char *cause = (w->hdr_got || w->frame) ? "closed its channel mid-frame" : NULL;
-            worker_died(g, i, ev, cause);
-            return 1;
-        }
-        if (!w->frame) {
-            w->hdr_got += (size_t)r;
-            if (w->hdr_got < MPROC__WIRE_HDR_SIZE) continue;
-            mproc__frame_hdr h;
-            if (mproc__hdr_decode(w->hdr, sizeof w->hdr, &h) < 0) {
-                char cause[96];
-                snprintf(cause, sizeof cause, "sent a malformed frame (%.60s)", mproc_last_error());
-                worker_died(g, i, ev, cause);
-                return 1;
-            }
-            w->frame_len = MPROC__WIRE_HDR_SIZE + (size_t)h.length;
-            w->frame = malloc(w->frame_len);
-            if (!w->frame) {
-                worker_died(g, i, ev, "sent a frame too large for memory");
-                return 1;
-            }
-            memcpy(w->frame, w->hdr, MPROC__WIRE_HDR_SIZE);
-            w->got = MPROC__WIRE_HDR_SIZE;
-        } else {
-            w->got += (size_t)r;
-        }
-        if (w->frame && w->got == w->frame_len) {
-            memset(ev, 0, sizeof *ev);
-            ev->kind = MPROC__EV_FRAME;
-            ev->worker = i;
-            ev->frame = w->frame;
-            ev->frame_len = w->frame_len;
-            w->frame = NULL;
-            w->hdr_got = w->got = w->frame_len = 0;
-            return 1;
-        }
+    uint8_t *frame;
+    size_t len;
+    int rc = mproc__reader_next(&g->w[i].in, g->w[i].fd, &frame, &len);
+    if (rc == 0) return 0;
+    if (rc == 1) {
+        memset(ev, 0, sizeof *ev);
+        ev->kind = MPROC__EV_FRAME;
+        ev->worker = i;
+        ev->frame = frame;
+        ev->frame_len = len;
+        return 1;
     }
+    char cause[200];
+    snprintf(cause, sizeof cause, "%s", rc == MPROC_EOF ? "" : mproc_last_error());
+    worker_died(g, i, ev, rc == MPROC_EOF ? NULL : cause);
+    return 1;
 }
 
 static int enqueue(mproc__group *g, const mproc__event *ev) {
@@ -402,6 +334,9 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
 
 static int fork_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (dequeue(g, ev)) return 0;
+    /* Frames already in a read buffer would not wake poll(). */
+    for (int i = 0; i < g->n; i++)
+        if (g->w[i].fd >= 0 && mproc__reader_pending(&g->w[i].in) && read_worker(g, i, ev)) return 0;
     double deadline = mproc__deadline(timeout);
     for (;;) {
         double left = mproc__remaining(deadline);

@@ -75,7 +75,16 @@ void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c) {
     else p->qhead = c;
     p->qtail = c;
     p->outstanding++;
-    if (p->g) p->be->wake(p->g);
+    mproc__pool_kick(p);
+}
+
+void mproc__pool_kick(mproc_pool *p) {
+    /* An awake thread finds new work on its next loop; only a sleeping one needs the wake-up
+     * (a syscall), and a wake-up stays pending until it is consumed, so none is lost. */
+    if (p->g && p->sleeping) {
+        p->sleeping = 0;
+        p->be->wake(p->g);
+    }
 }
 
 static void push_front(mproc_pool *p, mproc__chunk *c) {
@@ -361,7 +370,7 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
         snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
                  task_name_of(c), chunk_timeout(p, c), w);
     else
-        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%s': %s", w, pid,
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s", w, pid,
                  task_name_of(c), why);
     settle_fail(p, c, err, msg);
 }
@@ -388,7 +397,7 @@ static void on_died(mproc_pool *p, const mproc__event *ev) {
     }
     if (p->opts.initializer && !was_ready && !p->broken) {
         p->broken = 1; /* an initializer that kills its worker would loop forever */
-        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%s' killed worker %d: %s",
+        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%.64s' killed worker %d: %.150s",
                  p->opts.initializer->name, w, ev->why);
     }
     if (p->state == MPROC__POOL_TERMINATED) return;
@@ -437,9 +446,11 @@ static void serve_pool(mproc_pool *p) {
         double timeout = check_timeouts(p);
         mproc__event ev;
         mproc__group *g = p->g;
+        p->sleeping = 1;
         pthread_mutex_unlock(&mproc__core_lock);
         int rc = p->be->wait(g, timeout, &ev);
         pthread_mutex_lock(&mproc__core_lock);
+        p->sleeping = 0;
         if (rc < 0) {
             fprintf(stderr, "mproc: pool stopped: %s\n", mproc_last_error());
             p->state = MPROC__POOL_TERMINATED;

@@ -324,7 +324,7 @@ int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, si
     else pool->feed_head = a;
     pool->feed_tail = a;
     pool->outstanding += a->chunks_left;
-    if (pool->g) pool->be->wake(pool->g);
+    mproc__pool_kick(pool);
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }

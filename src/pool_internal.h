@@ -110,6 +110,7 @@ struct mproc_pool {
     void *initarg;             /* owned copy */
     mproc__pool_state state;
     int thread_running, joined;
+    int sleeping;              /* the result thread is (about to be) in the backend's wait */
     pthread_t thread;
     mproc__wstate *ws;
     mproc__chunk *qhead, *qtail;
@@ -131,6 +132,8 @@ void mproc__core_broadcast(void);
 int mproc__pool_check(const mproc_pool *p, const char *fn);
 /* Appends chunks to the queue and wakes the result thread; lock held. */
 void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
+/* Wakes the result thread if it sleeps in the backend's wait (new work); lock held. */
+void mproc__pool_kick(mproc_pool *p);
 /* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
 size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
 
