@@ -235,7 +235,7 @@ typedef struct mproc_async mproc_async;
 typedef struct mproc_iter mproc_iter;
 
 typedef struct mproc_pool_opts {
-    int processes;                 /* workers; 0 = mproc_cpu_count() (capped by max_workers) */
+    int processes;                 /* workers; 0 = one per CPU (fork) or every worker rank (MPI) */
     const mproc_task *initializer; /* run once in each worker as it starts; NULL = none */
     const void *initarg;           /* copied */
     size_t initarg_len;

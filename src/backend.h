@@ -65,7 +65,8 @@ typedef struct mproc__backend_ops {
     int (*wait)(mproc__group *g, double timeout, mproc__event *ev);
     /* Makes a blocked or the next wait() return MPROC__EV_WAKE; any thread. */
     void (*wake)(mproc__group *g);
-    /* Kills a worker (SIGKILL or the transport's equivalent); its DIED event follows. */
+    /* Kills a worker (SIGKILL or the transport's equivalent); its DIED event follows. A
+     * backend that cannot (MPI) returns an error and the worker keeps running. */
     int (*kill_worker)(mproc__group *g, int worker);
     /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
      * (it is asked to exit first). MPROC_ENOTBUILT-like errors where a backend cannot. */
@@ -84,6 +85,9 @@ typedef struct mproc__backend_ops {
     int (*proc_signal)(mproc__child *c, int signo);
     /* Frees a child that has ended (proc_wait returned 0). */
     void (*proc_free)(mproc__child *c);
+
+    /* Workers a pool gets when it asks for 0: fork, one per CPU; MPI, every worker rank. */
+    int (*default_workers)(void);
 } mproc__backend_ops;
 
 extern const mproc__backend_ops mproc__backend_fork;

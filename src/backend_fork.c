@@ -427,5 +427,5 @@ const mproc__backend_ops mproc__backend_fork = {
     MPROC__BACKEND_VERSION, "fork",  fork_init,           fork_finalize,    fork_max_workers,
     fork_group_start,       fork_send, fork_wait,         fork_wake,        fork_kill_worker,
     fork_restart_worker,    fork_worker_pid, fork_group_stop, mproc__fork_proc_start,
-    mproc__fork_proc_wait,  mproc__fork_proc_signal, mproc__fork_proc_free,
+    mproc__fork_proc_wait,  mproc__fork_proc_signal, mproc__fork_proc_free, mproc_cpu_count,
 };

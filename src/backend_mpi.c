@@ -9,8 +9,9 @@
  * Nobody owns the receive side: whichever thread waits (the pool's result thread in wait(), a
  * user thread in proc_wait(), a sender whose peer is slow) polls MPI and routes every frame to
  * its owner: the group's event queue or the child record. Polling never spins for long: Open
- * MPI's blocking receive would burn a core, so we MPI_Improbe with a short spin, then sleep on a
- * condition variable with a backoff that grows to 1 ms (wake() and routed frames cut it short).
+ * MPI's blocking receive would burn a core, so we MPI_Improbe with a short spin, then sleep with
+ * a backoff that grows to 1 ms, cut short by the process's doorbell (mpi_transport.c), which
+ * rings when a rank on this node sends us a frame, on wake(), and when a frame is routed.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -135,13 +136,14 @@ static void route(int src, uint8_t *f, size_t len) {
         mproc__mpi_fatal("rank %d sent the master an unexpected frame of kind %u", src,
                          (unsigned)kind);
     }
-    pthread_cond_broadcast(&mproc__mpi.cv);
+    mproc__mpi_ring_sleepers(); /* the owner may be another thread, asleep */
 }
 
-/* Lock held. Polls and sleeps until done(arg) or the deadline: 1 if done. */
-static int wait_until(int (*done)(const void *), const void *arg, double deadline) {
+/* Lock held. Polls and sleeps until done(arg) or the deadline: 1 if done. cap_ns bounds the
+ * sleeps: how late a frame without a doorbell (from another node) may be noticed. */
+static int wait_until(int (*done)(const void *), const void *arg, double deadline, long cap_ns) {
     mproc__backoff bo;
-    mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    mproc__mpi_backoff_init(&bo, cap_ns);
     for (;;) {
         if (done(arg)) return 1;
         if (mproc__mpi_drain(route) > 0) continue;
@@ -263,13 +265,70 @@ static void master_start(double deadline) {
     collect_hellos(deadline);
 }
 
-static void cv_init(void) {
-    /* A monotonic clock: the backoff's sleeps must not jump with the wall clock. */
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&mproc__mpi.cv, &a);
-    pthread_condattr_destroy(&a);
+/* Runs at the start of the program's own MPI_Finalize (an MPI_COMM_SELF attribute's delete
+ * callback, which MPI calls while still fully working), when the program initialized MPI. If
+ * the program never called mproc_finalize, this is the last moment to stop the ranks. Then the
+ * final barrier: the worker ranks wait in it until now, cheaply polled, rather than inside
+ * MPI_Finalize, which would cost each ~10% of a core while the master goes on after
+ * mproc_finalize. */
+static int at_program_finalize(MPI_Comm comm, int keyval, void *attr, void *extra) {
+    (void)comm, (void)attr, (void)extra;
+    if (mproc__mpi.ready) mproc_finalize();
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (mproc__mpi.size > 0) {
+        mproc__mpi_quiesce(mproc__mpi_discard);
+        MPI_Comm_free(&mproc__mpi.comm);
+        mproc__mpi.size = 0;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    MPI_Comm_free_keyval(&keyval);
+    return MPI_SUCCESS;
+}
+
+/* The program owns MPI: be told when it finalizes it (see at_program_finalize). */
+static void watch_program_finalize(void) {
+    int keyval;
+    mproc__mpi_ok(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, at_program_finalize, &keyval,
+                                         NULL), "MPI_Comm_create_keyval");
+    mproc__mpi_ok(MPI_Comm_set_attr(MPI_COMM_SELF, keyval, NULL), "MPI_Comm_set_attr");
+}
+
+static void free_master_state(void) {
+    while (M.children) {
+        mproc__child *c = M.children;
+        M.children = c->next;
+        free(c);
+    }
+    free(M.pid);
+    free(M.outstanding);
+    free(M.drop);
+    free(M.nchild);
+    memset(&M, 0, sizeof M);
+}
+
+static int mpi_finalize(void) {
+    if (!mproc__mpi.ready || mproc__mpi.rank != 0) return 0;
+    /* SHUTDOWN's arg tells the ranks whether to wait for the program's MPI_Finalize too. */
+    uint32_t program_owns_mpi = !mproc__mpi.we_initialized;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    for (int r = 1; r < mproc__mpi.size; r++)
+        mproc__mpi_send_hdr(r, MPROC__FRAME_SHUTDOWN, 0, program_owns_mpi, mproc__mpi_discard);
+    /* Ranks may still be answering a terminated pool; keep taking (and dropping) their frames
+     * until all have left their serve loops, so none is stuck in a send at MPI_Finalize. */
+    mproc__mpi_quiesce(mproc__mpi_discard);
+    mproc__mpi_bells_free();
+    free_master_state();
+    mproc__mpi.ready = 0;
+    if (program_owns_mpi) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        return 0; /* a program's own MPI is the program's to finalize: at_program_finalize */
+    }
+    MPI_Comm_free(&mproc__mpi.comm);
+    mproc__mpi.size = 0;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    MPI_Finalize();
+    mproc__mpi.we_initialized = 0;
+    return 0;
 }
 
 static int mpi_init(int *argc, char ***argv) {
@@ -279,6 +338,10 @@ static int mpi_init(int *argc, char ***argv) {
     if (finalized)
         return mproc__error(MPROC_ESTATE, "mpi: MPI is already finalized; call mproc_init first");
     if (!inited) {
+        /* We never block inside MPI (we poll and sleep), so Open MPI's habit of calling
+         * sched_yield() in every empty poll when oversubscribed only hands our core away for
+         * a whole time slice: a master would answer its workers milliseconds late. */
+        setenv("OMPI_MCA_mpi_yield_when_idle", "0", 0);
         /* SERIALIZED is all we need: one lock covers every MPI call mproc makes, so MULTIPLE
          * would only add Open MPI's own locking to each call. */
         int provided = 0;
@@ -296,41 +359,15 @@ static int mpi_init(int *argc, char ***argv) {
         mproc__mpi.we_initialized = 0;
         return 1;
     }
-    cv_init();
     mproc__mpi.rank = rank;
     double deadline = rank == 0 ? mproc__deadline(start_timeout()) : -1.0;
     dup_world(deadline);
     mproc__mpi.size = size;
+    mproc__mpi_bells_init();
     if (rank != 0) mproc__mpi_rank_main();
     master_start(deadline);
+    if (!mproc__mpi.we_initialized) watch_program_finalize();
     mproc__mpi.ready = 1;
-    return 0;
-}
-
-static int mpi_finalize(void) {
-    if (!mproc__mpi.ready || mproc__mpi.rank != 0) return 0;
-    pthread_mutex_lock(&mproc__mpi.lock);
-    for (int r = 1; r < mproc__mpi.size; r++)
-        mproc__mpi_send_hdr(r, MPROC__FRAME_SHUTDOWN, 0, 0, mproc__mpi_discard);
-    /* Ranks may still be answering a terminated pool; keep taking (and dropping) their frames
-     * until all have left their serve loops, so none is stuck in a send at MPI_Finalize. */
-    mproc__mpi_quiesce(mproc__mpi_discard);
-    while (M.children) {
-        mproc__child *c = M.children;
-        M.children = c->next;
-        free(c);
-    }
-    free(M.pid);
-    free(M.outstanding);
-    free(M.drop);
-    free(M.nchild);
-    memset(&M, 0, sizeof M);
-    MPI_Comm_free(&mproc__mpi.comm);
-    mproc__mpi.ready = 0;
-    mproc__mpi.size = 0;
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    if (mproc__mpi.we_initialized) MPI_Finalize(); /* a program's own MPI is the program's */
-    mproc__mpi.we_initialized = 0;
     return 0;
 }
 
@@ -385,6 +422,15 @@ static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     return rc;
 }
 
+/* While a group's ranks work, a result from a rank on another node (no doorbell) should be
+ * seen within a fraction of a task: poll faster then, and lazily when nothing is due. */
+static long busy_cap(const mproc__group *g) {
+    if (mproc__mpi_all_local()) return MPROC__MPI_IDLE_CAP_NS;
+    for (int r = 1; r <= g->n; r++)
+        if (M.outstanding[r]) return MPROC__MPI_BUSY_CAP_NS;
+    return MPROC__MPI_IDLE_CAP_NS;
+}
+
 static int group_ready(const void *arg) {
     const mproc__group *g = arg;
     return g->head != NULL || atomic_load(&g->woken);
@@ -395,7 +441,7 @@ static int mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (!g) return mproc__error(MPROC_EINVAL, "mpi wait: no group");
     double deadline = mproc__deadline(timeout);
     pthread_mutex_lock(&mproc__mpi.lock);
-    wait_until(group_ready, g, deadline);
+    wait_until(group_ready, g, deadline, busy_cap(g));
     if (atomic_exchange(&g->woken, 0)) {
         /* A wake first: it means new work or a stop, and queued frames keep. */
         ev->kind = MPROC__EV_WAKE;
@@ -418,9 +464,7 @@ static int mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
 static void mpi_wake(mproc__group *g) {
     if (!g) return;
     atomic_store(&g->woken, 1);
-    pthread_mutex_lock(&mproc__mpi.lock);
-    pthread_cond_broadcast(&mproc__mpi.cv);
-    pthread_mutex_unlock(&mproc__mpi.lock);
+    mproc__mpi_ring_self(); /* lock-free: callers may hold the core's lock */
 }
 
 static int mpi_kill_worker(mproc__group *g, int worker) {
@@ -510,7 +554,7 @@ static int send_start(mproc__child *c, const mproc_task *t, const void *arg, siz
                            {(void *)arg, len}};
     int rc = mproc__mpi_send_frame(c->rank, iov, 4, route);
     if (rc < 0) return rc;
-    wait_until(child_started, c, -1.0);
+    wait_until(child_started, c, -1.0, MPROC__MPI_BUSY_CAP_NS);
     if (c->state == CH_FAILED)
         return mproc__error(c->status, "Process %s: rank %d could not start it: %s", name, c->rank,
                             c->why);
@@ -552,7 +596,7 @@ static int mpi_proc_start(const mproc_task *target, const void *arg, size_t len,
 static int mpi_proc_wait(mproc__child *c, double timeout, int *exitcode) {
     if (!c) return mproc__error(MPROC_EINVAL, "mpi proc_wait: no process");
     pthread_mutex_lock(&mproc__mpi.lock);
-    int done = wait_until(child_exited, c, mproc__deadline(timeout));
+    int done = wait_until(child_exited, c, mproc__deadline(timeout), MPROC__MPI_IDLE_CAP_NS);
     if (done && exitcode) *exitcode = c->exitcode;
     pthread_mutex_unlock(&mproc__mpi.lock);
     return done ? 0 : MPROC_ETIMEDOUT;
@@ -594,4 +638,5 @@ const mproc__backend_ops mproc__backend_mpi = {
     mpi_proc_wait,
     mpi_proc_signal,
     mpi_proc_free,
+    mpi_max_workers,
 };

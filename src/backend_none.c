@@ -74,5 +74,5 @@ const mproc__backend_ops mproc__backend_mpi = {
     none_max_workers,       none_group_start, none_send,        none_wait,
     none_wake,              none_kill_worker, none_restart_worker, none_worker_pid,
     none_group_stop,        none_proc_start, none_proc_wait,     none_proc_signal,
-    none_proc_free,
+    none_proc_free,         none_max_workers,
 };

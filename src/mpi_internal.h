@@ -13,7 +13,8 @@
  * the tag (tags are bounded by MPI_TAG_UB).
  *
  * Locking: every MPI call, and all backend state, is under mproc__mpi.lock; a thread that waits
- * for something sleeps on mproc__mpi.cv with that lock released, so another thread can poll.
+ * for something sleeps with that lock released (on its process's doorbell, see
+ * mpi_transport.c), so another thread can poll meanwhile.
  */
 #ifndef MPROC_MPI_INTERNAL_H
 #define MPROC_MPI_INTERNAL_H
@@ -38,7 +39,6 @@ typedef struct mproc__mpi_world {
     int we_initialized; /* mproc called MPI_Init_thread, so mproc calls MPI_Finalize */
     int ready;          /* init finished on this rank */
     pthread_mutex_t lock;
-    pthread_cond_t cv;  /* broadcast whenever a frame is routed or wake() is called */
 } mproc__mpi_world;
 
 extern mproc__mpi_world mproc__mpi;
@@ -48,14 +48,30 @@ typedef struct mproc__backoff {
     unsigned polls;
     long ns;
     long cap_ns;
+    unsigned seen; /* our doorbell's count when we last polled */
+    int rung;      /* the doorbell rang since this wait began */
 } mproc__backoff;
 
 #define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
+#define MPROC__MPI_BUSY_CAP_NS 250000L  /* results are due from ranks without a doorbell */
 #define MPROC__MPI_SEND_CAP_NS 250000L  /* a pending send is a transfer someone waits on */
 
 void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
-/* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none). */
+/* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none);
+ * returns early when this process's doorbell rings. */
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
+
+/* Doorbells (mpi_transport.c). Collective set-up and tear-down over our communicator. */
+void mproc__mpi_bells_init(void);
+void mproc__mpi_bells_free(void);
+/* Wakes rank's waiting threads if it shares our node (send_frame does this after each send). */
+void mproc__mpi_ring(int rank);
+/* Wakes this process's own waiting threads: wake(), or a frame routed to another thread. */
+void mproc__mpi_ring_self(void);
+/* Lock held. As ring_self, but only when one of our threads sleeps (routing a frame). */
+void mproc__mpi_ring_sleepers(void);
+/* 1 when every rank shares the master's node, so doorbells announce every frame. */
+int mproc__mpi_all_local(void);
 
 /* Receives frames that arrive while a send waits for its peer (see mproc__mpi_send_frame). Takes
  * ownership of frame. Lock held. */

@@ -44,6 +44,7 @@ static struct {
     rchild *kids;
     size_t nkids, cap;
     qnode *qhead, *qtail;
+    int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
 } R;
 
 static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
@@ -92,9 +93,8 @@ static int report_exits(void) {
     return n;
 }
 
-static double xidle; static long xrecvs, xwaits;
 static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
-    (void)impl; double xt0 = mproc__now(); xrecvs++;
+    (void)impl;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
     pthread_mutex_lock(&mproc__mpi.lock);
@@ -117,11 +117,11 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
                              mproc_last_error());
         if (rc == 1) break;
-        xwaits++;
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
-    xidle += mproc__now() - xt0;
+    if (*len >= MPROC__WIRE_HDR_SIZE && mproc__get_u16(*frame + 6) == MPROC__FRAME_SHUTDOWN)
+        R.wait_program = mproc__get_u32(*frame + 20) != 0; /* the serve loop only sees "stop" */
     return 0;
 }
 
@@ -153,6 +153,7 @@ _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t
                                  const char *name, pid_t parent) {
     /* Its own crash is its exit code (-11), not a rank's death. */
     for (size_t i = 0; i < sizeof crash_sigs / sizeof *crash_sigs; i++) signal(crash_sigs[i], SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
 #ifdef __linux__
     /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -164,6 +165,27 @@ _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t
     int code = mproc__process_main(t, arg, len, name);
     fflush(NULL);
     _exit(code & 0xff);
+}
+
+/* A child's end rings our own doorbell, so the loop reports it at once rather than at its next
+ * poll. Ringing is async-signal-safe (an atomic add and a futex call). */
+static void on_sigchld(int sig) {
+    (void)sig;
+    int saved = errno;
+    mproc__mpi_ring_self();
+    errno = saved;
+}
+
+static void watch_children(void) {
+    static int installed;
+    if (installed) return;
+    installed = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigchld;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP; /* tasks' own syscalls go on undisturbed */
+    sigaction(SIGCHLD, &sa, NULL);
 }
 
 static int start_child(uint64_t id, const uint8_t *p, size_t n) {
@@ -192,6 +214,7 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     memcpy(name, p + MPROC__MPI_START_PREFIX, nlen);
     name[nlen] = '\0';
     pid_t parent = getpid();
+    watch_children();
     fflush(NULL); /* buffered output must not be written twice */
     pid_t pid = fork();
     if (pid == 0) child_main(t, arg, alen, name, parent);
@@ -316,12 +339,27 @@ static void install_crash_handlers(int rank) {
  * The rank's life.
  * ------------------------------------------------------------------------------------------- */
 
+static int leaving; /* set before our own exit(0) */
+
+/* A task that calls exit() takes its rank down without MPI_Finalize, which ends the job; say
+ * which task did it, as for a crash. */
+static void exit_watch(void) {
+    uint64_t id = 0;
+    const char *task = mproc__running_task(&id);
+    if (leaving || !task) return;
+    fprintf(stderr, "mproc: worker rank %d (pid %ld) exited while running task '%s' (request %llu):"
+            " a task must return, not call exit()\n", mproc__mpi.rank, (long)getpid(), task,
+            (unsigned long long)id);
+    fflush(stderr);
+}
+
 _Noreturn void mproc__mpi_rank_main(void) {
     int rank = mproc__mpi.rank;
     char name[32];
     snprintf(name, sizeof name, "Worker-rank-%d", rank);
     mproc__set_identity(name, rank - 1);
     install_crash_handlers(rank);
+    atexit(exit_watch);
     mproc__mpi.ready = 1;
     /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
     if (reply_started(0, 0, getpid(), "") < 0)
@@ -329,10 +367,13 @@ _Noreturn void mproc__mpi_rank_main(void) {
     mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame};
     int rc = mproc__worker_serve(&ch, rank - 1);
     if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
-    if (getenv("XSTATS")) fprintf(stderr, "rank %d: recvs %ld waits %ld idle %.3f s\n", rank, xrecvs, xwaits, xidle);
     end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__mpi_quiesce(mproc__mpi_discard);
+    mproc__mpi_bells_free();
+    /* The master's program finalizes MPI when it chooses: wait for that in a barrier, polled
+     * cheaply, rather than in MPI_Finalize (see at_program_finalize in backend_mpi.c). */
+    if (R.wait_program) mproc__mpi_quiesce(mproc__mpi_discard);
     pthread_mutex_unlock(&mproc__mpi.lock);
     fflush(NULL);
     MPI_Comm_free(&mproc__mpi.comm);
@@ -341,5 +382,6 @@ _Noreturn void mproc__mpi_rank_main(void) {
     /* Always finalize here, even if the program initialized MPI: this rank never returns to
      * the program, and a rank that exits without MPI_Finalize fails the whole mpirun. */
     MPI_Finalize();
+    leaving = 1;
     exit(0);
 }

@@ -267,6 +267,13 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
         hostile(p, w, "answered a task it was not given");
         return;
     }
+    if (c->ghost) { /* already failed by its time limit */
+        free(frame);
+        free(c);
+        p->ws[w].tasks_done++;
+        recycle_if_due(p, w);
+        return;
+    }
     mproc__results r;
     if (mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, h->length, &r) < 0 || r.count != c->count) {
         free(frame);
@@ -383,6 +390,10 @@ static void on_died(mproc_pool *p, const mproc__event *ev) {
     ws->head = ws->tail = NULL;
     ws->inflight = 0;
     ws->alive = ws->ready = 0;
+    if (head && head->ghost) { /* its task was failed already */
+        free(head);
+        head = NULL;
+    }
     /* Chunks that never started go back to the front, in order. */
     if (rest) {
         mproc__chunk *last = rest;
@@ -411,19 +422,43 @@ static void on_died(mproc_pool *p, const mproc__event *ev) {
     if (!alive) fail_queue(p, MPROC_EWORKER, "every worker of the pool died and none could be replaced");
 }
 
+/* The running chunk of a worker that cannot be killed is past its time: it fails now with
+ * ETIMEDOUT, and a ghost takes its place in flight so its late result is recognised and
+ * dropped. The worker goes on with the chunks queued behind it when it is done. */
+static void expire_in_place(mproc_pool *p, int w) {
+    mproc__wstate *ws = &p->ws[w];
+    mproc__chunk *c = ws->head, *ghost = calloc(1, sizeof *ghost);
+    if (!ghost) return; /* try again at the next check */
+    ghost->id = c->id;
+    ghost->count = c->count;
+    ghost->ghost = 1;
+    ghost->next = c->next;
+    ghost->started = c->started;
+    ws->head = ghost;
+    if (ws->tail == c) ws->tail = ghost;
+    c->next = NULL;
+    char msg[200];
+    snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit (the %s backend cannot stop it; its result will be dropped)",
+             task_name_of(c), chunk_timeout(p, c), p->be->name);
+    settle_fail(p, c, MPROC_ETIMEDOUT, msg);
+}
+
 /* Kills workers whose running chunk is past its time; returns seconds to the next deadline
  * (< 0: none). */
 static double check_timeouts(mproc_pool *p) {
     double now = mproc__now(), next = -1;
     for (int w = 0; w < p->n; w++) {
         mproc__wstate *ws = &p->ws[w];
-        if (!ws->head || ws->recycling == 2) continue;
+        if (!ws->head || ws->head->ghost || ws->recycling == 2) continue;
         double limit = chunk_timeout(p, ws->head);
         if (limit <= 0) continue;
         double left = ws->head->started + limit - now;
         if (left <= 0) {
             ws->recycling = 2; /* marks "killed for time" until its DIED event */
-            p->be->kill_worker(p->g, w);
+            if (p->be->kill_worker(p->g, w) < 0) {
+                ws->recycling = 0; /* cannot kill (MPI): fail the task now, drop its result later */
+                expire_in_place(p, w);
+            }
         } else if (next < 0 || left < next) {
             next = left;
         }
@@ -466,7 +501,8 @@ static void fail_everything(mproc_pool *p, const char *msg) {
         mproc__chunk *c;
         while ((c = p->ws[w].head)) {
             p->ws[w].head = c->next;
-            settle_fail(p, c, MPROC_ECLOSED, msg);
+            if (c->ghost) free(c);
+            else settle_fail(p, c, MPROC_ECLOSED, msg);
         }
         p->ws[w].tail = NULL;
         p->ws[w].inflight = 0;
@@ -481,6 +517,7 @@ static void *result_thread(void *arg) {
     pthread_mutex_lock(&mproc__core_lock);
     p->g = g;
     p->thread_running = rc < 0 ? -1 : 1;
+    p->start_rc = rc;
     if (rc < 0) snprintf(p->broken_msg, sizeof p->broken_msg, "%s", mproc_last_error());
     mproc__core_broadcast();
     if (rc < 0) {
@@ -539,7 +576,8 @@ static int start_pool(mproc_pool *p) {
     pthread_mutex_unlock(&mproc__core_lock);
     if (rc < 0) {
         pthread_join(p->thread, NULL);
-        return mproc__error(MPROC_ESYS, "mproc_pool_create: cannot start %d workers: %s", p->n, p->broken_msg);
+        return mproc__error(p->start_rc < 0 ? p->start_rc : MPROC_ESYS, "mproc_pool_create: cannot start %d workers: %s",
+                            p->n, p->broken_msg);
     }
     return 0;
 }
@@ -558,7 +596,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->be = mproc__backend();
     p->opts = o;
     int maxw = p->be->max_workers();
-    p->n = o.processes ? o.processes : mproc_cpu_count();
+    p->n = o.processes ? o.processes : p->be->default_workers();
     if (p->n > maxw) p->n = maxw;
     p->depth = o.inflight ? o.inflight : 2;
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);

@@ -82,6 +82,8 @@ struct mproc__chunk {
     size_t in_len;            /* apply: the argument's length; map: count*in_size */
     uint8_t *owned;           /* copied input this chunk frees */
     int isolated;             /* re-run alone after a crash: its failure is final */
+    int ghost;                /* stands in for a chunk already failed by its time limit on a
+                               * worker that could not be killed: its late result is dropped */
     int attempts;
     double started;           /* when it became the worker's running chunk */
     uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
@@ -110,6 +112,7 @@ struct mproc_pool {
     void *initarg;             /* owned copy */
     mproc__pool_state state;
     int thread_running, joined;
+    int start_rc;              /* the backend's answer to group_start */
     int sleeping;              /* the result thread is (about to be) in the backend's wait */
     pthread_t thread;
     mproc__wstate *ws;

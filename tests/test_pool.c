@@ -371,6 +371,27 @@ static void test_terminate_fails_pending_work(void **state) {
     mproc_pool_free(pool);
 }
 
+static void test_task_time_limit(void **state) {
+    /* fork: the worker is killed and replaced; MPI: the task fails now and its rank finishes
+     * it in the background. Either way the caller sees ETIMEDOUT and the rest completes. */
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.task_timeout = 0.3}), 0);
+    long in[4] = {1, 1500, 2, 3}, out[4] = {0};
+    int status[4];
+    int rc = mproc_map(pool, &sleep_ms_task, in, sizeof in[0], out, sizeof out[0], 4,
+                       &(mproc_call_opts){.chunksize = 1, .item_status = status});
+    assert_int_equal(rc, MPROC_ETIMEDOUT);
+    assert_non_null(strstr(mproc_last_error(), "time limit"));
+    assert_int_equal(status[1], MPROC_ETIMEDOUT);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[2], 2);
+    assert_int_equal(out[3], 3);
+    long x = 5, y = 0;
+    assert_int_equal(MPROC_APPLY(pool, sleep_ms, &x, &y), 0);
+    assert_int_equal(y, 5);
+    mproc_pool_free(pool);
+}
+
 static void test_bad_input(void **state) {
     mproc_pool *pool = new_pool(0);
     long x = 3, y;
@@ -428,6 +449,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_initializer),
         cmocka_unit_test(test_maxtasksperchild_and_identity),
         cmocka_unit_test(test_terminate_fails_pending_work),
+        cmocka_unit_test(test_task_time_limit),
         cmocka_unit_test(test_bad_input),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,358 @@
+/*
+ * c_mpi_floor.c - benchmark peer: the hand-written MPI "floor".
+ *
+ * What plain, unclever C + MPI gets with no library: rank 0 is the master,
+ * ranks 1..size-1 are workers.  The master keeps every worker 2 requests deep
+ * (2 slots per worker; each slot is an MPI_Isend of the request plus a
+ * pre-posted MPI_Irecv of its reply, tag = slot) and refills a slot as soon as
+ * MPI_Waitany says its reply is in.  Requests go straight from the input array
+ * and replies land straight in the output array (no packing).  Workers loop on
+ * MPI_Probe / MPI_Recv / compute / MPI_Send.  Map work is batched as chunks of
+ * longs (MPI_LONG), bytes as one 8 MiB MPI_BYTE message per blob.  mproc's MPI
+ * backend is measured against it (see bench/README.md).  Prints exactly one
+ * line on stdout (rank 0):
+ *
+ *   RESULT peer=c_mpi_floor workload=<w> param=<p|-> value=<x> unit=<u> serial=<s|-> check=<ok|BAD> n=<count>
+ *
+ * Usage (3 ranks = master + 2 workers; on a 2-core box add --oversubscribe):
+ *   mpirun --allow-run-as-root --oversubscribe -np 3 c_mpi_floor WORKLOAD [ARGS]
+ *   apply [N=200000]      N tasks x*x, 1 long per message        -> tasks/s
+ *   map   [N=10000000]    x*x over N longs, 10,000 per message    -> items/s
+ *   spawn                 n/a (ranks are not spawned per task)
+ *   bytes [NBLOBS=16]     16 blobs of 8 MiB, task returns length  -> MB/s (1e6 B)
+ *   gran T CHUNK [NTASKS] busy tasks of T us (iterations calibrated in the master),
+ *                         ~0.5 s serial; CHUNK = 1 or auto (ceil(n / (4 * workers)))
+ *                         -> value = parallel wall s, serial = same tasks in-process
+ * The master calibrates and times the serial reference BEFORE releasing the
+ * workers (they wait on an MPI_Ibarrier, testing it every 1 ms, so they do not
+ * busy-poll against the master on a small box).  Timings exclude start-up and
+ * input construction.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PEER "c_mpi_floor"
+#define DEPTH 2
+#define MAXW 64
+#define TAG_STOP 1000
+#define BLOB (8 << 20)
+
+enum { OP_SQ, OP_SPIN, OP_LEN };
+
+static long spin(long n)
+{
+    volatile long s = 0;
+    for (long i = 0; i < n; i++)
+        s += i;
+    return n;
+}
+
+static double calibrate(void) /* iterations per microsecond */
+{
+    long n = 1000000;
+    double dt;
+    for (;;) {
+        double t = MPI_Wtime();
+        spin(n);
+        dt = MPI_Wtime() - t;
+        if (dt > 0.05)
+            break;
+        n *= 2;
+    }
+    for (int i = 0; i < 5; i++) {
+        double t = MPI_Wtime();
+        spin(n);
+        double d = MPI_Wtime() - t;
+        if (d < dt)
+            dt = d;
+    }
+    return (double)n / (dt * 1e6);
+}
+
+/* Start gate: workers sleep-poll so the master's calibration/serial run is quiet. */
+static void gate(int rank)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(MPI_COMM_WORLD, &rq);
+    if (rank == 0) {
+        MPI_Wait(&rq, MPI_STATUS_IGNORE);
+        return;
+    }
+    int done = 0;
+    struct timespec ms = {0, 1000000};
+    for (;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done)
+            break;
+        nanosleep(&ms, NULL);
+    }
+}
+
+static void worker(int op)
+{
+    int cap = 0;
+    char *in = NULL;
+    long *out = NULL;
+    for (;;) {
+        MPI_Status st;
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+        if (st.MPI_TAG == TAG_STOP) {
+            MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            break;
+        }
+        int cnt, bytes;
+        MPI_Get_count(&st, op == OP_LEN ? MPI_BYTE : MPI_LONG, &cnt);
+        bytes = op == OP_LEN ? cnt : cnt * (int)sizeof(long);
+        if (bytes > cap) {
+            cap = bytes;
+            in = realloc(in, (size_t)cap);
+            out = realloc(out, (size_t)cap);
+            if (!in || !out)
+                MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        MPI_Recv(in, cnt, op == OP_LEN ? MPI_BYTE : MPI_LONG, 0, st.MPI_TAG, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
+        if (op == OP_LEN) {
+            long n = cnt;
+            MPI_Send(&n, 1, MPI_LONG, 0, st.MPI_TAG, MPI_COMM_WORLD);
+            continue;
+        }
+        const long *x = (const long *)(void *)in;
+        if (op == OP_SQ)
+            for (int i = 0; i < cnt; i++)
+                out[i] = x[i] * x[i];
+        else
+            for (int i = 0; i < cnt; i++)
+                out[i] = spin(x[i]);
+        MPI_Send(out, cnt, MPI_LONG, 0, st.MPI_TAG, MPI_COMM_WORLD);
+    }
+    free(in);
+    free(out);
+}
+
+/* Jobs as in c_fork_floor: chunks of in[] -> out[], or blob j -> out[j]. */
+struct run {
+    int op;
+    size_t n, chunk, njobs;
+    const long *in;
+    long *out;
+    char *const *blobs;
+};
+
+static void post(const struct run *r, int w, int slot, size_t j, MPI_Request *sr,
+                 MPI_Request *rr)
+{
+    int k = (w - 1) * DEPTH + slot;
+    if (r->op == OP_LEN) {
+        MPI_Irecv(&r->out[j], 1, MPI_LONG, w, slot, MPI_COMM_WORLD, &rr[k]);
+        MPI_Isend(r->blobs[j], BLOB, MPI_BYTE, w, slot, MPI_COMM_WORLD, &sr[k]);
+    } else {
+        size_t lo = j * r->chunk, hi = lo + r->chunk < r->n ? lo + r->chunk : r->n;
+        MPI_Irecv(r->out + lo, (int)(hi - lo), MPI_LONG, w, slot, MPI_COMM_WORLD, &rr[k]);
+        MPI_Isend(r->in + lo, (int)(hi - lo), MPI_LONG, w, slot, MPI_COMM_WORLD, &sr[k]);
+    }
+}
+
+static void run_jobs(const struct run *r, int nw)
+{
+    MPI_Request sr[MAXW * DEPTH], rr[MAXW * DEPTH];
+    size_t next = 0, done = 0;
+    for (int k = 0; k < nw * DEPTH; k++)
+        sr[k] = rr[k] = MPI_REQUEST_NULL;
+    for (int slot = 0; slot < DEPTH; slot++)
+        for (int w = 1; w <= nw && next < r->njobs; w++)
+            post(r, w, slot, next++, sr, rr);
+    while (done < r->njobs) {
+        int k;
+        MPI_Waitany(nw * DEPTH, rr, &k, MPI_STATUS_IGNORE);
+        MPI_Wait(&sr[k], MPI_STATUS_IGNORE);
+        done++;
+        if (next < r->njobs)
+            post(r, k / DEPTH + 1, k % DEPTH, next++, sr, rr);
+    }
+}
+
+static void stop(int nw)
+{
+    for (int w = 1; w <= nw; w++)
+        MPI_Send(NULL, 0, MPI_BYTE, w, TAG_STOP, MPI_COMM_WORLD);
+}
+
+static void result(const char *w, const char *param, double value, const char *unit,
+                   double serial, int ok, size_t n, const char *extra)
+{
+    char ser[32] = "-";
+    if (serial >= 0)
+        snprintf(ser, sizeof ser, "%.6f", serial);
+    printf("RESULT peer=%s workload=%s param=%s value=%.*f unit=%s serial=%s check=%s n=%zu%s\n",
+           PEER, w, param, strcmp(unit, "s") ? 2 : 6, value, unit, ser, ok ? "ok" : "BAD", n,
+           extra ? extra : "");
+    fflush(stdout);
+}
+
+static int check_squares(const long *out, size_t n, char *extra, size_t cap)
+{
+    unsigned __int128 s = 0, want;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        s += (unsigned long)out[i];
+        if (out[i] != (long)i * (long)i)
+            ok = 0;
+    }
+    want = (unsigned __int128)(n - 1) * n * (2 * n - 1) / 6;
+    char dig[48];
+    int k = 0;
+    unsigned __int128 v = s;
+    do {
+        dig[k++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    char *p = extra;
+    p += snprintf(p, cap, " sum=");
+    while (k)
+        *p++ = dig[--k];
+    *p = 0;
+    return ok && s == want;
+}
+
+static size_t arg(int argc, char **argv, int i, size_t dflt)
+{
+    return argc > i ? (size_t)strtoull(argv[i], NULL, 10) : dflt;
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int nw = size - 1;
+    const char *w = argc > 1 ? argv[1] : "";
+    int op = !strcmp(w, "bytes") ? OP_LEN : !strcmp(w, "gran") ? OP_SPIN : OP_SQ;
+    int known = !strcmp(w, "apply") || !strcmp(w, "map") || !strcmp(w, "bytes") ||
+                (!strcmp(w, "gran") && argc > 3) || !strcmp(w, "spawn");
+    if (!known || nw < 1 || nw > MAXW) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "usage: mpirun -np 3 %s apply|map|bytes [N] | gran T 1|auto [NTASKS] | "
+                    "spawn\n",
+                    argv[0]);
+        MPI_Finalize();
+        return 2;
+    }
+    if (!strcmp(w, "spawn")) {
+        if (rank == 0)
+            printf("RESULT peer=%s workload=spawn param=- value=n/a unit=us/proc serial=- "
+                   "check=n/a n=0 note=no_spawn_in_mpi\n",
+                   PEER);
+        MPI_Finalize();
+        return 0;
+    }
+    if (rank != 0) {
+        gate(rank);
+        worker(op);
+        MPI_Finalize();
+        return 0;
+    }
+
+    char extra[160] = "";
+    if (op == OP_SQ) {
+        int apply = !strcmp(w, "apply");
+        size_t n = arg(argc, argv, 2, apply ? 200000 : 10000000);
+        long *in = malloc(n * sizeof(long)), *out = malloc(n * sizeof(long));
+        if (!in || !out)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (long)i;
+        memset(out, 0xff, n * sizeof(long));
+        size_t chunk = apply ? 1 : 10000;
+        struct run r = {OP_SQ, n, chunk, (n + chunk - 1) / chunk, in, out, NULL};
+        gate(0);
+        double t = MPI_Wtime();
+        run_jobs(&r, nw);
+        double dt = MPI_Wtime() - t;
+        stop(nw);
+        int ok = check_squares(out, n, extra, sizeof extra);
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " workers=%d", nw);
+        result(w, apply ? "-" : "chunk10000", (double)n / dt, apply ? "tasks/s" : "items/s", -1,
+               ok, n, extra);
+        free(in);
+        free(out);
+    } else if (op == OP_LEN) {
+        size_t nb = arg(argc, argv, 2, 16);
+        char **blobs = malloc(nb * sizeof *blobs);
+        long *out = calloc(nb, sizeof(long));
+        if (!blobs || !out)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        for (size_t i = 0; i < nb; i++) {
+            if (!(blobs[i] = malloc(BLOB)))
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            memset(blobs[i], (int)(i & 0xff), BLOB);
+        }
+        struct run r = {OP_LEN, nb, 1, nb, NULL, out, blobs};
+        gate(0);
+        double t = MPI_Wtime();
+        run_jobs(&r, nw);
+        double dt = MPI_Wtime() - t;
+        stop(nw);
+        int ok = 1;
+        for (size_t i = 0; i < nb; i++)
+            ok = ok && out[i] == BLOB;
+        snprintf(extra, sizeof extra, " workers=%d", nw);
+        result(w, "8MiB", (double)nb * BLOB / 1e6 / dt, "MB/s", -1, ok, nb, extra);
+        for (size_t i = 0; i < nb; i++)
+            free(blobs[i]);
+        free(blobs);
+        free(out);
+    } else {
+        long T = atol(argv[2]);
+        const char *cs = argv[3];
+        if (T <= 0)
+            MPI_Abort(MPI_COMM_WORLD, 2);
+        double ipu = calibrate();
+        long iters = lround((double)T * ipu);
+        if (iters < 1)
+            iters = 1;
+        size_t n = arg(argc, argv, 4, (size_t)lround(0.5e6 / (double)T));
+        if (n < 1)
+            n = 1;
+        size_t chunk = !strcmp(cs, "auto") ? (n + 4 * (size_t)nw - 1) / (4 * (size_t)nw)
+                                           : (size_t)atol(cs);
+        if (chunk < 1)
+            chunk = 1;
+        long *in = malloc(n * sizeof(long)), *out = calloc(n, sizeof(long));
+        if (!in || !out)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        for (size_t i = 0; i < n; i++)
+            in[i] = iters;
+        /* serial reference first, while the workers sleep at the gate */
+        double t = MPI_Wtime();
+        for (size_t i = 0; i < n; i++)
+            out[i] = spin(in[i]);
+        double ser = MPI_Wtime() - t;
+        memset(out, 0, n * sizeof(long));
+        struct run r = {OP_SPIN, n, chunk, (n + chunk - 1) / chunk, in, out, NULL};
+        gate(0);
+        t = MPI_Wtime();
+        run_jobs(&r, nw);
+        double par = MPI_Wtime() - t;
+        stop(nw);
+        int ok = 1;
+        for (size_t i = 0; i < n; i++)
+            ok = ok && out[i] == iters;
+        char param[64];
+        snprintf(param, sizeof param, "T%ld_c%s", T, cs);
+        snprintf(extra, sizeof extra, " iters=%ld chunk=%zu workers=%d eff=%.3f", iters, chunk,
+                 nw, ser / ((double)nw * par));
+        result(w, param, par, "s", ser, ok, n, extra);
+        free(in);
+        free(out);
+    }
+    MPI_Finalize();
+    return 0;
+}

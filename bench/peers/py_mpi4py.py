@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Benchmark peer: mpi4py.futures.MPIPoolExecutor (rank 0 master, 2 worker ranks).
+
+One of the programs mproc is measured against (see bench/README.md).  It runs
+ONE workload named on the command line and prints exactly one line on stdout:
+
+  RESULT peer=py_mpi4py workload=<w> param=<p|-> value=<x> unit=<u> serial=<s|-> check=<ok|BAD> n=<count>
+
+Run it under mpi4py's futures runner so that ranks 1..2 become the pool:
+  mpirun --allow-run-as-root --oversubscribe -np 3 \
+      /usr/bin/python3 -m mpi4py.futures bench/peers/py_mpi4py.py WORKLOAD [ARGS]
+
+  apply [N=200000]      executor.submit(x*x) N times, all results collected -> tasks/s
+                        (only min(N, APPLY_CAP=50000) tasks run, ~10 s; when capped the rate
+                        is extrapolated and the line carries note=extrapolated_from_<m>_tasks)
+  map   [N=10000000]    executor.map(x*x, range(N), chunksize=10000) -> items/s
+  spawn                 n/a (MPI ranks are not spawned per task)
+  bytes [NBLOBS=16]     executor.map(len, 16 blobs of 8 MiB, chunksize=1) -> MB/s
+  gran T CHUNK [NTASKS] busy tasks of T us, ~0.5 s of serial work (at most 50,000 tasks
+                        when CHUNK=1); CHUNK = 1 or auto.  executor.map has no
+                        automatic chunksize, so auto = Pool's rule ceil(n/(4*workers)).
+Timings exclude executor start-up and input construction.  In the workers this
+file is executed with __name__ == "__worker__", so only the functions are defined.
+"""
+import sys
+import time
+
+from mpi4py import MPI
+from mpi4py.futures import MPIPoolExecutor
+
+PEER = "py_mpi4py"
+APPLY_CAP = 50000       # submit() tasks actually run (~5k/s here); rate extrapolated beyond
+GRAN_CAP = 50000        # cap on gran task count with CHUNK=1, so a run stays < 20 s
+BLOB = 8 * 1024 * 1024
+
+
+def sq(x):
+    return x * x
+
+
+def blob_len(b):
+    return len(b)
+
+
+def spin(n):
+    for _ in range(n):
+        pass
+    return n
+
+
+def nap(_):
+    time.sleep(0.05)
+    return 0
+
+
+def result(workload, param, value, unit, serial, ok, n, extra=""):
+    if ok is None:
+        chk = "n/a"
+    else:
+        chk = "ok" if ok else "BAD"
+    print("RESULT peer=%s workload=%s param=%s value=%s unit=%s serial=%s check=%s n=%d%s" % (
+        PEER, workload, param, value, unit, serial, chk, n, extra), flush=True)
+
+
+def calibrate():
+    """Iterations of spin() per microsecond (best of a few >= 50 ms runs)."""
+    n = 100000
+    while True:
+        t = time.perf_counter(); spin(n); dt = time.perf_counter() - t
+        if dt > 0.05:
+            break
+        n *= 2
+    best = dt
+    for _ in range(5):
+        t = time.perf_counter(); spin(n); best = min(best, time.perf_counter() - t)
+    return n / (best * 1e6)
+
+
+def auto_chunk(n, workers):
+    c, extra = divmod(n, workers * 4)
+    return c + 1 if extra else c
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.stderr.write(__doc__)
+        return 2
+    w = argv[1]
+    if w == "spawn":
+        result(w, "-", "n/a", "us/proc", "-", None, 0, " note=no_spawn_in_mpi_pool")
+        return 0
+
+    with MPIPoolExecutor() as ex:
+        ex.bootup(wait=True)
+        nworkers = MPI.COMM_WORLD.Get_size() - 1   # -m mpi4py.futures: all other ranks
+        list(ex.map(nap, range(nworkers)))                 # warm-up
+        if w == "apply":
+            n = int(argv[2]) if len(argv) > 2 else 200000
+            m = min(n, APPLY_CAP)
+            t = time.perf_counter()
+            fs = [ex.submit(sq, i) for i in range(m)]
+            s = sum(f.result() for f in fs)
+            dt = time.perf_counter() - t
+            note = "" if m == n else " note=extrapolated_from_%d_tasks" % m
+            result(w, "-", "%.1f" % (m / dt), "tasks/s", "-",
+                   s == (m - 1) * m * (2 * m - 1) // 6, m,
+                   " sum=%d workers=%d%s" % (s, nworkers, note))
+        elif w == "map":
+            n = int(argv[2]) if len(argv) > 2 else 10000000
+            t = time.perf_counter()
+            s = sum(ex.map(sq, range(n), chunksize=10000))
+            dt = time.perf_counter() - t
+            result(w, "chunk10000", "%.1f" % (n / dt), "items/s", "-",
+                   s == (n - 1) * n * (2 * n - 1) // 6, n, " sum=%d workers=%d" % (s, nworkers))
+        elif w == "bytes":
+            nb = int(argv[2]) if len(argv) > 2 else 16
+            blobs = [bytes([i % 256]) * BLOB for i in range(nb)]
+            t = time.perf_counter()
+            lens = list(ex.map(blob_len, blobs, chunksize=1))
+            dt = time.perf_counter() - t
+            result(w, "8MiB", "%.1f" % (nb * BLOB / 1e6 / dt), "MB/s", "-",
+                   lens == [BLOB] * nb, nb, " workers=%d" % nworkers)
+        elif w == "gran":
+            T = int(argv[2])
+            chunk = argv[3]
+            iters = max(1, int(round(T * calibrate())))
+            ntasks = max(1, int(round(0.5e6 / T)))
+            if chunk != "auto":
+                ntasks = min(ntasks, GRAN_CAP)
+            if len(argv) > 4:
+                ntasks = int(argv[4])
+            args = [iters] * ntasks
+            cs = auto_chunk(ntasks, nworkers) if chunk == "auto" else int(chunk)
+            t = time.perf_counter()
+            rs = list(ex.map(spin, args, chunksize=cs))
+            par = time.perf_counter() - t
+            t = time.perf_counter()
+            for a in args:
+                spin(a)
+            ser = time.perf_counter() - t
+            result(w, "T%d_c%s" % (T, chunk), "%.6f" % par, "s", "%.6f" % ser,
+                   rs == args, ntasks, " iters=%d chunk=%d workers=%d eff=%.3f"
+                   % (iters, cs, nworkers, ser / (nworkers * par)))
+        else:
+            sys.stderr.write("unknown workload %r\n" % w)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

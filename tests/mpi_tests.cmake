@@ -1,0 +1,103 @@
+# MPI tests (label mpi), included by tests/CMakeLists.txt when MPI is found.
+#
+# The same test programs as the fork tests (test_pool, test_process) run under mpirun with 2, 4
+# and 3 ranks, the last over TCP only (no shared memory between ranks, as across nodes); plus
+# the MPI backend's own checks: its cmocka test, a program that owns MPI, the task-table check
+# between ranks built differently, a worker rank that crashes, and efficiency without
+# busy-waiting. MPROC_BACKEND is removed from the environment: the launcher decides.
+#
+# More ranks than cores needs --oversubscribe (always passed: harmless otherwise); a root
+# user needs Open MPI's consent, given through the environment.
+set(MPROC_MPIEXEC ${MPIEXEC_EXECUTABLE})
+if(NOT MPROC_MPIEXEC)
+  find_program(MPROC_MPIEXEC NAMES mpirun mpiexec)
+endif()
+if(NOT MPROC_MPIEXEC)
+  message(STATUS "mproc: no mpirun found; MPI tests are not added")
+  return()
+endif()
+set(MPROC_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
+    "OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# mproc_mpi_test(NAME name TIMEOUT s COMMAND ...): a test labelled mpi, MPROC_BACKEND unset.
+function(mproc_mpi_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "COMMAND;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_test(NAME ${T_NAME} COMMAND env -u MPROC_BACKEND ${T_COMMAND})
+  set(labels mpi ${T_LABELS})
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${labels}" TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "${MPROC_MPI_TEST_ENV}")
+endfunction()
+
+# mproc_mpi_exe(name src...): a plain (non-cmocka) test program linked with mproc.
+function(mproc_mpi_exe name)
+  add_executable(${name} ${ARGN})
+  target_link_libraries(${name} PRIVATE mproc::mproc)
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+  mproc_warnings(${name})
+endfunction()
+
+# The shared pool/process tests, on three launches each.
+foreach(exe test_pool test_process)
+  mproc_mpi_test(NAME ${exe}_mpi2 COMMAND ${MPROC_MPIEXEC} -np 2 $<TARGET_FILE:${exe}>)
+  mproc_mpi_test(NAME ${exe}_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:${exe}>)
+  mproc_mpi_test(NAME ${exe}_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+    --mca btl tcp,self $<TARGET_FILE:${exe}>)
+  # One rank only: mproc falls back to local fork workers.
+  mproc_mpi_test(NAME ${exe}_mpi1 COMMAND ${MPROC_MPIEXEC} -np 1 $<TARGET_FILE:${exe}>)
+endforeach()
+
+# The seed jobs through mpirun.sh.
+if(TARGET primes)
+  mproc_mpi_test(NAME jobs_seeds_mpi TIMEOUT 600
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_jobs.sh $<TARGET_FILE_DIR:primes> mpi)
+  # The test runs what ctest built; mpirun.sh must not go and build something else.
+  set_tests_properties(jobs_seeds_mpi PROPERTIES ENVIRONMENT "${MPROC_MPI_TEST_ENV};MPROC_NO_BUILD=1")
+endif()
+
+# The MPI backend's own behaviour.
+mproc_test_exe(mpi_backend mpi_backend.c)
+mproc_mpi_test(NAME mpi_backend COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_backend>)
+mproc_mpi_test(NAME mpi_backend_tcp COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
+  --mca btl tcp,self $<TARGET_FILE:mpi_backend>)
+
+# A program that calls MPI_Init itself: mproc uses its MPI and leaves finalizing to it.
+mproc_mpi_exe(mpi_user_init mpi_user_init.c)
+target_link_libraries(mpi_user_init PRIVATE MPI::MPI_C)
+mproc_mpi_test(NAME mpi_user_init COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_user_init>)
+mproc_mpi_test(NAME mpi_user_init_np1 COMMAND ${MPROC_MPIEXEC} -np 1 $<TARGET_FILE:mpi_user_init>)
+mproc_mpi_test(NAME mpi_user_init_no_mproc_finalize TIMEOUT 60
+  COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_user_init> no-mproc-finalize)
+
+# Ranks built with different task tables: a clear error naming the rank, never a hang.
+mproc_mpi_exe(mpi_registry_a mpi_registry_prog.c)
+mproc_mpi_exe(mpi_registry_b mpi_registry_prog.c)
+target_compile_definitions(mpi_registry_b PRIVATE MPROC_EXTRA_TASK=1)
+mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_registry_mismatch.sh ${MPROC_MPIEXEC}
+  $<TARGET_FILE:mpi_registry_a> $<TARGET_FILE:mpi_registry_b>)
+
+# A worker rank that segfaults mid-map: the job ends within 10 s, non-zero, rank and task named.
+mproc_mpi_exe(mpi_rank_crash mpi_rank_crash.c)
+mproc_mpi_test(NAME mpi_rank_crash TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_crash.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_rank_crash> 1)
+mproc_mpi_test(NAME mpi_rank_crash_repeat TIMEOUT 900
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_crash.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_rank_crash> 20)
+
+# 1 ms tasks on 2 worker ranks + a master, on however many cores: no busy-waiting. Timing is
+# disturbed by other tests, so it runs alone (label perf: `ctest -LE perf` leaves it out on a
+# shared, loaded machine).
+mproc_mpi_exe(mpi_efficiency mpi_efficiency.c)
+mproc_mpi_test(NAME mpi_efficiency TIMEOUT 300 LABELS perf
+  COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_efficiency>)
+set_tests_properties(mpi_efficiency PROPERTIES RUN_SERIAL TRUE)
+
+# A worker rank that sends the master garbage: the master names the rank and aborts the job.
+mproc_mpi_exe(mpi_bad_frame mpi_bad_frame.c)
+target_include_directories(mpi_bad_frame PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(mpi_bad_frame PRIVATE MPI::MPI_C)
+mproc_mpi_test(NAME mpi_bad_frame TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "mproc: .*bad frame header from rank [12]"
+  ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_bad_frame>)
