@@ -87,35 +87,35 @@ void mproc__pool_kick(mproc_pool *p) {
     }
 }
 
-static void push_front(mproc_pool *p, mproc__chunk *c) {
+void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c) {
     c->next = p->qhead;
     p->qhead = c;
     if (!p->qtail) p->qtail = c;
 }
 
 /* Settles a chunk for good: its result goes to its job or iterator. Lock held. */
-static void settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
     p->outstanding--;
     if (c->iter) mproc__iter_fail(c, err, msg);
     else mproc__job_fail(p, c, err, msg);
 }
 
-static void fail_queue(mproc_pool *p, int err, const char *msg) {
+void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {
     mproc__feed_fail_all(p, err, msg);
     mproc__chunk *c;
     while ((c = p->qhead)) {
         p->qhead = c->next;
         if (!p->qhead) p->qtail = NULL;
-        settle_fail(p, c, err, msg);
+        mproc__pool_settle_fail(p, c, err, msg);
     }
 }
 
-static const char *task_name_of(const mproc__chunk *c) {
+const char *mproc__chunk_task_name(const mproc__chunk *c) {
     const mproc_task *t = c->iter ? c->iter->task : c->job->task;
     return t->name;
 }
 
-static double chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
+double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
     double t = c->iter ? c->iter->timeout : c->job->opts.timeout;
     if (t <= 0) t = p->opts.task_timeout;
     return t > 0 ? t * c->count : 0;
@@ -157,7 +157,7 @@ static int send_init(mproc_pool *p, int w) {
 }
 
 /* Marks a fresh worker: ready at once, or after its initializer reports success. */
-static void worker_started(mproc_pool *p, int w) {
+void mproc__pool_worker_started(mproc_pool *p, int w) {
     mproc__wstate *ws = &p->ws[w];
     memset(ws, 0, sizeof *ws);
     ws->alive = 1;
@@ -174,7 +174,7 @@ static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
 /* Hands queued chunks to workers with free slots, one per worker per round (balance). */
 static void dispatch(mproc_pool *p) {
     if (p->broken) {
-        fail_queue(p, MPROC_EINITFAIL, p->broken_msg);
+        mproc__pool_fail_queue(p, MPROC_EINITFAIL, p->broken_msg);
         return;
     }
     int progress = 1;
@@ -235,7 +235,7 @@ static void recycle_if_due(mproc_pool *p, int w) {
         ws->tasks_done = 0;
         return;
     }
-    worker_started(p, w);
+    mproc__pool_worker_started(p, w);
 }
 
 /* A worker broke the protocol: it is killed and handled as dead. */
@@ -277,7 +277,7 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
     mproc__results r;
     if (mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, h->length, &r) < 0 || r.count != c->count) {
         free(frame);
-        push_front(p, c); /* the worker is killed; the chunk runs again elsewhere */
+        mproc__pool_push_front(p, c); /* the worker is killed; the chunk runs again elsewhere */
         hostile(p, w, "sent a malformed result");
         return;
     }
@@ -317,160 +317,11 @@ static void on_frame(mproc_pool *p, mproc__event *ev) {
     free(frame);
 }
 
-/* ---- worker deaths and timeouts -------------------------------------------------------- */
-
-/* Splits a multi-item chunk into single-item chunks at the front of the queue, so a re-run
- * isolates the item that crashed or hung. Returns 0, or -1 if out of memory (chunk untouched). */
-static int split_to_front(mproc_pool *p, mproc__chunk *c) {
-    size_t item = c->iter ? c->iter->in_size : c->job->in_size;
-    mproc__chunk *singles = NULL, *last = NULL;
-    for (uint32_t i = 0; i < c->count; i++) {
-        mproc__chunk *s = calloc(1, sizeof *s);
-        uint8_t *copy = (s && c->owned) ? malloc(item ? item : 1) : NULL;
-        if (!s || (c->owned && !copy)) {
-            free(s);
-            while (singles) {
-                mproc__chunk *n = singles->next;
-                mproc__chunk_free(singles);
-                singles = n;
-            }
-            return -1;
-        }
-        *s = *c;
-        s->next = NULL;
-        s->count = 1;
-        s->first = c->first + i;
-        s->in = c->in + (size_t)i * item;
-        s->in_len = item;
-        s->owned = copy;
-        if (copy) {
-            memcpy(copy, s->in, item);
-            s->in = copy;
-        }
-        s->isolated = 1;
-        s->id = ++p->next_id;
-        if (last) last->next = s;
-        else singles = s;
-        last = s;
-    }
-    last->next = p->qhead;
-    p->qhead = singles;
-    if (!p->qtail) p->qtail = last;
-    p->outstanding += c->count - 1;
-    if (c->iter) c->iter->chunks_out += c->count - 1;
-    else c->job->chunks_left += c->count - 1;
-    mproc__chunk_free(c);
-    return 0;
-}
-
-/* The chunk that was running when its worker died: split it so only the culprit item fails,
- * retry it if allowed, or fail it. */
-static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
-    if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
-    if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
-        c->attempts++;
-        push_front(p, c);
-        return;
-    }
-    char msg[320];
-    if (err == MPROC_ETIMEDOUT)
-        snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
-                 task_name_of(c), chunk_timeout(p, c), w);
-    else
-        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s", w, pid,
-                 task_name_of(c), why);
-    settle_fail(p, c, err, msg);
-}
-
-static void on_died(mproc_pool *p, const mproc__event *ev) {
-    int w = ev->worker;
-    mproc__wstate *ws = &p->ws[w];
-    mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
-    int timed_out = ws->recycling == 2, was_ready = ws->ready;
-    ws->head = ws->tail = NULL;
-    ws->inflight = 0;
-    ws->alive = ws->ready = 0;
-    if (head && head->ghost) { /* its task was failed already */
-        free(head);
-        head = NULL;
-    }
-    /* Chunks that never started go back to the front, in order. */
-    if (rest) {
-        mproc__chunk *last = rest;
-        while (last->next) last = last->next;
-        last->next = p->qhead;
-        p->qhead = rest;
-        if (!p->qtail) p->qtail = last;
-    }
-    if (head) {
-        head->next = NULL;
-        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
-    }
-    if (p->opts.initializer && !was_ready && !p->broken) {
-        p->broken = 1; /* an initializer that kills its worker would loop forever */
-        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%.64s' killed worker %d: %.150s",
-                 p->opts.initializer->name, w, ev->why);
-    }
-    if (p->state == MPROC__POOL_TERMINATED) return;
-    mproc__group *g = p->g;
-    pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->restart_worker(g, w);
-    pthread_mutex_lock(&mproc__core_lock);
-    if (rc == 0) worker_started(p, w);
-    int alive = 0;
-    for (int i = 0; i < p->n; i++) alive += p->ws[i].alive;
-    if (!alive) fail_queue(p, MPROC_EWORKER, "every worker of the pool died and none could be replaced");
-}
-
-/* The running chunk of a worker that cannot be killed is past its time: it fails now with
- * ETIMEDOUT, and a ghost takes its place in flight so its late result is recognised and
- * dropped. The worker goes on with the chunks queued behind it when it is done. */
-static void expire_in_place(mproc_pool *p, int w) {
-    mproc__wstate *ws = &p->ws[w];
-    mproc__chunk *c = ws->head, *ghost = calloc(1, sizeof *ghost);
-    if (!ghost) return; /* try again at the next check */
-    ghost->id = c->id;
-    ghost->count = c->count;
-    ghost->ghost = 1;
-    ghost->next = c->next;
-    ghost->started = c->started;
-    ws->head = ghost;
-    if (ws->tail == c) ws->tail = ghost;
-    c->next = NULL;
-    char msg[200];
-    snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit (the %s backend cannot stop it; its result will be dropped)",
-             task_name_of(c), chunk_timeout(p, c), p->be->name);
-    settle_fail(p, c, MPROC_ETIMEDOUT, msg);
-}
-
-/* Kills workers whose running chunk is past its time; returns seconds to the next deadline
- * (< 0: none). */
-static double check_timeouts(mproc_pool *p) {
-    double now = mproc__now(), next = -1;
-    for (int w = 0; w < p->n; w++) {
-        mproc__wstate *ws = &p->ws[w];
-        if (!ws->head || ws->head->ghost || ws->recycling == 2) continue;
-        double limit = chunk_timeout(p, ws->head);
-        if (limit <= 0) continue;
-        double left = ws->head->started + limit - now;
-        if (left <= 0) {
-            ws->recycling = 2; /* marks "killed for time" until its DIED event */
-            if (p->be->kill_worker(p->g, w) < 0) {
-                ws->recycling = 0; /* cannot kill (MPI): fail the task now, drop its result later */
-                expire_in_place(p, w);
-            }
-        } else if (next < 0 || left < next) {
-            next = left;
-        }
-    }
-    return next;
-}
-
 /* ---- the result thread ------------------------------------------------------------------- */
 
 static void handle_event(mproc_pool *p, mproc__event *ev) {
     if (ev->kind == MPROC__EV_FRAME) on_frame(p, ev);
-    else if (ev->kind == MPROC__EV_DIED) on_died(p, ev);
+    else if (ev->kind == MPROC__EV_DIED) mproc__pool_on_died(p, ev);
 }
 
 static void serve_pool(mproc_pool *p) {
@@ -478,7 +329,7 @@ static void serve_pool(mproc_pool *p) {
         if (p->state == MPROC__POOL_TERMINATED) break;
         if (p->state == MPROC__POOL_CLOSED && p->outstanding == 0) break;
         dispatch(p);
-        double timeout = check_timeouts(p);
+        double timeout = mproc__pool_check_timeouts(p);
         mproc__event ev;
         mproc__group *g = p->g;
         p->sleeping = 1;
@@ -496,13 +347,13 @@ static void serve_pool(mproc_pool *p) {
 }
 
 static void fail_everything(mproc_pool *p, const char *msg) {
-    fail_queue(p, MPROC_ECLOSED, msg);
+    mproc__pool_fail_queue(p, MPROC_ECLOSED, msg);
     for (int w = 0; w < p->n; w++) {
         mproc__chunk *c;
         while ((c = p->ws[w].head)) {
             p->ws[w].head = c->next;
             if (c->ghost) free(c);
-            else settle_fail(p, c, MPROC_ECLOSED, msg);
+            else mproc__pool_settle_fail(p, c, MPROC_ECLOSED, msg);
         }
         p->ws[w].tail = NULL;
         p->ws[w].inflight = 0;
@@ -524,7 +375,7 @@ static void *result_thread(void *arg) {
         pthread_mutex_unlock(&mproc__core_lock);
         return NULL;
     }
-    for (int w = 0; w < p->n; w++) worker_started(p, w);
+    for (int w = 0; w < p->n; w++) mproc__pool_worker_started(p, w);
     serve_pool(p);
     int graceful = p->state != MPROC__POOL_TERMINATED;
     fail_everything(p, "the pool was terminated before the task finished");

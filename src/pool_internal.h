@@ -140,6 +140,20 @@ void mproc__pool_kick(mproc_pool *p);
 /* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
 size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
 
+/* pool.c, for pool_faults.c (lock held in all of them). */
+void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c);
+void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
+void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg);
+void mproc__pool_worker_started(mproc_pool *p, int w);
+const char *mproc__chunk_task_name(const mproc__chunk *c);
+/* Time limit of a chunk in seconds (its items' share), 0 = none. */
+double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
+
+/* pool_faults.c: a worker's DIED event; and the time-limit check, which returns seconds to
+ * the next deadline (< 0: none). Lock held. */
+void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev);
+double mproc__pool_check_timeouts(mproc_pool *p);
+
 /* pool_async.c: a chunk finished with a result frame (lock held; may drop it for callbacks). */
 void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r);
 /* A chunk failed as a whole: err with message msg. */

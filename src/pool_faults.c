@@ -1,0 +1,162 @@
+/* pool_faults.c - what a pool does when a worker fails it: a worker that died (crash, kill,
+ * garbage on its channel) or a chunk that ran past its time limit.
+ *
+ * The chunk that was running fails, but first a multi-item chunk is split and re-run item by
+ * item so only the item at fault fails, and a task may be retried; chunks queued behind it go
+ * back to the front of the queue; the worker is replaced. Where a backend cannot kill a worker
+ * (MPI), a late chunk fails at once and a ghost entry drops its result when it comes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_internal.h"
+
+/* ---- worker deaths and timeouts -------------------------------------------------------- */
+
+/* Splits a multi-item chunk into single-item chunks at the front of the queue, so a re-run
+ * isolates the item that crashed or hung. Returns 0, or -1 if out of memory (chunk untouched). */
+static int split_to_front(mproc_pool *p, mproc__chunk *c) {
+    size_t item = c->iter ? c->iter->in_size : c->job->in_size;
+    mproc__chunk *singles = NULL, *last = NULL;
+    for (uint32_t i = 0; i < c->count; i++) {
+        mproc__chunk *s = calloc(1, sizeof *s);
+        uint8_t *copy = (s && c->owned) ? malloc(item ? item : 1) : NULL;
+        if (!s || (c->owned && !copy)) {
+            free(s);
+            while (singles) {
+                mproc__chunk *n = singles->next;
+                mproc__chunk_free(singles);
+                singles = n;
+            }
+            return -1;
+        }
+        *s = *c;
+        s->next = NULL;
+        s->count = 1;
+        s->first = c->first + i;
+        s->in = c->in + (size_t)i * item;
+        s->in_len = item;
+        s->owned = copy;
+        if (copy) {
+            memcpy(copy, s->in, item);
+            s->in = copy;
+        }
+        s->isolated = 1;
+        s->id = ++p->next_id;
+        if (last) last->next = s;
+        else singles = s;
+        last = s;
+    }
+    last->next = p->qhead;
+    p->qhead = singles;
+    if (!p->qtail) p->qtail = last;
+    p->outstanding += c->count - 1;
+    if (c->iter) c->iter->chunks_out += c->count - 1;
+    else c->job->chunks_left += c->count - 1;
+    mproc__chunk_free(c);
+    return 0;
+}
+
+/* The chunk that was running when its worker died: split it so only the culprit item fails,
+ * retry it if allowed, or fail it. */
+static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
+    if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
+    if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
+        c->attempts++;
+        mproc__pool_push_front(p, c);
+        return;
+    }
+    char msg[320];
+    if (err == MPROC_ETIMEDOUT)
+        snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
+                 mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w);
+    else
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s", w, pid,
+                 mproc__chunk_task_name(c), why);
+    mproc__pool_settle_fail(p, c, err, msg);
+}
+
+void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
+    int w = ev->worker;
+    mproc__wstate *ws = &p->ws[w];
+    mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
+    int timed_out = ws->recycling == 2, was_ready = ws->ready;
+    ws->head = ws->tail = NULL;
+    ws->inflight = 0;
+    ws->alive = ws->ready = 0;
+    if (head && head->ghost) { /* its task was failed already */
+        free(head);
+        head = NULL;
+    }
+    /* Chunks that never started go back to the front, in order. */
+    if (rest) {
+        mproc__chunk *last = rest;
+        while (last->next) last = last->next;
+        last->next = p->qhead;
+        p->qhead = rest;
+        if (!p->qtail) p->qtail = last;
+    }
+    if (head) {
+        head->next = NULL;
+        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
+    }
+    if (p->opts.initializer && !was_ready && !p->broken) {
+        p->broken = 1; /* an initializer that kills its worker would loop forever */
+        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%.64s' killed worker %d: %.150s",
+                 p->opts.initializer->name, w, ev->why);
+    }
+    if (p->state == MPROC__POOL_TERMINATED) return;
+    mproc__group *g = p->g;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int rc = p->be->restart_worker(g, w);
+    pthread_mutex_lock(&mproc__core_lock);
+    if (rc == 0) mproc__pool_worker_started(p, w);
+    int alive = 0;
+    for (int i = 0; i < p->n; i++) alive += p->ws[i].alive;
+    if (!alive) mproc__pool_fail_queue(p, MPROC_EWORKER, "every worker of the pool died and none could be replaced");
+}
+
+/* The running chunk of a worker that cannot be killed is past its time: it fails now with
+ * ETIMEDOUT, and a ghost takes its place in flight so its late result is recognised and
+ * dropped. The worker goes on with the chunks queued behind it when it is done. */
+static void expire_in_place(mproc_pool *p, int w) {
+    mproc__wstate *ws = &p->ws[w];
+    mproc__chunk *c = ws->head, *ghost = calloc(1, sizeof *ghost);
+    if (!ghost) return; /* try again at the next check */
+    ghost->id = c->id;
+    ghost->count = c->count;
+    ghost->ghost = 1;
+    ghost->next = c->next;
+    ghost->started = c->started;
+    ws->head = ghost;
+    if (ws->tail == c) ws->tail = ghost;
+    c->next = NULL;
+    char msg[200];
+    snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit (the %s backend cannot stop it; its result will be dropped)",
+             mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), p->be->name);
+    mproc__pool_settle_fail(p, c, MPROC_ETIMEDOUT, msg);
+}
+
+/* Kills workers whose running chunk is past its time; returns seconds to the next deadline
+ * (< 0: none). */
+double mproc__pool_check_timeouts(mproc_pool *p) {
+    double now = mproc__now(), next = -1;
+    for (int w = 0; w < p->n; w++) {
+        mproc__wstate *ws = &p->ws[w];
+        if (!ws->head || ws->head->ghost || ws->recycling == 2) continue;
+        double limit = mproc__chunk_timeout(p, ws->head);
+        if (limit <= 0) continue;
+        double left = ws->head->started + limit - now;
+        if (left <= 0) {
+            ws->recycling = 2; /* marks "killed for time" until its DIED event */
+            if (p->be->kill_worker(p->g, w) < 0) {
+                ws->recycling = 0; /* cannot kill (MPI): fail the task now, drop its result later */
+                expire_in_place(p, w);
+            }
+        } else if (next < 0 || left < next) {
+            next = left;
+        }
+    }
+    return next;
+}
