@@ -31,9 +31,11 @@ static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
 
 /* The same calibrated busy loop as the peers. */
+static volatile long spin_sink; /* keeps the busy loop from being optimised away */
 static long spin(long n) {
-    volatile long s = 0;
-    for (long i = 0; i < n; i++) s += i;
+    long s = 0;
+    for (long i = 0; i < n; i++) s += i ^ spin_sink;
+    spin_sink = s;
     return n;
 }
 MPROC_TASK_VALUE(spin, long, long);
