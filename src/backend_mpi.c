@@ -126,6 +126,7 @@ static void route(int src, uint8_t *f, size_t len) {
     switch (kind) {
     case MPROC__FRAME_RESULT:
     case MPROC__FRAME_INIT_RESULT:
+    case MPROC__FRAME_BATCH:
         route_result(src, f, len);
         break;
     case MPROC__FRAME_PROC_STARTED:
@@ -408,7 +409,8 @@ static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     uint16_t kind = mproc__get_u16(hdr + 6);
     /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
     if (kind == MPROC__FRAME_SHUTDOWN) return 0;
-    int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT, r = worker + 1, rc;
+    int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT || kind == MPROC__FRAME_BATCH;
+    int r = worker + 1, rc;
     pthread_mutex_lock(&mproc__mpi.lock);
     if (g != M.group) {
         pthread_mutex_unlock(&mproc__mpi.lock);

@@ -123,16 +123,22 @@ double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
 
 /* ---- sending --------------------------------------------------------------------------- */
 
-static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
+size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_MAX]) {
     const mproc_task *t = c->iter ? c->iter->task : c->job->task;
     size_t item = c->iter ? c->iter->in_size : c->job->in_size;
     int variable = (c->job && c->job->kind == MPROC__JOB_APPLY);
-    uint8_t head[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8] = {0};
     size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 8 : 0);
     size_t payload = head_len - MPROC__WIRE_HDR_SIZE + c->in_len;
+    memset(head, 0, head_len); /* head may sit inside a batch buffer: write only head_len */
     mproc__hdr_encode(head, MPROC__FRAME_TASK, c->id, (uint32_t)payload, (uint32_t)t->id);
     mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, c->count, variable ? 0 : (uint32_t)item);
     if (variable) mproc__put_u32(head + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX, (uint32_t)c->in_len);
+    return head_len;
+}
+
+static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
+    uint8_t head[MPROC__CHUNK_HEAD_MAX];
+    size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
@@ -171,7 +177,63 @@ static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
     return max <= 0 || ws->tasks_done + ws->inflight < max;
 }
 
-/* Hands queued chunks to workers with free slots, one per worker per round (balance). */
+/* The next chunk to send: the queue first, then the map jobs' unmade chunks. */
+static mproc__chunk *next_chunk(mproc_pool *p) {
+    mproc__chunk *c = p->qhead;
+    if (c) {
+        p->qhead = c->next;
+        if (!p->qhead) p->qtail = NULL;
+    } else {
+        c = mproc__feed_chunk(p);
+    }
+    if (c) c->next = NULL;
+    return c;
+}
+
+static void append_inflight(mproc__wstate *ws, mproc__chunk *c) {
+    c->next = NULL;
+    if (ws->tail) ws->tail->next = c;
+    else {
+        ws->head = c;
+        c->started = mproc__now();
+    }
+    ws->tail = c;
+}
+
+/* Gives worker w one frame: a chunk, or a BATCH of small ones when the queue is deep and the
+ * tasks are measured to be short. */
+static void give(mproc_pool *p, int w, mproc__chunk *c) {
+    mproc__wstate *ws = &p->ws[w];
+    uint32_t want = mproc__batchable(p, c) ? mproc__batch_size(p) : 1, frames = 1, items = c->count;
+    size_t bytes = c->in_len;
+    append_inflight(ws, c);
+    mproc__chunk *last = c;
+    while (frames < want && (p->qhead || p->feed_head)) {
+        mproc__chunk *n = next_chunk(p);
+        if (!n) break;
+        if (!mproc__batchable(p, n) || bytes + n->in_len > (64u << 10)) {
+            mproc__pool_push_front(p, n);
+            break;
+        }
+        append_inflight(ws, n);
+        last = n;
+        frames++;
+        items += n->count;
+        bytes += n->in_len;
+    }
+    for (mproc__chunk *k = c;; k = k->next) {
+        k->batched = frames > 1;
+        k->slot_end = k == last;
+        if (k == last) break;
+    }
+    last->frame_items = items;
+    last->sent = mproc__now();
+    ws->inflight++;
+    if (frames > 1) mproc__send_batch(p, w, c, frames);
+    else send_chunk(p, w, c);
+}
+
+/* Hands queued chunks to workers with free slots, one frame per worker per round (balance). */
 static void dispatch(mproc_pool *p) {
     if (p->broken) {
         mproc__pool_fail_queue(p, MPROC_EINITFAIL, p->broken_msg);
@@ -181,24 +243,10 @@ static void dispatch(mproc_pool *p) {
     while (progress && (p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
         progress = 0;
         for (int w = 0; w < p->n && (p->qhead || p->feed_head); w++) {
-            mproc__wstate *ws = &p->ws[w];
-            if (!can_take(p, ws)) continue;
-            mproc__chunk *c = p->qhead;
-            if (c) {
-                p->qhead = c->next;
-                if (!p->qhead) p->qtail = NULL;
-            } else if (!(c = mproc__feed_chunk(p))) {
-                break;
-            }
-            c->next = NULL;
-            if (ws->tail) ws->tail->next = c;
-            else {
-                ws->head = c;
-                c->started = mproc__now();
-            }
-            ws->tail = c;
-            ws->inflight++;
-            send_chunk(p, w, c);
+            if (!can_take(p, &p->ws[w])) continue;
+            mproc__chunk *c = next_chunk(p);
+            if (!c) break;
+            give(p, w, c);
             progress = 1;
         }
     }
@@ -213,7 +261,7 @@ static mproc__chunk *take_inflight(mproc__wstate *ws, uint64_t id) {
         if (prev) prev->next = c->next;
         else ws->head = c->next;
         if (ws->tail == c) ws->tail = prev;
-        ws->inflight--;
+        if (c->slot_end) ws->inflight--;
         if (ws->head && !prev) ws->head->started = mproc__now();
         c->next = NULL;
         return c;
@@ -267,6 +315,7 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
         hostile(p, w, "answered a task it was not given");
         return;
     }
+    if (c->slot_end) mproc__note_service(p, w, c);
     if (c->ghost) { /* already failed by its time limit */
         free(frame);
         free(c);
@@ -292,6 +341,24 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
     recycle_if_due(p, w);
 }
 
+/* The RESULTs of a BATCH, each handled as if it had come alone. */
+static void on_batch(mproc_pool *p, int w, const mproc__frame_hdr *bh, const uint8_t *frame) {
+    size_t cursor = 0, sub_len;
+    mproc__frame_hdr h;
+    const uint8_t *sub;
+    int rc;
+    while ((rc = mproc__batch_next(frame + MPROC__WIRE_HDR_SIZE, bh->length, &cursor, &h, &sub, &sub_len)) == 1) {
+        uint8_t *copy = h.kind == MPROC__FRAME_RESULT ? malloc(sub_len) : NULL;
+        if (!copy) {
+            hostile(p, w, h.kind == MPROC__FRAME_RESULT ? "sent a batch too large for memory" : "sent a batch of non-results");
+            return;
+        }
+        memcpy(copy, sub, sub_len);
+        on_result(p, w, &h, copy);
+    }
+    if (rc < 0) hostile(p, w, "sent a malformed batch");
+}
+
 static void on_frame(mproc_pool *p, mproc__event *ev) {
     mproc__frame_hdr h;
     uint8_t *frame = ev->frame;
@@ -304,6 +371,9 @@ static void on_frame(mproc_pool *p, mproc__event *ev) {
     case MPROC__FRAME_RESULT:
         on_result(p, ev->worker, &h, frame);
         return;
+    case MPROC__FRAME_BATCH:
+        on_batch(p, ev->worker, &h, frame);
+        break;
     case MPROC__FRAME_INIT_RESULT:
         on_init_result(p, ev->worker, frame + MPROC__WIRE_HDR_SIZE, h.length);
         break;

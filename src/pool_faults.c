@@ -85,6 +85,14 @@ void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
     ws->head = ws->tail = NULL;
     ws->inflight = 0;
     ws->alive = ws->ready = 0;
+    if (head && head->batched) {
+        /* A batch was running and nobody knows which item killed it: every batched chunk
+         * goes back to run alone, so only the culprit fails (the others may run twice). */
+        for (mproc__chunk *c = head; c; c = c->next)
+            if (c->batched) c->solo = 1, c->batched = 0;
+        rest = head;
+        head = NULL;
+    }
     if (head && head->ghost) { /* its task was failed already */
         free(head);
         head = NULL;

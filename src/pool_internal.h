@@ -82,6 +82,11 @@ struct mproc__chunk {
     size_t in_len;            /* apply: the argument's length; map: count*in_size */
     uint8_t *owned;           /* copied input this chunk frees */
     int isolated;             /* re-run alone after a crash: its failure is final */
+    int batched;              /* sent inside a BATCH frame with other chunks */
+    int solo;                 /* its batch's worker died: never batched again */
+    int slot_end;             /* the last chunk of its frame: completing it frees the slot */
+    uint32_t frame_items;     /* slot_end: items in the whole frame */
+    double sent;              /* slot_end: when its frame was sent */
     int ghost;                /* stands in for a chunk already failed by its time limit on a
                                * worker that could not be killed: its late result is dropped */
     int attempts;
@@ -94,7 +99,8 @@ struct mproc__chunk {
 
 typedef struct mproc__wstate {
     mproc__chunk *head, *tail; /* in flight, in send order: head is running */
-    int inflight;
+    int inflight;              /* frames in flight (a BATCH is one) */
+    double last_done;          /* when its last frame's results arrived */
     int ready;                 /* may take tasks (initializer done) */
     int alive;
     int tasks_done;            /* since (re)start, for maxtasksperchild */
@@ -120,6 +126,7 @@ struct mproc_pool {
     mproc_async *feed_head, *feed_tail; /* map jobs with items not yet chunked */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
     uint64_t next_id;
+    double svc;                /* moving average of seconds per item, measured at the master */
     int broken;                /* the initializer failed */
     char broken_msg[256];
     mproc_iter *iters;         /* live iterators */
@@ -148,6 +155,20 @@ void mproc__pool_worker_started(mproc_pool *p, int w);
 const char *mproc__chunk_task_name(const mproc__chunk *c);
 /* Time limit of a chunk in seconds (its items' share), 0 = none. */
 double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
+
+/* Encodes a chunk's TASK frame head (header, prefix, length table) into head; returns its
+ * length. The chunk's input follows it on the wire. */
+#define MPROC__CHUNK_HEAD_MAX (MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8)
+size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_MAX]);
+
+/* pool_batch.c: adaptive batching of small chunks (lock held). */
+int mproc__batchable(const mproc_pool *p, const mproc__chunk *c);
+/* Chunks worth putting in one frame now: ~200 us of measured work, 1..64. */
+uint32_t mproc__batch_size(const mproc_pool *p);
+/* Sends chunks first..(frames in all) as one BATCH frame; releases the lock while sending. */
+int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames);
+/* A frame's last chunk completed on worker w: updates the service-time estimate. */
+void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 
 /* pool_faults.c: a worker's DIED event; and the time-limit check, which returns seconds to
  * the next deadline (< 0: none). Lock held. */

@@ -377,3 +377,36 @@ size_t mproc__iov_total(const struct iovec *iov, int iovcnt) {
     }
     return total;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * BATCH payloads: whole frames back to back, each padded to 8 bytes.
+ * ------------------------------------------------------------------------------------------- */
+
+size_t mproc__batch_padded(size_t n) { return (n + 7) & ~(size_t)7; }
+
+int mproc__batch_next(const uint8_t *payload, size_t len, size_t *cursor, mproc__frame_hdr *h,
+                      const uint8_t **sub, size_t *sub_len) {
+    *sub = NULL;
+    *sub_len = 0;
+    if (!payload || *cursor > len)
+        return mproc__error(MPROC_EPROTO, "malformed batch: cursor past the end");
+    if (*cursor == len) return 0;
+    const uint8_t *p = payload + *cursor;
+    size_t rest = len - *cursor;
+    int rc = mproc__hdr_decode(p, rest, h);
+    if (rc < 0) return rc;
+    if (h->kind == MPROC__FRAME_BATCH)
+        return mproc__error(MPROC_EPROTO, "malformed batch: a batch inside a batch");
+    size_t n = MPROC__WIRE_HDR_SIZE + (size_t)h->length;
+    if (n > rest)
+        return mproc__error(MPROC_EPROTO, "malformed batch: a %zu-byte sub-frame in %zu bytes", n, rest);
+    size_t padded = mproc__batch_padded(n);
+    if (padded > rest)
+        return mproc__error(MPROC_EPROTO, "malformed batch: sub-frame padding missing");
+    for (size_t k = n; k < padded; k++)
+        if (p[k] != 0) return mproc__error(MPROC_EPROTO, "malformed batch: non-zero padding");
+    *sub = p;
+    *sub_len = n;
+    *cursor += padded;
+    return 1;
+}

@@ -31,6 +31,10 @@
  *   SHUTDOWN (master -> worker): empty; the worker finishes and exits.
  *   HELLO (worker -> master, once at start; arg = worker index or rank):
  *     u64 fingerprint of the task table, u32 task count
+ *   BATCH (either way; arg = number of sub-frames): whole TASK frames (master -> worker) or
+ *     RESULT frames (worker -> master), each a complete frame with its own header and id,
+ *     each followed by zero bytes up to a multiple of 8 so the next one stays aligned. Never
+ *     nested. The reply to a BATCH of TASKs is one BATCH of their RESULTs, in the same order.
  *   Kinds PROC_* are for the MPI backend's Process support; their payload is theirs to define
  *   and decode with the helpers below.
  */
@@ -61,7 +65,8 @@ typedef enum mproc__frame_kind {
     MPROC__FRAME_PROC_STARTED = 8,
     MPROC__FRAME_PROC_EXIT = 9,
     MPROC__FRAME_PROC_SIGNAL = 10,
-    MPROC__FRAME_KIND_MAX = 10
+    MPROC__FRAME_BATCH = 11,
+    MPROC__FRAME_KIND_MAX = 11
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {
@@ -141,6 +146,15 @@ typedef struct mproc__rbuf {
 uint8_t *mproc__rbuf_reserve(mproc__rbuf *b, size_t extra);
 int mproc__rbuf_append(mproc__rbuf *b, const void *data, size_t len);
 void mproc__rbuf_free(mproc__rbuf *b);
+
+/* Walks the sub-frames of a BATCH payload of len bytes; *cursor starts at 0. Returns 1 with
+ * the sub-frame (header included, borrowed), its length and decoded header; 0 at the end; or
+ * MPROC_EPROTO for a bad sub-header, a nested BATCH, a length past the end or non-zero
+ * padding. */
+int mproc__batch_next(const uint8_t *payload, size_t len, size_t *cursor, mproc__frame_hdr *h,
+                      const uint8_t **sub, size_t *sub_len);
+/* A sub-frame of n bytes plus its padding. */
+size_t mproc__batch_padded(size_t n);
 
 /* Total bytes described by an iovec array, saturating at SIZE_MAX. */
 size_t mproc__iov_total(const struct iovec *iov, int iovcnt);

@@ -252,6 +252,47 @@ static int send_hello(const mproc__wchan *ch, int index) {
     return ch->send(ch->impl, &iov, 1);
 }
 
+/* Runs every TASK of a BATCH and answers with one BATCH of their RESULTs, so many small tasks
+ * cost one message each way. */
+static int serve_batch(const mproc__wchan *ch, const mproc__frame_hdr *bh, const uint8_t *payload) {
+    mproc__rbuf out = {NULL, 0, 0};
+    if (!mproc__rbuf_reserve(&out, MPROC__WIRE_HDR_SIZE)) return mproc__error(MPROC_ENOMEM, "no memory for a batch");
+    out.len = MPROC__WIRE_HDR_SIZE;
+    size_t cursor = 0;
+    uint32_t n = 0;
+    mproc__frame_hdr h;
+    const uint8_t *sub;
+    size_t sub_len;
+    int rc;
+    while ((rc = mproc__batch_next(payload, bh->length, &cursor, &h, &sub, &sub_len)) == 1) {
+        if (h.kind != MPROC__FRAME_TASK) {
+            rc = mproc__error(MPROC_EPROTO, "a batch holds a frame of kind %u", h.kind);
+            break;
+        }
+        uint8_t *res;
+        size_t res_len;
+        rc = mproc__execute(h.kind, h.id, h.arg, sub + MPROC__WIRE_HDR_SIZE, h.length, &res, &res_len);
+        if (rc < 0) break;
+        size_t pad = mproc__batch_padded(res_len) - res_len;
+        static const uint8_t zeros[8];
+        rc = mproc__rbuf_append(&out, res, res_len);
+        if (rc == 0 && pad) rc = mproc__rbuf_append(&out, zeros, pad);
+        free(res);
+        if (rc < 0) break;
+        n++;
+    }
+    if (rc == 0 && out.len - MPROC__WIRE_HDR_SIZE > MPROC__WIRE_MAX_PAYLOAD)
+        rc = mproc__error(MPROC_ETOOBIG, "batch results exceed 2 GiB");
+    if (rc == 0) {
+        mproc__hdr_encode(out.buf, MPROC__FRAME_BATCH, bh->id, (uint32_t)(out.len - MPROC__WIRE_HDR_SIZE), n);
+        fflush(stdout);
+        struct iovec iov = {out.buf, out.len};
+        rc = ch->send(ch->impl, &iov, 1);
+    }
+    mproc__rbuf_free(&out);
+    return rc < 0 ? rc : 1;
+}
+
 /* Handles one received frame; returns 1 to go on, 0 on SHUTDOWN, or an error. */
 static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len) {
     mproc__frame_hdr h;
@@ -273,6 +314,8 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
         free(out);
         return rc < 0 ? rc : 1;
     }
+    case MPROC__FRAME_BATCH:
+        return serve_batch(ch, &h, frame + MPROC__WIRE_HDR_SIZE);
     case MPROC__FRAME_SHUTDOWN:
         return 0;
     default:

@@ -171,6 +171,33 @@ static void test_crashing_workers_fail_only_their_tasks(void **state) {
     mproc_pool_free(pool);
 }
 
+static void test_crash_inside_a_batch_fails_only_its_task(void **state) {
+    /* Thousands of tiny apply_async tasks are sent in BATCH frames; a worker that dies in one
+     * must cost only the task that crashed it. */
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    enum { N = 6000 };
+    long *x = malloc(sizeof(long) * N);
+    mproc_async **h = malloc(sizeof *h * N);
+    for (long i = 0; i < N; i++) {
+        x[i] = i;
+        assert_int_equal(MPROC_APPLY_ASYNC(pool, crash_every_100th, &x[i], &h[i]), 0);
+    }
+    int errors = 0, good = 0;
+    for (long i = 0; i < N; i++) {
+        long y = 0;
+        int rc = MPROC_GET(h[i], &y);
+        if (i % 100 == 42) errors += rc == MPROC_EWORKER;
+        else good += rc == 0 && y == i + 1;
+        mproc_async_free(h[i]);
+    }
+    assert_int_equal(errors, N / 100);
+    assert_int_equal(good, N - N / 100);
+    free(x);
+    free(h);
+    mproc_pool_free(pool);
+}
+
 static void test_task_timeout(void **state) {
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .task_timeout = 0.3}), 0);
@@ -198,6 +225,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_no_zombies_after_free),
         cmocka_unit_test(test_workers_die_with_master),
         cmocka_unit_test(test_crashing_workers_fail_only_their_tasks),
+        cmocka_unit_test(test_crash_inside_a_batch_fails_only_its_task),
         cmocka_unit_test(test_task_timeout),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -608,8 +608,43 @@ static void test_iov_total(void **state) {
     assert_true(mproc__iov_total(huge, 1) == SIZE_MAX - 2);
 }
 
+static void test_batch_walk_and_rejects(void **state) {
+    (void)state;
+    uint8_t b[256] = {0};
+    /* Two sub-frames: a SHUTDOWN (24 bytes) and a RESULT with a 3-byte payload, padded. */
+    mproc__hdr_encode(b, MPROC__FRAME_SHUTDOWN, 1, 0, 0);
+    mproc__hdr_encode(b + 24, MPROC__FRAME_RESULT, 2, 3, 0);
+    memcpy(b + 48, "abc", 3);
+    size_t len = 24 + mproc__batch_padded(27);
+    assert_int_equal(len, 56);
+    size_t cur = 0, sub_len;
+    const uint8_t *sub;
+    mproc__frame_hdr h;
+    assert_int_equal(mproc__batch_next(b, len, &cur, &h, &sub, &sub_len), 1);
+    assert_int_equal(h.id, 1);
+    assert_int_equal(sub_len, 24);
+    assert_int_equal(mproc__batch_next(b, len, &cur, &h, &sub, &sub_len), 1);
+    assert_int_equal(h.id, 2);
+    assert_int_equal(sub_len, 27);
+    assert_ptr_equal(sub, b + 24);
+    assert_int_equal(mproc__batch_next(b, len, &cur, &h, &sub, &sub_len), 0);
+    /* Missing padding, non-zero padding, a length past the end, a nested batch. */
+    cur = 24;
+    assert_eproto(mproc__batch_next(b, 51, &cur, &h, &sub, &sub_len), "padding");
+    b[53] = 1;
+    cur = 24;
+    assert_eproto(mproc__batch_next(b, len, &cur, &h, &sub, &sub_len), "padding");
+    b[53] = 0;
+    cur = 24;
+    assert_eproto(mproc__batch_next(b, 40, &cur, &h, &sub, &sub_len), NULL); /* 27 bytes in 16 */
+    mproc__hdr_encode(b, MPROC__FRAME_BATCH, 1, 0, 0);
+    cur = 0;
+    assert_eproto(mproc__batch_next(b, len, &cur, &h, &sub, &sub_len), "inside");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_walk_and_rejects),
         cmocka_unit_test(test_put_get_endianness),
         cmocka_unit_test(test_hdr_round_trip),
         cmocka_unit_test(test_hdr_rejects),
