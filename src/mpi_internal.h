@@ -27,7 +27,7 @@
 
 #define MPROC__MPI_TAG 4242
 /* Frames up to this size are packed into one message (a copy is cheaper than a datatype). */
-#define MPROC__MPI_PACK_MAX (64u * 1024u)
+#define MPROC__MPI_PACK_MAX (1024u * 1024u)
 /* Payload pieces of a big frame: small enough that each completed piece tells a waiting sender
  * the transfer is moving (its backoff restarts), far below MPI's int count limit. */
 #define MPROC__MPI_PIECE (8u * 1024u * 1024u)

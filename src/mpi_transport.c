@@ -309,11 +309,16 @@ int mproc__mpi_drain(mproc__mpi_sink sink) {
     }
 }
 
-/* Waits for n send requests, receiving meanwhile (see mproc__mpi_send_frame). Lock held. */
-static void wait_sends(MPI_Request *req, int n, mproc__mpi_sink sink) {
+/* Waits for n send requests, receiving meanwhile (see mproc__mpi_send_frame). Lock held.
+ * For `spin` seconds it polls without sleeping: a large message over shared memory moves in
+ * fragments that each need this side's progress, so a sleeping sender stretches an 8 MiB
+ * transfer from milliseconds to tens of them. Past that (a receiver busy in a task) it backs
+ * off as usual, so a master never spins on a busy worker for long. */
+static void wait_sends(MPI_Request *req, int n, mproc__mpi_sink sink, double spin) {
     int idx[8];
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
+    double spin_until = spin > 0 ? mproc__now() + spin : 0;
     for (;;) {
         int done = 0;
         /* Testsome over at most 8 at a time: the indices array stays on the stack. */
@@ -329,34 +334,77 @@ static void wait_sends(MPI_Request *req, int n, mproc__mpi_sink sink) {
             mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS); /* the transfer is moving */
             continue;
         }
+        if (spin_until > 0 && mproc__now() < spin_until) {
+            pthread_mutex_unlock(&mproc__mpi.lock); /* let other threads in between polls */
+            pthread_mutex_lock(&mproc__mpi.lock);
+            continue;
+        }
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
 }
 
-/* Sends a big frame: the header alone, then the payload in pieces straight from the iovecs. */
-static int send_split(int dest, const uint8_t hdr[MPROC__WIRE_HDR_SIZE], const struct iovec *iov,
-                      int iovcnt, size_t total, mproc__mpi_sink sink) {
-    size_t payload = total - MPROC__WIRE_HDR_SIZE;
-    int n = 1 + (int)((payload + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
+/* Where the payload pieces of a big frame start: the header and any small buffers before the
+ * largest one travel in the first message, so the pieces come from one contiguous buffer. */
+static size_t lead_bytes(const struct iovec *iov, int iovcnt) {
+    size_t off = 0, best = 0, best_off = MPROC__WIRE_HDR_SIZE;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > best) {
+            best = iov[i].iov_len;
+            best_off = off;
+        }
+        off += iov[i].iov_len;
+    }
+    if (best_off < MPROC__WIRE_HDR_SIZE || best_off > 4096) best_off = MPROC__WIRE_HDR_SIZE;
+    return best_off;
+}
+
+/* The one iovec holding [off, off+len) whole, or NULL (then a datatype gathers it). */
+static const uint8_t *contiguous(const struct iovec *iov, int iovcnt, size_t off, size_t len) {
+    for (int i = 0; i < iovcnt; i++) {
+        if (off < iov[i].iov_len)
+            return off + len <= iov[i].iov_len ? (const uint8_t *)iov[i].iov_base + off : NULL;
+        off -= iov[i].iov_len;
+    }
+    return NULL;
+}
+
+/* Sends a big frame: header and leading bytes first, then the rest in pieces straight from the
+ * caller's buffers: plain bytes when a piece lies in one buffer (which keeps Open MPI's fast
+ * large-message path), a derived datatype otherwise. */
+static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t total, mproc__mpi_sink sink) {
+    size_t lead = lead_bytes(iov, iovcnt);
+    int n = 1 + (int)((total - lead + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
     MPI_Request *req = malloc((size_t)n * sizeof *req);
-    if (!req) return mproc__error(MPROC_ENOMEM, "mpi: out of memory sending %zu bytes", total);
-    mproc__mpi_ok(MPI_Isend(hdr, (int)MPROC__WIRE_HDR_SIZE, MPI_BYTE, dest, MPROC__MPI_TAG,
-                            mproc__mpi.comm, &req[0]),
+    uint8_t *first = malloc(lead);
+    if (!req || !first) {
+        free(req);
+        free(first);
+        return mproc__error(MPROC_ENOMEM, "mpi: out of memory sending %zu bytes", total);
+    }
+    mproc__mpi_iov_copy(iov, iovcnt, 0, first, lead);
+    mproc__mpi_ok(MPI_Isend(first, (int)lead, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req[0]),
                   "MPI_Isend");
-    size_t off = MPROC__WIRE_HDR_SIZE;
+    size_t off = lead;
     for (int i = 1; i < n; i++) {
         size_t len = total - off < MPROC__MPI_PIECE ? total - off : MPROC__MPI_PIECE;
-        MPI_Datatype t;
-        int rc = iov_type(iov, iovcnt, off, len, &t);
-        if (rc < 0) mproc__mpi_fatal("%s", mproc_last_error()); /* header already gone */
-        mproc__mpi_ok(MPI_Isend(MPI_BOTTOM, 1, t, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req[i]),
-                      "MPI_Isend");
-        MPI_Type_free(&t); /* legal with the send pending: MPI keeps it until done */
+        const uint8_t *flat = contiguous(iov, iovcnt, off, len);
+        if (flat) {
+            mproc__mpi_ok(MPI_Isend(flat, (int)len, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req[i]),
+                          "MPI_Isend");
+        } else {
+            MPI_Datatype t;
+            int rc = iov_type(iov, iovcnt, off, len, &t);
+            if (rc < 0) mproc__mpi_fatal("%s", mproc_last_error()); /* header already gone */
+            mproc__mpi_ok(MPI_Isend(MPI_BOTTOM, 1, t, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req[i]),
+                          "MPI_Isend");
+            MPI_Type_free(&t); /* legal with the send pending: MPI keeps it until done */
+        }
         off += len;
     }
     mproc__mpi_ring(dest);
-    wait_sends(req, n, sink);
+    wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
     free(req);
+    free(first);
     return 0;
 }
 
@@ -367,11 +415,7 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     if (total - MPROC__WIRE_HDR_SIZE > MPROC__WIRE_MAX_PAYLOAD)
         return mproc__error(MPROC_ETOOBIG, "mpi send: a %zu-byte frame is over the 2 GiB limit",
                             total);
-    if (total > MPROC__MPI_PACK_MAX) {
-        uint8_t hdr[MPROC__WIRE_HDR_SIZE];
-        mproc__mpi_iov_copy(iov, iovcnt, 0, hdr, sizeof hdr);
-        return send_split(dest, hdr, iov, iovcnt, total, sink);
-    }
+    if (total > MPROC__MPI_PACK_MAX) return send_split(dest, iov, iovcnt, total, sink);
     uint8_t *buf = malloc(total);
     if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
     mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
@@ -379,7 +423,7 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     mproc__mpi_ok(MPI_Isend(buf, (int)total, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req),
                   "MPI_Isend");
     mproc__mpi_ring(dest); /* posted: the receiver can find it now */
-    wait_sends(&req, 1, sink);
+    wait_sends(&req, 1, sink, total > 4096 ? (double)total / 1e9 + 0.0005 : 0);
     free(buf);
     return 0;
 }
@@ -391,9 +435,8 @@ int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mpro
     return mproc__mpi_send_frame(dest, &iov, 1, sink);
 }
 
-/* Receives the payload pieces of a split frame from src into buf (header already there). */
-static int recv_pieces(int src, uint8_t *buf, size_t payload) {
-    size_t off = MPROC__WIRE_HDR_SIZE, end = MPROC__WIRE_HDR_SIZE + payload;
+/* Receives the remaining pieces of a split frame from src into buf[off..end). */
+static int recv_pieces(int src, uint8_t *buf, size_t off, size_t end) {
     while (off < end) {
         size_t want = end - off < MPROC__MPI_PIECE ? end - off : MPROC__MPI_PIECE;
         MPI_Message msg;
@@ -421,16 +464,17 @@ static int finish_frame(int src, uint8_t **buf, size_t *len) {
         return mproc__error(MPROC_EPROTO, "bad frame header from rank %d (%zu bytes): %s", src,
                             *len, why);
     }
-    size_t want = MPROC__WIRE_HDR_SIZE + (size_t)h.length;
-    if (*len == want) return 0;
-    if (*len != MPROC__WIRE_HDR_SIZE || h.length == 0)
+    size_t want = MPROC__WIRE_HDR_SIZE + (size_t)h.length, first = *len;
+    if (first == want) return 0;
+    /* A split frame: its first message is the header and a few leading bytes. */
+    if (first > want || want <= MPROC__MPI_PACK_MAX)
         return mproc__error(MPROC_EPROTO, "frame from rank %d is %zu bytes, its header says %zu",
-                            src, *len, want);
+                            src, first, want);
     uint8_t *big = realloc(*buf, want);
     if (!big) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a %zu-byte frame", want);
     *buf = big;
     *len = want;
-    return recv_pieces(src, big, h.length);
+    return recv_pieces(src, big, first, want);
 }
 
 int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {

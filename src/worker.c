@@ -6,6 +6,7 @@
  * tight loop. A task that fails, or returns an unexpected size, switches the chunk to the
  * table layout (status + length per item) so every item keeps its own outcome.
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,10 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
 }
 
 int mproc__worker_serve(const mproc__wchan *ch, int index) {
+    /* Frames of megabytes arrive again and again: keep such blocks in the heap instead of
+     * mapping (and page-faulting) fresh memory for each one. Workers are mproc's processes. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     int rc = send_hello(ch, index);
     while (rc >= 0) {
         uint8_t *frame = NULL;
