@@ -7,6 +7,10 @@ install(TARGETS mproc EXPORT mprocTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/mproc.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(TARGET mproc_mpi)
+  # Loaded at run time from libmproc.so's directory; not part of the link interface.
+  install(TARGETS mproc_mpi LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(EXPORT mprocTargets NAMESPACE mproc:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/mprocConfig.cmake.in
@@ -18,14 +22,8 @@ install(FILES ${PROJECT_BINARY_DIR}/mprocConfig.cmake ${PROJECT_BINARY_DIR}/mpro
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
 
 # The .pc file is relocatable (prefix from its own location), so --prefix at install time works.
-# A static mproc built with MPI needs MPI's link line in the pkg-config file.
-set(MPROC_PC_LIBS_PRIVATE "-lpthread")
-if(MPROC_HAVE_MPI)
-  string(APPEND MPROC_PC_LIBS_PRIVATE " ${MPI_C_LINK_FLAGS}")
-  foreach(lib ${MPI_C_LIBRARIES})
-    string(APPEND MPROC_PC_LIBS_PRIVATE " ${lib}")
-  endforeach()
-endif()
+# libmproc.so carries its own dependencies (MPI is in the runtime-loaded libmproc_mpi.so).
+set(MPROC_PC_LIBS_PRIVATE "-lpthread -ldl")
 file(RELATIVE_PATH MPROC_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -91,8 +91,15 @@ typedef struct mproc__backend_ops {
 } mproc__backend_ops;
 
 extern const mproc__backend_ops mproc__backend_fork;
-/* Defined by backend_mpi.c when MPI is built in, else by backend_none.c answering ENOTBUILT. */
+/* Defined by backend_mpi.c in the module libmproc_mpi.so (built when MPI is found). The core
+ * never links it: mproc__backend_mpi_load() dlopens the module when MPI is chosen, so programs
+ * on fork workers never map libmpi (which would make every fork() copy its page tables). */
 extern const mproc__backend_ops mproc__backend_mpi;
+/* backend_none.c: answers ENOTBUILT with mproc__mpi_unavailable as the reason. */
+extern const mproc__backend_ops mproc__backend_none;
+extern char mproc__mpi_unavailable[512];
+/* backend_load.c: the MPI backend from its module, or mproc__backend_none with the reason. */
+const mproc__backend_ops *mproc__backend_mpi_load(void);
 
 /* The backend mproc_init chose, or NULL. */
 const mproc__backend_ops *mproc__backend(void);

@@ -1,13 +1,14 @@
-/* backend_none.c - the MPI backend's stand-in when the library is built without MPI (CMake found
- * no MPI): every operation answers MPROC_ENOTBUILT with a sentence saying how to get it, so a
- * program asking for MPI learns why instead of crashing (Redis's "not built" convention).
+/* backend_none.c - the MPI backend's stand-in when it is not available: the library was built
+ * without MPI (CMake found none), or its module libmproc_mpi.so cannot be loaded. Every
+ * operation answers MPROC_ENOTBUILT with a sentence saying why and how to get it, so a program
+ * asking for MPI learns why instead of crashing (Redis's "not built" convention).
  */
 #include "backend.h"
 #include "internal.h"
 
-#define NOT_BUILT_MSG "mproc was built without MPI; install libopenmpi-dev and rebuild"
+char mproc__mpi_unavailable[512] = "mproc was built without MPI; install libopenmpi-dev and rebuild";
 
-static int not_built(void) { return mproc__error(MPROC_ENOTBUILT, NOT_BUILT_MSG); }
+static int not_built(void) { return mproc__error(MPROC_ENOTBUILT, "%s", mproc__mpi_unavailable); }
 
 static int none_init(int *argc, char ***argv) {
     (void)argc;
@@ -69,7 +70,7 @@ static void none_proc_free(mproc__child *c) {
     not_built();
 }
 
-const mproc__backend_ops mproc__backend_mpi = {
+const mproc__backend_ops mproc__backend_none = {
     MPROC__BACKEND_VERSION, "mpi",          none_init,          none_finalize,
     none_max_workers,       none_group_start, none_send,        none_wait,
     none_wake,              none_kill_worker, none_restart_worker, none_worker_pid,

@@ -19,12 +19,14 @@ static const mproc__backend_ops *active;
 static mproc_backend_kind active_kind;
 static int finalized;
 
+static const mproc__backend_ops *fork_ops(void) { return &mproc__backend_fork; }
+
 static const struct {
     mproc_backend_kind kind;
-    const mproc__backend_ops *ops;
+    const mproc__backend_ops *(*ops)(void);
 } backends[] = {
-    {MPROC_BACKEND_FORK, &mproc__backend_fork},
-    {MPROC_BACKEND_MPI, &mproc__backend_mpi},
+    {MPROC_BACKEND_FORK, fork_ops},
+    {MPROC_BACKEND_MPI, mproc__backend_mpi_load},
 };
 
 const mproc__backend_ops *mproc__backend(void) { return active; }
@@ -80,18 +82,19 @@ static int choose(mproc_backend_kind *kind) {
 
 static const mproc__backend_ops *ops_for(mproc_backend_kind kind) {
     for (size_t i = 0; i < sizeof backends / sizeof *backends; i++)
-        if (backends[i].kind == kind) return backends[i].ops;
+        if (backends[i].kind == kind) return backends[i].ops();
     return NULL;
 }
 
-/* An MPI launch of a library built without MPI: rank 0 goes on with fork workers, the other
+/* An MPI launch without a usable MPI backend (built without MPI, or its module cannot be
+ * loaded; the reason is in mproc_last_error()): rank 0 goes on with fork workers, the other
  * ranks leave quietly, so the job still runs once rather than N times. */
 static int without_mpi_build(int *argc, char ***argv) {
     const char *rank = getenv("OMPI_COMM_WORLD_RANK");
     if (!rank) rank = getenv("PMI_RANK");
     if (!rank) rank = getenv("PMIX_RANK");
     if (rank && strtol(rank, NULL, 10) != 0) _exit(0);
-    fprintf(stderr, "mproc: this library was built without MPI; running on local fork workers\n");
+    fprintf(stderr, "mproc: %s; running on local fork workers\n", mproc_last_error());
     active_kind = MPROC_BACKEND_FORK;
     active = &mproc__backend_fork;
     return active->init(argc, argv);

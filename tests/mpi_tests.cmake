@@ -34,7 +34,7 @@ endfunction()
 # mproc_mpi_exe(name src...): a plain (non-cmocka) test program linked with mproc.
 function(mproc_mpi_exe name)
   add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE mproc::mproc)
+  mproc_link(${name})
   target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
   mproc_warnings(${name})
 endfunction()
@@ -97,7 +97,7 @@ set_tests_properties(mpi_efficiency PROPERTIES RUN_SERIAL TRUE)
 # A worker rank that sends the master garbage: the master names the rank and aborts the job.
 mproc_mpi_exe(mpi_bad_frame mpi_bad_frame.c)
 target_include_directories(mpi_bad_frame PRIVATE ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(mpi_bad_frame PRIVATE MPI::MPI_C)
+target_link_libraries(mpi_bad_frame PRIVATE MPI::MPI_C mproc_mpi)
 mproc_mpi_test(NAME mpi_bad_frame TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "mproc: .*bad frame header from rank [12]"
   ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_bad_frame>)

@@ -14,7 +14,8 @@ out=$(MPROC_BACKEND=fork "$tmp/consumer/consumer")
 echo "ok - find_package(mproc)"
 pc=$(find "$tmp/prefix" -name mproc.pc | head -1)
 export PKG_CONFIG_PATH=$(dirname "$pc")
-cc -std=c11 "$here/consumer.c" -o "$tmp/pc_consumer" $(pkg-config --cflags mproc) $(pkg-config --libs --static mproc)
+cc -std=c11 "$here/consumer.c" -o "$tmp/pc_consumer" $(pkg-config --cflags mproc) $(pkg-config --libs mproc) \
+    -Wl,-rpath,"$(pkg-config --variable=libdir mproc)"
 out=$(MPROC_BACKEND=fork "$tmp/pc_consumer")
 [ "$out" = "1 8 27" ] || { echo "pkg-config consumer printed: $out"; exit 1; }
 echo "ok - pkg-config mproc"
