@@ -32,7 +32,7 @@ MPROC_TASK_VALUE(square, long, long);
 
 /* The same calibrated busy loop as the peers. */
 static volatile long spin_sink; /* keeps the busy loop from being optimised away */
-static long spin(long n) {
+__attribute__((noinline)) static long spin(long n) {
     long s = 0;
     for (long i = 0; i < n; i++) s += i ^ spin_sink;
     spin_sink = s;

@@ -69,7 +69,7 @@ static void die(const char *what)
 }
 
 /* The calibrated busy loop; returns its argument so results can be checked. */
-static long spin(long n)
+__attribute__((noinline)) static long spin(long n)
 {
     volatile long s = 0;
     for (long i = 0; i < n; i++)

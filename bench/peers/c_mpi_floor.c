@@ -44,7 +44,7 @@
 
 enum { OP_SQ, OP_SPIN, OP_LEN };
 
-static long spin(long n)
+__attribute__((noinline)) static long spin(long n)
 {
     volatile long s = 0;
     for (long i = 0; i < n; i++)
