@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 typedef struct once_arg {
     long master;
@@ -134,19 +135,6 @@ static void test_garbage_from_a_worker_kills_only_it(void **state) {
     mproc_pool_free(pool);
 }
 
-static int gone(long pid) {
-    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
-    char p[64], buf[512];
-    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *rp = strrchr(buf, ')');
-    return rp && rp[2] == 'Z'; /* reparented zombie awaiting init: no longer running */
-}
-
 /* Runs fault_master, waits for its worker pids, signals it mid-map, checks nothing survives. */
 static void signal_master_mid_map(int signo) {
     int fds[2];
@@ -170,7 +158,7 @@ static void signal_master_mid_map(int signo) {
     fclose(in);
     int all_gone = 0;
     for (int i = 0; i < 200 && !all_gone; i++) {
-        all_gone = gone(pids[0]) && gone(pids[1]);
+        all_gone = mproc_test_gone(pids[0]) && mproc_test_gone(pids[1]);
         if (!all_gone) usleep(10000);
     }
     assert_true(all_gone);
@@ -179,21 +167,13 @@ static void signal_master_mid_map(int signo) {
 static void test_ctrl_c_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGINT); }
 static void test_sigterm_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGTERM); }
 
-int main(int argc, char **argv) {
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retries_recover_a_crashed_task),
-        cmocka_unit_test(test_initializer_that_kills_its_worker_is_reported_once),
-        cmocka_unit_test(test_per_call_timeout),
-        cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
-        cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
-        cmocka_unit_test(test_sigterm_on_master_leaves_no_worker),
-    };
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_retries_recover_a_crashed_task),
+    cmocka_unit_test(test_initializer_that_kills_its_worker_is_reported_once),
+    cmocka_unit_test(test_per_call_timeout),
+    cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
+    cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
+    cmocka_unit_test(test_sigterm_on_master_leaves_no_worker),
+};
+
+MPROC_TEST_MAIN(tests)

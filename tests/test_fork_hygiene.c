@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 static long my_pid(long unused) { return mproc_current_pid(); }
 MPROC_TASK_VALUE(my_pid, long, long);
@@ -85,19 +86,6 @@ static void test_stdout_not_duplicated(void **state) {
     unlink(path);
 }
 
-static int gone(long pid) {
-    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
-    char p[64], buf[512];
-    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    return close_paren && close_paren[2] == 'Z'; /* a zombie of someone else's (init) is gone for us */
-}
-
 static void test_no_zombies_after_free(void **state) {
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 3}), 0);
@@ -135,7 +123,7 @@ static void test_workers_die_with_master(void **state) {
     waitpid(master, NULL, 0);
     int all_gone = 0;
     for (int i = 0; i < 100 && !all_gone; i++) {
-        all_gone = gone(pids[0]) && gone(pids[1]);
+        all_gone = mproc_test_gone(pids[0]) && mproc_test_gone(pids[1]);
         if (!all_gone) usleep(10000);
     }
     assert_true(all_gone); /* within a second */
@@ -214,21 +202,13 @@ static void test_task_timeout(void **state) {
     mproc_pool_free(pool);
 }
 
-int main(int argc, char **argv) {
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stdout_not_duplicated),
-        cmocka_unit_test(test_no_zombies_after_free),
-        cmocka_unit_test(test_workers_die_with_master),
-        cmocka_unit_test(test_crashing_workers_fail_only_their_tasks),
-        cmocka_unit_test(test_crash_inside_a_batch_fails_only_its_task),
-        cmocka_unit_test(test_task_timeout),
-    };
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_stdout_not_duplicated),
+    cmocka_unit_test(test_no_zombies_after_free),
+    cmocka_unit_test(test_workers_die_with_master),
+    cmocka_unit_test(test_crashing_workers_fail_only_their_tasks),
+    cmocka_unit_test(test_crash_inside_a_batch_fails_only_its_task),
+    cmocka_unit_test(test_task_timeout),
+};
+
+MPROC_TEST_MAIN(tests)

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
@@ -430,31 +431,23 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_pool_free(NULL), 0);
 }
 
-int main(int argc, char **argv) {
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_apply_async),
-        cmocka_unit_test(test_map_sizes_and_chunks),
-        cmocka_unit_test(test_map_errors_reach_caller_and_pool_goes_on),
-        cmocka_unit_test(test_imap_ordered),
-        cmocka_unit_test(test_imap_unordered_each_once_with_errors),
-        cmocka_unit_test(test_imap_window_is_bounded),
-        cmocka_unit_test(test_get_timeout_then_success),
-        cmocka_unit_test(test_callbacks),
-        cmocka_unit_test(test_bytes_results_of_any_size),
-        cmocka_unit_test(test_initializer),
-        cmocka_unit_test(test_maxtasksperchild_and_identity),
-        /* Before terminate: under MPI a terminated pool's queued tasks still finish on their
-         * ranks, and a 1 ms task waiting behind them would miss its 0.3 s limit. */
-        cmocka_unit_test(test_task_time_limit),
-        cmocka_unit_test(test_terminate_fails_pending_work),
-        cmocka_unit_test(test_bad_input),
-    };
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_seed_apply_async),
+    cmocka_unit_test(test_map_sizes_and_chunks),
+    cmocka_unit_test(test_map_errors_reach_caller_and_pool_goes_on),
+    cmocka_unit_test(test_imap_ordered),
+    cmocka_unit_test(test_imap_unordered_each_once_with_errors),
+    cmocka_unit_test(test_imap_window_is_bounded),
+    cmocka_unit_test(test_get_timeout_then_success),
+    cmocka_unit_test(test_callbacks),
+    cmocka_unit_test(test_bytes_results_of_any_size),
+    cmocka_unit_test(test_initializer),
+    cmocka_unit_test(test_maxtasksperchild_and_identity),
+    /* Before terminate: under MPI a terminated pool's queued tasks still finish on their
+     * ranks, and a 1 ms task waiting behind them would miss its 0.3 s limit. */
+    cmocka_unit_test(test_task_time_limit),
+    cmocka_unit_test(test_terminate_fails_pending_work),
+    cmocka_unit_test(test_bad_input),
+};
+
+MPROC_TEST_MAIN(tests)

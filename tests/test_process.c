@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 static int square(mproc_ctx *ctx, const void *arg, size_t len) {
     long n = *(const long *)arg;
@@ -155,20 +156,12 @@ static void test_bad_use(void **state) {
     assert_int_equal(mproc_process_free(p), 0);
 }
 
-int main(int argc, char **argv) {
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_process_square),
-        cmocka_unit_test(test_join_timeout_terminate_kill),
-        cmocka_unit_test(test_exit_codes),
-        cmocka_unit_test(test_four_processes),
-        cmocka_unit_test(test_bad_use),
-    };
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_seed_process_square),
+    cmocka_unit_test(test_join_timeout_terminate_kill),
+    cmocka_unit_test(test_exit_codes),
+    cmocka_unit_test(test_four_processes),
+    cmocka_unit_test(test_bad_use),
+};
+
+MPROC_TEST_MAIN(tests)
