@@ -4,7 +4,7 @@
  * A pool group is the worker ranks 1..n (worker index i = rank i+1); only one group lives at a
  * time, and stopping it leaves the ranks serving so a later pool reuses them; they get SHUTDOWN
  * in finalize. A Process runs as a forked child of a worker rank, which reports its pid and its
- * exit over PROC_* frames.
+ * exit over PROC_* frames (mpi_process.c; the state both files share is in mpi_master.h).
  *
  * Nobody owns the receive side: whichever thread waits (the pool's result thread in wait(), a
  * user thread in proc_wait(), a sender whose peer is slow) polls MPI and routes every frame to
@@ -22,6 +22,7 @@
 #include "backend.h"
 #include "internal.h"
 #include "mpi_internal.h"
+#include "mpi_master.h"
 #include "wire.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -41,29 +42,7 @@ struct mproc__group {
     evnode *head, *tail; /* frames for this group, routed by whichever thread received them */
 };
 
-enum { CH_STARTING, CH_RUNNING, CH_EXITED, CH_FAILED };
-
-struct mproc__child {
-    mproc__child *next;
-    uint64_t id;   /* ours, in the PROC_* frames' header */
-    int rank;      /* the worker rank whose child it is */
-    int state;
-    long pid;
-    int exitcode;
-    int status;    /* CH_FAILED: why the rank could not start it */
-    char why[200];
-};
-
-static struct {
-    mproc__group *group;   /* the live group, or NULL */
-    long *pid;             /* per rank: its pid, from its start message */
-    uint32_t *outstanding; /* per rank: TASK/INIT frames of the live group not yet answered */
-    uint32_t *drop;        /* per rank: replies still due to a stopped group, to discard */
-    uint32_t *nchild;      /* per rank: Processes running there */
-    mproc__child *children;
-    uint64_t child_seq;
-    int rr;                /* where the next least-loaded search starts */
-} M;
+mproc__mpi_master mproc__mpi_m;
 
 static void route_result(int src, uint8_t *f, size_t len) {
     /* A rank answers in order, so the first drop[src] replies are the stopped group's. */
@@ -88,40 +67,8 @@ static void route_result(int src, uint8_t *f, size_t len) {
     g->tail = e;
 }
 
-static mproc__child *child_find(uint64_t id) {
-    for (mproc__child *c = M.children; c; c = c->next)
-        if (c->id == id) return c;
-    return NULL;
-}
-
-static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
-    mproc__child *c = child_find(mproc__get_u64(f + 8));
-    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
-    size_t n = len - MPROC__WIRE_HDR_SIZE;
-    if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
-        if (n < MPROC__MPI_STARTED_MIN) mproc__mpi_fatal("rank %d: short PROC_STARTED frame", src);
-        c->status = (int32_t)mproc__get_u32(p);
-        c->pid = (long)mproc__get_u32(p + 4);
-        if (c->status < 0) {
-            size_t m = n - MPROC__MPI_STARTED_MIN;
-            if (m >= sizeof c->why) m = sizeof c->why - 1;
-            memcpy(c->why, p + MPROC__MPI_STARTED_MIN, m);
-            c->why[m] = '\0';
-            c->state = CH_FAILED;
-        } else {
-            c->state = CH_RUNNING;
-        }
-    } else if (c && c->rank == src && kind == MPROC__FRAME_PROC_EXIT) {
-        if (n < 4) mproc__mpi_fatal("rank %d: short PROC_EXIT frame", src);
-        c->exitcode = (int32_t)mproc__get_u32(p);
-        c->state = CH_EXITED;
-        if (M.nchild[src] > 0) M.nchild[src]--;
-    }
-    free(f); /* a child already freed by the core: nobody to tell */
-}
-
 /* The master's sink: every frame from a worker rank goes to its owner, then waiters look. */
-static void route(int src, uint8_t *f, size_t len) {
+void mproc__mpi_route(int src, uint8_t *f, size_t len) {
     uint16_t kind = mproc__get_u16(f + 6);
     switch (kind) {
     case MPROC__FRAME_RESULT:
@@ -131,7 +78,7 @@ static void route(int src, uint8_t *f, size_t len) {
         break;
     case MPROC__FRAME_PROC_STARTED:
     case MPROC__FRAME_PROC_EXIT:
-        route_child(src, kind, f, len);
+        mproc__mpi_route_child(src, kind, f, len);
         break;
     default:
         mproc__mpi_fatal("rank %d sent the master an unexpected frame of kind %u", src,
@@ -142,12 +89,12 @@ static void route(int src, uint8_t *f, size_t len) {
 
 /* Lock held. Polls and sleeps until done(arg) or the deadline: 1 if done. cap_ns bounds the
  * sleeps: how late a frame without a doorbell (from another node) may be noticed. */
-static int wait_until(int (*done)(const void *), const void *arg, double deadline, long cap_ns) {
+int mproc__mpi_wait_until(int (*done)(const void *), const void *arg, double deadline, long cap_ns) {
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, cap_ns);
     for (;;) {
         if (done(arg)) return 1;
-        if (mproc__mpi_drain(route) > 0) continue;
+        if (mproc__mpi_drain(mproc__mpi_route) > 0) continue;
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) return 0;
         mproc__mpi_backoff_wait(&bo, deadline);
     }
@@ -295,11 +242,7 @@ static void watch_program_finalize(void) {
 }
 
 static void free_master_state(void) {
-    while (M.children) {
-        mproc__child *c = M.children;
-        M.children = c->next;
-        free(c);
-    }
+    mproc__mpi_children_free();
     free(M.pid);
     free(M.outstanding);
     free(M.drop);
@@ -418,7 +361,7 @@ static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     }
     /* Counted before sending: the reply can arrive while this send still waits. */
     if (counted) M.outstanding[r]++;
-    rc = mproc__mpi_send_frame(r, iov, iovcnt, route);
+    rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
     if (rc < 0 && counted) M.outstanding[r]--;
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
@@ -443,7 +386,7 @@ static int mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (!g) return mproc__error(MPROC_EINVAL, "mpi wait: no group");
     double deadline = mproc__deadline(timeout);
     pthread_mutex_lock(&mproc__mpi.lock);
-    wait_until(group_ready, g, deadline, busy_cap(g));
+    mproc__mpi_wait_until(group_ready, g, deadline, busy_cap(g));
     if (atomic_exchange(&g->woken, 0)) {
         /* A wake first: it means new work or a stop, and queued frames keep. */
         ev->kind = MPROC__EV_WAKE;
@@ -506,122 +449,6 @@ static void mpi_group_stop(mproc__group *g, int graceful) {
     free(g);
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Processes: a forked child of a worker rank.
- * ------------------------------------------------------------------------------------------- */
-
-/* The least busy worker rank (pool tasks queued there plus its Processes); ties rotate. */
-static int pick_rank(void) {
-    int nw = mproc__mpi.size - 1, best = 1;
-    uint32_t best_load = UINT32_MAX;
-    for (int k = 0; k < nw; k++) {
-        int r = 1 + (M.rr + k) % nw;
-        uint32_t load = M.outstanding[r] + M.nchild[r];
-        if (load < best_load) {
-            best = r;
-            best_load = load;
-        }
-    }
-    M.rr = best % nw;
-    return best;
-}
-
-static void child_unlink(mproc__child *c) {
-    for (mproc__child **pp = &M.children; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    if (c->state != CH_EXITED && M.nchild[c->rank] > 0) M.nchild[c->rank]--;
-}
-
-static int child_started(const void *arg) {
-    return ((const mproc__child *)arg)->state != CH_STARTING;
-}
-
-static int child_exited(const void *arg) {
-    return ((const mproc__child *)arg)->state == CH_EXITED;
-}
-
-/* Lock held. Sends PROC_START for c and waits for the rank's answer. */
-static int send_start(mproc__child *c, const mproc_task *t, const void *arg, size_t len,
-                      const char *name) {
-    size_t nlen = strlen(name);
-    uint8_t hdr[MPROC__WIRE_HDR_SIZE], pre[MPROC__MPI_START_PREFIX];
-    mproc__hdr_encode(hdr, MPROC__FRAME_PROC_START, c->id,
-                      (uint32_t)(MPROC__MPI_START_PREFIX + nlen + len), (uint32_t)t->id);
-    mproc__put_u32(pre, (uint32_t)t->id);
-    mproc__put_u32(pre + 4, (uint32_t)nlen);
-    struct iovec iov[4] = {{hdr, sizeof hdr}, {pre, sizeof pre}, {(void *)name, nlen},
-                           {(void *)arg, len}};
-    int rc = mproc__mpi_send_frame(c->rank, iov, 4, route);
-    if (rc < 0) return rc;
-    wait_until(child_started, c, -1.0, MPROC__MPI_BUSY_CAP_NS);
-    if (c->state == CH_FAILED)
-        return mproc__error(c->status, "Process %s: rank %d could not start it: %s", name, c->rank,
-                            c->why);
-    return 0;
-}
-
-static int mpi_proc_start(const mproc_task *target, const void *arg, size_t len, const char *name,
-                          mproc__child **out, long *pid) {
-    *out = NULL;
-    if (pid) *pid = 0;
-    if (!target || target->id < 0 || (!arg && len))
-        return mproc__error(MPROC_EINVAL, "mpi proc_start: no task or a NULL argument");
-    if (!name) name = "";
-    size_t nlen = strlen(name);
-    if (nlen > 4096 || len > MPROC__WIRE_MAX_PAYLOAD - MPROC__MPI_START_PREFIX - nlen)
-        return mproc__error(MPROC_ETOOBIG, "mpi proc_start: a %zu-byte argument is too big", len);
-    if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
-    mproc__child *c = calloc(1, sizeof *c);
-    if (!c) return mproc__error(MPROC_ENOMEM, "mpi proc_start: out of memory");
-    pthread_mutex_lock(&mproc__mpi.lock);
-    c->id = ++M.child_seq;
-    c->rank = pick_rank();
-    c->state = CH_STARTING;
-    c->next = M.children;
-    M.children = c;
-    M.nchild[c->rank]++;
-    int rc = send_start(c, target, arg, len, name);
-    if (rc < 0) {
-        child_unlink(c);
-        free(c);
-    } else {
-        *out = c;
-        if (pid) *pid = c->pid;
-    }
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    return rc;
-}
-
-static int mpi_proc_wait(mproc__child *c, double timeout, int *exitcode) {
-    if (!c) return mproc__error(MPROC_EINVAL, "mpi proc_wait: no process");
-    pthread_mutex_lock(&mproc__mpi.lock);
-    int done = wait_until(child_exited, c, mproc__deadline(timeout), MPROC__MPI_IDLE_CAP_NS);
-    if (done && exitcode) *exitcode = c->exitcode;
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    return done ? 0 : MPROC_ETIMEDOUT;
-}
-
-static int mpi_proc_signal(mproc__child *c, int signo) {
-    if (!c || signo <= 0) return mproc__error(MPROC_EINVAL, "mpi proc_signal: bad arguments");
-    int rc = 0;
-    pthread_mutex_lock(&mproc__mpi.lock);
-    if (c->state == CH_RUNNING)
-        rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, (uint32_t)signo, route);
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    return rc;
-}
-
-static void mpi_proc_free(mproc__child *c) {
-    if (!c) return;
-    pthread_mutex_lock(&mproc__mpi.lock);
-    child_unlink(c);
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    free(c);
-}
-
 const mproc__backend_ops mproc__backend_mpi = {
     MPROC__BACKEND_VERSION,
     "mpi",
@@ -636,9 +463,9 @@ const mproc__backend_ops mproc__backend_mpi = {
     mpi_restart_worker,
     mpi_worker_pid,
     mpi_group_stop,
-    mpi_proc_start,
-    mpi_proc_wait,
-    mpi_proc_signal,
-    mpi_proc_free,
+    mproc__mpi_proc_start,
+    mproc__mpi_proc_wait,
+    mproc__mpi_proc_signal,
+    mproc__mpi_proc_free,
     mpi_max_workers,
 };

@@ -147,6 +147,9 @@ void mproc__pool_kick(mproc_pool *p);
 /* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
 size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
 
+/* pool.c: the result thread's body (arg: the pool), started by mproc_pool_create. */
+void *mproc__pool_result_thread(void *arg);
+
 /* pool.c, for pool_faults.c (lock held in all of them). */
 void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c);
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);

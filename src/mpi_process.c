@@ -1,0 +1,164 @@
+/* mpi_process.c - Processes under MPI: a Process runs as a forked child of the least busy worker
+ * rank, which answers PROC_START with PROC_STARTED (its pid, or why it could not) and later
+ * PROC_EXIT (Python's exit code); PROC_SIGNAL asks it to signal the child. The frames arrive
+ * through the master's router (backend_mpi.c), which hands PROC_* ones to route_child here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mpi_internal.h"
+#include "mpi_master.h"
+#include "wire.h"
+
+static mproc__child *child_find(uint64_t id) {
+    for (mproc__child *c = M.children; c; c = c->next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+void mproc__mpi_route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
+    mproc__child *c = child_find(mproc__get_u64(f + 8));
+    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
+    size_t n = len - MPROC__WIRE_HDR_SIZE;
+    if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
+        if (n < MPROC__MPI_STARTED_MIN) mproc__mpi_fatal("rank %d: short PROC_STARTED frame", src);
+        c->status = (int32_t)mproc__get_u32(p);
+        c->pid = (long)mproc__get_u32(p + 4);
+        if (c->status < 0) {
+            size_t m = n - MPROC__MPI_STARTED_MIN;
+            if (m >= sizeof c->why) m = sizeof c->why - 1;
+            memcpy(c->why, p + MPROC__MPI_STARTED_MIN, m);
+            c->why[m] = '\0';
+            c->state = CH_FAILED;
+        } else {
+            c->state = CH_RUNNING;
+        }
+    } else if (c && c->rank == src && kind == MPROC__FRAME_PROC_EXIT) {
+        if (n < 4) mproc__mpi_fatal("rank %d: short PROC_EXIT frame", src);
+        c->exitcode = (int32_t)mproc__get_u32(p);
+        c->state = CH_EXITED;
+        if (M.nchild[src] > 0) M.nchild[src]--;
+    }
+    free(f); /* a child already freed by the core: nobody to tell */
+}
+
+/* The least busy worker rank (pool tasks queued there plus its Processes); ties rotate. */
+static int pick_rank(void) {
+    int nw = mproc__mpi.size - 1, best = 1;
+    uint32_t best_load = UINT32_MAX;
+    for (int k = 0; k < nw; k++) {
+        int r = 1 + (M.rr + k) % nw;
+        uint32_t load = M.outstanding[r] + M.nchild[r];
+        if (load < best_load) {
+            best = r;
+            best_load = load;
+        }
+    }
+    M.rr = best % nw;
+    return best;
+}
+
+static void child_unlink(mproc__child *c) {
+    for (mproc__child **pp = &M.children; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    if (c->state != CH_EXITED && M.nchild[c->rank] > 0) M.nchild[c->rank]--;
+}
+
+static int child_started(const void *arg) {
+    return ((const mproc__child *)arg)->state != CH_STARTING;
+}
+
+static int child_exited(const void *arg) {
+    return ((const mproc__child *)arg)->state == CH_EXITED;
+}
+
+/* Lock held. Sends PROC_START for c and waits for the rank's answer. */
+static int send_start(mproc__child *c, const mproc_task *t, const void *arg, size_t len,
+                      const char *name) {
+    size_t nlen = strlen(name);
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE], pre[MPROC__MPI_START_PREFIX];
+    mproc__hdr_encode(hdr, MPROC__FRAME_PROC_START, c->id,
+                      (uint32_t)(MPROC__MPI_START_PREFIX + nlen + len), (uint32_t)t->id);
+    mproc__put_u32(pre, (uint32_t)t->id);
+    mproc__put_u32(pre + 4, (uint32_t)nlen);
+    struct iovec iov[4] = {{hdr, sizeof hdr}, {pre, sizeof pre}, {(void *)name, nlen},
+                           {(void *)arg, len}};
+    int rc = mproc__mpi_send_frame(c->rank, iov, 4, mproc__mpi_route);
+    if (rc < 0) return rc;
+    mproc__mpi_wait_until(child_started, c, -1.0, MPROC__MPI_BUSY_CAP_NS);
+    if (c->state == CH_FAILED)
+        return mproc__error(c->status, "Process %s: rank %d could not start it: %s", name, c->rank,
+                            c->why);
+    return 0;
+}
+
+int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len, const char *name,
+                          mproc__child **out, long *pid) {
+    *out = NULL;
+    if (pid) *pid = 0;
+    if (!target || target->id < 0 || (!arg && len))
+        return mproc__error(MPROC_EINVAL, "mpi proc_start: no task or a NULL argument");
+    if (!name) name = "";
+    size_t nlen = strlen(name);
+    if (nlen > 4096 || len > MPROC__WIRE_MAX_PAYLOAD - MPROC__MPI_START_PREFIX - nlen)
+        return mproc__error(MPROC_ETOOBIG, "mpi proc_start: a %zu-byte argument is too big", len);
+    if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
+    mproc__child *c = calloc(1, sizeof *c);
+    if (!c) return mproc__error(MPROC_ENOMEM, "mpi proc_start: out of memory");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    c->id = ++M.child_seq;
+    c->rank = pick_rank();
+    c->state = CH_STARTING;
+    c->next = M.children;
+    M.children = c;
+    M.nchild[c->rank]++;
+    int rc = send_start(c, target, arg, len, name);
+    if (rc < 0) {
+        child_unlink(c);
+        free(c);
+    } else {
+        *out = c;
+        if (pid) *pid = c->pid;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+int mproc__mpi_proc_wait(mproc__child *c, double timeout, int *exitcode) {
+    if (!c) return mproc__error(MPROC_EINVAL, "mpi proc_wait: no process");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    int done = mproc__mpi_wait_until(child_exited, c, mproc__deadline(timeout), MPROC__MPI_IDLE_CAP_NS);
+    if (done && exitcode) *exitcode = c->exitcode;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return done ? 0 : MPROC_ETIMEDOUT;
+}
+
+int mproc__mpi_proc_signal(mproc__child *c, int signo) {
+    if (!c || signo <= 0) return mproc__error(MPROC_EINVAL, "mpi proc_signal: bad arguments");
+    int rc = 0;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (c->state == CH_RUNNING)
+        rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, (uint32_t)signo, mproc__mpi_route);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+void mproc__mpi_proc_free(mproc__child *c) {
+    if (!c) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    child_unlink(c);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    free(c);
+}
+
+void mproc__mpi_children_free(void) {
+    while (M.children) {
+        mproc__child *c = M.children;
+        M.children = c->next;
+        free(c);
+    }
+}

@@ -1,0 +1,170 @@
+/* pool_lifecycle.c - a Pool's public life: create (options checked, result thread started,
+ * which starts the workers), close, terminate, join, free, and the list of live pools that
+ * mproc_finalize() frees. The scheduling itself is in pool.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+#include "pool_internal.h"
+
+static mproc_pool *live_pools;
+
+static int check_opts(const mproc_pool_opts *o) {
+    if (o->processes < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: processes must be >= 0 (0 = CPU count), got %d", o->processes);
+    if (o->maxtasksperchild < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: maxtasksperchild must be >= 0");
+    if (o->inflight < 0 || o->inflight > 64) return mproc__error(MPROC_EINVAL, "mproc_pool_create: inflight must be 0..64");
+    if (o->task_timeout < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: task_timeout must be >= 0");
+    if (o->max_retries < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: max_retries must be >= 0");
+    if (o->initarg_len && !o->initarg) return mproc__error(MPROC_EINVAL, "mproc_pool_create: initarg is NULL but initarg_len is %zu", o->initarg_len);
+    if (o->initarg_len > MPROC__WIRE_MAX_PAYLOAD / 2) return mproc__error(MPROC_ETOOBIG, "mproc_pool_create: initarg too large");
+    if (o->initializer) return mproc__task_check(o->initializer, "mproc_pool_create");
+    return 0;
+}
+
+static void pool_destroy(mproc_pool *p) {
+    p->magic = MPROC__DEAD_MAGIC;
+    free(p->ws);
+    free(p->initarg);
+    free(p);
+}
+
+static int start_pool(mproc_pool *p) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = pthread_create(&p->thread, NULL, mproc__pool_result_thread, p);
+    if (rc != 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_ESYS, "mproc_pool_create: cannot start the result thread: %s", strerror(rc));
+    }
+    while (p->thread_running == 0) mproc__core_wait(-1);
+    rc = p->thread_running < 0 ? -1 : 0;
+    if (rc == 0) {
+        p->next_live = live_pools;
+        if (live_pools) live_pools->prev_live = p;
+        live_pools = p;
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    if (rc < 0) {
+        pthread_join(p->thread, NULL);
+        return mproc__error(p->start_rc < 0 ? p->start_rc : MPROC_ESYS, "mproc_pool_create: cannot start %d workers: %s",
+                            p->n, p->broken_msg);
+    }
+    return 0;
+}
+
+int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_pool_create: out is NULL");
+    *out = NULL;
+    int rc = mproc__require_init("mproc_pool_create");
+    if (rc < 0) return rc;
+    mproc_pool_opts o = {0};
+    if (opts) o = *opts;
+    if ((rc = check_opts(&o)) < 0) return rc;
+    mproc_pool *p = calloc(1, sizeof *p);
+    if (!p) return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
+    p->magic = MPROC__POOL_MAGIC;
+    p->be = mproc__backend();
+    p->opts = o;
+    int maxw = p->be->max_workers();
+    p->n = o.processes ? o.processes : p->be->default_workers();
+    if (p->n > maxw) p->n = maxw;
+    p->depth = o.inflight ? o.inflight : 2;
+    p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
+    if (o.initarg_len) p->initarg = malloc(o.initarg_len);
+    if (!p->ws || (o.initarg_len && !p->initarg)) {
+        pool_destroy(p);
+        return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
+    }
+    if (o.initarg_len) memcpy(p->initarg, o.initarg, o.initarg_len);
+    if (p->n <= 0) {
+        rc = mproc__error(MPROC_EINVAL, "mproc_pool_create: the %s backend has no workers to give", p->be->name);
+        pool_destroy(p);
+        return rc;
+    }
+    if ((rc = start_pool(p)) < 0) {
+        pool_destroy(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int mproc_pool_size(const mproc_pool *pool) {
+    int rc = mproc__pool_check(pool, "mproc_pool_size");
+    return rc < 0 ? rc : pool->n;
+}
+
+int mproc_pool_close(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_close");
+    if (rc == 0 && pool->state == MPROC__POOL_RUN) {
+        pool->state = MPROC__POOL_CLOSED;
+        if (pool->g) pool->be->wake(pool->g);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+/* Waits for the result thread to finish and joins it once. Lock held on entry and exit. */
+static void join_thread(mproc_pool *p) {
+    while (p->thread_running) mproc__core_wait(-1);
+    if (!p->joined) {
+        p->joined = 1;
+        pthread_mutex_unlock(&mproc__core_lock);
+        pthread_join(p->thread, NULL);
+        pthread_mutex_lock(&mproc__core_lock);
+    }
+}
+
+int mproc_pool_terminate(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_terminate");
+    if (rc == 0) {
+        pool->state = MPROC__POOL_TERMINATED;
+        if (pool->g) pool->be->wake(pool->g);
+        join_thread(pool);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_pool_join(mproc_pool *pool) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_join");
+    if (rc == 0 && pool->state == MPROC__POOL_RUN)
+        rc = mproc__error(MPROC_ESTATE, "mproc_pool_join: call mproc_pool_close() or mproc_pool_terminate() first");
+    if (rc == 0) join_thread(pool);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_pool_free(mproc_pool *pool) {
+    if (!pool) return 0;
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_check(pool, "mproc_pool_free");
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return rc;
+    }
+    if (pool->state == MPROC__POOL_RUN) pool->state = MPROC__POOL_TERMINATED;
+    if (pool->g) pool->be->wake(pool->g);
+    join_thread(pool);
+    mproc__iter_detach_all(pool);
+    if (pool->prev_live) pool->prev_live->next_live = pool->next_live;
+    else if (live_pools == pool) live_pools = pool->next_live;
+    if (pool->next_live) pool->next_live->prev_live = pool->prev_live;
+    pool_destroy(pool);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return 0;
+}
+
+void mproc__pools_shutdown(void) {
+    for (;;) {
+        pthread_mutex_lock(&mproc__core_lock);
+        mproc_pool *p = live_pools;
+        pthread_mutex_unlock(&mproc__core_lock);
+        if (!p) return;
+        mproc_pool_free(p);
+    }
+}
