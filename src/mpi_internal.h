@@ -5,10 +5,10 @@
  * init/finalize); mpi_rank.c the worker ranks (their serve channel, Process children, crash
  * reports). Only these three files include <mpi.h>; the public header never does.
  *
- * Transport: a frame (wire.h) travels as one MPI_BYTE message on one tag when it is small; a
- * big one as a 24-byte header message followed by its payload in pieces of at most
- * MPROC__MPI_PIECE bytes, sent straight from the caller's iovecs through an hindexed datatype
- * (no copy). MPI keeps messages of one sender on one tag in order, so the receiver takes the
+ * Transport: a frame (wire.h) travels as one MPI_BYTE message on one tag when it is small
+ * (packed into a buffer that stays in flight while the sender goes on); a big one as a 24-byte
+ * header message followed by its payload in pieces of at most MPROC__MPI_PIECE bytes, sent
+ * straight from the caller's iovecs (no copy), waited for. MPI keeps messages of one sender on one tag in order, so the receiver takes the
  * pieces from the header's sender right after it. Task ids live in the frame header, never in
  * the tag (tags are bounded by MPI_TAG_UB).
  *
@@ -77,11 +77,16 @@ int mproc__mpi_all_local(void);
  * ownership of frame. Lock held. */
 typedef void (*mproc__mpi_sink)(int src, uint8_t *frame, size_t len);
 
-/* Lock held. Sends one frame (the iovecs concatenated, header first) to rank dest and returns
- * when MPI is done with the caller's buffers. While it waits it keeps receiving, handing every
- * incoming frame to sink: two ranks sending big frames to each other would otherwise deadlock.
+/* Lock held. Sends one frame (the iovecs concatenated, header first) to rank dest; the caller's
+ * buffers are free again when it returns. A frame up to MPROC__MPI_PACK_MAX is copied and left
+ * in flight (its copy is freed when MPI is done, found by later polls); a bigger one goes from
+ * the caller's buffers and is waited for, receiving meanwhile and handing every incoming frame
+ * to sink: two ranks sending big frames to each other would otherwise deadlock.
  * 0 or an error (EINVAL/ETOOBIG/ENOMEM). */
 int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink);
+/* Lock held. Waits until every send left in flight is done, handing incoming frames to sink;
+ * mproc__mpi_quiesce does this first. */
+void mproc__mpi_flush_sends(mproc__mpi_sink sink);
 /* Lock held. Sends a frame that is only a header (SHUTDOWN, PROC_SIGNAL). */
 int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink);
 /* Lock held. Takes the next frame from source (or MPI_ANY_SOURCE) if one is there: 1 with *src,

@@ -1,10 +1,11 @@
 /* mpi_transport.c - the MPI backend's transport, used by the master (backend_mpi.c) and the
  * worker ranks (mpi_rank.c) alike: frames as MPI messages, the idle backoff, fatal errors.
  *
- * A small frame is packed into one MPI_BYTE message; a big one goes as its 24-byte header and
- * then its payload in pieces sent straight from the caller's iovecs (an hindexed datatype, no
- * copy). Every send is nonblocking and its wait keeps receiving: two ranks that send each other
- * big frames at once would otherwise both wait for a receive that never comes. Nothing here
+ * A small frame is packed into one MPI_BYTE message whose send is left in flight (the sender
+ * goes on; the copy is freed when MPI is done); a big one goes as its 24-byte header and then its
+ * payload in pieces sent straight from the caller's iovecs (no copy), and that send is waited
+ * for, receiving meanwhile: two ranks that send each other big frames at once would otherwise
+ * both wait for a receive that never comes. Nothing here
  * blocks while idle: Open MPI's blocking calls spin a core, so waits poll and back off.
  */
 #include <limits.h>
@@ -408,6 +409,74 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Packed sends in flight. A small frame is copied into a buffer of its own, so its sender need
+ * not wait for MPI: the buffer waits here and is freed when its send completes, found by the
+ * next poll. Waiting would cost dearly: Open MPI completes a shared-memory send only when the
+ * receiver has taken the message (eager fragments come back to the sender; a rendezvous ends
+ * with the receiver's FIN), so a master would sit out every task its worker is still busy with.
+ * MPI keeps the messages of one sender to one receiver in order, in flight or not.
+ * ------------------------------------------------------------------------------------------- */
+
+static struct {
+    MPI_Request *req;
+    uint8_t **buf;
+    int n, cap;
+} P;
+
+/* Lock held. Frees the buffers of completed sends; returns how many are still in flight. */
+static int reap_sends(void) {
+    if (P.n == 0) return 0;
+    int done = 0, idx[64];
+    for (int base = 0; base < P.n; base += 64) {
+        int cnt = P.n - base < 64 ? P.n - base : 64;
+        mproc__mpi_ok(MPI_Testsome(cnt, P.req + base, &done, idx, MPI_STATUSES_IGNORE),
+                      "MPI_Testsome");
+        if (done == MPI_UNDEFINED) done = 0;
+        for (int i = 0; i < done; i++) {
+            free(P.buf[base + idx[i]]);
+            P.buf[base + idx[i]] = NULL;
+        }
+    }
+    int k = 0; /* keep the survivors in posting order */
+    for (int i = 0; i < P.n; i++) {
+        if (P.req[i] == MPI_REQUEST_NULL) continue;
+        P.req[k] = P.req[i];
+        P.buf[k++] = P.buf[i];
+    }
+    P.n = k;
+    return k;
+}
+
+/* Lock held. Remembers a posted send and the buffer it owns (freed when the send is done). */
+static void keep_send(MPI_Request req, uint8_t *buf, mproc__mpi_sink sink) {
+    if (P.n == P.cap) {
+        int cap = P.cap ? 2 * P.cap : 16;
+        MPI_Request *r = realloc(P.req, (size_t)cap * sizeof *r);
+        if (r) P.req = r;
+        uint8_t **b = r ? realloc(P.buf, (size_t)cap * sizeof *b) : NULL;
+        if (b) P.buf = b;
+        if (!r || !b) { /* no room to remember it: wait for this one instead */
+            wait_sends(&req, 1, sink, 0);
+            free(buf);
+            return;
+        }
+        P.cap = cap;
+    }
+    P.req[P.n] = req;
+    P.buf[P.n++] = buf;
+}
+
+void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
+    while (reap_sends() > 0)
+        if (mproc__mpi_drain(sink) == 0) mproc__mpi_backoff_wait(&bo, -1.0);
+    free(P.req);
+    free(P.buf);
+    memset(&P, 0, sizeof P);
+}
+
 int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink) {
     size_t total = mproc__iov_total(iov, iovcnt);
     if (total < MPROC__WIRE_HDR_SIZE)
@@ -420,11 +489,16 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
     mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
     MPI_Request req;
+    int flag = 0;
     mproc__mpi_ok(MPI_Isend(buf, (int)total, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req),
                   "MPI_Isend");
     mproc__mpi_ring(dest); /* posted: the receiver can find it now */
-    wait_sends(&req, 1, sink, total > 4096 ? (double)total / 1e9 + 0.0005 : 0);
-    free(buf);
+    /* Most small sends are done at once (copied into the receiver's shared memory). */
+    mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+    if (flag)
+        free(buf);
+    else
+        keep_send(req, buf, sink);
     return 0;
 }
 
@@ -483,6 +557,7 @@ int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {
     MPI_Status st;
     *frame = NULL;
     *len = 0;
+    reap_sends();
     /* Improbe + Mrecv: the message is ours once matched, whatever other threads do. */
     mproc__mpi_ok(MPI_Improbe(source, MPROC__MPI_TAG, mproc__mpi.comm, &flag, &msg, &st),
                   "MPI_Improbe");
@@ -509,6 +584,8 @@ int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {
 void mproc__mpi_quiesce(mproc__mpi_sink sink) {
     MPI_Request req;
     mproc__backoff bo;
+    /* Our sends first: a message still in flight when the barrier ends might never be taken. */
+    mproc__mpi_flush_sends(sink);
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
     mproc__mpi_ok(MPI_Ibarrier(mproc__mpi.comm, &req), "MPI_Ibarrier");
     for (;;) {
