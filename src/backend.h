@@ -21,7 +21,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 1
+#define MPROC__BACKEND_VERSION 2
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -43,6 +43,11 @@ typedef struct mproc__event {
     char why[320];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
 } mproc__event;
 
+/* send() flag: the core promises that the bytes of iov[1..] stay valid and unchanged until wait()
+ * has returned this frame's reply, or group_stop() has returned, so the transport may go on
+ * reading them after send() returns (MPI: the payload is not copied and not waited for). */
+#define MPROC__SEND_RETAIN 1u
+
 typedef struct mproc__backend_ops {
     int version; /* MPROC__BACKEND_VERSION */
     const char *name;
@@ -58,8 +63,9 @@ typedef struct mproc__backend_ops {
      * capped by max_workers. */
     int (*group_start)(int n, mproc__group **out);
     /* Sends one whole frame (the iovecs concatenated) to a worker; blocks until it is handed to
-     * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). */
-    int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt);
+     * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). flags:
+     * MPROC__SEND_RETAIN or 0. */
+    int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags);
     /* Blocks up to timeout seconds (< 0: forever) for the next event. Returns 0 with *ev set,
      * or an error. Must not busy-wait for long: an idle master leaves its core to workers. */
     int (*wait)(mproc__group *g, double timeout, mproc__event *ev);

@@ -45,7 +45,11 @@ struct mproc__group {
 mproc__mpi_master mproc__mpi_m;
 
 static void route_result(int src, uint8_t *f, size_t len) {
-    /* A rank answers in order, so the first drop[src] replies are the stopped group's. */
+    /* A rank answers its frames in order, having taken each whole before answering it: every
+     * retained send up to this reply's frame is done (or about to be: its FIN may lag), and
+     * must be before the core sees the reply and may free that frame's input. */
+    mproc__mpi_complete_sends(src, ++M.replied[src]);
+    /* The first drop[src] replies are the stopped group's. */
     if (M.drop[src] > 0) {
         M.drop[src]--;
         free(f);
@@ -207,7 +211,9 @@ static void master_start(double deadline) {
     M.outstanding = calloc(n, sizeof *M.outstanding);
     M.drop = calloc(n, sizeof *M.drop);
     M.nchild = calloc(n, sizeof *M.nchild);
-    if (!M.pid || !M.outstanding || !M.drop || !M.nchild)
+    M.sent = calloc(n, sizeof *M.sent);
+    M.replied = calloc(n, sizeof *M.replied);
+    if (!M.pid || !M.outstanding || !M.drop || !M.nchild || !M.sent || !M.replied)
         mproc__mpi_fatal("master: out of memory at start");
     M.pid[0] = (long)getpid();
     collect_hellos(deadline);
@@ -247,6 +253,8 @@ static void free_master_state(void) {
     free(M.outstanding);
     free(M.drop);
     free(M.nchild);
+    free(M.sent);
+    free(M.replied);
     memset(&M, 0, sizeof M);
 }
 
@@ -342,7 +350,7 @@ static int mpi_group_start(int n, mproc__group **out) {
     return 0;
 }
 
-static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt) {
+static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags) {
     uint8_t hdr[MPROC__WIRE_HDR_SIZE];
     if (!g || worker < 0 || worker >= g->n || !iov || iovcnt < 1)
         return mproc__error(MPROC_EINVAL, "mpi send: no worker %d in this pool", worker);
@@ -360,9 +368,18 @@ static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
         return mproc__error(MPROC_ECLOSED, "mpi send: the pool's workers are stopped");
     }
     /* Counted before sending: the reply can arrive while this send still waits. */
-    if (counted) M.outstanding[r]++;
-    rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
-    if (rc < 0 && counted) M.outstanding[r]--;
+    if (counted) {
+        M.outstanding[r]++;
+        M.sent[r]++;
+    }
+    if (counted && (flags & MPROC__SEND_RETAIN))
+        rc = mproc__mpi_send_retained(r, iov, iovcnt, M.sent[r], mproc__mpi_route);
+    else
+        rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
+    if (rc < 0 && counted) {
+        M.outstanding[r]--;
+        M.sent[r]--;
+    }
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
 }
@@ -433,6 +450,9 @@ static void mpi_group_stop(mproc__group *g, int graceful) {
     (void)graceful; /* ranks are never stopped with a pool; see the file comment */
     if (!g) return;
     pthread_mutex_lock(&mproc__mpi.lock);
+    /* The core may free what its retained sends read once this returns: wait until each rank
+     * has taken them (a rank busy in a task takes its next frame when that task ends). */
+    mproc__mpi_complete_sends(-1, UINT64_MAX);
     /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
     for (int r = 1; r <= g->n && M.outstanding; r++) {
         M.drop[r] += M.outstanding[r];

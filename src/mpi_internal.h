@@ -84,6 +84,16 @@ typedef void (*mproc__mpi_sink)(int src, uint8_t *frame, size_t len);
  * to sink: two ranks sending big frames to each other would otherwise deadlock.
  * 0 or an error (EINVAL/ETOOBIG/ENOMEM). */
 int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink);
+/* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
+ * when it is over MPROC__MPI_PACK_MAX bytes and lies in one iovec after the header: MPI
+ * reads it from the caller's buffer after this returns. The caller keeps that buffer alive and
+ * unchanged until mproc__mpi_complete_sends(dest, >= seq) has returned. seq (> 0) numbers the
+ * caller's frames to dest in sending order. Smaller frames are sent as by send_frame. */
+int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint64_t seq,
+                             mproc__mpi_sink sink);
+/* Lock held. Returns when every retained send to rank (< 0: any) numbered <= upto is done,
+ * sleeping between looks (lock released) while the receiver has not taken it yet. */
+void mproc__mpi_complete_sends(int rank, uint64_t upto);
 /* Lock held. Waits until every send left in flight is done, handing incoming frames to sink;
  * mproc__mpi_quiesce does this first. */
 void mproc__mpi_flush_sends(mproc__mpi_sink sink);

@@ -29,6 +29,8 @@ typedef struct mproc__mpi_master {
     uint32_t *outstanding; /* per rank: TASK/INIT/BATCH frames of the live group not yet answered */
     uint32_t *drop;        /* per rank: replies still due to a stopped group, to discard */
     uint32_t *nchild;      /* per rank: Processes running there */
+    uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */
+    uint64_t *replied;     /* per rank: replies ever received from there (one per such frame) */
     mproc__child *children;
     uint64_t child_seq;
     int rr;                /* where the next least-loaded search starts */

@@ -369,10 +369,12 @@ static const uint8_t *contiguous(const struct iovec *iov, int iovcnt, size_t off
     return NULL;
 }
 
-/* Sends a big frame: header and leading bytes first, then the rest in pieces straight from the
- * caller's buffers: plain bytes when a piece lies in one buffer (which keeps Open MPI's fast
- * large-message path), a derived datatype otherwise. */
-static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t total, mproc__mpi_sink sink) {
+/* Posts a big frame: header and leading bytes first (copied into *first, which the caller frees
+ * when the sends are done), then the rest in pieces straight from the caller's buffers: plain
+ * bytes when a piece lies in one buffer (which keeps Open MPI's fast large-message path), a
+ * derived datatype otherwise. Returns the number of requests in *req (malloc'd), or an error. */
+static int post_split(int dest, const struct iovec *iov, int iovcnt, size_t total,
+                      MPI_Request **reqp, uint8_t **firstp) {
     size_t lead = lead_bytes(iov, iovcnt);
     int n = 1 + (int)((total - lead + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
     MPI_Request *req = malloc((size_t)n * sizeof *req);
@@ -403,6 +405,17 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
         off += len;
     }
     mproc__mpi_ring(dest);
+    *reqp = req;
+    *firstp = first;
+    return n;
+}
+
+/* Sends a big frame and waits until MPI is done with the caller's buffers. */
+static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t total, mproc__mpi_sink sink) {
+    MPI_Request *req;
+    uint8_t *first;
+    int n = post_split(dest, iov, iovcnt, total, &req, &first);
+    if (n < 0) return n;
     wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
     free(req);
     free(first);
@@ -410,61 +423,94 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Packed sends in flight. A small frame is copied into a buffer of its own, so its sender need
- * not wait for MPI: the buffer waits here and is freed when its send completes, found by the
- * next poll. Waiting would cost dearly: Open MPI completes a shared-memory send only when the
- * receiver has taken the message (eager fragments come back to the sender; a rendezvous ends
- * with the receiver's FIN), so a master would sit out every task its worker is still busy with.
- * MPI keeps the messages of one sender to one receiver in order, in flight or not.
+ * Sends in flight. A small frame is copied into a buffer of its own, so its sender need not wait
+ * for MPI: the buffer waits here and is freed when its send completes, found by the next poll.
+ * Waiting would cost dearly: Open MPI completes a shared-memory send only when the receiver has
+ * taken the message (eager fragments come back to the sender; a rendezvous ends with the
+ * receiver's FIN), so a master would sit out every task its worker is still busy with.
+ * A retained send (mproc__mpi_send_retained) is a big frame whose payload MPI reads straight
+ * from the caller's buffers after the call has returned; the caller keeps them alive until
+ * mproc__mpi_complete_sends says MPI is done. MPI keeps the messages of one sender to one
+ * receiver in order, in flight or not.
  * ------------------------------------------------------------------------------------------- */
 
+typedef struct pending_send {
+    uint8_t *buf;  /* ours, freed when the send is done (NULL: the caller's memory) */
+    int rank;      /* destination */
+    uint64_t seq;  /* retained sends: the caller's sequence number; 0 otherwise */
+} pending_send;
+
 static struct {
-    MPI_Request *req;
-    uint8_t **buf;
+    MPI_Request *req; /* apart from v[], so one MPI_Testsome looks at them all */
+    int *idx;         /* MPI_Testsome's output */
+    pending_send *v;
     int n, cap;
 } P;
 
-/* Lock held. Frees the buffers of completed sends; returns how many are still in flight. */
+/* Lock held. Room for `more` sends; 0 or -1. */
+static int reserve_sends(int more) {
+    if (P.cap - P.n >= more) return 0;
+    int cap = P.cap ? P.cap : 16;
+    while (cap - P.n < more) cap *= 2;
+    MPI_Request *r = realloc(P.req, (size_t)cap * sizeof *r);
+    if (!r) return -1;
+    P.req = r;
+    int *idx = realloc(P.idx, (size_t)cap * sizeof *idx);
+    if (!idx) return -1;
+    P.idx = idx;
+    pending_send *v = realloc(P.v, (size_t)cap * sizeof *v);
+    if (!v) return -1;
+    P.v = v;
+    P.cap = cap;
+    return 0;
+}
+
+/* Lock held. Frees what completed sends owned; returns how many are still in flight. */
 static int reap_sends(void) {
     if (P.n == 0) return 0;
-    int done = 0, idx[64];
-    for (int base = 0; base < P.n; base += 64) {
-        int cnt = P.n - base < 64 ? P.n - base : 64;
-        mproc__mpi_ok(MPI_Testsome(cnt, P.req + base, &done, idx, MPI_STATUSES_IGNORE),
-                      "MPI_Testsome");
-        if (done == MPI_UNDEFINED) done = 0;
-        for (int i = 0; i < done; i++) {
-            free(P.buf[base + idx[i]]);
-            P.buf[base + idx[i]] = NULL;
-        }
-    }
-    int k = 0; /* keep the survivors in posting order */
+    int done = 0;
+    mproc__mpi_ok(MPI_Testsome(P.n, P.req, &done, P.idx, MPI_STATUSES_IGNORE), "MPI_Testsome");
+    if (done == MPI_UNDEFINED || done == 0) return P.n;
+    int k = 0;
     for (int i = 0; i < P.n; i++) {
-        if (P.req[i] == MPI_REQUEST_NULL) continue;
-        P.req[k] = P.req[i];
-        P.buf[k++] = P.buf[i];
+        if (P.req[i] == MPI_REQUEST_NULL) {
+            free(P.v[i].buf);
+            continue;
+        }
+        P.req[k] = P.req[i]; /* survivors keep their posting order */
+        P.v[k++] = P.v[i];
     }
     P.n = k;
     return k;
 }
 
-/* Lock held. Remembers a posted send and the buffer it owns (freed when the send is done). */
-static void keep_send(MPI_Request req, uint8_t *buf, mproc__mpi_sink sink) {
-    if (P.n == P.cap) {
-        int cap = P.cap ? 2 * P.cap : 16;
-        MPI_Request *r = realloc(P.req, (size_t)cap * sizeof *r);
-        if (r) P.req = r;
-        uint8_t **b = r ? realloc(P.buf, (size_t)cap * sizeof *b) : NULL;
-        if (b) P.buf = b;
-        if (!r || !b) { /* no room to remember it: wait for this one instead */
-            wait_sends(&req, 1, sink, 0);
-            free(buf);
-            return;
-        }
-        P.cap = cap;
-    }
+/* Lock held, room reserved. Remembers a posted send. */
+static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
     P.req[P.n] = req;
-    P.buf[P.n++] = buf;
+    P.v[P.n++] = (pending_send){buf, rank, seq};
+}
+
+/* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
+static int retained_in_flight(int rank, uint64_t upto) {
+    reap_sends();
+    for (int i = 0; i < P.n; i++)
+        if (P.v[i].seq && P.v[i].seq <= upto && (rank < 0 || P.v[i].rank == rank)) return 1;
+    return 0;
+}
+
+/* Polls spent on a retained send before sleeping between looks. */
+#define COMPLETE_SPIN_S 200e-6
+
+void mproc__mpi_complete_sends(int rank, uint64_t upto) {
+    if (!retained_in_flight(rank, upto)) return;
+    /* Usually over within microseconds: the receiver took the frame and its FIN is on its way.
+     * Otherwise the receiver is busy, and we sleep between looks (the lock released). */
+    double spin_until = mproc__now() + COMPLETE_SPIN_S;
+    while (mproc__now() < spin_until)
+        if (!retained_in_flight(rank, upto)) return;
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
+    while (retained_in_flight(rank, upto)) mproc__mpi_backoff_wait(&bo, -1.0);
 }
 
 void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
@@ -473,18 +519,14 @@ void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     while (reap_sends() > 0)
         if (mproc__mpi_drain(sink) == 0) mproc__mpi_backoff_wait(&bo, -1.0);
     free(P.req);
-    free(P.buf);
+    free(P.idx);
+    free(P.v);
     memset(&P, 0, sizeof P);
 }
 
-int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink) {
-    size_t total = mproc__iov_total(iov, iovcnt);
-    if (total < MPROC__WIRE_HDR_SIZE)
-        return mproc__error(MPROC_EINVAL, "mpi send: a frame of %zu bytes has no header", total);
-    if (total - MPROC__WIRE_HDR_SIZE > MPROC__WIRE_MAX_PAYLOAD)
-        return mproc__error(MPROC_ETOOBIG, "mpi send: a %zu-byte frame is over the 2 GiB limit",
-                            total);
-    if (total > MPROC__MPI_PACK_MAX) return send_split(dest, iov, iovcnt, total, sink);
+/* Lock held. Posts a frame packed into one message, left in flight. */
+static int send_packed(int dest, const struct iovec *iov, int iovcnt, size_t total,
+                       mproc__mpi_sink sink) {
     uint8_t *buf = malloc(total);
     if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
     mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
@@ -495,11 +537,59 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     mproc__mpi_ring(dest); /* posted: the receiver can find it now */
     /* Most small sends are done at once (copied into the receiver's shared memory). */
     mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
-    if (flag)
+    if (flag) {
         free(buf);
-    else
-        keep_send(req, buf, sink);
+    } else if (reserve_sends(1) == 0) {
+        keep_send(req, buf, dest, 0);
+    } else { /* no room to remember it: wait for it */
+        wait_sends(&req, 1, sink, 0);
+        free(buf);
+    }
     return 0;
+}
+
+static int check_frame(size_t total) {
+    if (total < MPROC__WIRE_HDR_SIZE)
+        return mproc__error(MPROC_EINVAL, "mpi send: a frame of %zu bytes has no header", total);
+    if (total - MPROC__WIRE_HDR_SIZE > MPROC__WIRE_MAX_PAYLOAD)
+        return mproc__error(MPROC_ETOOBIG, "mpi send: a %zu-byte frame is over the 2 GiB limit",
+                            total);
+    return 0;
+}
+
+int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint64_t seq,
+                             mproc__mpi_sink sink) {
+    size_t total = mproc__iov_total(iov, iovcnt);
+    int rc = check_frame(total);
+    if (rc < 0) return rc;
+    /* Smaller frames are copied: measured on map's 80 KB chunks, a second message each for
+     * the payload (split frames) was no faster than the copy. */
+    if (seq == 0 || total <= MPROC__MPI_PACK_MAX) return send_packed(dest, iov, iovcnt, total, sink);
+    /* Only a payload in one buffer is left to MPI (the header and what precedes it are copied):
+     * other iovecs may be the caller's stack. */
+    size_t lead = lead_bytes(iov, iovcnt);
+    if (!contiguous(iov, iovcnt, lead, total - lead))
+        return mproc__mpi_send_frame(dest, iov, iovcnt, sink);
+    MPI_Request *req;
+    uint8_t *first;
+    int n = post_split(dest, iov, iovcnt, total, &req, &first);
+    if (n < 0) return n;
+    if (reserve_sends(n) == 0) {
+        for (int i = 0; i < n; i++) keep_send(req[i], i == 0 ? first : NULL, dest, seq);
+    } else { /* no memory to remember them: wait for them here */
+        wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
+        free(first);
+    }
+    free(req);
+    return 0;
+}
+
+int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink) {
+    size_t total = mproc__iov_total(iov, iovcnt);
+    int rc = check_frame(total);
+    if (rc < 0) return rc;
+    if (total > MPROC__MPI_PACK_MAX) return send_split(dest, iov, iovcnt, total, sink);
+    return send_packed(dest, iov, iovcnt, total, sink);
 }
 
 int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink) {

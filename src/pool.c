@@ -134,13 +134,24 @@ size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_M
     return head_len;
 }
 
+/* 1 when the chunk's input outlives its reply and the group (MPROC__SEND_RETAIN): its own copy,
+ * or a map's input (the map is not done before every chunk is), and no time limit (a chunk
+ * that times out is settled before its reply). An iterator's array input is not: the iterator
+ * may be freed, and the input with it, while its chunks are out. */
+static int input_outlives_reply(const mproc_pool *p, const mproc__chunk *c) {
+    if (mproc__chunk_timeout(p, c) > 0) return 0;
+    if (c->owned && c->in == c->owned) return 1;
+    return c->job && c->job->kind == MPROC__JOB_MAP;
+}
+
 static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     uint8_t head[MPROC__CHUNK_HEAD_MAX];
     size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
     mproc__group *g = p->g;
+    unsigned flags = input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0;
     pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1);
+    int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1, flags);
     pthread_mutex_lock(&mproc__core_lock);
     return rc; /* a failed send means the worker is dead: its DIED event settles the chunk */
 }
@@ -155,7 +166,7 @@ static int send_init(mproc_pool *p, int w) {
     struct iovec iov[2] = {{head, sizeof head}, {p->initarg, len}};
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, iov, len ? 2 : 1);
+    int rc = p->be->send(g, w, iov, len ? 2 : 1, 0);
     pthread_mutex_lock(&mproc__core_lock);
     return rc;
 }
@@ -446,11 +457,13 @@ void *mproc__pool_result_thread(void *arg) {
     for (int w = 0; w < p->n; w++) mproc__pool_worker_started(p, w);
     serve_pool(p);
     int graceful = p->state != MPROC__POOL_TERMINATED;
-    fail_everything(p, "the pool was terminated before the task finished");
+    p->g = NULL; /* no more wake()s: the group is freed below */
     pthread_mutex_unlock(&mproc__core_lock);
+    /* The group stops before unfinished work fails: a transport may still read inputs it was
+     * given with MPROC__SEND_RETAIN, which their callers may free once their work is settled. */
     p->be->group_stop(g, graceful);
     pthread_mutex_lock(&mproc__core_lock);
-    p->g = NULL;
+    fail_everything(p, "the pool was terminated before the task finished");
     p->thread_running = 0;
     mproc__core_broadcast();
     pthread_mutex_unlock(&mproc__core_lock);

@@ -53,6 +53,19 @@ MPROC_TASK_VALUE(slow_square, long, long);
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
 
+/* A big blob's checksum, after a nap of as many ms as its first byte says. */
+static uint64_t blob_sum(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+static int slow_blob_sum(mproc_ctx *ctx, const void *in, size_t len) {
+    usleep((useconds_t)((const unsigned char *)in)[0] * 1000u);
+    uint64_t h = blob_sum(in, len);
+    return mproc_return(ctx, &h, sizeof h);
+}
+MPROC_TASK(slow_blob_sum);
+
 static int nap(mproc_ctx *ctx, const void *in, size_t len) {
     usleep((useconds_t)(*(const double *)in * 1e6));
     return 0;
@@ -171,6 +184,48 @@ static void test_payload_sizes(void **state) {
     free(out);
 }
 
+/* Big map inputs go to the ranks straight from the caller's array, read by MPI after the send
+ * returned (retained sends): every blob must arrive whole, and a pool that is terminated while
+ * such a send waits for a busy rank must not return before the rank has taken it: the caller
+ * frees the array right after, and a rank reading unmapped memory would end the job. */
+#define BLOB (3u << 20) /* over the 1 MiB a frame is packed up to: each blob is retained */
+static void test_big_inputs_outlive_their_sends(void **state) {
+    (void)state;
+    enum { N = 8 };
+    unsigned char *in = malloc((size_t)N * BLOB);
+    uint64_t out[N];
+    assert_non_null(in);
+    for (size_t i = 0; i < (size_t)N * BLOB; i++) in[i] = (unsigned char)(i * 2654435761u >> 11);
+    for (int k = 0; k < N; k++) in[(size_t)k * BLOB] = 0; /* no nap */
+    mproc_pool *p;
+    mproc_async *a;
+    mproc_call_opts co = {0};
+    co.chunksize = 1;
+    assert_int_equal(mproc_pool_create(&p, NULL), 0);
+    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in, BLOB, out, sizeof *out, N, &co), 0);
+    for (int k = 0; k < N; k++) assert_true(out[k] == blob_sum(in + (size_t)k * BLOB, BLOB));
+    /* Each rank naps 200 ms in its first blob while its second waits in flight. */
+    for (int k = 0; k < N; k++) in[(size_t)k * BLOB] = 200;
+    assert_int_equal(mproc_map_async(p, &slow_blob_sum_task, in, BLOB, out, sizeof *out, N, &co, &a), 0);
+    usleep(50000);
+    double t0 = now();
+    assert_int_equal(mproc_pool_terminate(p), 0);
+    assert_true(now() - t0 < 5.0);
+    assert_int_equal(mproc_async_wait(a, 10), 0);
+    assert_int_equal(mproc_async_free(a), 0);
+    assert_int_equal(mproc_pool_free(p), 0);
+    free(in); /* 24 MiB: unmapped at once */
+    /* The ranks finish the terminated pool's blobs; a new pool works once they have. */
+    unsigned char *in2 = malloc(2 * (size_t)BLOB);
+    assert_non_null(in2);
+    memset(in2, 0, 2 * (size_t)BLOB);
+    assert_int_equal(mproc_pool_create(&p, NULL), 0);
+    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in2, BLOB, out, sizeof *out, 2, &co), 0);
+    assert_true(out[0] == blob_sum(in2, BLOB) && out[1] == out[0]);
+    assert_int_equal(mproc_pool_free(p), 0);
+    free(in2);
+}
+
 static void test_timeouts_honoured(void **state) {
     (void)state;
     mproc_pool *p;
@@ -287,6 +342,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_one_pool_at_a_time),
         cmocka_unit_test(test_terminate_then_new_pool),
         cmocka_unit_test(test_payload_sizes),
+        cmocka_unit_test(test_big_inputs_outlive_their_sends),
         cmocka_unit_test(test_timeouts_honoured),
         cmocka_unit_test(test_idle_does_not_spin),
         cmocka_unit_test(test_process_beside_pool),
