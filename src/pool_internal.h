@@ -166,7 +166,8 @@ size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_M
 
 /* pool_batch.c: adaptive batching of small chunks (lock held). */
 int mproc__batchable(const mproc_pool *p, const mproc__chunk *c);
-/* Chunks worth putting in one frame now: ~200 us of measured work, 1..64. */
+/* Chunks worth putting in one frame now: ~1 ms of measured work, at most a share of what is
+ * left, 1..64. */
 uint32_t mproc__batch_size(const mproc_pool *p);
 /* Sends chunks first..(frames in all) as one BATCH frame; releases the lock while sending. */
 int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames);
