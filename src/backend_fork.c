@@ -117,7 +117,7 @@ static void worker_main(int fd, int index, pid_t master) {
     char name[32];
     snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
     mproc__set_identity(name, index);
-    mproc__wchan ch = {&fd, child_recv, child_send, NULL};
+    mproc__wchan ch = {&fd, child_recv, child_send, NULL, NULL};
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);

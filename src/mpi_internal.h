@@ -84,6 +84,9 @@ typedef void (*mproc__mpi_sink)(int src, uint8_t *frame, size_t len);
  * to sink: two ranks sending big frames to each other would otherwise deadlock.
  * 0 or an error (EINVAL/ETOOBIG/ENOMEM). */
 int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink);
+/* Lock held. As send_frame, for a malloc'd frame it takes over (and frees, also on error): one
+ * up to MPROC__MPI_PACK_MAX is sent from frame itself, left in flight, never copied. */
+int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink);
 /* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
  * when it is over MPROC__MPI_PACK_MAX bytes and lies in one iovec after the header: MPI
  * reads it from the caller's buffer after this returns. The caller keeps that buffer alive and

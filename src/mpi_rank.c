@@ -133,6 +133,15 @@ static int ch_send(void *impl, const struct iovec *iov, int iovcnt) {
     return rc;
 }
 
+/* A result frame is sent from the worker's own buffer, not from a copy. */
+static int ch_send_owned(void *impl, uint8_t *frame, size_t len) {
+    (void)impl;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    int rc = mproc__mpi_send_owned(0, frame, len, queue_sink);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Processes: children of this rank.
  * ------------------------------------------------------------------------------------------- */
@@ -364,7 +373,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
     if (reply_started(0, 0, getpid(), "") < 0)
         mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
-    mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame};
+    mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned};
     int rc = mproc__worker_serve(&ch, rank - 1);
     if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
     end_children();

@@ -412,8 +412,8 @@ static int post_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
 
 /* Sends a big frame and waits until MPI is done with the caller's buffers. */
 static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t total, mproc__mpi_sink sink) {
-    MPI_Request *req;
-    uint8_t *first;
+    MPI_Request *req = NULL;
+    uint8_t *first = NULL;
     int n = post_split(dest, iov, iovcnt, total, &req, &first);
     if (n < 0) return n;
     wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
@@ -524,12 +524,8 @@ void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     memset(&P, 0, sizeof P);
 }
 
-/* Lock held. Posts a frame packed into one message, left in flight. */
-static int send_packed(int dest, const struct iovec *iov, int iovcnt, size_t total,
-                       mproc__mpi_sink sink) {
-    uint8_t *buf = malloc(total);
-    if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
-    mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
+/* Lock held. Posts buf (ours, malloc'd) as one message, left in flight; frees it when done. */
+static int post_owned(int dest, uint8_t *buf, size_t total, mproc__mpi_sink sink) {
     MPI_Request req;
     int flag = 0;
     mproc__mpi_ok(MPI_Isend(buf, (int)total, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req),
@@ -546,6 +542,15 @@ static int send_packed(int dest, const struct iovec *iov, int iovcnt, size_t tot
         free(buf);
     }
     return 0;
+}
+
+/* Lock held. Posts a frame packed into one message, left in flight. */
+static int send_packed(int dest, const struct iovec *iov, int iovcnt, size_t total,
+                       mproc__mpi_sink sink) {
+    uint8_t *buf = malloc(total);
+    if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
+    mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
+    return post_owned(dest, buf, total, sink);
 }
 
 static int check_frame(size_t total) {
@@ -570,8 +575,8 @@ int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint
     size_t lead = lead_bytes(iov, iovcnt);
     if (!contiguous(iov, iovcnt, lead, total - lead))
         return mproc__mpi_send_frame(dest, iov, iovcnt, sink);
-    MPI_Request *req;
-    uint8_t *first;
+    MPI_Request *req = NULL;
+    uint8_t *first = NULL;
     int n = post_split(dest, iov, iovcnt, total, &req, &first);
     if (n < 0) return n;
     if (reserve_sends(n) == 0) {
@@ -590,6 +595,17 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     if (rc < 0) return rc;
     if (total > MPROC__MPI_PACK_MAX) return send_split(dest, iov, iovcnt, total, sink);
     return send_packed(dest, iov, iovcnt, total, sink);
+}
+
+int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
+    int rc = check_frame(len);
+    if (rc < 0 || len > MPROC__MPI_PACK_MAX) {
+        struct iovec iov = {frame, len};
+        if (rc == 0) rc = send_split(dest, &iov, 1, len, sink);
+        free(frame);
+        return rc;
+    }
+    return post_owned(dest, frame, len, sink);
 }
 
 int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink) {

@@ -244,6 +244,15 @@ int mproc__execute(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *
     return rc;
 }
 
+/* Sends a malloc'd frame and frees it (the channel may take it over instead of copying it). */
+static int send_and_free(const mproc__wchan *ch, uint8_t *frame, size_t len) {
+    if (ch->send_owned) return ch->send_owned(ch->impl, frame, len);
+    struct iovec iov = {frame, len};
+    int rc = ch->send(ch->impl, &iov, 1);
+    free(frame);
+    return rc;
+}
+
 static int send_hello(const mproc__wchan *ch, int index) {
     uint8_t f[MPROC__WIRE_HDR_SIZE + 12];
     mproc__hdr_encode(f, MPROC__FRAME_HELLO, 0, 12, (uint32_t)index);
@@ -287,8 +296,8 @@ static int serve_batch(const mproc__wchan *ch, const mproc__frame_hdr *bh, const
     if (rc == 0) {
         mproc__hdr_encode(out.buf, MPROC__FRAME_BATCH, bh->id, (uint32_t)(out.len - MPROC__WIRE_HDR_SIZE), n);
         fflush(stdout);
-        struct iovec iov = {out.buf, out.len};
-        rc = ch->send(ch->impl, &iov, 1);
+        rc = send_and_free(ch, out.buf, out.len);
+        out.buf = NULL; /* the channel's now */
     }
     mproc__rbuf_free(&out);
     return rc < 0 ? rc : 1;
@@ -310,9 +319,7 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
         rc = mproc__execute(h.kind, h.id, h.arg, frame + MPROC__WIRE_HDR_SIZE, h.length, &out, &out_len);
         if (rc < 0) return rc;
         fflush(stdout); /* what a task printed appears now, not when the worker exits */
-        struct iovec iov = {out, out_len};
-        rc = ch->send(ch->impl, &iov, 1);
-        free(out);
+        rc = send_and_free(ch, out, out_len);
         return rc < 0 ? rc : 1;
     }
     case MPROC__FRAME_BATCH:

@@ -23,6 +23,9 @@ typedef struct mproc__wchan {
     /* Optional: a frame of a kind the loop does not serve (PROC_* under MPI). Header already
      * validated; frame is borrowed. Returns 0 to go on, an error to stop serving. */
     int (*on_frame)(void *impl, uint16_t kind, uint64_t id, const uint8_t *frame, size_t len);
+    /* Optional: sends a whole frame the channel takes over (malloc'd; it frees it, also on
+     * error), so a transport that would copy it can send it as it is. NULL: send, then free. */
+    int (*send_owned)(void *impl, uint8_t *frame, size_t len);
 } mproc__wchan;
 
 /* The task this worker is running now (for crash reports from a signal handler): its name, or
