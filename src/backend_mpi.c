@@ -10,7 +10,7 @@
  * user thread in proc_wait(), a sender whose peer is slow) polls MPI and routes every frame to
  * its owner: the group's event queue or the child record. Polling never spins for long: Open
  * MPI's blocking receive would burn a core, so we MPI_Improbe with a short spin, then sleep with
- * a backoff that grows to 1 ms, cut short by the process's doorbell (mpi_transport.c), which
+ * a backoff that grows to 1 ms, cut short by the process's doorbell (mpi_wait.c), which
  * rings when a rank on this node sends us a frame, on wake(), and when a frame is routed.
  */
 #include <stdatomic.h>

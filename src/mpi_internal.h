@@ -1,20 +1,22 @@
 /* mpi_internal.h - what the two halves of the MPI backend share: the communicator and its lock,
  * the frame transport over MPI messages, and the idle backoff.
  *
- * mpi_transport.c holds the transport; backend_mpi.c the master (rank 0: groups, Processes,
- * init/finalize); mpi_rank.c the worker ranks (their serve channel, Process children, crash
- * reports). Only these three files include <mpi.h>; the public header never does.
+ * mpi_transport.c holds the transport; mpi_wait.c the doorbells and the backoff; backend_mpi.c
+ * and mpi_process.c the master (rank 0: groups, Processes, init/finalize); mpi_rank.c the worker
+ * ranks (their serve channel, Process children, crash reports). Only these files include
+ * <mpi.h>; the public header never does.
  *
  * Transport: a frame (wire.h) travels as one MPI_BYTE message on one tag when it is small
  * (packed into a buffer that stays in flight while the sender goes on); a big one as a 24-byte
  * header message followed by its payload in pieces of at most MPROC__MPI_PIECE bytes, sent
- * straight from the caller's iovecs (no copy), waited for. MPI keeps messages of one sender on one tag in order, so the receiver takes the
- * pieces from the header's sender right after it. Task ids live in the frame header, never in
- * the tag (tags are bounded by MPI_TAG_UB).
+ * straight from the caller's iovecs (no copy), retained or waited for. MPI keeps messages of
+ * one sender on one tag in order, so the receiver takes the pieces from the header's sender
+ * right after it. Task ids live in the frame header, never in the tag (tags are bounded by
+ * MPI_TAG_UB).
  *
  * Locking: every MPI call, and all backend state, is under mproc__mpi.lock; a thread that waits
- * for something sleeps with that lock released (on its process's doorbell, see
- * mpi_transport.c), so another thread can poll meanwhile.
+ * for something sleeps with that lock released (on its process's doorbell, see mpi_wait.c), so
+ * another thread can poll meanwhile.
  */
 #ifndef MPROC_MPI_INTERNAL_H
 #define MPROC_MPI_INTERNAL_H
@@ -61,7 +63,7 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
  * returns early when this process's doorbell rings. */
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
 
-/* Doorbells (mpi_transport.c). Collective set-up and tear-down over our communicator. */
+/* Doorbells (mpi_wait.c). Collective set-up and tear-down over our communicator. */
 void mproc__mpi_bells_init(void);
 void mproc__mpi_bells_free(void);
 /* Wakes rank's waiting threads if it shares our node (send_frame does this after each send). */
