@@ -21,7 +21,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 2
+#define MPROC__BACKEND_VERSION 3
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -38,6 +38,8 @@ typedef struct mproc__event {
     int worker;        /* index 0..n-1 for FRAME and DIED */
     uint8_t *frame;    /* FRAME: header + payload, malloc'd; the core frees it with free() */
     size_t frame_len;
+    int placed;        /* FRAME: a RESULT whose data went to its send hint's reply_to; the frame
+                        * is its header and the 8-byte count/item_size prefix (length 8) */
     int exitcode;      /* DIED: exit status >= 0, or minus the signal number */
     long pid;          /* DIED: the process id the worker had (0 if unknown) */
     char why[320];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
@@ -47,6 +49,18 @@ typedef struct mproc__event {
  * has returned this frame's reply, or group_stop() has returned, so the transport may go on
  * reading them after send() returns (MPI: the payload is not copied and not waited for). */
 #define MPROC__SEND_RETAIN 1u
+
+/* What the core tells send() about a frame beyond its bytes (NULL: nothing). */
+typedef struct mproc__send_hint {
+    unsigned flags; /* MPROC__SEND_RETAIN */
+    /* A TASK whose reply's result data (count x item_size bytes, when every item succeeds with
+     * a fixed size) has a home: the caller's output array. The transport may receive that data
+     * straight there (reply_len bytes at reply_to) and deliver the reply with ev->placed set.
+     * The core keeps reply_to valid, and writes nothing else there, until wait() has returned
+     * the reply or group_stop() has returned. */
+    void *reply_to;
+    size_t reply_len;
+} mproc__send_hint;
 
 typedef struct mproc__backend_ops {
     int version; /* MPROC__BACKEND_VERSION */
@@ -64,8 +78,9 @@ typedef struct mproc__backend_ops {
     int (*group_start)(int n, mproc__group **out);
     /* Sends one whole frame (the iovecs concatenated) to a worker; blocks until it is handed to
      * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). flags:
-     * MPROC__SEND_RETAIN or 0. */
-    int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags);
+     * hint may be NULL. */
+    int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
+                const mproc__send_hint *hint);
     /* Blocks up to timeout seconds (< 0: forever) for the next event. Returns 0 with *ev set,
      * or an error. Must not busy-wait for long: an idle master leaves its core to workers. */
     int (*wait)(mproc__group *g, double timeout, mproc__event *ev);

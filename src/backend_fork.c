@@ -320,8 +320,9 @@ static int fork_group_start(int n, mproc__group **out) {
     return 0;
 }
 
-static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags) {
-    (void)flags; /* a pipe write is done with the caller's buffers when it returns */
+static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
+                     const mproc__send_hint *hint) {
+    (void)hint; /* a socket write is done with the caller's buffers when it returns */
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     if (g->w[worker].fd < 0) return MPROC_EWORKER;
     send_wait sw = {g, g->w[worker].fd};

@@ -34,6 +34,7 @@ typedef struct evnode {
     int worker;
     uint8_t *frame;
     size_t len;
+    int placed; /* its data went to its TASK's reply_to */
 } evnode;
 
 struct mproc__group {
@@ -43,6 +44,45 @@ struct mproc__group {
 };
 
 mproc__mpi_master mproc__mpi_m;
+
+/* ---------------------------------------------------------------------------------------------
+ * Placements: replies received straight into the caller's output (mproc__send_hint.reply_to).
+ * ------------------------------------------------------------------------------------------- */
+
+static mproc__placement *find_placement(int rank, uint64_t id) {
+    for (int i = 0; i < M.nplace; i++)
+        if (M.place[i].rank == rank && M.place[i].id == id) return &M.place[i];
+    return NULL;
+}
+
+/* Lock held. Remembers where the reply to TASK id from rank may put its data; 0 or -1. */
+static int add_placement(int rank, uint64_t id, void *to, size_t len) {
+    if (M.nplace == M.capplace) {
+        int cap = M.capplace ? 2 * M.capplace : 16;
+        mproc__placement *v = realloc(M.place, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        M.place = v;
+        M.capplace = cap;
+    }
+    M.place[M.nplace++] = (mproc__placement){rank, id, to, len, 0};
+    return 0;
+}
+
+/* Lock held. Forgets a placement; returns whether it was used. */
+static int drop_placement(mproc__placement *pl) {
+    int used = pl->used;
+    *pl = M.place[--M.nplace];
+    return used;
+}
+
+/* The transport's question (mproc__mpi_place): a split RESULT's lead arrived from src. Its data
+ * goes to the TASK's home when the sizes agree exactly, else into a frame of its own. */
+static uint8_t *place_result(int src, const uint8_t *first, size_t first_len, size_t want) {
+    mproc__placement *pl = find_placement(src, mproc__get_u64(first + 8));
+    if (!pl || pl->used || want - first_len != pl->len) return NULL;
+    pl->used = 1;
+    return pl->to;
+}
 
 static void route_result(int src, uint8_t *f, size_t len) {
     /* A rank answers its frames in order, having taken each whole before answering it: every
@@ -61,9 +101,11 @@ static void route_result(int src, uint8_t *f, size_t len) {
         return;
     }
     if (M.outstanding[src] > 0) M.outstanding[src]--;
+    mproc__placement *pl = find_placement(src, mproc__get_u64(f + 8));
+    int placed = pl ? drop_placement(pl) : 0;
     evnode *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
-    *e = (evnode){NULL, src - 1, f, len};
+    *e = (evnode){NULL, src - 1, f, len, placed};
     if (g->tail)
         g->tail->next = e;
     else
@@ -217,6 +259,7 @@ static void master_start(double deadline) {
         mproc__mpi_fatal("master: out of memory at start");
     M.pid[0] = (long)getpid();
     collect_hellos(deadline);
+    mproc__mpi_place = place_result;
 }
 
 /* Runs at the start of the program's own MPI_Finalize (an MPI_COMM_SELF attribute's delete
@@ -255,7 +298,9 @@ static void free_master_state(void) {
     free(M.nchild);
     free(M.sent);
     free(M.replied);
+    free(M.place);
     memset(&M, 0, sizeof M);
+    mproc__mpi_place = NULL;
 }
 
 static int mpi_finalize(void) {
@@ -350,7 +395,8 @@ static int mpi_group_start(int n, mproc__group **out) {
     return 0;
 }
 
-static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags) {
+static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
+                    const mproc__send_hint *hint) {
     uint8_t hdr[MPROC__WIRE_HDR_SIZE];
     if (!g || worker < 0 || worker >= g->n || !iov || iovcnt < 1)
         return mproc__error(MPROC_EINVAL, "mpi send: no worker %d in this pool", worker);
@@ -367,18 +413,26 @@ static int mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
         pthread_mutex_unlock(&mproc__mpi.lock);
         return mproc__error(MPROC_ECLOSED, "mpi send: the pool's workers are stopped");
     }
-    /* Counted before sending: the reply can arrive while this send still waits. */
+    /* Counted (and its reply's home noted) before sending: the reply can arrive while this
+     * send still waits. */
+    uint64_t id = mproc__get_u64(hdr + 8);
+    int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !find_placement(r, id) &&
+                  add_placement(r, id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {
         M.outstanding[r]++;
         M.sent[r]++;
     }
-    if (counted && (flags & MPROC__SEND_RETAIN))
+    if (counted && hint && (hint->flags & MPROC__SEND_RETAIN))
         rc = mproc__mpi_send_retained(r, iov, iovcnt, M.sent[r], mproc__mpi_route);
     else
         rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
     if (rc < 0 && counted) {
         M.outstanding[r]--;
         M.sent[r]--;
+    }
+    if (rc < 0 && placing) {
+        mproc__placement *pl = find_placement(r, id);
+        if (pl) drop_placement(pl);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
@@ -415,6 +469,7 @@ static int mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
         ev->worker = e->worker;
         ev->frame = e->frame;
         ev->frame_len = e->len;
+        ev->placed = e->placed;
         free(e);
     } else {
         ev->kind = MPROC__EV_TIMEOUT;
@@ -453,6 +508,8 @@ static void mpi_group_stop(mproc__group *g, int graceful) {
     /* The core may free what its retained sends read once this returns: wait until each rank
      * has taken them (a rank busy in a task takes its next frame when that task ends). */
     mproc__mpi_complete_sends(-1, UINT64_MAX);
+    /* Replies still due find no home: the core may free it once this returns. */
+    M.nplace = 0;
     /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
     for (int r = 1; r <= g->n && M.outstanding; r++) {
         M.drop[r] += M.outstanding[r];

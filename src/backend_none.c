@@ -22,8 +22,9 @@ static int none_group_start(int n, mproc__group **out) {
     if (out) *out = NULL;
     return not_built();
 }
-static int none_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, unsigned flags) {
-    (void)g, (void)worker, (void)iov, (void)iovcnt, (void)flags;
+static int none_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
+                     const mproc__send_hint *hint) {
+    (void)g, (void)worker, (void)iov, (void)iovcnt, (void)hint;
     return not_built();
 }
 static int none_wait(mproc__group *g, double timeout, mproc__event *ev) {

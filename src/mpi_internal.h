@@ -87,7 +87,12 @@ typedef void (*mproc__mpi_sink)(int src, uint8_t *frame, size_t len);
  * 0 or an error (EINVAL/ETOOBIG/ENOMEM). */
 int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__mpi_sink sink);
 /* Lock held. As send_frame, for a malloc'd frame it takes over (and frees, also on error): one
- * up to MPROC__MPI_PACK_MAX is sent from frame itself, left in flight, never copied. */
+ * up to MPROC__MPI_PACK_MAX is sent from frame itself, left in flight, never copied. A RESULT of
+ * fixed-size items with at least MPROC__MPI_PLACE_MIN bytes of data is split: its lead (header,
+ * count, item_size: MPROC__MPI_RESULT_LEAD bytes), then its data, so that the receiver can take
+ * the data straight into place (mproc__mpi_place). */
+#define MPROC__MPI_RESULT_LEAD (MPROC__WIRE_HDR_SIZE + MPROC__WIRE_RESULT_PREFIX)
+#define MPROC__MPI_PLACE_MIN (16u * 1024u)
 int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink);
 /* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
  * when it is over MPROC__MPI_PACK_MAX bytes and lies in one iovec after the header: MPI
@@ -104,6 +109,12 @@ void mproc__mpi_complete_sends(int rank, uint64_t upto);
 void mproc__mpi_flush_sends(mproc__mpi_sink sink);
 /* Lock held. Sends a frame that is only a header (SHUTDOWN, PROC_SIGNAL). */
 int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink);
+/* Set by the master (NULL on worker ranks). Asked, with the lock held, when a split RESULT's lead
+ * (first, first_len bytes) arrives from src announcing a frame of want bytes: where its data
+ * should go (want - first_len bytes), or NULL for a frame of its own. If it answers, the data
+ * goes there and the frame received is only the lead, its header's length set to the prefix. */
+typedef uint8_t *(*mproc__mpi_placer)(int src, const uint8_t *first, size_t first_len, size_t want);
+extern mproc__mpi_placer mproc__mpi_place;
 /* Lock held. Takes the next frame from source (or MPI_ANY_SOURCE) if one is there: 1 with *src,
  * *frame (malloc'd) and *len; 0 if none; MPROC_EPROTO (detail in mproc_last_error()) or
  * MPROC_ENOMEM. Never blocks while no message is there. */

@@ -23,6 +23,15 @@ struct mproc__child {
     char why[200];
 };
 
+/* A TASK whose reply's data has a home (mproc__send_hint.reply_to), until that reply arrives. */
+typedef struct mproc__placement {
+    int rank;
+    uint64_t id;   /* the TASK's (and its reply's) id */
+    uint8_t *to;
+    size_t len;
+    int used;      /* the reply's data went there */
+} mproc__placement;
+
 typedef struct mproc__mpi_master {
     mproc__group *group;   /* the live group, or NULL */
     long *pid;             /* per rank: its pid, from its start message */
@@ -31,6 +40,8 @@ typedef struct mproc__mpi_master {
     uint32_t *nchild;      /* per rank: Processes running there */
     uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */
     uint64_t *replied;     /* per rank: replies ever received from there (one per such frame) */
+    mproc__placement *place; /* the live group's TASKs with a home for their reply's data */
+    int nplace, capplace;
     mproc__child *children;
     uint64_t child_seq;
     int rr;                /* where the next least-loaded search starts */

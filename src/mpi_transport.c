@@ -402,8 +402,58 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
     return send_packed(dest, iov, iovcnt, total, sink);
 }
 
+/* A split RESULT (see mproc__mpi_send_owned): header and count/item_size first, then exactly
+ * count*item_size bytes of data. */
+static int split_result(const uint8_t *first, size_t first_len, size_t want) {
+    if (first_len != MPROC__MPI_RESULT_LEAD || mproc__get_u16(first + 6) != MPROC__FRAME_RESULT)
+        return 0;
+    uint64_t count = mproc__get_u32(first + MPROC__WIRE_HDR_SIZE);
+    uint64_t item = mproc__get_u32(first + MPROC__WIRE_HDR_SIZE + 4);
+    return item != 0 && count * item == want - first_len;
+}
+
+/* Lock held. Sends a RESULT of fixed-size items as its lead (header, count, item_size) and then
+ * its data from frame itself, so that the master can receive the data straight into place. One
+ * data piece is left in flight; more are waited for. Takes frame over. */
+static int send_result_split(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
+    size_t lead = MPROC__MPI_RESULT_LEAD, data = len - lead;
+    int n = 1 + (int)((data + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
+    uint8_t *first = malloc(lead);
+    MPI_Request *req = malloc((size_t)n * sizeof *req);
+    if (!first || !req) {
+        free(first);
+        free(req);
+        free(frame);
+        return mproc__error(MPROC_ENOMEM, "mpi: out of memory sending %zu bytes", len);
+    }
+    memcpy(first, frame, lead);
+    mproc__mpi_ok(MPI_Isend(first, (int)lead, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req[0]),
+                  "MPI_Isend");
+    for (size_t i = 1, off = lead; i < (size_t)n; i++) {
+        size_t piece = len - off < MPROC__MPI_PIECE ? len - off : MPROC__MPI_PIECE;
+        mproc__mpi_ok(MPI_Isend(frame + off, (int)piece, MPI_BYTE, dest, MPROC__MPI_TAG,
+                                mproc__mpi.comm, &req[i]), "MPI_Isend");
+        off += piece;
+    }
+    mproc__mpi_ring(dest);
+    if (n == 2 && reserve_sends(2) == 0) {
+        keep_send(req[0], first, dest, 0);
+        /* Freed by its base address when the data send is done. */
+        keep_send(req[1], frame, dest, 0);
+    } else {
+        wait_sends(req, n, sink, (double)len / 1e9 + 0.002);
+        free(first);
+        free(frame);
+    }
+    free(req);
+    return 0;
+}
+
 int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
     int rc = check_frame(len);
+    if (rc == 0 && len >= MPROC__MPI_RESULT_LEAD + MPROC__MPI_PLACE_MIN &&
+        split_result(frame, MPROC__MPI_RESULT_LEAD, len))
+        return send_result_split(dest, frame, len, sink);
     if (rc < 0 || len > MPROC__MPI_PACK_MAX) {
         struct iovec iov = {frame, len};
         if (rc == 0) rc = send_split(dest, &iov, 1, len, sink);
@@ -420,10 +470,12 @@ int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mpro
     return mproc__mpi_send_frame(dest, &iov, 1, sink);
 }
 
-/* Receives the remaining pieces of a split frame from src into buf[off..end). */
-static int recv_pieces(int src, uint8_t *buf, size_t off, size_t end) {
-    while (off < end) {
-        size_t want = end - off < MPROC__MPI_PIECE ? end - off : MPROC__MPI_PIECE;
+mproc__mpi_placer mproc__mpi_place;
+
+/* Receives the remaining pieces of a split frame from src: len bytes to `to`. */
+static int recv_pieces(int src, uint8_t *to, size_t len) {
+    for (size_t off = 0; off < len;) {
+        size_t want = len - off < MPROC__MPI_PIECE ? len - off : MPROC__MPI_PIECE;
         MPI_Message msg;
         MPI_Status st;
         int count = -1;
@@ -434,13 +486,14 @@ static int recv_pieces(int src, uint8_t *buf, size_t off, size_t end) {
             return mproc__error(MPROC_EPROTO,
                                 "frame from rank %d: a payload piece of %d bytes, expected %zu",
                                 src, count, want);
-        mproc__mpi_ok(MPI_Mrecv(buf + off, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
+        mproc__mpi_ok(MPI_Mrecv(to + off, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
         off += want;
     }
     return 0;
 }
 
-/* Checks a received first message against its header; grows it for a split frame. */
+/* Checks a received first message against its header; grows it for a split frame, or receives
+ * a split RESULT's data where mproc__mpi_place says (the frame keeps only its lead). */
 static int finish_frame(int src, uint8_t **buf, size_t *len) {
     mproc__frame_hdr h;
     if (mproc__hdr_decode(*buf, *len, &h) < 0) {
@@ -452,14 +505,20 @@ static int finish_frame(int src, uint8_t **buf, size_t *len) {
     size_t want = MPROC__WIRE_HDR_SIZE + (size_t)h.length, first = *len;
     if (first == want) return 0;
     /* A split frame: its first message is the header and a few leading bytes. */
-    if (first > want || want <= MPROC__MPI_PACK_MAX)
+    int result = first < want && split_result(*buf, first, want);
+    if (first > want || (want <= MPROC__MPI_PACK_MAX && !result))
         return mproc__error(MPROC_EPROTO, "frame from rank %d is %zu bytes, its header says %zu",
                             src, first, want);
+    uint8_t *home = result && mproc__mpi_place ? mproc__mpi_place(src, *buf, first, want) : NULL;
+    if (home) {
+        mproc__put_u32(*buf + 16, MPROC__WIRE_RESULT_PREFIX); /* what is left: the prefix */
+        return recv_pieces(src, home, want - first);
+    }
     uint8_t *big = realloc(*buf, want);
     if (!big) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a %zu-byte frame", want);
     *buf = big;
     *len = want;
-    return recv_pieces(src, big, first, want);
+    return recv_pieces(src, big + first, want - first);
 }
 
 int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {

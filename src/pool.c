@@ -144,14 +144,28 @@ static int input_outlives_reply(const mproc_pool *p, const mproc__chunk *c) {
     return c->job && c->job->kind == MPROC__JOB_MAP;
 }
 
+/* Where a chunk's results may be received straight into (mproc__send_hint): a blocking map's
+ * output, which its caller cannot free before the map returns (an async map's handle may be
+ * freed early, and its output with it). Not with a time limit: such a chunk may be settled
+ * before its reply. */
+static void *reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len) {
+    const mproc_async *a = c->job;
+    if (!a || a->kind != MPROC__JOB_MAP || !a->out_pinned || !a->out || !a->out_size ||
+        mproc__chunk_timeout(p, c) > 0)
+        return NULL;
+    *len = (size_t)c->count * a->out_size;
+    return (uint8_t *)a->out + c->first * a->out_size;
+}
+
 static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     uint8_t head[MPROC__CHUNK_HEAD_MAX];
     size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
     mproc__group *g = p->g;
-    unsigned flags = input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0;
+    mproc__send_hint hint = {input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0};
+    hint.reply_to = reply_home(p, c, &hint.reply_len);
     pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1, flags);
+    int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1, &hint);
     pthread_mutex_lock(&mproc__core_lock);
     return rc; /* a failed send means the worker is dead: its DIED event settles the chunk */
 }
@@ -166,7 +180,7 @@ static int send_init(mproc_pool *p, int w) {
     struct iovec iov[2] = {{head, sizeof head}, {p->initarg, len}};
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, iov, len ? 2 : 1, 0);
+    int rc = p->be->send(g, w, iov, len ? 2 : 1, NULL);
     pthread_mutex_lock(&mproc__core_lock);
     return rc;
 }
@@ -317,7 +331,19 @@ static void on_init_result(mproc_pool *p, int w, const uint8_t *payload, size_t 
              p->opts.initializer->name, w, (int)(blen > 180 ? 180 : blen), blob ? (const char *)blob : "");
 }
 
-static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *frame) {
+/* A reply whose data the transport already wrote into the map's output (ev->placed): only its
+ * header and count/item_size prefix are here. 0, or -1 if it does not fit the chunk. */
+static int placed_results(const mproc__chunk *c, const mproc__frame_hdr *h, const uint8_t *frame,
+                          mproc__results *r) {
+    memset(r, 0, sizeof *r);
+    if (!c->job || c->job->kind != MPROC__JOB_MAP || h->length != MPROC__WIRE_RESULT_PREFIX) return -1;
+    r->count = mproc__get_u32(frame + MPROC__WIRE_HDR_SIZE);
+    r->item_size = mproc__get_u32(frame + MPROC__WIRE_HDR_SIZE + 4);
+    r->data_len = (size_t)r->count * r->item_size;
+    return r->count == c->count && r->item_size && r->item_size == c->job->out_size ? 0 : -1;
+}
+
+static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *frame, int placed) {
     mproc__chunk *c = take_inflight(&p->ws[w], h->id);
     if (!c) {
         free(frame);
@@ -333,7 +359,9 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
         return;
     }
     mproc__results r;
-    if (mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, h->length, &r) < 0 || r.count != c->count) {
+    int bad = placed ? placed_results(c, h, frame, &r) < 0
+                     : mproc__results_decode(frame + MPROC__WIRE_HDR_SIZE, h->length, &r) < 0 || r.count != c->count;
+    if (bad) {
         free(frame);
         mproc__pool_push_front(p, c); /* the worker is killed; the chunk runs again elsewhere */
         hostile(p, w, "sent a malformed result");
@@ -363,7 +391,7 @@ static void on_batch(mproc_pool *p, int w, const mproc__frame_hdr *bh, const uin
             return;
         }
         memcpy(copy, sub, sub_len);
-        on_result(p, w, &h, copy);
+        on_result(p, w, &h, copy, 0);
     }
     if (rc < 0) hostile(p, w, "sent a malformed batch");
 }
@@ -378,7 +406,7 @@ static void on_frame(mproc_pool *p, mproc__event *ev) {
     }
     switch (h.kind) {
     case MPROC__FRAME_RESULT:
-        on_result(p, ev->worker, &h, frame);
+        on_result(p, ev->worker, &h, frame, ev->placed);
         return;
     case MPROC__FRAME_BATCH:
         on_batch(p, ev->worker, &h, frame);

@@ -81,7 +81,8 @@ static void set_status(mproc_async *a, size_t i, int st) {
 static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
     int ok_out = a->out && !a->user_freed;
     if (r->item_size && (r->item_size == a->out_size || !a->out_size)) {
-        if (ok_out && a->out_size)
+        /* No data: the transport received it straight into out (mproc__send_hint). */
+        if (ok_out && a->out_size && r->data)
             memcpy((uint8_t *)a->out + c->first * a->out_size, r->data, (size_t)c->count * a->out_size);
         for (uint32_t i = 0; i < c->count; i++) set_status(a, c->first + i, 0);
         return;
@@ -283,9 +284,11 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
     return 0;
 }
 
-int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
-                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
-                    mproc_async **out_handle) {
+/* mproc_map_async, and mproc_map with pinned = 1: its caller waits for the whole map, so out
+ * outlives every reply and results may be received straight into it (pool.c, reply_home). */
+static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                      void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
+                      int pinned, mproc_async **out_handle) {
     if (!out_handle) return mproc__error(MPROC_EINVAL, "mproc_map_async: out_handle is NULL");
     *out_handle = NULL;
     int rc = check_call(pool, task, "mproc_map_async");
@@ -309,6 +312,7 @@ int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, si
     a->in_size = in_size;
     a->out = out;
     a->out_size = out_size;
+    a->out_pinned = pinned;
     a->n = n;
     a->chunksize = cs;
     a->chunks_left = n / cs + (n % cs ? 1 : 0);
@@ -329,10 +333,16 @@ int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, si
     return 0;
 }
 
+int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
+                    mproc_async **out_handle) {
+    return map_submit(pool, task, in, in_size, out, out_size, n, opts, 0, out_handle);
+}
+
 int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
               void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
     mproc_async *a;
-    int rc = mproc_map_async(pool, task, in, in_size, out, out_size, n, opts, &a);
+    int rc = map_submit(pool, task, in, in_size, out, out_size, n, opts, 1, &a);
     if (rc < 0) return rc;
     rc = mproc_async_get(a, -1.0, NULL, NULL);
     char keep[512];

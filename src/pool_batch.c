@@ -69,7 +69,7 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
     struct iovec iov = {buf, total};
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, &iov, 1, 0); /* buf is freed below */
+    int rc = p->be->send(g, w, &iov, 1, NULL); /* buf is freed below */
     pthread_mutex_lock(&mproc__core_lock);
     free(buf);
     return rc;

@@ -35,6 +35,7 @@ struct mproc_async {
     mproc_call_opts opts;
     size_t in_size, out_size, n;
     void *out;                /* map: the caller's array */
+    int out_pinned;           /* map: a blocking mproc_map, whose out outlives every reply */
     size_t chunks_left;
     int ready;
     int err;                  /* first failure (0 = success) */

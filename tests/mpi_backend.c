@@ -66,6 +66,15 @@ static int slow_blob_sum(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(slow_blob_sum);
 
+/* x*x, except that items whose value is 13 mod 10007 fail. */
+static int square_or_fail(mproc_ctx *ctx, const void *in, size_t len) {
+    long x = *(const long *)in;
+    if (x % 10007 == 13) return mproc_fail(ctx, "no square for %ld", x);
+    long y = x * x;
+    return mproc_return(ctx, &y, sizeof y);
+}
+MPROC_TASK(square_or_fail);
+
 static int nap(mproc_ctx *ctx, const void *in, size_t len) {
     usleep((useconds_t)(*(const double *)in * 1e6));
     return 0;
@@ -226,6 +235,50 @@ static void test_big_inputs_outlive_their_sends(void **state) {
     free(in2);
 }
 
+/* A blocking map's results are received straight into its output array (chunks of 5,000 longs:
+ * 40 KB of data each); a map_async's are not (its handle may be freed early), and a chunk with a
+ * failed item comes back as a table. All three must fill the output the same way. */
+static void test_results_received_in_place(void **state) {
+    (void)state;
+    enum { N = 60000 };
+    long *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    int *st = malloc(N * sizeof *st);
+    assert_true(in && out && st);
+    for (long i = 0; i < N; i++) in[i] = i;
+    mproc_pool *p;
+    mproc_call_opts co = {0};
+    co.chunksize = 5000;
+    assert_int_equal(mproc_pool_create(&p, NULL), 0);
+    for (int round = 0; round < 3; round++) {
+        memset(out, 0xA5, N * sizeof *out);
+        if (round == 0) {
+            assert_int_equal(mproc_map(p, &square_task, in, sizeof *in, out, sizeof *out, N, &co), 0);
+        } else if (round == 1) {
+            mproc_async *a;
+            assert_int_equal(mproc_map_async(p, &square_task, in, sizeof *in, out, sizeof *out, N, &co, &a), 0);
+            assert_int_equal(mproc_async_wait(a, -1), 0);
+            assert_int_equal(mproc_async_successful(a), 1);
+            assert_int_equal(mproc_async_free(a), 0);
+        } else {
+            co.item_status = st;
+            assert_int_equal(mproc_map(p, &square_or_fail_task, in, sizeof *in, out, sizeof *out, N, &co), MPROC_ETASK);
+            co.item_status = NULL;
+        }
+        for (long i = 0; i < N; i++) {
+            if (round == 2 && i % 10007 == 13) {
+                assert_int_equal(st[i], MPROC_ETASK);
+                continue;
+            }
+            if (round == 2) assert_int_equal(st[i], 0);
+            assert_true(out[i] == i * i);
+        }
+    }
+    assert_int_equal(mproc_pool_free(p), 0);
+    free(in);
+    free(out);
+    free(st);
+}
+
 static void test_timeouts_honoured(void **state) {
     (void)state;
     mproc_pool *p;
@@ -343,6 +396,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_terminate_then_new_pool),
         cmocka_unit_test(test_payload_sizes),
         cmocka_unit_test(test_big_inputs_outlive_their_sends),
+        cmocka_unit_test(test_results_received_in_place),
         cmocka_unit_test(test_timeouts_honoured),
         cmocka_unit_test(test_idle_does_not_spin),
         cmocka_unit_test(test_process_beside_pool),
