@@ -19,6 +19,7 @@ Run it under mpi4py's futures runner so that ranks 1..2 become the pool:
   gran T CHUNK [NTASKS] busy tasks of T us, ~0.5 s of serial work (at most 50,000 tasks
                         when CHUNK=1); CHUNK = 1 or auto.  executor.map has no
                         automatic chunksize, so auto = Pool's rule ceil(n/(4*workers)).
+                        The serial reference is the mean of a run before and one after the parallel run.
 Timings exclude executor start-up and input construction.  In the workers this
 file is executed with __name__ == "__worker__", so only the functions are defined.
 """
@@ -131,16 +132,24 @@ def main(argv):
                 ntasks = int(argv[4])
             args = [iters] * ntasks
             cs = auto_chunk(ntasks, nworkers) if chunk == "auto" else int(chunk)
+            # The serial reference is timed before and after the parallel run and averaged:
+            # this machine's speed drifts, and the two bracket the parallel run in time.
+            t = time.perf_counter()
+            for a in args:
+                spin(a)
+            ser_before = time.perf_counter() - t
             t = time.perf_counter()
             rs = list(ex.map(spin, args, chunksize=cs))
             par = time.perf_counter() - t
             t = time.perf_counter()
             for a in args:
                 spin(a)
-            ser = time.perf_counter() - t
+            ser_after = time.perf_counter() - t
+            ser = (ser_before + ser_after) / 2
             result(w, "T%d_c%s" % (T, chunk), "%.6f" % par, "s", "%.6f" % ser,
-                   rs == args, ntasks, " iters=%d chunk=%d workers=%d eff=%.3f"
-                   % (iters, cs, nworkers, ser / (nworkers * par)))
+                   rs == args, ntasks,
+                   " iters=%d chunk=%d workers=%d ser_before=%.6f ser_after=%.6f eff=%.3f"
+                   % (iters, cs, nworkers, ser_before, ser_after, ser / (nworkers * par)))
         else:
             sys.stderr.write("unknown workload %r\n" % w)
             return 2

@@ -14,6 +14,7 @@ Usage (use /usr/bin/python3, the system interpreter):
   py_pool.py gran T CHUNK [NTASKS] busy tasks of T us; CHUNK = 1 or auto (chunksize=None);
                                    ~0.5 s of serial work, at most 50,000 tasks when CHUNK=1
                                    -> value = parallel wall s, serial = same tasks in-process
+                                   (mean of a run before and one after the parallel run)
 Timings exclude pool start-up and input construction.
 """
 import multiprocessing as mp
@@ -126,16 +127,24 @@ def main(argv):
             result(w, "8MiB", "%.1f" % (nb * BLOB / 1e6 / dt), "MB/s", "-",
                    lens == [BLOB] * nb, nb)
         elif w == "gran":
+            # The serial reference is timed before and after the parallel run and averaged:
+            # this machine's speed drifts, and the two bracket the parallel run in time.
+            t = time.perf_counter()
+            for a in args:
+                spin(a)
+            ser_before = time.perf_counter() - t
             t = time.perf_counter()
             rs = pool.map(spin, args, chunksize=cs)
             par = time.perf_counter() - t
             t = time.perf_counter()
             for a in args:
                 spin(a)
-            ser = time.perf_counter() - t
+            ser_after = time.perf_counter() - t
+            ser = (ser_before + ser_after) / 2
             result(w, "T%d_c%s" % (T, chunk), "%.6f" % par, "s", "%.6f" % ser,
                    rs == args, ntasks,
-                   " iters=%d chunk=%s eff=%.3f" % (iters, chunk, ser / (NWORKERS * par)))
+                   " iters=%d chunk=%s ser_before=%.6f ser_after=%.6f eff=%.3f"
+                   % (iters, chunk, ser_before, ser_after, ser / (NWORKERS * par)))
         else:
             sys.stderr.write("unknown workload %r\n" % w)
             return 2
