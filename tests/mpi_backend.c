@@ -237,7 +237,8 @@ static void test_big_inputs_outlive_their_sends(void **state) {
 
 /* A blocking map's results are received straight into its output array (chunks of 5,000 longs:
  * 40 KB of data each); a map_async's are not (its handle may be freed early), and a chunk with a
- * failed item comes back as a table. All three must fill the output the same way. */
+ * failed item comes back as a table. All three must fill the output the same way, also when a
+ * chunk's results span several 8 MiB pieces. */
 static void test_results_received_in_place(void **state) {
     (void)state;
     enum { N = 60000 };
@@ -273,6 +274,26 @@ static void test_results_received_in_place(void **state) {
             assert_true(out[i] == i * i);
         }
     }
+    /* Chunks of 1.1M longs: 8.8 MB of results each, more than one 8 MiB piece. */
+    enum { BIG = 2200000 };
+    long *bin = malloc(BIG * sizeof *bin), *bout = malloc(BIG * sizeof *bout);
+    assert_true(bin && bout);
+    for (long i = 0; i < BIG; i++) bin[i] = i - BIG / 2;
+    co.chunksize = BIG / 2;
+    for (int pinned = 1; pinned >= 0; pinned--) {
+        memset(bout, 0xA5, BIG * sizeof *bout);
+        if (pinned) {
+            assert_int_equal(mproc_map(p, &square_task, bin, sizeof *bin, bout, sizeof *bout, BIG, &co), 0);
+        } else {
+            mproc_async *a;
+            assert_int_equal(mproc_map_async(p, &square_task, bin, sizeof *bin, bout, sizeof *bout, BIG, &co, &a), 0);
+            assert_int_equal(mproc_async_wait(a, -1), 0);
+            assert_int_equal(mproc_async_free(a), 0);
+        }
+        for (long i = 0; i < BIG; i++) assert_true(bout[i] == bin[i] * bin[i]);
+    }
+    free(bin);
+    free(bout);
     assert_int_equal(mproc_pool_free(p), 0);
     free(in);
     free(out);
