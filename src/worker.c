@@ -33,7 +33,11 @@ static const char *volatile running_name;
 static volatile uint64_t running_id;
 
 void mproc__set_identity(const char *name, int index) {
-    snprintf(identity_name, sizeof identity_name, "%s", name ? name : "");
+    /* A plain byte loop: runs in every new Process child, where the code pages of snprintf
+     * (or even strnlen and memcpy) are not mapped yet and each costs a page fault. */
+    size_t n = 0;
+    for (; name && name[n] && n < sizeof identity_name - 1; n++) identity_name[n] = name[n];
+    identity_name[n] = '\0';
     identity_index = index;
 }
 long mproc_current_pid(void) { return (long)getpid(); }
