@@ -93,9 +93,11 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
  * the data straight into place (mproc__mpi_place). */
 #define MPROC__MPI_RESULT_LEAD (MPROC__WIRE_HDR_SIZE + MPROC__WIRE_RESULT_PREFIX)
 #define MPROC__MPI_PLACE_MIN (16u * 1024u)
+/* Retained frames from this size on are sent without copying their payload (see below). */
+#define MPROC__MPI_RETAIN_MIN (16u * 1024u)
 int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink);
 /* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
- * when it is over MPROC__MPI_PACK_MAX bytes and lies in one iovec after the header: MPI
+ * when it is at least MPROC__MPI_RETAIN_MIN bytes and lies in one iovec after the header: MPI
  * reads it from the caller's buffer after this returns. The caller keeps that buffer alive and
  * unchanged until mproc__mpi_complete_sends(dest, >= seq) has returned. seq (> 0) numbers the
  * caller's frames to dest in sending order. Smaller frames are sent as by send_frame. */

@@ -372,9 +372,8 @@ int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint
     size_t total = mproc__iov_total(iov, iovcnt);
     int rc = check_frame(total);
     if (rc < 0) return rc;
-    /* Smaller frames are copied: measured on map's 80 KB chunks, a second message each for
-     * the payload (split frames) was no faster than the copy. */
-    if (seq == 0 || total <= MPROC__MPI_PACK_MAX) return send_packed(dest, iov, iovcnt, total, sink);
+    /* Small frames are copied: a second message for a few KiB costs more than the copy. */
+    if (seq == 0 || total < MPROC__MPI_RETAIN_MIN) return send_packed(dest, iov, iovcnt, total, sink);
     /* Only a payload in one buffer is left to MPI (the header and what precedes it are copied):
      * other iovecs may be the caller's stack. */
     size_t lead = lead_bytes(iov, iovcnt);
@@ -506,7 +505,7 @@ static int finish_frame(int src, uint8_t **buf, size_t *len) {
     if (first == want) return 0;
     /* A split frame: its first message is the header and a few leading bytes. */
     int result = first < want && split_result(*buf, first, want);
-    if (first > want || (want <= MPROC__MPI_PACK_MAX && !result))
+    if (first > want || (want < MPROC__MPI_RETAIN_MIN && !result))
         return mproc__error(MPROC_EPROTO, "frame from rank %d is %zu bytes, its header says %zu",
                             src, first, want);
     uint8_t *home = result && mproc__mpi_place ? mproc__mpi_place(src, *buf, first, want) : NULL;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,29 +194,30 @@ static void test_payload_sizes(void **state) {
     free(out);
 }
 
-/* Big map inputs go to the ranks straight from the caller's array, read by MPI after the send
- * returned (retained sends): every blob must arrive whole, and a pool that is terminated while
- * such a send waits for a busy rank must not return before the rank has taken it: the caller
- * frees the array right after, and a rank reading unmapped memory would end the job. */
-#define BLOB (3u << 20) /* over the 1 MiB a frame is packed up to: each blob is retained */
-static void test_big_inputs_outlive_their_sends(void **state) {
-    (void)state;
+/* Map inputs of 16 KiB or more go to the ranks straight from the caller's array, read by MPI
+ * after the send returned (retained sends): every blob must arrive whole, and a pool that is
+ * terminated while such a send waits for a busy rank must not return before the rank has taken
+ * it: the caller unmaps the array right after (mmap'd here, so that a rank reading it after
+ * that fails with EFAULT and ends the job, whatever malloc's thresholds). Two sizes: one sent
+ * whole, one in several 8 MiB pieces. */
+static void check_inputs_outlive_their_sends(size_t blob) {
     enum { N = 8 };
-    unsigned char *in = malloc((size_t)N * BLOB);
+    size_t total = (size_t)N * blob;
+    unsigned char *in = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     uint64_t out[N];
-    assert_non_null(in);
-    for (size_t i = 0; i < (size_t)N * BLOB; i++) in[i] = (unsigned char)(i * 2654435761u >> 11);
-    for (int k = 0; k < N; k++) in[(size_t)k * BLOB] = 0; /* no nap */
+    assert_true(in != MAP_FAILED);
+    for (size_t i = 0; i < total; i++) in[i] = (unsigned char)(i * 2654435761u >> 11);
+    for (int k = 0; k < N; k++) in[(size_t)k * blob] = 0; /* no nap */
     mproc_pool *p;
     mproc_async *a;
     mproc_call_opts co = {0};
     co.chunksize = 1;
     assert_int_equal(mproc_pool_create(&p, NULL), 0);
-    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in, BLOB, out, sizeof *out, N, &co), 0);
-    for (int k = 0; k < N; k++) assert_true(out[k] == blob_sum(in + (size_t)k * BLOB, BLOB));
+    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in, blob, out, sizeof *out, N, &co), 0);
+    for (int k = 0; k < N; k++) assert_true(out[k] == blob_sum(in + (size_t)k * blob, blob));
     /* Each rank naps 200 ms in its first blob while its second waits in flight. */
-    for (int k = 0; k < N; k++) in[(size_t)k * BLOB] = 200;
-    assert_int_equal(mproc_map_async(p, &slow_blob_sum_task, in, BLOB, out, sizeof *out, N, &co, &a), 0);
+    for (int k = 0; k < N; k++) in[(size_t)k * blob] = 200;
+    assert_int_equal(mproc_map_async(p, &slow_blob_sum_task, in, blob, out, sizeof *out, N, &co, &a), 0);
     usleep(50000);
     double t0 = now();
     assert_int_equal(mproc_pool_terminate(p), 0);
@@ -223,16 +225,22 @@ static void test_big_inputs_outlive_their_sends(void **state) {
     assert_int_equal(mproc_async_wait(a, 10), 0);
     assert_int_equal(mproc_async_free(a), 0);
     assert_int_equal(mproc_pool_free(p), 0);
-    free(in); /* 24 MiB: unmapped at once */
+    assert_int_equal(munmap(in, total), 0);
     /* The ranks finish the terminated pool's blobs; a new pool works once they have. */
-    unsigned char *in2 = malloc(2 * (size_t)BLOB);
+    unsigned char *in2 = malloc(2 * blob);
     assert_non_null(in2);
-    memset(in2, 0, 2 * (size_t)BLOB);
+    memset(in2, 0, 2 * blob);
     assert_int_equal(mproc_pool_create(&p, NULL), 0);
-    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in2, BLOB, out, sizeof *out, 2, &co), 0);
-    assert_true(out[0] == blob_sum(in2, BLOB) && out[1] == out[0]);
+    assert_int_equal(mproc_map(p, &slow_blob_sum_task, in2, blob, out, sizeof *out, 2, &co), 0);
+    assert_true(out[0] == blob_sum(in2, blob) && out[1] == out[0]);
     assert_int_equal(mproc_pool_free(p), 0);
     free(in2);
+}
+
+static void test_big_inputs_outlive_their_sends(void **state) {
+    (void)state;
+    check_inputs_outlive_their_sends(64u << 10); /* one message after its lead */
+    check_inputs_outlive_their_sends(9u << 20);  /* two pieces: 8 MiB and 1 MiB */
 }
 
 /* A blocking map's results are received straight into its output array (chunks of 5,000 longs:
