@@ -93,6 +93,10 @@ for T in 1000 100 10 1; do
         fi
     done
 done
+# The machine's own ceiling: two processes spinning the same tasks without any messages.
+for T in 1000 100; do
+    if [ $quick = 1 ]; then workloads+=("gran $T static $((100000 / T))"); else workloads+=("gran $T static"); fi
+done
 workloads+=("imapmem $A_imap")
 
 peers=(mproc_fork c_fork_floor py_pool py_futures)
@@ -138,8 +142,9 @@ for r in $(seq 1 "$reps"); do
         w=${args[0]}
         order=$(printf '%s\n' "${peers[@]}" | shuf)
         for p in $order; do
-            # imapmem exists only in mproc_bench.
+            # imapmem exists only in mproc_bench, gran static only in c_fork_floor.
             [ "$w" = imapmem ] && case $p in mproc_*) ;; *) continue ;; esac
+            [ "${args[2]:-}" = static ] && [ "$p" != c_fork_floor ] && continue
             cmd_for "$p"
             t0=$(date +%s.%N)
             res=$(timeout -k 10 "$tmo" "${CMD[@]}" "${args[@]}" </dev/null 2>"$out/.stderr.tmp")

@@ -52,6 +52,7 @@ typedef struct mproc__backoff {
     long cap_ns;
     unsigned seen; /* our doorbell's count when we last polled */
     int rung;      /* the doorbell rang since this wait began */
+    double spin_until; /* yield-polling until then while frames stream (0: not yet decided) */
 } mproc__backoff;
 
 #define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
@@ -59,6 +60,9 @@ typedef struct mproc__backoff {
 #define MPROC__MPI_SEND_CAP_NS 250000L  /* a pending send is a transfer someone waits on */
 
 void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
+/* Lock held. Notes that a frame arrived: waits yield-poll instead of sleeping while frames come
+ * in quick succession (a streaming map), and sleep at once when they do not. */
+void mproc__mpi_note_arrival(void);
 /* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none);
  * returns early when this process's doorbell rings. */
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);

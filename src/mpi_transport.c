@@ -545,6 +545,7 @@ int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {
     }
     *frame = buf;
     *len = n;
+    mproc__mpi_note_arrival();
     return 1;
 }
 

@@ -8,6 +8,7 @@
  * the rings, which are lock-free (a signal handler rings).
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,12 +148,43 @@ void mproc__mpi_bells_free(void) {
  * slack), and each wake-up is a context switch taken from a worker on a busy node. */
 #define FIRST_SLEEP_NS 50000L
 
+/* Frames that arrive less than this apart on average are a stream worth yield-polling for. */
+#define STREAM_GAP_S 100e-6
+
+/* Mean gap between the frames this process received (lock held: no atomics needed). */
+static double last_arrival, gap_mean = 1.0;
+
+void mproc__mpi_note_arrival(void) {
+    double now = mproc__now(), gap = now - last_arrival;
+    last_arrival = now;
+    if (gap > 1.0) gap = 1.0;
+    gap_mean += (gap - gap_mean) / 4;
+}
+
 void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
     b->polls = 0;
     b->ns = 0;
     b->rung = 0;
     b->cap_ns = cap_ns;
     b->seen = atomic_load(&B.mine->seq);
+    b->spin_until = 0;
+}
+
+/* While frames stream in (a map of small chunks), the next one is due within microseconds:
+ * polling with sched_yield() between looks then costs less than a futex sleep and the wake-up
+ * of both sides, and yields the core to any process that has work. Bounded by twice the mean
+ * gap, and only while that gap is short, so that a waiter for long tasks sleeps at once. */
+static int stream_spin(mproc__backoff *b) {
+    double now = mproc__now();
+    if (b->spin_until == 0) {
+        double since = now - last_arrival;
+        b->spin_until = gap_mean < STREAM_GAP_S && since < 4 * STREAM_GAP_S ? now + 2 * gap_mean : -1;
+    }
+    if (now >= b->spin_until) return 0;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    sched_yield();
+    pthread_mutex_lock(&mproc__mpi.lock);
+    return 1;
 }
 
 /* Sleeps up to ns unless our doorbell rings (then at once). Lock held; dropped meanwhile. */
@@ -192,6 +224,7 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
         pthread_mutex_lock(&mproc__mpi.lock);
         return;
     }
+    if (stream_spin(b)) return;
     /* Sleeps double from 50 us up to the cap. When every rank shares our node, every frame
      * rings our doorbell, so we sleep the whole cap at once; only after a ring that found no
      * frame yet (a message still in flight, e.g. over TCP) come two short sleeps first. Each

@@ -21,6 +21,8 @@
  *   c_fork_floor gran T CHUNK [NTASKS] busy tasks of T us (iterations calibrated in the
  *                                      master), ~0.5 s serial; CHUNK = 1 or auto
  *                                      (auto = ceil(n / (4 * workers)), Python Pool's rule)
+ *                                      or static: no messages at all, each of the 2 children
+ *                                      spins its half of the tasks (the machine's own ceiling)
  *                                      -> value = parallel wall s, serial = same tasks in-process
  *                                      (mean of a run before and one after the parallel run)
  * Timings exclude worker start-up and input construction.
@@ -387,10 +389,36 @@ static size_t arg(int argc, char **argv, int i, size_t dflt)
     return argc > i ? (size_t)strtoull(argv[i], NULL, 10) : dflt;
 }
 
+/* gran static: NW children spin [k*chunk, (k+1)*chunk) each, no messages; 1 if all checked. */
+static int spin_halves(const long *in, size_t n, size_t chunk, long iters)
+{
+    pid_t kids[NW];
+    for (int k = 0; k < NW; k++) {
+        kids[k] = fork();
+        if (kids[k] < 0)
+            die("fork");
+        if (kids[k] == 0) {
+            int ok = 1;
+            for (size_t i = (size_t)k * chunk; i < n && i < (size_t)(k + 1) * chunk; i++)
+                ok = ok && spin(in[i]) == iters;
+            _exit(ok ? 0 : 1);
+        }
+    }
+    int ok = 1;
+    for (int k = 0; k < NW; k++) {
+        int st;
+        while (waitpid(kids[k], &st, 0) < 0)
+            if (errno != EINTR)
+                die("waitpid");
+        ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s apply|map|spawn|bytes [N] | gran T 1|auto [NTASKS]\n", argv[0]);
+        fprintf(stderr, "usage: %s apply|map|spawn|bytes [N] | gran T 1|auto|static [NTASKS]\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -482,7 +510,8 @@ int main(int argc, char **argv)
         size_t n = arg(argc, argv, 4, (size_t)lround(0.5e6 / (double)T));
         if (n < 1)
             n = 1;
-        size_t chunk = !strcmp(cs, "auto") ? (n + 4 * NW - 1) / (4 * NW) : (size_t)atol(cs);
+        int fixed = !strcmp(cs, "static");
+        size_t chunk = !strcmp(cs, "auto") ? (n + 4 * NW - 1) / (4 * NW) : fixed ? (n + NW - 1) / NW : (size_t)atol(cs);
         if (chunk < 1)
             chunk = 1;
         long *in = malloc(n * sizeof(long)), *out = calloc(n, sizeof(long));
@@ -497,13 +526,22 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             out[i] = spin(in[i]);
         double ser_before = now() - t;
-        start_workers();
-        t = now();
-        run_jobs(&r);
-        double par = now() - t;
-        int ok = stop_workers();
-        for (size_t i = 0; i < n; i++)
-            ok = ok && out[i] == iters;
+        int ok;
+        double par;
+        if (fixed) {
+            t = now();
+            ok = spin_halves(in, n, chunk, iters);
+            par = now() - t;
+        } else {
+            memset(out, 0, n * sizeof(long));
+            start_workers();
+            t = now();
+            run_jobs(&r);
+            par = now() - t;
+            ok = stop_workers();
+            for (size_t i = 0; i < n; i++)
+                ok = ok && out[i] == iters;
+        }
         t = now();
         for (size_t i = 0; i < n; i++)
             out[i] = spin(in[i]);
