@@ -301,13 +301,14 @@ def main():
             target(None if e is None else e >= lo,
                    "gran %s T=%d us chunksize 1: efficiency %s (need >= %g)" % (
                        p, T, "n/a" if e is None else "%.3f" % e, lo))
-    # What the machine itself gives: two processes spinning the same tasks with no messages.
+    # What the machine itself gives: two processes spin halves of the same tasks with no messages
+    # and time themselves; the efficiency of a perfectly balanced pool at those core speeds.
     for T in (1000, 100):
         e = effs("c_fork_floor", T, "static")
         if e:
-            T_.append("- INFO machine ceiling T=%d us (2 processes, no messages, c_fork_floor static): "
-                      "efficiency median %.3f, runs %s" % (
-                          T, statistics.median(e), " ".join("%.2f" % x for x in sorted(e))))
+            T_.append("- INFO machine ceiling T=%d us (a perfectly balanced 2-process pool at the core "
+                      "speeds measured with no messages, c_fork_floor gran static): efficiency median "
+                      "%.3f, runs %s" % (T, statistics.median(e), " ".join("%.2f" % x for x in sorted(e))))
     for p, fl in FLOOR.items():
         for c in CHUNKS:
             g1, i1 = metg(p, c)

@@ -22,12 +22,15 @@
  *                                      master), ~0.5 s serial; CHUNK = 1 or auto
  *                                      (auto = ceil(n / (4 * workers)), Python Pool's rule)
  *                                      or static: no messages at all, each of the 2 children
- *                                      spins its half of the tasks (the machine's own ceiling)
+ *                                      spins its half of the tasks and times itself; value =
+ *                                      the wall time a perfectly balanced pool would need at
+ *                                      the speeds the two cores showed (the machine's ceiling)
  *                                      -> value = parallel wall s, serial = same tasks in-process
  *                                      (mean of a run before and one after the parallel run)
  * Timings exclude worker start-up and input construction.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -389,18 +393,27 @@ static size_t arg(int argc, char **argv, int i, size_t dflt)
     return argc > i ? (size_t)strtoull(argv[i], NULL, 10) : dflt;
 }
 
-/* gran static: NW children spin [k*chunk, (k+1)*chunk) each, no messages; 1 if all checked. */
-static int spin_halves(const long *in, size_t n, size_t chunk, long iters)
+/* gran static: NW children spin [k*chunk, (k+1)*chunk) each with no messages and time
+ * themselves. Returns 1 if all results checked; *ideal = n / (sum of the children's task rates),
+ * the wall time of a perfectly balanced pool on these cores (a dynamic pool gives a faster core
+ * more tasks, so the slowest child alone would understate it); *wall = the static split's. */
+static int spin_halves(const long *in, size_t n, size_t chunk, long iters, double *ideal, double *wall)
 {
+    double *took = mmap(NULL, NW * sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (took == MAP_FAILED)
+        die("mmap");
     pid_t kids[NW];
+    double t = now();
     for (int k = 0; k < NW; k++) {
         kids[k] = fork();
         if (kids[k] < 0)
             die("fork");
         if (kids[k] == 0) {
             int ok = 1;
+            double t0 = now();
             for (size_t i = (size_t)k * chunk; i < n && i < (size_t)(k + 1) * chunk; i++)
                 ok = ok && spin(in[i]) == iters;
+            took[k] = now() - t0;
             _exit(ok ? 0 : 1);
         }
     }
@@ -412,6 +425,15 @@ static int spin_halves(const long *in, size_t n, size_t chunk, long iters)
                 die("waitpid");
         ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
+    *wall = now() - t;
+    double rate = 0;
+    for (int k = 0; k < NW; k++) {
+        size_t lo = (size_t)k * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        if (hi > lo && took[k] > 0)
+            rate += (double)(hi - lo) / took[k];
+    }
+    *ideal = rate > 0 ? (double)n / rate : *wall;
+    munmap(took, NW * sizeof(double));
     return ok;
 }
 
@@ -527,11 +549,9 @@ int main(int argc, char **argv)
             out[i] = spin(in[i]);
         double ser_before = now() - t;
         int ok;
-        double par;
+        double par, static_wall = 0;
         if (fixed) {
-            t = now();
-            ok = spin_halves(in, n, chunk, iters);
-            par = now() - t;
+            ok = spin_halves(in, n, chunk, iters, &par, &static_wall);
         } else {
             memset(out, 0, n * sizeof(long));
             start_workers();
@@ -548,8 +568,11 @@ int main(int argc, char **argv)
         double ser_after = now() - t, ser = (ser_before + ser_after) / 2;
         char param[64];
         snprintf(param, sizeof param, "T%ld_c%s", T, cs);
-        snprintf(extra, sizeof extra, " iters=%ld chunk=%zu ser_before=%.6f ser_after=%.6f eff=%.3f",
-                 iters, chunk, ser_before, ser_after, ser / (NW * par));
+        int k = snprintf(extra, sizeof extra, " iters=%ld chunk=%zu ser_before=%.6f ser_after=%.6f eff=%.3f",
+                         iters, chunk, ser_before, ser_after, ser / (NW * par));
+        if (fixed && k > 0 && (size_t)k < sizeof extra)
+            snprintf(extra + k, sizeof extra - (size_t)k, " static_wall=%.6f static_eff=%.3f",
+                     static_wall, ser / (NW * static_wall));
         result(w, param, par, "s", ser, ok, n, extra);
         free(in);
         free(out);
