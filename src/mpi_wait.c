@@ -1,5 +1,6 @@
 /* mpi_wait.c - how the MPI backend waits without spinning a core: per-process doorbells in MPI
- * shared memory, and the poll-then-sleep backoff every wait in the backend goes through.
+ * shared memory, and the poll-then-sleep backoff every wait in the backend goes through (which
+ * yield-polls instead of sleeping only while frames stream in less than 100 us apart).
  *
  * Open MPI's blocking calls spin, and polling alone makes a rank notice a message up to one
  * backoff step late; a doorbell rung by the sender ends the sleep at once, as a fork worker's
@@ -174,11 +175,12 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
  * polling with sched_yield() between looks then costs less than a futex sleep and the wake-up
  * of both sides, and yields the core to any process that has work. Bounded by twice the mean
  * gap, and only while that gap is short, so that a waiter for long tasks sleeps at once. */
-static int stream_spin(mproc__backoff *b) {
+static int stream_spin(mproc__backoff *b, double deadline) {
     double now = mproc__now();
     if (b->spin_until == 0) {
         double since = now - last_arrival;
         b->spin_until = gap_mean < STREAM_GAP_S && since < 4 * STREAM_GAP_S ? now + 2 * gap_mean : -1;
+        if (deadline >= 0 && b->spin_until > deadline) b->spin_until = deadline;
     }
     if (now >= b->spin_until) return 0;
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -224,7 +226,7 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
         pthread_mutex_lock(&mproc__mpi.lock);
         return;
     }
-    if (stream_spin(b)) return;
+    if (stream_spin(b, deadline)) return;
     /* Sleeps double from 50 us up to the cap. When every rank shares our node, every frame
      * rings our doorbell, so we sleep the whole cap at once; only after a ring that found no
      * frame yet (a message still in flight, e.g. over TCP) come two short sleeps first. Each
