@@ -6,6 +6,11 @@
  *    success, a negative MPROC_E* code on failure. mproc_strerror()/mproc_err_name() name a code;
  *    mproc_last_error() gives a sentence with the detail of the most recent failure in the
  *    calling thread ("task 'square' failed on worker 1 (pid 4242): bad input 7").
+ *  - Bad arguments, one rule everywhere: a NULL, freed or corrupt handle (mproc_pool, mproc_async,
+ *    mproc_iter, mproc_process: objects mproc made) is MPROC_EBADHANDLE; a NULL or unregistered
+ *    task descriptor is MPROC_ENOTASK; a size that does not match the task's is MPROC_ESIZE; any
+ *    other bad argument (a NULL out-pointer or buffer, a zero or negative size) is MPROC_EINVAL.
+ *    Nothing is queued and nothing changes when a call fails this way.
  *  - Ownership: an object made by mproc_X_create() is freed by mproc_X_free(). Buffers the
  *    library hands out are either borrowed (valid until the stated call, never freed by you) or
  *    owned (freed by you with mproc_free()); each function says which. Out-parameters are
@@ -79,7 +84,10 @@ typedef enum mproc_backend_kind {
  * one rank, else fork) and starts it. Under MPI, worker ranks never return from this call: they
  * serve tasks until the master calls mproc_finalize(), then exit(0). So the code after
  * mproc_init() is the master's in every mode. argc/argv may be NULL. Calling it twice is an
- * MPROC_ESTATE error. mproc_finalize() is also registered with atexit(). */
+ * MPROC_ESTATE error. MPROC_BACKEND=fork in a program that an MPI launcher started on more than
+ * one rank is MPROC_ESTATE too (each rank would run the whole job on fork workers of its own),
+ * unless MPROC_FORK_EACH_RANK=1 says that is meant. mproc_finalize() is also registered with
+ * atexit(). */
 int mproc_init(int *argc, char ***argv);
 /* Frees every pool and process still open (terminating their workers), stops worker ranks, and
  * finalizes MPI if mproc initialized it. Safe to call more than once. */
@@ -177,7 +185,8 @@ void mproc__task_register(mproc_task *t);
 /* Declares a task defined in another file: MPROC_TASK_EXTERN(square); then use &square_task. */
 #define MPROC_TASK_EXTERN(fn) extern mproc_task fn##_task
 
-/* Looks a task up by name (after mproc_init); NULL if unknown. */
+/* Looks a task up by name (after mproc_init); NULL if unknown, with the reason in
+ * mproc_last_error(). */
 const mproc_task *mproc_task_find(const char *name);
 
 /* Inside a task: the result. mproc_return copies len bytes; mproc_result_alloc gives a buffer
@@ -326,7 +335,10 @@ int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, v
                    size_t in_size, int ordered, const mproc_call_opts *opts, mproc_iter **out);
 /* Next result: 0 with data and len (borrowed until the next call on it) and the input index in
  * *index (may be NULL); MPROC_EOF when all are delivered; MPROC_ETIMEDOUT; or the item's task
- * error (message in mproc_last_error(); *index set) after which iteration goes on. */
+ * error (message in mproc_last_error(); *index set) after which iteration goes on. Every item is
+ * reported exactly once before MPROC_EOF: if the pool is closed or freed before the whole input
+ * was submitted, each item that never ran comes back as MPROC_ECLOSED with its own index
+ * (generated input: its next index once, as nobody knows how long it was), then MPROC_EOF. */
 int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *len,
                     size_t *index);
 /* Stops early if needed; NULL is a no-op. */

@@ -21,7 +21,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 3
+#define MPROC__BACKEND_VERSION 4
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -43,7 +43,14 @@ typedef struct mproc__event {
     int exitcode;      /* DIED: exit status >= 0, or minus the signal number */
     long pid;          /* DIED: the process id the worker had (0 if unknown) */
     char why[320];     /* DIED: a sentence, e.g. "killed by signal 11 (Segmentation fault)" */
+    /* DIED, where the backend can tell (taken_known != 0): the id of the last frame the worker
+     * took off its channel to run, or MPROC__TAKEN_NONE. Frames sent after that one were never
+     * read: their tasks did not start, so the death is not theirs to carry. */
+    int taken_known;
+    uint64_t taken_id;
 } mproc__event;
+
+#define MPROC__TAKEN_NONE UINT64_MAX
 
 /* send() flag: the core promises that the bytes of iov[1..] stay valid and unchanged until wait()
  * has returned this frame's reply, or group_stop() has returned, so the transport may go on
@@ -90,7 +97,8 @@ typedef struct mproc__backend_ops {
      * backend that cannot (MPI) returns an error and the worker keeps running. */
     int (*kill_worker)(mproc__group *g, int worker);
     /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
-     * (it is asked to exit first). MPROC_ENOTBUILT-like errors where a backend cannot. */
+     * (it is asked to exit first). MPROC_ENOTBUILT where a backend cannot replace workers (the
+     * worker keeps running); any other error: the old worker is gone and no new one started. */
     int (*restart_worker)(mproc__group *g, int worker);
     /* Process id of a worker (on its host), or 0. */
     long (*worker_pid)(mproc__group *g, int worker);

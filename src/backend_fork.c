@@ -12,8 +12,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +35,15 @@ typedef struct fworker {
     mproc__reader in;      /* frames arriving from it */
 } fworker;
 
+/* One per worker in memory shared with it: the id of the last frame it took off its channel,
+ * written by the worker before it runs the frame, read by the master when the worker dies to
+ * tell a frame that was running from one still unread in the socket (backend.h, taken_id).
+ * A cache line each, so workers do not share lines. */
+typedef struct taken_slot {
+    _Atomic uint64_t id;
+    char pad[64 - sizeof(uint64_t)];
+} taken_slot;
+
 typedef struct queued {
     struct queued *next;
     mproc__event ev;
@@ -46,15 +57,27 @@ struct mproc__group {
     int next_start;        /* round-robin start so no worker starves */
     queued *head, *tail;   /* events found while sending */
     unsigned long spawned;
+    taken_slot *taken;     /* n slots, MAP_SHARED with the workers */
 };
 
 static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
 
 /* ---- worker side ------------------------------------------------------------------------ */
 
+/* A worker's end of its channel. */
+typedef struct child_chan {
+    int fd;
+    taken_slot *taken;
+} child_chan;
+
 static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     static mproc__reader in; /* one channel per worker process */
-    int rc = mproc__reader_next(&in, *(int *)impl, frame, len);
+    child_chan *ch = impl;
+    int rc = mproc__reader_next(&in, ch->fd, frame, len);
+    if (rc == 1) {
+        mproc__frame_hdr h;
+        if (mproc__hdr_decode(*frame, *len, &h) == 0) atomic_store_explicit(&ch->taken->id, h.id, memory_order_release);
+    }
     return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
 }
 
@@ -102,22 +125,22 @@ static int write_frame(int fd, const struct iovec *iov_in, int iovcnt,
 }
 
 static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
-    return write_frame(*(int *)impl, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
+    return write_frame(((child_chan *)impl)->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
 }
 
-static void worker_main(int fd, int index, pid_t master) {
+static void worker_main(int fd, taken_slot *taken, int index, pid_t master) {
     /* Die with the master even mid-task; Ctrl-C is the master's to handle. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != master) _exit(1);
     signal(SIGINT, SIG_IGN);
     /* A crash must end the worker with its real signal (so the master can name it), not in a
      * handler the master installed for itself (a test runner's, say). */
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    for (size_t k = 0; k < sizeof fatal / sizeof *fatal; k++) signal(fatal[k], SIG_DFL);
+    mproc__fork_child_signals();
     char name[32];
     snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
     mproc__set_identity(name, index);
-    mproc__wchan ch = {&fd, child_recv, child_send, NULL, NULL};
+    child_chan chan = {fd, taken};
+    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL};
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
@@ -127,16 +150,16 @@ static void worker_main(int fd, int index, pid_t master) {
 
 static int spawn_worker(mproc__group *g, int i) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return mproc__error(MPROC_ESYS, "socketpair: %s", strerror(errno));
-    mproc__fork_track_fd(sv[0]);
+    if (mproc__fork_socketpair(sv) < 0) return MPROC_ESYS;
     worker_counter++;
+    atomic_store(&g->taken[i].id, MPROC__TAKEN_NONE);
     pid_t master = getpid();
     pid_t pid = mproc__fork(sv[1]);
     if (pid == 0) {
         close(sv[0]);
-        worker_main(sv[1], i, master);
+        worker_main(sv[1], &g->taken[i], i, master);
     }
+    mproc__fork_untrack_fd(sv[1]);
     close(sv[1]);
     if (pid < 0) {
         mproc__fork_untrack_fd(sv[0]);
@@ -190,6 +213,8 @@ static void worker_died(mproc__group *g, int i, mproc__event *ev, const char *ca
     ev->kind = MPROC__EV_DIED;
     ev->worker = i;
     ev->pid = (long)w->pid;
+    ev->taken_known = 1;
+    ev->taken_id = atomic_load_explicit(&g->taken[i].id, memory_order_acquire);
     if (cause) kill(w->pid, SIGKILL); /* garbage on the wire: the worker is not to be trusted */
     close_worker_fd(w);
     reap_worker(w, ev, cause);
@@ -300,10 +325,13 @@ static int fork_group_start(int n, mproc__group **out) {
     g->w = calloc((size_t)n, sizeof *g->w);
     g->pfds = calloc((size_t)n + 1, sizeof *g->pfds);
     g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!g->w || !g->pfds || g->wake_fd < 0) {
+    void *taken = mmap(NULL, (size_t)n * sizeof(taken_slot), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    g->taken = taken == MAP_FAILED ? NULL : taken;
+    if (!g->w || !g->pfds || g->wake_fd < 0 || !g->taken) {
         int rc = mproc__error(MPROC_ESYS, "cannot set up %d workers: %s", n, strerror(errno));
         free(g->w), free(g->pfds);
         if (g->wake_fd >= 0) close(g->wake_fd);
+        if (g->taken) munmap(g->taken, (size_t)n * sizeof(taken_slot));
         free(g);
         return rc;
     }
@@ -420,6 +448,7 @@ static void fork_group_stop(mproc__group *g, int graceful) {
     while (dequeue(g, &ev)) free(ev.frame);
     mproc__fork_untrack_fd(g->wake_fd);
     close(g->wake_fd);
+    munmap(g->taken, (size_t)g->n * sizeof(taken_slot));
     free(g->w);
     free(g->pfds);
     free(g);

@@ -9,8 +9,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,8 +25,7 @@ static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *tracked;
 static size_t n_tracked, cap_tracked;
 
-void mproc__fork_track_fd(int fd) {
-    pthread_mutex_lock(&fd_lock);
+static void track_locked(int fd) {
     if (n_tracked == cap_tracked) {
         size_t cap = cap_tracked ? cap_tracked * 2 : 16;
         int *p = realloc(tracked, cap * sizeof *p);
@@ -34,6 +35,11 @@ void mproc__fork_track_fd(int fd) {
         }
     }
     if (n_tracked < cap_tracked) tracked[n_tracked++] = fd;
+}
+
+void mproc__fork_track_fd(int fd) {
+    pthread_mutex_lock(&fd_lock);
+    track_locked(fd);
     pthread_mutex_unlock(&fd_lock);
 }
 
@@ -48,11 +54,41 @@ void mproc__fork_untrack_fd(int fd) {
     pthread_mutex_unlock(&fd_lock);
 }
 
+const int mproc__crash_signals[5] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+void mproc__fork_child_signals(void) {
+    for (size_t k = 0; k < sizeof mproc__crash_signals / sizeof *mproc__crash_signals; k++)
+        signal(mproc__crash_signals[k], SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+}
+
+int mproc__fork_socketpair(int sv[2]) {
+    pthread_mutex_lock(&fd_lock);
+    int rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    int err = errno;
+    if (rc == 0) {
+        track_locked(sv[0]);
+        track_locked(sv[1]);
+    }
+    pthread_mutex_unlock(&fd_lock);
+    if (rc < 0) return mproc__error(MPROC_ESYS, "socketpair: %s", strerror(err));
+    return 0;
+}
+
+void mproc__fork_child_stdio(void) {
+    __fpurge(stdout);
+    __fpurge(stderr);
+}
+
 pid_t mproc__fork(int keep_fd) {
-    fflush(NULL); /* or the child would write the master's buffered output a second time */
+    fflush(NULL); /* so output printed so far appears before the child's, in order */
     pthread_mutex_lock(&fd_lock);
     pid_t pid = fork();
     if (pid == 0) {
+        mproc__fork_child_stdio();
         for (size_t i = 0; i < n_tracked; i++)
             if (tracked[i] != keep_fd) close(tracked[i]);
         /* The lock was held by this thread at fork; the child owns its copy. */

@@ -15,6 +15,20 @@ void mproc__fork_untrack_fd(int fd);
 /* fork() with stdio flushed and the tracked descriptors closed in the child (except keep_fd).
  * Returns as fork() does; on failure sets mproc_last_error and returns -1. */
 pid_t mproc__fork(int keep_fd);
+/* In a new child, first thing: drops the stdout/stderr bytes it inherited unwritten. They are
+ * the parent's to write; another parent thread may have buffered them after the flush that
+ * precedes fork, and a child that flushed them would print them a second time. */
+void mproc__fork_child_stdio(void);
+/* In a new child: crash signals and SIGTERM back to their default actions and no signal
+ * blocked, so the child dies of its own crash (the master sees the real signal) and
+ * terminate/kill reach it, whatever handlers or mask the forking thread had. */
+void mproc__fork_child_signals(void);
+/* socketpair(AF_UNIX, SOCK_STREAM) with both ends tracked (see mproc__fork_track_fd) from the
+ * moment they exist, so no child forked meanwhile by another thread keeps either open. The
+ * caller untracks an end when it closes it. 0, or MPROC_ESYS. */
+int mproc__fork_socketpair(int sv[2]);
+/* The crash signals: the ones a task's own bug ends its process with. */
+extern const int mproc__crash_signals[5];
 
 /* Python's exitcode for a wait status: exit status, or minus the signal number. */
 int mproc__exitcode(int status);

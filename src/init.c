@@ -18,6 +18,7 @@
 static const mproc__backend_ops *active;
 static mproc_backend_kind active_kind;
 static int finalized;
+static pid_t init_pid; /* the process that called mproc_init: the only one that finalizes */
 
 static const mproc__backend_ops *fork_ops(void) { return &mproc__backend_fork; }
 
@@ -67,15 +68,24 @@ static long launcher_size(int *launched) {
 
 static int choose(mproc_backend_kind *kind) {
     const char *want = getenv("MPROC_BACKEND");
+    int launched;
+    long size = launcher_size(&launched);
     if (want && *want) {
         if (strcmp(want, "fork") == 0) *kind = MPROC_BACKEND_FORK;
         else if (strcmp(want, "mpi") == 0) *kind = MPROC_BACKEND_MPI;
         else
             return mproc__error(MPROC_EINVAL, "MPROC_BACKEND=%s: expected 'fork' or 'mpi'", want);
+        /* Every rank of the launch would run the whole program with a fork pool of its own:
+         * N copies of the job, each believing it is the only one. Never silently. */
+        if (*kind == MPROC_BACKEND_FORK && launched && size > 1 && !getenv("MPROC_FORK_EACH_RANK"))
+            return mproc__error(MPROC_ESTATE,
+                                "MPROC_BACKEND=fork, but an MPI launcher started %ld ranks of this program: each "
+                                "would run the whole job on its own fork workers. Unset MPROC_BACKEND to use the "
+                                "ranks as workers, run the program without mpirun for fork workers, or set "
+                                "MPROC_FORK_EACH_RANK=1 if every rank really should run its own copy",
+                                size);
         return 0;
     }
-    int launched;
-    long size = launcher_size(&launched);
     *kind = (launched && size != 1) ? MPROC_BACKEND_MPI : MPROC_BACKEND_FORK;
     return 0;
 }
@@ -125,12 +135,17 @@ int mproc_init(int *argc, char ***argv) {
         active = ops;
         active_kind = kind;
     }
+    init_pid = getpid();
     atexit(finalize_at_exit);
     return 0;
 }
 
 int mproc_finalize(void) {
     if (!active) return 0;
+    /* A worker or Process child that calls exit() runs the master's atexit hook too; its
+     * copies of the master's pools are not its own (their threads did not survive the fork),
+     * and shutting them down would wait forever. The child just leaves. */
+    if (getpid() != init_pid) return 0;
     mproc__pools_shutdown();
     mproc__processes_shutdown();
     const mproc__backend_ops *ops = active;

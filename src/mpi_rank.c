@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "fork_spawn.h"
 #include "internal.h"
 #include "mpi_internal.h"
 #include "wire.h"
@@ -46,8 +47,6 @@ static struct {
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
 } R;
-
-static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
 /* ---------------------------------------------------------------------------------------------
  * The channel mproc__worker_serve() talks through.
@@ -160,8 +159,9 @@ static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
 /* Body of a Process child: it must never touch MPI or return into the rank's loop. */
 _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
                                  const char *name, pid_t parent) {
+    mproc__fork_child_stdio();
     /* Its own crash is its exit code (-11), not a rank's death. */
-    for (size_t i = 0; i < sizeof crash_sigs / sizeof *crash_sigs; i++) signal(crash_sigs[i], SIG_DFL);
+    mproc__fork_child_signals();
     signal(SIGCHLD, SIG_DFL);
 #ifdef __linux__
     /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open. */
@@ -340,8 +340,8 @@ static void install_crash_handlers(int rank) {
     sa.sa_handler = crash_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND | SA_NODEFER | (ss.ss_sp ? SA_ONSTACK : 0);
-    for (size_t i = 0; i < sizeof crash_sigs / sizeof *crash_sigs; i++)
-        sigaction(crash_sigs[i], &sa, NULL);
+    for (size_t i = 0; i < sizeof mproc__crash_signals / sizeof *mproc__crash_signals; i++)
+        sigaction(mproc__crash_signals[i], &sa, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -113,6 +113,12 @@ const char *mproc__chunk_task_name(const mproc__chunk *c) {
     return t->name;
 }
 
+size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len) {
+    int k = snprintf(buf, cap, "task '%.64s' failed on worker %d (pid %ld): %.*s", mproc__chunk_task_name(c),
+                     c->ran_on, c->ran_pid, (int)(len > 700 ? 700 : len), msg ? (const char *)msg : "");
+    return k < 0 ? 0 : (size_t)k >= cap ? cap - 1 : (size_t)k;
+}
+
 double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
     double t = c->iter ? c->iter->timeout : c->job->opts.timeout;
     if (t <= 0) t = p->opts.task_timeout;
@@ -164,9 +170,17 @@ static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     mproc__group *g = p->g;
     mproc__send_hint hint = {input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0};
     hint.reply_to = reply_home(p, c, &hint.reply_len);
+    /* An iterator's array input is the caller's, who may free it once mproc_iter_free has
+     * returned: that call waits for this send to be done with it. */
+    p->sending = c->iter && !c->owned ? c->iter : NULL;
     pthread_mutex_unlock(&mproc__core_lock);
     int rc = p->be->send(g, w, iov, c->in_len ? 2 : 1, &hint);
     pthread_mutex_lock(&mproc__core_lock);
+    p->sending = NULL;
+    if (p->sending_waited) {
+        p->sending_waited = 0;
+        mproc__core_broadcast();
+    }
     return rc; /* a failed send means the worker is dead: its DIED event settles the chunk */
 }
 
@@ -195,7 +209,7 @@ void mproc__pool_worker_started(mproc_pool *p, int w) {
 }
 
 static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
-    if (!ws->alive || !ws->ready || ws->recycling || ws->inflight >= p->depth) return 0;
+    if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->inflight >= p->depth) return 0;
     int max = p->opts.maxtasksperchild;
     return max <= 0 || ws->tasks_done + ws->inflight < max;
 }
@@ -258,8 +272,8 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
 
 /* Hands queued chunks to workers with free slots, one frame per worker per round (balance). */
 static void dispatch(mproc_pool *p) {
-    if (p->broken) {
-        mproc__pool_fail_queue(p, MPROC_EINITFAIL, p->broken_msg);
+    if (p->broken_err) {
+        mproc__pool_fail_queue(p, p->broken_err, p->broken_msg);
         return;
     }
     int progress = 1;
@@ -301,9 +315,14 @@ static void recycle_if_due(mproc_pool *p, int w) {
     pthread_mutex_unlock(&mproc__core_lock);
     int rc = p->be->restart_worker(g, w);
     pthread_mutex_lock(&mproc__core_lock);
-    if (rc < 0) { /* cannot replace (MPI): keep the worker */
+    if (rc == MPROC_ENOTBUILT) { /* cannot replace (MPI): keep the worker */
         ws->recycling = 0;
         ws->tasks_done = 0;
+        return;
+    }
+    if (rc < 0) { /* the old worker is gone and no new one started (fork failed, say) */
+        ws->alive = ws->recycling = 0;
+        mproc__pool_check_alive(p);
         return;
     }
     mproc__pool_worker_started(p, w);
@@ -326,7 +345,7 @@ static void on_init_result(mproc_pool *p, int w, const uint8_t *payload, size_t 
         p->ws[w].ready = 1;
         return;
     }
-    p->broken = 1;
+    p->broken_err = MPROC_EINITFAIL;
     snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%s' failed in worker %d: %.*s",
              p->opts.initializer->name, w, (int)(blen > 180 ? 180 : blen), blob ? (const char *)blob : "");
 }
@@ -369,6 +388,8 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
     }
     p->ws[w].tasks_done++;
     p->outstanding--;
+    c->ran_on = w;
+    c->ran_pid = r.item_size ? 0 : p->be->worker_pid(p->g, w); /* only a table can hold failures */
     if (c->iter) {
         mproc__iter_deliver(c, frame, &r); /* keeps the frame */
     } else {
@@ -444,8 +465,11 @@ static void serve_pool(mproc_pool *p) {
         int rc = p->be->wait(g, timeout, &ev);
         pthread_mutex_lock(&mproc__core_lock);
         p->sleeping = 0;
-        if (rc < 0) {
-            fprintf(stderr, "mproc: pool stopped: %s\n", mproc_last_error());
+        if (rc < 0) { /* the transport failed: every task fails with its reason, not ECLOSED */
+            p->broken_err = rc;
+            snprintf(p->broken_msg, sizeof p->broken_msg, "the pool stopped: its %s backend failed: %.180s",
+                     p->be->name, mproc_last_error());
+            fprintf(stderr, "mproc: %s\n", p->broken_msg);
             p->state = MPROC__POOL_TERMINATED;
             break;
         }
@@ -453,14 +477,14 @@ static void serve_pool(mproc_pool *p) {
     }
 }
 
-static void fail_everything(mproc_pool *p, const char *msg) {
-    mproc__pool_fail_queue(p, MPROC_ECLOSED, msg);
+static void fail_everything(mproc_pool *p, int err, const char *msg) {
+    mproc__pool_fail_queue(p, err, msg);
     for (int w = 0; w < p->n; w++) {
         mproc__chunk *c;
         while ((c = p->ws[w].head)) {
             p->ws[w].head = c->next;
             if (c->ghost) free(c);
-            else mproc__pool_settle_fail(p, c, MPROC_ECLOSED, msg);
+            else mproc__pool_settle_fail(p, c, err, msg);
         }
         p->ws[w].tail = NULL;
         p->ws[w].inflight = 0;
@@ -491,7 +515,8 @@ void *mproc__pool_result_thread(void *arg) {
      * given with MPROC__SEND_RETAIN, which their callers may free once their work is settled. */
     p->be->group_stop(g, graceful);
     pthread_mutex_lock(&mproc__core_lock);
-    fail_everything(p, "the pool was terminated before the task finished");
+    if (p->broken_err) fail_everything(p, p->broken_err, p->broken_msg);
+    else fail_everything(p, MPROC_ECLOSED, "the pool was terminated before the task finished");
     p->thread_running = 0;
     mproc__core_broadcast();
     pthread_mutex_unlock(&mproc__core_lock);

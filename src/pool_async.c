@@ -78,6 +78,14 @@ static void set_status(mproc_async *a, size_t i, int st) {
     if (a->opts.item_status && !a->user_freed) a->opts.item_status[i] = st;
 }
 
+/* Records the first failure of an item that failed in its worker, as a sentence naming it. */
+static void record_item_error(mproc_async *a, const mproc__chunk *c, int st, const uint8_t *msg, size_t len) {
+    if (a->err) return;
+    char m[1024];
+    size_t k = mproc__item_failure(m, sizeof m, c, msg, len);
+    record_error(a, st, m, k);
+}
+
 static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
     int ok_out = a->out && !a->user_freed;
     if (r->item_size && (r->item_size == a->out_size || !a->out_size)) {
@@ -101,7 +109,7 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
         } else if (st == 0 && ok_out && a->out_size) {
             memcpy((uint8_t *)a->out + (c->first + i) * a->out_size, blob, len);
         } else if (st < 0) {
-            record_error(a, st, (const char *)blob, len);
+            record_item_error(a, c, st, blob, len);
         }
         set_status(a, c->first + i, st);
     }
@@ -115,7 +123,7 @@ void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r)
         int st;
         const uint8_t *blob = mproc__results_next(r, 0, &cur, &st, &len);
         if (st < 0) {
-            record_error(a, st, (const char *)blob, len);
+            record_item_error(a, c, st, blob, len);
         } else if ((a->result = malloc(len ? len : 1))) {
             memcpy(a->result, blob, len);
             a->result_len = len;
@@ -180,6 +188,8 @@ void mproc__feed_fail_all(mproc_pool *p, int err, const char *msg) {
 
 /* ---- submitting ------------------------------------------------------------------------- */
 
+static int async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn);
+
 /* Common checks of a pool call; lock not held. */
 static int check_call(mproc_pool *pool, const mproc_task *task, const char *fn) {
     int rc = mproc__require_init(fn);
@@ -197,31 +207,32 @@ static int check_open(mproc_pool *pool, const char *fn) {
     return rc;
 }
 
-int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
-                      const mproc_call_opts *opts, mproc_async **out) {
-    if (!out) return mproc__error(MPROC_EINVAL, "mproc_apply_async: out is NULL");
+/* mproc_apply_async, and the first half of mproc_apply; fn names the caller's call in errors. */
+static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                        const mproc_call_opts *opts, mproc_async **out, const char *fn) {
+    if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
-    int rc = check_call(pool, task, "mproc_apply_async");
+    int rc = check_call(pool, task, fn);
     if (rc < 0) return rc;
-    if (!arg && arg_len) return mproc__error(MPROC_EINVAL, "mproc_apply_async: arg is NULL but arg_len is %zu", arg_len);
+    if (!arg && arg_len) return mproc__error(MPROC_EINVAL, "%s: arg is NULL but arg_len is %zu", fn, arg_len);
     if (task->in_size && arg_len != task->in_size)
-        return mproc__error(MPROC_ESIZE, "mproc_apply_async: task '%s' takes %zu-byte arguments, got %zu",
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte arguments, got %zu", fn,
                             task->name, task->in_size, arg_len);
     if (arg_len > MPROC__WIRE_MAX_PAYLOAD - 64)
-        return mproc__error(MPROC_ETOOBIG, "mproc_apply_async: argument of %zu bytes is over 2 GiB", arg_len);
+        return mproc__error(MPROC_ETOOBIG, "%s: argument of %zu bytes is over 2 GiB", fn, arg_len);
     mproc__chunk *c = calloc(1, sizeof *c);
     uint8_t *copy = malloc(arg_len ? arg_len : 1);
     if (!c || !copy) {
         free(c);
         free(copy);
-        return mproc__error(MPROC_ENOMEM, "mproc_apply_async: out of memory");
+        return mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     }
     if (arg_len) memcpy(copy, arg, arg_len);
     pthread_mutex_lock(&mproc__core_lock);
     mproc_async *a = NULL;
-    rc = check_open(pool, "mproc_apply_async");
+    rc = check_open(pool, fn);
     if (rc == 0 && !(a = async_new(MPROC__JOB_APPLY, task, opts)))
-        rc = mproc__error(MPROC_ENOMEM, "mproc_apply_async: out of memory");
+        rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         free(c);
@@ -241,16 +252,21 @@ int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg,
     return 0;
 }
 
+int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
+                      const mproc_call_opts *opts, mproc_async **out) {
+    return apply_submit(pool, task, arg, arg_len, opts, out, "mproc_apply_async");
+}
+
 int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
                 void *out, size_t out_cap, size_t *out_len) {
     if (out_len) *out_len = 0;
     if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
     mproc_async *a;
-    int rc = mproc_apply_async(pool, task, arg, arg_len, NULL, &a);
+    int rc = apply_submit(pool, task, arg, arg_len, NULL, &a, "mproc_apply");
     if (rc < 0) return rc;
     const void *data;
     size_t len;
-    rc = mproc_async_get(a, -1.0, &data, &len);
+    rc = async_get(a, -1.0, &data, &len, "mproc_apply");
     if (rc == 0 && len > out_cap)
         rc = mproc__error(MPROC_ESIZE, "mproc_apply: task '%s' returned %zu bytes; out holds %zu",
                           task->name, len, out_cap);
@@ -288,17 +304,17 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
  * outlives every reply and results may be received straight into it (pool.c, reply_home). */
 static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
                       void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
-                      int pinned, mproc_async **out_handle) {
-    if (!out_handle) return mproc__error(MPROC_EINVAL, "mproc_map_async: out_handle is NULL");
+                      int pinned, mproc_async **out_handle, const char *fn) {
+    if (!out_handle) return mproc__error(MPROC_EINVAL, "%s: out_handle is NULL", fn);
     *out_handle = NULL;
-    int rc = check_call(pool, task, "mproc_map_async");
-    if (rc == 0) rc = check_map(task, in, in_size, out, out_size, n, "mproc_map_async");
+    int rc = check_call(pool, task, fn);
+    if (rc == 0) rc = check_map(task, in, in_size, out, out_size, n, fn);
     if (rc < 0) return rc;
     pthread_mutex_lock(&mproc__core_lock);
     mproc_async *a = NULL;
-    rc = check_open(pool, "mproc_map_async");
+    rc = check_open(pool, fn);
     if (rc == 0 && !(a = async_new(MPROC__JOB_MAP, task, opts)))
-        rc = mproc__error(MPROC_ENOMEM, "mproc_map_async: out of memory");
+        rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;
@@ -336,15 +352,15 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
 int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
                     void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
                     mproc_async **out_handle) {
-    return map_submit(pool, task, in, in_size, out, out_size, n, opts, 0, out_handle);
+    return map_submit(pool, task, in, in_size, out, out_size, n, opts, 0, out_handle, "mproc_map_async");
 }
 
 int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
               void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
     mproc_async *a;
-    int rc = map_submit(pool, task, in, in_size, out, out_size, n, opts, 1, &a);
+    int rc = map_submit(pool, task, in, in_size, out, out_size, n, opts, 1, &a, "mproc_map");
     if (rc < 0) return rc;
-    rc = mproc_async_get(a, -1.0, NULL, NULL);
+    rc = async_get(a, -1.0, NULL, NULL, "mproc_map");
     char keep[512];
     snprintf(keep, sizeof keep, "%s", mproc_last_error());
     mproc_async_free(a);
@@ -354,13 +370,14 @@ int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t i
 
 /* ---- the handle ------------------------------------------------------------------------- */
 
-int mproc_async_wait(mproc_async *a, double timeout) {
+/* Waits for a handle to be ready; fn names the caller's call in errors. */
+static int async_wait(mproc_async *a, double timeout, const char *fn) {
     pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_wait");
+    int rc = async_check(a, fn);
     double deadline = mproc__deadline(timeout);
     while (rc == 0 && !a->ready) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
-            rc = mproc__error(MPROC_ETIMEDOUT, "mproc_async_wait: task '%s' not ready after %g s",
+            rc = mproc__error(MPROC_ETIMEDOUT, "%s: task '%s' not ready after %g s", fn,
                               a->task->name, timeout);
             break;
         }
@@ -369,6 +386,8 @@ int mproc_async_wait(mproc_async *a, double timeout) {
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
 }
+
+int mproc_async_wait(mproc_async *a, double timeout) { return async_wait(a, timeout, "mproc_async_wait"); }
 
 int mproc_async_ready(mproc_async *a) {
     pthread_mutex_lock(&mproc__core_lock);
@@ -389,10 +408,10 @@ int mproc_async_successful(mproc_async *a) {
     return rc;
 }
 
-int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *len) {
+static int async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn) {
     if (data) *data = NULL;
     if (len) *len = 0;
-    int rc = mproc_async_wait(a, timeout);
+    int rc = async_wait(a, timeout, fn);
     if (rc < 0) return rc;
     pthread_mutex_lock(&mproc__core_lock);
     if (a->err) {
@@ -408,11 +427,15 @@ int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *l
     return rc;
 }
 
+int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *len) {
+    return async_get(a, timeout, data, len, "mproc_async_get");
+}
+
 int mproc_async_get_into(mproc_async *a, double timeout, void *out, size_t out_len) {
     const void *data;
     size_t len;
     if (!out && out_len) return mproc__error(MPROC_EINVAL, "mproc_async_get_into: out is NULL");
-    int rc = mproc_async_get(a, timeout, &data, &len);
+    int rc = async_get(a, timeout, &data, &len, "mproc_async_get_into");
     if (rc < 0) return rc;
     if (len != out_len)
         return mproc__error(MPROC_ESIZE, "mproc_async_get_into: result has %zu bytes, out has %zu", len, out_len);

@@ -77,14 +77,46 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
     mproc__pool_settle_fail(p, c, err, msg);
 }
 
+/* Whether the worker had started the frame at the head of its queue. A backend that cannot
+ * tell (taken_known == 0) is assumed to have: the head is the running frame. */
+static int head_started(const mproc__event *ev, const mproc__chunk *head) {
+    return !ev->taken_known || ev->taken_id == head->id;
+}
+
+/* A frame whose mere reading kills its worker (its size, say, under a memory limit) is never
+ * "taken": after this many such deaths it is blamed as if it had run, or it would be requeued
+ * and its worker replaced forever. */
+#define UNREAD_DEATHS_MAX 2
+
+/* An initializer that fails its worker would fail every replacement too: the pool is broken
+ * once, never respawned in a loop. Only a worker that had taken its INIT frame (id 0) counts;
+ * one killed from outside before reading it is replaced as any other. */
+static void note_init_death(mproc_pool *p, const mproc__event *ev, int was_ready) {
+    if (!p->opts.initializer || was_ready || p->broken_err) return;
+    /* Not read: not the initializer's doing, unless fresh workers keep dying this way. */
+    if (ev->taken_known && ev->taken_id != 0 && ++p->init_unread_deaths <= UNREAD_DEATHS_MAX) return;
+    p->broken_err = MPROC_EINITFAIL;
+    snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%.64s' killed worker %d: %.150s",
+             p->opts.initializer->name, ev->worker, ev->why);
+}
+
 void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
     int w = ev->worker;
     mproc__wstate *ws = &p->ws[w];
     mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
-    int timed_out = ws->recycling == 2, was_ready = ws->ready;
+    int killed_for_time = ws->killed_for_time, was_ready = ws->ready;
+    int timed_out = killed_for_time && head && head->id == ws->killed_chunk;
     ws->head = ws->tail = NULL;
     ws->inflight = 0;
-    ws->alive = ws->ready = 0;
+    ws->alive = ws->ready = ws->killed_for_time = 0;
+    if (head && !head->ghost &&
+        ((!head_started(ev, head) && head->unread_deaths++ < UNREAD_DEATHS_MAX) || (killed_for_time && !timed_out))) {
+        /* It died before it read its next frame (killed while idle, say), or we killed it for
+         * a chunk that finished just before: nothing it was given failed by its own doing, so
+         * everything goes back to the queue unblamed. */
+        rest = head;
+        head = NULL;
+    }
     if (head && head->batched) {
         /* A batch was running and nobody knows which item killed it: every batched chunk
          * goes back to run alone, so only the culprit fails (the others may run twice). */
@@ -109,20 +141,28 @@ void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
         head->next = NULL;
         settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
     }
-    if (p->opts.initializer && !was_ready && !p->broken) {
-        p->broken = 1; /* an initializer that kills its worker would loop forever */
-        snprintf(p->broken_msg, sizeof p->broken_msg, "pool initializer '%.64s' killed worker %d: %.150s",
-                 p->opts.initializer->name, w, ev->why);
-    }
-    if (p->state == MPROC__POOL_TERMINATED) return;
+    note_init_death(p, ev, was_ready);
+    /* A broken pool fails all its work (dispatch); a replacement would only run the failing
+     * initializer again, and again. */
+    if (p->state == MPROC__POOL_TERMINATED || p->broken_err) return;
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
     int rc = p->be->restart_worker(g, w);
     pthread_mutex_lock(&mproc__core_lock);
     if (rc == 0) mproc__pool_worker_started(p, w);
-    int alive = 0;
-    for (int i = 0; i < p->n; i++) alive += p->ws[i].alive;
-    if (!alive) mproc__pool_fail_queue(p, MPROC_EWORKER, "every worker of the pool died and none could be replaced");
+    mproc__pool_check_alive(p);
+}
+
+void mproc__pool_check_alive(mproc_pool *p) {
+    for (int i = 0; i < p->n; i++)
+        if (p->ws[i].alive) return;
+    if (p->broken_err) return;
+    /* Nothing can run what is queued or what comes later: every task fails at once, as
+     * with a failed initializer, instead of waiting for a worker that will never exist. */
+    p->broken_err = MPROC_EWORKER;
+    snprintf(p->broken_msg, sizeof p->broken_msg, "every worker of the pool died and none could be replaced: %.180s",
+             mproc_last_error());
+    mproc__pool_fail_queue(p, p->broken_err, p->broken_msg);
 }
 
 /* The running chunk of a worker that cannot be killed is past its time: it fails now with
@@ -152,14 +192,15 @@ double mproc__pool_check_timeouts(mproc_pool *p) {
     double now = mproc__now(), next = -1;
     for (int w = 0; w < p->n; w++) {
         mproc__wstate *ws = &p->ws[w];
-        if (!ws->head || ws->head->ghost || ws->recycling == 2) continue;
+        if (!ws->head || ws->head->ghost || ws->killed_for_time) continue;
         double limit = mproc__chunk_timeout(p, ws->head);
         if (limit <= 0) continue;
         double left = ws->head->started + limit - now;
         if (left <= 0) {
-            ws->recycling = 2; /* marks "killed for time" until its DIED event */
+            ws->killed_for_time = 1; /* until its DIED event */
+            ws->killed_chunk = ws->head->id;
             if (p->be->kill_worker(p->g, w) < 0) {
-                ws->recycling = 0; /* cannot kill (MPI): fail the task now, drop its result later */
+                ws->killed_for_time = 0; /* cannot kill (MPI): fail the task now, drop its result later */
                 expire_in_place(p, w);
             }
         } else if (next < 0 || left < next) {

@@ -91,7 +91,10 @@ struct mproc__chunk {
     int ghost;                /* stands in for a chunk already failed by its time limit on a
                                * worker that could not be killed: its late result is dropped */
     int attempts;
+    int unread_deaths;        /* workers that died with it sent but unread (pool_faults.c) */
     double started;           /* when it became the worker's running chunk */
+    int ran_on;               /* the worker whose results it carries, and that worker's pid */
+    long ran_pid;             /* (for the messages of failed items) */
     uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
     mproc__results res;
     int fail_err;             /* iterator chunks that failed whole: the code and message */
@@ -105,7 +108,9 @@ typedef struct mproc__wstate {
     int ready;                 /* may take tasks (initializer done) */
     int alive;
     int tasks_done;            /* since (re)start, for maxtasksperchild */
-    int recycling;
+    int recycling;             /* being replaced after maxtasksperchild tasks */
+    int killed_for_time;       /* killed because killed_chunk ran past its limit; DIED follows */
+    uint64_t killed_chunk;
 } mproc__wstate;
 
 typedef enum { MPROC__POOL_RUN, MPROC__POOL_CLOSED, MPROC__POOL_TERMINATED } mproc__pool_state;
@@ -121,6 +126,8 @@ struct mproc_pool {
     int thread_running, joined;
     int start_rc;              /* the backend's answer to group_start */
     int sleeping;              /* the result thread is (about to be) in the backend's wait */
+    const mproc_iter *sending; /* an iterator whose array input a send is reading right now */
+    int sending_waited;        /* mproc_iter_free waits for that send to end */
     pthread_t thread;
     mproc__wstate *ws;
     mproc__chunk *qhead, *qtail;
@@ -128,7 +135,9 @@ struct mproc_pool {
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
     uint64_t next_id;
     double svc;                /* moving average of seconds per item, measured at the master */
-    int broken;                /* the initializer failed */
+    int broken_err;            /* 0, or what every task now fails with: MPROC_EINITFAIL (the
+                                * initializer failed) or MPROC_EWORKER (no worker left) */
+    int init_unread_deaths;    /* fresh workers that died before reading their INIT frame */
     char broken_msg[256];
     mproc_iter *iters;         /* live iterators */
     struct mproc_pool *next_live, *prev_live;
@@ -157,6 +166,9 @@ void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg);
 void mproc__pool_worker_started(mproc_pool *p, int w);
 const char *mproc__chunk_task_name(const mproc__chunk *c);
+/* The sentence for an item of c that failed in its worker with message msg (len bytes, not
+ * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
+size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);
 /* Time limit of a chunk in seconds (its items' share), 0 = none. */
 double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
 
@@ -178,6 +190,8 @@ void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 /* pool_faults.c: a worker's DIED event; and the time-limit check, which returns seconds to
  * the next deadline (< 0: none). Lock held. */
 void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev);
+/* No worker alive: the pool is broken (MPROC_EWORKER) and its work fails at once. */
+void mproc__pool_check_alive(mproc_pool *p);
 double mproc__pool_check_timeouts(mproc_pool *p);
 
 /* pool_async.c: a chunk finished with a result frame (lock held; may drop it for callbacks). */

@@ -139,10 +139,30 @@ static int take_item(mproc_iter *it, const void **data, size_t *len, size_t *ind
     int st;
     size_t blen;
     const uint8_t *blob = mproc__results_next(&c->res, i, &it->cur_cursor, &st, &blen);
-    if (st < 0) return mproc__error(st, "%.*s", (int)(blen > 500 ? 500 : blen), (const char *)blob);
+    if (st < 0) {
+        char m[512];
+        mproc__item_failure(m, sizeof m, c, blob, blen);
+        return mproc__error(st, "%s", m);
+    }
     if (data) *data = blob;
     if (len) *len = blen;
     return 0;
+}
+
+/* The pool stopped taking work before the whole input was submitted, and everything that was
+ * submitted has been delivered. Each item that never reached a worker is reported once, as
+ * ECLOSED with its own index; generated input, whose length nobody knows, reports its next
+ * index once and ends there. Then EOF. Lock held. */
+static int unsubmitted_item(mproc_iter *it, size_t *index) {
+    size_t i = it->next_item;
+    if (index) *index = i;
+    it->want_item = ++it->next_item;
+    if (it->gen || it->next_item >= it->n) it->input_done = 1;
+    if (it->gen)
+        return mproc__error(MPROC_ECLOSED, "mproc_iter_next: the pool was %s before the generated input "
+                            "ended; item %zu and any after it were never generated", it->pool ? "closed" : "freed", i);
+    return mproc__error(MPROC_ECLOSED, "mproc_iter_next: item %zu never ran: the pool was %s before it was "
+                        "submitted", i, it->pool ? "closed" : "freed");
 }
 
 /* One step of next(): 1 = an item or an error was produced in *rc, 0 = must wait. */
@@ -163,13 +183,18 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
         return next_step(it, rc, data, len, index);
     }
     if (it->input_done && it->chunks_out == 0) {
-        *rc = it->input_err ? it->input_err : MPROC_EOF;
-        if (it->input_err) mproc__error(it->input_err, "imap: the input generator failed with %d", it->input_err);
+        if (it->input_err) {
+            *rc = mproc__error(it->input_err, "mproc_iter_next: the input generator failed with %d (%s)",
+                               it->input_err, mproc_strerror(it->input_err));
+        } else {
+            *rc = mproc__error(MPROC_EOF, "mproc_iter_next: end of iteration: all %zu items were delivered",
+                               it->next_item);
+        }
         it->input_err = 0;
         return 1;
     }
-    if (!it->pool || (it->chunks_out == 0 && it->pool->state != MPROC__POOL_RUN)) {
-        *rc = mproc__error(MPROC_ECLOSED, "mproc_iter_next: the pool was closed before the input ended");
+    if (it->chunks_out == 0 && (!it->pool || it->pool->state != MPROC__POOL_RUN)) {
+        *rc = unsubmitted_item(it, index);
         return 1;
     }
     return 0;
@@ -296,6 +321,10 @@ int mproc_iter_free(mproc_iter *it) {
     if (it->magic != MPROC__ITER_MAGIC) {
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
+    }
+    while (it->pool && it->pool->sending == it) { /* the input is being read: wait, then it is not */
+        it->pool->sending_waited = 1;
+        mproc__core_wait(-1);
     }
     unqueue(it);
     iter_unlink(it);

@@ -140,6 +140,7 @@ int mproc_process_terminate(mproc_process *p) { return send_signal(p, SIGTERM, "
 int mproc_process_kill(mproc_process *p) { return send_signal(p, SIGKILL, "mproc_process_kill"); }
 
 int mproc_process_exitcode(mproc_process *p, int *exitcode) {
+    if (exitcode) *exitcode = 0; /* out-parameters are cleared on failure */
     int rc = check(p, "mproc_process_exitcode");
     if (rc < 0) return rc;
     if (!exitcode) return mproc__error(MPROC_EINVAL, "mproc_process_exitcode: exitcode is NULL");

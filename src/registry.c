@@ -59,7 +59,14 @@ const mproc_task *mproc__registry_get(uint32_t id) {
 }
 
 const mproc_task *mproc_task_find(const char *name) {
-    if (!frozen || !name) return NULL;
+    if (!name) {
+        mproc__error(MPROC_EINVAL, "mproc_task_find: name is NULL");
+        return NULL;
+    }
+    if (!frozen) {
+        mproc__error(MPROC_ENOTINIT, "mproc_task_find: call mproc_init(&argc, &argv) first");
+        return NULL;
+    }
     size_t lo = 0, hi = table_len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -68,6 +75,8 @@ const mproc_task *mproc_task_find(const char *name) {
         if (c < 0) hi = mid;
         else lo = mid + 1;
     }
+    mproc__error(MPROC_ENOTASK, "mproc_task_find: no task named '%.200s' is registered (register it at file "
+                 "scope with MPROC_TASK)", name);
     return NULL;
 }
 
@@ -92,7 +101,7 @@ uint64_t mproc__registry_fingerprint(void) {
 }
 
 int mproc__task_check(const mproc_task *t, const char *fn) {
-    if (!t) return mproc__error(MPROC_EINVAL, "%s: task is NULL", fn);
+    if (!t) return mproc__error(MPROC_ENOTASK, "%s: task is NULL (pass &<fn>_task or mproc_task_find(\"name\"))", fn);
     if (!frozen) return mproc__error(MPROC_ENOTINIT, "%s: call mproc_init() first", fn);
     if (t->id < 0 || (size_t)t->id >= table_len || table[t->id] != t)
         return mproc__error(MPROC_ENOTASK,

@@ -101,3 +101,11 @@ target_link_libraries(mpi_bad_frame PRIVATE MPI::MPI_C mproc_mpi)
 mproc_mpi_test(NAME mpi_bad_frame TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "mproc: .*bad frame header from rank [12]"
   ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_bad_frame>)
+
+# MPROC_BACKEND=fork under an MPI launch of several ranks would run the whole program once per
+# rank: refused with a sentence saying what to do, unless MPROC_FORK_EACH_RANK=1 means it.
+mproc_mpi_test(NAME mpi_fork_backend_refused TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "MPROC_BACKEND=fork, but an MPI launcher started 2 ranks"
+  ${MPROC_MPIEXEC} -np 2 --oversubscribe -x MPROC_BACKEND=fork $<TARGET_FILE:test_process>)
+mproc_mpi_test(NAME mpi_fork_each_rank COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
+  -x MPROC_BACKEND=fork -x MPROC_FORK_EACH_RANK=1 $<TARGET_FILE:test_process>)

@@ -67,7 +67,7 @@ static void test_registry(void **state) {
     assert_true(f == mproc__registry_fingerprint() && f != 0);
     mproc_task stranger = {"stranger", echo, NULL, 0, 0, NULL, -1};
     assert_int_equal(mproc__task_check(&stranger, "t"), MPROC_ENOTASK);
-    assert_int_equal(mproc__task_check(NULL, "t"), MPROC_EINVAL);
+    assert_int_equal(mproc__task_check(NULL, "t"), MPROC_ENOTASK);
     assert_int_equal(mproc__task_check(&echo_task, "t"), 0);
 }
 

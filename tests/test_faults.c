@@ -74,6 +74,27 @@ static int die_in_init(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(die_in_init);
 
+/* Counts its runs in a file named by the master's pid, then crashes its worker. */
+static int count_then_crash(mproc_ctx *ctx, const void *in, size_t len) {
+    char path[96];
+    snprintf(path, sizeof path, "/tmp/mproc-initcount-%ld", *(const long *)in);
+    int fd = open(path, O_CREAT | O_WRONLY | O_APPEND, 0600);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "x", 1);
+        (void)w;
+        close(fd);
+    }
+    raise(SIGSEGV);
+    return 0;
+}
+MPROC_TASK(count_then_crash);
+
+static long worker_pid(long unused) { return mproc_current_pid(); }
+MPROC_TASK_VALUE(worker_pid, long, long);
+
+static long exit_in_task(long code) { exit((int)code); }
+MPROC_TASK_VALUE(exit_in_task, long, long);
+
 static long sleepy(long ms) {
     usleep((useconds_t)ms * 1000);
     return ms;
@@ -87,6 +108,93 @@ static void test_initializer_that_kills_its_worker_is_reported_once(void **state
     assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL);
     assert_non_null(strstr(mproc_last_error(), "die_in_init"));
     assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL); /* no respawn loop, no hang */
+    mproc_pool_free(pool);
+}
+
+/* The pool must not replace workers whose initializer crashed them: each replacement would
+ * crash too, thousands of times a second, for as long as the pool lives. */
+static void test_crashing_initializer_is_not_respawned(void **state) {
+    long me = (long)getpid();
+    char path[96];
+    snprintf(path, sizeof path, "/tmp/mproc-initcount-%ld", me);
+    unlink(path);
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .initializer = &count_then_crash_task,
+                                                                   .initarg = &me, .initarg_len = sizeof me}), 0);
+    long x = 1, y;
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL);
+    assert_non_null(strstr(mproc_last_error(), "count_then_crash"));
+    usleep(500000); /* the pool sits idle: a respawn loop would run the initializer meanwhile */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size >= 1 && st.st_size <= 2); /* once per worker, at most */
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &y), MPROC_EINITFAIL);
+    mproc_pool_free(pool);
+    unlink(path);
+}
+
+/* Submits TASKS zero-time tasks and checks every one succeeds. */
+enum { ROUNDS = 40, TASKS = 20 };
+static void submit_and_expect_success(mproc_pool *pool, int round, void (*between)(long pid), long pid) {
+    static long zeros[TASKS];
+    mproc_async *a[TASKS];
+    for (long i = 0; i < TASKS; i++)
+        assert_int_equal(mproc_apply_async(pool, &sleepy_task, &zeros[i], sizeof zeros[i], NULL, &a[i]), 0);
+    if (between) between(pid);
+    for (int i = 0; i < TASKS; i++) {
+        long out = -1;
+        int rc = mproc_async_get_into(a[i], 30, &out, sizeof out);
+        if (rc != 0) print_error("round %d task %d: %s: %s\n", round, i, mproc_err_name(rc), mproc_last_error());
+        assert_int_equal(rc, 0);
+        mproc_async_free(a[i]);
+    }
+}
+
+static long some_worker(mproc_pool *pool, int round) {
+    long pids[TASKS], zeros[TASKS] = {0};
+    assert_int_equal(mproc_map(pool, &worker_pid_task, zeros, sizeof zeros[0], pids, sizeof pids[0], TASKS,
+                               &(mproc_call_opts){.chunksize = 1}), 0);
+    return pids[round % TASKS];
+}
+
+static void kill_after_frames_queued(long pid) {
+    usleep(20000); /* frames for it are now in its socket, unread */
+    kill((pid_t)pid, SIGKILL);
+}
+
+/* A worker killed while idle has run nothing it was sent afterwards: every task submitted
+ * right after the kill must succeed (on the replacement or the other worker). The second half
+ * makes the race certain: the worker is stopped, so the frames sent to it stay unread in its
+ * socket, and then killed. */
+static void test_idle_worker_killed_fails_no_task(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        assert_int_equal(kill((pid_t)some_worker(pool, round), SIGKILL), 0);
+        submit_and_expect_success(pool, round, NULL, 0);
+    }
+    for (int round = 0; round < 10; round++) {
+        long pid = some_worker(pool, round);
+        assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);
+        submit_and_expect_success(pool, round, kill_after_frames_queued, pid);
+    }
+    mproc_pool_free(pool);
+}
+
+/* exit() in a task runs the atexit hooks the worker inherited from the master, mproc's own
+ * among them: the worker must still just leave, and only that task fail. */
+static void test_exit_in_a_task_fails_only_it(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    mproc_async *a;
+    long code = 4, out;
+    assert_int_equal(mproc_apply_async(pool, &exit_in_task_task, &code, sizeof code, NULL, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, 20, &out, sizeof out), MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "exited with status 4"));
+    mproc_async_free(a);
+    long x = 5;
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &out), 0);
+    assert_int_equal(out, 5);
     mproc_pool_free(pool);
 }
 
@@ -170,6 +278,9 @@ static void test_sigterm_on_master_leaves_no_worker(void **state) { signal_maste
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_retries_recover_a_crashed_task),
     cmocka_unit_test(test_initializer_that_kills_its_worker_is_reported_once),
+    cmocka_unit_test(test_crashing_initializer_is_not_respawned),
+    cmocka_unit_test(test_idle_worker_killed_fails_no_task),
+    cmocka_unit_test(test_exit_in_a_task_fails_only_it),
     cmocka_unit_test(test_per_call_timeout),
     cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
     cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +83,46 @@ static void test_stdout_not_duplicated(void **state) {
     assert_int_equal(count_in_file(path, "marker-before-pool"), 1);
     assert_int_equal(count_in_file(path, "marker-before-process"), 1);
     assert_int_equal(count_in_file(path, "task-output"), 5);
+    close(fd);
+    unlink(path);
+}
+
+static int quiet(mproc_ctx *ctx, const void *in, size_t len) { return 0; }
+MPROC_TASK(quiet);
+
+static void *print_markers(void *arg) {
+    for (int i = 0; i < *(int *)arg; i++) printf("mark %d\n", i);
+    return NULL;
+}
+
+/* Another thread's text, buffered between the flush before a fork and the fork itself, is the
+ * parent's to write: a child (a Process here; a pool worker alike) must never write it too. */
+static void test_output_of_other_threads_not_duplicated_by_forks(void **state) {
+    char path[] = "/tmp/mproc-threads-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    enum { MARKS = 300000 };
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(fd, 1);
+        setvbuf(stdout, NULL, _IOFBF, 4096);
+        int marks = MARKS;
+        pthread_t t;
+        if (pthread_create(&t, NULL, print_markers, &marks) != 0) _exit(10);
+        for (int k = 0; k < 300; k++) {
+            mproc_process *p;
+            if (mproc_process_create(&p, &quiet_task, NULL, 0, NULL) < 0 || mproc_process_start(p) < 0) _exit(11);
+            mproc_process_join(p, -1);
+            mproc_process_free(p);
+        }
+        pthread_join(t, NULL);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(count_in_file(path, "mark "), MARKS);
     close(fd);
     unlink(path);
 }
@@ -204,6 +245,7 @@ static void test_task_timeout(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stdout_not_duplicated),
+    cmocka_unit_test(test_output_of_other_threads_not_duplicated_by_forks),
     cmocka_unit_test(test_no_zombies_after_free),
     cmocka_unit_test(test_workers_die_with_master),
     cmocka_unit_test(test_crashing_workers_fail_only_their_tasks),

@@ -142,7 +142,8 @@ static void test_map_errors_reach_caller_and_pool_goes_on(void **state) {
     mproc_async *a;
     assert_int_equal(mproc_apply_async(pool, &checked_square_task, &x, sizeof x, NULL, &a), 0);
     assert_int_equal(mproc_async_get_into(a, -1, &y, sizeof y), MPROC_ETASK);
-    assert_string_equal(mproc_async_error(a), "unlucky 13");
+    assert_non_null(strstr(mproc_async_error(a), "task 'checked_square' failed on worker "));
+    assert_non_null(strstr(mproc_async_error(a), ": unlucky 13"));
     assert_int_equal(mproc_async_successful(a), 0);
     mproc_async_free(a);
     x = 12;
@@ -404,7 +405,7 @@ static void test_bad_input(void **state) {
     assert_null(p2);
     assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.maxtasksperchild = -3}), MPROC_EINVAL);
     assert_int_equal(mproc_apply(NULL, &square_task, &x, sizeof x, &y, sizeof y, NULL), MPROC_EBADHANDLE);
-    assert_int_equal(mproc_apply(pool, NULL, &x, sizeof x, &y, sizeof y, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_apply(pool, NULL, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
     assert_int_equal(mproc_apply(pool, &stranger, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
     assert_non_null(strstr(mproc_last_error(), "stranger"));
     assert_int_equal(mproc_apply(pool, &square_task, NULL, 8, &y, sizeof y, NULL), MPROC_EINVAL);
@@ -431,6 +432,118 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_pool_free(NULL), 0);
 }
 
+/* "task 'f' failed on worker N (pid P): <the task's message>", with P a real pid, and nothing
+ * from inside the library (mproc_map_async, mproc_async_wait) named for a call the user made. */
+static void assert_failure_sentence(const char *msg, const char *task_msg) {
+    char want[96];
+    snprintf(want, sizeof want, "task 'checked_square' failed on worker ");
+    assert_non_null(strstr(msg, want));
+    const char *pid = strstr(msg, "(pid ");
+    assert_non_null(pid);
+    assert_true(strtol(pid + 5, NULL, 10) > 0);
+    assert_non_null(strstr(msg, task_msg));
+    assert_null(strstr(msg, "mproc_map_async"));
+    assert_null(strstr(msg, "mproc_apply_async"));
+}
+
+static void test_error_messages_name_task_worker_and_call(void **state) {
+    mproc_pool *pool = new_pool(0);
+    long x = 13, y = 0;
+    assert_int_equal(MPROC_APPLY(pool, checked_square, &x, &y), MPROC_ETASK);
+    assert_failure_sentence(mproc_last_error(), ": unlucky 13");
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(pool, &checked_square_task, &x, sizeof x, NULL, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, -1, &y, sizeof y), MPROC_ETASK);
+    assert_failure_sentence(mproc_last_error(), ": unlucky 13");
+    mproc_async_free(a);
+    long in[4] = {1, 2, 1013, 4}, out[4];
+    assert_int_equal(mproc_map(pool, &checked_square_task, in, sizeof in[0], out, sizeof out[0], 4, NULL), MPROC_ETASK);
+    assert_failure_sentence(mproc_last_error(), ": unlucky 1013");
+    mproc_iter *it;
+    assert_int_equal(mproc_imap(pool, &checked_square_task, in, sizeof in[0], 4, NULL, &it), 0);
+    int rc, failures = 0;
+    size_t index;
+    while ((rc = mproc_iter_next(it, 30, NULL, NULL, &index)) != MPROC_EOF) {
+        if (rc == 0) continue;
+        assert_int_equal(rc, MPROC_ETASK);
+        assert_int_equal(index, 2);
+        assert_failure_sentence(mproc_last_error(), ": unlucky 1013");
+        failures++;
+    }
+    assert_int_equal(failures, 1);
+    assert_non_null(strstr(mproc_last_error(), "end of iteration")); /* not the failure above */
+    mproc_iter_free(it);
+    /* A wait that times out names the call that waited. */
+    long slow = 300;
+    assert_int_equal(mproc_apply_async(pool, &sleep_ms_task, &slow, sizeof slow, NULL, &a), 0);
+    assert_int_equal(mproc_async_get_into(a, 0.01, &y, sizeof y), MPROC_ETIMEDOUT);
+    assert_non_null(strstr(mproc_last_error(), "mproc_async_get_into:"));
+    assert_int_equal(mproc_async_get(a, 0.01, NULL, NULL), MPROC_ETIMEDOUT);
+    assert_non_null(strstr(mproc_last_error(), "mproc_async_get:"));
+    assert_int_equal(mproc_async_get_into(a, -1, &y, sizeof y), 0);
+    mproc_async_free(a);
+    /* Validation errors of blocking calls name them, not their async halves. */
+    assert_int_equal(mproc_map(pool, &square_task, NULL, 8, &y, 8, 1, NULL), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "mproc_map:"));
+    assert_int_equal(mproc_apply(pool, &square_task, &x, 4, &y, sizeof y, NULL), MPROC_ESIZE);
+    assert_non_null(strstr(mproc_last_error(), "mproc_apply:"));
+    /* An unknown name says so. */
+    assert_null(mproc_task_find("no_such_task"));
+    assert_non_null(strstr(mproc_last_error(), "no_such_task"));
+    assert_non_null(mproc_task_find("square"));
+    mproc_pool_free(pool);
+}
+
+/* Every item of an iterator is reported exactly once, then EOF, even when the pool is freed
+ * before its whole input was submitted: at most `bound` calls, so a loop that never ends
+ * fails here instead of hanging. */
+static void drain_after_pool_freed(mproc_iter *it, size_t already, size_t n_known, size_t bound) {
+    char *seen = calloc(bound, 1);
+    memset(seen, 1, already); /* ordered: items 0..already-1 were read before the free */
+    size_t calls = 0, delivered = already, closed = 0, index;
+    int rc;
+    while ((rc = mproc_iter_next(it, 30, NULL, NULL, &index)) != MPROC_EOF) {
+        assert_true(++calls <= bound);
+        assert_true(rc == 0 || rc == MPROC_ECLOSED);
+        assert_true(index < bound);
+        assert_int_equal(seen[index], 0); /* never twice */
+        seen[index] = 1;
+        if (rc == 0) delivered++;
+        else closed++;
+    }
+    assert_int_equal(mproc_iter_next(it, 0, NULL, NULL, NULL), MPROC_EOF); /* and EOF stays */
+    if (n_known) assert_int_equal(delivered + closed, n_known);
+    for (size_t i = 0; i < delivered + closed; i++) assert_int_equal(seen[i], 1); /* no gaps */
+    assert_true(closed > 0);
+    free(seen);
+}
+
+static int count_forever(void *userdata, size_t i, void *item) {
+    *(long *)item = (long)(i % 5);
+    return 1;
+}
+
+static void test_iterator_ends_when_its_pool_is_freed(void **state) {
+    enum { N = 400 };
+    long in[N];
+    for (long i = 0; i < N; i++) in[i] = 2;
+    mproc_pool *pool = new_pool(0);
+    mproc_iter *it;
+    assert_int_equal(mproc_imap(pool, &sleep_ms_task, in, sizeof in[0], N, &(mproc_call_opts){.chunksize = 1}, &it), 0);
+    size_t index;
+    for (int k = 0; k < 3; k++) assert_int_equal(mproc_iter_next(it, 30, NULL, NULL, &index), 0);
+    mproc_pool_free(pool);
+    drain_after_pool_freed(it, 3, N, N);
+    mproc_iter_free(it);
+    /* Generated input of unknown length, default options. */
+    pool = new_pool(0);
+    assert_int_equal(mproc_imap_gen(pool, &sleep_ms_task, count_forever, NULL, sizeof(long), 1, NULL, &it), 0);
+    assert_int_equal(mproc_iter_next(it, 30, NULL, NULL, &index), 0);
+    mproc_pool_free(pool);
+    drain_after_pool_freed(it, 1, 0, 1u << 22);
+    mproc_iter_free(it);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_seed_apply_async),
     cmocka_unit_test(test_map_sizes_and_chunks),
@@ -448,6 +561,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_task_time_limit),
     cmocka_unit_test(test_terminate_fails_pending_work),
     cmocka_unit_test(test_bad_input),
+    cmocka_unit_test(test_error_messages_name_task_worker_and_call),
+    cmocka_unit_test(test_iterator_ends_when_its_pool_is_freed),
 };
 
 MPROC_TEST_MAIN(tests)

@@ -36,6 +36,69 @@ MPROC_TASK(failing);
 static int leave(mproc_ctx *ctx, const void *arg, size_t len) { _exit(*(const int *)arg); }
 MPROC_TASK(leave);
 
+/* exit(), not _exit(): runs the atexit hooks the child inherited from the master. */
+static int leave_with_atexit(mproc_ctx *ctx, const void *arg, size_t len) { exit(*(const int *)arg); }
+MPROC_TASK(leave_with_atexit);
+
+static int crash(mproc_ctx *ctx, const void *arg, size_t len) {
+    raise(SIGSEGV);
+    return 0;
+}
+MPROC_TASK(crash);
+
+static int wait_for_term(mproc_ctx *ctx, const void *arg, size_t len) {
+    sleep(30);
+    return 0;
+}
+MPROC_TASK(wait_for_term);
+
+/* Runs target once as a Process and returns its exit code; the join may not hang. */
+static int exitcode_of(const mproc_task *target, int arg) {
+    mproc_process *p;
+    int code = 12345;
+    assert_int_equal(mproc_process_create(&p, target, &arg, sizeof arg, NULL), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(mproc_process_join(p, 20), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    mproc_process_free(p);
+    return code;
+}
+
+static void on_signal(int sig) { (void)sig; }
+
+/* A child leaves by exit() or dies of its own crash the way it would alone, whatever the
+ * master's atexit hooks, signal handlers and signal mask are. */
+static void test_exit_and_signals_are_the_childs_own(void **state) {
+    assert_int_equal(exitcode_of(&leave_with_atexit_task, 3), 3);
+    struct sigaction sa, old_segv, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigset_t term, old_mask;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old_mask);
+    assert_int_equal(exitcode_of(&crash_task, 0), -SIGSEGV);
+    mproc_process *p;
+    int code = 0;
+    assert_int_equal(mproc_process_create(&p, &wait_for_term_task, NULL, 0, NULL), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    usleep(100000);
+    assert_int_equal(mproc_process_terminate(p), 0);
+    assert_int_equal(mproc_process_join(p, 10), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    assert_int_equal(code, -SIGTERM);
+    mproc_process_free(p);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    /* A failed call clears its out-parameter. */
+    code = 99;
+    assert_int_equal(mproc_process_exitcode(NULL, &code), MPROC_EBADHANDLE);
+    assert_int_equal(code, 0);
+}
+
 /* Exits 0 only if the process sees the name it was given and is no pool worker. */
 static int check_name(mproc_ctx *ctx, const void *arg, size_t len) {
     if (strcmp(mproc_current_name(), (const char *)arg) != 0) return mproc_fail(ctx, "wrong name %s", mproc_current_name());
@@ -137,7 +200,7 @@ static void test_bad_use(void **state) {
     long n = 1;
     mproc_task stranger = {"stranger", square, NULL, 0, 0, NULL, -1};
     assert_int_equal(mproc_process_create(NULL, &square_task, &n, sizeof n, NULL), MPROC_EINVAL);
-    assert_int_equal(mproc_process_create(&p, NULL, &n, sizeof n, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_create(&p, NULL, &n, sizeof n, NULL), MPROC_ENOTASK);
     assert_null(p);
     assert_int_equal(mproc_process_create(&p, &stranger, &n, sizeof n, NULL), MPROC_ENOTASK);
     assert_int_equal(mproc_process_create(&p, &square_task, NULL, 8, NULL), MPROC_EINVAL);
@@ -157,6 +220,7 @@ static void test_bad_use(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_exit_and_signals_are_the_childs_own),
     cmocka_unit_test(test_seed_process_square),
     cmocka_unit_test(test_join_timeout_terminate_kill),
     cmocka_unit_test(test_exit_codes),
