@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "common/common.h"
 #include "lifecycle.h"
 
 static const mproc__backend_ops *active;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "common/common.h"
 #include "lifecycle.h"
 
 #define PROCESS_MAGIC 0x50524f43u /* "PROC" */

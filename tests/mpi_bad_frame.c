@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mpi_internal.h"
+#include "backends/mpi/transport.h"
 #include "mproc.h"
 
 static int send_garbage(mproc_ctx *ctx, const void *in, size_t len) {

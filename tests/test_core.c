@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "common/common.h"
 #include "mproc.h"
-#include "wire.h"
-#include "worker.h"
+#include "wire/wire.h"
+#include "worker/worker.h"
 
 static long twice(long x) { return 2 * x; }
 MPROC_TASK_VALUE(twice, long, long);

@@ -190,7 +190,11 @@ static void test_exit_in_a_task_fails_only_it(void **state) {
     long code = 4, out;
     assert_int_equal(mproc_apply_async(pool, &exit_in_task_task, &code, sizeof code, NULL, &a), 0);
     assert_int_equal(mproc_async_get_into(a, 20, &out, sizeof out), MPROC_EWORKER);
+#ifdef __SANITIZE_ADDRESS__ /* LeakSanitizer ends exit() with its own status in the worker */
+    assert_non_null(strstr(mproc_last_error(), "exited with status"));
+#else
     assert_non_null(strstr(mproc_last_error(), "exited with status 4"));
+#endif
     mproc_async_free(a);
     long x = 5;
     assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &out), 0);

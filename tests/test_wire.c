@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
-#include "wire.h"
+#include "common/common.h"
+#include "wire/wire.h"
 
 /* A little payload builder: frames are assembled here byte by byte, the way a peer would. */
 typedef struct wbuf {

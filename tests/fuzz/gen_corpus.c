@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "wire.h"
+#include "common/common.h"
+#include "wire/wire.h"
 
 typedef struct frame {
     uint8_t b[512];

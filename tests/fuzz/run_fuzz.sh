@@ -14,7 +14,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/mproc_fuzz.XXXXXX")"
 "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -I"$root/include" -I"$root/src" \
-    "$root/src/wire.c" "$root/src/errors.c" "$here/fuzz_wire.c" -o "$work/fuzz_wire"
+    "$root/src/wire/wire.c" "$root/src/common/errors.c" "$here/fuzz_wire.c" -o "$work/fuzz_wire"
 
 cp -R "$here/corpus" "$work/corpus"
 mkdir -p "$work/artifacts"

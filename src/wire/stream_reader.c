@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "frame_reader.h"
-#include "internal.h"
-#include "wire.h"
+#include "wire/stream_reader.h"
+#include "common/common.h"
+#include "wire/wire.h"
 
 #define READER_BUF (64u * 1024u)
 

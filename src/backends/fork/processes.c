@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fork_process.h"
-#include "fork_spawn.h"
-#include "internal.h"
-#include "worker.h"
+#include "backends/fork/processes.h"
+#include "backends/fork/spawn.h"
+#include "common/common.h"
+#include "worker/worker.h"
 
 struct mproc__child {
     pid_t pid;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 static mproc_async *free_asyncs;
 

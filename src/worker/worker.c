@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "wire.h"
-#include "worker.h"
+#include "common/common.h"
+#include "wire/wire.h"
+#include "worker/worker.h"
 
 struct mproc_ctx {
     uint8_t *slot;      /* preallocated result slot of slot_len bytes, or NULL */

@@ -20,8 +20,8 @@
 #include <sys/syscall.h>
 #endif
 
-#include "internal.h"
-#include "mpi_internal.h"
+#include "common/common.h"
+#include "backends/mpi/transport.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Doorbells: event-driven wake-ups between ranks on one node.

@@ -4,7 +4,7 @@
  * asking for MPI learns why instead of crashing (Redis's "not built" convention).
  */
 #include "backend.h"
-#include "internal.h"
+#include "common/common.h"
 
 char mproc__mpi_unavailable[512] = "mproc was built without MPI; install libopenmpi-dev and rebuild";
 

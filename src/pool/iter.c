@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 static void iter_chunk_free(mproc__chunk *c) {
     free(c->frame);

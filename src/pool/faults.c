@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 /* ---- worker deaths and timeouts -------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/common.h"
 
 static mproc_task *pending;     /* registered, not yet frozen (constructor order) */
 static mproc_task **table;      /* frozen, sorted by name */

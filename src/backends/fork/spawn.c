@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fork_spawn.h"
-#include "internal.h"
+#include "backends/fork/spawn.h"
+#include "common/common.h"
 
 static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *tracked;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "lifecycle.h"
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 static mproc_pool *live_pools;
 

@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "backend.h"
-#include "internal.h"
-#include "wire.h"
+#include "common/common.h"
+#include "wire/wire.h"
 
 #define MPROC__POOL_MAGIC 0x504f4f4cu  /* "POOL" */
 #define MPROC__ASYNC_MAGIC 0x4153594eu /* "ASYN" */

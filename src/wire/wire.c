@@ -8,13 +8,13 @@
  * Once a payload has been validated, the _next walkers can hand out items without rechecking the
  * whole frame; they still refuse to step outside the data if misused.
  */
-#include "wire.h"
+#include "wire/wire.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/common.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Little-endian helpers.

@@ -23,11 +23,11 @@
 #include <sys/prctl.h>
 #endif
 
-#include "fork_spawn.h"
-#include "internal.h"
-#include "mpi_internal.h"
-#include "wire.h"
-#include "worker.h"
+#include "backends/fork/spawn.h"
+#include "common/common.h"
+#include "backends/mpi/transport.h"
+#include "wire/wire.h"
+#include "worker/worker.h"
 
 typedef struct rchild {
     pid_t pid;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "common/common.h"
 
 static _Thread_local char last_error[512] = "no error";
 

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "mpi_internal.h"
-#include "mpi_master.h"
-#include "wire.h"
+#include "common/common.h"
+#include "backends/mpi/transport.h"
+#include "backends/mpi/master_state.h"
+#include "wire/wire.h"
 
 static mproc__child *child_find(uint64_t id) {
     for (mproc__child *c = M.children; c; c = c->next)

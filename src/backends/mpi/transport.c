@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "mpi_internal.h"
-#include "wire.h"
+#include "common/common.h"
+#include "backends/mpi/transport.h"
+#include "wire/wire.h"
 
 mproc__mpi_world mproc__mpi = {.lock = PTHREAD_MUTEX_INITIALIZER};
 

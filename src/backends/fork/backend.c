@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "fork_process.h"
-#include "frame_reader.h"
-#include "fork_spawn.h"
-#include "internal.h"
-#include "wire.h"
-#include "worker.h"
+#include "backends/fork/processes.h"
+#include "wire/stream_reader.h"
+#include "backends/fork/spawn.h"
+#include "common/common.h"
+#include "wire/wire.h"
+#include "worker/worker.h"
 
 typedef struct fworker {
     pid_t pid;

@@ -3,7 +3,7 @@
  */
 #include <time.h>
 
-#include "internal.h"
+#include "common/common.h"
 
 double mproc__now(void) {
     struct timespec ts;

@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "internal.h"
-#include "mpi_internal.h"
-#include "mpi_master.h"
-#include "wire.h"
+#include "common/common.h"
+#include "backends/mpi/transport.h"
+#include "backends/mpi/master_state.h"
+#include "wire/wire.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Master state: the live group, the Processes, per-rank bookkeeping. All under the lock.

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 pthread_mutex_t mproc__core_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t core_cond;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "internal.h"
+#include "common/common.h"
 
 #ifdef MPROC_HAVE_MPI
 /* MPROC_MPI_MODULE, else libmproc_mpi.so in the directory libmproc.so was loaded from. */

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 /* Work per batch. 200 us left 100 us tasks at 0.55-0.78 parallel efficiency under MPI on 2
  * cores (a frame's round trip is tens of us there); 1 ms gave 0.89-0.95 in the same runs. */
