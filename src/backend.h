@@ -2,8 +2,9 @@
  *
  * A backend moves whole frames (wire.h) between the master and its workers, starts and stops
  * workers, and runs one-shot Processes. It knows nothing about pools, chunks or results: the
- * core (pool.c, process.c) does all scheduling and only ever calls through this table. Adding a
- * backend means one new file and one entry in the table in init.c.
+ * core (src/pool/, process.c) does all scheduling and only ever calls through this table, from
+ * thin wrappers (pool/backend_calls.c). Adding a backend means one new folder, one line in
+ * backends/table.c and its CMake entry.
  *
  * Threads: in the master, each pool has one result thread that calls send/wait/restart for its
  * group; wake() may be called from any thread; process calls come from user threads. A backend
@@ -119,18 +120,32 @@ typedef struct mproc__backend_ops {
     int (*default_workers)(void);
 } mproc__backend_ops;
 
-extern const mproc__backend_ops mproc__backend_fork;
-/* Defined by backend_mpi.c in the module libmproc_mpi.so (built when MPI is found). The core
- * never links it: mproc__backend_mpi_load() dlopens the module when MPI is chosen, so programs
- * on fork workers never map libmpi (which would make every fork() copy its page tables). */
-extern const mproc__backend_ops mproc__backend_mpi;
-/* backend_none.c: answers ENOTBUILT with mproc__mpi_unavailable as the reason. */
-extern const mproc__backend_ops mproc__backend_none;
-extern char mproc__mpi_unavailable[512];
-/* backend_load.c: the MPI backend from its module, or mproc__backend_none with the reason. */
-const mproc__backend_ops *mproc__backend_mpi_load(void);
+/* ---- the backends (src/backends/) ------------------------------------------------------- */
 
-/* The backend mproc_init chose, or NULL. */
-const mproc__backend_ops *mproc__backend(void);
+/* One line per backend in backends/table.c: how MPROC_BACKEND names it, its public kind, and
+ * how to get its ops (NULL answers mean "not available", with the reason recorded). A new
+ * backend is one folder, one line there and its CMake entry. */
+typedef struct mproc__backend_entry {
+    const char *name;
+    mproc_backend_kind kind;
+    const mproc__backend_ops *(*ops)(void);
+} mproc__backend_entry;
+
+/* The entry named name, or NULL. */
+const mproc__backend_entry *mproc__backend_find(const char *name);
+/* "fork, mpi": the names, for messages. */
+const char *mproc__backend_names(void);
+
+extern const mproc__backend_ops mproc__backend_fork;
+/* Defined by backends/mpi/master.c in the module libmproc_mpi.so (built when MPI is found).
+ * The core never links it: mproc__backend_mpi_load() dlopens the module when MPI is chosen, so
+ * programs on fork workers never map libmpi (which would make every fork() copy its page
+ * tables). */
+extern const mproc__backend_ops mproc__backend_mpi;
+/* backends/mpi_loader.c: the MPI backend from its module, or the stand-in with the reason. */
+const mproc__backend_ops *mproc__backend_mpi_load(void);
+/* backends/none.c: the stand-in for a backend that is not available: every op answers
+ * MPROC_ENOTBUILT with "why" (copied). */
+const mproc__backend_ops *mproc__backend_unavailable(const char *why);
 
 #endif /* MPROC_BACKEND_H */

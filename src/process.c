@@ -37,6 +37,29 @@ static pthread_mutex_t plock = PTHREAD_MUTEX_INITIALIZER;
 static mproc_process *live;
 static unsigned long counter;
 
+/* The only calls into the backend: thin wrappers, as SQLite's os.c. NULL after finalize. */
+static const mproc__backend_ops *backend_or_error(const char *fn) {
+    const mproc__backend_ops *be = mproc__backend();
+    if (!be) mproc__error(MPROC_ESTATE, "%s: mproc was finalized", fn);
+    return be;
+}
+static int proc_start(const mproc_process *p, mproc__child **child, long *pid) {
+    const mproc__backend_ops *be = backend_or_error("mproc_process_start");
+    return be ? be->proc_start(p->target, p->arg, p->arg_len, p->name, child, pid) : MPROC_ESTATE;
+}
+static int proc_wait(mproc__child *c, double timeout, int *code, const char *fn) {
+    const mproc__backend_ops *be = backend_or_error(fn);
+    return be ? be->proc_wait(c, timeout, code) : MPROC_ESTATE;
+}
+static int proc_signal(mproc__child *c, int signo, const char *fn) {
+    const mproc__backend_ops *be = backend_or_error(fn);
+    return be ? be->proc_signal(c, signo) : MPROC_ESTATE;
+}
+static void proc_free(mproc__child *c) {
+    const mproc__backend_ops *be = mproc__backend();
+    if (be) be->proc_free(c);
+}
+
 static int check(const mproc_process *p, const char *fn) {
     if (!p) return mproc__error(MPROC_EBADHANDLE, "%s: process is NULL", fn);
     if (p->magic != PROCESS_MAGIC) return mproc__error(MPROC_EBADHANDLE, "%s: process was freed", fn);
@@ -79,7 +102,7 @@ int mproc_process_start(mproc_process *p) {
     if (rc < 0) return rc;
     if (p->state != P_CREATED)
         return mproc__error(MPROC_ESTATE, "mproc_process_start: process '%s' was already started (a process can be started once)", p->name);
-    rc = mproc__backend()->proc_start(p->target, p->arg, p->arg_len, p->name, &p->child, &p->pid);
+    rc = proc_start(p, &p->child, &p->pid);
     if (rc < 0) return rc;
     p->state = P_STARTED;
     pthread_mutex_lock(&plock);
@@ -94,7 +117,7 @@ int mproc_process_start(mproc_process *p) {
 static void ended(mproc_process *p, int exitcode) {
     p->exitcode = exitcode;
     p->state = P_ENDED;
-    mproc__backend()->proc_free(p->child);
+    proc_free(p->child);
     p->child = NULL;
     pthread_mutex_lock(&plock);
     if (p->prev_live) p->prev_live->next_live = p->next_live;
@@ -109,10 +132,8 @@ int mproc_process_join(mproc_process *p, double timeout) {
     if (rc < 0) return rc;
     if (p->state == P_CREATED) return mproc__error(MPROC_ESTATE, "mproc_process_join: process '%s' was never started", p->name);
     if (p->state == P_ENDED) return 0;
-    const mproc__backend_ops *be = mproc__backend();
-    if (!be) return mproc__error(MPROC_ESTATE, "mproc_process_join: mproc was finalized");
     int code;
-    rc = be->proc_wait(p->child, timeout, &code);
+    rc = proc_wait(p->child, timeout, &code, "mproc_process_join");
     if (rc == MPROC_ETIMEDOUT)
         return mproc__error(MPROC_ETIMEDOUT, "mproc_process_join: process '%s' still running after %g s", p->name, timeout);
     if (rc < 0) return rc;
@@ -133,7 +154,7 @@ static int send_signal(mproc_process *p, int signo, const char *fn) {
     if (rc < 0) return rc;
     if (p->state == P_CREATED) return mproc__error(MPROC_ESTATE, "%s: process '%s' was never started", fn, p->name);
     if (p->state == P_ENDED) return 0;
-    return mproc__backend()->proc_signal(p->child, signo);
+    return proc_signal(p->child, signo, fn);
 }
 
 int mproc_process_terminate(mproc_process *p) { return send_signal(p, SIGTERM, "mproc_process_terminate"); }

@@ -1,4 +1,4 @@
-/* backend_load.c - finds the MPI backend at run time. It lives in libmproc_mpi.so next to
+/* mpi_loader.c - finds the MPI backend at run time. It lives in libmproc_mpi.so next to
  * libmproc.so and is loaded only when mproc_init chooses MPI: a program on fork workers never
  * maps libmpi and its dependencies, whose page tables would otherwise be copied by every
  * fork() (measured: ~125-180 us per fork+wait without them, ~250 us with). RTLD_GLOBAL because
@@ -41,13 +41,13 @@ const mproc__backend_ops *mproc__backend_mpi_load(void) {
     void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     const mproc__backend_ops *ops = h ? (const mproc__backend_ops *)dlsym(h, "mproc__backend_mpi") : NULL;
     if (!ops) {
-        snprintf(mproc__mpi_unavailable, sizeof mproc__mpi_unavailable,
-                 "cannot load the MPI backend %.200s: %.250s", path, dlerror());
-        return &mproc__backend_none;
+        char why[512];
+        snprintf(why, sizeof why, "cannot load the MPI backend %.200s: %.250s", path, dlerror());
+        return mproc__backend_unavailable(why);
     }
     loaded = ops;
     return ops;
 #else
-    return &mproc__backend_none;
+    return mproc__backend_unavailable("mproc was built without MPI; install libopenmpi-dev and rebuild");
 #endif
 }

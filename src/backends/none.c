@@ -1,18 +1,19 @@
-/* backend_none.c - the MPI backend's stand-in when it is not available: the library was built
- * without MPI (CMake found none), or its module libmproc_mpi.so cannot be loaded. Every
- * operation answers MPROC_ENOTBUILT with a sentence saying why and how to get it, so a program
- * asking for MPI learns why instead of crashing (Redis's "not built" convention).
+/* none.c - the stand-in for a backend that is not available: the library was built without it
+ * (CMake found no MPI), or its module cannot be loaded. Every operation answers MPROC_ENOTBUILT
+ * with a sentence saying why and how to get it, so a program asking for it learns why instead
+ * of crashing (Redis's "not built" convention).
  */
+#include <stdio.h>
+
 #include "backend.h"
 #include "common/common.h"
 
-char mproc__mpi_unavailable[512] = "mproc was built without MPI; install libopenmpi-dev and rebuild";
+static char unavailable_why[512];
 
-static int not_built(void) { return mproc__error(MPROC_ENOTBUILT, "%s", mproc__mpi_unavailable); }
+static int not_built(void) { return mproc__error(MPROC_ENOTBUILT, "%s", unavailable_why); }
 
 static int none_init(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
+    (void)argc, (void)argv;
     return not_built();
 }
 static int none_finalize(void) { return not_built(); }
@@ -51,8 +52,8 @@ static void none_group_stop(mproc__group *g, int graceful) {
     (void)g, (void)graceful;
     not_built();
 }
-static int none_proc_start(const mproc_task *target, const void *arg, size_t len,
-                           const char *name, mproc__child **out, long *pid) {
+static int none_proc_start(const mproc_task *target, const void *arg, size_t len, const char *name,
+                           mproc__child **out, long *pid) {
     (void)target, (void)arg, (void)len, (void)name;
     if (out) *out = NULL;
     if (pid) *pid = 0;
@@ -71,10 +72,28 @@ static void none_proc_free(mproc__child *c) {
     not_built();
 }
 
-const mproc__backend_ops mproc__backend_none = {
-    MPROC__BACKEND_VERSION, "mpi",          none_init,          none_finalize,
-    none_max_workers,       none_group_start, none_send,        none_wait,
-    none_wake,              none_kill_worker, none_restart_worker, none_worker_pid,
-    none_group_stop,        none_proc_start, none_proc_wait,     none_proc_signal,
-    none_proc_free,         none_max_workers,
+static const mproc__backend_ops none_ops = {
+    .version = MPROC__BACKEND_VERSION,
+    .name = "unavailable",
+    .init = none_init,
+    .finalize = none_finalize,
+    .max_workers = none_max_workers,
+    .group_start = none_group_start,
+    .send = none_send,
+    .wait = none_wait,
+    .wake = none_wake,
+    .kill_worker = none_kill_worker,
+    .restart_worker = none_restart_worker,
+    .worker_pid = none_worker_pid,
+    .group_stop = none_group_stop,
+    .proc_start = none_proc_start,
+    .proc_wait = none_proc_wait,
+    .proc_signal = none_proc_signal,
+    .proc_free = none_proc_free,
+    .default_workers = none_max_workers,
 };
+
+const mproc__backend_ops *mproc__backend_unavailable(const char *why) {
+    snprintf(unavailable_why, sizeof unavailable_why, "%s", why);
+    return &none_ops;
+}

@@ -1,8 +1,9 @@
-/* internal.h - small shared helpers of the library's own files: error reporting, the task
- * registry, clocks. Nothing here is public.
+/* common.h - what every layer of the library may use: error reporting (errors.c), the task
+ * registry (registry.c), clocks (clock.c) and the run-time state (runtime.c). Nothing here
+ * is public, and nothing here calls any other part of mproc.
  */
-#ifndef MPROC_INTERNAL_H
-#define MPROC_INTERNAL_H
+#ifndef MPROC_COMMON_H
+#define MPROC_COMMON_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +32,22 @@ uint64_t mproc__registry_fingerprint(void);
 /* Checks a task descriptor passed by a user: registered and frozen. 0 or an error. */
 int mproc__task_check(const mproc_task *t, const char *fn);
 
-/* Library state (init.c). */
+/* Run-time state (runtime.c), set by mproc_init/mproc_finalize (init.c). */
+struct mproc__backend_ops;
+/* Records the started backend and the call that finalizes the library (for a backend that
+ * must finalize it from a hook, mproc__runtime_finalize). */
+void mproc__runtime_start(const struct mproc__backend_ops *ops, mproc_backend_kind kind, int (*finalize)(void));
+void mproc__runtime_stop(void);
+/* The backend mproc_init chose, or NULL before init and after finalize. */
+const struct mproc__backend_ops *mproc__backend(void);
+mproc_backend_kind mproc__runtime_kind(void);
+int mproc__runtime_finalized(void);
+/* 1 in the process that called mproc_init, 0 in its forked children (workers, Processes). */
+int mproc__runtime_is_init_process(void);
+/* Finalizes the library as mproc_finalize() does: a backend's hook (MPI's at the program's
+ * own MPI_Finalize) calls this instead of reaching up to the public call. */
+int mproc__runtime_finalize(void);
+/* 0 when mproc is started, else ENOTINIT (or ESTATE after finalize) naming fn. */
 int mproc__require_init(const char *fn);
 
 /* Monotonic clock in seconds. */
@@ -41,4 +57,4 @@ double mproc__deadline(double timeout);
 /* Seconds left until deadline (-1 for infinite, 0 if passed). */
 double mproc__remaining(double deadline);
 
-#endif /* MPROC_INTERNAL_H */
+#endif /* MPROC_COMMON_H */

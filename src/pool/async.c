@@ -1,8 +1,9 @@
-/* pool_async.c - apply and map, blocking and async, and the async handle that carries their
- * results: ready/successful/wait/get, the result and error callbacks, and freeing.
+/* async.c - apply and map, blocking and async, and the async handle that carries their
+ * results: ready/successful/wait/get, the result and error callbacks, and freeing. A job is
+ * the owner of its chunks (pool.h): the scheduler reaches it only through job_ops.
  *
  * A map job does not make all its chunks up front: the pool pulls them from the job as
- * workers free up (mproc__feed_chunk), so a chunksize-1 map over millions of items costs a
+ * workers free up (make_chunk), so a chunksize-1 map over millions of items costs a
  * few chunk records, not millions. Handles are recycled through a free list rather than
  * returned to malloc, so a second free of the same handle is detected as long as the handle
  * has not been reused.
@@ -15,20 +16,24 @@
 
 static mproc_async *free_asyncs;
 
-static mproc_async *async_new(mproc__job_kind kind, const mproc_task *t, const mproc_call_opts *o) {
+static const mproc__owner_ops job_ops;
+
+static mproc_async *async_new(int is_map, const mproc_task *t, const mproc_call_opts *o) {
     mproc_async *a = free_asyncs;
     if (a) free_asyncs = a->next_free;
     else if (!(a = malloc(sizeof *a))) return NULL;
     memset(a, 0, sizeof *a);
     a->magic = MPROC__ASYNC_MAGIC;
     a->refs = 2; /* the caller's handle + the job in progress */
-    a->kind = kind;
-    a->task = t;
+    a->is_map = is_map;
+    a->owner.ops = &job_ops;
+    a->owner.task = t;
     if (o) a->opts = *o;
+    a->owner.timeout = a->opts.timeout;
     return a;
 }
 
-void mproc__async_unref(mproc_async *a) {
+static void async_unref(mproc_async *a) {
     if (--a->refs > 0) return;
     free(a->errmsg);
     free(a->result);
@@ -63,15 +68,15 @@ static void complete(mproc_async *a) {
         pthread_mutex_unlock(&mproc__core_lock);
         if (a->err && o.error_callback)
             o.error_callback(o.userdata, a->err, a->errmsg ? a->errmsg : mproc_strerror(a->err));
-        else if (!a->err && o.callback && a->kind == MPROC__JOB_APPLY)
+        else if (!a->err && o.callback && !a->is_map)
             o.callback(o.userdata, a->result, a->result_len);
         else if (!a->err && o.callback)
-            o.callback(o.userdata, a->out, a->n * a->out_size);
+            o.callback(o.userdata, a->out, a->n * a->owner.out_size);
         pthread_mutex_lock(&mproc__core_lock);
     }
     a->ready = 1;
     mproc__core_broadcast();
-    mproc__async_unref(a);
+    async_unref(a);
 }
 
 static void set_status(mproc_async *a, size_t i, int st) {
@@ -88,10 +93,11 @@ static void record_item_error(mproc_async *a, const mproc__chunk *c, int st, con
 
 static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
     int ok_out = a->out && !a->user_freed;
-    if (r->item_size && (r->item_size == a->out_size || !a->out_size)) {
+    size_t out_size = a->owner.out_size;
+    if (r->item_size && (r->item_size == out_size || !out_size)) {
         /* No data: the transport received it straight into out (mproc__send_hint). */
-        if (ok_out && a->out_size && r->data)
-            memcpy((uint8_t *)a->out + c->first * a->out_size, r->data, (size_t)c->count * a->out_size);
+        if (ok_out && out_size && r->data)
+            memcpy((uint8_t *)a->out + c->first * out_size, r->data, (size_t)c->count * out_size);
         for (uint32_t i = 0; i < c->count; i++) set_status(a, c->first + i, 0);
         return;
     }
@@ -100,14 +106,14 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
         int st;
         size_t len;
         const uint8_t *blob = mproc__results_next(r, i, &cur, &st, &len);
-        if (st == 0 && a->out_size && len != a->out_size) {
+        if (st == 0 && out_size && len != out_size) {
             char m[160];
             int k = snprintf(m, sizeof m, "task '%s' returned %zu bytes for item %zu; map expects %zu",
-                             a->task->name, len, c->first + i, a->out_size);
+                             a->owner.task->name, len, c->first + i, out_size);
             record_error(a, MPROC_ESIZE, m, (size_t)k);
             st = MPROC_ESIZE;
-        } else if (st == 0 && ok_out && a->out_size) {
-            memcpy((uint8_t *)a->out + (c->first + i) * a->out_size, blob, len);
+        } else if (st == 0 && ok_out && out_size) {
+            memcpy((uint8_t *)a->out + (c->first + i) * out_size, blob, len);
         } else if (st < 0) {
             record_item_error(a, c, st, blob, len);
         }
@@ -115,10 +121,10 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
     }
 }
 
-void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r) {
-    mproc_async *a = c->job;
+static void job_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
+    mproc_async *a = (mproc_async *)c->owner;
     (void)p;
-    if (a->kind == MPROC__JOB_APPLY) {
+    if (!a->is_map) {
         size_t cur = 0, len;
         int st;
         const uint8_t *blob = mproc__results_next(r, 0, &cur, &st, &len);
@@ -133,8 +139,9 @@ void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r)
     } else {
         deliver_map(a, c, r);
     }
+    free(frame);
     mproc__chunk_free(c);
-    if (--a->chunks_left == 0) complete(a);
+    if (--a->owner.live_chunks == 0) complete(a);
 }
 
 static void fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg) {
@@ -142,49 +149,49 @@ static void fail_items(mproc_async *a, size_t first, size_t count, int err, cons
     for (size_t i = 0; i < count; i++) set_status(a, first + i, err);
 }
 
-void mproc__job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
-    mproc_async *a = c->job;
+static void job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+    mproc_async *a = (mproc_async *)c->owner;
     (void)p;
-    fail_items(a, c->first, a->kind == MPROC__JOB_MAP ? c->count : 0, err, msg);
+    fail_items(a, c->first, a->is_map ? c->count : 0, err, msg);
     mproc__chunk_free(c);
-    if (--a->chunks_left == 0) complete(a);
+    if (--a->owner.live_chunks == 0) complete(a);
 }
 
-mproc__chunk *mproc__feed_chunk(mproc_pool *p) {
-    mproc_async *a = p->feed_head;
-    if (!a) return NULL;
+static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhausted) {
+    mproc_async *a = (mproc_async *)o;
     mproc__chunk *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) return NULL; /* tried again on the next dispatch */
     size_t count = a->n - a->next_item;
     if (count > a->chunksize) count = a->chunksize;
-    c->job = a;
+    c->owner = o;
     c->id = ++p->next_id;
     c->first = a->next_item;
     c->count = (uint32_t)count;
-    c->in = a->in + a->next_item * a->in_size;
-    c->in_len = count * a->in_size;
+    c->in = a->in + a->next_item * o->in_size;
+    c->in_len = count * o->in_size;
     a->next_item += count;
-    if (a->next_item == a->n) {
-        p->feed_head = a->feed_next;
-        if (!p->feed_head) p->feed_tail = NULL;
-    }
+    *exhausted = a->next_item == a->n;
     return c;
 }
 
-void mproc__feed_fail_all(mproc_pool *p, int err, const char *msg) {
-    mproc_async *a;
-    while ((a = p->feed_head)) {
-        p->feed_head = a->feed_next;
-        if (!p->feed_head) p->feed_tail = NULL;
-        size_t left = a->n - a->next_item;
-        size_t chunks = left / a->chunksize + (left % a->chunksize ? 1 : 0);
-        fail_items(a, a->next_item, left, err, msg);
-        a->next_item = a->n;
-        p->outstanding -= chunks;
-        a->chunks_left -= chunks;
-        if (a->chunks_left == 0) complete(a);
-    }
+static size_t job_fail_unmade(mproc_pool *p, mproc__owner *o, int err, const char *msg) {
+    mproc_async *a = (mproc_async *)o;
+    (void)p;
+    size_t left = a->n - a->next_item;
+    size_t chunks = left / a->chunksize + (left % a->chunksize ? 1 : 0);
+    fail_items(a, a->next_item, left, err, msg);
+    a->next_item = a->n;
+    a->owner.live_chunks -= chunks;
+    if (a->owner.live_chunks == 0) complete(a);
+    return chunks;
 }
+
+static const mproc__owner_ops job_ops = {
+    .deliver = job_deliver,
+    .fail = job_fail,
+    .make_chunk = job_make_chunk,
+    .fail_unmade = job_fail_unmade,
+};
 
 /* ---- submitting ------------------------------------------------------------------------- */
 
@@ -231,7 +238,7 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
     pthread_mutex_lock(&mproc__core_lock);
     mproc_async *a = NULL;
     rc = check_open(pool, fn);
-    if (rc == 0 && !(a = async_new(MPROC__JOB_APPLY, task, opts)))
+    if (rc == 0 && !(a = async_new(0, task, opts)))
         rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
@@ -239,9 +246,9 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
         free(copy);
         return rc;
     }
-    a->chunks_left = 1;
+    a->owner.live_chunks = 1;
     a->n = 1;
-    c->job = a;
+    c->owner = &a->owner;
     c->id = ++pool->next_id;
     c->count = 1;
     c->in = c->owned = copy;
@@ -313,7 +320,7 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
     pthread_mutex_lock(&mproc__core_lock);
     mproc_async *a = NULL;
     rc = check_open(pool, fn);
-    if (rc == 0 && !(a = async_new(MPROC__JOB_MAP, task, opts)))
+    if (rc == 0 && !(a = async_new(1, task, opts)))
         rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
@@ -325,13 +332,16 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
     if (cs > cap) cs = cap;
     if (cs > MPROC__WIRE_MAX_ITEMS) cs = MPROC__WIRE_MAX_ITEMS;
     a->in = in;
-    a->in_size = in_size;
+    a->owner.in_size = in_size;
     a->out = out;
-    a->out_size = out_size;
-    a->out_pinned = pinned;
+    a->owner.out_size = out_size;
+    a->owner.input_outlives_reply = 1; /* the map is not done before every chunk is */
+    /* A blocking map's output outlives every reply (its caller waits for the whole map), so
+     * results may be received straight into it; an async map's handle may be freed early. */
+    a->owner.reply_base = pinned ? out : NULL;
     a->n = n;
     a->chunksize = cs;
-    a->chunks_left = n / cs + (n % cs ? 1 : 0);
+    a->owner.live_chunks = n / cs + (n % cs ? 1 : 0);
     *out_handle = a;
     if (n == 0) {
         a->refs++; /* complete() drops the job's reference */
@@ -340,11 +350,8 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
         pthread_mutex_unlock(&mproc__core_lock);
         return 0;
     }
-    if (pool->feed_tail) pool->feed_tail->feed_next = a;
-    else pool->feed_head = a;
-    pool->feed_tail = a;
-    pool->outstanding += a->chunks_left;
-    mproc__pool_kick(pool);
+    pool->outstanding += a->owner.live_chunks;
+    mproc__pool_feed_add(pool, &a->owner);
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }
@@ -378,7 +385,7 @@ static int async_wait(mproc_async *a, double timeout, const char *fn) {
     while (rc == 0 && !a->ready) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
             rc = mproc__error(MPROC_ETIMEDOUT, "%s: task '%s' not ready after %g s", fn,
-                              a->task->name, timeout);
+                              a->owner.task->name, timeout);
             break;
         }
         mproc__core_wait(deadline);
@@ -416,12 +423,12 @@ static int async_get(mproc_async *a, double timeout, const void **data, size_t *
     pthread_mutex_lock(&mproc__core_lock);
     if (a->err) {
         rc = mproc__error(a->err, "%s", a->errmsg ? a->errmsg : mproc_strerror(a->err));
-    } else if (a->kind == MPROC__JOB_APPLY) {
+    } else if (!a->is_map) {
         if (data) *data = a->result;
         if (len) *len = a->result_len;
     } else {
         if (data) *data = a->out;
-        if (len) *len = a->n * a->out_size;
+        if (len) *len = a->n * a->owner.out_size;
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
@@ -459,7 +466,7 @@ int mproc_async_free(mproc_async *a) {
     if (rc == 0) {
         a->user_freed = 1;
         a->out = NULL; /* a map still running stops writing into the caller's array */
-        mproc__async_unref(a);
+        async_unref(a);
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;

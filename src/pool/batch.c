@@ -1,23 +1,24 @@
-/* pool_batch.c - adaptive batching: many small tasks travel in one frame each way.
+/* batch.c - adaptive batching: many small tasks travel in one frame each way.
  *
  * A hand-written master/worker pays one message, and so a few system calls, per task; for a
  * task that computes x*x that cost is everything. When chunks are queued faster than workers
  * take them and the pool has measured its tasks to be short, dispatch packs up to 64 of them
  * (about 1 ms of measured work, at most 64 KiB of input) into one BATCH frame, and the worker
  * answers with one BATCH of results. A batch also takes at most its share of the work left
- * (guided scheduling), so the last frames are small and the workers finish together. Long tasks are never batched (the estimate is per item, a
- * moving average over completed frames), so load balance for real work is as before; chunks
- * with a time limit and pools with maxtasksperchild are never batched either. If a worker dies
- * in a batch, nobody knows which item killed it: every chunk of the batch is queued again to
- * run alone (pool_faults.c), so only the culprit fails.
+ * (guided scheduling), so the last frames are small and the workers finish together. Long
+ * tasks are never batched (the estimate is per item, a moving average over completed frames),
+ * so load balance for real work is as before; chunks with a time limit and pools with
+ * maxtasksperchild are never batched either. If a worker dies in a batch, nobody knows which
+ * item killed it: every chunk of the batch is queued again to run alone (faults.c), so only
+ * the culprit fails.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "pool/pool.h"
 
-/* Work per batch. 200 us left 100 us tasks at 0.55-0.78 parallel efficiency under MPI on 2
- * cores (a frame's round trip is tens of us there); 1 ms gave 0.89-0.95 in the same runs. */
+/* Work per batch: enough that a frame's round trip (tens of us) is small beside it; how the
+ * value was chosen is in bench/README.md. */
 #define BATCH_TARGET_S 1e-3
 #define BATCH_MAX 64u
 #define BATCH_ITEM_MAX (16u << 10) /* only small inputs are copied into a batch */
@@ -30,7 +31,7 @@ int mproc__batchable(const mproc_pool *p, const mproc__chunk *c) {
 uint32_t mproc__batch_size(const mproc_pool *p) {
     if (p->svc <= 0) return 1; /* nothing measured yet: send alone until we know */
     double b = BATCH_TARGET_S / p->svc;
-    double share = (double)p->outstanding / (2.0 * p->n * p->depth);
+    double share = (double)p->outstanding / (2.0 * p->n * p->inflight);
     if (b > share) b = share;
     if (b < 1) return 1;
     return b > BATCH_MAX ? BATCH_MAX : (uint32_t)b;
@@ -55,7 +56,7 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
         total += mproc__batch_padded(mproc__chunk_head(c, head) + c->in_len);
     uint8_t *buf = calloc(1, total);
     if (!buf) { /* cannot batch now: the worker is killed so its chunks run again alone */
-        p->be->kill_worker(p->g, w);
+        mproc__pool_kill_worker(p, w);
         return mproc__error(MPROC_ENOMEM, "no memory for a batch of %u tasks", frames);
     }
     size_t off = MPROC__WIRE_HDR_SIZE;
@@ -67,10 +68,7 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
     }
     mproc__hdr_encode(buf, MPROC__FRAME_BATCH, first->id, (uint32_t)(total - MPROC__WIRE_HDR_SIZE), frames);
     struct iovec iov = {buf, total};
-    mproc__group *g = p->g;
-    pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->send(g, w, &iov, 1, NULL); /* buf is freed below */
-    pthread_mutex_lock(&mproc__core_lock);
+    int rc = mproc__pool_send(p, w, &iov, 1, NULL); /* buf is freed below */
     free(buf);
     return rc;
 }

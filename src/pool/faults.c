@@ -1,10 +1,11 @@
-/* pool_faults.c - what a pool does when a worker fails it: a worker that died (crash, kill,
+/* faults.c - what a worker's failure does to its chunks: a worker that died (crash, kill,
  * garbage on its channel) or a chunk that ran past its time limit.
  *
  * The chunk that was running fails, but first a multi-item chunk is split and re-run item by
  * item so only the item at fault fails, and a task may be retried; chunks queued behind it go
- * back to the front of the queue; the worker is replaced. Where a backend cannot kill a worker
- * (MPI), a late chunk fails at once and a ghost entry drops its result when it comes.
+ * back to the front of the queue. This file decides and reports; replacing the worker is the
+ * scheduler's act. Where a backend cannot kill a worker (MPI), a late chunk fails at once and a
+ * ghost entry drops its result when it comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 /* Splits a multi-item chunk into single-item chunks at the front of the queue, so a re-run
  * isolates the item that crashed or hung. Returns 0, or -1 if out of memory (chunk untouched). */
 static int split_to_front(mproc_pool *p, mproc__chunk *c) {
-    size_t item = c->iter ? c->iter->in_size : c->job->in_size;
+    size_t item = c->owner->in_size;
     mproc__chunk *singles = NULL, *last = NULL;
     for (uint32_t i = 0; i < c->count; i++) {
         mproc__chunk *s = calloc(1, sizeof *s);
@@ -48,12 +49,9 @@ static int split_to_front(mproc_pool *p, mproc__chunk *c) {
         else singles = s;
         last = s;
     }
-    last->next = p->qhead;
-    p->qhead = singles;
-    if (!p->qtail) p->qtail = last;
+    mproc__pool_push_front_list(p, singles, last);
     p->outstanding += c->count - 1;
-    if (c->iter) c->iter->chunks_out += c->count - 1;
-    else c->job->chunks_left += c->count - 1;
+    c->owner->live_chunks += c->count - 1;
     mproc__chunk_free(c);
     return 0;
 }
@@ -100,14 +98,14 @@ static void note_init_death(mproc_pool *p, const mproc__event *ev, int was_ready
              p->opts.initializer->name, ev->worker, ev->why);
 }
 
-void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
+int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     int w = ev->worker;
     mproc__wstate *ws = &p->ws[w];
     mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
     int killed_for_time = ws->killed_for_time, was_ready = ws->ready;
     int timed_out = killed_for_time && head && head->id == ws->killed_chunk;
     ws->head = ws->tail = NULL;
-    ws->inflight = 0;
+    ws->frames_out = 0;
     ws->alive = ws->ready = ws->killed_for_time = 0;
     if (head && !head->ghost &&
         ((!head_started(ev, head) && head->unread_deaths++ < UNREAD_DEATHS_MAX) || (killed_for_time && !timed_out))) {
@@ -133,9 +131,7 @@ void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
     if (rest) {
         mproc__chunk *last = rest;
         while (last->next) last = last->next;
-        last->next = p->qhead;
-        p->qhead = rest;
-        if (!p->qtail) p->qtail = last;
+        mproc__pool_push_front_list(p, rest, last);
     }
     if (head) {
         head->next = NULL;
@@ -144,16 +140,10 @@ void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev) {
     note_init_death(p, ev, was_ready);
     /* A broken pool fails all its work (dispatch); a replacement would only run the failing
      * initializer again, and again. */
-    if (p->state == MPROC__POOL_TERMINATED || p->broken_err) return;
-    mproc__group *g = p->g;
-    pthread_mutex_unlock(&mproc__core_lock);
-    int rc = p->be->restart_worker(g, w);
-    pthread_mutex_lock(&mproc__core_lock);
-    if (rc == 0) mproc__pool_worker_started(p, w);
-    mproc__pool_check_alive(p);
+    return p->state != MPROC__POOL_TERMINATED && !p->broken_err;
 }
 
-void mproc__pool_check_alive(mproc_pool *p) {
+void mproc__faults_check_alive(mproc_pool *p) {
     for (int i = 0; i < p->n; i++)
         if (p->ws[i].alive) return;
     if (p->broken_err) return;
@@ -188,7 +178,7 @@ static void expire_in_place(mproc_pool *p, int w) {
 
 /* Kills workers whose running chunk is past its time; returns seconds to the next deadline
  * (< 0: none). */
-double mproc__pool_check_timeouts(mproc_pool *p) {
+double mproc__faults_check_timeouts(mproc_pool *p) {
     double now = mproc__now(), next = -1;
     for (int w = 0; w < p->n; w++) {
         mproc__wstate *ws = &p->ws[w];
@@ -199,7 +189,7 @@ double mproc__pool_check_timeouts(mproc_pool *p) {
         if (left <= 0) {
             ws->killed_for_time = 1; /* until its DIED event */
             ws->killed_chunk = ws->head->id;
-            if (p->be->kill_worker(p->g, w) < 0) {
+            if (mproc__pool_kill_worker(p, w) < 0) {
                 ws->killed_for_time = 0; /* cannot kill (MPI): fail the task now, drop its result later */
                 expire_in_place(p, w);
             }

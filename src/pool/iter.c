@@ -1,6 +1,7 @@
-/* pool_iter.c - imap and imap_unordered: results stream back through an iterator while new
+/* iter.c - imap and imap_unordered: results stream back through an iterator while new
  * input is submitted only as old results are consumed, so at most `window` chunks exist at
- * once whatever the input's length (array or generator).
+ * once whatever the input's length (array or generator). An iterator is the owner of its
+ * chunks (pool.h): the scheduler reaches it only through iter_ops.
  *
  * A result chunk keeps the frame it arrived in; items are read out of it in place. Ordered
  * iteration delivers by input index, so chunks split after a crash still come back in order.
@@ -33,10 +34,10 @@ static void iter_unlink(mproc_iter *it) {
 
 /* A settled chunk reaches its iterator (lock held). */
 static void iter_settled(mproc__chunk *c) {
-    mproc_iter *it = c->iter;
+    mproc_iter *it = (mproc_iter *)c->owner;
     if (it->abandoned) {
         iter_chunk_free(c);
-        if (--it->chunks_out == 0) iter_destroy(it);
+        if (--it->owner.live_chunks == 0) iter_destroy(it);
         return;
     }
     c->next = it->done;
@@ -44,17 +45,23 @@ static void iter_settled(mproc__chunk *c) {
     mproc__core_broadcast();
 }
 
-void mproc__iter_deliver(mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
+/* The chunk keeps its frame: items are read out of it in place. */
+static void iter_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
+    (void)p;
     c->frame = frame;
     c->res = *r;
     iter_settled(c);
 }
 
-void mproc__iter_fail(mproc__chunk *c, int err, const char *msg) {
+static void iter_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+    (void)p;
     c->fail_err = err;
     c->fail_msg = strdup(msg ? msg : "");
     iter_settled(c);
 }
+
+/* An iterator submits its own chunks (top_up), as they are consumed: no lazy ops. */
+static const mproc__owner_ops iter_ops = {.deliver = iter_deliver, .fail = iter_fail};
 
 void mproc__iter_detach_all(mproc_pool *p) {
     mproc_iter *it;
@@ -66,7 +73,7 @@ void mproc__iter_detach_all(mproc_pool *p) {
 
 /* Reads up to chunksize items from the generator into a new buffer (lock released meanwhile). */
 static size_t generate(mproc_iter *it, uint8_t **buf) {
-    uint8_t *b = malloc(it->chunksize * it->in_size);
+    uint8_t *b = malloc(it->chunksize * it->owner.in_size);
     size_t count = 0;
     *buf = b;
     if (!b) {
@@ -75,7 +82,7 @@ static size_t generate(mproc_iter *it, uint8_t **buf) {
     }
     pthread_mutex_unlock(&mproc__core_lock);
     int rc = 1;
-    while (count < it->chunksize && (rc = it->gen(it->userdata, it->next_item + count, b + count * it->in_size)) == 1)
+    while (count < it->chunksize && (rc = it->gen(it->userdata, it->next_item + count, b + count * it->owner.in_size)) == 1)
         count++;
     pthread_mutex_lock(&mproc__core_lock);
     if (rc < 0) it->input_err = rc;
@@ -85,7 +92,7 @@ static size_t generate(mproc_iter *it, uint8_t **buf) {
 
 /* Submits chunks until the window is full or the input ends (lock held). */
 static void top_up(mproc_iter *it) {
-    while (!it->input_done && it->chunks_out < it->window && it->pool && it->pool->state == MPROC__POOL_RUN) {
+    while (!it->input_done && it->owner.live_chunks < it->window && it->pool && it->pool->state == MPROC__POOL_RUN) {
         uint8_t *owned = NULL;
         size_t count;
         if (it->gen) {
@@ -102,16 +109,16 @@ static void top_up(mproc_iter *it) {
             it->input_done = 1;
             return;
         }
-        c->iter = it;
+        c->owner = &it->owner;
         c->id = ++it->pool->next_id;
         c->first = it->next_item;
         c->count = (uint32_t)count;
         c->owned = owned;
-        c->in = owned ? owned : it->in + it->next_item * it->in_size;
-        c->in_len = count * it->in_size;
+        c->in = owned ? owned : it->in + it->next_item * it->owner.in_size;
+        c->in_len = count * it->owner.in_size;
         it->next_item += count;
         if (!it->gen && it->next_item == it->n) it->input_done = 1;
-        it->chunks_out++;
+        it->owner.live_chunks++;
         mproc__pool_enqueue(it->pool, c);
     }
 }
@@ -174,7 +181,7 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
     if (it->cur) {
         iter_chunk_free(it->cur);
         it->cur = NULL;
-        it->chunks_out--;
+        it->owner.live_chunks--;
     }
     top_up(it);
     if ((it->cur = pick_done(it))) {
@@ -182,7 +189,7 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
         it->cur_cursor = 0;
         return next_step(it, rc, data, len, index);
     }
-    if (it->input_done && it->chunks_out == 0) {
+    if (it->input_done && it->owner.live_chunks == 0) {
         if (it->input_err) {
             *rc = mproc__error(it->input_err, "mproc_iter_next: the input generator failed with %d (%s)",
                                it->input_err, mproc_strerror(it->input_err));
@@ -193,7 +200,7 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
         it->input_err = 0;
         return 1;
     }
-    if (it->chunks_out == 0 && (!it->pool || it->pool->state != MPROC__POOL_RUN)) {
+    if (it->owner.live_chunks == 0 && (!it->pool || it->pool->state != MPROC__POOL_RUN)) {
         *rc = unsubmitted_item(it, index);
         return 1;
     }
@@ -242,14 +249,15 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in,
     mproc_iter *it = calloc(1, sizeof *it);
     if (!it) return mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     it->magic = MPROC__ITER_MAGIC;
-    it->task = task;
+    it->owner.ops = &iter_ops;
+    it->owner.task = task;
     it->ordered = ordered;
     it->in = in;
     it->gen = gen;
     it->userdata = userdata;
-    it->in_size = in_size;
+    it->owner.in_size = in_size;
     it->n = gen ? SIZE_MAX : n;
-    it->timeout = opts ? opts->timeout : 0;
+    it->owner.timeout = opts ? opts->timeout : 0;
     size_t asked = opts ? opts->chunksize : 0;
     it->chunksize = mproc__auto_chunksize(pool, gen ? (size_t)pool->n * 4 * 1024 : n, in_size, asked);
     if (it->chunksize > (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size) it->chunksize = (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size;
@@ -265,7 +273,7 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in,
         return rc;
     }
     it->pool = pool;
-    it->window = (size_t)pool->n * (size_t)pool->depth * 2;
+    it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
     if (it->window < 4) it->window = 4;
     it->next_live = pool->iters;
     if (pool->iters) pool->iters->prev_live = it;
@@ -302,11 +310,11 @@ static void unqueue(mproc_iter *it) {
     mproc__chunk **pp = &p->qhead, *last = NULL;
     while (*pp) {
         mproc__chunk *c = *pp;
-        if (c->iter == it) {
+        if (c->owner == &it->owner) {
             *pp = c->next;
             iter_chunk_free(c);
             p->outstanding--;
-            it->chunks_out--;
+            it->owner.live_chunks--;
         } else {
             last = c;
             pp = &c->next;
@@ -322,24 +330,21 @@ int mproc_iter_free(mproc_iter *it) {
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
     }
-    while (it->pool && it->pool->sending == it) { /* the input is being read: wait, then it is not */
-        it->pool->sending_waited = 1;
-        mproc__core_wait(-1);
-    }
+    if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;
     if (it->cur) {
         iter_chunk_free(it->cur);
-        it->chunks_out--;
+        it->owner.live_chunks--;
     }
     while ((c = it->done)) {
         it->done = c->next;
         iter_chunk_free(c);
-        it->chunks_out--;
+        it->owner.live_chunks--;
     }
     it->magic = MPROC__DEAD_MAGIC;
-    if (it->chunks_out == 0) free(it);
+    if (it->owner.live_chunks == 0) free(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;

@@ -1,6 +1,6 @@
-/* pool_lifecycle.c - a Pool's public life: create (options checked, result thread started,
+/* lifecycle.c - a Pool's public life: create (options checked, result thread started,
  * which starts the workers), close, terminate, join, free, and the list of live pools that
- * mproc_finalize() frees. The scheduling itself is in pool.c.
+ * mproc_finalize() frees. The scheduling itself is in scheduler.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +66,10 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->magic = MPROC__POOL_MAGIC;
     p->be = mproc__backend();
     p->opts = o;
-    int maxw = p->be->max_workers();
-    p->n = o.processes ? o.processes : p->be->default_workers();
+    int maxw = mproc__pool_max_workers(p);
+    p->n = o.processes ? o.processes : mproc__pool_default_workers(p);
     if (p->n > maxw) p->n = maxw;
-    p->depth = o.inflight ? o.inflight : 2;
+    p->inflight = o.inflight ? o.inflight : 2;
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
     if (o.initarg_len) p->initarg = malloc(o.initarg_len);
     if (!p->ws || (o.initarg_len && !p->initarg)) {
@@ -100,7 +100,7 @@ int mproc_pool_close(mproc_pool *pool) {
     int rc = mproc__pool_check(pool, "mproc_pool_close");
     if (rc == 0 && pool->state == MPROC__POOL_RUN) {
         pool->state = MPROC__POOL_CLOSED;
-        if (pool->g) pool->be->wake(pool->g);
+        mproc__pool_wake(pool);
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
@@ -122,7 +122,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
     int rc = mproc__pool_check(pool, "mproc_pool_terminate");
     if (rc == 0) {
         pool->state = MPROC__POOL_TERMINATED;
-        if (pool->g) pool->be->wake(pool->g);
+        mproc__pool_wake(pool);
         join_thread(pool);
     }
     pthread_mutex_unlock(&mproc__core_lock);
@@ -148,7 +148,7 @@ int mproc_pool_free(mproc_pool *pool) {
         return rc;
     }
     if (pool->state == MPROC__POOL_RUN) pool->state = MPROC__POOL_TERMINATED;
-    if (pool->g) pool->be->wake(pool->g);
+    mproc__pool_wake(pool);
     join_thread(pool);
     mproc__iter_detach_all(pool);
     if (pool->prev_live) pool->prev_live->next_live = pool->next_live;

@@ -1,12 +1,22 @@
-/* pool_internal.h - the pool's data structures, shared by pool.c (workers and scheduling),
- * pool_async.c (apply/map and their handles) and pool_iter.c (imap).
+/* pool.h - the Pool's data structures and the calls between the files of src/pool/.
+ *
+ * The files, bottom to top (each calls only the ones above it in this list, never below):
+ *   backend_calls.c the pool's only door to the backend (thin wrappers, lock dropped around each)
+ *   queue.c         the core lock, chunks, the pool's queue, settling a chunk through its owner
+ *   batch.c         adaptive batching of small chunks into one frame
+ *   faults.c        what a worker's death or a missed time limit does to its chunks
+ *   scheduler.c     the result thread: feeds workers, takes results, acts on faults
+ *   async.c iter.c  the owners of chunks: apply/map jobs with their handles, and imap iterators
+ *   lifecycle.c     create/close/terminate/join/free and the list of live pools
+ * A chunk reaches its owner only through the owner's ops table (mproc__owner_ops), so the
+ * scheduler never names a job or an iterator.
  *
  * Locking: one library-wide mutex (mproc__core_lock) guards every pool, job and iterator, with
  * one condition variable for all waiters. Backend calls (send/wait) run with it released. One
  * lock keeps lifetimes simple: a handle can outlive its pool and still be read safely.
  */
-#ifndef MPROC_POOL_INTERNAL_H
-#define MPROC_POOL_INTERNAL_H
+#ifndef MPROC_POOL_H
+#define MPROC_POOL_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -22,21 +32,44 @@
 #define MPROC__DEAD_MAGIC 0xdeadbeefu
 
 typedef struct mproc__chunk mproc__chunk;
+typedef struct mproc__owner mproc__owner;
 
-/* What a chunk's results go to: an async job (apply/map) or an iterator. */
-typedef enum { MPROC__JOB_APPLY = 1, MPROC__JOB_MAP = 2 } mproc__job_kind;
+/* What an owner does when one of its chunks settles (lock held in every op). */
+typedef struct mproc__owner_ops {
+    /* c's result frame arrived (r decoded from it, or placed: see the backend's send hint). The
+     * owner takes frame (keeps or frees it) and c. May drop the lock to run callbacks. */
+    void (*deliver)(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mproc__results *r);
+    /* c failed as a whole with err and msg; the owner takes c. */
+    void (*fail)(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
+    /* Owners that make their chunks lazily (a map): the next one, *exhausted set after the last.
+     * NULL op for owners that enqueue their chunks themselves. */
+    mproc__chunk *(*make_chunk)(mproc_pool *p, mproc__owner *o, int *exhausted);
+    /* Fails every item not yet made into a chunk; returns how many chunks they stood for. */
+    size_t (*fail_unmade)(mproc_pool *p, mproc__owner *o, int err, const char *msg);
+} mproc__owner_ops;
+
+/* The part of a job or iterator that its chunks see; the first member of both. */
+struct mproc__owner {
+    const mproc__owner_ops *ops;
+    const mproc_task *task;
+    size_t in_size;            /* bytes per input item; 0: one argument of any length (apply) */
+    size_t out_size;           /* bytes per result item; 0: any */
+    double timeout;            /* the call's per-task time limit; 0: the pool's */
+    size_t live_chunks;        /* chunks made and not yet done with (a split adds its pieces) */
+    int input_outlives_reply;  /* its chunks read input that stays valid until the owner is done */
+    uint8_t *reply_base;       /* a blocking map's output, where results may land directly */
+    mproc__owner *feed_next;   /* in the pool's list of owners with chunks still to make */
+};
 
 struct mproc_async {
+    mproc__owner owner;       /* first: a chunk's owner is this handle */
     uint32_t magic;
     int refs;                 /* the user's handle + one per pool reference */
     int user_freed;
-    mproc__job_kind kind;
-    const mproc_task *task;
+    int is_map;               /* map/map_async, else apply */
     mproc_call_opts opts;
-    size_t in_size, out_size, n;
+    size_t n;
     void *out;                /* map: the caller's array */
-    int out_pinned;           /* map: a blocking mproc_map, whose out outlives every reply */
-    size_t chunks_left;
     int ready;
     int err;                  /* first failure (0 = success) */
     char *errmsg;             /* its message (malloc'd) */
@@ -45,26 +78,23 @@ struct mproc_async {
     const uint8_t *in;        /* map: the caller's input */
     size_t chunksize;         /* map: items per chunk */
     size_t next_item;         /* map: first item not yet made into a chunk */
-    struct mproc_async *feed_next; /* map: next job in the pool's feeder list */
     struct mproc_async *next_free;
 };
 
 struct mproc_iter {
+    mproc__owner owner;       /* first: a chunk's owner is this iterator */
     uint32_t magic;
     struct mproc_pool *pool;  /* NULL once the pool is freed */
-    const mproc_task *task;
     int ordered;
     const uint8_t *in;        /* array input, or NULL with gen */
     mproc_gen_fn gen;
     void *userdata;
-    size_t in_size, n;        /* n = SIZE_MAX for generated input until it ends */
+    size_t n;                 /* n = SIZE_MAX for generated input until it ends */
     size_t chunksize, window;
-    double timeout;
     size_t next_item;         /* next input item to submit */
     size_t want_item;         /* ordered: the input index to deliver next */
     int input_done, input_err;
     int abandoned;            /* freed by the user while chunks were still out */
-    size_t chunks_out;        /* submitted, not yet fully consumed */
     mproc__chunk *done;       /* completed chunks not yet consumed (ordered by seq) */
     mproc__chunk *cur;        /* chunk being consumed */
     uint32_t cur_i;           /* next item of cur */
@@ -74,10 +104,9 @@ struct mproc_iter {
 
 struct mproc__chunk {
     mproc__chunk *next;
-    mproc_async *job;         /* or */
-    mproc_iter *iter;
+    mproc__owner *owner;      /* the job or iterator its results go to */
     uint64_t id;
-    size_t first;             /* index of the first item in the job's input */
+    size_t first;             /* index of the first item in the owner's input */
     uint32_t count;
     const uint8_t *in;        /* first input byte (caller's memory or owned) */
     size_t in_len;            /* apply: the argument's length; map: count*in_size */
@@ -91,7 +120,7 @@ struct mproc__chunk {
     int ghost;                /* stands in for a chunk already failed by its time limit on a
                                * worker that could not be killed: its late result is dropped */
     int attempts;
-    int unread_deaths;        /* workers that died with it sent but unread (pool_faults.c) */
+    int unread_deaths;        /* workers that died with it sent but unread (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */
@@ -103,7 +132,7 @@ struct mproc__chunk {
 
 typedef struct mproc__wstate {
     mproc__chunk *head, *tail; /* in flight, in send order: head is running */
-    int inflight;              /* frames in flight (a BATCH is one) */
+    int frames_out;            /* frames in flight (a BATCH is one), at most the pool's inflight */
     double last_done;          /* when its last frame's results arrived */
     int ready;                 /* may take tasks (initializer done) */
     int alive;
@@ -119,19 +148,20 @@ struct mproc_pool {
     uint32_t magic;
     const mproc__backend_ops *be;
     mproc__group *g;
-    int n, depth;
+    int n;                     /* workers */
+    int inflight;              /* frames kept in flight per worker (mproc_pool_opts.inflight) */
     mproc_pool_opts opts;
     void *initarg;             /* owned copy */
     mproc__pool_state state;
     int thread_running, joined;
     int start_rc;              /* the backend's answer to group_start */
     int sleeping;              /* the result thread is (about to be) in the backend's wait */
-    const mproc_iter *sending; /* an iterator whose array input a send is reading right now */
-    int sending_waited;        /* mproc_iter_free waits for that send to end */
+    const mproc__owner *sending; /* an owner whose caller-held input a send is reading now */
+    int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
     pthread_t thread;
     mproc__wstate *ws;
     mproc__chunk *qhead, *qtail;
-    mproc_async *feed_head, *feed_tail; /* map jobs with items not yet chunked */
+    mproc__owner *feed_head, *feed_tail; /* owners with chunks not yet made */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
     uint64_t next_id;
     double svc;                /* moving average of seconds per item, measured at the master */
@@ -143,41 +173,65 @@ struct mproc_pool {
     struct mproc_pool *next_live, *prev_live;
 };
 
-/* The library-wide lock and condition (pool.c). */
-extern pthread_mutex_t mproc__core_lock;
+/* ---- queue.c (lock held unless said otherwise) ----------------------------------------- */
+
+extern pthread_mutex_t mproc__core_lock; /* defined in backend_calls.c, which drops it */
 void mproc__core_wait(double deadline); /* waits on the condition until deadline (< 0: ever) */
 void mproc__core_broadcast(void);
 
-/* pool.c: validates a pool handle (magic) for fn; 0 or an error. */
+/* Validates a pool handle (magic) for fn; 0 or an error. */
 int mproc__pool_check(const mproc_pool *p, const char *fn);
-/* Appends chunks to the queue and wakes the result thread; lock held. */
-void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
-/* Wakes the result thread if it sleeps in the backend's wait (new work); lock held. */
-void mproc__pool_kick(mproc_pool *p);
 /* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
 size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
-
-/* pool.c: the result thread's body (arg: the pool), started by mproc_pool_create. */
-void *mproc__pool_result_thread(void *arg);
-
-/* pool.c, for pool_faults.c (lock held in all of them). */
+/* Appends a chunk to the queue (it counts as outstanding) and wakes the result thread. */
+void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
+/* Adds an owner that makes its chunks lazily (its chunks already count as outstanding). */
+void mproc__pool_feed_add(mproc_pool *p, mproc__owner *o);
+/* Puts a chunk (or a list ending at last) back at the queue's front. */
 void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c);
+void mproc__pool_push_front_list(mproc_pool *p, mproc__chunk *first, mproc__chunk *last);
+/* The next chunk to send: the queue first, then the owners' unmade chunks; NULL if none. */
+mproc__chunk *mproc__pool_next_chunk(mproc_pool *p);
+/* Settles a chunk for good as failed: it goes to its owner. */
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
+/* Fails everything queued and every item not yet made into a chunk. */
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg);
-void mproc__pool_worker_started(mproc_pool *p, int w);
+/* Waits until no send reads owner o's input (mproc_iter_free before its caller frees it). */
+void mproc__pool_wait_send(mproc_pool *p, const mproc__owner *o);
+/* Frees a chunk and its owned input (not its frame). */
+void mproc__chunk_free(mproc__chunk *c);
 const char *mproc__chunk_task_name(const mproc__chunk *c);
+/* Time limit of a chunk in seconds (its items' share), 0 = none. */
+double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
 /* The sentence for an item of c that failed in its worker with message msg (len bytes, not
  * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);
-/* Time limit of a chunk in seconds (its items' share), 0 = none. */
-double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
-
 /* Encodes a chunk's TASK frame head (header, prefix, length table) into head; returns its
  * length. The chunk's input follows it on the wire. */
 #define MPROC__CHUNK_HEAD_MAX (MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8)
 size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_MAX]);
 
-/* pool_batch.c: adaptive batching of small chunks (lock held). */
+/* ---- backend_calls.c: lock held on entry and exit, released during the backend's call --- */
+
+int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, const mproc__send_hint *hint);
+int mproc__pool_wait_event(mproc_pool *p, double timeout, mproc__event *ev);
+int mproc__pool_restart_worker(mproc_pool *p, int w);
+/* These two do not block, so they keep the lock. */
+int mproc__pool_kill_worker(mproc_pool *p, int w);
+long mproc__pool_worker_pid(mproc_pool *p, int w);
+/* Wakes the result thread if it sleeps in the backend's wait (new work, or a stop). */
+void mproc__pool_kick(mproc_pool *p);
+/* Wakes it even if it is about to sleep: a stop must never wait for the next event. */
+void mproc__pool_wake(mproc_pool *p);
+/* Sizing a new pool (no lock needed). */
+int mproc__pool_max_workers(mproc_pool *p);
+int mproc__pool_default_workers(mproc_pool *p);
+/* Lock not held: the result thread starts and stops its group. */
+int mproc__pool_group_start(mproc_pool *p, mproc__group **out);
+void mproc__pool_group_stop(mproc_pool *p, mproc__group *g, int graceful);
+
+/* ---- batch.c --------------------------------------------------------------------------- */
+
 int mproc__batchable(const mproc_pool *p, const mproc__chunk *c);
 /* Chunks worth putting in one frame now: ~1 ms of measured work, at most a share of what is
  * left, 1..64. */
@@ -187,29 +241,25 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
 /* A frame's last chunk completed on worker w: updates the service-time estimate. */
 void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 
-/* pool_faults.c: a worker's DIED event; and the time-limit check, which returns seconds to
- * the next deadline (< 0: none). Lock held. */
-void mproc__pool_on_died(mproc_pool *p, const mproc__event *ev);
+/* ---- faults.c -------------------------------------------------------------------------- */
+
+/* A worker's DIED event: settles, splits or requeues its chunks. Returns 1 when the scheduler
+ * should start a replacement, 0 when not (the pool is broken or terminated). */
+int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev);
 /* No worker alive: the pool is broken (MPROC_EWORKER) and its work fails at once. */
-void mproc__pool_check_alive(mproc_pool *p);
-double mproc__pool_check_timeouts(mproc_pool *p);
+void mproc__faults_check_alive(mproc_pool *p);
+/* Kills workers whose running chunk is past its time limit; returns seconds to the next
+ * deadline (< 0: none). */
+double mproc__faults_check_timeouts(mproc_pool *p);
 
-/* pool_async.c: a chunk finished with a result frame (lock held; may drop it for callbacks). */
-void mproc__job_deliver(mproc_pool *p, mproc__chunk *c, const mproc__results *r);
-/* A chunk failed as a whole: err with message msg. */
-void mproc__job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
-void mproc__async_unref(mproc_async *a); /* lock held */
-/* Makes the next chunk of the first map job that has items left, or NULL. */
-mproc__chunk *mproc__feed_chunk(mproc_pool *p);
-/* Fails every item not yet made into a chunk, of every map job of the pool. */
-void mproc__feed_fail_all(mproc_pool *p, int err, const char *msg);
+/* ---- scheduler.c ----------------------------------------------------------------------- */
 
-/* pool_iter.c */
-void mproc__iter_deliver(mproc__chunk *c, uint8_t *frame, const mproc__results *r);
-void mproc__iter_fail(mproc__chunk *c, int err, const char *msg);
+/* The result thread's body (arg: the pool), started by mproc_pool_create. */
+void *mproc__pool_result_thread(void *arg);
+
+/* ---- iter.c ---------------------------------------------------------------------------- */
+
+/* The pool is being freed: its iterators let go of it. */
 void mproc__iter_detach_all(mproc_pool *p);
 
-/* Frees a chunk and its owned input (not its frame). */
-void mproc__chunk_free(mproc__chunk *c);
-
-#endif /* MPROC_POOL_INTERNAL_H */
+#endif /* MPROC_POOL_H */

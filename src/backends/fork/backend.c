@@ -24,7 +24,7 @@
 #include "backend.h"
 #include "backends/fork/processes.h"
 #include "wire/stream_reader.h"
-#include "backends/fork/spawn.h"
+#include "backends/spawn.h"
 #include "common/common.h"
 #include "wire/wire.h"
 #include "worker/worker.h"
@@ -454,9 +454,26 @@ static void fork_group_stop(mproc__group *g, int graceful) {
     free(g);
 }
 
+/* One per CPU by default, as Python's Pool (the affinity mask, not the machine's total). */
+static int fork_default_workers(void) { return mproc_cpu_count(); }
+
 const mproc__backend_ops mproc__backend_fork = {
-    MPROC__BACKEND_VERSION, "fork",  fork_init,           fork_finalize,    fork_max_workers,
-    fork_group_start,       fork_send, fork_wait,         fork_wake,        fork_kill_worker,
-    fork_restart_worker,    fork_worker_pid, fork_group_stop, mproc__fork_proc_start,
-    mproc__fork_proc_wait,  mproc__fork_proc_signal, mproc__fork_proc_free, mproc_cpu_count,
+    .version = MPROC__BACKEND_VERSION,
+    .name = "fork",
+    .init = fork_init,
+    .finalize = fork_finalize,
+    .max_workers = fork_max_workers,
+    .group_start = fork_group_start,
+    .send = fork_send,
+    .wait = fork_wait,
+    .wake = fork_wake,
+    .kill_worker = fork_kill_worker,
+    .restart_worker = fork_restart_worker,
+    .worker_pid = fork_worker_pid,
+    .group_stop = fork_group_stop,
+    .proc_start = mproc__fork_proc_start,
+    .proc_wait = mproc__fork_proc_wait,
+    .proc_signal = mproc__fork_proc_signal,
+    .proc_free = mproc__fork_proc_free,
+    .default_workers = fork_default_workers,
 };

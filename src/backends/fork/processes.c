@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "backends/fork/processes.h"
-#include "backends/fork/spawn.h"
+#include "backends/spawn.h"
 #include "common/common.h"
 #include "worker/worker.h"
 

@@ -1,25 +1,32 @@
-/* mpi_master.h - the MPI master's shared state, between backend_mpi.c (start-up, groups,
- * routing) and mpi_process.c (Processes on worker ranks). Everything here is guarded by
- * mproc__mpi.lock.
+/* master_state.h - the MPI master's state (rank 0), shared by its files: master.c (start-up),
+ * routing.c (what arrives), groups.c (pools) and processes.c (Processes on worker ranks).
+ * Everything here is guarded by mproc__mpi.lock. Per-rank arrays are indexed by rank.
  */
 #ifndef MPROC_MPI_MASTER_H
 #define MPROC_MPI_MASTER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
 
-enum { CH_STARTING, CH_RUNNING, CH_EXITED, CH_FAILED };
+/* A Process on a worker rank, as the master sees it. */
+typedef enum mproc__child_state {
+    MPROC__CHILD_STARTING,
+    MPROC__CHILD_RUNNING,
+    MPROC__CHILD_EXITED,
+    MPROC__CHILD_FAILED
+} mproc__child_state;
 
 struct mproc__child {
     mproc__child *next;
     uint64_t id;   /* ours, in the PROC_* frames' header */
     int rank;      /* the worker rank whose child it is */
-    int state;
+    mproc__child_state state;
     long pid;
     int exitcode;
-    int status;    /* CH_FAILED: why the rank could not start it */
+    int status;    /* MPROC__CHILD_FAILED: why the rank could not start it */
     char why[200];
 };
 
@@ -32,7 +39,23 @@ typedef struct mproc__placement {
     int used;      /* the reply's data went there */
 } mproc__placement;
 
-typedef struct mproc__mpi_master {
+/* A frame routed to the live group, waiting for its wait() to take it. */
+typedef struct mproc__mpi_event {
+    struct mproc__mpi_event *next;
+    int worker;
+    uint8_t *frame;
+    size_t len;
+    int placed; /* its data went to its TASK's reply_to */
+} mproc__mpi_event;
+
+struct mproc__group {
+    int n;
+    atomic_int woken;
+    mproc__mpi_event *head, *tail; /* frames for this group, routed by whichever thread received them */
+};
+
+
+typedef struct mproc__mpi_master_state {
     mproc__group *group;   /* the live group, or NULL */
     long *pid;             /* per rank: its pid, from its start message */
     uint32_t *outstanding; /* per rank: TASK/INIT/BATCH frames of the live group not yet answered */
@@ -45,23 +68,8 @@ typedef struct mproc__mpi_master {
     mproc__child *children;
     uint64_t child_seq;
     int rr;                /* where the next least-loaded search starts */
-} mproc__mpi_master;
+} mproc__mpi_master_state;
 
-extern mproc__mpi_master mproc__mpi_m;
-#define M mproc__mpi_m
-
-/* backend_mpi.c: the master's sink for every received frame, and the poll-and-sleep loop that
- * runs it until done(arg) or the deadline (1 if done). */
-void mproc__mpi_route(int src, uint8_t *f, size_t len);
-int mproc__mpi_wait_until(int (*done)(const void *), const void *arg, double deadline, long cap_ns);
-
-/* mpi_process.c */
-void mproc__mpi_route_child(int src, uint16_t kind, uint8_t *f, size_t len);
-void mproc__mpi_children_free(void);
-int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len, const char *name,
-                          mproc__child **out, long *pid);
-int mproc__mpi_proc_wait(mproc__child *c, double timeout, int *exitcode);
-int mproc__mpi_proc_signal(mproc__child *c, int signo);
-void mproc__mpi_proc_free(mproc__child *c);
+extern mproc__mpi_master_state mproc__master;
 
 #endif /* MPROC_MPI_MASTER_H */

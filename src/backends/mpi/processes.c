@@ -1,7 +1,7 @@
 /* mpi_process.c - Processes under MPI: a Process runs as a forked child of the least busy worker
  * rank, which answers PROC_START with PROC_STARTED (its pid, or why it could not) and later
  * PROC_EXIT (Python's exit code); PROC_SIGNAL asks it to signal the child. The frames arrive
- * through the master's router (backend_mpi.c), which hands PROC_* ones to route_child here.
+ * through the master's router (routing.c), which updates the Process's record.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,71 +9,41 @@
 #include "common/common.h"
 #include "backends/mpi/transport.h"
 #include "backends/mpi/master_state.h"
+#include "backends/mpi/processes.h"
+#include "backends/mpi/routing.h"
 #include "wire/wire.h"
-
-static mproc__child *child_find(uint64_t id) {
-    for (mproc__child *c = M.children; c; c = c->next)
-        if (c->id == id) return c;
-    return NULL;
-}
-
-void mproc__mpi_route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
-    mproc__child *c = child_find(mproc__get_u64(f + 8));
-    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
-    size_t n = len - MPROC__WIRE_HDR_SIZE;
-    if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
-        if (n < MPROC__MPI_STARTED_MIN) mproc__mpi_fatal("rank %d: short PROC_STARTED frame", src);
-        c->status = (int32_t)mproc__get_u32(p);
-        c->pid = (long)mproc__get_u32(p + 4);
-        if (c->status < 0) {
-            size_t m = n - MPROC__MPI_STARTED_MIN;
-            if (m >= sizeof c->why) m = sizeof c->why - 1;
-            memcpy(c->why, p + MPROC__MPI_STARTED_MIN, m);
-            c->why[m] = '\0';
-            c->state = CH_FAILED;
-        } else {
-            c->state = CH_RUNNING;
-        }
-    } else if (c && c->rank == src && kind == MPROC__FRAME_PROC_EXIT) {
-        if (n < 4) mproc__mpi_fatal("rank %d: short PROC_EXIT frame", src);
-        c->exitcode = (int32_t)mproc__get_u32(p);
-        c->state = CH_EXITED;
-        if (M.nchild[src] > 0) M.nchild[src]--;
-    }
-    free(f); /* a child already freed by the core: nobody to tell */
-}
 
 /* The least busy worker rank (pool tasks queued there plus its Processes); ties rotate. */
 static int pick_rank(void) {
     int nw = mproc__mpi.size - 1, best = 1;
     uint32_t best_load = UINT32_MAX;
     for (int k = 0; k < nw; k++) {
-        int r = 1 + (M.rr + k) % nw;
-        uint32_t load = M.outstanding[r] + M.nchild[r];
+        int r = 1 + (mproc__master.rr + k) % nw;
+        uint32_t load = mproc__master.outstanding[r] + mproc__master.nchild[r];
         if (load < best_load) {
             best = r;
             best_load = load;
         }
     }
-    M.rr = best % nw;
+    mproc__master.rr = best % nw;
     return best;
 }
 
 static void child_unlink(mproc__child *c) {
-    for (mproc__child **pp = &M.children; *pp; pp = &(*pp)->next)
+    for (mproc__child **pp = &mproc__master.children; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
-    if (c->state != CH_EXITED && M.nchild[c->rank] > 0) M.nchild[c->rank]--;
+    if (c->state != MPROC__CHILD_EXITED && mproc__master.nchild[c->rank] > 0) mproc__master.nchild[c->rank]--;
 }
 
 static int child_started(const void *arg) {
-    return ((const mproc__child *)arg)->state != CH_STARTING;
+    return ((const mproc__child *)arg)->state != MPROC__CHILD_STARTING;
 }
 
 static int child_exited(const void *arg) {
-    return ((const mproc__child *)arg)->state == CH_EXITED;
+    return ((const mproc__child *)arg)->state == MPROC__CHILD_EXITED;
 }
 
 /* Lock held. Sends PROC_START for c and waits for the rank's answer. */
@@ -90,7 +60,7 @@ static int send_start(mproc__child *c, const mproc_task *t, const void *arg, siz
     int rc = mproc__mpi_send_frame(c->rank, iov, 4, mproc__mpi_route);
     if (rc < 0) return rc;
     mproc__mpi_wait_until(child_started, c, -1.0, MPROC__MPI_BUSY_CAP_NS);
-    if (c->state == CH_FAILED)
+    if (c->state == MPROC__CHILD_FAILED)
         return mproc__error(c->status, "Process %s: rank %d could not start it: %s", name, c->rank,
                             c->why);
     return 0;
@@ -110,12 +80,12 @@ int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len,
     mproc__child *c = calloc(1, sizeof *c);
     if (!c) return mproc__error(MPROC_ENOMEM, "mpi proc_start: out of memory");
     pthread_mutex_lock(&mproc__mpi.lock);
-    c->id = ++M.child_seq;
+    c->id = ++mproc__master.child_seq;
     c->rank = pick_rank();
-    c->state = CH_STARTING;
-    c->next = M.children;
-    M.children = c;
-    M.nchild[c->rank]++;
+    c->state = MPROC__CHILD_STARTING;
+    c->next = mproc__master.children;
+    mproc__master.children = c;
+    mproc__master.nchild[c->rank]++;
     int rc = send_start(c, target, arg, len, name);
     if (rc < 0) {
         child_unlink(c);
@@ -141,7 +111,7 @@ int mproc__mpi_proc_signal(mproc__child *c, int signo) {
     if (!c || signo <= 0) return mproc__error(MPROC_EINVAL, "mpi proc_signal: bad arguments");
     int rc = 0;
     pthread_mutex_lock(&mproc__mpi.lock);
-    if (c->state == CH_RUNNING)
+    if (c->state == MPROC__CHILD_RUNNING)
         rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, (uint32_t)signo, mproc__mpi_route);
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
@@ -156,9 +126,9 @@ void mproc__mpi_proc_free(mproc__child *c) {
 }
 
 void mproc__mpi_children_free(void) {
-    while (M.children) {
-        mproc__child *c = M.children;
-        M.children = c->next;
+    while (mproc__master.children) {
+        mproc__child *c = mproc__master.children;
+        mproc__master.children = c->next;
         free(c);
     }
 }

@@ -23,8 +23,9 @@
 #include <sys/prctl.h>
 #endif
 
-#include "backends/fork/spawn.h"
+#include "backends/spawn.h"
 #include "common/common.h"
+#include "backends/mpi/rank.h"
 #include "backends/mpi/transport.h"
 #include "wire/wire.h"
 #include "worker/worker.h"
@@ -46,7 +47,7 @@ static struct {
     size_t nkids, cap;
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
-} R;
+} rank_state;
 
 /* ---------------------------------------------------------------------------------------------
  * The channel mproc__worker_serve() talks through.
@@ -58,11 +59,11 @@ static void queue_sink(int src, uint8_t *frame, size_t len) {
     qnode *q = malloc(sizeof *q);
     if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
     *q = (qnode){NULL, frame, len};
-    if (R.qtail)
-        R.qtail->next = q;
+    if (rank_state.qtail)
+        rank_state.qtail->next = q;
     else
-        R.qhead = q;
-    R.qtail = q;
+        rank_state.qhead = q;
+    rank_state.qtail = q;
 }
 
 /* Lock held. */
@@ -73,18 +74,18 @@ static int send_to_master(const struct iovec *iov, int iovcnt) {
 /* Lock held. Reaps children that ended and reports each with PROC_EXIT; returns how many. */
 static int report_exits(void) {
     int n = 0;
-    for (size_t i = 0; i < R.nkids;) {
+    for (size_t i = 0; i < rank_state.nkids;) {
         int st = 0;
-        pid_t r = waitpid(R.kids[i].pid, &st, WNOHANG);
+        pid_t r = waitpid(rank_state.kids[i].pid, &st, WNOHANG);
         if (r == 0 || (r < 0 && errno == EINTR)) {
             i++;
             continue;
         }
         int code = r < 0 ? 255 : WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
         uint8_t f[MPROC__WIRE_HDR_SIZE + 4];
-        mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, R.kids[i].id, 4, 0);
+        mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, rank_state.kids[i].id, 4, 0);
         mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
-        R.kids[i] = R.kids[--R.nkids];
+        rank_state.kids[i] = rank_state.kids[--rank_state.nkids];
         struct iovec iov = {f, sizeof f};
         send_to_master(&iov, 1);
         n++;
@@ -98,10 +99,10 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
     pthread_mutex_lock(&mproc__mpi.lock);
     for (;;) {
-        if (R.qhead) {
-            qnode *q = R.qhead;
-            R.qhead = q->next;
-            if (!R.qhead) R.qtail = NULL;
+        if (rank_state.qhead) {
+            qnode *q = rank_state.qhead;
+            rank_state.qhead = q->next;
+            if (!rank_state.qhead) rank_state.qtail = NULL;
             *frame = q->frame;
             *len = q->len;
             free(q);
@@ -120,7 +121,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (*len >= MPROC__WIRE_HDR_SIZE && mproc__get_u16(*frame + 6) == MPROC__FRAME_SHUTDOWN)
-        R.wait_program = mproc__get_u32(*frame + 20) != 0; /* the serve loop only sees "stop" */
+        rank_state.wait_program = mproc__get_u32(*frame + 20) != 0; /* the serve loop only sees "stop" */
     return 0;
 }
 
@@ -205,16 +206,16 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     const uint8_t *arg = p + MPROC__MPI_START_PREFIX + nlen;
     size_t alen = n - MPROC__MPI_START_PREFIX - nlen;
     const mproc_task *t = mproc__registry_get(task_id);
-    if (R.nkids == R.cap) {
-        size_t cap = R.cap ? R.cap * 2 : 8;
-        rchild *k = realloc(R.kids, cap * sizeof *k);
+    if (rank_state.nkids == rank_state.cap) {
+        size_t cap = rank_state.cap ? rank_state.cap * 2 : 8;
+        rchild *k = realloc(rank_state.kids, cap * sizeof *k);
         if (k) {
-            R.kids = k;
-            R.cap = cap;
+            rank_state.kids = k;
+            rank_state.cap = cap;
         }
     }
     char *name = malloc((size_t)nlen + 1);
-    if (!t || !name || R.nkids == R.cap) {
+    if (!t || !name || rank_state.nkids == rank_state.cap) {
         free(name);
         snprintf(why, sizeof why, "%s on rank %d", !t ? "unknown task id" : "out of memory",
                  mproc__mpi.rank);
@@ -233,13 +234,13 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
         snprintf(why, sizeof why, "fork failed on rank %d: %s", mproc__mpi.rank, strerror(err));
         return reply_started(id, MPROC_ESYS, 0, why);
     }
-    R.kids[R.nkids++] = (rchild){pid, id};
+    rank_state.kids[rank_state.nkids++] = (rchild){pid, id};
     return reply_started(id, 0, pid, "");
 }
 
 static void signal_child(uint64_t id, int signo) {
-    for (size_t i = 0; i < R.nkids; i++)
-        if (R.kids[i].id == id) kill(R.kids[i].pid, signo);
+    for (size_t i = 0; i < rank_state.nkids; i++)
+        if (rank_state.kids[i].id == id) kill(rank_state.kids[i].pid, signo);
     /* Not found: it ended already and its PROC_EXIT is on the way; nothing to do. */
 }
 
@@ -259,12 +260,12 @@ static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *fr
 
 /* At shutdown no Process should be left (the master frees them first); if one is, it goes. */
 static void end_children(void) {
-    for (size_t i = 0; i < R.nkids; i++) {
-        kill(R.kids[i].pid, SIGKILL);
-        while (waitpid(R.kids[i].pid, NULL, 0) < 0 && errno == EINTR) {
+    for (size_t i = 0; i < rank_state.nkids; i++) {
+        kill(rank_state.kids[i].pid, SIGKILL);
+        while (waitpid(rank_state.kids[i].pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
-    R.nkids = 0;
+    rank_state.nkids = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -382,7 +383,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     mproc__mpi_bells_free();
     /* The master's program finalizes MPI when it chooses: wait for that in a barrier, polled
      * cheaply, rather than in MPI_Finalize (see at_program_finalize in backend_mpi.c). */
-    if (R.wait_program) mproc__mpi_quiesce(mproc__mpi_discard);
+    if (rank_state.wait_program) mproc__mpi_quiesce(mproc__mpi_discard);
     pthread_mutex_unlock(&mproc__mpi.lock);
     fflush(NULL);
     MPI_Comm_free(&mproc__mpi.comm);

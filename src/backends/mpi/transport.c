@@ -19,33 +19,6 @@
 #include "backends/mpi/transport.h"
 #include "wire/wire.h"
 
-mproc__mpi_world mproc__mpi = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* ---------------------------------------------------------------------------------------------
- * Fatal errors.
- * ------------------------------------------------------------------------------------------- */
-
-_Noreturn void mproc__mpi_fatal(const char *fmt, ...) {
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "mproc: %s\n", msg);
-    fflush(NULL);
-    /* The whole job goes: a lost frame would otherwise leave some rank waiting forever. */
-    MPI_Abort(mproc__mpi.size > 0 ? mproc__mpi.comm : MPI_COMM_WORLD, 1);
-    _exit(1);
-}
-
-void mproc__mpi_ok(int rc, const char *what) {
-    if (rc == MPI_SUCCESS) return;
-    char text[MPI_MAX_ERROR_STRING];
-    int n = 0;
-    if (MPI_Error_string(rc, text, &n) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", rc);
-    mproc__mpi_fatal("rank %d: %s failed: %s", mproc__mpi.rank, what, text);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Transport: frames as MPI messages.
  * ------------------------------------------------------------------------------------------- */
@@ -250,56 +223,56 @@ static struct {
     int *idx;         /* MPI_Testsome's output */
     pending_send *v;
     int n, cap;
-} P;
+} pending;
 
 /* Lock held. Room for `more` sends; 0 or -1. */
 static int reserve_sends(int more) {
-    if (P.cap - P.n >= more) return 0;
-    int cap = P.cap ? P.cap : 16;
-    while (cap - P.n < more) cap *= 2;
-    MPI_Request *r = realloc(P.req, (size_t)cap * sizeof *r);
+    if (pending.cap - pending.n >= more) return 0;
+    int cap = pending.cap ? pending.cap : 16;
+    while (cap - pending.n < more) cap *= 2;
+    MPI_Request *r = realloc(pending.req, (size_t)cap * sizeof *r);
     if (!r) return -1;
-    P.req = r;
-    int *idx = realloc(P.idx, (size_t)cap * sizeof *idx);
+    pending.req = r;
+    int *idx = realloc(pending.idx, (size_t)cap * sizeof *idx);
     if (!idx) return -1;
-    P.idx = idx;
-    pending_send *v = realloc(P.v, (size_t)cap * sizeof *v);
+    pending.idx = idx;
+    pending_send *v = realloc(pending.v, (size_t)cap * sizeof *v);
     if (!v) return -1;
-    P.v = v;
-    P.cap = cap;
+    pending.v = v;
+    pending.cap = cap;
     return 0;
 }
 
 /* Lock held. Frees what completed sends owned; returns how many are still in flight. */
 static int reap_sends(void) {
-    if (P.n == 0) return 0;
+    if (pending.n == 0) return 0;
     int done = 0;
-    mproc__mpi_ok(MPI_Testsome(P.n, P.req, &done, P.idx, MPI_STATUSES_IGNORE), "MPI_Testsome");
-    if (done == MPI_UNDEFINED || done == 0) return P.n;
+    mproc__mpi_ok(MPI_Testsome(pending.n, pending.req, &done, pending.idx, MPI_STATUSES_IGNORE), "MPI_Testsome");
+    if (done == MPI_UNDEFINED || done == 0) return pending.n;
     int k = 0;
-    for (int i = 0; i < P.n; i++) {
-        if (P.req[i] == MPI_REQUEST_NULL) {
-            free(P.v[i].buf);
+    for (int i = 0; i < pending.n; i++) {
+        if (pending.req[i] == MPI_REQUEST_NULL) {
+            free(pending.v[i].buf);
             continue;
         }
-        P.req[k] = P.req[i]; /* survivors keep their posting order */
-        P.v[k++] = P.v[i];
+        pending.req[k] = pending.req[i]; /* survivors keep their posting order */
+        pending.v[k++] = pending.v[i];
     }
-    P.n = k;
+    pending.n = k;
     return k;
 }
 
 /* Lock held, room reserved. Remembers a posted send. */
 static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
-    P.req[P.n] = req;
-    P.v[P.n++] = (pending_send){buf, rank, seq};
+    pending.req[pending.n] = req;
+    pending.v[pending.n++] = (pending_send){buf, rank, seq};
 }
 
 /* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
 static int retained_in_flight(int rank, uint64_t upto) {
     reap_sends();
-    for (int i = 0; i < P.n; i++)
-        if (P.v[i].seq && P.v[i].seq <= upto && (rank < 0 || P.v[i].rank == rank)) return 1;
+    for (int i = 0; i < pending.n; i++)
+        if (pending.v[i].seq && pending.v[i].seq <= upto && (rank < 0 || pending.v[i].rank == rank)) return 1;
     return 0;
 }
 
@@ -323,10 +296,10 @@ void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
     while (reap_sends() > 0)
         if (mproc__mpi_drain(sink) == 0) mproc__mpi_backoff_wait(&bo, -1.0);
-    free(P.req);
-    free(P.idx);
-    free(P.v);
-    memset(&P, 0, sizeof P);
+    free(pending.req);
+    free(pending.idx);
+    free(pending.v);
+    memset(&pending, 0, sizeof pending);
 }
 
 /* Lock held. Posts buf (ours, malloc'd) as one message, left in flight; frees it when done. */

@@ -1,31 +1,23 @@
-/* mpi_internal.h - what the two halves of the MPI backend share: the communicator and its lock,
- * the frame transport over MPI messages, and the idle backoff.
+/* transport.h - frames (wire.h) as MPI messages, between the master and the worker ranks
+ * (transport.c).
  *
- * mpi_transport.c holds the transport; mpi_wait.c the doorbells and the backoff; backend_mpi.c
- * and mpi_process.c the master (rank 0: groups, Processes, init/finalize); mpi_rank.c the worker
- * ranks (their serve channel, Process children, crash reports). Only these files include
- * <mpi.h>; the public header never does.
- *
- * Transport: a frame (wire.h) travels as one MPI_BYTE message on one tag when it is small
- * (packed into a buffer that stays in flight while the sender goes on); a big one as a 24-byte
- * header message followed by its payload in pieces of at most MPROC__MPI_PIECE bytes, sent
- * straight from the caller's iovecs (no copy), retained or waited for. MPI keeps messages of
- * one sender on one tag in order, so the receiver takes the pieces from the header's sender
- * right after it. Task ids live in the frame header, never in the tag (tags are bounded by
- * MPI_TAG_UB).
- *
- * Locking: every MPI call, and all backend state, is under mproc__mpi.lock; a thread that waits
- * for something sleeps with that lock released (on its process's doorbell, see mpi_wait.c), so
- * another thread can poll meanwhile.
+ * A frame travels as one MPI_BYTE message on one tag when it is small (packed into a buffer
+ * that stays in flight while the sender goes on); a big one as a 24-byte header message
+ * followed by its payload in pieces of at most MPROC__MPI_PIECE bytes, sent straight from the
+ * caller's iovecs (no copy), retained or waited for. MPI keeps messages of one sender on one tag
+ * in order, so the receiver takes the pieces from the header's sender right after it. Task ids
+ * live in the frame header, never in the tag (tags are bounded by MPI_TAG_UB).
  */
-#ifndef MPROC_MPI_INTERNAL_H
-#define MPROC_MPI_INTERNAL_H
+#ifndef MPROC_MPI_TRANSPORT_H
+#define MPROC_MPI_TRANSPORT_H
 
-#include <mpi.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+#include "backends/mpi/wait.h"
+#include "backends/mpi/world.h"
+#include "wire/wire.h"
 
 #define MPROC__MPI_TAG 4242
 /* Frames up to this size are packed into one message (a copy is cheaper than a datatype). */
@@ -33,51 +25,6 @@
 /* Payload pieces of a big frame: small enough that each completed piece tells a waiting sender
  * the transfer is moving (its backoff restarts), far below MPI's int count limit. */
 #define MPROC__MPI_PIECE (8u * 1024u * 1024u)
-
-typedef struct mproc__mpi_world {
-    MPI_Comm comm;      /* our dup of MPI_COMM_WORLD: user traffic never meets ours */
-    int rank;
-    int size;
-    int we_initialized; /* mproc called MPI_Init_thread, so mproc calls MPI_Finalize */
-    int ready;          /* init finished on this rank */
-    pthread_mutex_t lock;
-} mproc__mpi_world;
-
-extern mproc__mpi_world mproc__mpi;
-
-/* Idle backoff: a few polls back to back, then sleeps that double from 2 us to cap_ns. */
-typedef struct mproc__backoff {
-    unsigned polls;
-    long ns;
-    long cap_ns;
-    unsigned seen; /* our doorbell's count when we last polled */
-    int rung;      /* the doorbell rang since this wait began */
-    double spin_until; /* yield-polling until then while frames stream (0: not yet decided) */
-} mproc__backoff;
-
-#define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
-#define MPROC__MPI_BUSY_CAP_NS 250000L  /* results are due from ranks without a doorbell */
-#define MPROC__MPI_SEND_CAP_NS 250000L  /* a pending send is a transfer someone waits on */
-
-void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
-/* Lock held. Notes that a frame arrived: waits yield-poll instead of sleeping while frames come
- * in quick succession (a streaming map), and sleep at once when they do not. */
-void mproc__mpi_note_arrival(void);
-/* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none);
- * returns early when this process's doorbell rings. */
-void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
-
-/* Doorbells (mpi_wait.c). Collective set-up and tear-down over our communicator. */
-void mproc__mpi_bells_init(void);
-void mproc__mpi_bells_free(void);
-/* Wakes rank's waiting threads if it shares our node (send_frame does this after each send). */
-void mproc__mpi_ring(int rank);
-/* Wakes this process's own waiting threads: wake(), or a frame routed to another thread. */
-void mproc__mpi_ring_self(void);
-/* Lock held. As ring_self, but only when one of our threads sleeps (routing a frame). */
-void mproc__mpi_ring_sleepers(void);
-/* 1 when every rank shares the master's node, so doorbells announce every frame. */
-int mproc__mpi_all_local(void);
 
 /* Receives frames that arrive while a send waits for its peer (see mproc__mpi_send_frame). Takes
  * ownership of frame. Lock held. */
@@ -138,24 +85,10 @@ void mproc__mpi_quiesce(mproc__mpi_sink sink);
 /* A sink that drops frames. */
 void mproc__mpi_discard(int src, uint8_t *frame, size_t len);
 
-/* Prints "mproc: <message>" to stderr and ends the whole job with MPI_Abort: for failures that
- * no caller could recover from (a peer speaking garbage, MPI itself failing). */
-_Noreturn void mproc__mpi_fatal(const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-/* Fatal unless rc is MPI_SUCCESS; what names the call. */
-void mproc__mpi_ok(int rc, const char *what);
-
-/* mpi_rank.c: the body of a worker rank after init; serves until SHUTDOWN, then finalizes MPI
- * and exits. */
-_Noreturn void mproc__mpi_rank_main(void);
-
 /* PROC_STARTED payload: i32 status (0 or MPROC_E*), u32 pid, then an error message. Also sent
  * once by every worker rank at start with id 0, to tell the master its pid. */
 #define MPROC__MPI_STARTED_MIN 8u
 /* PROC_START payload: u32 task id, u32 name length, the name, then the argument bytes. */
 #define MPROC__MPI_START_PREFIX 8u
 
-#endif /* MPROC_MPI_INTERNAL_H */
+#endif /* MPROC_MPI_TRANSPORT_H */

@@ -21,7 +21,7 @@
 #endif
 
 #include "common/common.h"
-#include "backends/mpi/transport.h"
+#include "backends/mpi/wait.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Doorbells: event-driven wake-ups between ranks on one node.
@@ -47,7 +47,7 @@ static struct {
     MPI_Win win;
     int have_win;
     int all_local; /* every rank shares the master's node: the doorbells see every frame */
-} B = {.mine = &B.private_bell};
+} bells = {.mine = &bells.private_bell};
 
 static void bell_ring(mproc__bell *b) {
     atomic_fetch_add(&b->seq, 1u);
@@ -58,30 +58,30 @@ static void bell_ring(mproc__bell *b) {
 }
 
 void mproc__mpi_ring(int rank) {
-    if (rank >= 0 && B.peer && rank < mproc__mpi.size && B.peer[rank]) bell_ring(B.peer[rank]);
+    if (rank >= 0 && bells.peer && rank < mproc__mpi.size && bells.peer[rank]) bell_ring(bells.peer[rank]);
 }
 
-void mproc__mpi_ring_self(void) { bell_ring(B.mine); }
+void mproc__mpi_ring_self(void) { bell_ring(bells.mine); }
 
 /* Only threads asleep need the ring: one awake checks its condition before sleeping, and it
  * cannot miss this frame (it is routed under the lock that thread holds until it sleeps). Not
  * ringing when nobody sleeps spares the routing thread a needless re-poll of its own ring. */
 void mproc__mpi_ring_sleepers(void) {
-    if (atomic_load(&B.mine->sleepers) > 0) bell_ring(B.mine);
+    if (atomic_load(&bells.mine->sleepers) > 0) bell_ring(bells.mine);
 }
 
-int mproc__mpi_all_local(void) { return B.all_local; }
+int mproc__mpi_all_local(void) { return bells.all_local; }
 
 /* Finds the bells of the ranks that share our node, by their rank in our communicator. */
 static void find_peers(void) {
     int size = mproc__mpi.size;
     int *world = malloc((size_t)size * sizeof *world), *local = malloc((size_t)size * sizeof *local);
-    B.peer = calloc((size_t)size, sizeof *B.peer);
-    if (!world || !local || !B.peer)
+    bells.peer = calloc((size_t)size, sizeof *bells.peer);
+    if (!world || !local || !bells.peer)
         mproc__mpi_fatal("rank %d: out of memory at start", mproc__mpi.rank);
     MPI_Group g_comm, g_node;
     MPI_Comm_group(mproc__mpi.comm, &g_comm);
-    MPI_Comm_group(B.node, &g_node);
+    MPI_Comm_group(bells.node, &g_node);
     for (int r = 0; r < size; r++) world[r] = r;
     MPI_Group_translate_ranks(g_comm, size, world, g_node, local);
     for (int r = 0; r < size; r++) {
@@ -89,8 +89,8 @@ static void find_peers(void) {
         int disp;
         void *ptr = NULL;
         if (local[r] != MPI_UNDEFINED &&
-            MPI_Win_shared_query(B.win, local[r], &sz, &disp, &ptr) == MPI_SUCCESS)
-            B.peer[r] = ptr;
+            MPI_Win_shared_query(bells.win, local[r], &sz, &disp, &ptr) == MPI_SUCCESS)
+            bells.peer[r] = ptr;
     }
     MPI_Group_free(&g_comm);
     MPI_Group_free(&g_node);
@@ -105,37 +105,37 @@ void mproc__mpi_bells_init(void) {
     void *base = NULL;
     MPI_Info info;
     mproc__mpi_ok(MPI_Comm_split_type(mproc__mpi.comm, MPI_COMM_TYPE_SHARED, mproc__mpi.rank,
-                                      MPI_INFO_NULL, &B.node), "MPI_Comm_split_type");
-    MPI_Comm_size(B.node, &nsize);
+                                      MPI_INFO_NULL, &bells.node), "MPI_Comm_split_type");
+    MPI_Comm_size(bells.node, &nsize);
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
-    int rc = MPI_Win_allocate_shared((MPI_Aint)sizeof(mproc__bell), 1, info, B.node, &base, &B.win);
+    int rc = MPI_Win_allocate_shared((MPI_Aint)sizeof(mproc__bell), 1, info, bells.node, &base, &bells.win);
     MPI_Info_free(&info);
     if (rc != MPI_SUCCESS || !base) {
-        MPI_Comm_free(&B.node);
+        MPI_Comm_free(&bells.node);
         return;
     }
-    B.have_win = 1;
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, B.win); /* one passive epoch for our whole life */
+    bells.have_win = 1;
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, bells.win); /* one passive epoch for our whole life */
     memset(base, 0, sizeof(mproc__bell));
-    MPI_Win_sync(B.win);
+    MPI_Win_sync(bells.win);
     /* Every bell is zeroed before anyone can ring it (a short blocking barrier: all are here). */
-    mproc__mpi_ok(MPI_Barrier(B.node), "MPI_Barrier");
+    mproc__mpi_ok(MPI_Barrier(bells.node), "MPI_Barrier");
     find_peers();
-    B.mine = base;
-    B.all_local = nsize == mproc__mpi.size;
+    bells.mine = base;
+    bells.all_local = nsize == mproc__mpi.size;
 }
 
 /* Collective over comm, after mproc__mpi_quiesce: nobody rings any more. */
 void mproc__mpi_bells_free(void) {
-    if (!B.have_win) return;
-    B.mine = &B.private_bell;
-    MPI_Win_unlock_all(B.win);
-    MPI_Win_free(&B.win);
-    MPI_Comm_free(&B.node);
-    free(B.peer);
-    B.peer = NULL;
-    B.have_win = 0;
+    if (!bells.have_win) return;
+    bells.mine = &bells.private_bell;
+    MPI_Win_unlock_all(bells.win);
+    MPI_Win_free(&bells.win);
+    MPI_Comm_free(&bells.node);
+    free(bells.peer);
+    bells.peer = NULL;
+    bells.have_win = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
     b->ns = 0;
     b->rung = 0;
     b->cap_ns = cap_ns;
-    b->seen = atomic_load(&B.mine->seq);
+    b->seen = atomic_load(&bells.mine->seq);
     b->spin_until = 0;
 }
 
@@ -191,7 +191,7 @@ static int stream_spin(mproc__backoff *b, double deadline) {
 
 /* Sleeps up to ns unless our doorbell rings (then at once). Lock held; dropped meanwhile. */
 static void bell_sleep(mproc__backoff *b, long ns) {
-    mproc__bell *bell = B.mine;
+    mproc__bell *bell = bells.mine;
     unsigned v = b->seen;
     atomic_fetch_add(&bell->sleepers, 1u);
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -208,7 +208,7 @@ static void bell_sleep(mproc__backoff *b, long ns) {
 }
 
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
-    unsigned now_seq = atomic_load(&B.mine->seq);
+    unsigned now_seq = atomic_load(&bells.mine->seq);
     if (now_seq != b->seen) {
         /* Rung since we last looked: a frame is on its way (or a wake); look again at once,
          * and spin a little, as a message in flight (over TCP) may take microseconds. */
@@ -231,7 +231,7 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
      * rings our doorbell, so we sleep the whole cap at once; only after a ring that found no
      * frame yet (a message still in flight, e.g. over TCP) come two short sleeps first. Each
      * needless wake-up is a context switch taken from a worker's core. */
-    if (B.all_local && (!b->rung || b->ns >= 2 * FIRST_SLEEP_NS))
+    if (bells.all_local && (!b->rung || b->ns >= 2 * FIRST_SLEEP_NS))
         b->ns = b->cap_ns;
     else
         b->ns = b->ns ? b->ns * 2 : FIRST_SLEEP_NS;

@@ -1,4 +1,4 @@
-/* fork_spawn.c - forking children safely from a threaded master (see fork_spawn.h).
+/* spawn.c - forking children safely from a threaded master, for both backends (spawn.h).
  *
  * Every master-side socket end is tracked; a new child closes them all, so that when a worker
  * dies its socket reads EOF in the master at once instead of being held open by a sibling.
@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/fork/spawn.h"
+#include "backends/spawn.h"
 #include "common/common.h"
 
 static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;

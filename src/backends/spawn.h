@@ -1,4 +1,5 @@
-/* fork_spawn.h - forking children safely from a threaded master: stdio flushed first, the
+/* spawn.h - forking children safely from a threaded master (the fork backend's workers and
+ * Processes, and an MPI rank's Process children): stdio flushed first, the
  * master's channel ends closed in every child so a worker's death is seen as EOF, and exit
  * statuses described the way Python reports them.
  */

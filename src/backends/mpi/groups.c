@@ -1,0 +1,169 @@
+/* groups.c - a pool's workers under MPI: the worker ranks 1..n (worker index i = rank i+1).
+ * Only one group lives at a time; stopping it leaves the ranks serving, so a later pool reuses
+ * them (they get SHUTDOWN in finalize). Frames for the group are routed to its queue by
+ * routing.c; wait() polls and sleeps until one is there.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/mpi/groups.h"
+#include "backends/mpi/master_state.h"
+#include "backends/mpi/routing.h"
+#include "backends/mpi/transport.h"
+#include "common/common.h"
+#include "wire/wire.h"
+
+
+int mproc__mpi_group_start(int n, mproc__group **out) {
+    *out = NULL;
+    if (n < 1) return mproc__error(MPROC_EINVAL, "mpi: a pool needs at least one worker");
+    if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
+    mproc__group *g = calloc(1, sizeof *g);
+    if (!g) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a pool");
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (mproc__master.group) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        free(g);
+        return mproc__error(MPROC_EBUSY, "mpi: another pool is using the worker ranks; under MPI "
+                                         "one pool runs at a time (free it first)");
+    }
+    g->n = n < mproc__mpi.size - 1 ? n : mproc__mpi.size - 1;
+    atomic_init(&g->woken, 0);
+    mproc__master.group = g;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    *out = g;
+    return 0;
+}
+
+int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
+                    const mproc__send_hint *hint) {
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
+    if (!g || worker < 0 || worker >= g->n || !iov || iovcnt < 1)
+        return mproc__error(MPROC_EINVAL, "mpi send: no worker %d in this pool", worker);
+    if (mproc__iov_total(iov, iovcnt) < sizeof hdr)
+        return mproc__error(MPROC_EINVAL, "mpi send: a frame without a header");
+    mproc__mpi_iov_copy(iov, iovcnt, 0, hdr, sizeof hdr);
+    uint16_t kind = mproc__get_u16(hdr + 6);
+    /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
+    if (kind == MPROC__FRAME_SHUTDOWN) return 0;
+    int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT || kind == MPROC__FRAME_BATCH;
+    int r = worker + 1, rc;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    if (g != mproc__master.group) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        return mproc__error(MPROC_ECLOSED, "mpi send: the pool's workers are stopped");
+    }
+    /* Counted (and its reply's home noted) before sending: the reply can arrive while this
+     * send still waits. */
+    uint64_t id = mproc__get_u64(hdr + 8);
+    int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !mproc__mpi_placement_find(r, id) &&
+                  mproc__mpi_placement_add(r, id, hint->reply_to, hint->reply_len) == 0;
+    if (counted) {
+        mproc__master.outstanding[r]++;
+        mproc__master.sent[r]++;
+    }
+    if (counted && hint && (hint->flags & MPROC__SEND_RETAIN))
+        rc = mproc__mpi_send_retained(r, iov, iovcnt, mproc__master.sent[r], mproc__mpi_route);
+    else
+        rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
+    if (rc < 0 && counted) {
+        mproc__master.outstanding[r]--;
+        mproc__master.sent[r]--;
+    }
+    if (rc < 0 && placing) {
+        mproc__placement *pl = mproc__mpi_placement_find(r, id);
+        if (pl) mproc__mpi_placement_drop(pl);
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
+/* While a group's ranks work, a result from a rank on another node (no doorbell) should be
+ * seen within a fraction of a task: poll faster then, and lazily when nothing is due. */
+static long busy_cap(const mproc__group *g) {
+    if (mproc__mpi_all_local()) return MPROC__MPI_IDLE_CAP_NS;
+    for (int r = 1; r <= g->n; r++)
+        if (mproc__master.outstanding[r]) return MPROC__MPI_BUSY_CAP_NS;
+    return MPROC__MPI_IDLE_CAP_NS;
+}
+
+static int group_ready(const void *arg) {
+    const mproc__group *g = arg;
+    return g->head != NULL || atomic_load(&g->woken);
+}
+
+int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
+    memset(ev, 0, sizeof *ev);
+    if (!g) return mproc__error(MPROC_EINVAL, "mpi wait: no group");
+    double deadline = mproc__deadline(timeout);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__mpi_wait_until(group_ready, g, deadline, busy_cap(g));
+    if (atomic_exchange(&g->woken, 0)) {
+        /* A wake first: it means new work or a stop, and queued frames keep. */
+        ev->kind = MPROC__EV_WAKE;
+    } else if (g->head) {
+        mproc__mpi_event *e = g->head;
+        g->head = e->next;
+        if (!g->head) g->tail = NULL;
+        ev->kind = MPROC__EV_FRAME;
+        ev->worker = e->worker;
+        ev->frame = e->frame;
+        ev->frame_len = e->len;
+        ev->placed = e->placed;
+        free(e);
+    } else {
+        ev->kind = MPROC__EV_TIMEOUT;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return 0;
+}
+
+void mproc__mpi_wake(mproc__group *g) {
+    if (!g) return;
+    atomic_store(&g->woken, 1);
+    mproc__mpi_ring_self(); /* lock-free: callers may hold the core's lock */
+}
+
+int mproc__mpi_kill_worker(mproc__group *g, int worker) {
+    (void)g;
+    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot kill or replace an MPI rank (worker %d): "
+                                         "a task that must be stopped needs the fork backend",
+                        worker);
+}
+
+int mproc__mpi_restart_worker(mproc__group *g, int worker) {
+    (void)g;
+    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot replace an MPI rank (worker %d)", worker);
+}
+
+long mproc__mpi_worker_pid(mproc__group *g, int worker) {
+    if (!g || worker < 0 || worker >= g->n || !mproc__master.pid) return 0;
+    return mproc__master.pid[worker + 1];
+}
+
+void mproc__mpi_group_stop(mproc__group *g, int graceful) {
+    (void)graceful; /* ranks are never stopped with a pool; see the file comment */
+    if (!g) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    /* The core may free what its retained sends read once this returns: wait until each rank
+     * has taken them (a rank busy in a task takes its next frame when that task ends). */
+    mproc__mpi_complete_sends(-1, UINT64_MAX);
+    /* Replies still due find no home: the core may free it once this returns. */
+    mproc__master.nplace = 0;
+    /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
+    for (int r = 1; r <= g->n && mproc__master.outstanding; r++) {
+        mproc__master.drop[r] += mproc__master.outstanding[r];
+        mproc__master.outstanding[r] = 0;
+    }
+    while (g->head) {
+        mproc__mpi_event *e = g->head;
+        g->head = e->next;
+        free(e->frame);
+        free(e);
+    }
+    if (mproc__master.group == g) mproc__master.group = NULL;
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    free(g);
+}
+

@@ -1,0 +1,153 @@
+/* routing.c - the MPI master's receive side. Nobody owns it: whichever thread waits (the pool's
+ * result thread in wait(), a user thread in proc_wait(), a sender whose peer is slow) polls MPI
+ * and routes every frame to its owner: the live group's event queue (results), or the record
+ * of the Process it is about (PROC_STARTED, PROC_EXIT). Replies to TASKs whose data has a home
+ * (the send hint's reply_to) are received straight there: the placements.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/mpi/master_state.h"
+#include "backends/mpi/routing.h"
+#include "backends/mpi/transport.h"
+#include "common/common.h"
+#include "wire/wire.h"
+
+/* The master's state lives with its lowest user. */
+mproc__mpi_master_state mproc__master;
+
+/* ---- placements: replies received straight into the caller's output -------------------- */
+
+mproc__placement *mproc__mpi_placement_find(int rank, uint64_t id) {
+    for (int i = 0; i < mproc__master.nplace; i++)
+        if (mproc__master.place[i].rank == rank && mproc__master.place[i].id == id) return &mproc__master.place[i];
+    return NULL;
+}
+
+/* Lock held. Remembers where the reply to TASK id from rank may put its data; 0 or -1. */
+int mproc__mpi_placement_add(int rank, uint64_t id, void *to, size_t len) {
+    if (mproc__master.nplace == mproc__master.capplace) {
+        int cap = mproc__master.capplace ? 2 * mproc__master.capplace : 16;
+        mproc__placement *v = realloc(mproc__master.place, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        mproc__master.place = v;
+        mproc__master.capplace = cap;
+    }
+    mproc__master.place[mproc__master.nplace++] = (mproc__placement){rank, id, to, len, 0};
+    return 0;
+}
+
+/* Lock held. Forgets a placement; returns whether it was used. */
+int mproc__mpi_placement_drop(mproc__placement *pl) {
+    int used = pl->used;
+    *pl = mproc__master.place[--mproc__master.nplace];
+    return used;
+}
+
+/* The transport's question (mproc__mpi_place): a split RESULT's lead arrived from src. Its data
+ * goes to the TASK's home when the sizes agree exactly, else into a frame of its own. */
+uint8_t *mproc__mpi_place_result(int src, const uint8_t *first, size_t first_len, size_t want) {
+    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__get_u64(first + 8));
+    if (!pl || pl->used || want - first_len != pl->len) return NULL;
+    pl->used = 1;
+    return pl->to;
+}
+
+static void route_result(int src, uint8_t *f, size_t len) {
+    /* A rank answers its frames in order, having taken each whole before answering it: every
+     * retained send up to this reply's frame is done (or about to be: its FIN may lag), and
+     * must be before the core sees the reply and may free that frame's input. */
+    mproc__mpi_complete_sends(src, ++mproc__master.replied[src]);
+    /* The first drop[src] replies are the stopped group's. */
+    if (mproc__master.drop[src] > 0) {
+        mproc__master.drop[src]--;
+        free(f);
+        return;
+    }
+    mproc__group *g = mproc__master.group;
+    if (!g || src - 1 >= g->n) {
+        free(f);
+        return;
+    }
+    if (mproc__master.outstanding[src] > 0) mproc__master.outstanding[src]--;
+    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__get_u64(f + 8));
+    int placed = pl ? mproc__mpi_placement_drop(pl) : 0;
+    mproc__mpi_event *e = malloc(sizeof *e);
+    if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
+    *e = (mproc__mpi_event){NULL, src - 1, f, len, placed};
+    if (g->tail)
+        g->tail->next = e;
+    else
+        g->head = e;
+    g->tail = e;
+}
+
+/* ---- Processes' frames ---------------------------------------------------------------- */
+
+static mproc__child *child_find(uint64_t id) {
+    for (mproc__child *c = mproc__master.children; c; c = c->next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
+    mproc__child *c = child_find(mproc__get_u64(f + 8));
+    const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
+    size_t n = len - MPROC__WIRE_HDR_SIZE;
+    if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
+        if (n < MPROC__MPI_STARTED_MIN) mproc__mpi_fatal("rank %d: short PROC_STARTED frame", src);
+        c->status = (int32_t)mproc__get_u32(p);
+        c->pid = (long)mproc__get_u32(p + 4);
+        if (c->status < 0) {
+            size_t m = n - MPROC__MPI_STARTED_MIN;
+            if (m >= sizeof c->why) m = sizeof c->why - 1;
+            memcpy(c->why, p + MPROC__MPI_STARTED_MIN, m);
+            c->why[m] = '\0';
+            c->state = MPROC__CHILD_FAILED;
+        } else {
+            c->state = MPROC__CHILD_RUNNING;
+        }
+    } else if (c && c->rank == src && kind == MPROC__FRAME_PROC_EXIT) {
+        if (n < 4) mproc__mpi_fatal("rank %d: short PROC_EXIT frame", src);
+        c->exitcode = (int32_t)mproc__get_u32(p);
+        c->state = MPROC__CHILD_EXITED;
+        if (mproc__master.nchild[src] > 0) mproc__master.nchild[src]--;
+    }
+    free(f); /* a child already freed by the core: nobody to tell */
+}
+
+/* ---- the sink --------------------------------------------------------------------------- */
+
+/* The master's sink: every frame from a worker rank goes to its owner, then waiters look. */
+void mproc__mpi_route(int src, uint8_t *f, size_t len) {
+    uint16_t kind = mproc__get_u16(f + 6);
+    switch (kind) {
+    case MPROC__FRAME_RESULT:
+    case MPROC__FRAME_INIT_RESULT:
+    case MPROC__FRAME_BATCH:
+        route_result(src, f, len);
+        break;
+    case MPROC__FRAME_PROC_STARTED:
+    case MPROC__FRAME_PROC_EXIT:
+        route_child(src, kind, f, len);
+        break;
+    default:
+        mproc__mpi_fatal("rank %d sent the master an unexpected frame of kind %u", src,
+                         (unsigned)kind);
+    }
+    mproc__mpi_ring_sleepers(); /* the owner may be another thread, asleep */
+}
+
+/* Lock held. Polls and sleeps until done(arg) or the deadline: 1 if done. cap_ns bounds the
+ * sleeps: how late a frame without a doorbell (from another node) may be noticed. */
+int mproc__mpi_wait_until(int (*done)(const void *), const void *arg, double deadline, long cap_ns) {
+    mproc__backoff bo;
+    mproc__mpi_backoff_init(&bo, cap_ns);
+    for (;;) {
+        if (done(arg)) return 1;
+        if (mproc__mpi_drain(mproc__mpi_route) > 0) continue;
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) return 0;
+        mproc__mpi_backoff_wait(&bo, deadline);
+    }
+}
+

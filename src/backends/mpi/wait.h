@@ -1,0 +1,43 @@
+/* wait.h - how the MPI backend waits without spinning a core: the poll-then-sleep backoff
+ * and the per-process doorbells (wait.c).
+ */
+#ifndef MPROC_MPI_WAIT_H
+#define MPROC_MPI_WAIT_H
+
+#include "backends/mpi/world.h"
+
+/* Idle backoff: a few polls back to back, then sleeps that double from 2 us to cap_ns. */
+typedef struct mproc__backoff {
+    unsigned polls;
+    long ns;
+    long cap_ns;
+    unsigned seen; /* our doorbell's count when we last polled */
+    int rung;      /* the doorbell rang since this wait began */
+    double spin_until; /* yield-polling until then while frames stream (0: not yet decided) */
+} mproc__backoff;
+
+#define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
+#define MPROC__MPI_BUSY_CAP_NS 250000L  /* results are due from ranks without a doorbell */
+#define MPROC__MPI_SEND_CAP_NS 250000L  /* a pending send is a transfer someone waits on */
+
+void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
+/* Lock held. Notes that a frame arrived: waits yield-poll instead of sleeping while frames come
+ * in quick succession (a streaming map), and sleep at once when they do not. */
+void mproc__mpi_note_arrival(void);
+/* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none);
+ * returns early when this process's doorbell rings. */
+void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
+
+/* Doorbells (mpi_wait.c). Collective set-up and tear-down over our communicator. */
+void mproc__mpi_bells_init(void);
+void mproc__mpi_bells_free(void);
+/* Wakes rank's waiting threads if it shares our node (send_frame does this after each send). */
+void mproc__mpi_ring(int rank);
+/* Wakes this process's own waiting threads: wake(), or a frame routed to another thread. */
+void mproc__mpi_ring_self(void);
+/* Lock held. As ring_self, but only when one of our threads sleeps (routing a frame). */
+void mproc__mpi_ring_sleepers(void);
+/* 1 when every rank shares the master's node, so doorbells announce every frame. */
+int mproc__mpi_all_local(void);
+
+#endif /* MPROC_MPI_WAIT_H */

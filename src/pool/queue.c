@@ -1,0 +1,161 @@
+/* queue.c - the bottom of the pool: the library-wide lock, chunks and what they say about
+ * themselves, the pool's queue of chunks and its list of owners that make theirs lazily, and
+ * settling a chunk through its owner's ops.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pool/pool.h"
+
+static pthread_cond_t core_cond;
+static pthread_once_t core_cond_once = PTHREAD_ONCE_INIT;
+
+static void init_core_cond(void) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&core_cond, &a);
+    pthread_condattr_destroy(&a);
+}
+
+void mproc__core_wait(double deadline) {
+    pthread_once(&core_cond_once, init_core_cond);
+    if (deadline < 0) {
+        pthread_cond_wait(&core_cond, &mproc__core_lock);
+        return;
+    }
+    struct timespec ts;
+    ts.tv_sec = (time_t)deadline;
+    ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
+    pthread_cond_timedwait(&core_cond, &mproc__core_lock, &ts);
+}
+
+void mproc__core_broadcast(void) {
+    pthread_once(&core_cond_once, init_core_cond);
+    pthread_cond_broadcast(&core_cond);
+}
+
+int mproc__pool_check(const mproc_pool *p, const char *fn) {
+    if (!p) return mproc__error(MPROC_EBADHANDLE, "%s: pool is NULL", fn);
+    if (p->magic != MPROC__POOL_MAGIC)
+        return mproc__error(MPROC_EBADHANDLE, "%s: not a live pool (freed or corrupt)", fn);
+    return 0;
+}
+
+void mproc__chunk_free(mproc__chunk *c) {
+    if (!c) return;
+    free(c->owned);
+    free(c);
+}
+
+size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked) {
+    if (asked) return asked;
+    size_t per = (size_t)p->n * 4;
+    size_t cs = n / per + (n % per ? 1 : 0);
+    size_t cap = (1u << 20) / (item_bytes ? item_bytes : 1);
+    if (cs > cap) cs = cap;
+    return cs ? cs : 1;
+}
+
+/* ---- the queue ------------------------------------------------------------------------- */
+
+void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c) {
+    c->next = NULL;
+    if (p->qtail) p->qtail->next = c;
+    else p->qhead = c;
+    p->qtail = c;
+    p->outstanding++;
+    mproc__pool_kick(p);
+}
+
+void mproc__pool_feed_add(mproc_pool *p, mproc__owner *o) {
+    o->feed_next = NULL;
+    if (p->feed_tail) p->feed_tail->feed_next = o;
+    else p->feed_head = o;
+    p->feed_tail = o;
+    mproc__pool_kick(p);
+}
+
+void mproc__pool_push_front_list(mproc_pool *p, mproc__chunk *first, mproc__chunk *last) {
+    last->next = p->qhead;
+    p->qhead = first;
+    if (!p->qtail) p->qtail = last;
+}
+
+void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c) { mproc__pool_push_front_list(p, c, c); }
+
+static void feed_pop(mproc_pool *p) {
+    p->feed_head = p->feed_head->feed_next;
+    if (!p->feed_head) p->feed_tail = NULL;
+}
+
+mproc__chunk *mproc__pool_next_chunk(mproc_pool *p) {
+    mproc__chunk *c = p->qhead;
+    if (c) {
+        p->qhead = c->next;
+        if (!p->qhead) p->qtail = NULL;
+    } else if (p->feed_head) {
+        mproc__owner *o = p->feed_head;
+        int exhausted = 0;
+        c = o->ops->make_chunk(p, o, &exhausted);
+        if (exhausted) feed_pop(p);
+    }
+    if (c) c->next = NULL;
+    return c;
+}
+
+void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
+    p->outstanding--;
+    c->owner->ops->fail(p, c, err, msg);
+}
+
+void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {
+    while (p->feed_head) {
+        mproc__owner *o = p->feed_head;
+        feed_pop(p);
+        p->outstanding -= o->ops->fail_unmade(p, o, err, msg);
+    }
+    mproc__chunk *c;
+    while ((c = p->qhead)) {
+        p->qhead = c->next;
+        if (!p->qhead) p->qtail = NULL;
+        mproc__pool_settle_fail(p, c, err, msg);
+    }
+}
+
+void mproc__pool_wait_send(mproc_pool *p, const mproc__owner *o) {
+    while (p->sending == o) {
+        p->sending_waited = 1;
+        mproc__core_wait(-1);
+    }
+}
+
+/* ---- what a chunk says about itself ---------------------------------------------------- */
+
+const char *mproc__chunk_task_name(const mproc__chunk *c) { return c->owner->task->name; }
+
+double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
+    double t = c->owner->timeout;
+    if (t <= 0) t = p->opts.task_timeout;
+    return t > 0 ? t * c->count : 0;
+}
+
+size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len) {
+    int k = snprintf(buf, cap, "task '%.64s' failed on worker %d (pid %ld): %.*s", mproc__chunk_task_name(c),
+                     c->ran_on, c->ran_pid, (int)(len > 700 ? 700 : len), msg ? (const char *)msg : "");
+    return k < 0 ? 0 : (size_t)k >= cap ? cap - 1 : (size_t)k;
+}
+
+size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_MAX]) {
+    const mproc__owner *o = c->owner;
+    int variable = o->in_size == 0; /* one argument of its own length (apply) */
+    size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 8 : 0);
+    size_t payload = head_len - MPROC__WIRE_HDR_SIZE + c->in_len;
+    memset(head, 0, head_len); /* head may sit inside a batch buffer: write only head_len */
+    mproc__hdr_encode(head, MPROC__FRAME_TASK, c->id, (uint32_t)payload, (uint32_t)o->task->id);
+    mproc__task_prefix_encode(head + MPROC__WIRE_HDR_SIZE, c->count, variable ? 0 : (uint32_t)o->in_size);
+    if (variable) mproc__put_u32(head + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX, (uint32_t)c->in_len);
+    return head_len;
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# check_layers.sh BUILD_DIR - the library's files call only downward: reads which file defines
+# and which file uses each global symbol (nm on the object files of libmproc and
+# libmproc_mpi) and fails on any call from a file to one at its own level or above it. The
+# levels are the ones docs/architecture.md draws; a callback through an ops table makes no
+# symbol reference, which is how a lower layer reaches back.
+set -u
+build=${1:?usage: check_layers.sh BUILD_DIR}
+src=$(cd "$(dirname "$0")/../../src" && pwd)
+objs=$(find "$build/src/CMakeFiles" -name '*.c.o' \( -path '*/mproc.dir/*' -o -path '*/mproc_mpi.dir/*' \) | sort)
+[ -n "$objs" ] || { echo "check_layers: no object files under $build/src/CMakeFiles"; exit 1; }
+
+# level FILE: the file's place, bottom (0) to top. Files on one level must not call each other.
+level() {
+    case $1 in
+    common/errors.c) echo 0 ;;
+    common/clock.c) echo 1 ;;
+    common/registry.c) echo 2 ;;
+    common/runtime.c) echo 3 ;;
+    wire/wire.c) echo 10 ;;
+    wire/stream_reader.c) echo 11 ;;
+    worker/*) echo 20 ;;
+    backends/spawn.c) echo 30 ;;
+    backends/none.c) echo 31 ;;
+    backends/mpi_loader.c) echo 32 ;;
+    backends/fork/processes.c) echo 33 ;;
+    backends/fork/backend.c) echo 34 ;;
+    backends/mpi/world.c) echo 40 ;;
+    backends/mpi/wait.c) echo 41 ;;
+    backends/mpi/transport.c) echo 42 ;;
+    backends/mpi/routing.c) echo 43 ;;
+    backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 44 ;;
+    backends/mpi/master.c) echo 45 ;;
+    backends/table.c) echo 50 ;;
+    pool/backend_calls.c) echo 60 ;;
+    pool/queue.c) echo 61 ;;
+    pool/batch.c) echo 62 ;;
+    pool/faults.c) echo 63 ;;
+    pool/scheduler.c) echo 64 ;;
+    pool/async.c | pool/iter.c) echo 65 ;;
+    pool/lifecycle.c) echo 66 ;;
+    process.c) echo 70 ;;
+    init.c) echo 80 ;;
+    *) echo unknown ;;
+    esac
+}
+
+name_of() { # object path -> source path relative to src/
+    local o=${1#*/src/CMakeFiles/}
+    o=${o#*.dir/}
+    echo "${o%.o}"
+}
+
+declare -A def lvl
+live=""
+for o in $objs; do # objects of files since renamed or removed are not the library's
+    [ -f "$src/$(name_of "$o")" ] && live="$live $o"
+done
+objs=$live
+for o in $objs; do
+    f=$(name_of "$o")
+    l=$(level "$f")
+    if [ "$l" = unknown ]; then echo "check_layers: $f has no level: add it to $0 and docs/architecture.md"; exit 1; fi
+    lvl[$f]=$l
+    while read -r sym; do def[$sym]=$f; done < <(nm -g --defined-only "$o" | awk '$2 ~ /[TDBRV]/ {print $3}')
+done
+
+bad=0 edges=0
+for o in $objs; do
+    f=$(name_of "$o")
+    while read -r sym; do
+        g=${def[$sym]:-}
+        [ -n "$g" ] && [ "$g" != "$f" ] || continue
+        edges=$((edges + 1))
+        if [ "${lvl[$f]}" -le "${lvl[$g]}" ]; then
+            echo "layer violation: $f (level ${lvl[$f]}) calls $sym in $g (level ${lvl[$g]})"
+            bad=$((bad + 1))
+        fi
+    done < <(nm -u "$o" | awk '{print $2}')
+done
+echo "check_layers: $(echo $objs | wc -w) files, $edges calls between them, $bad upward or sideways"
+[ $bad -eq 0 ]
