@@ -10,7 +10,7 @@
  * group; wake() may be called from any thread; process calls come from user threads. A backend
  * makes that safe (the MPI backend serialises its MPI calls behind one lock).
  *
- * Worker side: a backend runs mproc__worker_serve() (worker.h) inside each worker with a
+ * Worker side: a backend runs mproc__worker_serve() (worker/worker.h) inside each worker with a
  * channel of its own, and mproc__process_main() inside each Process child.
  */
 #ifndef MPROC_BACKEND_H
@@ -81,7 +81,7 @@ typedef struct mproc__backend_ops {
     /* Largest useful worker count (MPI: ranks - 1), or a big number. */
     int (*max_workers)(void);
 
-    /* Starts n workers, each serving frames (worker.h); *out cleared on failure. n is already
+    /* Starts n workers, each serving frames (worker/worker.h); *out cleared on failure. n is already
      * capped by max_workers. */
     int (*group_start)(int n, mproc__group **out);
     /* Sends one whole frame (the iovecs concatenated) to a worker; blocks until it is handed to

@@ -1,5 +1,6 @@
-/* lifecycle.h - hooks that let mproc_finalize() close what the program left open: every live
- * pool is terminated and freed, every started process is killed and reaped.
+/* lifecycle.h - what mproc_finalize() (init.c, the top) calls below it to close what the
+ * program left open: every live pool is terminated and freed (pool/lifecycle.c), every started
+ * process is killed and reaped (process.c).
  */
 #ifndef MPROC_LIFECYCLE_H
 #define MPROC_LIFECYCLE_H

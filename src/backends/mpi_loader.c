@@ -1,7 +1,7 @@
 /* mpi_loader.c - finds the MPI backend at run time. It lives in libmproc_mpi.so next to
  * libmproc.so and is loaded only when mproc_init chooses MPI: a program on fork workers never
  * maps libmpi and its dependencies, whose page tables would otherwise be copied by every
- * fork() (measured: ~125-180 us per fork+wait without them, ~250 us with). RTLD_GLOBAL because
+ * fork() (bench/README.md: spawn about 1.6-2x slower with libmpi mapped). RTLD_GLOBAL because
  * Open MPI's own plugins expect libmpi's symbols to be global.
  */
 #include <dlfcn.h>

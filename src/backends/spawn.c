@@ -88,7 +88,7 @@ pid_t mproc__fork(int keep_fd) {
     pthread_mutex_lock(&fd_lock);
     pid_t pid = fork();
     if (pid == 0) {
-        mproc__fork_child_stdio();
+        mproc__fork_child_stdio(); /* first: nothing may flush the parent's bytes */
         for (size_t i = 0; i < n_tracked; i++)
             if (tracked[i] != keep_fd) close(tracked[i]);
         /* The lock was held by this thread at fork; the child owns its copy. */

@@ -308,7 +308,7 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
 }
 
 /* mproc_map_async, and mproc_map with pinned = 1: its caller waits for the whole map, so out
- * outlives every reply and results may be received straight into it (pool.c, reply_home). */
+ * outlives every reply and results may be received straight into it (scheduler.c, reply_home). */
 static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
                       void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
                       int pinned, mproc_async **out_handle, const char *fn) {

@@ -282,10 +282,14 @@ static void on_frame(mproc_pool *p, mproc__event *ev) {
     case MPROC__FRAME_INIT_RESULT:
         on_init_result(p, ev->worker, frame + MPROC__WIRE_HDR_SIZE, h.length);
         break;
-    case MPROC__FRAME_HELLO:
-        if (h.length != 12 || mproc__get_u64(frame + MPROC__WIRE_HDR_SIZE) != mproc__registry_fingerprint())
+    case MPROC__FRAME_HELLO: {
+        uint64_t fp;
+        uint32_t tasks;
+        if (mproc__hello_decode(frame + MPROC__WIRE_HDR_SIZE, h.length, &fp, &tasks) < 0 ||
+            fp != mproc__registry_fingerprint() || tasks != mproc__registry_count())
             hostile(p, ev->worker, "has a different task table");
         break;
+    }
     default:
         hostile(p, ev->worker, "sent an unexpected frame kind");
     }

@@ -1,4 +1,4 @@
-/* frame_reader.c - whole frames out of a byte stream (see frame_reader.h).
+/* stream_reader.c - whole frames out of a byte stream (see stream_reader.h).
  *
  * Small frames are copied out of the staging buffer (one read serves several frames); a frame
  * whose remaining payload is at least a buffer's worth is read directly into its own memory,

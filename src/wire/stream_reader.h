@@ -1,10 +1,11 @@
-/* frame_reader.h - assembles whole frames from a byte stream (a socket), through a 64 KiB
+/* stream_reader.h - assembles whole frames from a byte stream (a socket), through a 64 KiB
  * staging buffer so that one read() usually brings a header, its payload and often the next
  * frame. Headers are validated before any payload memory is allocated; large payloads are read
- * straight into the frame. Used by both ends of the fork backend.
+ * straight into the frame. Used by both ends of the fork backend, and by any backend that moves frames over a
+ * stream.
  */
-#ifndef MPROC_FRAME_READER_H
-#define MPROC_FRAME_READER_H
+#ifndef MPROC_STREAM_READER_H
+#define MPROC_STREAM_READER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,4 +27,4 @@ int mproc__reader_pending(const mproc__reader *r);
 /* Drops buffered bytes and any partial frame; the reader can be reused. */
 void mproc__reader_reset(mproc__reader *r);
 
-#endif /* MPROC_FRAME_READER_H */
+#endif /* MPROC_STREAM_READER_H */

@@ -73,6 +73,23 @@ static int hdr_fail(mproc__frame_hdr *h, const char *what, unsigned long long va
     return mproc__error(MPROC_EPROTO, "malformed frame header: %s (%llu)", what, value);
 }
 
+uint16_t mproc__hdr_kind(const uint8_t *frame) { return mproc__get_u16(frame + 6); }
+uint64_t mproc__hdr_id(const uint8_t *frame) { return mproc__get_u64(frame + 8); }
+uint32_t mproc__hdr_arg(const uint8_t *frame) { return mproc__get_u32(frame + 20); }
+
+void mproc__hello_encode(uint8_t out[MPROC__WIRE_HELLO_SIZE], uint64_t fingerprint, uint32_t tasks) {
+    mproc__put_u64(out, fingerprint);
+    mproc__put_u32(out + 8, tasks);
+}
+
+int mproc__hello_decode(const uint8_t *payload, size_t len, uint64_t *fingerprint, uint32_t *tasks) {
+    if (!payload || len != MPROC__WIRE_HELLO_SIZE)
+        return mproc__error(MPROC_EPROTO, "malformed HELLO: %zu payload bytes, want %u", len, MPROC__WIRE_HELLO_SIZE);
+    *fingerprint = mproc__get_u64(payload);
+    *tasks = mproc__get_u32(payload + 8);
+    return 0;
+}
+
 int mproc__hdr_decode(const uint8_t *buf, size_t len, mproc__frame_hdr *h) {
     if (!h)
         return mproc__error(MPROC_EPROTO, "malformed frame header: no output struct");

@@ -48,7 +48,9 @@
 #define MPROC__WIRE_MAGIC 0x4352504Du /* bytes "MPRC" read as little-endian u32 */
 #define MPROC__WIRE_VERSION 1u
 #define MPROC__WIRE_HDR_SIZE 24u
-#define MPROC__WIRE_MAX_PAYLOAD (1u << 31) /* 2 GiB: fits an MPI int count */
+/* 2 GiB, so a length is a u32 with room to spare. Not an MPI int count (INT_MAX is 2 GiB - 1):
+ * the MPI transport sends big frames in 8 MiB pieces, so no single count comes near it. */
+#define MPROC__WIRE_MAX_PAYLOAD (1u << 31)
 #define MPROC__WIRE_MAX_ITEMS (1u << 26)
 #define MPROC__WIRE_TASK_PREFIX 8u   /* count + item_size */
 #define MPROC__WIRE_RESULT_PREFIX 8u /* count + item_size */
@@ -92,6 +94,17 @@ void mproc__hdr_encode(uint8_t out[MPROC__WIRE_HDR_SIZE], uint16_t kind, uint64_
 /* Decodes and validates a header from len bytes (len < 24 is EPROTO): magic, version, kind in
  * 1..KIND_MAX, length <= MPROC__WIRE_MAX_PAYLOAD. 0 or MPROC_EPROTO; *h cleared on failure. */
 int mproc__hdr_decode(const uint8_t *buf, size_t len, mproc__frame_hdr *h);
+/* One field of a header already known to be whole (at least MPROC__WIRE_HDR_SIZE bytes, from
+ * a peer whose frames were checked on arrival): no validation, for the hot paths. */
+uint16_t mproc__hdr_kind(const uint8_t *frame);
+uint64_t mproc__hdr_id(const uint8_t *frame);
+uint32_t mproc__hdr_arg(const uint8_t *frame);
+
+/* HELLO payload: the worker's task table, so the master can refuse a worker built otherwise. */
+#define MPROC__WIRE_HELLO_SIZE 12u
+void mproc__hello_encode(uint8_t out[MPROC__WIRE_HELLO_SIZE], uint64_t fingerprint, uint32_t tasks);
+/* 0 with the fields, or MPROC_EPROTO when the payload is not len == MPROC__WIRE_HELLO_SIZE. */
+int mproc__hello_decode(const uint8_t *payload, size_t len, uint64_t *fingerprint, uint32_t *tasks);
 
 /* A decoded batch of items (TASK/INIT payloads), pointing into the payload (borrowed). */
 typedef struct mproc__items {

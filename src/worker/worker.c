@@ -258,10 +258,9 @@ static int send_and_free(const mproc__wchan *ch, uint8_t *frame, size_t len) {
 }
 
 static int send_hello(const mproc__wchan *ch, int index) {
-    uint8_t f[MPROC__WIRE_HDR_SIZE + 12];
-    mproc__hdr_encode(f, MPROC__FRAME_HELLO, 0, 12, (uint32_t)index);
-    mproc__put_u64(f + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint());
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 8, (uint32_t)mproc__registry_count());
+    uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_HELLO_SIZE];
+    mproc__hdr_encode(f, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)index);
+    mproc__hello_encode(f + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint(), (uint32_t)mproc__registry_count());
     struct iovec iov = {f, sizeof f};
     return ch->send(ch->impl, &iov, 1);
 }

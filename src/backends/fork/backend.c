@@ -1,4 +1,4 @@
-/* backend_fork.c - the fork backend: pool workers are forked children, each talking to the
+/* backend.c - the fork backend: pool workers are forked children, each talking to the
  * master over its own socketpair; the master multiplexes them with poll().
  *
  * The master never blocks on a write while a worker blocks writing back (the classic pipe

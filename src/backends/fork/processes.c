@@ -1,4 +1,4 @@
-/* fork_process.c - one-shot Processes on the fork backend: fork, run the target in the child,
+/* processes.c - one-shot Processes on the fork backend: fork, run the target in the child,
  * _exit with its code; the parent waits with waitpid (a pidfd for timed waits) and signals by
  * pid. The child shares nothing with pools: it closes every worker channel it inherited.
  */

@@ -1,4 +1,4 @@
-/* fork_process.h - the fork backend's Process operations (see backend.h proc_*). */
+/* processes.h - the fork backend's Process operations (see backend.h proc_*). */
 #ifndef MPROC_FORK_PROCESS_H
 #define MPROC_FORK_PROCESS_H
 

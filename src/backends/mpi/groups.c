@@ -44,7 +44,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     if (mproc__iov_total(iov, iovcnt) < sizeof hdr)
         return mproc__error(MPROC_EINVAL, "mpi send: a frame without a header");
     mproc__mpi_iov_copy(iov, iovcnt, 0, hdr, sizeof hdr);
-    uint16_t kind = mproc__get_u16(hdr + 6);
+    uint16_t kind = mproc__hdr_kind(hdr);
     /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
     if (kind == MPROC__FRAME_SHUTDOWN) return 0;
     int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT || kind == MPROC__FRAME_BATCH;
@@ -56,7 +56,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     }
     /* Counted (and its reply's home noted) before sending: the reply can arrive while this
      * send still waits. */
-    uint64_t id = mproc__get_u64(hdr + 8);
+    uint64_t id = mproc__hdr_id(hdr);
     int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !mproc__mpi_placement_find(r, id) &&
                   mproc__mpi_placement_add(r, id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {

@@ -62,21 +62,21 @@ static void dup_world(double deadline) {
 
 /* One start message (pid, or HELLO with the task table) from a rank; returns 1 when new. */
 static int take_hello(int src, const uint8_t *f, size_t len, unsigned char *seen) {
-    uint16_t kind = mproc__get_u16(f + 6);
+    uint16_t kind = mproc__hdr_kind(f);
     const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
     size_t n = len - MPROC__WIRE_HDR_SIZE;
-    if (kind == MPROC__FRAME_PROC_STARTED && mproc__get_u64(f + 8) == 0 && !(seen[src] & 1) &&
+    if (kind == MPROC__FRAME_PROC_STARTED && mproc__hdr_id(f) == 0 && !(seen[src] & 1) &&
         n >= MPROC__MPI_STARTED_MIN) {
         mproc__master.pid[src] = (long)mproc__get_u32(p + 4);
         seen[src] |= 1;
         return 1;
     }
-    if (kind != MPROC__FRAME_HELLO || (seen[src] & 2) || n < 12 ||
-        mproc__get_u32(f + 20) != (uint32_t)(src - 1))
+    uint64_t fp = 0, mine = mproc__registry_fingerprint();
+    uint32_t cnt = 0;
+    if (kind != MPROC__FRAME_HELLO || (seen[src] & 2) || mproc__hello_decode(p, n, &fp, &cnt) < 0 ||
+        mproc__hdr_arg(f) != (uint32_t)(src - 1))
         mproc__mpi_fatal("rank %d sent a frame of kind %u instead of its HELLO: is every rank "
                          "running the same version of mproc?", src, (unsigned)kind);
-    uint64_t fp = mproc__get_u64(p), mine = mproc__registry_fingerprint();
-    uint32_t cnt = mproc__get_u32(p + 8);
     size_t mycnt = mproc__registry_count();
     if (fp != mine || cnt != mycnt)
         mproc__mpi_fatal("rank %d has a different task table (fingerprint 0x%016llx with %u "

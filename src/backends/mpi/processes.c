@@ -1,4 +1,4 @@
-/* mpi_process.c - Processes under MPI: a Process runs as a forked child of the least busy worker
+/* processes.c - Processes under MPI: a Process runs as a forked child of the least busy worker
  * rank, which answers PROC_START with PROC_STARTED (its pid, or why it could not) and later
  * PROC_EXIT (Python's exit code); PROC_SIGNAL asks it to signal the child. The frames arrive
  * through the master's router (routing.c), which updates the Process's record.

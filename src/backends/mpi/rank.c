@@ -1,4 +1,4 @@
-/* mpi_rank.c - the life of an MPI worker rank (every rank but 0): it never returns to the
+/* rank.c - the life of an MPI worker rank (every rank but 0): it never returns to the
  * program. It reports its pid, serves task frames with mproc__worker_serve() over an MPI
  * channel until the master's SHUTDOWN, then finalizes MPI and exits.
  *
@@ -76,12 +76,12 @@ static int report_exits(void) {
     int n = 0;
     for (size_t i = 0; i < rank_state.nkids;) {
         int st = 0;
-        pid_t r = waitpid(rank_state.kids[i].pid, &st, WNOHANG);
-        if (r == 0 || (r < 0 && errno == EINTR)) {
+        pid_t r = mproc__waitpid(rank_state.kids[i].pid, &st, WNOHANG);
+        if (r == 0) {
             i++;
             continue;
         }
-        int code = r < 0 ? 255 : WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+        int code = r < 0 ? 255 : mproc__exitcode(st);
         uint8_t f[MPROC__WIRE_HDR_SIZE + 4];
         mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, rank_state.kids[i].id, 4, 0);
         mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
@@ -120,8 +120,8 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
-    if (*len >= MPROC__WIRE_HDR_SIZE && mproc__get_u16(*frame + 6) == MPROC__FRAME_SHUTDOWN)
-        rank_state.wait_program = mproc__get_u32(*frame + 20) != 0; /* the serve loop only sees "stop" */
+    if (*len >= MPROC__WIRE_HDR_SIZE && mproc__hdr_kind(*frame) == MPROC__FRAME_SHUTDOWN)
+        rank_state.wait_program = mproc__hdr_arg(*frame) != 0; /* the serve loop only sees "stop" */
     return 0;
 }
 
@@ -160,7 +160,6 @@ static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
 /* Body of a Process child: it must never touch MPI or return into the rank's loop. */
 _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
                                  const char *name, pid_t parent) {
-    mproc__fork_child_stdio();
     /* Its own crash is its exit code (-11), not a rank's death. */
     mproc__fork_child_signals();
     signal(SIGCHLD, SIG_DFL);
@@ -225,13 +224,11 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     name[nlen] = '\0';
     pid_t parent = getpid();
     watch_children();
-    fflush(NULL); /* buffered output must not be written twice */
-    pid_t pid = fork();
+    pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
     if (pid == 0) child_main(t, arg, alen, name, parent);
-    int err = errno;
     free(name);
     if (pid < 0) {
-        snprintf(why, sizeof why, "fork failed on rank %d: %s", mproc__mpi.rank, strerror(err));
+        snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
         return reply_started(id, MPROC_ESYS, 0, why);
     }
     rank_state.kids[rank_state.nkids++] = (rchild){pid, id};
@@ -250,7 +247,7 @@ static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *fr
     case MPROC__FRAME_PROC_START:
         return start_child(id, frame + MPROC__WIRE_HDR_SIZE, len - MPROC__WIRE_HDR_SIZE);
     case MPROC__FRAME_PROC_SIGNAL:
-        signal_child(id, (int)mproc__get_u32(frame + 20));
+        signal_child(id, (int)mproc__hdr_arg(frame));
         return 0;
     default:
         return mproc__error(MPROC_EPROTO, "worker rank %d got an unexpected frame of kind %u",
@@ -382,7 +379,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     mproc__mpi_quiesce(mproc__mpi_discard);
     mproc__mpi_bells_free();
     /* The master's program finalizes MPI when it chooses: wait for that in a barrier, polled
-     * cheaply, rather than in MPI_Finalize (see at_program_finalize in backend_mpi.c). */
+     * cheaply, rather than in MPI_Finalize (see at_program_finalize in master.c). */
     if (rank_state.wait_program) mproc__mpi_quiesce(mproc__mpi_discard);
     pthread_mutex_unlock(&mproc__mpi.lock);
     fflush(NULL);

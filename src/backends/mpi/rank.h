@@ -2,7 +2,7 @@
 #ifndef MPROC_MPI_RANK_H
 #define MPROC_MPI_RANK_H
 
-/* mpi_rank.c: the body of a worker rank after init; serves until SHUTDOWN, then finalizes MPI
+/* The body of a worker rank after init; serves until SHUTDOWN, then finalizes MPI
  * and exits. */
 _Noreturn void mproc__mpi_rank_main(void);
 

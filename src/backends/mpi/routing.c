@@ -47,7 +47,7 @@ int mproc__mpi_placement_drop(mproc__placement *pl) {
 /* The transport's question (mproc__mpi_place): a split RESULT's lead arrived from src. Its data
  * goes to the TASK's home when the sizes agree exactly, else into a frame of its own. */
 uint8_t *mproc__mpi_place_result(int src, const uint8_t *first, size_t first_len, size_t want) {
-    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__get_u64(first + 8));
+    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(first));
     if (!pl || pl->used || want - first_len != pl->len) return NULL;
     pl->used = 1;
     return pl->to;
@@ -70,7 +70,7 @@ static void route_result(int src, uint8_t *f, size_t len) {
         return;
     }
     if (mproc__master.outstanding[src] > 0) mproc__master.outstanding[src]--;
-    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__get_u64(f + 8));
+    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(f));
     int placed = pl ? mproc__mpi_placement_drop(pl) : 0;
     mproc__mpi_event *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
@@ -91,7 +91,7 @@ static mproc__child *child_find(uint64_t id) {
 }
 
 static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
-    mproc__child *c = child_find(mproc__get_u64(f + 8));
+    mproc__child *c = child_find(mproc__hdr_id(f));
     const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
     size_t n = len - MPROC__WIRE_HDR_SIZE;
     if (c && c->rank == src && kind == MPROC__FRAME_PROC_STARTED) {
@@ -120,7 +120,7 @@ static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
 
 /* The master's sink: every frame from a worker rank goes to its owner, then waiters look. */
 void mproc__mpi_route(int src, uint8_t *f, size_t len) {
-    uint16_t kind = mproc__get_u16(f + 6);
+    uint16_t kind = mproc__hdr_kind(f);
     switch (kind) {
     case MPROC__FRAME_RESULT:
     case MPROC__FRAME_INIT_RESULT:

@@ -1,5 +1,5 @@
-/* mpi_transport.c - the MPI backend's transport, used by the master (backend_mpi.c) and the
- * worker ranks (mpi_rank.c) alike: frames as MPI messages, and fatal errors.
+/* transport.c - the MPI backend's transport, used by the master and the worker ranks alike:
+ * frames as MPI messages.
  *
  * A small frame is packed into one MPI_BYTE message whose send is left in flight (the sender
  * goes on; the copy is freed when MPI is done). A big one goes as its 24-byte header and then
@@ -7,7 +7,7 @@
  * retained (left in flight on the caller's promise to keep its buffer) or waited for,
  * receiving meanwhile: two ranks that send each other big frames at once would otherwise both
  * wait for a receive that never comes. Nothing here blocks while idle: Open MPI's blocking
- * calls spin a core, so waits poll and back off (mpi_wait.c).
+ * calls spin a core, so waits poll and back off (wait.c).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -377,7 +377,7 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
 /* A split RESULT (see mproc__mpi_send_owned): header and count/item_size first, then exactly
  * count*item_size bytes of data. */
 static int split_result(const uint8_t *first, size_t first_len, size_t want) {
-    if (first_len != MPROC__MPI_RESULT_LEAD || mproc__get_u16(first + 6) != MPROC__FRAME_RESULT)
+    if (first_len != MPROC__MPI_RESULT_LEAD || mproc__hdr_kind(first) != MPROC__FRAME_RESULT)
         return 0;
     uint64_t count = mproc__get_u32(first + MPROC__WIRE_HDR_SIZE);
     uint64_t item = mproc__get_u32(first + MPROC__WIRE_HDR_SIZE + 4);

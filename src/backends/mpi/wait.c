@@ -1,11 +1,11 @@
-/* mpi_wait.c - how the MPI backend waits without spinning a core: per-process doorbells in MPI
+/* wait.c - how the MPI backend waits without spinning a core: per-process doorbells in MPI
  * shared memory, and the poll-then-sleep backoff every wait in the backend goes through (which
  * yield-polls instead of sleeping only while frames stream in less than 100 us apart).
  *
  * Open MPI's blocking calls spin, and polling alone makes a rank notice a message up to one
  * backoff step late; a doorbell rung by the sender ends the sleep at once, as a fork worker's
- * read() would wake. Used by the transport (mpi_transport.c), the master (backend_mpi.c) and the
- * worker ranks (mpi_rank.c); every function here is called with mproc__mpi.lock held, except
+ * read() would wake. Used by the transport (transport.c), the master (routing.c, groups.c) and the
+ * worker ranks (rank.c); every function here is called with mproc__mpi.lock held, except
  * the rings, which are lock-free (a signal handler rings).
  */
 #include <limits.h>

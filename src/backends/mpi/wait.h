@@ -6,7 +6,8 @@
 
 #include "backends/mpi/world.h"
 
-/* Idle backoff: a few polls back to back, then sleeps that double from 2 us to cap_ns. */
+/* Idle backoff: a few polls back to back, then sleeps that double from 50 us to cap_ns (or the
+ * whole cap at once when every rank shares our node and so rings our doorbell; wait.c). */
 typedef struct mproc__backoff {
     unsigned polls;
     long ns;
@@ -28,7 +29,7 @@ void mproc__mpi_note_arrival(void);
  * returns early when this process's doorbell rings. */
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
 
-/* Doorbells (mpi_wait.c). Collective set-up and tear-down over our communicator. */
+/* Doorbells (wait.c). Collective set-up and tear-down over our communicator. */
 void mproc__mpi_bells_init(void);
 void mproc__mpi_bells_free(void);
 /* Wakes rank's waiting threads if it shares our node (send_frame does this after each send). */
