@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# check_jobs.sh JOBS_DIR fork|mpi - runs the seed jobs and the main job and checks they print
-# what the Python seeds print. mpi mode launches through ./mpirun.sh -np 4.
+# check_jobs.sh JOBS_DIR fork|mpi|cluster - runs the seed jobs and the main job and checks they
+# print what the Python seeds print. mpi mode launches through ./mpirun.sh -np 4; cluster mode
+# through $MPROC_CLUSTER_MPIRUN -np 4 (tests/cluster/cluster.sh: ranks spread over the hosts).
 set -u
 dir=$1 mode=${2:-fork}
 root=$(cd "$(dirname "$0")/.." && pwd)
 pass=0 fail=0
 run() {
     if [ "$mode" = mpi ]; then timeout 120 "$root/mpirun.sh" -np 4 "$@"
+    elif [ "$mode" = cluster ]; then timeout 120 "${MPROC_CLUSTER_MPIRUN:?run under cluster.sh}" -np 4 "$@"
     else MPROC_BACKEND=fork timeout 120 "$@"; fi
 }
 check() { # name expected-condition-description command...

@@ -109,3 +109,6 @@ mproc_mpi_test(NAME mpi_fork_backend_refused TIMEOUT 120
   ${MPROC_MPIEXEC} -np 2 --oversubscribe -x MPROC_BACKEND=fork $<TARGET_FILE:test_process>)
 mproc_mpi_test(NAME mpi_fork_each_rank COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
   -x MPROC_BACKEND=fork -x MPROC_FORK_EACH_RANK=1 $<TARGET_FILE:test_process>)
+
+# Across nodes: clusters simulated with network namespaces (label cluster).
+include(${CMAKE_CURRENT_SOURCE_DIR}/cluster/cluster_tests.cmake)
