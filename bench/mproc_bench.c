@@ -109,6 +109,26 @@ static void bench_apply(size_t n) {
     free(x);
 }
 
+/* One blocking apply at a time: the round trip a loop of mproc_apply calls pays. */
+static void bench_rtt(size_t n) {
+    mproc_pool *pool = pool_of_two();
+    long sum = 0, want = 0, x, y;
+    for (size_t i = 0; i < 100; i++) { /* warm: connections made, estimates settled */
+        x = (long)i;
+        MPROC_CHECK(MPROC_APPLY(pool, square, &x, &y));
+    }
+    double t = now();
+    for (size_t i = 0; i < n; i++) {
+        x = (long)(i % 1000);
+        MPROC_CHECK(MPROC_APPLY(pool, square, &x, &y));
+        sum += y;
+        want += x * x;
+    }
+    double dt = now() - t;
+    result("rtt", "-", dt / (double)n * 1e6, "us/call", -1, sum == want, n, NULL);
+    mproc_pool_free(pool);
+}
+
 static void bench_map(size_t n) {
     mproc_pool *pool = pool_of_two();
     long *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
@@ -230,12 +250,13 @@ int main(int argc, char **argv) {
     const char *w = argc > 1 ? argv[1] : "";
     if (!strcmp(w, "apply")) bench_apply(arg(argc, argv, 2, 200000));
     else if (!strcmp(w, "map")) bench_map(arg(argc, argv, 2, 10000000));
+    else if (!strcmp(w, "rtt")) bench_rtt(arg(argc, argv, 2, 20000));
     else if (!strcmp(w, "spawn")) bench_spawn(arg(argc, argv, 2, 1000));
     else if (!strcmp(w, "bytes")) bench_bytes(arg(argc, argv, 2, 16));
     else if (!strcmp(w, "gran") && argc > 3) bench_gran(atol(argv[2]), argv[3], arg(argc, argv, 4, 0));
     else if (!strcmp(w, "imapmem")) bench_imapmem(arg(argc, argv, 2, 10000000));
     else {
-        fprintf(stderr, "usage: %s apply|map|spawn|bytes|gran T CHUNK|imapmem [N]\n", argv[0]);
+        fprintf(stderr, "usage: %s apply|map|rtt|spawn|bytes|gran T CHUNK|imapmem [N]\n", argv[0]);
         return 2;
     }
     return mproc_finalize() < 0;

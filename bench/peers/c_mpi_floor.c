@@ -42,6 +42,7 @@
 #define DEPTH 2
 #define MAXW 64
 #define TAG_STOP 1000
+#define TAG_RTT 1001
 #define BLOB (8 << 20)
 
 enum { OP_SQ, OP_SPIN, OP_LEN };
@@ -237,15 +238,40 @@ int main(int argc, char **argv)
     const char *w = argc > 1 ? argv[1] : "";
     int op = !strcmp(w, "bytes") ? OP_LEN : !strcmp(w, "gran") ? OP_SPIN : OP_SQ;
     int known = !strcmp(w, "apply") || !strcmp(w, "map") || !strcmp(w, "bytes") ||
-                (!strcmp(w, "gran") && argc > 3) || !strcmp(w, "spawn");
+                (!strcmp(w, "gran") && argc > 3) || !strcmp(w, "spawn") || !strcmp(w, "rtt");
     if (!known || nw < 1 || nw > MAXW) {
         if (rank == 0)
             fprintf(stderr,
-                    "usage: mpirun -np 3 %s apply|map|bytes [N] | gran T 1|auto [NTASKS] | "
+                    "usage: mpirun -np 3 %s apply|map|bytes|rtt [N] | gran T 1|auto [NTASKS] | "
                     "spawn\n",
                     argv[0]);
         MPI_Finalize();
         return 2;
+    }
+    if (!strcmp(w, "rtt")) {
+        /* The plain blocking ping-pong between rank 0 and rank 1: MPI_Send of the argument,
+         * MPI_Recv of the answer. Open MPI's blocking calls poll, so this is the best round
+         * trip the transport gives. */
+        size_t n = arg(argc, argv, 2, 20000);
+        long x = 0, y = 0, sum = 0, want = 0;
+        for (size_t i = 0; i < n + 100; i++) {
+            if (rank == 0) {
+                static double t;
+                if (i == 100) t = MPI_Wtime();
+                x = (long)(i % 1000);
+                MPI_Send(&x, 1, MPI_LONG, 1, TAG_RTT, MPI_COMM_WORLD);
+                MPI_Recv(&y, 1, MPI_LONG, 1, TAG_RTT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (i >= 100) sum += y, want += x * x;
+                if (i == n + 99)
+                    result("rtt", "-", (MPI_Wtime() - t) / (double)n * 1e6, "us/call", -1, sum == want, n, "");
+            } else if (rank == 1) {
+                MPI_Recv(&x, 1, MPI_LONG, 0, TAG_RTT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                y = x * x;
+                MPI_Send(&y, 1, MPI_LONG, 0, TAG_RTT, MPI_COMM_WORLD);
+            }
+        }
+        MPI_Finalize();
+        return 0;
     }
     if (!strcmp(w, "spawn")) {
         if (rank == 0)

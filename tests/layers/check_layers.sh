@@ -27,6 +27,7 @@ level() {
     backends/fork/backend.c) echo 34 ;;
     backends/mpi/world.c) echo 40 ;;
     backends/mpi/wait.c) echo 41 ;;
+    backends/mpi/net_watch.c) echo 42 ;;
     backends/mpi/transport.c) echo 42 ;;
     backends/mpi/routing.c) echo 43 ;;
     backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 44 ;;

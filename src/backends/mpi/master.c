@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "backends/mpi/groups.h"
 #include "backends/mpi/master_state.h"
+#include "backends/mpi/net_watch.h"
 #include "backends/mpi/processes.h"
 #include "backends/mpi/rank.h"
 #include "backends/mpi/routing.h"
@@ -190,6 +191,7 @@ static int mpi_finalize(void) {
     /* Ranks may still be answering a terminated pool; keep taking (and dropping) their frames
      * until all have left their serve loops, so none is stuck in a send at MPI_Finalize. */
     mproc__mpi_quiesce(mproc__mpi_discard);
+    mproc__mpi_net_watch_stop();
     mproc__mpi_bells_free();
     free_master_state();
     mproc__mpi.ready = 0;
@@ -238,6 +240,9 @@ static int mpi_init(int *argc, char ***argv) {
     dup_world(deadline);
     mproc__mpi.size = size;
     mproc__mpi_bells_init();
+    /* The master hears from every rank, a worker rank from the master: where any of them is
+     * on another node, its frames come over TCP, which no doorbell announces. */
+    if (rank == 0 ? !mproc__mpi_all_local() : !mproc__mpi_shares_node(0)) mproc__mpi_net_watch_start();
     if (rank != 0) mproc__mpi_rank_main();
     master_start(deadline);
     if (!mproc__mpi.we_initialized) watch_program_finalize();

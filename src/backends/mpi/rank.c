@@ -25,6 +25,7 @@
 
 #include "backends/spawn.h"
 #include "common/common.h"
+#include "backends/mpi/net_watch.h"
 #include "backends/mpi/rank.h"
 #include "backends/mpi/transport.h"
 #include "wire/wire.h"
@@ -377,6 +378,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__mpi_quiesce(mproc__mpi_discard);
+    mproc__mpi_net_watch_stop();
     mproc__mpi_bells_free();
     /* The master's program finalizes MPI when it chooses: wait for that in a barrier, polled
      * cheaply, rather than in MPI_Finalize (see at_program_finalize in master.c). */

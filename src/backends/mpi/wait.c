@@ -72,6 +72,10 @@ void mproc__mpi_ring_sleepers(void) {
 
 int mproc__mpi_all_local(void) { return bells.all_local; }
 
+int mproc__mpi_shares_node(int rank) {
+    return rank >= 0 && rank < mproc__mpi.size && bells.peer && bells.peer[rank] != NULL;
+}
+
 /* Finds the bells of the ranks that share our node, by their rank in our communicator. */
 static void find_peers(void) {
     int size = mproc__mpi.size;
@@ -149,8 +153,12 @@ void mproc__mpi_bells_free(void) {
  * slack), and each wake-up is a context switch taken from a worker on a busy node. */
 #define FIRST_SLEEP_NS 50000L
 
-/* Frames that arrive less than this apart on average are a stream worth yield-polling for. */
-#define STREAM_GAP_S 100e-6
+/* Frames that arrive less than this apart on average are a stream worth yield-polling for.
+ * Larger where frames come over TCP (mproc__mpi_stream_gap): waking there takes the net
+ * watcher's thread and then ours, not one futex. */
+static double stream_gap_s = 100e-6;
+
+void mproc__mpi_stream_gap(double seconds) { stream_gap_s = seconds; }
 
 /* Mean gap between the frames this process received (lock held: no atomics needed). */
 static double last_arrival, gap_mean = 1.0;
@@ -179,7 +187,7 @@ static int stream_spin(mproc__backoff *b, double deadline) {
     double now = mproc__now();
     if (b->spin_until == 0) {
         double since = now - last_arrival;
-        b->spin_until = gap_mean < STREAM_GAP_S && since < 4 * STREAM_GAP_S ? now + 2 * gap_mean : -1;
+        b->spin_until = gap_mean < stream_gap_s && since < 4 * stream_gap_s ? now + 2 * gap_mean : -1;
         if (deadline >= 0 && b->spin_until > deadline) b->spin_until = deadline;
     }
     if (now >= b->spin_until) return 0;

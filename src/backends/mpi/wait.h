@@ -40,5 +40,9 @@ void mproc__mpi_ring_self(void);
 void mproc__mpi_ring_sleepers(void);
 /* 1 when every rank shares the master's node, so doorbells announce every frame. */
 int mproc__mpi_all_local(void);
+/* 1 when rank shares our node (and so has a doorbell we ring, and rings ours). */
+int mproc__mpi_shares_node(int rank);
+/* Frames arriving less than this apart on average are yield-polled for (default 100 us). */
+void mproc__mpi_stream_gap(double seconds);
 
 #endif /* MPROC_MPI_WAIT_H */
