@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,9 +27,10 @@
 
 static struct {
     int running;
+    atomic_int stopping;
     int epfd, stopfd;
     pthread_t thread;
-} watch = {0, -1, -1, 0};
+} watch = {.epfd = -1, .stopfd = -1};
 
 /* Adds every TCP socket of this process to the epoll set (EEXIST for those already there). */
 static void add_sockets(void) {
@@ -52,32 +54,28 @@ static void add_sockets(void) {
     closedir(d);
 }
 
+/* Waits on the sockets only while a thread of ours sleeps: on a busy process TCP traffic then
+ * costs no wake-up of this thread, and what arrived meanwhile is reported (edge-triggered
+ * readiness stays queued) the moment a thread goes to sleep. */
 static void *watch_main(void *arg) {
     (void)arg;
-    double started = mproc__now();
+    double started = mproc__now(), scanned = -1;
     for (;;) {
-        add_sockets();
+        double now = mproc__now();
         /* Connections to peers are made while the job starts; look often then, rarely later. */
-        int ms = mproc__now() - started < 5.0 ? 100 : 1000;
+        double every = now - started < 5.0 ? 0.1 : 1.0;
+        if (now - scanned >= every) {
+            add_sockets();
+            scanned = now;
+        }
+        mproc__mpi_park_until_sleeper((int)(every * 1000));
+        if (atomic_load(&watch.stopping)) return NULL;
         struct epoll_event evs[16];
         int n;
-        do n = epoll_wait(watch.epfd, evs, 16, ms);
+        do n = epoll_wait(watch.epfd, evs, 16, (int)(every * 1000));
         while (n < 0 && errno == EINTR);
-        int ring = 0;
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == watch.stopfd) return NULL;
-            ring = 1;
-        }
-        if (ring) mproc__mpi_ring_self();
-        /* Data keeps arriving while the frame streams in: wake at each arrival, then look for
-         * new sockets only when the timer runs out (n == 0). */
-        while (n > 0) {
-            do n = epoll_wait(watch.epfd, evs, 16, ms);
-            while (n < 0 && errno == EINTR);
-            for (int i = 0; i < n; i++)
-                if (evs[i].data.fd == watch.stopfd) return NULL;
-            if (n > 0) mproc__mpi_ring_self();
-        }
+        if (atomic_load(&watch.stopping)) return NULL;
+        if (n > 0) mproc__mpi_ring_self();
     }
 }
 
@@ -91,8 +89,8 @@ void mproc__mpi_net_watch_start(void) {
     if (pthread_create(&watch.thread, NULL, watch_main, NULL) != 0) goto fail;
     watch.running = 1;
     /* A round trip over TCP is tens of microseconds plus two wake-ups on each side: worth
-     * yield-polling for while replies keep coming within a few hundred microseconds. */
-    mproc__mpi_stream_gap(400e-6);
+     * yield-polling for while replies keep coming within a quarter millisecond. */
+    mproc__mpi_stream_gap(250e-6);
     return;
 fail: /* no watcher: waits poll as before */
     if (watch.epfd >= 0) close(watch.epfd);
@@ -102,8 +100,10 @@ fail: /* no watcher: waits poll as before */
 
 void mproc__mpi_net_watch_stop(void) {
     if (!watch.running) return;
+    atomic_store(&watch.stopping, 1);
     uint64_t one = 1;
     while (write(watch.stopfd, &one, sizeof one) < 0 && errno == EINTR) {}
+    mproc__mpi_unpark_watcher();
     pthread_join(watch.thread, NULL);
     close(watch.epfd);
     close(watch.stopfd);

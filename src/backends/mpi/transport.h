@@ -22,6 +22,9 @@
 #define MPROC__MPI_TAG 4242
 /* Frames up to this size are packed into one message (a copy is cheaper than a datatype). */
 #define MPROC__MPI_PACK_MAX (1024u * 1024u)
+/* Open MPI's TCP eager limit and send size that mproc asks for (bytes, as a string): a packed
+ * frame and its header go without a rendezvous. */
+#define MPROC__MPI_TCP_EAGER "1052672"
 /* Payload pieces of a big frame: small enough that each completed piece tells a waiting sender
  * the transfer is moving (its backoff restarts), far below MPI's int count limit. */
 #define MPROC__MPI_PIECE (8u * 1024u * 1024u)

@@ -197,11 +197,37 @@ static int stream_spin(mproc__backoff *b, double deadline) {
     return 1;
 }
 
+/* The net watcher (net_watch.c) parks while no thread of ours sleeps, so that TCP traffic
+ * does not wake it on a busy process; a thread going to sleep unparks it. */
+static atomic_int watcher_parked;
+
+void mproc__mpi_park_until_sleeper(int ms) {
+    mproc__bell *bell = bells.mine;
+    atomic_store(&watcher_parked, 1);
+    if (atomic_load(&bell->sleepers) == 0) { /* checked after parked is set: no lost wake */
+#ifdef __linux__
+        struct timespec rel = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        syscall(SYS_futex, &bell->sleepers, FUTEX_WAIT, 0, &rel, NULL, 0);
+#else
+        struct timespec rel = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&rel, NULL);
+#endif
+    }
+    atomic_store(&watcher_parked, 0);
+}
+
+void mproc__mpi_unpark_watcher(void) {
+#ifdef __linux__
+    syscall(SYS_futex, &bells.mine->sleepers, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#endif
+}
+
 /* Sleeps up to ns unless our doorbell rings (then at once). Lock held; dropped meanwhile. */
 static void bell_sleep(mproc__backoff *b, long ns) {
     mproc__bell *bell = bells.mine;
     unsigned v = b->seen;
     atomic_fetch_add(&bell->sleepers, 1u);
+    if (atomic_load(&watcher_parked)) mproc__mpi_unpark_watcher();
     pthread_mutex_unlock(&mproc__mpi.lock);
 #ifdef __linux__
     struct timespec rel = {ns / 1000000000L, ns % 1000000000L};

@@ -44,5 +44,9 @@ int mproc__mpi_all_local(void);
 int mproc__mpi_shares_node(int rank);
 /* Frames arriving less than this apart on average are yield-polled for (default 100 us). */
 void mproc__mpi_stream_gap(double seconds);
+/* For the net watcher: returns once a thread of this process sleeps in a wait, or after ms. */
+void mproc__mpi_park_until_sleeper(int ms);
+/* Makes a parked watcher return (a thread is about to sleep, or the watcher is stopping). */
+void mproc__mpi_unpark_watcher(void);
 
 #endif /* MPROC_MPI_WAIT_H */
