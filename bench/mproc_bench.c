@@ -9,6 +9,10 @@
  *   mproc_bench bytes [NBLOBS=16]      map over 8 MiB blobs, task returns length -> MB/s
  *   mproc_bench gran T CHUNK [NTASKS]  T-us busy tasks, chunksize 1 or auto      -> parallel s
  *   mproc_bench imapmem [N=10000000]   imap over N generated longs               -> peak RSS MiB
+ *   mproc_bench rtt [N=20000]          N blocking applies, one at a time         -> us/call
+ *   mproc_bench scale [N=20000]        a pool of every worker (MPI: every rank): N apply_async
+ *                                      and a map of 100 N items, chunks of 100  -> master CPU
+ *                                      us per task (all its threads), with its peak RSS
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define WORKERS 2
@@ -225,6 +230,44 @@ static long peak_rss_kib(void) {
     return v;
 }
 
+static double cpu_seconds(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec + 1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/* What the master spends per task as the rank count grows: its own CPU time (every thread of
+ * it) over N tasks and a map of 100 N items, and its peak RSS. */
+static void bench_scale(size_t n) {
+    mproc_pool *pool;
+    MPROC_CHECK(mproc_pool_create(&pool, NULL));
+    int workers = mproc_pool_size(pool);
+    size_t m = 100 * n;
+    mproc_async **h = malloc(n * sizeof *h);
+    long *x = malloc(m * sizeof *x), *y = malloc(m * sizeof *y), sum = 0, want = 0;
+    for (size_t i = 0; i < m; i++) x[i] = (long)(i % 1000);
+    double c0 = cpu_seconds(), t = now();
+    for (size_t i = 0; i < n; i++) MPROC_CHECK(MPROC_APPLY_ASYNC(pool, square, &x[i], &h[i]));
+    for (size_t i = 0; i < n; i++) {
+        long v;
+        MPROC_CHECK(MPROC_GET(h[i], &v));
+        sum += v;
+        want += x[i] * x[i];
+        mproc_async_free(h[i]);
+    }
+    MPROC_CHECK(mproc_map(pool, &square_task, x, sizeof *x, y, sizeof *y, m, &(mproc_call_opts){.chunksize = 100}));
+    double cpu = cpu_seconds() - c0, wall = now() - t;
+    int ok = sum == want;
+    for (size_t i = 0; i < m; i++) ok &= y[i] == x[i] * x[i];
+    char extra[96];
+    snprintf(extra, sizeof extra, " workers=%d rss_mib=%.1f wall=%.3f chunks=%zu", workers, (double)peak_rss_kib() / 1024.0, wall, n + m / 100);
+    result("scale", "-", cpu / (double)(n + m / 100) * 1e6, "us_cpu/task", -1, ok, n, extra);
+    mproc_pool_free(pool);
+    free(h);
+    free(x);
+    free(y);
+}
+
 static void bench_imapmem(size_t n) {
     mproc_pool *pool = pool_of_two();
     mproc_iter *it;
@@ -251,12 +294,13 @@ int main(int argc, char **argv) {
     if (!strcmp(w, "apply")) bench_apply(arg(argc, argv, 2, 200000));
     else if (!strcmp(w, "map")) bench_map(arg(argc, argv, 2, 10000000));
     else if (!strcmp(w, "rtt")) bench_rtt(arg(argc, argv, 2, 20000));
+    else if (!strcmp(w, "scale")) bench_scale(arg(argc, argv, 2, 20000));
     else if (!strcmp(w, "spawn")) bench_spawn(arg(argc, argv, 2, 1000));
     else if (!strcmp(w, "bytes")) bench_bytes(arg(argc, argv, 2, 16));
     else if (!strcmp(w, "gran") && argc > 3) bench_gran(atol(argv[2]), argv[3], arg(argc, argv, 4, 0));
     else if (!strcmp(w, "imapmem")) bench_imapmem(arg(argc, argv, 2, 10000000));
     else {
-        fprintf(stderr, "usage: %s apply|map|rtt|spawn|bytes|gran T CHUNK|imapmem [N]\n", argv[0]);
+        fprintf(stderr, "usage: %s apply|map|rtt|scale|spawn|bytes|gran T CHUNK|imapmem [N]\n", argv[0]);
         return 2;
     }
     return mproc_finalize() < 0;

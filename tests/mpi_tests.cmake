@@ -49,6 +49,15 @@ foreach(exe test_pool test_process)
   mproc_mpi_test(NAME ${exe}_mpi1 COMMAND ${MPROC_MPIEXEC} -np 1 $<TARGET_FILE:${exe}>)
 endforeach()
 
+# Scale: 32 and 64 ranks on this machine (oversubscribed), alone so their timing does not
+# disturb other tests.
+foreach(np 32 64)
+  foreach(exe test_pool test_process)
+    mproc_mpi_test(NAME ${exe}_mpi${np} TIMEOUT 600 COMMAND ${MPROC_MPIEXEC} -np ${np} --oversubscribe $<TARGET_FILE:${exe}>)
+    set_tests_properties(${exe}_mpi${np} PROPERTIES RUN_SERIAL TRUE)
+  endforeach()
+endforeach()
+
 # The seed jobs through mpirun.sh.
 if(TARGET primes)
   mproc_mpi_test(NAME jobs_seeds_mpi TIMEOUT 600

@@ -179,6 +179,7 @@ static void expire_in_place(mproc_pool *p, int w) {
 /* Kills workers whose running chunk is past its time; returns seconds to the next deadline
  * (< 0: none). */
 double mproc__faults_check_timeouts(mproc_pool *p) {
+    if (!p->any_limit) return -1; /* nothing with a limit was ever sent: no scan per event */
     double now = mproc__now(), next = -1;
     for (int w = 0; w < p->n; w++) {
         mproc__wstate *ws = &p->ws[w];
@@ -191,6 +192,7 @@ double mproc__faults_check_timeouts(mproc_pool *p) {
             ws->killed_chunk = ws->head->id;
             if (mproc__pool_kill_worker(p, w) < 0) {
                 ws->killed_for_time = 0; /* cannot kill (MPI): fail the task now, drop its result later */
+                mproc__pool_worker_may_take(p, w);
                 expire_in_place(p, w);
             }
         } else if (next < 0 || left < next) {

@@ -26,6 +26,8 @@ static int check_opts(const mproc_pool_opts *o) {
 static void pool_destroy(mproc_pool *p) {
     p->magic = MPROC__DEAD_MAGIC;
     free(p->ws);
+    free(p->ring);
+    free(p->in_ring);
     free(p->initarg);
     free(p);
 }
@@ -71,8 +73,10 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     if (p->n > maxw) p->n = maxw;
     p->inflight = o.inflight ? o.inflight : 2;
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
+    p->ring = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ring);
+    p->in_ring = calloc((size_t)(p->n > 0 ? p->n : 1), 1);
     if (o.initarg_len) p->initarg = malloc(o.initarg_len);
-    if (!p->ws || (o.initarg_len && !p->initarg)) {
+    if (!p->ws || !p->ring || !p->in_ring || (o.initarg_len && !p->initarg)) {
         pool_destroy(p);
         return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
     }

@@ -160,6 +160,11 @@ struct mproc_pool {
     int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
     pthread_t thread;
     mproc__wstate *ws;
+    int *ring;                 /* workers that may have a free slot, FIFO (so dispatch never
+                                * scans every worker per event); in_ring marks members */
+    unsigned char *in_ring;
+    int ring_head, ring_len;
+    int any_limit;             /* some chunk with a time limit was sent: timeouts are checked */
     mproc__chunk *qhead, *qtail;
     mproc__owner *feed_head, *feed_tail; /* owners with chunks not yet made */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
@@ -198,6 +203,11 @@ void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg);
 /* Waits until no send reads owner o's input (mproc_iter_free before its caller frees it). */
 void mproc__pool_wait_send(mproc_pool *p, const mproc__owner *o);
+/* Worker w may be able to take a frame now (it started, got ready, freed a slot): dispatch
+ * looks at it next, after the workers already waiting. Idempotent. */
+void mproc__pool_worker_may_take(mproc_pool *p, int w);
+/* The next worker to look at, or -1. */
+int mproc__pool_next_worker(mproc_pool *p);
 /* Frees a chunk and its owned input (not its frame). */
 void mproc__chunk_free(mproc__chunk *c);
 const char *mproc__chunk_task_name(const mproc__chunk *c);

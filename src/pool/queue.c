@@ -125,6 +125,21 @@ void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {
     }
 }
 
+void mproc__pool_worker_may_take(mproc_pool *p, int w) {
+    if (p->in_ring[w]) return;
+    p->in_ring[w] = 1;
+    p->ring[(p->ring_head + p->ring_len++) % p->n] = w;
+}
+
+int mproc__pool_next_worker(mproc_pool *p) {
+    if (p->ring_len == 0) return -1;
+    int w = p->ring[p->ring_head];
+    p->ring_head = (p->ring_head + 1) % p->n;
+    p->ring_len--;
+    p->in_ring[w] = 0;
+    return w;
+}
+
 void mproc__pool_wait_send(mproc_pool *p, const mproc__owner *o) {
     while (p->sending == o) {
         p->sending_waited = 1;

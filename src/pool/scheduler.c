@@ -65,8 +65,12 @@ static void worker_started(mproc_pool *p, int w) {
     mproc__wstate *ws = &p->ws[w];
     memset(ws, 0, sizeof *ws);
     ws->alive = 1;
-    if (p->opts.initializer) send_init(p, w);
-    else ws->ready = 1;
+    if (p->opts.initializer) {
+        send_init(p, w);
+    } else {
+        ws->ready = 1;
+        mproc__pool_worker_may_take(p, w);
+    }
 }
 
 static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
@@ -83,6 +87,7 @@ static void replace_worker(mproc_pool *p, int w) {
     if (rc == MPROC_ENOTBUILT && ws->recycling) { /* cannot replace (MPI): keep the worker */
         ws->recycling = 0;
         ws->tasks_done = 0;
+        mproc__pool_worker_may_take(p, w);
         return;
     }
     if (rc < 0) { /* the old worker is gone and no new one started (fork failed, say) */
@@ -132,39 +137,48 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
     last->frame_items = items;
     last->sent = mproc__now();
     ws->frames_out++;
+    if (mproc__chunk_timeout(p, c) > 0) p->any_limit = 1;
     if (frames > 1) mproc__send_batch(p, w, c, frames);
     else send_chunk(p, w, c);
 }
 
-/* Hands queued chunks to workers with free slots, one frame per worker per round (balance). */
+/* Hands queued chunks to workers with free slots. Workers wait their turn in the pool's ring,
+ * one frame each per turn (balance), so an event costs the workers it concerns, not a scan of
+ * all of them: a worker leaves the ring when it cannot take more and comes back when a slot
+ * frees (take_inflight) or it becomes ready. */
 static void dispatch(mproc_pool *p) {
     if (p->broken_err) {
         mproc__pool_fail_queue(p, p->broken_err, p->broken_msg);
         return;
     }
-    int progress = 1;
-    while (progress && (p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
-        progress = 0;
-        for (int w = 0; w < p->n && (p->qhead || p->feed_head); w++) {
-            if (!can_take(p, &p->ws[w])) continue;
-            mproc__chunk *c = mproc__pool_next_chunk(p);
-            if (!c) break;
-            give(p, w, c);
-            progress = 1;
+    while ((p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
+        int w = mproc__pool_next_worker(p);
+        if (w < 0) break;
+        if (!can_take(p, &p->ws[w])) continue; /* back in the ring when that changes */
+        mproc__chunk *c = mproc__pool_next_chunk(p);
+        if (!c) {
+            mproc__pool_worker_may_take(p, w);
+            break;
         }
+        give(p, w, c);
+        if (can_take(p, &p->ws[w])) mproc__pool_worker_may_take(p, w);
     }
 }
 
 /* ---- receiving ----------------------------------------------------------------------------- */
 
-static mproc__chunk *take_inflight(mproc__wstate *ws, uint64_t id) {
+static mproc__chunk *take_inflight(mproc_pool *p, int w, uint64_t id) {
+    mproc__wstate *ws = &p->ws[w];
     mproc__chunk *prev = NULL;
     for (mproc__chunk *c = ws->head; c; prev = c, c = c->next) {
         if (c->id != id) continue;
         if (prev) prev->next = c->next;
         else ws->head = c->next;
         if (ws->tail == c) ws->tail = prev;
-        if (c->slot_end) ws->frames_out--;
+        if (c->slot_end) {
+            ws->frames_out--;
+            mproc__pool_worker_may_take(p, w);
+        }
         if (ws->head && !prev) ws->head->started = mproc__now();
         c->next = NULL;
         return c;
@@ -195,6 +209,7 @@ static void on_init_result(mproc_pool *p, int w, const uint8_t *payload, size_t 
         blob = mproc__results_next(&r, 0, &cur, &status, &blen);
     if (status == 0) {
         p->ws[w].ready = 1;
+        mproc__pool_worker_may_take(p, w);
         return;
     }
     p->broken_err = MPROC_EINITFAIL;
@@ -215,7 +230,7 @@ static int placed_results(const mproc__chunk *c, const mproc__frame_hdr *h, cons
 }
 
 static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *frame, int placed) {
-    mproc__chunk *c = take_inflight(&p->ws[w], h->id);
+    mproc__chunk *c = take_inflight(p, w, h->id);
     if (!c) {
         free(frame);
         hostile(p, w, "answered a task it was not given");

@@ -61,6 +61,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
                   mproc__mpi_placement_add(r, id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {
         mproc__master.outstanding[r]++;
+        mproc__master.outstanding_total++;
         mproc__master.sent[r]++;
     }
     if (counted && hint && (hint->flags & MPROC__SEND_RETAIN))
@@ -69,6 +70,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
         rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
     if (rc < 0 && counted) {
         mproc__master.outstanding[r]--;
+        mproc__master.outstanding_total--;
         mproc__master.sent[r]--;
     }
     if (rc < 0 && placing) {
@@ -82,10 +84,9 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
 /* While a group's ranks work, a result from a rank on another node (no doorbell) should be
  * seen within a fraction of a task: poll faster then, and lazily when nothing is due. */
 static long busy_cap(const mproc__group *g) {
+    (void)g; /* one group at a time: every outstanding frame is its own */
     if (mproc__mpi_all_local()) return MPROC__MPI_IDLE_CAP_NS;
-    for (int r = 1; r <= g->n; r++)
-        if (mproc__master.outstanding[r]) return MPROC__MPI_BUSY_CAP_NS;
-    return MPROC__MPI_IDLE_CAP_NS;
+    return mproc__master.outstanding_total ? MPROC__MPI_BUSY_CAP_NS : MPROC__MPI_IDLE_CAP_NS;
 }
 
 static int group_ready(const void *arg) {
@@ -154,6 +155,7 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
     for (int r = 1; r <= g->n && mproc__master.outstanding; r++) {
         mproc__master.drop[r] += mproc__master.outstanding[r];
+        mproc__master.outstanding_total -= mproc__master.outstanding[r];
         mproc__master.outstanding[r] = 0;
     }
     while (g->head) {

@@ -59,6 +59,7 @@ typedef struct mproc__mpi_master_state {
     mproc__group *group;   /* the live group, or NULL */
     long *pid;             /* per rank: its pid, from its start message */
     uint32_t *outstanding; /* per rank: TASK/INIT/BATCH frames of the live group not yet answered */
+    uint64_t outstanding_total; /* their sum: "is a reply due?" without a scan of every rank */
     uint32_t *drop;        /* per rank: replies still due to a stopped group, to discard */
     uint32_t *nchild;      /* per rank: Processes running there */
     uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */

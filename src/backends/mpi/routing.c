@@ -69,7 +69,10 @@ static void route_result(int src, uint8_t *f, size_t len) {
         free(f);
         return;
     }
-    if (mproc__master.outstanding[src] > 0) mproc__master.outstanding[src]--;
+    if (mproc__master.outstanding[src] > 0) {
+        mproc__master.outstanding[src]--;
+        mproc__master.outstanding_total--;
+    }
     mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(f));
     int placed = pl ? mproc__mpi_placement_drop(pl) : 0;
     mproc__mpi_event *e = malloc(sizeof *e);

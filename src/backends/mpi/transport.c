@@ -223,6 +223,7 @@ static struct {
     int *idx;         /* MPI_Testsome's output */
     pending_send *v;
     int n, cap;
+    int retained; /* how many of them are retained (seq > 0): most replies need no look */
 } pending;
 
 /* Lock held. Room for `more` sends; 0 or -1. */
@@ -253,6 +254,7 @@ static int reap_sends(void) {
     for (int i = 0; i < pending.n; i++) {
         if (pending.req[i] == MPI_REQUEST_NULL) {
             free(pending.v[i].buf);
+            if (pending.v[i].seq) pending.retained--;
             continue;
         }
         pending.req[k] = pending.req[i]; /* survivors keep their posting order */
@@ -266,10 +268,12 @@ static int reap_sends(void) {
 static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
     pending.req[pending.n] = req;
     pending.v[pending.n++] = (pending_send){buf, rank, seq};
+    if (seq) pending.retained++;
 }
 
 /* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
 static int retained_in_flight(int rank, uint64_t upto) {
+    if (pending.retained == 0) return 0; /* every reply asks: no scan of every pending send */
     reap_sends();
     for (int i = 0; i < pending.n; i++)
         if (pending.v[i].seq && pending.v[i].seq <= upto && (rank < 0 || pending.v[i].rank == rank)) return 1;
