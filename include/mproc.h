@@ -8,9 +8,11 @@
  *    calling thread ("task 'square' failed on worker 1 (pid 4242): bad input 7").
  *  - Bad arguments, one rule everywhere: a NULL, freed or corrupt handle (mproc_pool, mproc_async,
  *    mproc_iter, mproc_process: objects mproc made) is MPROC_EBADHANDLE; a NULL or unregistered
- *    task descriptor is MPROC_ENOTASK; a size that does not match the task's is MPROC_ESIZE; any
- *    other bad argument (a NULL out-pointer or buffer, a zero or negative size) is MPROC_EINVAL.
- *    Nothing is queued and nothing changes when a call fails this way.
+ *    task descriptor is MPROC_ENOTASK; a size that disagrees with the task's declared sizes (an
+ *    argument or item of another size, zero included; an out buffer smaller than its result)
+ *    is MPROC_ESIZE; any other bad argument (a NULL out-pointer or buffer, a zero item size for
+ *    a task of any size, a negative count) is MPROC_EINVAL. Nothing is queued and nothing
+ *    changes when a call fails this way.
  *  - Ownership: an object made by mproc_X_create() is freed by mproc_X_free(). Buffers the
  *    library hands out are either borrowed (valid until the stated call, never freed by you) or
  *    owned (freed by you with mproc_free()); each function says which. Out-parameters are
@@ -309,8 +311,9 @@ const char *mproc_async_error(mproc_async *a);
 int mproc_async_free(mproc_async *a);
 
 /* map: out[i] = task(in[i]) for n items of in_size bytes, results of out_size bytes each, in
- * input order. Items whose task failed leave out[i] untouched; the call returns the first
- * failure's code (message in mproc_last_error()) after every item has run. */
+ * input order. Items whose task failed leave out[i] untouched; the call returns, after every
+ * item has run, the code of the failed item with the lowest index (message in
+ * mproc_last_error()), whatever order the results arrived in. */
 int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
               void *out, size_t out_size, size_t n, const mproc_call_opts *opts);
 /* As map, returning at once; in and out must stay valid until the handle is ready. */

@@ -413,7 +413,11 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, NULL, NULL), MPROC_EINVAL);
     assert_int_equal(mproc_map(pool, &square_task, NULL, 8, &y, 8, 1, NULL), MPROC_EINVAL);
     assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 4, 1, NULL), MPROC_ESIZE);
-    assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_ESIZE); /* as apply's */
+    assert_int_equal(mproc_map(pool, &echo_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL); /* any size, but one */
+    short small;
+    assert_int_equal(mproc_apply(pool, &square_task, &x, sizeof x, &small, sizeof small, NULL), MPROC_ESIZE);
+    assert_non_null(strstr(mproc_last_error(), "out_cap"));
     assert_int_equal(mproc_iter_next(NULL, 0, NULL, NULL, NULL), MPROC_EBADHANDLE);
     assert_int_equal(mproc_async_wait(NULL, 0), MPROC_EBADHANDLE);
     assert_int_equal(mproc_async_free(NULL), 0);
@@ -487,6 +491,14 @@ static void test_error_messages_name_task_worker_and_call(void **state) {
     assert_non_null(strstr(mproc_last_error(), "mproc_map:"));
     assert_int_equal(mproc_apply(pool, &square_task, &x, 4, &y, sizeof y, NULL), MPROC_ESIZE);
     assert_non_null(strstr(mproc_last_error(), "mproc_apply:"));
+    /* map reports the failure of the lowest failed item, whatever order chunks come back in. */
+    long many[40], res[40];
+    for (int i = 0; i < 40; i++) many[i] = i % 7 == 3 ? i * 1000 + 13 : i; /* items 3, 10, 17, ... fail */
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(mproc_map(pool, &checked_square_task, many, sizeof many[0], res, sizeof res[0], 40,
+                                   &(mproc_call_opts){.chunksize = 5}), MPROC_ETASK);
+        assert_non_null(strstr(mproc_last_error(), ": unlucky 3013"));
+    }
     /* An unknown name says so. */
     assert_null(mproc_task_find("no_such_task"));
     assert_non_null(strstr(mproc_last_error(), "no_such_task"));

@@ -51,9 +51,13 @@ static int async_check(const mproc_async *a, const char *fn) {
     return 0;
 }
 
-static void record_error(mproc_async *a, int err, const char *msg, size_t len) {
-    if (a->err) return;
+/* Keeps the failure of the lowest item index, whatever order results arrive in, so a map's
+ * error is the same on every run. */
+static void record_error(mproc_async *a, size_t index, int err, const char *msg, size_t len) {
+    if (a->err && index >= a->err_index) return;
+    free(a->errmsg);
     a->err = err;
+    a->err_index = index;
     a->errmsg = malloc(len + 1);
     if (a->errmsg) {
         memcpy(a->errmsg, msg, len);
@@ -84,11 +88,12 @@ static void set_status(mproc_async *a, size_t i, int st) {
 }
 
 /* Records the first failure of an item that failed in its worker, as a sentence naming it. */
-static void record_item_error(mproc_async *a, const mproc__chunk *c, int st, const uint8_t *msg, size_t len) {
-    if (a->err) return;
+static void record_item_error(mproc_async *a, const mproc__chunk *c, size_t index, int st, const uint8_t *msg,
+                              size_t len) {
+    if (a->err && index >= a->err_index) return;
     char m[1024];
     size_t k = mproc__item_failure(m, sizeof m, c, msg, len);
-    record_error(a, st, m, k);
+    record_error(a, index, st, m, k);
 }
 
 static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
@@ -110,12 +115,12 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
             char m[160];
             int k = snprintf(m, sizeof m, "task '%s' returned %zu bytes for item %zu; map expects %zu",
                              a->owner.task->name, len, c->first + i, out_size);
-            record_error(a, MPROC_ESIZE, m, (size_t)k);
+            record_error(a, c->first + i, MPROC_ESIZE, m, (size_t)k);
             st = MPROC_ESIZE;
         } else if (st == 0 && ok_out && out_size) {
             memcpy((uint8_t *)a->out + (c->first + i) * out_size, blob, len);
         } else if (st < 0) {
-            record_item_error(a, c, st, blob, len);
+            record_item_error(a, c, c->first + i, st, blob, len);
         }
         set_status(a, c->first + i, st);
     }
@@ -129,12 +134,12 @@ static void job_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mp
         int st;
         const uint8_t *blob = mproc__results_next(r, 0, &cur, &st, &len);
         if (st < 0) {
-            record_item_error(a, c, st, blob, len);
+            record_item_error(a, c, 0, st, blob, len);
         } else if ((a->result = malloc(len ? len : 1))) {
             memcpy(a->result, blob, len);
             a->result_len = len;
         } else {
-            record_error(a, MPROC_ENOMEM, "no memory for the result", 25);
+            record_error(a, 0, MPROC_ENOMEM, "no memory for the result", 25);
         }
     } else {
         deliver_map(a, c, r);
@@ -145,7 +150,7 @@ static void job_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mp
 }
 
 static void fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg) {
-    record_error(a, err, msg, strlen(msg));
+    record_error(a, first, err, msg, strlen(msg));
     for (size_t i = 0; i < count; i++) set_status(a, first + i, err);
 }
 
@@ -268,6 +273,12 @@ int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_
                 void *out, size_t out_cap, size_t *out_len) {
     if (out_len) *out_len = 0;
     if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
+    /* A result that cannot fit is refused before the task runs, not after. */
+    int rc0 = check_call(pool, task, "mproc_apply");
+    if (rc0 < 0) return rc0;
+    if (task->out_size && out_cap < task->out_size)
+        return mproc__error(MPROC_ESIZE, "mproc_apply: task '%s' returns %zu-byte results; out_cap is %zu",
+                            task->name, task->out_size, out_cap);
     mproc_async *a;
     int rc = apply_submit(pool, task, arg, arg_len, NULL, &a, "mproc_apply");
     if (rc < 0) return rc;
@@ -292,11 +303,13 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
                      size_t out_size, size_t n, const char *fn) {
     if (n == 0) return 0;
     if (!in) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
-    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
-    if (!out && out_size) return mproc__error(MPROC_EINVAL, "%s: out is NULL but out_size is %zu", fn, out_size);
+    /* A size the task disagrees with is ESIZE, as for apply; a zero size for a task that takes
+     * any size is EINVAL (map's items need one). */
     if (task->in_size && in_size != task->in_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
                             task->name, task->in_size, in_size);
+    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
+    if (!out && out_size) return mproc__error(MPROC_EINVAL, "%s: out is NULL but out_size is %zu", fn, out_size);
     if (task->out_size && out_size && out_size != task->out_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' returns %zu-byte results; out_size is %zu", fn,
                             task->name, task->out_size, out_size);

@@ -71,7 +71,8 @@ struct mproc_async {
     size_t n;
     void *out;                /* map: the caller's array */
     int ready;
-    int err;                  /* first failure (0 = success) */
+    int err;                  /* the failure of the lowest failed item (0 = success) */
+    size_t err_index;         /* that item's index */
     char *errmsg;             /* its message (malloc'd) */
     void *result;             /* apply: result bytes (malloc'd) */
     size_t result_len;
