@@ -205,8 +205,8 @@ int mproc__items_decode(const uint8_t *payload, size_t len, mproc__items *out) {
     if (!out)
         return mproc__error(MPROC_EPROTO, "malformed task payload: no output struct");
     memset(out, 0, sizeof *out);
-    uint32_t count, item_size;
-    size_t rest, data_len = 0;
+    uint32_t count = 0, item_size = 0; /* set by prefix_decode; zeroed so -O3 sees it too */
+    size_t rest = 0, data_len = 0;
     int rc = prefix_decode("task", payload, len, &count, &item_size, &rest);
     if (rc)
         return rc;
@@ -291,8 +291,8 @@ int mproc__results_decode(const uint8_t *payload, size_t len, mproc__results *ou
     if (!out)
         return mproc__error(MPROC_EPROTO, "malformed result payload: no output struct");
     memset(out, 0, sizeof *out);
-    uint32_t count, item_size;
-    size_t rest, data_len = 0;
+    uint32_t count = 0, item_size = 0; /* set by prefix_decode; zeroed so -O3 sees it too */
+    size_t rest = 0, data_len = 0;
     int rc = prefix_decode("result", payload, len, &count, &item_size, &rest);
     if (rc)
         return rc;
