@@ -202,6 +202,69 @@ static void test_exit_in_a_task_fails_only_it(void **state) {
     mproc_pool_free(pool);
 }
 
+static long kill_self(long x) {
+    raise(SIGKILL);
+    return x;
+}
+MPROC_TASK_VALUE(kill_self, long, long);
+
+static int write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* In a child held to its current number of processes (a pids cgroup): once both workers are
+ * killed no replacement can be forked, so the pool must fail its work at once with
+ * MPROC_EWORKER and the reason, never wait for a worker that will not come. */
+static void test_no_worker_can_be_replaced(void **state) {
+    char dir[96];
+    snprintf(dir, sizeof dir, "/sys/fs/cgroup/pids/mproc-test-%ld", (long)getpid());
+    if (mkdir(dir, 0755) < 0) {
+        print_message("no pids cgroup here (%s): cannot hold the pool to its processes\n", strerror(errno));
+        skip();
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        alarm(30); /* a hang fails the test instead of stalling it */
+        char path[160], num[32];
+        snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+        snprintf(num, sizeof num, "%ld", (long)getpid());
+        if (write_file(path, num) < 0) _exit(10);
+        mproc_pool *pool;
+        if (mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}) < 0) _exit(11);
+        long x = 1, y;
+        if (MPROC_APPLY(pool, sleepy, &x, &y) != 0) _exit(12);
+        snprintf(path, sizeof path, "%s/pids.current", dir);
+        FILE *f = fopen(path, "r");
+        long now = 0;
+        if (!f || fscanf(f, "%ld", &now) != 1) _exit(13);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/pids.max", dir);
+        /* Two fewer than now: a dead worker's pid is freed when it is reaped, and the limit
+         * must still leave no room for a replacement. */
+        snprintf(num, sizeof num, "%ld", now - 2);
+        if (write_file(path, num) < 0) _exit(14);
+        /* Each kill_self takes a worker; its replacement cannot be forked. */
+        for (int i = 0; i < 2; i++) {
+            int rc = MPROC_APPLY(pool, kill_self, &x, &y);
+            if (rc != MPROC_EWORKER) _exit(20 + i);
+        }
+        int rc = MPROC_APPLY(pool, sleepy, &x, &y);
+        if (rc != MPROC_EWORKER) _exit(30);
+        if (!strstr(mproc_last_error(), "none could be replaced")) _exit(31);
+        mproc_pool_free(pool);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    rmdir(dir);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        print_error("child status 0x%x (exit code %d: the step that failed)\n", status, WEXITSTATUS(status));
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_per_call_timeout(void **state) {
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}), 0);
@@ -285,6 +348,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_crashing_initializer_is_not_respawned),
     cmocka_unit_test(test_idle_worker_killed_fails_no_task),
     cmocka_unit_test(test_exit_in_a_task_fails_only_it),
+    cmocka_unit_test(test_no_worker_can_be_replaced),
     cmocka_unit_test(test_per_call_timeout),
     cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
     cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
