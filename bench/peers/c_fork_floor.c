@@ -440,7 +440,7 @@ static int spin_halves(const long *in, size_t n, size_t chunk, long iters, doubl
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s apply|map|spawn|bytes [N] | gran T 1|auto|static [NTASKS]\n", argv[0]);
+        fprintf(stderr, "usage: %s apply|map|rtt|spawn|bytes [N] | gran T 1|auto|static [NTASKS]\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -463,6 +463,48 @@ int main(int argc, char **argv)
         }
         double dt = now() - t;
         result(w, "-", dt / (double)n * 1e6, "us/proc", -1, ok, n, NULL);
+        return 0;
+    }
+
+    if (!strcmp(w, "rtt")) {
+        /* The best one-at-a-time round trip a hand-written program gets: one forked worker,
+         * a pipe each way, blocking read()/write() of the argument and the answer. */
+        size_t n = arg(argc, argv, 2, 20000);
+        int to[2], from[2];
+        if (pipe(to) < 0 || pipe(from) < 0)
+            die("pipe");
+        pid_t p = fork();
+        if (p < 0)
+            die("fork");
+        if (p == 0) {
+            long x;
+            close(to[1]); /* or its own copy keeps the pipe open: no EOF at the end */
+            close(from[0]);
+            while (read(to[0], &x, sizeof x) == (ssize_t)sizeof x) {
+                x *= x;
+                if (write(from[1], &x, sizeof x) != (ssize_t)sizeof x)
+                    _exit(1);
+            }
+            _exit(0);
+        }
+        close(to[0]);
+        close(from[1]);
+        long sum = 0, want = 0;
+        double t = 0;
+        for (size_t i = 0; i < n + 100; i++) {
+            if (i == 100)
+                t = now();
+            long x = (long)(i % 1000), y = 0;
+            if (write(to[1], &x, sizeof x) != (ssize_t)sizeof x)
+                die("write");
+            readn(from[0], &y, sizeof y);
+            if (i >= 100)
+                sum += y, want += x * x;
+        }
+        double dt = now() - t;
+        close(to[1]);
+        waitpid(p, NULL, 0);
+        result(w, "-", dt / (double)n * 1e6, "us/call", -1, sum == want, n, NULL);
         return 0;
     }
 
