@@ -219,13 +219,18 @@ static int check_open(mproc_pool *pool, const char *fn) {
     return rc;
 }
 
-/* mproc_apply_async, and the first half of mproc_apply; fn names the caller's call in errors. */
+/* mproc_apply_async, and the first half of mproc_apply; fn names the caller's call in errors.
+ * out_cap: the room the caller has for the result (SIZE_MAX: none given), so that a result
+ * that cannot fit is refused before the task runs. */
 static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
-                        const mproc_call_opts *opts, mproc_async **out, const char *fn) {
+                        size_t out_cap, const mproc_call_opts *opts, mproc_async **out, const char *fn) {
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
     int rc = check_call(pool, task, fn);
     if (rc < 0) return rc;
+    if (task->out_size && out_cap < task->out_size)
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' returns %zu-byte results; out_cap is %zu", fn,
+                            task->name, task->out_size, out_cap);
     if (!arg && arg_len) return mproc__error(MPROC_EINVAL, "%s: arg is NULL but arg_len is %zu", fn, arg_len);
     if (task->in_size && arg_len != task->in_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte arguments, got %zu", fn,
@@ -266,21 +271,15 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
 
 int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
                       const mproc_call_opts *opts, mproc_async **out) {
-    return apply_submit(pool, task, arg, arg_len, opts, out, "mproc_apply_async");
+    return apply_submit(pool, task, arg, arg_len, SIZE_MAX, opts, out, "mproc_apply_async");
 }
 
 int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
                 void *out, size_t out_cap, size_t *out_len) {
     if (out_len) *out_len = 0;
     if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
-    /* A result that cannot fit is refused before the task runs, not after. */
-    int rc0 = check_call(pool, task, "mproc_apply");
-    if (rc0 < 0) return rc0;
-    if (task->out_size && out_cap < task->out_size)
-        return mproc__error(MPROC_ESIZE, "mproc_apply: task '%s' returns %zu-byte results; out_cap is %zu",
-                            task->name, task->out_size, out_cap);
     mproc_async *a;
-    int rc = apply_submit(pool, task, arg, arg_len, NULL, &a, "mproc_apply");
+    int rc = apply_submit(pool, task, arg, arg_len, out_cap, NULL, &a, "mproc_apply");
     if (rc < 0) return rc;
     const void *data;
     size_t len;

@@ -100,10 +100,10 @@ int mproc__hdr_decode(const uint8_t *buf, size_t len, mproc__frame_hdr *h) {
     mproc__frame_hdr d;
     d.magic = mproc__get_u32(buf + 0);
     d.version = mproc__get_u16(buf + 4);
-    d.kind = mproc__get_u16(buf + 6);
-    d.id = mproc__get_u64(buf + 8);
+    d.kind = mproc__hdr_kind(buf);
+    d.id = mproc__hdr_id(buf);
     d.length = mproc__get_u32(buf + 16);
-    d.arg = mproc__get_u32(buf + 20);
+    d.arg = mproc__hdr_arg(buf);
     if (d.magic != MPROC__WIRE_MAGIC)
         return hdr_fail(h, "bad magic, not an mproc frame", d.magic);
     if (d.version != MPROC__WIRE_VERSION)

@@ -74,10 +74,8 @@ static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     static mproc__reader in; /* one channel per worker process */
     child_chan *ch = impl;
     int rc = mproc__reader_next(&in, ch->fd, frame, len);
-    if (rc == 1) {
-        mproc__frame_hdr h;
-        if (mproc__hdr_decode(*frame, *len, &h) == 0) atomic_store_explicit(&ch->taken->id, h.id, memory_order_release);
-    }
+    /* The reader checked the header already: only its id is needed here. */
+    if (rc == 1) atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
     return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
 }
 
