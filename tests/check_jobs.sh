@@ -15,8 +15,13 @@ check() { # name expected-condition-description command...
     local name=$1; shift
     if "$@"; then pass=$((pass + 1)); echo "ok - $name"; else fail=$((fail + 1)); echo "not ok - $name"; fi
 }
-q3() { local out; out=$(run "$dir/process_square") || return 1
-       [ "$out" = "$(printf 'The square of 5 is 25\nMain process exiting')" ] || { echo "$out"; return 1; }; }
+# Across nodes the Process's line comes from another host's daemon and the master's from this
+# one: mpirun forwards each node's output on its own, so only the lines, not their order, are
+# promised there (docs/mpi.md).
+q3() { local out want; out=$(run "$dir/process_square") || return 1
+       want=$(printf 'The square of 5 is 25\nMain process exiting')
+       if [ "$mode" = cluster ]; then out=$(sort <<<"$out"); want=$(sort <<<"$want"); fi
+       [ "$out" = "$want" ] || { echo "$out"; return 1; }; }
 q5() { local out; out=$(run "$dir/pool_squares") || return 1
        [ "$out" = "[1, 4, 9, 16, 25]" ] || { echo "$out"; return 1; }; }
 four_once() { # stdin: lines; each of 1..4 exactly once, nothing else
