@@ -21,7 +21,7 @@ level() {
     wire/stream_reader.c) echo 11 ;;
     worker/*) echo 20 ;;
     backends/spawn.c) echo 30 ;;
-    backends/none.c) echo 31 ;;
+    backends/none.c | backends/socket_worker.c) echo 31 ;;
     backends/mpi_loader.c) echo 32 ;;
     backends/fork/processes.c) echo 33 ;;
     backends/fork/backend.c) echo 34 ;;

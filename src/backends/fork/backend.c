@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "backends/fork/processes.h"
+#include "backends/socket_worker.h"
 #include "wire/stream_reader.h"
 #include "backends/spawn.h"
 #include "common/common.h"
@@ -34,15 +35,6 @@ typedef struct fworker {
     int fd;                /* master end; -1 once dead */
     mproc__reader in;      /* frames arriving from it */
 } fworker;
-
-/* One per worker in memory shared with it: the id of the last frame it took off its channel,
- * written by the worker before it runs the frame, read by the master when the worker dies to
- * tell a frame that was running from one still unread in the socket (backend.h, taken_id).
- * A cache line each, so workers do not share lines. */
-typedef struct taken_slot {
-    _Atomic uint64_t id;
-    char pad[64 - sizeof(uint64_t)];
-} taken_slot;
 
 typedef struct queued {
     struct queued *next;
@@ -57,92 +49,10 @@ struct mproc__group {
     int next_start;        /* round-robin start so no worker starves */
     queued *head, *tail;   /* events found while sending */
     unsigned long spawned;
-    taken_slot *taken;     /* n slots, MAP_SHARED with the workers */
+    mproc__taken_slot *taken;     /* n slots, MAP_SHARED with the workers */
 };
 
 static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
-
-/* ---- worker side ------------------------------------------------------------------------ */
-
-/* A worker's end of its channel. */
-typedef struct child_chan {
-    int fd;
-    taken_slot *taken;
-} child_chan;
-
-static int child_recv(void *impl, uint8_t **frame, size_t *len) {
-    static mproc__reader in; /* one channel per worker process */
-    child_chan *ch = impl;
-    int rc = mproc__reader_next(&in, ch->fd, frame, len);
-    /* The reader checked the header already: only its id is needed here. */
-    if (rc == 1) atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
-    return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
-}
-
-/* Writes a whole frame on a blocking or non-blocking socket; MSG_NOSIGNAL so a dead peer is
- * an error, not SIGPIPE. On EAGAIN calls drain(arg) (may be NULL) to keep reading. */
-static int write_frame(int fd, const struct iovec *iov_in, int iovcnt,
-                       int (*drain)(void *arg), void *arg) {
-    struct iovec iov[16];
-    if (iovcnt > 16 || iovcnt < 1) return mproc__error(MPROC_EINVAL, "send: 1..16 iovecs");
-    memcpy(iov, iov_in, (size_t)iovcnt * sizeof *iov);
-    struct iovec *cur = iov;
-    while (iovcnt > 0) {
-        struct msghdr m;
-        memset(&m, 0, sizeof m);
-        m.msg_iov = cur;
-        m.msg_iovlen = (size_t)iovcnt;
-        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (drain) {
-                    int rc = drain(arg);
-                    if (rc < 0) return rc;
-                    continue;
-                }
-                /* No one to drain for (a SHUTDOWN): wait a bounded time for room. */
-                struct pollfd p = {fd, POLLOUT, 0};
-                if (poll(&p, 1, 1000) <= 0) return MPROC_ETIMEDOUT;
-                continue;
-            }
-            return MPROC_EWORKER;
-        }
-        size_t left = (size_t)w;
-        while (iovcnt > 0 && left >= cur->iov_len) {
-            left -= cur->iov_len;
-            cur++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            cur->iov_base = (uint8_t *)cur->iov_base + left;
-            cur->iov_len -= left;
-        }
-    }
-    return 0;
-}
-
-static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
-    return write_frame(((child_chan *)impl)->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
-}
-
-static void worker_main(int fd, taken_slot *taken, int index, pid_t master) {
-    /* Die with the master even mid-task; Ctrl-C is the master's to handle. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != master) _exit(1);
-    signal(SIGINT, SIG_IGN);
-    /* A crash must end the worker with its real signal (so the master can name it), not in a
-     * handler the master installed for itself (a test runner's, say). */
-    mproc__fork_child_signals();
-    char name[32];
-    snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
-    mproc__set_identity(name, index);
-    child_chan chan = {fd, taken};
-    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL};
-    int rc = mproc__worker_serve(&ch, index);
-    fflush(NULL);
-    _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
-}
 
 /* ---- master side: spawning ---------------------------------------------------------------- */
 
@@ -155,7 +65,9 @@ static int spawn_worker(mproc__group *g, int i) {
     pid_t pid = mproc__fork(sv[1]);
     if (pid == 0) {
         close(sv[0]);
-        worker_main(sv[1], &g->taken[i], i, master);
+        char name[32];
+        snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
+        mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master);
     }
     mproc__fork_untrack_fd(sv[1]);
     close(sv[1]);
@@ -323,13 +235,13 @@ static int fork_group_start(int n, mproc__group **out) {
     g->w = calloc((size_t)n, sizeof *g->w);
     g->pfds = calloc((size_t)n + 1, sizeof *g->pfds);
     g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    void *taken = mmap(NULL, (size_t)n * sizeof(taken_slot), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *taken = mmap(NULL, (size_t)n * sizeof(mproc__taken_slot), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     g->taken = taken == MAP_FAILED ? NULL : taken;
     if (!g->w || !g->pfds || g->wake_fd < 0 || !g->taken) {
         int rc = mproc__error(MPROC_ESYS, "cannot set up %d workers: %s", n, strerror(errno));
         free(g->w), free(g->pfds);
         if (g->wake_fd >= 0) close(g->wake_fd);
-        if (g->taken) munmap(g->taken, (size_t)n * sizeof(taken_slot));
+        if (g->taken) munmap(g->taken, (size_t)n * sizeof(mproc__taken_slot));
         free(g);
         return rc;
     }
@@ -352,7 +264,7 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     if (g->w[worker].fd < 0) return MPROC_EWORKER;
     send_wait sw = {g, g->w[worker].fd};
-    int rc = write_frame(g->w[worker].fd, iov, iovcnt, drain_group, &sw);
+    int rc = mproc__sock_write_frame(g->w[worker].fd, iov, iovcnt, drain_group, &sw);
     if (rc == MPROC_EWORKER) {
         /* Its EOF (and so its DIED event) will be seen by the next wait. */
         return mproc__error(MPROC_EWORKER, "worker %d closed its channel", worker);
@@ -416,7 +328,7 @@ static void retire_worker(mproc__group *g, int i, int graceful) {
         uint8_t f[MPROC__WIRE_HDR_SIZE];
         mproc__hdr_encode(f, MPROC__FRAME_SHUTDOWN, 0, 0, 0);
         struct iovec iov = {f, sizeof f};
-        write_frame(w->fd, &iov, 1, NULL, NULL);
+        mproc__sock_write_frame(w->fd, &iov, 1, NULL, NULL);
     } else {
         kill(w->pid, SIGKILL);
     }
@@ -446,7 +358,7 @@ static void fork_group_stop(mproc__group *g, int graceful) {
     while (dequeue(g, &ev)) free(ev.frame);
     mproc__fork_untrack_fd(g->wake_fd);
     close(g->wake_fd);
-    munmap(g->taken, (size_t)g->n * sizeof(taken_slot));
+    munmap(g->taken, (size_t)g->n * sizeof(mproc__taken_slot));
     free(g->w);
     free(g->pfds);
     free(g);

@@ -1,0 +1,95 @@
+/* socket_worker.c - a pool worker process serving frames over a stream socket (socket_worker.h):
+ * the worker side of the fork backend, and the MPI backend's executors.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backends/socket_worker.h"
+#include "backends/spawn.h"
+#include "common/common.h"
+#include "wire/stream_reader.h"
+#include "wire/wire.h"
+#include "worker/worker.h"
+
+int mproc__sock_write_frame(int fd, const struct iovec *iov_in, int iovcnt,
+                            int (*drain)(void *arg), void *arg) {
+    struct iovec iov[16];
+    if (iovcnt > 16 || iovcnt < 1) return mproc__error(MPROC_EINVAL, "send: 1..16 iovecs");
+    memcpy(iov, iov_in, (size_t)iovcnt * sizeof *iov);
+    struct iovec *cur = iov;
+    while (iovcnt > 0) {
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = cur;
+        m.msg_iovlen = (size_t)iovcnt;
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (drain) {
+                    int rc = drain(arg);
+                    if (rc < 0) return rc;
+                    continue;
+                }
+                /* No one to drain for (a SHUTDOWN): wait a bounded time for room. */
+                struct pollfd p = {fd, POLLOUT, 0};
+                if (poll(&p, 1, 1000) <= 0) return MPROC_ETIMEDOUT;
+                continue;
+            }
+            return MPROC_EWORKER;
+        }
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= cur->iov_len) {
+            left -= cur->iov_len;
+            cur++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            cur->iov_base = (uint8_t *)cur->iov_base + left;
+            cur->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+/* The worker's end of its channel. */
+typedef struct child_chan {
+    int fd;
+    mproc__taken_slot *taken;
+} child_chan;
+
+static int child_recv(void *impl, uint8_t **frame, size_t *len) {
+    static mproc__reader in; /* one channel per worker process */
+    child_chan *ch = impl;
+    int rc = mproc__reader_next(&in, ch->fd, frame, len);
+    /* The reader checked the header already: only its id is needed here. */
+    if (rc == 1) atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
+    return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
+}
+
+static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
+    return mproc__sock_write_frame(((child_chan *)impl)->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
+}
+
+_Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
+                                         int index, pid_t parent) {
+    /* Die with the parent even mid-task; Ctrl-C is the master's to handle. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    signal(SIGINT, SIG_IGN);
+    /* A crash must end the worker with its real signal (so the master can name it), not in a
+     * handler the master installed for itself (a test runner's, say). */
+    mproc__fork_child_signals();
+    mproc__set_identity(name, index);
+    child_chan chan = {fd, taken};
+    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL};
+    int rc = mproc__worker_serve(&ch, index);
+    fflush(NULL);
+    _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
+}
