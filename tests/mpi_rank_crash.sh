@@ -1,5 +1,6 @@
 #!/bin/bash
-# mpi_rank_crash.sh MPIEXEC PROGRAM [REPEAT] - a worker rank segfaults inside a map.
+# mpi_rank_crash.sh MPIEXEC PROGRAM [REPEAT] - a worker rank that runs its tasks inside itself
+# (MPROC_MPI_EXECUTORS=0) segfaults inside a map.
 #
 # Open MPI ends the whole job when a rank dies; mproc promises the job ends promptly (here:
 # within 10 s, start-up included), exits non-zero, and that stderr names the rank, its pid,
@@ -14,7 +15,7 @@ pattern="mproc: worker rank [12] \(pid [0-9]+\) died of signal 11 \(SIGSEGV\) wh
 worst=0 fail=0
 for ((i = 1; i <= repeat; i++)); do
     t0=$(date +%s%N)
-    timeout 60 "$mpiexec" --oversubscribe -np 3 "$prog" >/dev/null 2>"$err"
+    timeout 60 "$mpiexec" --oversubscribe -np 3 -x MPROC_MPI_EXECUTORS=0 "$prog" >/dev/null 2>"$err"
     rc=$?
     ms=$((($(date +%s%N) - t0) / 1000000))
     [ $ms -gt $worst ] && worst=$ms

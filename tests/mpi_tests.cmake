@@ -49,6 +49,15 @@ foreach(exe test_pool test_process)
   mproc_mpi_test(NAME ${exe}_mpi1 COMMAND ${MPROC_MPIEXEC} -np 1 $<TARGET_FILE:${exe}>)
 endforeach()
 
+# The fault suite: under MPI each worker rank runs its tasks in an executor process, so a crash,
+# a time limit or terminate costs a task, never the job or a rank.
+mproc_mpi_test(NAME test_faults_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_faults>)
+mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  --mca btl tcp,self $<TARGET_FILE:test_faults>)
+# Without executors (MPROC_MPI_EXECUTORS=0: tasks run inside the ranks) the pool suite still passes.
+mproc_mpi_test(NAME test_pool_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
+  -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_pool>)
+
 # Scale: 32 and 64 ranks on this machine (oversubscribed), alone so their timing does not
 # disturb other tests.
 foreach(np 32 64)
@@ -88,7 +97,8 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_registry_mismatch.sh ${MPROC_MPIEXEC}
   $<TARGET_FILE:mpi_registry_a> $<TARGET_FILE:mpi_registry_b>)
 
-# A worker rank that segfaults mid-map: the job ends within 10 s, non-zero, rank and task named.
+# Without executors (MPROC_MPI_EXECUTORS=0), a worker rank that segfaults mid-map: the job ends
+# within 10 s, non-zero, rank and task named.
 mproc_mpi_exe(mpi_rank_crash mpi_rank_crash.c)
 mproc_mpi_test(NAME mpi_rank_crash TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_crash.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_rank_crash> 1)
@@ -103,13 +113,15 @@ mproc_mpi_test(NAME mpi_efficiency TIMEOUT 300 LABELS perf
   COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_efficiency>)
 set_tests_properties(mpi_efficiency PROPERTIES RUN_SERIAL TRUE)
 
-# A worker rank that sends the master garbage: the master names the rank and aborts the job.
+# A worker rank that sends the master garbage: the master names the rank and aborts the job. The
+# garbage is sent through MPI from inside a task, so the task runs in the rank itself
+# (MPROC_MPI_EXECUTORS=0): an executor has no MPI to send it with.
 mproc_mpi_exe(mpi_bad_frame mpi_bad_frame.c)
 target_include_directories(mpi_bad_frame PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(mpi_bad_frame PRIVATE MPI::MPI_C mproc_mpi)
 mproc_mpi_test(NAME mpi_bad_frame TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "mproc: .*bad frame header from rank [12]"
-  ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_bad_frame>)
+  ${MPROC_MPIEXEC} -np 3 --oversubscribe -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:mpi_bad_frame>)
 
 # MPROC_BACKEND=fork under an MPI launch of several ranks would run the whole program once per
 # rank: refused with a sentence saying what to do, unless MPROC_FORK_EACH_RANK=1 means it.

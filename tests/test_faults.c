@@ -1,6 +1,8 @@
-/* test_faults - faults that break Python's pools, on the fork backend: a task retried after its
- * worker died, a worker that writes garbage or a truncated frame (treated as dead, never
- * trusted), and Ctrl-C / SIGTERM to a master in the middle of a map (no worker survives it).
+/* test_faults - faults that break Python's pools, on both backends (under MPI every worker rank
+ * runs its tasks in an executor process it supervises): a task retried after its worker died,
+ * crashes in a map, a worker that writes garbage or a truncated frame (treated as dead, never
+ * trusted), time limits and terminate that stop running tasks; and on fork, Ctrl-C / SIGTERM to
+ * a master in the middle of a map (no worker survives it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +96,12 @@ MPROC_TASK_VALUE(worker_pid, long, long);
 
 static long exit_in_task(long code) { exit((int)code); }
 MPROC_TASK_VALUE(exit_in_task, long, long);
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static long sleepy(long ms) {
     usleep((useconds_t)ms * 1000);
@@ -352,17 +360,145 @@ static void signal_master_mid_map(int signo) {
 static void test_ctrl_c_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGINT); }
 static void test_sigterm_on_master_leaves_no_worker(void **state) { signal_master_mid_map(SIGTERM); }
 
+/* Segfaults on every 100th item. */
+static long crash_every_100th(long i) {
+    if (i % 100 == 0) raise(SIGSEGV);
+    return i * 3;
+}
+MPROC_TASK_VALUE(crash_every_100th, long, long);
+
+/* A 10,000-item map where every 100th item crashes its process: those 100 items fail with
+ * EWORKER naming the signal (under MPI also the rank and host), every other item is right, and
+ * the pool goes on. Under MPI this used to end the whole job. */
+static void test_map_with_crashing_items_fails_only_them(void **state) {
+    enum { N = 10000 };
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, NULL), 0);
+    long *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+    int *status = calloc(N, sizeof *status);
+    assert_non_null(in);
+    assert_non_null(out);
+    assert_non_null(status);
+    for (long i = 0; i < N; i++) in[i] = i;
+    int rc = mproc_map(pool, &crash_every_100th_task, in, sizeof *in, out, sizeof *out, N,
+                       &(mproc_call_opts){.item_status = status});
+    assert_int_equal(rc, MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "signal 11"));
+    if (mproc_backend() == MPROC_BACKEND_MPI) {
+        assert_non_null(strstr(mproc_last_error(), "on rank "));
+        assert_non_null(strstr(mproc_last_error(), "(host "));
+    }
+    int failed = 0;
+    for (long i = 0; i < N; i++) {
+        if (i % 100 == 0) {
+            assert_int_equal(status[i], MPROC_EWORKER);
+            failed++;
+        } else {
+            assert_int_equal(status[i], 0);
+            assert_int_equal(out[i], i * 3);
+        }
+    }
+    assert_int_equal(failed, N / 100);
+    long x = 7, y = 0;
+    assert_int_equal(MPROC_APPLY(pool, crash_every_100th, &x, &y), 0);
+    assert_int_equal(y, 21);
+    free(in);
+    free(out);
+    free(status);
+    mproc_pool_free(pool);
+}
+
+/* A task past its time limit is stopped, not left running: its worker takes the next tasks at
+ * once. (Under MPI before executors, the rank went on with the 30 s task and the next ones
+ * waited behind it.) The bound is 15 s against 30 s of sleep: a hang, not a speed, is tested. */
+static void test_time_limit_frees_the_worker(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1, .task_timeout = 0.3}), 0);
+    long slow = 30000, out = 0;
+    double t0 = now_s();
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &slow, &out), MPROC_ETIMEDOUT);
+    assert_non_null(strstr(mproc_last_error(), "time limit"));
+    long quick[3] = {100, 100, 100}, res[3] = {0};
+    assert_int_equal(mproc_map(pool, &sleepy_task, quick, sizeof quick[0], res, sizeof res[0], 3,
+                               &(mproc_call_opts){.chunksize = 1}), 0);
+    assert_int_equal(res[2], 100);
+    assert_true(now_s() - t0 < 15.0);
+    mproc_pool_free(pool);
+}
+
+/* terminate stops the tasks that are running: a new pool gets its workers at once. */
+static void test_terminate_stops_running_tasks(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, NULL), 0);
+    int n = mproc_pool_size(pool);
+    long *slow = malloc((size_t)n * sizeof *slow), *out = malloc((size_t)n * sizeof *out);
+    assert_non_null(slow);
+    assert_non_null(out);
+    for (int i = 0; i < n; i++) slow[i] = 30000;
+    mproc_async *m;
+    double t0 = now_s();
+    assert_int_equal(mproc_map_async(pool, &sleepy_task, slow, sizeof *slow, out, sizeof *out, (size_t)n,
+                                     &(mproc_call_opts){.chunksize = 1}, &m), 0);
+    usleep(200000); /* they are running */
+    assert_int_equal(mproc_pool_terminate(pool), 0);
+    assert_int_equal(mproc_async_get(m, 10.0, NULL, NULL), MPROC_ECLOSED);
+    mproc_async_free(m);
+    mproc_pool_free(pool);
+    assert_int_equal(mproc_pool_create(&pool, NULL), 0);
+    for (int i = 0; i < n; i++) slow[i] = 100;
+    assert_int_equal(mproc_map(pool, &sleepy_task, slow, sizeof *slow, out, sizeof *out, (size_t)n,
+                               &(mproc_call_opts){.chunksize = 1}), 0);
+    assert_true(now_s() - t0 < 15.0);
+    mproc_pool_free(pool);
+    free(slow);
+    free(out);
+}
+
+/* maxtasksperchild replaces the process after its tasks: every task here ran in a process of
+ * its own. */
+static void test_maxtasksperchild_recycles_the_process(void **state) {
+    enum { N = 12 };
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.maxtasksperchild = 1}), 0);
+    long zeros[N] = {0}, pids[N] = {0};
+    assert_int_equal(mproc_map(pool, &worker_pid_task, zeros, sizeof zeros[0], pids, sizeof pids[0], N,
+                               &(mproc_call_opts){.chunksize = 1}), 0);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) assert_true(pids[i] != pids[j]);
+    mproc_pool_free(pool);
+}
+
+/* On both backends (under MPI each worker rank runs its tasks in an executor process). */
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_retries_recover_a_crashed_task),
     cmocka_unit_test(test_initializer_that_kills_its_worker_is_reported_once),
     cmocka_unit_test(test_crashing_initializer_is_not_respawned),
     cmocka_unit_test(test_idle_worker_killed_fails_no_task),
     cmocka_unit_test(test_exit_in_a_task_fails_only_it),
-    cmocka_unit_test(test_no_worker_can_be_replaced),
     cmocka_unit_test(test_per_call_timeout),
     cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
+    cmocka_unit_test(test_map_with_crashing_items_fails_only_them),
+    cmocka_unit_test(test_time_limit_frees_the_worker),
+    cmocka_unit_test(test_terminate_stops_running_tasks),
+    cmocka_unit_test(test_maxtasksperchild_recycles_the_process),
+};
+
+/* Fork only: they fork or exec a second master of their own, which under mpirun would be an
+ * MPI process forked from rank 0 (Ctrl-C and SIGTERM under MPI are mpirun's to deliver). */
+static const struct CMUnitTest fork_tests[] = {
+    cmocka_unit_test(test_no_worker_can_be_replaced),
     cmocka_unit_test(test_ctrl_c_on_master_leaves_no_worker),
     cmocka_unit_test(test_sigterm_on_master_leaves_no_worker),
 };
 
-MPROC_TEST_MAIN(tests)
+int main(int argc, char **argv) {
+    int rc = mproc_init(&argc, &argv);
+    if (rc < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 1;
+    }
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (mproc_backend() == MPROC_BACKEND_FORK) rc |= cmocka_run_group_tests(fork_tests, NULL, NULL);
+    mproc_finalize();
+    return rc;
+}

@@ -68,7 +68,14 @@ typedef enum mproc__frame_kind {
     MPROC__FRAME_PROC_EXIT = 9,
     MPROC__FRAME_PROC_SIGNAL = 10,
     MPROC__FRAME_BATCH = 11,
-    MPROC__FRAME_KIND_MAX = 11
+    /* Between the MPI master and a worker rank that runs its tasks in an executor process
+     * (backends/mpi/executor.h says what each carries). */
+    MPROC__FRAME_EXEC_DIED = 12,
+    MPROC__FRAME_EXEC_STARTED = 13,
+    MPROC__FRAME_EXEC_KILL = 14,
+    MPROC__FRAME_EXEC_RESTART = 15,
+    MPROC__FRAME_EXEC_DROPPED = 16,
+    MPROC__FRAME_KIND_MAX = 16
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

@@ -25,11 +25,12 @@ level() {
     backends/mpi_loader.c) echo 32 ;;
     backends/fork/processes.c) echo 33 ;;
     backends/fork/backend.c) echo 34 ;;
+    backends/mpi/fork_server.c) echo 39 ;;
     backends/mpi/world.c) echo 40 ;;
     backends/mpi/wait.c) echo 41 ;;
     backends/mpi/net_watch.c) echo 42 ;;
     backends/mpi/transport.c) echo 42 ;;
-    backends/mpi/routing.c) echo 43 ;;
+    backends/mpi/routing.c | backends/mpi/executor.c) echo 43 ;;
     backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 44 ;;
     backends/mpi/master.c) echo 45 ;;
     backends/table.c) echo 50 ;;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/mpi/executor.h"
 #include "backends/mpi/groups.h"
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/routing.h"
@@ -30,6 +31,16 @@ int mproc__mpi_group_start(int n, mproc__group **out) {
     }
     g->n = n < mproc__mpi.size - 1 ? n : mproc__mpi.size - 1;
     atomic_init(&g->woken, 0);
+    /* A pool's workers start fresh, as on fork: an executor that ran an earlier pool's tasks
+     * (and its initializer) is replaced first. Frames sent from now on go to the new one. */
+    for (int r = 1; r <= g->n; r++) {
+        mproc__exec_view *x = &mproc__master.exec[r];
+        if (!x->on || (!x->used && !x->broken)) continue;
+        mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
+        x->gen++;
+        x->used = x->broken = 0;
+        x->pid = 0; /* until its EXEC_STARTED */
+    }
     mproc__master.group = g;
     pthread_mutex_unlock(&mproc__mpi.lock);
     *out = g;
@@ -60,6 +71,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !mproc__mpi_placement_find(r, id) &&
                   mproc__mpi_placement_add(r, id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {
+        mproc__master.exec[r].used = 1;
         mproc__master.outstanding[r]++;
         mproc__master.outstanding_total++;
         mproc__master.sent[r]++;
@@ -94,6 +106,23 @@ static int group_ready(const void *arg) {
     return g->head != NULL || atomic_load(&g->woken);
 }
 
+/* An EXEC_DIED (executor.h) as the core's DIED event; frees it. */
+static void died_event(mproc__mpi_event *e, mproc__event *ev) {
+    const uint8_t *p = e->frame + MPROC__WIRE_HDR_SIZE;
+    size_t wl = e->len - MPROC__WIRE_HDR_SIZE - MPROC__EXEC_DIED_MIN;
+    ev->kind = MPROC__EV_DIED;
+    ev->worker = e->worker;
+    ev->exitcode = (int32_t)mproc__get_u32(p);
+    ev->pid = (long)mproc__get_u32(p + 4);
+    ev->taken_known = 1;
+    ev->taken_id = mproc__get_u64(p + 8);
+    if (wl >= sizeof ev->why) wl = sizeof ev->why - 1;
+    memcpy(ev->why, p + MPROC__EXEC_DIED_MIN, wl);
+    ev->why[wl] = '\0';
+    free(e->frame);
+    free(e);
+}
+
 int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
     memset(ev, 0, sizeof *ev);
     if (!g) return mproc__error(MPROC_EINVAL, "mpi wait: no group");
@@ -103,6 +132,11 @@ int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (atomic_exchange(&g->woken, 0)) {
         /* A wake first: it means new work or a stop, and queued frames keep. */
         ev->kind = MPROC__EV_WAKE;
+    } else if (g->head && g->head->died) {
+        mproc__mpi_event *e = g->head;
+        g->head = e->next;
+        if (!g->head) g->tail = NULL;
+        died_event(e, ev);
     } else if (g->head) {
         mproc__mpi_event *e = g->head;
         g->head = e->next;
@@ -126,21 +160,48 @@ void mproc__mpi_wake(mproc__group *g) {
     mproc__mpi_ring_self(); /* lock-free: callers may hold the core's lock */
 }
 
+/* The executor of worker's rank: 0 and *x, or an error where tasks run in the rank. */
+static int executor_of(mproc__group *g, int worker, const char *what, mproc__exec_view **x) {
+    if (!g || worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "mpi: no worker %d in this pool", worker);
+    *x = &mproc__master.exec[worker + 1];
+    if (!(*x)->on)
+        return mproc__error(MPROC_ENOTBUILT, "mpi: cannot %s worker %d: rank %d runs its tasks in itself "
+                                             "(MPROC_MPI_EXECUTORS=0)", what, worker, worker + 1);
+    return 0;
+}
+
 int mproc__mpi_kill_worker(mproc__group *g, int worker) {
-    (void)g;
-    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot kill or replace an MPI rank (worker %d): "
-                                         "a task that must be stopped needs the fork backend",
-                        worker);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__exec_view *x;
+    int rc = executor_of(g, worker, "kill", &x);
+    if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
 }
 
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {
-    (void)g;
-    return mproc__error(MPROC_ENOTBUILT, "mpi: cannot replace an MPI rank (worker %d)", worker);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__exec_view *x;
+    int rc = executor_of(g, worker, "replace", &x);
+    if (rc == 0 && x->broken)
+        rc = mproc__error(MPROC_ESYS, "mpi: rank %d could not start an executor", worker + 1);
+    if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
+    if (rc == 0) {
+        x->gen++;
+        x->used = 0;
+        x->pid = 0; /* until its EXEC_STARTED */
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
 }
 
 long mproc__mpi_worker_pid(mproc__group *g, int worker) {
     if (!g || worker < 0 || worker >= g->n || !mproc__master.pid) return 0;
-    return mproc__master.pid[worker + 1];
+    pthread_mutex_lock(&mproc__mpi.lock);
+    const mproc__exec_view *x = &mproc__master.exec[worker + 1];
+    long pid = x->on ? x->pid : mproc__master.pid[worker + 1];
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return pid;
 }
 
 void mproc__mpi_group_stop(mproc__group *g, int graceful) {
@@ -152,8 +213,12 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     mproc__mpi_complete_sends(-1, UINT64_MAX);
     /* Replies still due find no home: the core may free it once this returns. */
     mproc__master.nplace = 0;
-    /* Work still running on a rank cannot be taken back: its replies are dropped on arrival. */
+    /* Work still running on a rank cannot be taken back: its replies are dropped on arrival.
+     * Where it runs in an executor, the executor is killed, so the rank is free at once (the
+     * next pool gets a fresh one). */
     for (int r = 1; r <= g->n && mproc__master.outstanding; r++) {
+        if (mproc__master.outstanding[r] && mproc__master.exec[r].on)
+            mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
         mproc__master.drop[r] += mproc__master.outstanding[r];
         mproc__master.outstanding_total -= mproc__master.outstanding[r];
         mproc__master.outstanding[r] = 0;

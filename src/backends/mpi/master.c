@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backends/mpi/fork_server.h"
 #include "backends/mpi/groups.h"
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/net_watch.h"
@@ -69,6 +70,12 @@ static int take_hello(int src, const uint8_t *f, size_t len, unsigned char *seen
     if (kind == MPROC__FRAME_PROC_STARTED && mproc__hdr_id(f) == 0 && !(seen[src] & 1) &&
         n >= MPROC__MPI_STARTED_MIN) {
         mproc__master.pid[src] = (long)mproc__get_u32(p + 4);
+        /* Status 1: the rank runs tasks in an executor, whose pid follows. */
+        if (mproc__get_u32(p) == 1 && n >= MPROC__MPI_STARTED_MIN + 4) {
+            mproc__master.exec[src].on = 1;
+            mproc__master.exec[src].pid = (long)mproc__get_u32(p + 8);
+            mproc__master.exec[src].gen = 1;
+        }
         seen[src] |= 1;
         return 1;
     }
@@ -133,7 +140,8 @@ static void master_start(double deadline) {
     mproc__master.nchild = calloc(n, sizeof *mproc__master.nchild);
     mproc__master.sent = calloc(n, sizeof *mproc__master.sent);
     mproc__master.replied = calloc(n, sizeof *mproc__master.replied);
-    if (!mproc__master.pid || !mproc__master.outstanding || !mproc__master.drop || !mproc__master.nchild || !mproc__master.sent || !mproc__master.replied)
+    mproc__master.exec = calloc(n, sizeof *mproc__master.exec);
+    if (!mproc__master.pid || !mproc__master.outstanding || !mproc__master.drop || !mproc__master.nchild || !mproc__master.sent || !mproc__master.replied || !mproc__master.exec)
         mproc__mpi_fatal("master: out of memory at start");
     mproc__master.pid[0] = (long)getpid();
     collect_hellos(deadline);
@@ -176,6 +184,7 @@ static void free_master_state(void) {
     free(mproc__master.nchild);
     free(mproc__master.sent);
     free(mproc__master.replied);
+    free(mproc__master.exec);
     free(mproc__master.place);
     memset(&mproc__master, 0, sizeof mproc__master);
     mproc__mpi_place = NULL;
@@ -207,6 +216,19 @@ static int mpi_finalize(void) {
     return 0;
 }
 
+/* Whether this process may become a worker rank that runs executors: not when the launcher
+ * says it is rank 0, nor when executors are turned off (MPROC_MPI_EXECUTORS=0). */
+static int wants_fork_server(void) {
+    const char *off = getenv("MPROC_MPI_EXECUTORS");
+    if (off && strcmp(off, "0") == 0) return 0;
+    static const char *rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof rank_vars / sizeof *rank_vars; i++) {
+        const char *v = getenv(rank_vars[i]);
+        if (v && *v) return strcmp(v, "0") != 0;
+    }
+    return 1;
+}
+
 static int mpi_init(int *argc, char ***argv) {
     int inited = 0, finalized = 0, rank = 0, size = 0;
     MPI_Initialized(&inited);
@@ -214,6 +236,11 @@ static int mpi_init(int *argc, char ***argv) {
     if (finalized)
         return mproc__error(MPROC_ESTATE, "mpi: MPI is already finalized; call mproc_init first");
     if (!inited) {
+        /* A worker rank's executors come from a fork server made now, before MPI exists in
+         * this process (fork_server.h). The master needs none: where the launcher says which
+         * rank this is, rank 0 makes none; where it does not, rank 0 ends its own below. */
+        if (wants_fork_server() && mproc__fserver_start() < 0)
+            fprintf(stderr, "mproc: %s; executors will be forked from the rank\n", mproc_last_error());
         /* We never block inside MPI (we poll and sleep), so Open MPI's habit of calling
          * sched_yield() in every empty poll when oversubscribed only hands our core away for
          * a whole time slice: a master would answer its workers milliseconds late. */
@@ -235,6 +262,7 @@ static int mpi_init(int *argc, char ***argv) {
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (rank == 0 || size == 1) mproc__fserver_stop();
     if (size == 1) {
         /* No worker ranks: the core falls back to fork. A process that initialized MPI must
          * finalize it, or mpirun calls the run a failure. */

@@ -46,7 +46,17 @@ typedef struct mproc__mpi_event {
     uint8_t *frame;
     size_t len;
     int placed; /* its data went to its TASK's reply_to */
+    int died;   /* frame is an EXEC_DIED: the worker's executor is gone */
 } mproc__mpi_event;
+
+/* A worker rank's executor, as the master sees it (executor.h). */
+typedef struct mproc__exec_view {
+    int on;        /* the rank runs tasks in an executor (else inside itself) */
+    long pid;      /* the executor's, from the start message or EXEC_STARTED */
+    uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
+    int used;      /* a task frame went there since its last restart */
+    int broken;    /* its rank could not start one: the worker cannot be replaced */
+} mproc__exec_view;
 
 struct mproc__group {
     int n;
@@ -64,6 +74,7 @@ typedef struct mproc__mpi_master_state {
     uint32_t *nchild;      /* per rank: Processes running there */
     uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */
     uint64_t *replied;     /* per rank: replies ever received from there (one per such frame) */
+    mproc__exec_view *exec; /* per rank */
     mproc__placement *place; /* the live group's TASKs with a home for their reply's data */
     int nplace, capplace;
     mproc__child *children;

@@ -25,6 +25,7 @@
 
 #include "backends/spawn.h"
 #include "common/common.h"
+#include "backends/mpi/executor.h"
 #include "backends/mpi/net_watch.h"
 #include "backends/mpi/rank.h"
 #include "backends/mpi/transport.h"
@@ -65,6 +66,8 @@ static void queue_sink(int src, uint8_t *frame, size_t len) {
     else
         rank_state.qhead = q;
     rank_state.qtail = q;
+    /* With executors the supervisor thread sends too: the main thread may sleep meanwhile. */
+    mproc__mpi_ring_sleepers();
 }
 
 /* Lock held. */
@@ -361,6 +364,64 @@ static void exit_watch(void) {
     fflush(stderr);
 }
 
+/* MPROC_MPI_EXECUTORS=0: tasks run inside the rank, as before executors (docs/mpi.md). */
+static int want_executors(void) {
+    const char *s = getenv("MPROC_MPI_EXECUTORS");
+    return !(s && strcmp(s, "0") == 0);
+}
+
+/* The first message: our pid and how we run tasks (a PROC_STARTED with id 0; status 1 and the
+ * executor's pid after ours when tasks run in an executor). */
+static int send_start_message(long exec_pid) {
+    uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__MPI_STARTED_MIN + 4];
+    uint32_t len = MPROC__MPI_STARTED_MIN + (exec_pid ? 4u : 0u);
+    mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, 0, len, 0);
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, exec_pid ? 1u : 0u);
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)getpid());
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 8, (uint32_t)exec_pid);
+    struct iovec iov = {f, MPROC__WIRE_HDR_SIZE + len};
+    return ch_send(NULL, &iov, 1);
+}
+
+/* The rank as a relay: the master's task frames go to the executor, its control frames are
+ * acted on here, until SHUTDOWN. */
+static void relay(int rank) {
+    if (send_start_message(mproc__exec_pid()) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    uint8_t h[MPROC__WIRE_HDR_SIZE];
+    mproc__hdr_encode(h, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)(rank - 1));
+    uint8_t hello[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_HELLO_SIZE];
+    memcpy(hello, h, sizeof h);
+    mproc__hello_encode(hello + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint(), (uint32_t)mproc__registry_count());
+    struct iovec iov = {hello, sizeof hello};
+    if (ch_send(NULL, &iov, 1) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    for (;;) {
+        uint8_t *f = NULL;
+        size_t len = 0;
+        ch_recv(NULL, &f, &len);
+        uint16_t kind = mproc__hdr_kind(f);
+        switch (kind) {
+        case MPROC__FRAME_TASK:
+        case MPROC__FRAME_INIT:
+        case MPROC__FRAME_BATCH:
+            mproc__exec_take(f, len);
+            continue;
+        case MPROC__FRAME_EXEC_KILL:
+            mproc__exec_kill();
+            break;
+        case MPROC__FRAME_EXEC_RESTART:
+            mproc__exec_restart();
+            break;
+        case MPROC__FRAME_SHUTDOWN:
+            free(f);
+            return;
+        default:
+            if (ch_on_frame(NULL, kind, mproc__hdr_id(f), f, len) < 0)
+                mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+        }
+        free(f);
+    }
+}
+
 _Noreturn void mproc__mpi_rank_main(void) {
     int rank = mproc__mpi.rank;
     char name[32];
@@ -369,12 +430,18 @@ _Noreturn void mproc__mpi_rank_main(void) {
     install_crash_handlers(rank);
     atexit(exit_watch);
     mproc__mpi.ready = 1;
-    /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
-    if (reply_started(0, 0, getpid(), "") < 0)
-        mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
-    mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned};
-    int rc = mproc__worker_serve(&ch, rank - 1);
-    if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
+    if (want_executors()) {
+        if (mproc__exec_start(queue_sink) < 0)
+            mproc__mpi_fatal("worker rank %d cannot start its executor: %s", rank, mproc_last_error());
+        relay(rank);
+        mproc__exec_stop();
+    } else {
+        /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
+        if (send_start_message(0) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+        mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned};
+        int rc = mproc__worker_serve(&ch, rank - 1);
+        if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
+    }
     end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__mpi_quiesce(mproc__mpi_discard);

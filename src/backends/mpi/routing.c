@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/mpi/executor.h"
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/routing.h"
 #include "backends/mpi/transport.h"
@@ -77,12 +78,80 @@ static void route_result(int src, uint8_t *f, size_t len) {
     int placed = pl ? mproc__mpi_placement_drop(pl) : 0;
     mproc__mpi_event *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
-    *e = (mproc__mpi_event){NULL, src - 1, f, len, placed};
+    *e = (mproc__mpi_event){NULL, src - 1, f, len, placed, 0};
     if (g->tail)
         g->tail->next = e;
     else
         g->head = e;
     g->tail = e;
+}
+
+/* ---- executors' news (executor.h) --------------------------------------------------------- */
+
+/* k frames sent to src will never be answered: they count as replies (a stopped group's first,
+ * as in route_result), so the books of outstanding and retained sends stay true. */
+static void account_unanswered(int src, uint32_t k) {
+    for (uint32_t i = 0; i < k; i++) {
+        mproc__master.replied[src]++;
+        if (mproc__master.drop[src] > 0) {
+            mproc__master.drop[src]--;
+        } else if (mproc__master.outstanding[src] > 0) {
+            mproc__master.outstanding[src]--;
+            mproc__master.outstanding_total--;
+        }
+    }
+    if (k) mproc__mpi_complete_sends(src, mproc__master.replied[src]);
+}
+
+/* Forgets every reply home on rank src: its executor died, so none of them will be used (a
+ * requeued TASK sent there again gets a new one; one dropped too early only costs a copy). */
+static void drop_placements_of(int src) {
+    for (int i = 0; i < mproc__master.nplace;)
+        if (mproc__master.place[i].rank == src) mproc__mpi_placement_drop(&mproc__master.place[i]);
+        else i++;
+}
+
+static void route_exec_died(int src, uint8_t *f, size_t len) {
+    mproc__exec_view *x = &mproc__master.exec[src];
+    if (len < MPROC__WIRE_HDR_SIZE + MPROC__EXEC_DIED_MIN)
+        mproc__mpi_fatal("rank %d: short EXEC_DIED frame", src);
+    account_unanswered(src, mproc__hdr_arg(f));
+    mproc__group *g = mproc__master.group;
+    /* Only the death of the generation frames go to now is news: an older one was retired. */
+    if (mproc__hdr_id(f) != x->gen) {
+        free(f);
+        return;
+    }
+    drop_placements_of(src);
+    if (mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4) == 0) x->broken = 1; /* none could start */
+    x->pid = 0;
+    if (!g || src - 1 >= g->n) {
+        free(f);
+        return;
+    }
+    mproc__mpi_event *e = malloc(sizeof *e);
+    if (!e) mproc__mpi_fatal("master: out of memory queueing news from rank %d", src);
+    *e = (mproc__mpi_event){NULL, src - 1, f, len, 0, 1};
+    if (g->tail)
+        g->tail->next = e;
+    else
+        g->head = e;
+    g->tail = e;
+}
+
+static void route_exec_news(int src, uint16_t kind, uint8_t *f, size_t len) {
+    mproc__exec_view *x = &mproc__master.exec[src];
+    if (kind == MPROC__FRAME_EXEC_DIED) {
+        route_exec_died(src, f, len);
+        return;
+    }
+    if (kind == MPROC__FRAME_EXEC_STARTED && mproc__hdr_id(f) == x->gen) x->pid = (long)mproc__hdr_arg(f);
+    if (kind == MPROC__FRAME_EXEC_DROPPED) {
+        mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(f));
+        if (pl) mproc__mpi_placement_drop(pl);
+        account_unanswered(src, mproc__hdr_arg(f));
+    }
+    free(f);
 }
 
 /* ---- Processes' frames ---------------------------------------------------------------- */
@@ -133,6 +202,13 @@ void mproc__mpi_route(int src, uint8_t *f, size_t len) {
     case MPROC__FRAME_PROC_STARTED:
     case MPROC__FRAME_PROC_EXIT:
         route_child(src, kind, f, len);
+        break;
+    case MPROC__FRAME_EXEC_DIED:
+    case MPROC__FRAME_EXEC_STARTED:
+    case MPROC__FRAME_EXEC_DROPPED:
+        if (!mproc__master.exec[src].on)
+            mproc__mpi_fatal("rank %d sent executor news but runs tasks in itself", src);
+        route_exec_news(src, kind, f, len);
         break;
     default:
         mproc__mpi_fatal("rank %d sent the master an unexpected frame of kind %u", src,

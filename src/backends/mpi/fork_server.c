@@ -1,0 +1,268 @@
+/* fork_server.c - the fork server of a worker rank (fork_server.h): a small single-threaded
+ * process, forked before MPI_Init, that forks executors on request and reports their ends.
+ *
+ * Rank and server talk over a SOCK_SEQPACKET pair, one fixed-size message each: SPAWN (index,
+ * name) -> SPAWNED (pid, or an errno) with the socket end attached; EXITED (pid, wait status)
+ * whenever an executor is reaped. The server learns of exits through a signalfd, so it sleeps in
+ * poll() until there is something to do. It dies with the rank (PR_SET_PDEATHSIG), and each
+ * executor with the server.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backends/mpi/fork_server.h"
+#include "backends/spawn.h"
+#include "common/common.h"
+
+enum { OP_SPAWN = 1, OP_SPAWNED = 2, OP_EXITED = 3 };
+
+typedef struct fs_msg {
+    uint32_t op;
+    int32_t index;  /* SPAWN: its taken slot */
+    int32_t ident;  /* SPAWN: its worker index (mproc_current_index) */
+    int32_t pid;    /* SPAWNED (0: failed), EXITED */
+    int32_t status; /* SPAWNED: errno on failure; EXITED: wait status */
+    char name[48];  /* SPAWN */
+} fs_msg;
+
+/* Exit reports read while waiting for a SPAWNED answer, kept for take_exit. */
+typedef struct pending_exit {
+    pid_t pid;
+    int status;
+} pending_exit;
+
+static struct {
+    int fd;                   /* the rank's end; -1 when there is no server */
+    pid_t pid;
+    mproc__taken_slot *slots; /* MPROC__FSERVER_MAX_EXECUTORS, MAP_SHARED */
+    pending_exit pending[64];
+    int npending;
+} fs = {-1, 0, NULL, {{0, 0}}, 0};
+
+mproc__taken_slot *mproc__fserver_slot(int i) {
+    if (!fs.slots) {
+        void *m = mmap(NULL, MPROC__FSERVER_MAX_EXECUTORS * sizeof(mproc__taken_slot), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        fs.slots = m;
+    }
+    return i >= 0 && i < MPROC__FSERVER_MAX_EXECUTORS ? &fs.slots[i] : NULL;
+}
+
+/* ---- the server process ---------------------------------------------------------------- */
+
+static void send_msg(int fd, const fs_msg *m, int pass_fd) {
+    struct iovec iov = {(void *)m, sizeof *m};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (pass_fd >= 0) {
+        memset(&ctl, 0, sizeof ctl);
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+}
+
+static void serve_spawn(int ctl, int sfd, const fs_msg *req) {
+    fs_msg ans = {OP_SPAWNED, req->index, 0, 0, 0, ""};
+    int sv[2];
+    mproc__taken_slot *slot = mproc__fserver_slot(req->index);
+    if (!slot || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        ans.status = slot ? errno : EINVAL;
+        send_msg(ctl, &ans, -1);
+        return;
+    }
+    atomic_store(&slot->id, UINT64_MAX); /* MPROC__TAKEN_NONE: nothing taken yet */
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ctl);
+        close(sfd);
+        close(sv[0]);
+        char name[sizeof req->name];
+        memcpy(name, req->name, sizeof name);
+        name[sizeof name - 1] = '\0';
+        mproc__socket_worker_main(sv[1], slot, name, req->ident, me);
+    }
+    ans.status = pid < 0 ? errno : 0;
+    ans.pid = pid < 0 ? 0 : (int32_t)pid;
+    close(sv[1]);
+    send_msg(ctl, &ans, pid < 0 ? -1 : sv[0]);
+    close(sv[0]);
+}
+
+_Noreturn static void server_main(int ctl, pid_t rank) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != rank) _exit(0);
+    mproc__fork_child_stdio();
+    signal(SIGINT, SIG_IGN); /* Ctrl-C is for mpirun and the ranks to act on */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+    if (sfd < 0) _exit(1);
+    for (;;) {
+        struct pollfd p[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            _exit(1);
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) < 0 && errno == EINTR) {
+            }
+            int st;
+            pid_t r;
+            while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
+                fs_msg m = {OP_EXITED, 0, 0, (int32_t)r, st, ""};
+                send_msg(ctl, &m, -1);
+            }
+        }
+        if (p[0].revents) {
+            fs_msg req;
+            ssize_t n = recv(ctl, &req, sizeof req, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) _exit(0); /* the rank is done with us: executors go with us */
+            /* The executor unblocks SIGCHLD itself (mproc__fork_child_signals). */
+            if (n == (ssize_t)sizeof req && req.op == OP_SPAWN) serve_spawn(ctl, sfd, &req);
+        }
+    }
+}
+
+/* ---- the rank's side ----------------------------------------------------------------------- */
+
+int mproc__fserver_start(void) {
+    if (fs.fd >= 0) return 0;
+    if (!mproc__fserver_slot(0)) return mproc__error(MPROC_ESYS, "fork server: mmap: %s", strerror(errno));
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return mproc__error(MPROC_ESYS, "fork server: socketpair: %s", strerror(errno));
+    fflush(NULL);
+    pid_t rank = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        server_main(sv[1], rank);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return mproc__error(MPROC_ESYS, "fork server: fork: %s", strerror(errno));
+    }
+    fs.fd = sv[0];
+    fs.pid = pid;
+    mproc__fork_track_fd(fs.fd); /* the rank's Process children must not hold it */
+    return 0;
+}
+
+int mproc__fserver_running(void) { return fs.fd >= 0; }
+int mproc__fserver_fd(void) { return fs.fd; }
+
+/* Receives one message (and a descriptor passed with it); 1, 0 when none is there (nonblock),
+ * < 0 when the server is gone. */
+static int recv_msg(fs_msg *m, int *passed, int nonblock) {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {m, sizeof *m};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    ssize_t n;
+    do n = recvmsg(fs.fd, &mh, MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0));
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (n != (ssize_t)sizeof *m) return mproc__error(MPROC_ESYS, "the fork server is gone");
+    *passed = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(passed, CMSG_DATA(c), sizeof(int));
+    return 1;
+}
+
+int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid) {
+    *fd = -1;
+    *pid = 0;
+    if (fs.fd < 0) return mproc__error(MPROC_ESTATE, "no fork server");
+    fs_msg req = {OP_SPAWN, slot, ident, 0, 0, ""};
+    snprintf(req.name, sizeof req.name, "%s", name);
+    send_msg(fs.fd, &req, -1);
+    for (;;) {
+        fs_msg m;
+        int passed = -1;
+        int rc = recv_msg(&m, &passed, 0);
+        if (rc < 0) return rc;
+        if (m.op == OP_EXITED) {
+            if (fs.npending < (int)(sizeof fs.pending / sizeof *fs.pending))
+                fs.pending[fs.npending++] = (pending_exit){m.pid, m.status};
+            continue;
+        }
+        if (m.op != OP_SPAWNED) continue;
+        if (m.pid <= 0 || passed < 0) {
+            if (passed >= 0) close(passed);
+            return mproc__error(MPROC_ESYS, "the fork server could not fork an executor: %s", strerror(m.status));
+        }
+        mproc__fork_track_fd(passed);
+        *fd = passed;
+        *pid = m.pid;
+        return 0;
+    }
+}
+
+int mproc__fserver_take_exit(pid_t *pid, int *status) {
+    if (fs.npending > 0) {
+        *pid = fs.pending[0].pid;
+        *status = fs.pending[0].status;
+        memmove(fs.pending, fs.pending + 1, (size_t)(--fs.npending) * sizeof *fs.pending);
+        return 1;
+    }
+    if (fs.fd < 0) return MPROC_ESTATE;
+    for (;;) {
+        fs_msg m;
+        int passed = -1;
+        int rc = recv_msg(&m, &passed, 1);
+        if (rc <= 0) return rc;
+        if (passed >= 0) close(passed);
+        if (m.op != OP_EXITED) continue;
+        *pid = m.pid;
+        *status = m.status;
+        return 1;
+    }
+}
+
+void mproc__fserver_stop(void) {
+    if (fs.fd < 0) return;
+    mproc__fork_untrack_fd(fs.fd);
+    close(fs.fd); /* EOF: the server leaves, its executors die with it */
+    fs.fd = -1;
+    int st;
+    mproc__waitpid(fs.pid, &st, 0);
+    fs.pid = 0;
+}
