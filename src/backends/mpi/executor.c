@@ -133,6 +133,7 @@ static int spawn_locked(void) {
         mproc__taken_slot *slot = mproc__fserver_slot(0);
         if (rc == 0 && slot) {
             atomic_store(&slot->id, MPROC__TAKEN_NONE);
+            mproc__fserver_size_socket(sv);
             pid_t me = getpid();
             pid = mproc__fork(sv[1]);
             if (pid == 0) {

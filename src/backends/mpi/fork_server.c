@@ -60,6 +60,17 @@ mproc__taken_slot *mproc__fserver_slot(int i) {
     return i >= 0 && i < MPROC__FSERVER_MAX_EXECUTORS ? &fs.slots[i] : NULL;
 }
 
+void mproc__fserver_size_socket(const int sv[2]) {
+    /* A map's chunks and their results (80 KB and more) and the frames in flight behind them fit
+     * whole, so neither side's write stops halfway and waits for the other to be scheduled. The
+     * system's cap (net.core.wmem_max) may grant less; that only costs speed. */
+    int sz = 1 << 20;
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    }
+}
+
 /* ---- the server process ---------------------------------------------------------------- */
 
 static void send_msg(int fd, const fs_msg *m, int pass_fd) {
@@ -96,6 +107,7 @@ static void serve_spawn(int ctl, int sfd, const fs_msg *req) {
         return;
     }
     atomic_store(&slot->id, UINT64_MAX); /* MPROC__TAKEN_NONE: nothing taken yet */
+    mproc__fserver_size_socket(sv);
     pid_t me = getpid();
     pid_t pid = fork();
     if (pid == 0) {

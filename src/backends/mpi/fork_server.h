@@ -36,6 +36,8 @@ int mproc__fserver_fd(void);
 /* Takes the next exit report: 1 with *pid and its wait *status, 0 if none is there, < 0 when
  * the server is gone. */
 int mproc__fserver_take_exit(pid_t *pid, int *status);
+/* Gives both ends of an executor's socket room for whole frames. */
+void mproc__fserver_size_socket(const int sv[2]);
 /* Ends the server (its executors die with it). */
 void mproc__fserver_stop(void);
 

@@ -12,6 +12,7 @@
  * signal 11".
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +387,10 @@ static int send_start_message(long exec_pid) {
 /* The rank as a relay: the master's task frames go to the executor, its control frames are
  * acted on here, until SHUTDOWN. */
 static void relay(int rank) {
+    /* Frames of megabytes pass through again and again: keep such blocks in the heap instead of
+     * mapping, trimming and page-faulting fresh memory for each (as worker_serve does). */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     if (send_start_message(mproc__exec_pid()) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
     uint8_t h[MPROC__WIRE_HDR_SIZE];
     mproc__hdr_encode(h, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)(rank - 1));

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# isolation.sh - what running tasks in executor processes costs under MPI, against running them
+# inside the ranks (MPROC_MPI_EXECUTORS=0), in the same minutes: mproc_bench rtt (blocking apply,
+# one call at a time), apply (apply_async throughput), map (10M items) and gran 100 us chunksize 1
+# (efficiency of 100 us tasks), under mpirun -np 3 (a master and two worker ranks), the two modes
+# interleaved, REPS times (default 3; BENCH_REPS overrides). Writes bench/results/isolation.md
+# (BENCH_OUT overrides) and prints it.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=${BENCH_OUT:-$root/bench/results}
+build=${MPROC_BUILD_DIR:-$root/build-bench}
+reps=${BENCH_REPS:-3}
+mkdir -p "$out"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$build" -j "$(nproc)" --target mproc_bench >/dev/null ||
+    { echo "isolation.sh: building mproc_bench failed" >&2; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+workloads=("rtt 20000" "apply 100000" "map 10000000" "gran 100 1")
+declare -A vals
+# value W MODE: one run's figure (gran: efficiency = serial / (2 workers x wall)).
+value() {
+    local line
+    line=$(timeout 300 mpirun --oversubscribe -np 3 -x MPROC_MPI_EXECUTORS="$2" "$build/bench/mproc_bench" $1 2>/dev/null | grep '^RESULT')
+    local v s
+    v=$(grep -o ' value=[0-9.e+-]*' <<<"$line" | cut -d= -f2)
+    if [[ $1 == gran* ]]; then
+        s=$(grep -o ' serial=[0-9.e+-]*' <<<"$line" | cut -d= -f2)
+        awk -v s="${s:-0}" -v v="${v:-0}" 'BEGIN { if (v > 0) printf "%.3f", s / (2 * v); else print "nan" }'
+    else
+        echo "${v:-nan}"
+    fi
+}
+for ((r = 1; r <= reps; r++)); do
+    for w in "${workloads[@]}"; do
+        for mode in 1 0; do vals["$w|$mode"]="${vals["$w|$mode"]:-} $(value "$w" $mode)"; done
+    done
+done
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+{
+    echo "Executors against in-rank execution, \`mpirun -np 3\`, $reps interleaved runs each, $(nproc) cores, $(date -u +%Y-%m-%d)."
+    echo
+    echo "| workload | unit | executors (median) | in the rank (median) | executors / in the rank | runs (executors; in the rank) |"
+    echo "|---|---|---:|---:|---:|---|"
+    for w in "${workloads[@]}"; do
+        e=$(median "${vals["$w|1"]}") i=$(median "${vals["$w|0"]}")
+        case $w in rtt*) unit="us per call (lower is better)" ;; apply*) unit="tasks/s" ;; map*) unit="items/s" ;; gran*) unit="efficiency" ;; esac
+        ratio=$(awk -v e="$e" -v i="$i" 'BEGIN { if (i > 0) printf "%.2f", e / i; else print "nan" }')
+        echo "| ${w%% *} | $unit | $e | $i | $ratio | ${vals["$w|1"]}; ${vals["$w|0"]} |"
+    done
+} >"$out/isolation.md"
+cat "$out/isolation.md"
