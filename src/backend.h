@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 4
+#define MPROC__BACKEND_VERSION 5
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -49,6 +49,9 @@ typedef struct mproc__event {
      * read: their tasks did not start, so the death is not theirs to carry. */
     int taken_known;
     uint64_t taken_id;
+    /* DIED: not the tasks' doing (MPI: the worker's whole rank was lost). What was running is
+     * re-run once without counting against max_retries, and the worker is not replaced. */
+    int innocent;
 } mproc__event;
 
 #define MPROC__TAKEN_NONE UINT64_MAX

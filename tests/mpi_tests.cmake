@@ -58,6 +58,14 @@ mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversu
 mproc_mpi_test(NAME test_pool_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
   -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_pool>)
 
+# A worker rank's own process killed mid-map while mpirun keeps the job (--enable-recovery): the
+# map finishes with every result right, the pool and Processes go on without it, the job ends 0.
+mproc_mpi_exe(mpi_lost_rank mpi_lost_rank.c)
+mproc_mpi_test(NAME mpi_lost_rank TIMEOUT 200
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank>)
+mproc_mpi_test(NAME mpi_lost_rank_tcp TIMEOUT 200
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank> --mca btl tcp,self)
+
 # Scale: 32 and 64 ranks on this machine (oversubscribed), alone so their timing does not
 # disturb other tests.
 foreach(np 32 64)

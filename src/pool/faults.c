@@ -58,7 +58,12 @@ static int split_to_front(mproc_pool *p, mproc__chunk *c) {
 
 /* The chunk that was running when its worker died: split it so only the culprit item fails,
  * retry it if allowed, or fail it. */
-static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
+static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why,
+                             int innocent) {
+    if (innocent && c->innocent_reruns++ < 1) { /* a lost rank is not the task's fault: once more */
+        mproc__pool_push_front(p, c);
+        return;
+    }
     if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
     if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
         c->attempts++;
@@ -135,7 +140,7 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     }
     if (head) {
         head->next = NULL;
-        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
+        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why, ev->innocent);
     }
     note_init_death(p, ev, was_ready);
     /* A broken pool fails all its work (dispatch); a replacement would only run the failing

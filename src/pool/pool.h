@@ -122,6 +122,7 @@ struct mproc__chunk {
                                * worker that could not be killed: its late result is dropped */
     int attempts;
     int unread_deaths;        /* workers that died with it sent but unread (faults.c) */
+    int innocent_reruns;      /* times re-run because its worker's rank was lost (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */

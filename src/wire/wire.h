@@ -75,7 +75,10 @@ typedef enum mproc__frame_kind {
     MPROC__FRAME_EXEC_KILL = 14,
     MPROC__FRAME_EXEC_RESTART = 15,
     MPROC__FRAME_EXEC_DROPPED = 16,
-    MPROC__FRAME_KIND_MAX = 16
+    /* The MPI master asks a silent worker rank whether it is there (watchdog.c); it answers. */
+    MPROC__FRAME_PING = 17,
+    MPROC__FRAME_PONG = 18,
+    MPROC__FRAME_KIND_MAX = 18
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

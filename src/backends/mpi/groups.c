@@ -4,6 +4,7 @@
  * routing.c; wait() polls and sleeps until one is there.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/routing.h"
 #include "backends/mpi/transport.h"
+#include "backends/mpi/watchdog.h"
 #include "common/common.h"
 #include "wire/wire.h"
 
@@ -33,15 +35,19 @@ int mproc__mpi_group_start(int n, mproc__group **out) {
     atomic_init(&g->woken, 0);
     /* A pool's workers start fresh, as on fork: an executor that ran an earlier pool's tasks
      * (and its initializer) is replaced first. Frames sent from now on go to the new one. */
+    mproc__master.group = g;
     for (int r = 1; r <= g->n; r++) {
         mproc__exec_view *x = &mproc__master.exec[r];
+        if (mproc__mpi_is_gone(r)) { /* lost earlier: this pool has one worker less */
+            mproc__mpi_push_lost(r);
+            continue;
+        }
         if (!x->on || (!x->used && !x->broken)) continue;
         mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
         x->gen++;
         x->used = x->broken = 0;
         x->pid = 0; /* until its EXEC_STARTED */
     }
-    mproc__master.group = g;
     pthread_mutex_unlock(&mproc__mpi.lock);
     *out = g;
     return 0;
@@ -64,6 +70,10 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     if (g != mproc__master.group) {
         pthread_mutex_unlock(&mproc__mpi.lock);
         return mproc__error(MPROC_ECLOSED, "mpi send: the pool's workers are stopped");
+    }
+    if (mproc__mpi_is_gone(r)) { /* its DIED event is queued already */
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        return mproc__error(MPROC_EWORKER, "mpi send: worker rank %d is lost", r);
     }
     /* Counted (and its reply's home noted) before sending: the reply can arrive while this
      * send still waits. */
@@ -108,6 +118,17 @@ static int group_ready(const void *arg) {
 
 /* An EXEC_DIED (executor.h) as the core's DIED event; frees it. */
 static void died_event(mproc__mpi_event *e, mproc__event *ev) {
+    ev->kind = MPROC__EV_DIED;
+    ev->worker = e->worker;
+    if (e->died == 2) { /* its whole rank was lost (watchdog.c) */
+        const mproc__exec_view *x = &mproc__master.exec[e->worker + 1];
+        ev->exitcode = -9;
+        ev->pid = x->pid;
+        ev->innocent = 1;
+        snprintf(ev->why, sizeof ev->why, "its rank %d (host %s) was lost", e->worker + 1, x->host[0] ? x->host : "?");
+        free(e);
+        return;
+    }
     const uint8_t *p = e->frame + MPROC__WIRE_HDR_SIZE;
     size_t wl = e->len - MPROC__WIRE_HDR_SIZE - MPROC__EXEC_DIED_MIN;
     ev->kind = MPROC__EV_DIED;
@@ -174,16 +195,19 @@ int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__exec_view *x;
     int rc = executor_of(g, worker, "kill", &x);
+    if (rc == 0 && mproc__mpi_is_gone(worker + 1)) rc = 1; /* nothing to kill there any more */
     if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
     pthread_mutex_unlock(&mproc__mpi.lock);
-    return rc;
+    return rc > 0 ? 0 : rc;
 }
 
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__exec_view *x;
     int rc = executor_of(g, worker, "replace", &x);
-    if (rc == 0 && x->broken)
+    if (rc == 0 && mproc__mpi_is_gone(worker + 1))
+        rc = mproc__error(MPROC_ESYS, "mpi: worker rank %d (host %s) is lost", worker + 1, x->host);
+    else if (rc == 0 && x->broken)
         rc = mproc__error(MPROC_ESYS, "mpi: rank %d could not start an executor", worker + 1);
     if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
     if (rc == 0) {
@@ -217,7 +241,7 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
      * Where it runs in an executor, the executor is killed, so the rank is free at once (the
      * next pool gets a fresh one). */
     for (int r = 1; r <= g->n && mproc__master.outstanding; r++) {
-        if (mproc__master.outstanding[r] && mproc__master.exec[r].on)
+        if (mproc__master.outstanding[r] && mproc__master.exec[r].on && !mproc__mpi_is_gone(r))
             mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
         mproc__master.drop[r] += mproc__master.outstanding[r];
         mproc__master.outstanding_total -= mproc__master.outstanding[r];

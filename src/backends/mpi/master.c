@@ -21,6 +21,7 @@
 #include "backends/mpi/rank.h"
 #include "backends/mpi/routing.h"
 #include "backends/mpi/transport.h"
+#include "backends/mpi/watchdog.h"
 #include "common/common.h"
 #include "wire/wire.h"
 
@@ -71,10 +72,17 @@ static int take_hello(int src, const uint8_t *f, size_t len, unsigned char *seen
         n >= MPROC__MPI_STARTED_MIN) {
         mproc__master.pid[src] = (long)mproc__get_u32(p + 4);
         /* Status 1: the rank runs tasks in an executor, whose pid follows. */
+        mproc__exec_view *x = &mproc__master.exec[src];
         if (mproc__get_u32(p) == 1 && n >= MPROC__MPI_STARTED_MIN + 4) {
-            mproc__master.exec[src].on = 1;
-            mproc__master.exec[src].pid = (long)mproc__get_u32(p + 8);
-            mproc__master.exec[src].gen = 1;
+            x->on = 1;
+            x->pid = (long)mproc__get_u32(p + 8);
+            x->gen = 1;
+        }
+        if (n > MPROC__MPI_STARTED_MIN + 4) { /* its host name, for messages */
+            size_t hl = n - MPROC__MPI_STARTED_MIN - 4;
+            if (hl >= sizeof x->host) hl = sizeof x->host - 1;
+            memcpy(x->host, p + MPROC__MPI_STARTED_MIN + 4, hl);
+            x->host[hl] = '\0';
         }
         seen[src] |= 1;
         return 1;
@@ -146,6 +154,7 @@ static void master_start(double deadline) {
     mproc__master.pid[0] = (long)getpid();
     collect_hellos(deadline);
     mproc__mpi_place = mproc__mpi_place_result;
+    if (mproc__mpi_watchdog_start() < 0) mproc__mpi_fatal("master: %s", mproc_last_error());
 }
 
 /* Runs at the start of the program's own MPI_Finalize (an MPI_COMM_SELF attribute's delete
@@ -159,7 +168,7 @@ static int at_program_finalize(MPI_Comm comm, int keyval, void *attr, void *extr
     if (mproc__mpi.ready) mproc__runtime_finalize(); /* the library's finalize, through its hook */
     pthread_mutex_lock(&mproc__mpi.lock);
     if (mproc__mpi.size > 0) {
-        mproc__mpi_quiesce(mproc__mpi_discard);
+        if (!mproc__mpi.any_gone) mproc__mpi_quiesce(mproc__mpi_discard);
         MPI_Comm_free(&mproc__mpi.comm);
         mproc__mpi.size = 0;
     }
@@ -195,13 +204,18 @@ static int mpi_finalize(void) {
     /* SHUTDOWN's arg tells the ranks whether to wait for the program's MPI_Finalize too. */
     uint32_t program_owns_mpi = !mproc__mpi.we_initialized;
     pthread_mutex_lock(&mproc__mpi.lock);
+    /* With a rank lost (watchdog.c) no collective can complete: SHUTDOWN says so (arg bit 2),
+     * and every barrier is skipped, here and on the ranks. */
+    int lost = mproc__mpi.any_gone;
     for (int r = 1; r < mproc__mpi.size; r++)
-        mproc__mpi_send_hdr(r, MPROC__FRAME_SHUTDOWN, 0, program_owns_mpi, mproc__mpi_discard);
+        if (!mproc__mpi_is_gone(r))
+            mproc__mpi_send_hdr(r, MPROC__FRAME_SHUTDOWN, 0, program_owns_mpi | (lost ? 2u : 0u), mproc__mpi_discard);
     /* Ranks may still be answering a terminated pool; keep taking (and dropping) their frames
      * until all have left their serve loops, so none is stuck in a send at MPI_Finalize. */
-    mproc__mpi_quiesce(mproc__mpi_discard);
+    if (!lost) mproc__mpi_quiesce(mproc__mpi_discard);
     mproc__mpi_net_watch_stop();
-    mproc__mpi_bells_free();
+    if (!lost) mproc__mpi_bells_free();
+    mproc__mpi_watchdog_stop();
     free_master_state();
     mproc__mpi.ready = 0;
     if (program_owns_mpi) {
@@ -211,7 +225,9 @@ static int mpi_finalize(void) {
     MPI_Comm_free(&mproc__mpi.comm);
     mproc__mpi.size = 0;
     pthread_mutex_unlock(&mproc__mpi.lock);
-    MPI_Finalize();
+    /* MPI_Finalize frees what MPI made (the doorbells' window among them) in collectives that
+     * a lost rank can never join: with one lost, this process leaves MPI unfinalized. */
+    if (!lost) MPI_Finalize();
     mproc__mpi.we_initialized = 0;
     return 0;
 }

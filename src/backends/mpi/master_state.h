@@ -46,7 +46,8 @@ typedef struct mproc__mpi_event {
     uint8_t *frame;
     size_t len;
     int placed; /* its data went to its TASK's reply_to */
-    int died;   /* frame is an EXEC_DIED: the worker's executor is gone */
+    int died;   /* 1: frame is an EXEC_DIED (the worker's executor is gone); 2: its rank was lost
+                 * (no frame; watchdog.c) */
 } mproc__mpi_event;
 
 /* A worker rank's executor, as the master sees it (executor.h). */
@@ -56,6 +57,10 @@ typedef struct mproc__exec_view {
     uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
     int used;      /* a task frame went there since its last restart */
     int broken;    /* its rank could not start one: the worker cannot be replaced */
+    /* The rank itself (watchdog.c). */
+    double heard;  /* when it last sent anything */
+    double pinged; /* when it was asked whether it is there, unanswered (0: not asked) */
+    char host[64]; /* its host name, from its start message */
 } mproc__exec_view;
 
 struct mproc__group {

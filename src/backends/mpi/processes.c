@@ -15,18 +15,19 @@
 
 /* The least busy worker rank (pool tasks queued there plus its Processes); ties rotate. */
 static int pick_rank(void) {
-    int nw = mproc__mpi.size - 1, best = 1;
+    int nw = mproc__mpi.size - 1, best = 0;
     uint32_t best_load = UINT32_MAX;
     for (int k = 0; k < nw; k++) {
         int r = 1 + (mproc__master.rr + k) % nw;
+        if (mproc__mpi_is_gone(r)) continue;
         uint32_t load = mproc__master.outstanding[r] + mproc__master.nchild[r];
         if (load < best_load) {
             best = r;
             best_load = load;
         }
     }
-    mproc__master.rr = best % nw;
-    return best;
+    if (best) mproc__master.rr = best % nw;
+    return best; /* 0: every worker rank is lost */
 }
 
 static void child_unlink(mproc__child *c) {
@@ -82,6 +83,11 @@ int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len,
     pthread_mutex_lock(&mproc__mpi.lock);
     c->id = ++mproc__master.child_seq;
     c->rank = pick_rank();
+    if (!c->rank) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        free(c);
+        return mproc__error(MPROC_EWORKER, "mpi proc_start: every worker rank is lost");
+    }
     c->state = MPROC__CHILD_STARTING;
     c->next = mproc__master.children;
     mproc__master.children = c;

@@ -50,6 +50,7 @@ static struct {
     size_t nkids, cap;
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
+    int peer_lost;    /* SHUTDOWN said: a rank is lost, so no collective can complete */
 } rank_state;
 
 /* ---------------------------------------------------------------------------------------------
@@ -126,7 +127,10 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (*len >= MPROC__WIRE_HDR_SIZE && mproc__hdr_kind(*frame) == MPROC__FRAME_SHUTDOWN)
-        rank_state.wait_program = mproc__hdr_arg(*frame) != 0; /* the serve loop only sees "stop" */
+    {
+        rank_state.wait_program = (mproc__hdr_arg(*frame) & 1) != 0; /* the serve loop only sees "stop" */
+        rank_state.peer_lost = (mproc__hdr_arg(*frame) & 2) != 0;
+    }
     return 0;
 }
 
@@ -371,17 +375,21 @@ static int want_executors(void) {
     return !(s && strcmp(s, "0") == 0);
 }
 
-/* The first message: our pid and how we run tasks (a PROC_STARTED with id 0; status 1 and the
- * executor's pid after ours when tasks run in an executor). */
+/* The first message: our pid and how we run tasks (a PROC_STARTED with id 0: status 1 when
+ * tasks run in an executor, 0 inside the rank; our pid, the executor's, then our host name). */
 static int send_start_message(long exec_pid) {
+    char host[64] = "?";
+    if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = '\0';
+    size_t hl = strlen(host);
     uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__MPI_STARTED_MIN + 4];
-    uint32_t len = MPROC__MPI_STARTED_MIN + (exec_pid ? 4u : 0u);
+    uint32_t len = (uint32_t)(MPROC__MPI_STARTED_MIN + 4 + hl);
     mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, 0, len, 0);
     mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, exec_pid ? 1u : 0u);
     mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)getpid());
     mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 8, (uint32_t)exec_pid);
-    struct iovec iov = {f, MPROC__WIRE_HDR_SIZE + len};
-    return ch_send(NULL, &iov, 1);
+    struct iovec iov[2] = {{f, sizeof f}, {host, hl}};
+    return ch_send(NULL, iov, 2);
 }
 
 /* The rank as a relay: the master's task frames go to the executor, its control frames are
@@ -416,6 +424,11 @@ static void relay(int rank) {
         case MPROC__FRAME_EXEC_RESTART:
             mproc__exec_restart();
             break;
+        case MPROC__FRAME_PING: /* the master's watchdog: we are here */
+            pthread_mutex_lock(&mproc__mpi.lock);
+            mproc__mpi_send_hdr(0, MPROC__FRAME_PONG, 0, 0, queue_sink);
+            pthread_mutex_unlock(&mproc__mpi.lock);
+            break;
         case MPROC__FRAME_SHUTDOWN:
             free(f);
             return;
@@ -449,12 +462,14 @@ _Noreturn void mproc__mpi_rank_main(void) {
     }
     end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
-    mproc__mpi_quiesce(mproc__mpi_discard);
+    /* With a rank lost no collective can complete: the barriers (and the doorbells' window,
+     * whose freeing is one) are skipped. */
+    if (!rank_state.peer_lost) mproc__mpi_quiesce(mproc__mpi_discard);
     mproc__mpi_net_watch_stop();
-    mproc__mpi_bells_free();
+    if (!rank_state.peer_lost) mproc__mpi_bells_free();
     /* The master's program finalizes MPI when it chooses: wait for that in a barrier, polled
      * cheaply, rather than in MPI_Finalize (see at_program_finalize in master.c). */
-    if (rank_state.wait_program) mproc__mpi_quiesce(mproc__mpi_discard);
+    if (rank_state.wait_program && !rank_state.peer_lost) mproc__mpi_quiesce(mproc__mpi_discard);
     pthread_mutex_unlock(&mproc__mpi.lock);
     fflush(NULL);
     MPI_Comm_free(&mproc__mpi.comm);
@@ -462,6 +477,11 @@ _Noreturn void mproc__mpi_rank_main(void) {
     mproc__mpi.size = 0;
     /* Always finalize here, even if the program initialized MPI: this rank never returns to
      * the program, and a rank that exits without MPI_Finalize fails the whole mpirun. */
+    if (rank_state.peer_lost) { /* MPI_Finalize's collectives would wait for the lost rank */
+        leaving = 1;
+        fflush(NULL);
+        _exit(0);
+    }
     MPI_Finalize();
     leaving = 1;
     exit(0);

@@ -79,6 +79,16 @@ static void route_result(int src, uint8_t *f, size_t len) {
     mproc__mpi_event *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
     *e = (mproc__mpi_event){NULL, src - 1, f, len, placed, 0};
+    mproc__mpi_group_push(e);
+}
+
+void mproc__mpi_group_push(mproc__mpi_event *e) {
+    mproc__group *g = mproc__master.group;
+    if (!g || e->worker >= g->n) {
+        free(e->frame);
+        free(e);
+        return;
+    }
     if (g->tail)
         g->tail->next = e;
     else
@@ -105,7 +115,7 @@ static void account_unanswered(int src, uint32_t k) {
 
 /* Forgets every reply home on rank src: its executor died, so none of them will be used (a
  * requeued TASK sent there again gets a new one; one dropped too early only costs a copy). */
-static void drop_placements_of(int src) {
+void mproc__mpi_drop_placements_of(int src) {
     for (int i = 0; i < mproc__master.nplace;)
         if (mproc__master.place[i].rank == src) mproc__mpi_placement_drop(&mproc__master.place[i]);
         else i++;
@@ -117,12 +127,13 @@ static void route_exec_died(int src, uint8_t *f, size_t len) {
         mproc__mpi_fatal("rank %d: short EXEC_DIED frame", src);
     account_unanswered(src, mproc__hdr_arg(f));
     mproc__group *g = mproc__master.group;
+    (void)g;
     /* Only the death of the generation frames go to now is news: an older one was retired. */
     if (mproc__hdr_id(f) != x->gen) {
         free(f);
         return;
     }
-    drop_placements_of(src);
+    mproc__mpi_drop_placements_of(src);
     if (mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4) == 0) x->broken = 1; /* none could start */
     x->pid = 0;
     if (!g || src - 1 >= g->n) {
@@ -132,11 +143,7 @@ static void route_exec_died(int src, uint8_t *f, size_t len) {
     mproc__mpi_event *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing news from rank %d", src);
     *e = (mproc__mpi_event){NULL, src - 1, f, len, 0, 1};
-    if (g->tail)
-        g->tail->next = e;
-    else
-        g->head = e;
-    g->tail = e;
+    mproc__mpi_group_push(e);
 }
 
 static void route_exec_news(int src, uint16_t kind, uint8_t *f, size_t len) {
@@ -193,7 +200,16 @@ static void route_child(int src, uint16_t kind, uint8_t *f, size_t len) {
 /* The master's sink: every frame from a worker rank goes to its owner, then waiters look. */
 void mproc__mpi_route(int src, uint8_t *f, size_t len) {
     uint16_t kind = mproc__hdr_kind(f);
+    if (mproc__mpi_is_gone(src)) { /* declared lost: whatever it still says is not counted on */
+        free(f);
+        return;
+    }
+    mproc__master.exec[src].heard = mproc__now();
     switch (kind) {
+    case MPROC__FRAME_PONG:
+        mproc__master.exec[src].pinged = 0;
+        free(f);
+        break;
     case MPROC__FRAME_RESULT:
     case MPROC__FRAME_INIT_RESULT:
     case MPROC__FRAME_BATCH:
@@ -225,6 +241,8 @@ int mproc__mpi_wait_until(int (*done)(const void *), const void *arg, double dea
     for (;;) {
         if (done(arg)) return 1;
         if (mproc__mpi_drain(mproc__mpi_route) > 0) continue;
+        if (mproc__mpi.watchdog) mproc__mpi.watchdog();
+        if (done(arg)) return 1; /* the watchdog may have settled it (a lost rank) */
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) return 0;
         mproc__mpi_backoff_wait(&bo, deadline);
     }

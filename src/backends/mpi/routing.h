@@ -19,6 +19,11 @@ int mproc__mpi_placement_add(int rank, uint64_t id, void *to, size_t len);
 mproc__placement *mproc__mpi_placement_find(int rank, uint64_t id);
 /* Forgets a placement; returns whether it was used. */
 int mproc__mpi_placement_drop(mproc__placement *pl);
+/* Lock held. Queues an event for the live group (freed, frame and all, when there is no group
+ * or it has no such worker). */
+void mproc__mpi_group_push(mproc__mpi_event *e);
+/* Lock held. Forgets every reply home on rank src. */
+void mproc__mpi_drop_placements_of(int src);
 /* The transport's question (mproc__mpi_place): where a split RESULT's data goes, or NULL. */
 uint8_t *mproc__mpi_place_result(int src, const uint8_t *first, size_t first_len, size_t want);
 

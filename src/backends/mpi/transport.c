@@ -93,7 +93,7 @@ int mproc__mpi_drain(mproc__mpi_sink sink) {
  * fragments that each need this side's progress, so a sleeping sender stretches an 8 MiB
  * transfer from milliseconds to tens of them. Past that (a receiver busy in a task) it backs
  * off as usual, so a master never spins on a busy worker for long. */
-static void wait_sends(MPI_Request *req, int n, mproc__mpi_sink sink, double spin) {
+static void wait_sends(int dest, MPI_Request *req, int n, mproc__mpi_sink sink, double spin) {
     int idx[8];
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
@@ -104,6 +104,12 @@ static void wait_sends(MPI_Request *req, int n, mproc__mpi_sink sink, double spi
         int base = 0;
         while (base < n && req[base] == MPI_REQUEST_NULL) base++;
         if (base == n) return;
+        if (mproc__mpi_is_gone(dest)) { /* never coming: the buffers are the caller's again */
+            for (int i = base; i < n; i++)
+                if (req[i] != MPI_REQUEST_NULL) MPI_Request_free(&req[i]);
+            return;
+        }
+        if (mproc__mpi.watchdog) mproc__mpi.watchdog();
         int cnt = n - base < 8 ? n - base : 8;
         mproc__mpi_ok(MPI_Testsome(cnt, req + base, &done, idx, MPI_STATUSES_IGNORE),
                       "MPI_Testsome");
@@ -194,7 +200,7 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
     uint8_t *first = NULL;
     int n = post_split(dest, iov, iovcnt, total, &req, &first);
     if (n < 0) return n;
-    wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
+    wait_sends(dest, req, n, sink, (double)total / 1e9 + 0.002);
     free(req);
     free(first);
     return 0;
@@ -280,6 +286,22 @@ static int retained_in_flight(int rank, uint64_t upto) {
     return 0;
 }
 
+void mproc__mpi_abandon_sends(int rank) {
+    int k = 0;
+    for (int i = 0; i < pending.n; i++) {
+        if (pending.v[i].rank == rank) {
+            /* Freed by MPI whenever it is done with it; its buffer is leaked, not freed, in
+             * case MPI still reads it. */
+            if (pending.req[i] != MPI_REQUEST_NULL) MPI_Request_free(&pending.req[i]);
+            if (pending.v[i].seq) pending.retained--;
+            continue;
+        }
+        pending.req[k] = pending.req[i];
+        pending.v[k++] = pending.v[i];
+    }
+    pending.n = k;
+}
+
 /* Polls spent on a retained send before sleeping between looks. */
 #define COMPLETE_SPIN_S 200e-6
 
@@ -292,14 +314,20 @@ void mproc__mpi_complete_sends(int rank, uint64_t upto) {
         if (!retained_in_flight(rank, upto)) return;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
-    while (retained_in_flight(rank, upto)) mproc__mpi_backoff_wait(&bo, -1.0);
+    while (retained_in_flight(rank, upto)) {
+        if (mproc__mpi.watchdog) mproc__mpi.watchdog(); /* a lost rank's sends are abandoned */
+        mproc__mpi_backoff_wait(&bo, -1.0);
+    }
 }
 
 void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
     while (reap_sends() > 0)
-        if (mproc__mpi_drain(sink) == 0) mproc__mpi_backoff_wait(&bo, -1.0);
+        if (mproc__mpi_drain(sink) == 0) {
+            if (mproc__mpi.watchdog) mproc__mpi.watchdog();
+            mproc__mpi_backoff_wait(&bo, -1.0);
+        }
     free(pending.req);
     free(pending.idx);
     free(pending.v);
@@ -320,7 +348,7 @@ static int post_owned(int dest, uint8_t *buf, size_t total, mproc__mpi_sink sink
     } else if (reserve_sends(1) == 0) {
         keep_send(req, buf, dest, 0);
     } else { /* no room to remember it: wait for it */
-        wait_sends(&req, 1, sink, 0);
+        wait_sends(dest, &req, 1, sink, 0);
         free(buf);
     }
     return 0;
@@ -363,7 +391,7 @@ int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint
     if (reserve_sends(n) == 0) {
         for (int i = 0; i < n; i++) keep_send(req[i], i == 0 ? first : NULL, dest, seq);
     } else { /* no memory to remember them: wait for them here */
-        wait_sends(req, n, sink, (double)total / 1e9 + 0.002);
+        wait_sends(dest, req, n, sink, (double)total / 1e9 + 0.002);
         free(first);
     }
     free(req);
@@ -417,7 +445,7 @@ static int send_result_split(int dest, uint8_t *frame, size_t len, mproc__mpi_si
         /* Freed by its base address when the data send is done. */
         keep_send(req[1], frame, dest, 0);
     } else {
-        wait_sends(req, n, sink, (double)len / 1e9 + 0.002);
+        wait_sends(dest, req, n, sink, (double)len / 1e9 + 0.002);
         free(first);
         free(frame);
     }

@@ -60,6 +60,8 @@ int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint
 /* Lock held. Returns when every retained send to rank (< 0: any) numbered <= upto is done,
  * sleeping between looks (lock released) while the receiver has not taken it yet. */
 void mproc__mpi_complete_sends(int rank, uint64_t upto);
+/* Lock held. Forgets every send in flight to rank (lost: it will never take them). */
+void mproc__mpi_abandon_sends(int rank);
 /* Lock held. Waits until every send left in flight is done, handing incoming frames to sink;
  * mproc__mpi_quiesce does this first. */
 void mproc__mpi_flush_sends(mproc__mpi_sink sink);

@@ -20,9 +20,19 @@ typedef struct mproc__mpi_world {
     int we_initialized; /* mproc called MPI_Init_thread, so mproc calls MPI_Finalize */
     int ready;          /* init finished on this rank */
     pthread_mutex_t lock;
+    /* Per rank, set by the master when a rank is lost (watchdog.c): nothing waits on it again
+     * (sends to it are abandoned, never waited for). NULL on worker ranks. */
+    unsigned char *gone;
+    int any_gone;
+    /* Called (lock held) from every wait loop of the backend, so that a peer's silence is
+     * noticed even while a send waits for it; NULL where no one watches. */
+    void (*watchdog)(void);
 } mproc__mpi_world;
 
 extern mproc__mpi_world mproc__mpi;
+
+/* 1 when rank is known to be lost. */
+static inline int mproc__mpi_is_gone(int rank) { return mproc__mpi.gone && mproc__mpi.gone[rank]; }
 
 /* Prints "mproc: <message>" to stderr and ends the whole job with MPI_Abort: for failures that
  * no caller could recover from (a peer speaking garbage, MPI itself failing). */

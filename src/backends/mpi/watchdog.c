@@ -1,0 +1,96 @@
+/* watchdog.c - the MPI master notices a worker rank that is gone (watchdog.h).
+ *
+ * Where Open MPI keeps the job alive after a rank dies (`mpirun --enable-recovery`), nothing
+ * tells the master: the rank only falls silent. Its executor design makes silence meaningful: a
+ * rank's own thread never runs a task, so it answers a PING within milliseconds however long its
+ * tasks run. The master pings a rank that owes it something and has said nothing for a second;
+ * one that has not answered MPROC_MPI_LOST_TIMEOUT seconds later (default 10) is lost: never
+ * sent to or waited for again, its running tasks re-run elsewhere (once, not counted as the
+ * task's failure), its pool slot closed, its Processes ended with exit code -9.
+ *
+ * The look costs a clock read per wait step; the scan over the ranks runs at most four times a
+ * second, and only while something is outstanding.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/mpi/master_state.h"
+#include "backends/mpi/routing.h"
+#include "backends/mpi/transport.h"
+#include "backends/mpi/watchdog.h"
+#include "common/common.h"
+#include "wire/wire.h"
+
+#define SCAN_EVERY_S 0.25
+#define PING_AFTER_S 1.0
+
+static double lost_after_s = 10.0;
+static double next_scan;
+
+/* Lock held. Closes the books on rank r and tells whoever waits on it. */
+static void rank_lost(int r, double silent) {
+    mproc__exec_view *x = &mproc__master.exec[r];
+    mproc__mpi.gone[r] = 1;
+    mproc__mpi.any_gone = 1;
+    fprintf(stderr, "mproc: warning: worker rank %d (host %s) is lost: no answer for %.0f s; its tasks "
+            "run on the other ranks and the pool goes on without it\n", r, x->host[0] ? x->host : "?", silent);
+    mproc__mpi_abandon_sends(r);
+    mproc__mpi_drop_placements_of(r);
+    mproc__master.outstanding_total -= mproc__master.outstanding[r];
+    mproc__master.outstanding[r] = 0;
+    mproc__master.drop[r] = 0;
+    for (mproc__child *c = mproc__master.children; c; c = c->next)
+        if (c->rank == r && (c->state == MPROC__CHILD_RUNNING || c->state == MPROC__CHILD_STARTING)) {
+            c->state = MPROC__CHILD_EXITED;
+            c->exitcode = -9;
+        }
+    mproc__master.nchild[r] = 0;
+    mproc__mpi_push_lost(r);
+}
+
+void mproc__mpi_push_lost(int r) {
+    mproc__mpi_event *e = malloc(sizeof *e);
+    if (!e) mproc__mpi_fatal("master: out of memory noting that rank %d is lost", r);
+    *e = (mproc__mpi_event){NULL, r - 1, NULL, 0, 0, 2};
+    mproc__mpi_group_push(e);
+}
+
+static void look(void) {
+    double now = mproc__now();
+    if (now < next_scan) return;
+    next_scan = now + SCAN_EVERY_S;
+    if (mproc__master.outstanding_total == 0 && !mproc__master.children) return;
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        mproc__exec_view *x = &mproc__master.exec[r];
+        if (!x->on || mproc__mpi.gone[r] || (!mproc__master.outstanding[r] && !mproc__master.nchild[r])) continue;
+        if (x->pinged > 0) {
+            if (now - x->pinged > lost_after_s) rank_lost(r, now - x->heard);
+        } else if (now - x->heard > PING_AFTER_S) {
+            x->pinged = now;
+            mproc__mpi_send_hdr(r, MPROC__FRAME_PING, 0, 0, mproc__mpi_route);
+        }
+    }
+}
+
+int mproc__mpi_watchdog_start(void) {
+    const char *s = getenv("MPROC_MPI_LOST_TIMEOUT");
+    if (s && *s) {
+        char *end;
+        double v = strtod(s, &end);
+        if (*end || v < 0) return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT=%s: want seconds (0: never)", s);
+        lost_after_s = v;
+    }
+    mproc__mpi.gone = calloc((size_t)mproc__mpi.size, 1);
+    if (!mproc__mpi.gone) return mproc__error(MPROC_ENOMEM, "master: out of memory at start");
+    double now = mproc__now();
+    for (int r = 1; r < mproc__mpi.size; r++) mproc__master.exec[r].heard = now;
+    if (lost_after_s > 0) mproc__mpi.watchdog = look;
+    return 0;
+}
+
+void mproc__mpi_watchdog_stop(void) {
+    mproc__mpi.watchdog = NULL;
+    free(mproc__mpi.gone);
+    mproc__mpi.gone = NULL;
+}

@@ -1,0 +1,13 @@
+/* watchdog.h - how the MPI master notices that a worker rank is gone (watchdog.c). */
+#ifndef MPROC_MPI_WATCHDOG_H
+#define MPROC_MPI_WATCHDOG_H
+
+/* After start-up: reads MPROC_MPI_LOST_TIMEOUT and installs the look (mproc__mpi.watchdog). */
+int mproc__mpi_watchdog_start(void);
+/* At finalize. */
+void mproc__mpi_watchdog_stop(void);
+/* Lock held. Queues a "rank r is lost" event for the live group (also when a new pool includes
+ * a rank lost earlier). */
+void mproc__mpi_push_lost(int r);
+
+#endif /* MPROC_MPI_WATCHDOG_H */

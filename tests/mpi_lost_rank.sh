@@ -1,0 +1,21 @@
+#!/bin/bash
+# mpi_lost_rank.sh MPIEXEC PROGRAM [MPIRUN OPTIONS...] - a worker rank is SIGKILLed mid-map under
+# `mpirun --enable-recovery` (Open MPI keeps the job alive): mpi_lost_rank must print its ok
+# line, the job must end 0 within the limit (never hang), and stderr must carry mproc's warning
+# naming the lost rank and its host.
+set -u
+mpiexec=$1 prog=$2 limit=120
+shift 2
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+t0=$SECONDS
+timeout "$limit" "$mpiexec" --oversubscribe --enable-recovery --mca orte_abort_on_non_zero_status 0 \
+    -np 4 -x MPROC_MPI_LOST_TIMEOUT=3 "$@" "$prog" >"$out" 2>"$err"
+rc=$?
+took=$((SECONDS - t0))
+fail() { echo "FAIL: $* (exit $rc after ${took}s)"; echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; exit 1; }
+[ $rc -eq 124 ] || [ $rc -eq 137 ] && fail "still running after ${limit}s"
+[ $rc -eq 0 ] || fail "the job did not end 0"
+grep -q '^ok: ' "$out" || fail "no ok line"
+grep -Eq "mproc: warning: worker rank [123] \(host [^)]+\) is lost" "$err" || fail "no warning naming the lost rank"
+echo "ok in ${took}s: $(grep -m1 '^ok: ' "$out"); $(grep -Em1 'is lost' "$err")"
