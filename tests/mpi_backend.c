@@ -87,24 +87,34 @@ static int ranks(void) {
     return s ? atoi(s) : 0;
 }
 
+/* Executors per worker rank: the tests set MPROC_MPI_EXECUTORS (mpi_tests.cmake). */
+static int per_rank(void) {
+    const char *s = getenv("MPROC_MPI_EXECUTORS");
+    int k = s ? atoi(s) : 1;
+    return k > 0 ? k : 1;
+}
+
+static int workers(void) { return (ranks() - 1) * per_rank(); }
+
 static void test_backend_and_sizes(void **state) {
     (void)state;
     assert_int_equal(mproc_backend(), MPROC_BACKEND_MPI);
     assert_string_equal(mproc_backend_name(), "mpi");
-    assert_int_equal(mproc_max_workers(), ranks() - 1);
+    assert_int_equal(mproc_max_workers(), workers());
     mproc_pool_opts o = {0};
     o.processes = 1000; /* more than exist: gets what exists */
     mproc_pool *p;
     assert_int_equal(mproc_pool_create(&p, &o), 0);
-    assert_int_equal(mproc_pool_size(p), ranks() - 1);
+    assert_int_equal(mproc_pool_size(p), workers()); /* every executor of every rank */
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
-/* Worker k is rank k+1, named Worker-rank-<rank>, and each has its own pid. */
+/* Worker k is rank k+1, named Worker-rank-<rank>, and each has its own pid; with E executors
+ * per rank, worker k is executor k % E of rank k / E + 1, named Worker-rank-<rank>.<e>. */
 static void test_worker_identity(void **state) {
     (void)state;
     mproc_pool_opts o = {0};
-    o.processes = ranks() - 1;
+    o.processes = workers();
     mproc_pool *p;
     assert_int_equal(mproc_pool_create(&p, &o), 0);
     int n = mproc_pool_size(p);
@@ -114,8 +124,10 @@ static void test_worker_identity(void **state) {
     co.chunksize = 1;
     assert_int_equal(mproc_map(p, &whoami_task, dummy, 1, out, sizeof *out, (size_t)(4 * n), &co), 0);
     for (int i = 0; i < 4 * n; i++) {
-        char want[32];
-        snprintf(want, sizeof want, "Worker-rank-%d", out[i].index + 1);
+        char want[64];
+        int k = per_rank();
+        if (k == 1) snprintf(want, sizeof want, "Worker-rank-%d", out[i].index + 1);
+        else snprintf(want, sizeof want, "Worker-rank-%d.%d", out[i].index / k + 1, out[i].index % k);
         assert_true(out[i].index >= 0 && out[i].index < n);
         assert_string_equal(out[i].name, want);
         assert_true(out[i].pid > 0 && out[i].pid != (long)getpid());

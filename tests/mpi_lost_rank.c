@@ -4,7 +4,7 @@
  * 0 (mpi_lost_rank.sh checks the warning naming the rank and its host).
  *
  * The kill comes from inside the map, from the task of item 100 (the first time it runs, a
- * marker file tells): it walks up from its executor through the fork server to the rank and
+ * marker file tells; its path comes in MPROC_LOST_RANK_MARKER): it walks up from its executor through the fork server to the rank and
  * kills that, so the test needs no outside timing.
  */
 #include <fcntl.h>
@@ -16,10 +16,10 @@
 
 #include "mproc.h"
 
-/* Named after the launcher (the parent of every rank on this machine), which the master and the
- * executors can both find. */
-static void marker_path(char *buf, size_t len, long launcher) {
-    snprintf(buf, len, "/tmp/mproc-lost-rank-%ld", launcher);
+/* A path every rank sees the same on every host (mpi_lost_rank.sh passes it with -x). */
+static const char *marker_path(void) {
+    const char *m = getenv("MPROC_LOST_RANK_MARKER");
+    return m && *m ? m : "/tmp/mproc-lost-rank-marker";
 }
 
 /* The parent pid of pid, from /proc. */
@@ -40,9 +40,7 @@ static long parent_of(long pid) {
 static long square_or_kill_rank(long x) {
     if (x == 100) {
         long rank = parent_of(parent_of((long)getpid())); /* executor -> fork server -> rank */
-        char marker[128];
-        marker_path(marker, sizeof marker, parent_of(rank));
-        int fd = open(marker, O_CREAT | O_EXCL | O_WRONLY, 0600);
+        int fd = open(marker_path(), O_CREAT | O_EXCL | O_WRONLY, 0600);
         if (fd >= 0) { /* the first run only: its re-run elsewhere must succeed */
             close(fd);
             if (rank > 1) kill((pid_t)rank, SIGKILL);
@@ -74,9 +72,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
         return 2;
     }
-    char marker[128];
-    marker_path(marker, sizeof marker, parent_of((long)getpid()));
-    unlink(marker);
+    unlink(marker_path());
     mproc_pool *pool;
     CHECK(mproc_pool_create(&pool, NULL) == 0, "pool");
     int n0 = mproc_pool_size(pool);
@@ -106,7 +102,7 @@ int main(int argc, char **argv) {
         CHECK(mproc_process_exitcode(p, &code) == 0 && code == 0, "process exit code %d", code);
         mproc_process_free(p);
     }
-    unlink(marker);
+    unlink(marker_path());
     printf("ok: map of %d items right after losing a rank (pool of %d)\n", N, n0);
     fflush(stdout);
     return mproc_finalize() < 0;

@@ -6,11 +6,11 @@
 set -u
 mpiexec=$1 prog=$2 limit=120
 shift 2
-out=$(mktemp) err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
+out=$(mktemp) err=$(mktemp) marker=/tmp/mproc-lost-rank-$$-$RANDOM
+trap 'rm -f "$out" "$err" "$marker"' EXIT
 t0=$SECONDS
 timeout "$limit" "$mpiexec" --oversubscribe --enable-recovery --mca orte_abort_on_non_zero_status 0 \
-    -np 4 -x MPROC_MPI_LOST_TIMEOUT=3 "$@" "$prog" >"$out" 2>"$err"
+    -np 4 -x MPROC_MPI_LOST_TIMEOUT=3 -x MPROC_LOST_RANK_MARKER="$marker" "$@" "$prog" >"$out" 2>"$err"
 rc=$?
 took=$((SECONDS - t0))
 fail() { echo "FAIL: $* (exit $rc after ${took}s)"; echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; exit 1; }

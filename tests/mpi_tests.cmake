@@ -16,8 +16,10 @@ if(NOT MPROC_MPIEXEC)
   message(STATUS "mproc: no mpirun found; MPI tests are not added")
   return()
 endif()
+# One executor per worker rank unless a test says otherwise, so that pool sizes do not depend on
+# the machine's core count (the default shares a node's cores among its ranks).
 set(MPROC_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1" "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
-    "OMPI_MCA_rmaps_base_oversubscribe=1")
+    "OMPI_MCA_rmaps_base_oversubscribe=1" "MPROC_MPI_EXECUTORS=1")
 
 # mproc_mpi_test(NAME name TIMEOUT s COMMAND ...): a test labelled mpi, MPROC_BACKEND unset.
 function(mproc_mpi_test)
@@ -54,6 +56,13 @@ endforeach()
 mproc_mpi_test(NAME test_faults_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_faults>)
 mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_faults>)
+# The hybrid layout: 2 executors per worker rank (as one rank per node runs one per core).
+foreach(exe test_pool test_process test_faults)
+  mproc_mpi_test(NAME ${exe}_mpi2_hybrid COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
+    -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:${exe}>)
+endforeach()
+mproc_mpi_test(NAME mpi_backend_hybrid COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:mpi_backend>)
 # Without executors (MPROC_MPI_EXECUTORS=0: tasks run inside the ranks) the pool suite still passes.
 mproc_mpi_test(NAME test_pool_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
   -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_pool>)

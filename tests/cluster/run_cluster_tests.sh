@@ -2,8 +2,9 @@
 # run_cluster_tests.sh BUILD_DIR - mproc across nodes, on clusters simulated with network
 # namespaces (cluster.sh): 3 hosts with one rank each (the master on h0, a worker on each other
 # host), then 4 hosts with 4 ranks each. Checks that the ranks really are on different nodes,
-# that the jobs give their one-node results, that the pool and process suites pass, and that a
-# crashing task and a task-table mismatch end the job as documented. Prints "N passed, N
+# that the jobs give their one-node results, that the pool, process and fault suites pass, that a
+# rank killed mid-map is survived, and that (without executors) a crashing task and a task-table
+# mismatch end the job as documented. Prints "N passed, N
 # failed"; exits 77 (why on stderr) where namespaces cannot be made.
 set -u
 build=$(cd "${1:?usage: run_cluster_tests.sh BUILD_DIR}" && pwd)
@@ -45,9 +46,11 @@ if [ "${MPROC_CLUSTER_MPIRUN:-}" ]; then
     check "mproc workers on the other hosts (np $np)" workers
     check "test_pool across nodes (np $np)" "$run" -np "$np" "$build/tests/test_pool"
     check "test_process across nodes (np $np)" "$run" -np "$np" "$build/tests/test_process"
+    check "test_faults across nodes: crashes, time limits, terminate cost a task (np $np)" "$run" -np "$np" "$build/tests/test_faults"
     if [ "$np" -le 4 ]; then
         check "seed jobs and primes give their one-node results" "$tests/check_jobs.sh" "$build/jobs" cluster
-        check "a crashing task ends the job, rank and task named" "$tests/mpi_rank_crash.sh" "$run" "$build/tests/mpi_rank_crash" 3
+        check "without executors a crashing task ends the job, rank and task named" "$tests/mpi_rank_crash.sh" "$run" "$build/tests/mpi_rank_crash" 3
+        check "a rank killed on its node mid-map is survived (--enable-recovery)" "$tests/mpi_lost_rank.sh" "$run" "$build/tests/mpi_lost_rank"
         check "a task-table mismatch ends the job, rank named" "$tests/mpi_registry_mismatch.sh" "$run" \
             "$build/tests/mpi_registry_a" "$build/tests/mpi_registry_b"
     fi

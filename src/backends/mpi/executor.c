@@ -42,26 +42,32 @@ typedef struct qitem {
     size_t len, off;
 } qitem;
 
-static struct {
-    pthread_mutex_t mu;
-    pthread_t thread;
-    int started;
-    int efd;                  /* wakes the supervisor */
-    mproc__mpi_sink sink;
-    /* The executor now. */
+/* One executor of this rank. */
+typedef struct executor {
+    int index;                /* its place among the rank's executors (the master's `e`) */
     pid_t pid;
     int fd;                   /* the rank's end of its socket (non-blocking); -1: none alive */
     uint32_t gen;
     uint32_t given, answered; /* frames of this generation */
     int retiring;             /* asked to leave: its end is no news to the master */
     int restarting;           /* a RESTART is being carried out: later frames wait their turn */
+    int done;                 /* its last RESTART (the rank's end) is carried out */
     qitem *out_head, *out_tail; /* bytes for the executor not yet written */
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
-    int stop;
-    /* Supervisor only. */
-    mproc__reader reader;
+    mproc__reader reader;     /* supervisor only */
+} executor;
+
+static struct {
+    pthread_mutex_t mu;       /* every executor's state */
+    pthread_t thread;
+    int started;
+    int efd;                  /* wakes the supervisor */
+    mproc__mpi_sink sink;
+    int k;
+    executor *x;
+    int ident_base;           /* mproc_current_index() of executor 0 */
     char host[64];
-} ex = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1, .fd = -1};
+} ex = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 static void wake_supervisor(void) {
     uint64_t one = 1;
@@ -85,6 +91,13 @@ static qitem *pop(qitem **head, qitem **tail) {
     return q;
 }
 
+static qitem *new_item(uint8_t *frame, size_t len) {
+    qitem *q = malloc(sizeof *q);
+    if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
+    *q = (qitem){NULL, frame, len, 0};
+    return q;
+}
+
 /* ---- to the master ---------------------------------------------------------------------- */
 
 static void send_master_hdr(uint16_t kind, uint64_t id, uint32_t arg) {
@@ -93,7 +106,10 @@ static void send_master_hdr(uint16_t kind, uint64_t id, uint32_t arg) {
     pthread_mutex_unlock(&mproc__mpi.lock);
 }
 
-static void forward_to_master(uint8_t *frame, size_t len) {
+/* A reply goes to the master with the executor's index in its id's top byte, so the master
+ * knows which worker answered (executor.h); index 0 leaves the frame as it is. */
+static void forward_to_master(const executor *x, uint8_t *frame, size_t len) {
+    if (x->index) mproc__put_u64(frame + 8, mproc__hdr_id(frame) | ((uint64_t)x->index << MPROC__EXEC_ID_SHIFT));
     pthread_mutex_lock(&mproc__mpi.lock);
     int rc = mproc__mpi_send_owned(0, frame, len, ex.sink);
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -101,13 +117,15 @@ static void forward_to_master(uint8_t *frame, size_t len) {
 }
 
 /* EXEC_DIED (executor.h). */
-static void send_died(uint32_t gen, uint32_t unanswered, int code, pid_t pid, uint64_t taken, const char *why) {
+static void send_died(const executor *x, uint32_t gen, uint32_t unanswered, int code, pid_t pid, uint64_t taken,
+                      const char *why) {
     size_t wl = strlen(why);
     uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__EXEC_DIED_MIN];
     mproc__hdr_encode(f, MPROC__FRAME_EXEC_DIED, gen, (uint32_t)(MPROC__EXEC_DIED_MIN + wl), unanswered);
     mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
     mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)pid);
     mproc__put_u64(f + MPROC__WIRE_HDR_SIZE + 8, taken);
+    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 16, (uint32_t)x->index);
     struct iovec iov[2] = {{f, sizeof f}, {(void *)why, wl}};
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__mpi_send_frame(0, iov, 2, ex.sink);
@@ -116,21 +134,23 @@ static void send_died(uint32_t gen, uint32_t unanswered, int code, pid_t pid, ui
 
 /* ---- spawning and reaping --------------------------------------------------------------- */
 
-/* Starts the next generation; mu held. 0 or an error (then no executor is alive). */
-static int spawn_locked(void) {
+/* Starts x's next generation; mu held. 0 or an error (then it has no executor alive). */
+static int spawn_locked(executor *x) {
     char name[48];
     snprintf(name, sizeof name, "Worker-rank-%d", mproc__mpi.rank);
+    if (ex.k > 1) snprintf(name, sizeof name, "Worker-rank-%d.%d", mproc__mpi.rank, x->index);
+    int ident = ex.ident_base + x->index;
     int fd = -1;
     pid_t pid = 0;
     int rc;
     if (mproc__fserver_running()) {
-        rc = mproc__fserver_spawn(0, mproc__mpi.rank - 1, name, &fd, &pid);
+        rc = mproc__fserver_spawn(x->index, ident, name, &fd, &pid);
     } else {
         /* The program initialized MPI before mproc_init: no fork server could be made before
          * MPI_Init, so the executor is forked from the rank itself (docs/mpi.md). */
         int sv[2];
         rc = mproc__fork_socketpair(sv);
-        mproc__taken_slot *slot = mproc__fserver_slot(0);
+        mproc__taken_slot *slot = mproc__fserver_slot(x->index);
         if (rc == 0 && slot) {
             atomic_store(&slot->id, MPROC__TAKEN_NONE);
             mproc__fserver_size_socket(sv);
@@ -138,7 +158,7 @@ static int spawn_locked(void) {
             pid = mproc__fork(sv[1]);
             if (pid == 0) {
                 close(sv[0]);
-                mproc__socket_worker_main(sv[1], slot, name, mproc__mpi.rank - 1, me);
+                mproc__socket_worker_main(sv[1], slot, name, ident, me);
             }
             mproc__fork_untrack_fd(sv[1]);
             close(sv[1]);
@@ -153,17 +173,14 @@ static int spawn_locked(void) {
             rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
         }
     }
-    if (rc < 0) {
-        ex.gen++; /* the generation the master now expects is the one that failed */
-        return rc;
-    }
+    x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
+    if (rc < 0) return rc;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    ex.fd = fd;
-    ex.pid = pid;
-    ex.gen++;
-    ex.given = ex.answered = 0;
-    ex.retiring = 0;
-    mproc__reader_reset(&ex.reader);
+    x->fd = fd;
+    x->pid = pid;
+    x->given = x->answered = 0;
+    x->retiring = 0;
+    mproc__reader_reset(&x->reader);
     return 0;
 }
 
@@ -199,19 +216,19 @@ static int reap(pid_t pid, int *status) {
     }
 }
 
-/* The executor's socket ended (cause: NULL for a plain EOF, else why it was not trusted): the
- * master hears of it with everything it needs to blame the right task. Supervisor, mu not held. */
-static void executor_ended(const char *cause) {
+/* x's socket ended (cause: NULL for a plain EOF, else why it was not trusted): the master hears
+ * of it with everything it needs to blame the right task. Supervisor, mu not held. */
+static void executor_ended(executor *x, const char *cause) {
     pthread_mutex_lock(&ex.mu);
-    pid_t pid = ex.pid;
-    uint32_t gen = ex.gen, unanswered = ex.given - ex.answered;
-    int retiring = ex.retiring;
-    mproc__fork_untrack_fd(ex.fd);
-    close(ex.fd);
-    ex.fd = -1;
-    ex.pid = 0;
+    pid_t pid = x->pid;
+    uint32_t gen = x->gen, unanswered = x->given - x->answered;
+    int retiring = x->retiring;
+    mproc__fork_untrack_fd(x->fd);
+    close(x->fd);
+    x->fd = -1;
+    x->pid = 0;
     qitem *q;
-    while ((q = pop(&ex.out_head, &ex.out_tail))) { /* counted in `given`: unanswered */
+    while ((q = pop(&x->out_head, &x->out_tail))) { /* counted in `given`: unanswered */
         free(q->frame);
         free(q);
     }
@@ -224,23 +241,23 @@ static void executor_ended(const char *cause) {
         mproc__describe_exit(status, how, sizeof how);
         code = mproc__exitcode(status);
     }
-    mproc__reader_reset(&ex.reader);
+    mproc__reader_reset(&x->reader);
     if (retiring && unanswered == 0) return;
     char why[400];
     snprintf(why, sizeof why, "%.150s%s%s on rank %d (host %s)", cause ? cause : "", cause ? "; " : "", how,
              mproc__mpi.rank, ex.host);
-    mproc__taken_slot *slot = mproc__fserver_slot(0);
-    send_died(gen, unanswered, code, pid, slot ? atomic_load(&slot->id) : MPROC__TAKEN_NONE, why);
+    mproc__taken_slot *slot = mproc__fserver_slot(x->index);
+    send_died(x, gen, unanswered, code, pid, slot ? atomic_load(&slot->id) : MPROC__TAKEN_NONE, why);
 }
 
 /* ---- writing to the executor ------------------------------------------------------------ */
 
-/* Writes what it can of the out queue; mu held. 0, or -1 when the socket is gone (its EOF
+/* Writes what it can of x's out queue; mu held. 0, or -1 when the socket is gone (its EOF
  * follows on the read side). */
-static int flush_out_locked(void) {
-    while (ex.out_head && ex.fd >= 0) {
-        qitem *q = ex.out_head;
-        ssize_t w = send(ex.fd, q->frame + q->off, q->len - q->off, MSG_NOSIGNAL);
+static int flush_out_locked(executor *x) {
+    while (x->out_head && x->fd >= 0) {
+        qitem *q = x->out_head;
+        ssize_t w = send(x->fd, q->frame + q->off, q->len - q->off, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -248,84 +265,95 @@ static int flush_out_locked(void) {
         }
         q->off += (size_t)w;
         if (q->off < q->len) continue;
-        pop(&ex.out_head, &ex.out_tail);
+        pop(&x->out_head, &x->out_tail);
         free(q->frame);
         free(q);
     }
     return 0;
 }
 
-/* Gives the live executor a frame (taken over); mu held. */
-static void give_locked(qitem *q) {
-    ex.given++;
-    push(&ex.out_head, &ex.out_tail, q);
-    if (flush_out_locked() == 0 && ex.out_head) wake_supervisor(); /* it watches for room */
+/* Gives x's live executor a frame (taken over); mu held. */
+static void give_locked(executor *x, qitem *q) {
+    x->given++;
+    push(&x->out_head, &x->out_tail, q);
+    if (flush_out_locked(x) == 0 && x->out_head) wake_supervisor(); /* it watches for room */
 }
 
-static qitem *new_item(uint8_t *frame, size_t len) {
-    qitem *q = malloc(sizeof *q);
-    if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
-    *q = (qitem){NULL, frame, len, 0};
-    return q;
+/* The executor a frame from the master is for; a bad index is the master's bug. */
+static executor *executor_at(uint64_t e) {
+    if (e >= (uint64_t)ex.k)
+        mproc__mpi_fatal("worker rank %d: the master named executor %llu of %d", mproc__mpi.rank,
+                         (unsigned long long)e, ex.k);
+    return &ex.x[e];
 }
 
 void mproc__exec_take(uint8_t *frame, size_t len) {
+    uint64_t id = mproc__hdr_id(frame);
+    executor *x = executor_at(id >> MPROC__EXEC_ID_SHIFT);
+    id &= MPROC__EXEC_ID_MASK;
+    mproc__put_u64(frame + 8, id); /* the executor sees the core's own id */
     pthread_mutex_lock(&ex.mu);
-    if (ex.in_head || ex.restarting) { /* a RESTART (or frames) ahead: in order, by the supervisor */
-        push(&ex.in_head, &ex.in_tail, new_item(frame, len));
+    if (x->in_head || x->restarting) { /* a RESTART (or frames) ahead: in order, by the supervisor */
+        push(&x->in_head, &x->in_tail, new_item(frame, len));
         pthread_mutex_unlock(&ex.mu);
         wake_supervisor();
         return;
     }
-    if (ex.fd < 0) { /* no executor: the frame is answered as dropped; its task is requeued */
+    if (x->fd < 0) { /* no executor: the frame is answered as dropped; its task is requeued */
         pthread_mutex_unlock(&ex.mu);
-        uint64_t id = mproc__hdr_id(frame);
         free(frame);
         send_master_hdr(MPROC__FRAME_EXEC_DROPPED, id, 1);
         return;
     }
-    give_locked(new_item(frame, len));
+    give_locked(x, new_item(frame, len));
     pthread_mutex_unlock(&ex.mu);
 }
 
-void mproc__exec_kill(void) {
+void mproc__exec_kill(uint64_t e) {
     pthread_mutex_lock(&ex.mu);
-    if (ex.fd >= 0 && ex.pid > 0) kill(ex.pid, SIGKILL); /* its EOF tells the supervisor */
+    for (int i = 0; i < ex.k; i++) {
+        executor *x = &ex.x[i];
+        if ((e == MPROC__EXEC_ALL || e == (uint64_t)i) && x->fd >= 0 && x->pid > 0)
+            kill(x->pid, SIGKILL); /* its EOF tells the supervisor */
+    }
     pthread_mutex_unlock(&ex.mu);
 }
 
-void mproc__exec_restart(void) {
+void mproc__exec_restart(uint64_t e) {
+    executor *x = executor_at(e);
     pthread_mutex_lock(&ex.mu);
-    push(&ex.in_head, &ex.in_tail, new_item(NULL, 0));
+    push(&x->in_head, &x->in_tail, new_item(NULL, 0));
     pthread_mutex_unlock(&ex.mu);
     wake_supervisor();
 }
 
-long mproc__exec_pid(void) {
+int mproc__exec_count(void) { return ex.k; }
+
+long mproc__exec_pid(int e) {
     pthread_mutex_lock(&ex.mu);
-    long pid = ex.pid;
+    long pid = e >= 0 && e < ex.k ? ex.x[e].pid : 0;
     pthread_mutex_unlock(&ex.mu);
     return pid;
 }
 
 /* ---- the supervisor --------------------------------------------------------------------- */
 
-/* Reads every whole frame the executor has sent and forwards its replies. Returns 0, or -1
+/* Reads every whole frame x's executor has sent and forwards its replies. Returns 0, or -1
  * when the executor ended (reported). */
-static int pump_replies(void) {
+static int pump_replies(executor *x) {
     for (;;) {
         uint8_t *f;
         size_t len;
-        int rc = mproc__reader_next(&ex.reader, ex.fd, &f, &len);
+        int rc = mproc__reader_next(&x->reader, x->fd, &f, &len);
         if (rc == 0) return 0;
         if (rc < 0 && rc != MPROC_EOF) {
             char cause[200];
             snprintf(cause, sizeof cause, "%s", mproc_last_error());
-            executor_ended(cause);
+            executor_ended(x, cause);
             return -1;
         }
         if (rc == MPROC_EOF) {
-            executor_ended(NULL);
+            executor_ended(x, NULL);
             return -1;
         }
         uint16_t kind = mproc__hdr_kind(f);
@@ -335,95 +363,96 @@ static int pump_replies(void) {
         }
         if (kind != MPROC__FRAME_RESULT && kind != MPROC__FRAME_INIT_RESULT && kind != MPROC__FRAME_BATCH) {
             free(f);
-            executor_ended("it sent a frame of an unexpected kind");
+            executor_ended(x, "it sent a frame of an unexpected kind");
             return -1;
         }
         pthread_mutex_lock(&ex.mu);
-        ex.answered++;
+        x->answered++;
         pthread_mutex_unlock(&ex.mu);
-        forward_to_master(f, len);
+        forward_to_master(x, f, len);
     }
 }
 
-/* Asks the live executor to leave and waits (bounded) for its end; then starts the next,
- * unless this is the rank's end. */
-static void restart(int last) {
+/* Asks x's live executor to leave and waits (bounded) for its end; then starts the next,
+ * unless this is the rank's end. Other executors' replies wait meanwhile (a retirement takes
+ * milliseconds unless a task holds the executor). */
+static void restart(executor *x, int last) {
     pthread_mutex_lock(&ex.mu);
-    int live = ex.fd >= 0;
+    int live = x->fd >= 0;
     if (live) {
         uint8_t *f = malloc(MPROC__WIRE_HDR_SIZE);
         if (f) {
             mproc__hdr_encode(f, MPROC__FRAME_SHUTDOWN, 0, 0, 0);
-            push(&ex.out_head, &ex.out_tail, new_item(f, MPROC__WIRE_HDR_SIZE));
+            push(&x->out_head, &x->out_tail, new_item(f, MPROC__WIRE_HDR_SIZE));
         }
-        ex.retiring = 1;
-        if (!f) kill(ex.pid, SIGKILL);
+        x->retiring = 1;
+        if (!f) kill(x->pid, SIGKILL);
     }
     pthread_mutex_unlock(&ex.mu);
     double deadline = mproc__deadline(RETIRE_GRACE);
     int killed = 0;
     while (live) {
         pthread_mutex_lock(&ex.mu);
-        int want_out = ex.out_head != NULL;
-        if (want_out && flush_out_locked() < 0) want_out = 0;
-        want_out = want_out && ex.out_head != NULL;
+        int want_out = x->out_head != NULL;
+        if (want_out && flush_out_locked(x) < 0) want_out = 0;
+        want_out = want_out && x->out_head != NULL;
         pthread_mutex_unlock(&ex.mu);
-        if (pump_replies() < 0) break;
+        if (pump_replies(x) < 0) break;
         double left = mproc__remaining(deadline);
         if (left <= 0) {
             if (killed) { /* a SIGKILLed process whose socket never closes: give up on it */
-                executor_ended("it did not end after SIGKILL");
+                executor_ended(x, "it did not end after SIGKILL");
                 break;
             }
-            kill(ex.pid, SIGKILL);
+            kill(x->pid, SIGKILL);
             killed = 1;
             deadline = mproc__deadline(REAP_GRACE);
             left = REAP_GRACE;
         }
-        struct pollfd p = {ex.fd, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0};
+        struct pollfd p = {x->fd, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0};
         poll(&p, 1, (int)(left * 1000) + 1);
     }
     if (last) return;
     pthread_mutex_lock(&ex.mu);
-    int rc = spawn_locked();
-    uint32_t gen = ex.gen;
-    long pid = ex.pid;
+    int rc = spawn_locked(x);
+    uint32_t gen = x->gen;
+    long pid = x->pid;
     pthread_mutex_unlock(&ex.mu);
     if (rc < 0) {
-        /* A death with pid 0, of the generation the master expects: this rank can no longer
-         * run tasks, and the pool stops counting on it (routing.c). */
+        /* A death with pid 0, of the generation the master expects: this executor's slot can
+         * no longer run tasks, and the pool stops counting on it (routing.c). */
         char why[400];
         snprintf(why, sizeof why, "no executor could be started on rank %d (host %s): %.200s", mproc__mpi.rank,
                  ex.host, mproc_last_error());
-        send_died(gen, 0, 255, 0, MPROC__TAKEN_NONE, why);
+        send_died(x, gen, 0, 255, 0, MPROC__TAKEN_NONE, why);
         return;
     }
-    send_master_hdr(MPROC__FRAME_EXEC_STARTED, gen, (uint32_t)pid);
+    send_master_hdr(MPROC__FRAME_EXEC_STARTED, gen | ((uint64_t)x->index << 32), (uint32_t)pid);
 }
 
-/* Works through the inbox in order: frames go to the executor, RESTARTs restart it. */
-static void work_inbox(void) {
+/* Works through x's inbox in order: frames go to the executor, RESTARTs restart it. */
+static void work_inbox(executor *x) {
     for (;;) {
         pthread_mutex_lock(&ex.mu);
-        qitem *q = pop(&ex.in_head, &ex.in_tail);
+        qitem *q = pop(&x->in_head, &x->in_tail);
         if (!q) {
             pthread_mutex_unlock(&ex.mu);
             return;
         }
         if (!q->frame) {
             int last = q->len == 1;
-            ex.restarting = 1;
+            x->restarting = 1;
             pthread_mutex_unlock(&ex.mu);
             free(q);
-            restart(last);
+            restart(x, last);
             pthread_mutex_lock(&ex.mu);
-            ex.restarting = 0;
-            if (last) ex.stop = 2;
+            x->restarting = 0;
+            if (last) x->done = 1;
             pthread_mutex_unlock(&ex.mu);
             continue;
         }
-        if (ex.fd >= 0) {
-            give_locked(q);
+        if (x->fd >= 0) {
+            give_locked(x, q);
             pthread_mutex_unlock(&ex.mu);
             continue;
         }
@@ -437,16 +466,22 @@ static void work_inbox(void) {
 
 static void *supervise(void *arg) {
     (void)arg;
+    struct pollfd *p = calloc((size_t)ex.k + 1, sizeof *p);
+    int *fds = calloc((size_t)ex.k, sizeof *fds);
+    if (!p || !fds) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
     for (;;) {
         pthread_mutex_lock(&ex.mu);
-        if (ex.stop == 2) {
-            pthread_mutex_unlock(&ex.mu);
-            break;
+        int done = 0;
+        p[0] = (struct pollfd){ex.efd, POLLIN, 0};
+        for (int i = 0; i < ex.k; i++) {
+            executor *x = &ex.x[i];
+            done += x->done;
+            fds[i] = x->fd;
+            p[i + 1] = (struct pollfd){x->fd, (short)(POLLIN | (x->out_head ? POLLOUT : 0)), 0}; /* -1: ignored */
         }
-        int fd = ex.fd, want_out = ex.out_head != NULL;
         pthread_mutex_unlock(&ex.mu);
-        struct pollfd p[2] = {{ex.efd, POLLIN, 0}, {fd, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0}};
-        int r = poll(p, fd >= 0 ? 2 : 1, -1);
+        if (done == ex.k) break;
+        int r = poll(p, (nfds_t)ex.k + 1, -1);
         if (r < 0 && errno != EINTR) mproc__mpi_fatal("worker rank %d: poll: %s", mproc__mpi.rank, strerror(errno));
         if (r <= 0) continue;
         if (p[0].revents) {
@@ -454,26 +489,43 @@ static void *supervise(void *arg) {
             while (read(ex.efd, &v, sizeof v) < 0 && errno == EINTR) {
             }
         }
-        if (fd >= 0 && (p[1].revents & POLLOUT)) {
-            pthread_mutex_lock(&ex.mu);
-            flush_out_locked();
-            pthread_mutex_unlock(&ex.mu);
+        for (int i = 0; i < ex.k; i++) {
+            executor *x = &ex.x[i];
+            if (fds[i] < 0 || fds[i] != x->fd) continue; /* restarted meanwhile: look again */
+            if (p[i + 1].revents & POLLOUT) {
+                pthread_mutex_lock(&ex.mu);
+                flush_out_locked(x);
+                pthread_mutex_unlock(&ex.mu);
+            }
+            if (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) pump_replies(x);
         }
-        if (fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) pump_replies();
-        work_inbox();
+        for (int i = 0; i < ex.k; i++) work_inbox(&ex.x[i]);
     }
+    free(p);
+    free(fds);
     return NULL;
 }
 
-int mproc__exec_start(mproc__mpi_sink sink) {
+int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
+    if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
+        return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
     ex.sink = sink;
+    ex.ident_base = ident_base;
     if (gethostname(ex.host, sizeof ex.host) < 0) snprintf(ex.host, sizeof ex.host, "?");
     ex.host[sizeof ex.host - 1] = '\0';
+    ex.x = calloc((size_t)k, sizeof *ex.x);
+    if (!ex.x) return mproc__error(MPROC_ENOMEM, "no memory for %d executors", k);
+    ex.k = k;
     ex.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (ex.efd < 0) return mproc__error(MPROC_ESYS, "eventfd: %s", strerror(errno));
     mproc__fork_track_fd(ex.efd);
     pthread_mutex_lock(&ex.mu);
-    int rc = spawn_locked();
+    int rc = 0;
+    for (int i = 0; i < k && rc == 0; i++) {
+        ex.x[i].index = i;
+        ex.x[i].fd = -1;
+        rc = spawn_locked(&ex.x[i]);
+    }
     pthread_mutex_unlock(&ex.mu);
     if (rc < 0) return rc;
     if (pthread_create(&ex.thread, NULL, supervise, NULL) != 0)
@@ -484,11 +536,10 @@ int mproc__exec_start(mproc__mpi_sink sink) {
 
 void mproc__exec_stop(void) {
     if (!ex.started) return;
-    /* A last restart without a successor, after whatever is queued: the executor leaves on
+    /* A last restart without a successor, after whatever is queued: each executor leaves on
      * SHUTDOWN (killed if a task keeps it past the grace), then the supervisor does. */
     pthread_mutex_lock(&ex.mu);
-    ex.stop = 1;
-    push(&ex.in_head, &ex.in_tail, new_item(NULL, 1));
+    for (int i = 0; i < ex.k; i++) push(&ex.x[i].in_head, &ex.x[i].in_tail, new_item(NULL, 1));
     pthread_mutex_unlock(&ex.mu);
     wake_supervisor();
     pthread_join(ex.thread, NULL);

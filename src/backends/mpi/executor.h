@@ -7,14 +7,17 @@
  * takes only the executor with it; the rank tells the master and starts a new one when asked.
  *
  * The frames that carry this between master and rank (wire.h):
+ * A rank runs k executors (MPROC_MPI_EXECUTORS; the hybrid layout of one rank per node runs one
+ * per core); each is one worker of the pool.
+ *
  * - EXEC_DIED (rank -> master): header id = the executor's generation (1 for the first, one
  *   more for each restart), arg = frames it was given and never answered; payload i32 exit code
  *   (Python's: minus the signal), u32 pid, u64 the id of the last frame it took (or
- *   MPROC__TAKEN_NONE), then a sentence (exit status, rank, host).
- * - EXEC_STARTED (rank -> master): id = generation, arg = pid of a new executor.
- * - EXEC_KILL (master -> rank): SIGKILL the executor (a time limit, terminate).
- * - EXEC_RESTART (master -> rank): retire the executor (SHUTDOWN, killed after 5 s) and start
- *   the next generation; frames sent after it go to the new one.
+ *   MPROC__TAKEN_NONE), u32 its index, then a sentence (exit status, rank, host).
+ * - EXEC_STARTED (rank -> master): id = generation | index << 32, arg = pid of a new executor.
+ * - EXEC_KILL (master -> rank): id = index: SIGKILL the executor (a time limit, terminate).
+ * - EXEC_RESTART (master -> rank): id = index: retire the executor (SHUTDOWN, killed after 5 s)
+ *   and start its next generation; frames sent after it go to the new one.
  * - EXEC_DROPPED (rank -> master): arg frames arrived while no executor was alive and will never
  *   be answered (their tasks go back to the master's queue; the count keeps its books).
  *
@@ -30,20 +33,29 @@
 
 #include "backends/mpi/transport.h"
 
-/* EXEC_DIED payload before the sentence. */
-#define MPROC__EXEC_DIED_MIN 16u
+/* EXEC_DIED payload before the sentence (it ends with the executor's index, u32). */
+#define MPROC__EXEC_DIED_MIN 20u
+/* With k executors per rank the master names executor e in the top byte of a TASK, INIT or
+ * BATCH frame's id (and the rank in its replies' ids); KILL and RESTART carry e as their id,
+ * EXEC_STARTED as bits 32.. of its id (the generation below). e = 0 leaves every id as it is. */
+#define MPROC__EXEC_ID_SHIFT 56
+#define MPROC__EXEC_ID_MASK ((UINT64_C(1) << MPROC__EXEC_ID_SHIFT) - 1)
+#define MPROC__EXEC_ALL UINT64_MAX /* EXEC_KILL: every executor of the rank */
 
-/* Starts the first executor and the supervisor. `sink` takes frames from the master that
- * arrive while the supervisor sends (lock held, as for mproc__mpi_send_frame). 0 or an error. */
-int mproc__exec_start(mproc__mpi_sink sink);
-/* The executor's pid now (0 if none). */
-long mproc__exec_pid(void);
-/* A TASK, INIT or BATCH frame from the master, taken over (freed when done). MPI lock not held. */
+/* Starts k executors and the supervisor; executor i gets worker index ident_base + i
+ * (mproc_current_index). `sink` takes frames from the master that arrive while the supervisor
+ * sends (lock held, as for mproc__mpi_send_frame). 0 or an error. */
+int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink);
+int mproc__exec_count(void);
+/* Executor e's pid now (0 if none). */
+long mproc__exec_pid(int e);
+/* A TASK, INIT or BATCH frame from the master (executor index in its id), taken over (freed
+ * when done). MPI lock not held. */
 void mproc__exec_take(uint8_t *frame, size_t len);
-/* EXEC_KILL and EXEC_RESTART. MPI lock not held. */
-void mproc__exec_kill(void);
-void mproc__exec_restart(void);
-/* At the rank's end: the executor is asked to leave (killed after 5 s), the supervisor joins. */
+/* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
+void mproc__exec_kill(uint64_t e);
+void mproc__exec_restart(uint64_t e);
+/* At the rank's end: every executor is asked to leave (killed after 5 s), the supervisor joins. */
 void mproc__exec_stop(void);
 
 #endif /* MPROC_MPI_EXECUTOR_H */

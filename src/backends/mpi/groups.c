@@ -18,6 +18,36 @@
 #include "wire/wire.h"
 
 
+/* Lock held. Asks worker v's rank for a new executor in its place. */
+static int restart_executor(mproc__worker_view *v) {
+    int rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_EXEC_RESTART, (uint64_t)v->e, 0, mproc__mpi_route);
+    if (rc < 0) return rc;
+    v->gen++;
+    v->used = v->broken = 0;
+    v->pid = 0; /* until its EXEC_STARTED */
+    return 0;
+}
+
+/* The frame in iov with executor e named in its id's top byte (executor.h): a copy of its
+ * header in hdr, then the rest of the caller's iovecs. Returns the new count. */
+static int name_executor(const struct iovec *iov, int iovcnt, int e, uint8_t hdr[MPROC__WIRE_HDR_SIZE],
+                         struct iovec *out) {
+    mproc__put_u64(hdr + 8, mproc__hdr_id(hdr) | ((uint64_t)e << MPROC__EXEC_ID_SHIFT));
+    int n = 0;
+    out[n++] = (struct iovec){hdr, MPROC__WIRE_HDR_SIZE};
+    size_t skip = MPROC__WIRE_HDR_SIZE;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        out[n++] = (struct iovec){(uint8_t *)iov[i].iov_base + skip, l - skip};
+        skip = 0;
+    }
+    return n;
+}
+
 int mproc__mpi_group_start(int n, mproc__group **out) {
     *out = NULL;
     if (n < 1) return mproc__error(MPROC_EINVAL, "mpi: a pool needs at least one worker");
@@ -31,22 +61,19 @@ int mproc__mpi_group_start(int n, mproc__group **out) {
         return mproc__error(MPROC_EBUSY, "mpi: another pool is using the worker ranks; under MPI "
                                          "one pool runs at a time (free it first)");
     }
-    g->n = n < mproc__mpi.size - 1 ? n : mproc__mpi.size - 1;
+    g->n = n < mproc__master.nworkers ? n : mproc__master.nworkers;
     atomic_init(&g->woken, 0);
     /* A pool's workers start fresh, as on fork: an executor that ran an earlier pool's tasks
      * (and its initializer) is replaced first. Frames sent from now on go to the new one. */
     mproc__master.group = g;
-    for (int r = 1; r <= g->n; r++) {
-        mproc__exec_view *x = &mproc__master.exec[r];
-        if (mproc__mpi_is_gone(r)) { /* lost earlier: this pool has one worker less */
-            mproc__mpi_push_lost(r);
+    for (int w = 0; w < g->n; w++) {
+        mproc__worker_view *v = &mproc__master.wk[w];
+        if (mproc__mpi_is_gone(v->rank)) { /* lost earlier: this pool has a worker less */
+            mproc__mpi_push_lost_worker(w);
             continue;
         }
-        if (!x->on || (!x->used && !x->broken)) continue;
-        mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
-        x->gen++;
-        x->used = x->broken = 0;
-        x->pid = 0; /* until its EXEC_STARTED */
+        if (!mproc__master.exec[v->rank].on || (!v->used && !v->broken)) continue;
+        restart_executor(v);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
     *out = g;
@@ -65,7 +92,14 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
     if (kind == MPROC__FRAME_SHUTDOWN) return 0;
     int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT || kind == MPROC__FRAME_BATCH;
-    int r = worker + 1, rc;
+    mproc__worker_view *v = &mproc__master.wk[worker];
+    int r = v->rank, rc;
+    struct iovec named[17];
+    if (counted && v->e > 0) {
+        if (iovcnt > 16) return mproc__error(MPROC_EINVAL, "mpi send: 1..16 iovecs");
+        iovcnt = name_executor(iov, iovcnt, v->e, hdr, named);
+        iov = named;
+    }
     pthread_mutex_lock(&mproc__mpi.lock);
     if (g != mproc__master.group) {
         pthread_mutex_unlock(&mproc__mpi.lock);
@@ -73,15 +107,15 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     }
     if (mproc__mpi_is_gone(r)) { /* its DIED event is queued already */
         pthread_mutex_unlock(&mproc__mpi.lock);
-        return mproc__error(MPROC_EWORKER, "mpi send: worker rank %d is lost", r);
+        return mproc__error(MPROC_EWORKER, "mpi send: worker %d's rank %d is lost", worker, r);
     }
     /* Counted (and its reply's home noted) before sending: the reply can arrive while this
      * send still waits. */
-    uint64_t id = mproc__hdr_id(hdr);
+    uint64_t id = mproc__hdr_id(hdr) & MPROC__EXEC_ID_MASK;
     int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !mproc__mpi_placement_find(r, id) &&
-                  mproc__mpi_placement_add(r, id, hint->reply_to, hint->reply_len) == 0;
+                  mproc__mpi_placement_add(r, worker, id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {
-        mproc__master.exec[r].used = 1;
+        v->used = 1;
         mproc__master.outstanding[r]++;
         mproc__master.outstanding_total++;
         mproc__master.sent[r]++;
@@ -121,11 +155,12 @@ static void died_event(mproc__mpi_event *e, mproc__event *ev) {
     ev->kind = MPROC__EV_DIED;
     ev->worker = e->worker;
     if (e->died == 2) { /* its whole rank was lost (watchdog.c) */
-        const mproc__exec_view *x = &mproc__master.exec[e->worker + 1];
+        const mproc__worker_view *v = &mproc__master.wk[e->worker];
+        const mproc__exec_view *x = &mproc__master.exec[v->rank];
         ev->exitcode = -9;
-        ev->pid = x->pid;
+        ev->pid = v->pid;
         ev->innocent = 1;
-        snprintf(ev->why, sizeof ev->why, "its rank %d (host %s) was lost", e->worker + 1, x->host[0] ? x->host : "?");
+        snprintf(ev->why, sizeof ev->why, "its rank %d (host %s) was lost", v->rank, x->host[0] ? x->host : "?");
         free(e);
         return;
     }
@@ -181,49 +216,43 @@ void mproc__mpi_wake(mproc__group *g) {
     mproc__mpi_ring_self(); /* lock-free: callers may hold the core's lock */
 }
 
-/* The executor of worker's rank: 0 and *x, or an error where tasks run in the rank. */
-static int executor_of(mproc__group *g, int worker, const char *what, mproc__exec_view **x) {
+/* Worker's view: 0 and *v, or an error where its rank runs tasks itself. */
+static int executor_of(mproc__group *g, int worker, const char *what, mproc__worker_view **v) {
     if (!g || worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "mpi: no worker %d in this pool", worker);
-    *x = &mproc__master.exec[worker + 1];
-    if (!(*x)->on)
+    *v = &mproc__master.wk[worker];
+    if (!mproc__master.exec[(*v)->rank].on)
         return mproc__error(MPROC_ENOTBUILT, "mpi: cannot %s worker %d: rank %d runs its tasks in itself "
-                                             "(MPROC_MPI_EXECUTORS=0)", what, worker, worker + 1);
+                                             "(MPROC_MPI_EXECUTORS=0)", what, worker, (*v)->rank);
     return 0;
 }
 
 int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
-    mproc__exec_view *x;
-    int rc = executor_of(g, worker, "kill", &x);
-    if (rc == 0 && mproc__mpi_is_gone(worker + 1)) rc = 1; /* nothing to kill there any more */
-    if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
+    mproc__worker_view *v;
+    int rc = executor_of(g, worker, "kill", &v);
+    if (rc == 0 && !mproc__mpi_is_gone(v->rank)) /* a lost rank has nothing left to kill */
+        rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_EXEC_KILL, (uint64_t)v->e, 0, mproc__mpi_route);
     pthread_mutex_unlock(&mproc__mpi.lock);
-    return rc > 0 ? 0 : rc;
+    return rc;
 }
 
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
-    mproc__exec_view *x;
-    int rc = executor_of(g, worker, "replace", &x);
-    if (rc == 0 && mproc__mpi_is_gone(worker + 1))
-        rc = mproc__error(MPROC_ESYS, "mpi: worker rank %d (host %s) is lost", worker + 1, x->host);
-    else if (rc == 0 && x->broken)
-        rc = mproc__error(MPROC_ESYS, "mpi: rank %d could not start an executor", worker + 1);
-    if (rc == 0) rc = mproc__mpi_send_hdr(worker + 1, MPROC__FRAME_EXEC_RESTART, 0, 0, mproc__mpi_route);
-    if (rc == 0) {
-        x->gen++;
-        x->used = 0;
-        x->pid = 0; /* until its EXEC_STARTED */
-    }
+    mproc__worker_view *v;
+    int rc = executor_of(g, worker, "replace", &v);
+    if (rc == 0 && mproc__mpi_is_gone(v->rank))
+        rc = mproc__error(MPROC_ESYS, "mpi: worker rank %d (host %s) is lost", v->rank, mproc__master.exec[v->rank].host);
+    else if (rc == 0 && v->broken)
+        rc = mproc__error(MPROC_ESYS, "mpi: rank %d could not start an executor", v->rank);
+    if (rc == 0) rc = restart_executor(v);
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
 }
 
 long mproc__mpi_worker_pid(mproc__group *g, int worker) {
-    if (!g || worker < 0 || worker >= g->n || !mproc__master.pid) return 0;
+    if (!g || worker < 0 || worker >= g->n || !mproc__master.wk) return 0;
     pthread_mutex_lock(&mproc__mpi.lock);
-    const mproc__exec_view *x = &mproc__master.exec[worker + 1];
-    long pid = x->on ? x->pid : mproc__master.pid[worker + 1];
+    long pid = mproc__master.wk[worker].pid;
     pthread_mutex_unlock(&mproc__mpi.lock);
     return pid;
 }
@@ -240,9 +269,9 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     /* Work still running on a rank cannot be taken back: its replies are dropped on arrival.
      * Where it runs in an executor, the executor is killed, so the rank is free at once (the
      * next pool gets a fresh one). */
-    for (int r = 1; r <= g->n && mproc__master.outstanding; r++) {
+    for (int r = 1; r < mproc__mpi.size && mproc__master.outstanding; r++) {
         if (mproc__master.outstanding[r] && mproc__master.exec[r].on && !mproc__mpi_is_gone(r))
-            mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, 0, 0, mproc__mpi_route);
+            mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, MPROC__EXEC_ALL, 0, mproc__mpi_route);
         mproc__master.drop[r] += mproc__master.outstanding[r];
         mproc__master.outstanding_total -= mproc__master.outstanding[r];
         mproc__master.outstanding[r] = 0;

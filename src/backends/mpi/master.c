@@ -63,27 +63,54 @@ static void dup_world(double deadline) {
     mproc__mpi.comm = comm;
 }
 
+/* A rank's start message (rank.c, send_start_message): its executors, pid and host. */
+static void take_start_message(int src, const uint8_t *p, size_t n) {
+    mproc__exec_view *x = &mproc__master.exec[src];
+    uint32_t k = mproc__get_u32(p), hl = mproc__get_u32(p + 8);
+    if (hl > n - 12 || k > (n - 12 - hl) / 4)
+        mproc__mpi_fatal("rank %d sent a malformed start message: is every rank running the same version of mproc?", src);
+    mproc__master.pid[src] = (long)mproc__get_u32(p + 4);
+    size_t cl = hl < sizeof x->host ? hl : sizeof x->host - 1;
+    memcpy(x->host, p + 12, cl);
+    x->host[cl] = '\0';
+    x->on = k > 0;
+    x->nexec = k > 0 ? (int)k : 1;
+    x->first = 0; /* numbered once every rank has spoken (number_workers) */
+    /* The executors' pids wait in pid slots of their own until then. */
+    long *pids = calloc(x->nexec, sizeof *pids);
+    if (!pids) mproc__mpi_fatal("master: out of memory at start");
+    for (uint32_t e = 0; e < k; e++) pids[e] = (long)mproc__get_u32(p + 12 + hl + 4 * e);
+    if (!k) pids[0] = mproc__master.pid[src];
+    mproc__master.start_pids[src] = pids;
+}
+
+/* Numbers the pool workers rank by rank, executor by executor. */
+static void number_workers(void) {
+    int total = 0;
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        mproc__master.exec[r].first = total;
+        total += mproc__master.exec[r].nexec;
+    }
+    mproc__master.wk = calloc((size_t)total, sizeof *mproc__master.wk);
+    if (!mproc__master.wk) mproc__mpi_fatal("master: out of memory for %d workers", total);
+    mproc__master.nworkers = total;
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        const mproc__exec_view *x = &mproc__master.exec[r];
+        for (int e = 0; e < x->nexec; e++)
+            mproc__master.wk[x->first + e] = (mproc__worker_view){r, e, mproc__master.start_pids[r][e], 1, 0, 0};
+        free(mproc__master.start_pids[r]);
+    }
+    free(mproc__master.start_pids);
+    mproc__master.start_pids = NULL;
+}
+
 /* One start message (pid, or HELLO with the task table) from a rank; returns 1 when new. */
 static int take_hello(int src, const uint8_t *f, size_t len, unsigned char *seen) {
     uint16_t kind = mproc__hdr_kind(f);
     const uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
     size_t n = len - MPROC__WIRE_HDR_SIZE;
-    if (kind == MPROC__FRAME_PROC_STARTED && mproc__hdr_id(f) == 0 && !(seen[src] & 1) &&
-        n >= MPROC__MPI_STARTED_MIN) {
-        mproc__master.pid[src] = (long)mproc__get_u32(p + 4);
-        /* Status 1: the rank runs tasks in an executor, whose pid follows. */
-        mproc__exec_view *x = &mproc__master.exec[src];
-        if (mproc__get_u32(p) == 1 && n >= MPROC__MPI_STARTED_MIN + 4) {
-            x->on = 1;
-            x->pid = (long)mproc__get_u32(p + 8);
-            x->gen = 1;
-        }
-        if (n > MPROC__MPI_STARTED_MIN + 4) { /* its host name, for messages */
-            size_t hl = n - MPROC__MPI_STARTED_MIN - 4;
-            if (hl >= sizeof x->host) hl = sizeof x->host - 1;
-            memcpy(x->host, p + MPROC__MPI_STARTED_MIN + 4, hl);
-            x->host[hl] = '\0';
-        }
+    if (kind == MPROC__FRAME_PROC_STARTED && mproc__hdr_id(f) == 0 && !(seen[src] & 1) && n >= 12) {
+        take_start_message(src, p, n);
         seen[src] |= 1;
         return 1;
     }
@@ -149,10 +176,12 @@ static void master_start(double deadline) {
     mproc__master.sent = calloc(n, sizeof *mproc__master.sent);
     mproc__master.replied = calloc(n, sizeof *mproc__master.replied);
     mproc__master.exec = calloc(n, sizeof *mproc__master.exec);
-    if (!mproc__master.pid || !mproc__master.outstanding || !mproc__master.drop || !mproc__master.nchild || !mproc__master.sent || !mproc__master.replied || !mproc__master.exec)
+    mproc__master.start_pids = calloc(n, sizeof *mproc__master.start_pids);
+    if (!mproc__master.pid || !mproc__master.outstanding || !mproc__master.drop || !mproc__master.nchild || !mproc__master.sent || !mproc__master.replied || !mproc__master.exec || !mproc__master.start_pids)
         mproc__mpi_fatal("master: out of memory at start");
     mproc__master.pid[0] = (long)getpid();
     collect_hellos(deadline);
+    number_workers();
     mproc__mpi_place = mproc__mpi_place_result;
     if (mproc__mpi_watchdog_start() < 0) mproc__mpi_fatal("master: %s", mproc_last_error());
 }
@@ -194,6 +223,7 @@ static void free_master_state(void) {
     free(mproc__master.sent);
     free(mproc__master.replied);
     free(mproc__master.exec);
+    free(mproc__master.wk);
     free(mproc__master.place);
     memset(&mproc__master, 0, sizeof mproc__master);
     mproc__mpi_place = NULL;
@@ -301,7 +331,8 @@ static int mpi_init(int *argc, char ***argv) {
     return 0;
 }
 
-static int mpi_max_workers(void) { return mproc__mpi.size > 1 ? mproc__mpi.size - 1 : 0; }
+/* Every executor of every worker rank (a rank that runs tasks itself counts once). */
+static int mpi_max_workers(void) { return mproc__mpi.size > 1 ? mproc__master.nworkers : 0; }
 
 /* ---------------------------------------------------------------------------------------------
  * The table of operations.

@@ -33,6 +33,7 @@ struct mproc__child {
 /* A TASK whose reply's data has a home (mproc__send_hint.reply_to), until that reply arrives. */
 typedef struct mproc__placement {
     int rank;
+    int worker;    /* the pool worker it went to */
     uint64_t id;   /* the TASK's (and its reply's) id */
     uint8_t *to;
     size_t len;
@@ -50,18 +51,25 @@ typedef struct mproc__mpi_event {
                  * (no frame; watchdog.c) */
 } mproc__mpi_event;
 
-/* A worker rank's executor, as the master sees it (executor.h). */
+/* A worker rank, as the master sees it. */
 typedef struct mproc__exec_view {
-    int on;        /* the rank runs tasks in an executor (else inside itself) */
-    long pid;      /* the executor's, from the start message or EXEC_STARTED */
-    uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
-    int used;      /* a task frame went there since its last restart */
-    int broken;    /* its rank could not start one: the worker cannot be replaced */
-    /* The rank itself (watchdog.c). */
-    double heard;  /* when it last sent anything */
+    int on;        /* the rank runs tasks in executors (else inside itself) */
+    int nexec;     /* its pool workers: its executors, or 1 (itself) */
+    int first;     /* the pool worker index of its first one */
+    double heard;  /* when it last sent anything (watchdog.c) */
     double pinged; /* when it was asked whether it is there, unanswered (0: not asked) */
     char host[64]; /* its host name, from its start message */
 } mproc__exec_view;
+
+/* One pool worker: an executor of a rank (executor.h), or a rank that runs tasks itself. */
+typedef struct mproc__worker_view {
+    int rank;
+    int e;         /* its index among the rank's executors */
+    long pid;      /* the executor's (or the rank's), from the start message or EXEC_STARTED */
+    uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
+    int used;      /* a task frame went there since its last restart */
+    int broken;    /* its rank could not start one: the worker cannot be replaced */
+} mproc__worker_view;
 
 struct mproc__group {
     int n;
@@ -80,6 +88,9 @@ typedef struct mproc__mpi_master_state {
     uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */
     uint64_t *replied;     /* per rank: replies ever received from there (one per such frame) */
     mproc__exec_view *exec; /* per rank */
+    mproc__worker_view *wk; /* per pool worker, nworkers of them (ranks in order) */
+    long **start_pids;      /* at start only: per rank, its workers' pids from its start message */
+    int nworkers;
     mproc__placement *place; /* the live group's TASKs with a home for their reply's data */
     int nplace, capplace;
     mproc__child *children;

@@ -27,9 +27,11 @@
 #include "backends/spawn.h"
 #include "common/common.h"
 #include "backends/mpi/executor.h"
+#include "backends/mpi/fork_server.h"
 #include "backends/mpi/net_watch.h"
 #include "backends/mpi/rank.h"
 #include "backends/mpi/transport.h"
+#include "backends/mpi/wait.h"
 #include "wire/wire.h"
 #include "worker/worker.h"
 
@@ -369,41 +371,58 @@ static void exit_watch(void) {
     fflush(stderr);
 }
 
-/* MPROC_MPI_EXECUTORS=0: tasks run inside the rank, as before executors (docs/mpi.md). */
-static int want_executors(void) {
+/* How many executors this rank runs (MPROC_MPI_EXECUTORS): 0 runs tasks inside the rank; a
+ * number, that many; `auto`, one per CPU this rank may use; unset, the CPUs it may use shared
+ * among the ranks on its node (1 with a rank per core, every core with a rank per node). */
+static int executors_wanted(int rank) {
     const char *s = getenv("MPROC_MPI_EXECUTORS");
-    return !(s && strcmp(s, "0") == 0);
+    int cpus = mproc_cpu_count();
+    if (!s || !*s) {
+        int per = cpus / mproc__mpi_node_ranks();
+        return per > 1 ? per : 1;
+    }
+    if (strcmp(s, "auto") == 0) return cpus;
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (*end || k < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
+        mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS=%s: want 0 (tasks in the rank), 1..%d or auto", rank, s,
+                         MPROC__FSERVER_MAX_EXECUTORS);
+    return (int)k;
 }
 
-/* The first message: our pid and how we run tasks (a PROC_STARTED with id 0: status 1 when
- * tasks run in an executor, 0 inside the rank; our pid, the executor's, then our host name). */
-static int send_start_message(long exec_pid) {
+/* The first message (a PROC_STARTED with id 0): u32 how many executors run our tasks (0:
+ * the rank itself), u32 our pid, u32 our host name's length, the name, then each executor's pid. */
+static int send_start_message(void) {
     char host[64] = "?";
     if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
     host[sizeof host - 1] = '\0';
-    size_t hl = strlen(host);
-    uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__MPI_STARTED_MIN + 4];
-    uint32_t len = (uint32_t)(MPROC__MPI_STARTED_MIN + 4 + hl);
-    mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, 0, len, 0);
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, exec_pid ? 1u : 0u);
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)getpid());
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 8, (uint32_t)exec_pid);
-    struct iovec iov[2] = {{f, sizeof f}, {host, hl}};
-    return ch_send(NULL, iov, 2);
+    uint32_t hl = (uint32_t)strlen(host), k = (uint32_t)mproc__exec_count();
+    size_t len = 12 + hl + 4 * (size_t)k;
+    uint8_t *f = malloc(MPROC__WIRE_HDR_SIZE + len);
+    if (!f) return mproc__error(MPROC_ENOMEM, "no memory for the start message");
+    uint8_t *p = f + MPROC__WIRE_HDR_SIZE;
+    mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, 0, (uint32_t)len, 0);
+    mproc__put_u32(p, k);
+    mproc__put_u32(p + 4, (uint32_t)getpid());
+    mproc__put_u32(p + 8, hl);
+    memcpy(p + 12, host, hl);
+    for (uint32_t e = 0; e < k; e++) mproc__put_u32(p + 12 + hl + 4 * e, (uint32_t)mproc__exec_pid((int)e));
+    struct iovec iov = {f, MPROC__WIRE_HDR_SIZE + len};
+    int rc = ch_send(NULL, &iov, 1);
+    free(f);
+    return rc;
 }
 
-/* The rank as a relay: the master's task frames go to the executor, its control frames are
+/* The rank as a relay: the master's task frames go to the executors, its control frames are
  * acted on here, until SHUTDOWN. */
 static void relay(int rank) {
     /* Frames of megabytes pass through again and again: keep such blocks in the heap instead of
      * mapping, trimming and page-faulting fresh memory for each (as worker_serve does). */
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
-    if (send_start_message(mproc__exec_pid()) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
-    uint8_t h[MPROC__WIRE_HDR_SIZE];
-    mproc__hdr_encode(h, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)(rank - 1));
+    if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
     uint8_t hello[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_HELLO_SIZE];
-    memcpy(hello, h, sizeof h);
+    mproc__hdr_encode(hello, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)(rank - 1));
     mproc__hello_encode(hello + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint(), (uint32_t)mproc__registry_count());
     struct iovec iov = {hello, sizeof hello};
     if (ch_send(NULL, &iov, 1) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
@@ -419,10 +438,10 @@ static void relay(int rank) {
             mproc__exec_take(f, len);
             continue;
         case MPROC__FRAME_EXEC_KILL:
-            mproc__exec_kill();
+            mproc__exec_kill(mproc__hdr_id(f));
             break;
         case MPROC__FRAME_EXEC_RESTART:
-            mproc__exec_restart();
+            mproc__exec_restart(mproc__hdr_id(f));
             break;
         case MPROC__FRAME_PING: /* the master's watchdog: we are here */
             pthread_mutex_lock(&mproc__mpi.lock);
@@ -448,14 +467,15 @@ _Noreturn void mproc__mpi_rank_main(void) {
     install_crash_handlers(rank);
     atexit(exit_watch);
     mproc__mpi.ready = 1;
-    if (want_executors()) {
-        if (mproc__exec_start(queue_sink) < 0)
+    int k = executors_wanted(rank);
+    if (k > 0) {
+        if (mproc__exec_start(k, (rank - 1) * k, queue_sink) < 0)
             mproc__mpi_fatal("worker rank %d cannot start its executor: %s", rank, mproc_last_error());
         relay(rank);
         mproc__exec_stop();
     } else {
         /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
-        if (send_start_message(0) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+        if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
         mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned};
         int rc = mproc__worker_serve(&ch, rank - 1);
         if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());

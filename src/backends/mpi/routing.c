@@ -26,7 +26,7 @@ mproc__placement *mproc__mpi_placement_find(int rank, uint64_t id) {
 }
 
 /* Lock held. Remembers where the reply to TASK id from rank may put its data; 0 or -1. */
-int mproc__mpi_placement_add(int rank, uint64_t id, void *to, size_t len) {
+int mproc__mpi_placement_add(int rank, int worker, uint64_t id, void *to, size_t len) {
     if (mproc__master.nplace == mproc__master.capplace) {
         int cap = mproc__master.capplace ? 2 * mproc__master.capplace : 16;
         mproc__placement *v = realloc(mproc__master.place, (size_t)cap * sizeof *v);
@@ -34,7 +34,7 @@ int mproc__mpi_placement_add(int rank, uint64_t id, void *to, size_t len) {
         mproc__master.place = v;
         mproc__master.capplace = cap;
     }
-    mproc__master.place[mproc__master.nplace++] = (mproc__placement){rank, id, to, len, 0};
+    mproc__master.place[mproc__master.nplace++] = (mproc__placement){rank, worker, id, to, len, 0};
     return 0;
 }
 
@@ -48,10 +48,21 @@ int mproc__mpi_placement_drop(mproc__placement *pl) {
 /* The transport's question (mproc__mpi_place): a split RESULT's lead arrived from src. Its data
  * goes to the TASK's home when the sizes agree exactly, else into a frame of its own. */
 uint8_t *mproc__mpi_place_result(int src, const uint8_t *first, size_t first_len, size_t want) {
-    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(first));
+    mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(first) & MPROC__EXEC_ID_MASK);
     if (!pl || pl->used || want - first_len != pl->len) return NULL;
     pl->used = 1;
     return pl->to;
+}
+
+/* The pool worker that sent a reply from rank src: its executor's index is in the top byte of
+ * the reply's id (executor.h), which is put back as the core sent it. */
+static int reply_worker(int src, uint8_t *f) {
+    uint64_t id = mproc__hdr_id(f);
+    int e = (int)(id >> MPROC__EXEC_ID_SHIFT);
+    const mproc__exec_view *x = &mproc__master.exec[src];
+    if (e >= x->nexec) mproc__mpi_fatal("rank %d answered for executor %d of %d", src, e, x->nexec);
+    if (e) mproc__put_u64(f + 8, id & MPROC__EXEC_ID_MASK);
+    return x->first + e;
 }
 
 static void route_result(int src, uint8_t *f, size_t len) {
@@ -65,8 +76,9 @@ static void route_result(int src, uint8_t *f, size_t len) {
         free(f);
         return;
     }
+    int w = reply_worker(src, f);
     mproc__group *g = mproc__master.group;
-    if (!g || src - 1 >= g->n) {
+    if (!g || w >= g->n) {
         free(f);
         return;
     }
@@ -78,7 +90,7 @@ static void route_result(int src, uint8_t *f, size_t len) {
     int placed = pl ? mproc__mpi_placement_drop(pl) : 0;
     mproc__mpi_event *e = malloc(sizeof *e);
     if (!e) mproc__mpi_fatal("master: out of memory queueing a result from rank %d", src);
-    *e = (mproc__mpi_event){NULL, src - 1, f, len, placed, 0};
+    *e = (mproc__mpi_event){NULL, w, f, len, placed, 0};
     mproc__mpi_group_push(e);
 }
 
@@ -113,46 +125,52 @@ static void account_unanswered(int src, uint32_t k) {
     if (k) mproc__mpi_complete_sends(src, mproc__master.replied[src]);
 }
 
-/* Forgets every reply home on rank src: its executor died, so none of them will be used (a
+/* Forgets reply homes on rank src (of one of its workers): its executor died, so none will be used (a
  * requeued TASK sent there again gets a new one; one dropped too early only costs a copy). */
-void mproc__mpi_drop_placements_of(int src) {
+void mproc__mpi_drop_placements_of(int src, int worker) {
     for (int i = 0; i < mproc__master.nplace;)
-        if (mproc__master.place[i].rank == src) mproc__mpi_placement_drop(&mproc__master.place[i]);
+        if (mproc__master.place[i].rank == src && (worker < 0 || mproc__master.place[i].worker == worker))
+            mproc__mpi_placement_drop(&mproc__master.place[i]);
         else i++;
 }
 
 static void route_exec_died(int src, uint8_t *f, size_t len) {
-    mproc__exec_view *x = &mproc__master.exec[src];
     if (len < MPROC__WIRE_HDR_SIZE + MPROC__EXEC_DIED_MIN)
         mproc__mpi_fatal("rank %d: short EXEC_DIED frame", src);
     account_unanswered(src, mproc__hdr_arg(f));
-    mproc__group *g = mproc__master.group;
-    (void)g;
+    const mproc__exec_view *x = &mproc__master.exec[src];
+    uint32_t e = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 16);
+    if (e >= (uint32_t)x->nexec) mproc__mpi_fatal("rank %d reported executor %u of %d", src, e, x->nexec);
+    int w = x->first + (int)e;
+    mproc__worker_view *v = &mproc__master.wk[w];
     /* Only the death of the generation frames go to now is news: an older one was retired. */
-    if (mproc__hdr_id(f) != x->gen) {
+    if (mproc__hdr_id(f) != v->gen) {
         free(f);
         return;
     }
-    mproc__mpi_drop_placements_of(src);
-    if (mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4) == 0) x->broken = 1; /* none could start */
-    x->pid = 0;
-    if (!g || src - 1 >= g->n) {
-        free(f);
-        return;
-    }
-    mproc__mpi_event *e = malloc(sizeof *e);
-    if (!e) mproc__mpi_fatal("master: out of memory queueing news from rank %d", src);
-    *e = (mproc__mpi_event){NULL, src - 1, f, len, 0, 1};
-    mproc__mpi_group_push(e);
+    mproc__mpi_drop_placements_of(src, w);
+    if (mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4) == 0) v->broken = 1; /* none could start */
+    v->pid = 0;
+    mproc__mpi_event *ev = malloc(sizeof *ev);
+    if (!ev) mproc__mpi_fatal("master: out of memory queueing news from rank %d", src);
+    *ev = (mproc__mpi_event){NULL, w, f, len, 0, 1};
+    mproc__mpi_group_push(ev);
 }
 
 static void route_exec_news(int src, uint16_t kind, uint8_t *f, size_t len) {
-    mproc__exec_view *x = &mproc__master.exec[src];
+    const mproc__exec_view *x = &mproc__master.exec[src];
     if (kind == MPROC__FRAME_EXEC_DIED) {
         route_exec_died(src, f, len);
         return;
     }
-    if (kind == MPROC__FRAME_EXEC_STARTED && mproc__hdr_id(f) == x->gen) x->pid = (long)mproc__hdr_arg(f);
+    if (kind == MPROC__FRAME_EXEC_STARTED) {
+        uint64_t id = mproc__hdr_id(f);
+        int e = (int)(id >> 32);
+        if (e < x->nexec) {
+            mproc__worker_view *v = &mproc__master.wk[x->first + e];
+            if ((uint32_t)id == v->gen) v->pid = (long)mproc__hdr_arg(f);
+        }
+    }
     if (kind == MPROC__FRAME_EXEC_DROPPED) {
         mproc__placement *pl = mproc__mpi_placement_find(src, mproc__hdr_id(f));
         if (pl) mproc__mpi_placement_drop(pl);

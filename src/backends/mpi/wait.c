@@ -47,7 +47,8 @@ static struct {
     MPI_Win win;
     int have_win;
     int all_local; /* every rank shares the master's node: the doorbells see every frame */
-} bells = {.mine = &bells.private_bell};
+    int node_ranks; /* ranks of our comm on this node, us included */
+} bells = {.mine = &bells.private_bell, .node_ranks = 1};
 
 static void bell_ring(mproc__bell *b) {
     atomic_fetch_add(&b->seq, 1u);
@@ -71,6 +72,7 @@ void mproc__mpi_ring_sleepers(void) {
 }
 
 int mproc__mpi_all_local(void) { return bells.all_local; }
+int mproc__mpi_node_ranks(void) { return bells.node_ranks; }
 
 int mproc__mpi_shares_node(int rank) {
     return rank >= 0 && rank < mproc__mpi.size && bells.peer && bells.peer[rank] != NULL;
@@ -111,6 +113,7 @@ void mproc__mpi_bells_init(void) {
     mproc__mpi_ok(MPI_Comm_split_type(mproc__mpi.comm, MPI_COMM_TYPE_SHARED, mproc__mpi.rank,
                                       MPI_INFO_NULL, &bells.node), "MPI_Comm_split_type");
     MPI_Comm_size(bells.node, &nsize);
+    bells.node_ranks = nsize > 0 ? nsize : 1;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
     int rc = MPI_Win_allocate_shared((MPI_Aint)sizeof(mproc__bell), 1, info, bells.node, &base, &bells.win);

@@ -40,6 +40,8 @@ void mproc__mpi_ring_self(void);
 void mproc__mpi_ring_sleepers(void);
 /* 1 when every rank shares the master's node, so doorbells announce every frame. */
 int mproc__mpi_all_local(void);
+/* How many ranks of our communicator run on this node, this one included. */
+int mproc__mpi_node_ranks(void);
 /* 1 when rank shares our node (and so has a doorbell we ring, and rings ours). */
 int mproc__mpi_shares_node(int rank);
 /* Frames arriving less than this apart on average are yield-polled for (default 100 us). */

@@ -36,7 +36,7 @@ static void rank_lost(int r, double silent) {
     fprintf(stderr, "mproc: warning: worker rank %d (host %s) is lost: no answer for %.0f s; its tasks "
             "run on the other ranks and the pool goes on without it\n", r, x->host[0] ? x->host : "?", silent);
     mproc__mpi_abandon_sends(r);
-    mproc__mpi_drop_placements_of(r);
+    mproc__mpi_drop_placements_of(r, -1);
     mproc__master.outstanding_total -= mproc__master.outstanding[r];
     mproc__master.outstanding[r] = 0;
     mproc__master.drop[r] = 0;
@@ -46,13 +46,13 @@ static void rank_lost(int r, double silent) {
             c->exitcode = -9;
         }
     mproc__master.nchild[r] = 0;
-    mproc__mpi_push_lost(r);
+    for (int e = 0; e < x->nexec; e++) mproc__mpi_push_lost_worker(x->first + e);
 }
 
-void mproc__mpi_push_lost(int r) {
+void mproc__mpi_push_lost_worker(int w) {
     mproc__mpi_event *e = malloc(sizeof *e);
-    if (!e) mproc__mpi_fatal("master: out of memory noting that rank %d is lost", r);
-    *e = (mproc__mpi_event){NULL, r - 1, NULL, 0, 0, 2};
+    if (!e) mproc__mpi_fatal("master: out of memory noting that worker %d is lost", w);
+    *e = (mproc__mpi_event){NULL, w, NULL, 0, 0, 2};
     mproc__mpi_group_push(e);
 }
 

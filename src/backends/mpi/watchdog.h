@@ -6,8 +6,8 @@
 int mproc__mpi_watchdog_start(void);
 /* At finalize. */
 void mproc__mpi_watchdog_stop(void);
-/* Lock held. Queues a "rank r is lost" event for the live group (also when a new pool includes
- * a rank lost earlier). */
-void mproc__mpi_push_lost(int r);
+/* Lock held. Queues a "worker w's rank is lost" event for the live group (also when a new pool
+ * includes a rank lost earlier). */
+void mproc__mpi_push_lost_worker(int w);
 
 #endif /* MPROC_MPI_WATCHDOG_H */
