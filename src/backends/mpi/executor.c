@@ -195,13 +195,8 @@ static int reap(pid_t pid, int *status) {
     double deadline = mproc__deadline(REAP_GRACE);
     int killed = 0;
     for (;;) {
-        pid_t who;
-        int st, rc;
-        while ((rc = mproc__fserver_take_exit(&who, &st)) == 1)
-            if (who == pid) {
-                *status = st;
-                return 1;
-            }
+        int rc = mproc__fserver_take_exit(pid, status);
+        if (rc == 1) return 1;
         if (rc < 0) return 0; /* the server is gone: so is its child */
         double left = mproc__remaining(deadline);
         if (left <= 0) {

@@ -194,6 +194,13 @@ int mproc__fserver_start(void) {
 int mproc__fserver_running(void) { return fs.fd >= 0; }
 int mproc__fserver_fd(void) { return fs.fd; }
 
+/* Keeps an exit report for later (the oldest goes when the stash is full). */
+static void stash_exit(pid_t pid, int status) {
+    if (fs.npending == (int)(sizeof fs.pending / sizeof *fs.pending))
+        memmove(fs.pending, fs.pending + 1, (size_t)(--fs.npending) * sizeof *fs.pending);
+    fs.pending[fs.npending++] = (pending_exit){pid, status};
+}
+
 /* Receives one message (and a descriptor passed with it); 1, 0 when none is there (nonblock),
  * < 0 when the server is gone. */
 static int recv_msg(fs_msg *m, int *passed, int nonblock) {
@@ -232,8 +239,7 @@ int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *
         int rc = recv_msg(&m, &passed, 0);
         if (rc < 0) return rc;
         if (m.op == OP_EXITED) {
-            if (fs.npending < (int)(sizeof fs.pending / sizeof *fs.pending))
-                fs.pending[fs.npending++] = (pending_exit){m.pid, m.status};
+            stash_exit(m.pid, m.status);
             continue;
         }
         if (m.op != OP_SPAWNED) continue;
@@ -248,13 +254,14 @@ int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *
     }
 }
 
-int mproc__fserver_take_exit(pid_t *pid, int *status) {
-    if (fs.npending > 0) {
-        *pid = fs.pending[0].pid;
-        *status = fs.pending[0].status;
-        memmove(fs.pending, fs.pending + 1, (size_t)(--fs.npending) * sizeof *fs.pending);
-        return 1;
-    }
+int mproc__fserver_take_exit(pid_t pid, int *status) {
+    for (int i = 0; i < fs.npending; i++)
+        if (fs.pending[i].pid == pid) {
+            *status = fs.pending[i].status;
+            memmove(fs.pending + i, fs.pending + i + 1, (size_t)(fs.npending - i - 1) * sizeof *fs.pending);
+            fs.npending--;
+            return 1;
+        }
     if (fs.fd < 0) return MPROC_ESTATE;
     for (;;) {
         fs_msg m;
@@ -263,9 +270,11 @@ int mproc__fserver_take_exit(pid_t *pid, int *status) {
         if (rc <= 0) return rc;
         if (passed >= 0) close(passed);
         if (m.op != OP_EXITED) continue;
-        *pid = m.pid;
-        *status = m.status;
-        return 1;
+        if (m.pid == pid) {
+            *status = m.status;
+            return 1;
+        }
+        stash_exit(m.pid, m.status); /* another executor's: its reaper asks later */
     }
 }
 

@@ -33,9 +33,9 @@ mproc__taken_slot *mproc__fserver_slot(int i);
 int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid);
 /* Descriptor that turns readable when the server reports an exit (poll it with the others). */
 int mproc__fserver_fd(void);
-/* Takes the next exit report: 1 with *pid and its wait *status, 0 if none is there, < 0 when
- * the server is gone. */
-int mproc__fserver_take_exit(pid_t *pid, int *status);
+/* Takes the exit report of executor pid: 1 with its wait *status, 0 if it is not there yet
+ * (reports of other executors read meanwhile are kept for them), < 0 when the server is gone. */
+int mproc__fserver_take_exit(pid_t pid, int *status);
 /* Gives both ends of an executor's socket room for whole frames. */
 void mproc__fserver_size_socket(const int sv[2]);
 /* Ends the server (its executors die with it). */
