@@ -51,6 +51,20 @@ Environment:
   MPROC_MPIRUN      the launcher to use (default: mpirun)
   MPROC_MPI_START_TIMEOUT  seconds the master waits for every rank to reach mproc_init
                     (default 120; 0 = forever)
+  MPROC_MPI_EXECUTORS  executor processes per worker rank, each a pool worker: a number,
+                    auto (one per CPU the rank may use) or 0 (tasks run inside the rank; a
+                    crash then ends the job). Default: the CPUs a rank may use shared among
+                    the ranks on its node (1 with a rank per core)
+  MPROC_MPI_LOST_TIMEOUT  seconds a silent worker rank has to answer before it is taken as
+                    lost (default 10; 0 = never); only matters under --enable-recovery
+
+Two layouts (each gives every core a pool worker):
+  a rank per core     ./mpirun.sh -np 17 --hostfile hosts PROGRAM      (one executor each)
+  a rank per node     ./mpirun.sh -np 5 --hostfile hosts --map-by ppr:1:node --bind-to none PROGRAM
+                      (each worker rank runs one executor per core of its node; the master's
+                      fan-in is divided by the cores per node)
+A worker rank that dies is survived (its tasks re-run elsewhere, the job ends 0 with a
+warning) when Open MPI keeps the job: add --enable-recovery --mca orte_abort_on_non_zero_status 0.
 EOF
 }
 
