@@ -27,6 +27,8 @@
 
 enum { OP_SPAWN = 1, OP_SPAWNED = 2, OP_EXITED = 3 };
 
+#define SPAWN_TIMEOUT_S 10.0 /* a fork takes milliseconds; longer means the server is stuck */
+
 typedef struct fs_msg {
     uint32_t op;
     int32_t index;  /* SPAWN: its taken slot */
@@ -233,10 +235,17 @@ int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *
     fs_msg req = {OP_SPAWN, slot, ident, 0, 0, ""};
     snprintf(req.name, sizeof req.name, "%s", name);
     send_msg(fs.fd, &req, -1);
+    double deadline = mproc__deadline(SPAWN_TIMEOUT_S);
     for (;;) {
         fs_msg m;
         int passed = -1;
-        int rc = recv_msg(&m, &passed, 0);
+        /* Bounded: a server that is stopped or stuck must not hang the rank. */
+        struct pollfd p = {fs.fd, POLLIN, 0};
+        double left = mproc__remaining(deadline);
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0)
+            return mproc__error(MPROC_ETIMEDOUT, "the fork server did not answer within %.0f s", SPAWN_TIMEOUT_S);
+        int rc = recv_msg(&m, &passed, 1);
+        if (rc == 0) continue;
         if (rc < 0) return rc;
         if (m.op == OP_EXITED) {
             stash_exit(m.pid, m.status);
