@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 static double now(void) {
     struct timespec ts;
@@ -341,16 +342,10 @@ static void test_timeouts_honoured(void **state) {
 
 /* CPU seconds a process on this node has used (ranks of this test share the node). */
 static double cpu_of(long pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
+    char buf[1024];
+    const char *p = mproc_test_stat(pid, buf, sizeof buf);
     unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

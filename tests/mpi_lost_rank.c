@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mproc.h"
+#include "test_support.h"
 
 /* A path every rank sees the same on every host (mpi_lost_rank.sh passes it with -x). */
 static const char *marker_path(void) {
@@ -24,16 +25,10 @@ static const char *marker_path(void) {
 
 /* The parent pid of pid, from /proc. */
 static long parent_of(long pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *rp = strrchr(buf, ')');
+    char buf[512];
+    const char *st = mproc_test_stat(pid, buf, sizeof buf);
     long ppid = -1;
-    if (rp) sscanf(rp + 2, "%*c %ld", &ppid);
+    if (st) sscanf(st, "%*c %ld", &ppid);
     return ppid;
 }
 

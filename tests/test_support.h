@@ -10,18 +10,26 @@
 #include <stdio.h>
 #include <string.h>
 
-/* 1 when pid is no longer running: gone, or a zombie reparented to init awaiting its reaping. */
-static inline int mproc_test_gone(long pid) {
-    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
-    char p[64], buf[512];
+/* The fields of /proc/<pid>/stat after the command name (state first), read into buf; NULL
+ * when the process is gone. */
+static inline const char *mproc_test_stat(long pid, char *buf, size_t len) {
+    char p[64];
     snprintf(p, sizeof p, "/proc/%ld/stat", pid);
     FILE *f = fopen(p, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    if (!f) return NULL;
+    size_t n = fread(buf, 1, len - 1, f);
     fclose(f);
     buf[n] = '\0';
     char *rp = strrchr(buf, ')');
-    return rp && rp[2] == 'Z';
+    return rp && rp[1] && rp[2] ? rp + 2 : NULL;
+}
+
+/* 1 when pid is no longer running: gone, or a zombie reparented to init awaiting its reaping. */
+static inline int mproc_test_gone(long pid) {
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
+    char buf[512];
+    const char *st = mproc_test_stat(pid, buf, sizeof buf);
+    return !st || st[0] == 'Z';
 }
 
 /* main(): mproc_init, run the CMUnitTest array `tests`, mproc_finalize. */
