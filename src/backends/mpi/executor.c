@@ -206,8 +206,10 @@ static int reap(pid_t pid, int *status) {
             deadline = mproc__deadline(REAP_GRACE);
             continue;
         }
+        /* Short steps: the rank's main thread may take the report off the socket for us (it
+         * then waits in the server's stash, where the next look finds it). */
         struct pollfd p = {mproc__fserver_fd(), POLLIN, 0};
-        poll(&p, 1, (int)(left * 1000) + 1);
+        poll(&p, 1, left > 0.01 ? 10 : (int)(left * 1000) + 1);
     }
 }
 

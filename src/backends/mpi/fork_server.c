@@ -2,19 +2,24 @@
  * process, forked before MPI_Init, that forks executors on request and reports their ends.
  *
  * Rank and server talk over a SOCK_SEQPACKET pair, one fixed-size message each: SPAWN (index,
- * name) -> SPAWNED (pid, or an errno) with the socket end attached; EXITED (pid, wait status)
- * whenever an executor is reaped. The server learns of exits through a signalfd, so it sleeps in
+ * name) -> SPAWNED (pid, or an errno) with the socket end attached; PROCESS (task id, with a
+ * memfd attached that holds the name and the argument) -> SPAWNED (pid); EXITED (pid, wait
+ * status) whenever a child is reaped. The rank's supervisor thread and its main thread (for
+ * Processes) both talk to it, under one lock; an exit report one of them reads for the other
+ * waits in a stash. The server learns of exits through a signalfd, so it sleeps in
  * poll() until there is something to do. It dies with the rank (PR_SET_PDEATHSIG), and each
  * executor with the server.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -24,14 +29,15 @@
 #include "backends/mpi/fork_server.h"
 #include "backends/spawn.h"
 #include "common/common.h"
+#include "worker/worker.h"
 
-enum { OP_SPAWN = 1, OP_SPAWNED = 2, OP_EXITED = 3 };
+enum { OP_SPAWN = 1, OP_SPAWNED = 2, OP_EXITED = 3, OP_PROCESS = 4 };
 
 #define SPAWN_TIMEOUT_S 10.0 /* a fork takes milliseconds; longer means the server is stuck */
 
 typedef struct fs_msg {
     uint32_t op;
-    int32_t index;  /* SPAWN: its taken slot */
+    int32_t index;  /* SPAWN: its taken slot; PROCESS: the task id */
     int32_t ident;  /* SPAWN: its worker index (mproc_current_index) */
     int32_t pid;    /* SPAWNED (0: failed), EXITED */
     int32_t status; /* SPAWNED: errno on failure; EXITED: wait status */
@@ -45,12 +51,13 @@ typedef struct pending_exit {
 } pending_exit;
 
 static struct {
+    pthread_mutex_t mu;       /* the socket and the stash: two threads of the rank talk to it */
     int fd;                   /* the rank's end; -1 when there is no server */
     pid_t pid;
     mproc__taken_slot *slots; /* MPROC__FSERVER_MAX_EXECUTORS, MAP_SHARED */
     pending_exit pending[64];
     int npending;
-} fs = {-1, 0, NULL, {{0, 0}}, 0};
+} fs = {PTHREAD_MUTEX_INITIALIZER, -1, 0, NULL, {{0, 0}}, 0};
 
 mproc__taken_slot *mproc__fserver_slot(int i) {
     if (!fs.slots) {
@@ -128,6 +135,82 @@ static void serve_spawn(int ctl, int sfd, const fs_msg *req) {
     close(sv[0]);
 }
 
+/* The body of a Process forked by the server: never returns. */
+_Noreturn static void process_child(const fs_msg *req, const uint8_t *blob, size_t len, pid_t server) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server) _exit(1);
+    mproc__fork_child_signals();
+    signal(SIGINT, SIG_DFL); /* the server ignores it; a Process is the program's, as on fork */
+    const mproc_task *t = mproc__registry_get((uint32_t)req->index);
+    size_t nl = strnlen((const char *)blob, len);
+    if (!t || nl == len) _exit(1);
+    const char *name = (const char *)blob;
+    mproc__set_identity(name, -1);
+    int code = mproc__process_main(t, blob + nl + 1, len - nl - 1, name);
+    fflush(NULL);
+    _exit(code & 0xff);
+}
+
+/* PROCESS: the memfd holds "name\0" and the argument bytes. */
+static void serve_process(int ctl, int sfd, const fs_msg *req, int memfd) {
+    fs_msg ans = {OP_SPAWNED, req->index, 0, 0, 0, ""};
+    struct stat st;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (memfd >= 0 && fstat(memfd, &st) == 0 && st.st_size > 0) {
+        len = (size_t)st.st_size;
+        blob = malloc(len);
+        if (blob && pread(memfd, blob, len, 0) != (ssize_t)len) {
+            free(blob);
+            blob = NULL;
+        }
+    }
+    if (memfd >= 0) close(memfd);
+    if (!blob) {
+        ans.status = EINVAL;
+        send_msg(ctl, &ans, -1);
+        return;
+    }
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ctl);
+        close(sfd);
+        process_child(req, blob, len, me);
+    }
+    free(blob);
+    ans.status = pid < 0 ? errno : 0;
+    ans.pid = pid < 0 ? 0 : (int32_t)pid;
+    send_msg(ctl, &ans, -1);
+}
+
+/* One request, with the descriptor it carries (or -1); 1, 0 on EOF, -1 on EINTR. */
+static int server_recv(int ctl, fs_msg *req, int *passed) {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cbuf;
+    struct iovec iov = {req, sizeof *req};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = sizeof cbuf.buf;
+    ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) return -1;
+    if (n <= 0) return 0;
+    *passed = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(passed, CMSG_DATA(c), sizeof(int));
+    if (n != (ssize_t)sizeof *req) {
+        if (*passed >= 0) close(*passed);
+        *passed = -1;
+        req->op = 0;
+    }
+    return 1;
+}
+
 _Noreturn static void server_main(int ctl, pid_t rank) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != rank) _exit(0);
@@ -158,11 +241,14 @@ _Noreturn static void server_main(int ctl, pid_t rank) {
         }
         if (p[0].revents) {
             fs_msg req;
-            ssize_t n = recv(ctl, &req, sizeof req, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) _exit(0); /* the rank is done with us: executors go with us */
-            /* The executor unblocks SIGCHLD itself (mproc__fork_child_signals). */
-            if (n == (ssize_t)sizeof req && req.op == OP_SPAWN) serve_spawn(ctl, sfd, &req);
+            int passed = -1;
+            int n = server_recv(ctl, &req, &passed);
+            if (n < 0) continue;
+            if (n == 0) _exit(0); /* the rank is done with us: executors go with us */
+            /* Children unblock SIGCHLD themselves (mproc__fork_child_signals). */
+            if (req.op == OP_SPAWN) serve_spawn(ctl, sfd, &req);
+            else if (req.op == OP_PROCESS) serve_process(ctl, sfd, &req, passed);
+            if (req.op != OP_PROCESS && passed >= 0) close(passed);
         }
     }
 }
@@ -228,70 +314,124 @@ static int recv_msg(fs_msg *m, int *passed, int nonblock) {
     return 1;
 }
 
-int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid) {
-    *fd = -1;
-    *pid = 0;
-    if (fs.fd < 0) return mproc__error(MPROC_ESTATE, "no fork server");
-    fs_msg req = {OP_SPAWN, slot, ident, 0, 0, ""};
-    snprintf(req.name, sizeof req.name, "%s", name);
-    send_msg(fs.fd, &req, -1);
+/* Lock held. Waits (bounded) for the SPAWNED answer to a request just sent, stashing exit
+ * reports read meanwhile: 0 with *pid (and *passed, the descriptor it carried, or -1). */
+static int await_spawned(pid_t *pid, int *passed) {
     double deadline = mproc__deadline(SPAWN_TIMEOUT_S);
     for (;;) {
         fs_msg m;
-        int passed = -1;
         /* Bounded: a server that is stopped or stuck must not hang the rank. */
         struct pollfd p = {fs.fd, POLLIN, 0};
         double left = mproc__remaining(deadline);
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0)
             return mproc__error(MPROC_ETIMEDOUT, "the fork server did not answer within %.0f s", SPAWN_TIMEOUT_S);
-        int rc = recv_msg(&m, &passed, 1);
+        int rc = recv_msg(&m, passed, 1);
         if (rc == 0) continue;
         if (rc < 0) return rc;
         if (m.op == OP_EXITED) {
             stash_exit(m.pid, m.status);
             continue;
         }
-        if (m.op != OP_SPAWNED) continue;
-        if (m.pid <= 0 || passed < 0) {
-            if (passed >= 0) close(passed);
-            return mproc__error(MPROC_ESYS, "the fork server could not fork an executor: %s", strerror(m.status));
+        if (m.op != OP_SPAWNED) {
+            if (*passed >= 0) close(*passed);
+            continue;
         }
-        mproc__fork_track_fd(passed);
-        *fd = passed;
+        if (m.pid <= 0) {
+            if (*passed >= 0) close(*passed);
+            *passed = -1;
+            return mproc__error(MPROC_ESYS, "the fork server could not fork: %s", strerror(m.status));
+        }
         *pid = m.pid;
         return 0;
     }
 }
 
+int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid) {
+    *fd = -1;
+    *pid = 0;
+    pthread_mutex_lock(&fs.mu);
+    if (fs.fd < 0) {
+        pthread_mutex_unlock(&fs.mu);
+        return mproc__error(MPROC_ESTATE, "no fork server");
+    }
+    fs_msg req = {OP_SPAWN, slot, ident, 0, 0, ""};
+    snprintf(req.name, sizeof req.name, "%s", name);
+    send_msg(fs.fd, &req, -1);
+    int passed = -1;
+    int rc = await_spawned(pid, &passed);
+    pthread_mutex_unlock(&fs.mu);
+    if (rc < 0) return rc;
+    if (passed < 0) return mproc__error(MPROC_ESYS, "the fork server sent no socket for the executor");
+    mproc__fork_track_fd(passed);
+    *fd = passed;
+    return 0;
+}
+
+int mproc__fserver_spawn_process(uint32_t task_id, const char *name, const void *arg, size_t len, pid_t *pid) {
+    *pid = 0;
+    size_t nl = strlen(name);
+    int memfd = memfd_create("mproc-process-arg", MFD_CLOEXEC);
+    if (memfd < 0) return mproc__error(MPROC_ESYS, "memfd_create: %s", strerror(errno));
+    if (write(memfd, name, nl + 1) != (ssize_t)(nl + 1) || (len && write(memfd, arg, len) != (ssize_t)len)) {
+        int err = errno;
+        close(memfd);
+        return mproc__error(MPROC_ESYS, "cannot hand a %zu-byte argument to the fork server: %s", len, strerror(err));
+    }
+    pthread_mutex_lock(&fs.mu);
+    int rc;
+    if (fs.fd < 0) {
+        rc = mproc__error(MPROC_ESTATE, "no fork server");
+    } else {
+        fs_msg req = {OP_PROCESS, (int32_t)task_id, 0, 0, 0, ""};
+        send_msg(fs.fd, &req, memfd);
+        int passed = -1;
+        rc = await_spawned(pid, &passed);
+        if (passed >= 0) close(passed);
+    }
+    pthread_mutex_unlock(&fs.mu);
+    close(memfd);
+    return rc;
+}
+
 int mproc__fserver_take_exit(pid_t pid, int *status) {
+    pthread_mutex_lock(&fs.mu);
+    int rc = 0;
     for (int i = 0; i < fs.npending; i++)
         if (fs.pending[i].pid == pid) {
             *status = fs.pending[i].status;
             memmove(fs.pending + i, fs.pending + i + 1, (size_t)(fs.npending - i - 1) * sizeof *fs.pending);
             fs.npending--;
+            pthread_mutex_unlock(&fs.mu);
             return 1;
         }
-    if (fs.fd < 0) return MPROC_ESTATE;
-    for (;;) {
+    if (fs.fd < 0) rc = MPROC_ESTATE;
+    while (rc == 0) {
         fs_msg m;
         int passed = -1;
-        int rc = recv_msg(&m, &passed, 1);
-        if (rc <= 0) return rc;
+        rc = recv_msg(&m, &passed, 1);
+        if (rc <= 0) break;
+        rc = 0;
         if (passed >= 0) close(passed);
         if (m.op != OP_EXITED) continue;
         if (m.pid == pid) {
             *status = m.status;
-            return 1;
+            rc = 1;
+            break;
         }
-        stash_exit(m.pid, m.status); /* another executor's: its reaper asks later */
+        stash_exit(m.pid, m.status); /* another child's: its reaper asks later */
     }
+    pthread_mutex_unlock(&fs.mu);
+    return rc;
 }
 
 void mproc__fserver_stop(void) {
-    if (fs.fd < 0) return;
-    mproc__fork_untrack_fd(fs.fd);
-    close(fs.fd); /* EOF: the server leaves, its executors die with it */
+    pthread_mutex_lock(&fs.mu);
+    int fd = fs.fd;
     fs.fd = -1;
+    pthread_mutex_unlock(&fs.mu);
+    if (fd < 0) return;
+    mproc__fork_untrack_fd(fd);
+    close(fd); /* EOF: the server leaves, its children die with it */
     int st;
     mproc__waitpid(fs.pid, &st, 0);
     fs.pid = 0;

@@ -13,6 +13,8 @@
 #ifndef MPROC_MPI_FORK_SERVER_H
 #define MPROC_MPI_FORK_SERVER_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "backends/socket_worker.h"
@@ -31,9 +33,12 @@ mproc__taken_slot *mproc__fserver_slot(int i);
  * (mproc_current_*): 0 with the rank's end of its socket
  * (*fd, close-on-exec) and *pid, or an error (the server is gone, or could not fork). */
 int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid);
+/* Asks the server to fork a Process running task task_id on arg (copied) under name: 0 with
+ * *pid, or an error. Its end is reported as any child's (mproc__fserver_take_exit). */
+int mproc__fserver_spawn_process(uint32_t task_id, const char *name, const void *arg, size_t len, pid_t *pid);
 /* Descriptor that turns readable when the server reports an exit (poll it with the others). */
 int mproc__fserver_fd(void);
-/* Takes the exit report of executor pid: 1 with its wait *status, 0 if it is not there yet
+/* Takes the exit report of child pid (an executor or a Process): 1 with its wait *status, 0 if it is not there yet
  * (reports of other executors read meanwhile are kept for them), < 0 when the server is gone. */
 int mproc__fserver_take_exit(pid_t pid, int *status);
 /* Gives both ends of an executor's socket room for whole frames. */

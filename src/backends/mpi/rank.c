@@ -37,7 +37,8 @@
 
 typedef struct rchild {
     pid_t pid;
-    uint64_t id; /* the master's id for this Process */
+    uint64_t id;    /* the master's id for this Process */
+    int via_server; /* forked by the fork server (its end comes as the server's report) */
 } rchild;
 
 typedef struct qnode {
@@ -83,13 +84,22 @@ static int send_to_master(const struct iovec *iov, int iovcnt) {
 static int report_exits(void) {
     int n = 0;
     for (size_t i = 0; i < rank_state.nkids;) {
-        int st = 0;
-        pid_t r = mproc__waitpid(rank_state.kids[i].pid, &st, WNOHANG);
-        if (r == 0) {
-            i++;
-            continue;
+        int st = 0, code;
+        if (rank_state.kids[i].via_server) {
+            int rc = mproc__fserver_take_exit(rank_state.kids[i].pid, &st);
+            if (rc == 0) {
+                i++;
+                continue;
+            }
+            code = rc < 0 ? 255 : mproc__exitcode(st); /* the server gone: so is its child */
+        } else {
+            pid_t r = mproc__waitpid(rank_state.kids[i].pid, &st, WNOHANG);
+            if (r == 0) {
+                i++;
+                continue;
+            }
+            code = r < 0 ? 255 : mproc__exitcode(st);
         }
-        int code = r < 0 ? 255 : mproc__exitcode(st);
         uint8_t f[MPROC__WIRE_HDR_SIZE + 4];
         mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, rank_state.kids[i].id, 4, 0);
         mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
@@ -233,6 +243,18 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     }
     memcpy(name, p + MPROC__MPI_START_PREFIX, nlen);
     name[nlen] = '\0';
+    if (mproc__fserver_running()) {
+        /* From the fork server, as executors are: the child inherits nothing of MPI's. */
+        pid_t pid = 0;
+        int rc = mproc__fserver_spawn_process(task_id, name, arg, alen, &pid);
+        free(name);
+        if (rc < 0) {
+            snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
+            return reply_started(id, MPROC_ESYS, 0, why);
+        }
+        rank_state.kids[rank_state.nkids++] = (rchild){pid, id, 1};
+        return reply_started(id, 0, pid, "");
+    }
     pid_t parent = getpid();
     watch_children();
     pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
@@ -242,7 +264,7 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
         snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
         return reply_started(id, MPROC_ESYS, 0, why);
     }
-    rank_state.kids[rank_state.nkids++] = (rchild){pid, id};
+    rank_state.kids[rank_state.nkids++] = (rchild){pid, id, 0};
     return reply_started(id, 0, pid, "");
 }
 
