@@ -64,7 +64,8 @@ Two layouts (each gives every core a pool worker):
                       (each worker rank runs one executor per core of its node; the master's
                       fan-in is divided by the cores per node)
 A worker rank that dies is survived (its tasks re-run elsewhere, the job ends 0 with a
-warning) when Open MPI keeps the job: add --enable-recovery --mca orte_abort_on_non_zero_status 0.
+warning) when Open MPI keeps the job: add --enable-recovery (mpirun then exits 0 whatever the
+program returns; see docs/mpi.md).
 EOF
 }
 

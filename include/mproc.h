@@ -100,7 +100,8 @@ mproc_backend_kind mproc_backend(void);
 const char *mproc_backend_name(void);
 /* CPUs this process may run on (its affinity mask), at least 1. */
 int mproc_cpu_count(void);
-/* How many workers a pool can have at most: under MPI the number of worker ranks; under fork a
+/* How many workers a pool can have at most: under MPI every executor of every worker rank (one
+ * per rank unless MPROC_MPI_EXECUTORS says otherwise; a lost rank's still count); under fork a
  * large number (limited by the system). */
 int mproc_max_workers(void);
 
@@ -206,8 +207,9 @@ int mproc_fail(mproc_ctx *ctx, const char *fmt, ...)
 /* Used by the typed macros. */
 int mproc__bad_input_size(mproc_ctx *ctx, const char *task, size_t got, size_t want);
 
-/* Who am I: in the master "MainProcess" and index -1; in a pool worker "PoolWorker-<k>" and its
- * index 0..n-1; in a Process its name and index -1. */
+/* Who am I: in the master "MainProcess" and index -1; in a pool worker its name and index
+ * 0..n-1 (fork: "PoolWorker-<k>"; MPI: "Worker-rank-<rank>", or "Worker-rank-<rank>.<e>" with
+ * several executors per rank); in a Process its name and index -1. */
 long mproc_current_pid(void);
 const char *mproc_current_name(void);
 int mproc_current_index(void);

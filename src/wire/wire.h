@@ -78,7 +78,10 @@ typedef enum mproc__frame_kind {
     /* The MPI master asks a silent worker rank whether it is there (watchdog.c); it answers. */
     MPROC__FRAME_PING = 17,
     MPROC__FRAME_PONG = 18,
-    MPROC__FRAME_KIND_MAX = 18
+    /* The MPI master tells each worker rank its pid (arg), so a rank on its node can tell when
+     * it is gone. */
+    MPROC__FRAME_MASTER_INFO = 19,
+    MPROC__FRAME_KIND_MAX = 19
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

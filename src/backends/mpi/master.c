@@ -182,6 +182,10 @@ static void master_start(double deadline) {
     mproc__master.pid[0] = (long)getpid();
     collect_hellos(deadline);
     number_workers();
+    pthread_mutex_lock(&mproc__mpi.lock);
+    for (int r = 1; r < (int)n; r++)
+        mproc__mpi_send_hdr(r, MPROC__FRAME_MASTER_INFO, 0, (uint32_t)getpid(), mproc__mpi_route);
+    pthread_mutex_unlock(&mproc__mpi.lock);
     mproc__mpi_place = mproc__mpi_place_result;
     if (mproc__mpi_watchdog_start() < 0) mproc__mpi_fatal("master: %s", mproc_last_error());
 }
@@ -235,7 +239,9 @@ static int mpi_finalize(void) {
     uint32_t program_owns_mpi = !mproc__mpi.we_initialized;
     pthread_mutex_lock(&mproc__mpi.lock);
     /* With a rank lost (watchdog.c) no collective can complete: SHUTDOWN says so (arg bit 2),
-     * and every barrier is skipped, here and on the ranks. */
+     * and every barrier is skipped, here and on the ranks. A rank lost while it had nothing to
+     * do was never asked: ask every one now. */
+    mproc__mpi_watchdog_roll_call();
     int lost = mproc__mpi.any_gone;
     for (int r = 1; r < mproc__mpi.size; r++)
         if (!mproc__mpi_is_gone(r))

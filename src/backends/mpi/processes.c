@@ -82,17 +82,21 @@ int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len,
     if (!c) return mproc__error(MPROC_ENOMEM, "mpi proc_start: out of memory");
     pthread_mutex_lock(&mproc__mpi.lock);
     c->id = ++mproc__master.child_seq;
-    c->rank = pick_rank();
-    if (!c->rank) {
-        pthread_mutex_unlock(&mproc__mpi.lock);
-        free(c);
-        return mproc__error(MPROC_EWORKER, "mpi proc_start: every worker rank is lost");
-    }
-    c->state = MPROC__CHILD_STARTING;
     c->next = mproc__master.children;
     mproc__master.children = c;
-    mproc__master.nchild[c->rank]++;
-    int rc = send_start(c, target, arg, len, name);
+    int rc;
+    /* A rank found lost before it started the Process (watchdog.c) is not the Process's
+     * fault: it is started on another one. */
+    do {
+        c->rank = pick_rank();
+        if (!c->rank) {
+            rc = mproc__error(MPROC_EWORKER, "mpi proc_start: every worker rank is lost");
+            break;
+        }
+        c->state = MPROC__CHILD_STARTING;
+        mproc__master.nchild[c->rank]++;
+        rc = send_start(c, target, arg, len, name);
+    } while (rc < 0 && mproc__mpi_is_gone(c->rank));
     if (rc < 0) {
         child_unlink(c);
         free(c);

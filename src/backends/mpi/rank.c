@@ -54,6 +54,8 @@ static struct {
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
     int peer_lost;    /* SHUTDOWN said: a rank is lost, so no collective can complete */
+    pid_t master_pid; /* from MASTER_INFO; watched where the master shares our node */
+    double master_checked;
 } rank_state;
 
 /* ---------------------------------------------------------------------------------------------
@@ -111,6 +113,21 @@ static int report_exits(void) {
     return n;
 }
 
+/* Where Open MPI keeps the job after a rank dies (--enable-recovery), nothing ends the worker
+ * ranks when the master dies: one on the master's node sees it go (twice a second, while idle)
+ * and leaves. Lock held. */
+static void check_master(void) {
+    if (!rank_state.master_pid || !mproc__mpi_shares_node(0)) return;
+    double now = mproc__now();
+    if (now - rank_state.master_checked < 0.5) return;
+    rank_state.master_checked = now;
+    if (kill(rank_state.master_pid, 0) == 0 || errno != ESRCH) return;
+    fprintf(stderr, "mproc: worker rank %d: the master (rank 0, pid %ld) is gone; this rank ends\n", mproc__mpi.rank,
+            (long)rank_state.master_pid);
+    fflush(NULL);
+    _exit(1); /* its executors and fork server die with it */
+}
+
 static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     (void)impl;
     mproc__backoff bo;
@@ -134,7 +151,13 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         if (rc < 0)
             mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
                              mproc_last_error());
+        if (rc == 1 && mproc__hdr_kind(*frame) == MPROC__FRAME_MASTER_INFO) {
+            rank_state.master_pid = (pid_t)mproc__hdr_arg(*frame);
+            free(*frame);
+            continue;
+        }
         if (rc == 1) break;
+        check_master();
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);

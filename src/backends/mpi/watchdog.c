@@ -18,6 +18,7 @@
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/routing.h"
 #include "backends/mpi/transport.h"
+#include "backends/mpi/wait.h"
 #include "backends/mpi/watchdog.h"
 #include "common/common.h"
 #include "wire/wire.h"
@@ -33,18 +34,24 @@ static void rank_lost(int r, double silent) {
     mproc__exec_view *x = &mproc__master.exec[r];
     mproc__mpi.gone[r] = 1;
     mproc__mpi.any_gone = 1;
-    fprintf(stderr, "mproc: warning: worker rank %d (host %s) is lost: no answer for %.0f s; its tasks "
-            "run on the other ranks and the pool goes on without it\n", r, x->host[0] ? x->host : "?", silent);
+    fprintf(stderr, "mproc: warning: worker rank %d (host %s) is lost: no answer for %.0f s; what it was "
+            "running goes back to the queue, and it gets no more work\n", r, x->host[0] ? x->host : "?", silent);
     mproc__mpi_abandon_sends(r);
     mproc__mpi_drop_placements_of(r, -1);
     mproc__master.outstanding_total -= mproc__master.outstanding[r];
     mproc__master.outstanding[r] = 0;
     mproc__master.drop[r] = 0;
-    for (mproc__child *c = mproc__master.children; c; c = c->next)
-        if (c->rank == r && (c->state == MPROC__CHILD_RUNNING || c->state == MPROC__CHILD_STARTING)) {
+    for (mproc__child *c = mproc__master.children; c; c = c->next) {
+        if (c->rank != r) continue;
+        if (c->state == MPROC__CHILD_RUNNING) { /* it died with its rank */
             c->state = MPROC__CHILD_EXITED;
             c->exitcode = -9;
+        } else if (c->state == MPROC__CHILD_STARTING) { /* never started: proc_start goes elsewhere */
+            c->state = MPROC__CHILD_FAILED;
+            c->status = MPROC_EWORKER;
+            snprintf(c->why, sizeof c->why, "rank %d (host %s) was lost before it started", r, x->host);
         }
+    }
     mproc__master.nchild[r] = 0;
     for (int e = 0; e < x->nexec; e++) mproc__mpi_push_lost_worker(x->first + e);
 }
@@ -71,6 +78,28 @@ static void look(void) {
             mproc__mpi_send_hdr(r, MPROC__FRAME_PING, 0, 0, mproc__mpi_route);
         }
     }
+}
+
+static int roll_answered(const void *arg) {
+    (void)arg;
+    for (int r = 1; r < mproc__mpi.size; r++)
+        if (mproc__master.exec[r].pinged > 0 && !mproc__mpi.gone[r]) return 0;
+    return 1;
+}
+
+void mproc__mpi_watchdog_roll_call(void) {
+    if (!mproc__mpi.watchdog) return;
+    double now = mproc__now();
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        mproc__exec_view *x = &mproc__master.exec[r];
+        if (!x->on || mproc__mpi.gone[r]) continue;
+        x->pinged = now;
+        mproc__mpi_send_hdr(r, MPROC__FRAME_PING, 0, 0, mproc__mpi_route);
+    }
+    mproc__mpi_wait_until(roll_answered, NULL, mproc__deadline(lost_after_s), MPROC__MPI_BUSY_CAP_NS);
+    for (int r = 1; r < mproc__mpi.size; r++)
+        if (mproc__master.exec[r].on && !mproc__mpi.gone[r] && mproc__master.exec[r].pinged > 0)
+            rank_lost(r, mproc__now() - mproc__master.exec[r].heard);
 }
 
 int mproc__mpi_watchdog_start(void) {

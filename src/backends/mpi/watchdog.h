@@ -4,6 +4,9 @@
 
 /* After start-up: reads MPROC_MPI_LOST_TIMEOUT and installs the look (mproc__mpi.watchdog). */
 int mproc__mpi_watchdog_start(void);
+/* Lock held. Before finalize's collectives: every rank that runs executors must answer a PING
+ * within MPROC_MPI_LOST_TIMEOUT, or it is lost (a rank lost while idle was never asked). */
+void mproc__mpi_watchdog_roll_call(void);
 /* At finalize. */
 void mproc__mpi_watchdog_stop(void);
 /* Lock held. Queues a "worker w's rank is lost" event for the live group (also when a new pool
