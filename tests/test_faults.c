@@ -454,6 +454,34 @@ static void test_terminate_stops_running_tasks(void **state) {
     free(out);
 }
 
+/* terminate of a pool smaller than what exists, then a pool of everything: under MPI with
+ * several executors per rank, terminate kills all of a busy rank's executors, also those the
+ * small pool did not use; the next pool must replace them, not send them work that is dropped. */
+static void test_small_pool_terminated_then_a_full_one(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}), 0);
+    long slow = 30000, out = 0;
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(pool, &sleepy_task, &slow, sizeof slow, NULL, &a), 0);
+    usleep(200000);
+    assert_int_equal(mproc_pool_terminate(pool), 0);
+    assert_int_equal(mproc_async_get_into(a, 10.0, &out, sizeof out), MPROC_ECLOSED);
+    mproc_async_free(a);
+    mproc_pool_free(pool);
+    assert_int_equal(mproc_pool_create(&pool, NULL), 0);
+    int n = 4 * mproc_pool_size(pool);
+    long *ms = calloc((size_t)n, sizeof *ms), *res = calloc((size_t)n, sizeof *res);
+    assert_non_null(ms);
+    assert_non_null(res);
+    for (int i = 0; i < n; i++) ms[i] = 20;
+    assert_int_equal(mproc_map(pool, &sleepy_task, ms, sizeof *ms, res, sizeof *res, (size_t)n,
+                               &(mproc_call_opts){.chunksize = 1, .timeout = 20}), 0);
+    for (int i = 0; i < n; i++) assert_int_equal(res[i], 20);
+    free(ms);
+    free(res);
+    mproc_pool_free(pool);
+}
+
 /* maxtasksperchild replaces the process after its tasks: every task here ran in a process of
  * its own. */
 static void test_maxtasksperchild_recycles_the_process(void **state) {
@@ -481,6 +509,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_time_limit_frees_the_worker),
     cmocka_unit_test(test_terminate_stops_running_tasks),
     cmocka_unit_test(test_maxtasksperchild_recycles_the_process),
+    cmocka_unit_test(test_small_pool_terminated_then_a_full_one),
 };
 
 /* Fork only: they fork or exec a second master of their own, which under mpirun would be an

@@ -38,7 +38,7 @@
 
 typedef struct qitem {
     struct qitem *next;
-    uint8_t *frame; /* NULL: a RESTART (len 1: the last one, with no successor) */
+    uint8_t *frame; /* NULL: a RESTART (len 1: the last one, with no successor; len 2: a KILL) */
     size_t len, off;
 } qitem;
 
@@ -109,7 +109,8 @@ static void send_master_hdr(uint16_t kind, uint64_t id, uint32_t arg) {
 /* A reply goes to the master with the executor's index in its id's top byte, so the master
  * knows which worker answered (executor.h); index 0 leaves the frame as it is. */
 static void forward_to_master(const executor *x, uint8_t *frame, size_t len) {
-    if (x->index) mproc__put_u64(frame + 8, mproc__hdr_id(frame) | ((uint64_t)x->index << MPROC__EXEC_ID_SHIFT));
+    if (x->index)
+        mproc__put_u64(frame + 8, (mproc__hdr_id(frame) & MPROC__EXEC_ID_MASK) | ((uint64_t)x->index << MPROC__EXEC_ID_SHIFT));
     pthread_mutex_lock(&mproc__mpi.lock);
     int rc = mproc__mpi_send_owned(0, frame, len, ex.sink);
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -170,6 +171,10 @@ static int spawn_locked(executor *x) {
                 rc = MPROC_ESYS;
             }
         } else if (rc == 0) {
+            for (int i = 0; i < 2; i++) {
+                mproc__fork_untrack_fd(sv[i]);
+                close(sv[i]);
+            }
             rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
         }
     }
@@ -307,13 +312,20 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
 }
 
 void mproc__exec_kill(uint64_t e) {
+    int queued = 0;
     pthread_mutex_lock(&ex.mu);
     for (int i = 0; i < ex.k; i++) {
         executor *x = &ex.x[i];
-        if ((e == MPROC__EXEC_ALL || e == (uint64_t)i) && x->fd >= 0 && x->pid > 0)
+        if (e != MPROC__EXEC_ALL && e != (uint64_t)i) continue;
+        if (x->in_head || x->restarting) { /* meant for what comes after the queued RESTART */
+            push(&x->in_head, &x->in_tail, new_item(NULL, 2));
+            queued = 1;
+        } else if (x->fd >= 0 && x->pid > 0) {
             kill(x->pid, SIGKILL); /* its EOF tells the supervisor */
+        }
     }
     pthread_mutex_unlock(&ex.mu);
+    if (queued) wake_supervisor();
 }
 
 void mproc__exec_restart(uint64_t e) {
@@ -364,8 +376,14 @@ static int pump_replies(executor *x) {
             return -1;
         }
         pthread_mutex_lock(&ex.mu);
-        x->answered++;
+        int extra = x->answered == x->given; /* a reply to nothing it was given */
+        if (!extra) x->answered++;
         pthread_mutex_unlock(&ex.mu);
+        if (extra) {
+            free(f);
+            executor_ended(x, "it answered a frame it was not given");
+            return -1;
+        }
         forward_to_master(x, f, len);
     }
 }
@@ -435,6 +453,12 @@ static void work_inbox(executor *x) {
         if (!q) {
             pthread_mutex_unlock(&ex.mu);
             return;
+        }
+        if (!q->frame && q->len == 2) { /* a KILL queued behind a RESTART */
+            if (x->fd >= 0 && x->pid > 0) kill(x->pid, SIGKILL);
+            pthread_mutex_unlock(&ex.mu);
+            free(q);
+            continue;
         }
         if (!q->frame) {
             int last = q->len == 1;

@@ -72,7 +72,8 @@ int mproc__mpi_group_start(int n, mproc__group **out) {
             mproc__mpi_push_lost_worker(w);
             continue;
         }
-        if (!mproc__master.exec[v->rank].on || (!v->used && !v->broken)) continue;
+        /* pid 0: it died (or was killed with its rank's others) while no pool counted on it. */
+        if (!mproc__master.exec[v->rank].on || (!v->used && !v->broken && v->pid)) continue;
         restart_executor(v);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -270,8 +271,13 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
      * Where it runs in an executor, the executor is killed, so the rank is free at once (the
      * next pool gets a fresh one). */
     for (int r = 1; r < mproc__mpi.size && mproc__master.outstanding; r++) {
-        if (mproc__master.outstanding[r] && mproc__master.exec[r].on && !mproc__mpi_is_gone(r))
+        if (mproc__master.outstanding[r] && mproc__master.exec[r].on && !mproc__mpi_is_gone(r)) {
             mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, MPROC__EXEC_ALL, 0, mproc__mpi_route);
+            /* Every executor of the rank dies, in this pool or not: each is replaced by the
+             * next pool that includes it. */
+            const mproc__exec_view *x = &mproc__master.exec[r];
+            for (int e = 0; e < x->nexec; e++) mproc__master.wk[x->first + e].used = 1;
+        }
         mproc__master.drop[r] += mproc__master.outstanding[r];
         mproc__master.outstanding_total -= mproc__master.outstanding[r];
         mproc__master.outstanding[r] = 0;

@@ -141,6 +141,11 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             *frame = q->frame;
             *len = q->len;
             free(q);
+            if (mproc__hdr_kind(*frame) == MPROC__FRAME_MASTER_INFO) { /* arrived while we sent */
+                rank_state.master_pid = (pid_t)mproc__hdr_arg(*frame);
+                free(*frame);
+                continue;
+            }
             break;
         }
         if (report_exits() > 0) {
@@ -422,6 +427,7 @@ static void exit_watch(void) {
 static int executors_wanted(int rank) {
     const char *s = getenv("MPROC_MPI_EXECUTORS");
     int cpus = mproc_cpu_count();
+    if (cpus > MPROC__FSERVER_MAX_EXECUTORS) cpus = MPROC__FSERVER_MAX_EXECUTORS;
     if (!s || !*s) {
         int per = cpus / mproc__mpi_node_ranks();
         return per > 1 ? per : 1;

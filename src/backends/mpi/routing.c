@@ -165,8 +165,8 @@ static void route_exec_news(int src, uint16_t kind, uint8_t *f, size_t len) {
     }
     if (kind == MPROC__FRAME_EXEC_STARTED) {
         uint64_t id = mproc__hdr_id(f);
-        int e = (int)(id >> 32);
-        if (e < x->nexec) {
+        uint32_t e = (uint32_t)(id >> 32);
+        if (e < (uint32_t)x->nexec) {
             mproc__worker_view *v = &mproc__master.wk[x->first + e];
             if ((uint32_t)id == v->gen) v->pid = (long)mproc__hdr_arg(f);
         }
