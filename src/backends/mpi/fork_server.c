@@ -184,25 +184,33 @@ static void serve_process(int ctl, int sfd, const fs_msg *req, int memfd) {
     send_msg(ctl, &ans, -1);
 }
 
-/* One request, with the descriptor it carries (or -1); 1, 0 on EOF, -1 on EINTR. */
-static int server_recv(int ctl, fs_msg *req, int *passed) {
+/* recvmsg of one message into m, with the descriptor it carries in *passed (or -1): what
+ * recvmsg returned (errno set on < 0). Both ends use it. */
+static ssize_t recv_with_fd(int fd, fs_msg *m, int *passed, int flags) {
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
     } cbuf;
-    struct iovec iov = {req, sizeof *req};
+    struct iovec iov = {m, sizeof *m};
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = cbuf.buf;
     mh.msg_controllen = sizeof cbuf.buf;
-    ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) return -1;
-    if (n <= 0) return 0;
     *passed = -1;
+    ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
+    if (n < 0) return n;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(passed, CMSG_DATA(c), sizeof(int));
+    return n;
+}
+
+/* One request, with the descriptor it carries (or -1); 1, 0 on EOF, -1 on EINTR. */
+static int server_recv(int ctl, fs_msg *req, int *passed) {
+    ssize_t n = recv_with_fd(ctl, req, passed, 0);
+    if (n < 0 && errno == EINTR) return -1;
+    if (n <= 0) return 0;
     if (n != (ssize_t)sizeof *req) {
         if (*passed >= 0) close(*passed);
         *passed = -1;
@@ -292,25 +300,15 @@ static void stash_exit(pid_t pid, int status) {
 /* Receives one message (and a descriptor passed with it); 1, 0 when none is there (nonblock),
  * < 0 when the server is gone. */
 static int recv_msg(fs_msg *m, int *passed, int nonblock) {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } ctl;
-    struct iovec iov = {m, sizeof *m};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = ctl.buf;
-    mh.msg_controllen = sizeof ctl.buf;
     ssize_t n;
-    do n = recvmsg(fs.fd, &mh, MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0));
+    do n = recv_with_fd(fs.fd, m, passed, nonblock ? MSG_DONTWAIT : 0);
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    if (n != (ssize_t)sizeof *m) return mproc__error(MPROC_ESYS, "the fork server is gone");
-    *passed = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(passed, CMSG_DATA(c), sizeof(int));
+    if (n != (ssize_t)sizeof *m) {
+        if (*passed >= 0) close(*passed);
+        *passed = -1;
+        return mproc__error(MPROC_ESYS, "the fork server is gone");
+    }
     return 1;
 }
 
