@@ -246,6 +246,23 @@ static void watch_children(void) {
     sigaction(SIGCHLD, &sa, NULL);
 }
 
+/* Forks a Process: from the fork server where there is one (*via_server set: the child inherits
+ * nothing of MPI's, and its end comes as the server's report), else from the rank itself. Its
+ * pid, or -1 with the error set. */
+static pid_t fork_process(const mproc_task *t, uint32_t task_id, const uint8_t *arg, size_t alen,
+                          const char *name, int *via_server) {
+    if (mproc__fserver_running()) {
+        pid_t pid = 0;
+        *via_server = 1;
+        return mproc__fserver_spawn_process(task_id, name, arg, alen, &pid) < 0 ? -1 : pid;
+    }
+    pid_t parent = getpid();
+    watch_children();
+    pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
+    if (pid == 0) child_main(t, arg, alen, name, parent);
+    return pid;
+}
+
 static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     char why[160];
     if (n < MPROC__MPI_START_PREFIX || mproc__get_u32(p + 4) > n - MPROC__MPI_START_PREFIX)
@@ -271,28 +288,14 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     }
     memcpy(name, p + MPROC__MPI_START_PREFIX, nlen);
     name[nlen] = '\0';
-    if (mproc__fserver_running()) {
-        /* From the fork server, as executors are: the child inherits nothing of MPI's. */
-        pid_t pid = 0;
-        int rc = mproc__fserver_spawn_process(task_id, name, arg, alen, &pid);
-        free(name);
-        if (rc < 0) {
-            snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
-            return reply_started(id, MPROC_ESYS, 0, why);
-        }
-        rank_state.kids[rank_state.nkids++] = (rchild){pid, id, 1};
-        return reply_started(id, 0, pid, "");
-    }
-    pid_t parent = getpid();
-    watch_children();
-    pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
-    if (pid == 0) child_main(t, arg, alen, name, parent);
+    int via_server = 0;
+    pid_t pid = fork_process(t, task_id, arg, alen, name, &via_server);
     free(name);
     if (pid < 0) {
         snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
         return reply_started(id, MPROC_ESYS, 0, why);
     }
-    rank_state.kids[rank_state.nkids++] = (rchild){pid, id, 0};
+    rank_state.kids[rank_state.nkids++] = (rchild){pid, id, via_server};
     return reply_started(id, 0, pid, "");
 }
 
