@@ -63,6 +63,14 @@ foreach(exe test_pool test_process test_faults)
 endforeach()
 mproc_mpi_test(NAME mpi_backend_hybrid COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:mpi_backend>)
+# Frame rings of 64 KiB (MPROC_MPI_EXEC_RING): frames of 32 KiB and up, and any that meet a full
+# ring, take the socket, interleaved with ring frames in one order; and with no rings at all.
+foreach(exe test_pool test_faults)
+  mproc_mpi_test(NAME ${exe}_mpi3_small_rings COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+    -x MPROC_MPI_EXEC_RING=65536 $<TARGET_FILE:${exe}>)
+endforeach()
+mproc_mpi_test(NAME test_pool_mpi3_no_rings COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXEC_RING=0 $<TARGET_FILE:test_pool>)
 # Without executors (MPROC_MPI_EXECUTORS=0: tasks run inside the ranks) the pool suite still passes.
 mproc_mpi_test(NAME test_pool_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
   -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_pool>)

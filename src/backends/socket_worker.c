@@ -5,11 +5,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backends/frame_ring.h"
 #include "backends/socket_worker.h"
 #include "backends/spawn.h"
 #include "common/common.h"
@@ -58,27 +60,72 @@ int mproc__sock_write_frame(int fd, const struct iovec *iov_in, int iovcnt,
     return 0;
 }
 
-/* The worker's end of its channel. */
+/* The worker's end of its channel: the socket, and the frame rings when it shares them. */
 typedef struct child_chan {
     int fd;
     mproc__taken_slot *taken;
+    mproc__ring_pair rings;   /* base NULL: none */
+    uint8_t *ring_frame;      /* the frame recv handed out from the down ring, if any */
+    uint64_t ring_end;        /* where it ends (what releasing it frees) */
 } child_chan;
+
+/* A reference frame: the frame it names, in the down ring. */
+static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, size_t *len) {
+    uint64_t pos = mproc__hdr_id(ref);
+    size_t n = mproc__hdr_arg(ref);
+    uint8_t *f = mproc__ring_at(&ch->rings.down, pos, n);
+    if (!f || n < MPROC__WIRE_HDR_SIZE)
+        return mproc__error(MPROC_EPROTO, "a ring reference (%zu bytes at %llu) outside the ring", n,
+                            (unsigned long long)pos);
+    ch->ring_frame = f;
+    ch->ring_end = mproc__ring_end(pos, n);
+    *frame = f;
+    *len = n;
+    return 0;
+}
 
 static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     static mproc__reader in; /* one channel per worker process */
     child_chan *ch = impl;
     int rc = mproc__reader_next(&in, ch->fd, frame, len);
+    if (rc != 1) return rc < 0 ? rc : MPROC_EOF;
+    if (mproc__hdr_kind(*frame) == MPROC__FRAME_RING && ch->rings.base) {
+        uint8_t *ref = *frame;
+        rc = take_ring_frame(ch, ref, frame, len);
+        free(ref);
+        if (rc < 0) return rc;
+    }
     /* The reader checked the header already: only its id is needed here. */
-    if (rc == 1) atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
-    return rc == 1 ? 0 : rc < 0 ? rc : MPROC_EOF;
+    atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
+    return 0;
+}
+
+static void child_release(void *impl, uint8_t *frame) {
+    child_chan *ch = impl;
+    if (frame && frame == ch->ring_frame) {
+        mproc__ring_release_to(&ch->rings.down, ch->ring_end);
+        ch->ring_frame = NULL;
+        return;
+    }
+    free(frame);
 }
 
 static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
-    return mproc__sock_write_frame(((child_chan *)impl)->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
+    child_chan *ch = impl;
+    size_t total = mproc__iov_total(iov, iovcnt);
+    uint64_t pos;
+    if (ch->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
+        mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
+        uint8_t ref[MPROC__WIRE_HDR_SIZE];
+        mproc__ring_ref_encode(ref, pos, total);
+        struct iovec r = {ref, sizeof ref};
+        return mproc__sock_write_frame(ch->fd, &r, 1, NULL, NULL) < 0 ? MPROC_EOF : 0;
+    }
+    return mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
 }
 
 _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
-                                         int index, pid_t parent) {
+                                         int index, pid_t parent, int ring_fd) {
     /* Die with the parent even mid-task; Ctrl-C is the master's to handle. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
@@ -87,8 +134,12 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
      * handler the master installed for itself (a test runner's, say). */
     mproc__fork_child_signals();
     mproc__set_identity(name, index);
-    child_chan chan = {fd, taken};
-    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL};
+    child_chan chan = {fd, taken, {0}, NULL, 0};
+    if (ring_fd >= 0) {
+        if (mproc__ring_pair_map(ring_fd, &chan.rings) < 0) _exit(70);
+        close(ring_fd);
+    }
+    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release};
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);

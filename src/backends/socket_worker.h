@@ -29,8 +29,11 @@ int mproc__sock_write_frame(int fd, const struct iovec *iov, int iovcnt, int (*d
 
 /* The body of a worker process, called right after its fork: dies with `parent` (and leaves at
  * once if that is gone already), takes the name and index (mproc_current_*), serves frames on fd
- * until SHUTDOWN or EOF, then _exit()s (0, or 70 when serving failed). */
+ * until SHUTDOWN or EOF, then _exit()s (0, or 70 when serving failed). ring_fd >= 0: a memfd of
+ * frame rings shared with the other end (frame_ring.h; mapped, then closed): frames may come as
+ * references into its down ring, and replies of MPROC__RING_MIN_FRAME bytes or more go through
+ * its up ring while they fit. */
 _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
-                                         int index, pid_t parent);
+                                         int index, pid_t parent, int ring_fd);
 
 #endif /* MPROC_SOCKET_WORKER_H */

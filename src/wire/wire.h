@@ -81,7 +81,10 @@ typedef enum mproc__frame_kind {
     /* The MPI master tells each worker rank its pid (arg), so a rank on its node can tell when
      * it is gone. */
     MPROC__FRAME_MASTER_INFO = 19,
-    MPROC__FRAME_KIND_MAX = 19
+    /* Between a process and a worker it shares frame rings with (backends/frame_ring.h): the
+     * frame is in the ring at position id, arg bytes long. Never sent over MPI. */
+    MPROC__FRAME_RING = 20,
+    MPROC__FRAME_KIND_MAX = 20
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

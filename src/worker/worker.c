@@ -350,7 +350,8 @@ int mproc__worker_serve(const mproc__wchan *ch, int index) {
         rc = ch->recv(ch->impl, &frame, &len);
         if (rc < 0) break;
         rc = serve_frame(ch, frame, len);
-        free(frame);
+        if (ch->release) ch->release(ch->impl, frame);
+        else free(frame);
         if (rc == 0) return 0;
     }
     return rc;

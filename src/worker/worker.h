@@ -15,7 +15,7 @@
 
 typedef struct mproc__wchan {
     void *impl;
-    /* Blocks for the next whole frame: 0 with *frame (malloc'd, the loop frees it) and *len;
+    /* Blocks for the next whole frame: 0 with *frame (malloc'd unless release is set) and *len;
      * MPROC_EOF when the master is gone; another error on failure. */
     int (*recv)(void *impl, uint8_t **frame, size_t *len);
     /* Sends one whole frame. */
@@ -26,6 +26,9 @@ typedef struct mproc__wchan {
     /* Optional: sends a whole frame the channel takes over (malloc'd; it frees it, also on
      * error), so a transport that would copy it can send it as it is. NULL: send, then free. */
     int (*send_owned)(void *impl, uint8_t *frame, size_t len);
+    /* Optional: gives back a frame recv returned once it is served (the loop frees it when
+     * NULL): a channel may hand out frames that are not malloc'd (backends/frame_ring.h). */
+    void (*release)(void *impl, uint8_t *frame);
 } mproc__wchan;
 
 /* The task this worker is running now (for crash reports from a signal handler): its name, or

@@ -20,7 +20,7 @@ level() {
     wire/wire.c) echo 10 ;;
     wire/stream_reader.c) echo 11 ;;
     worker/*) echo 20 ;;
-    backends/spawn.c) echo 30 ;;
+    backends/spawn.c | backends/frame_ring.c) echo 30 ;;
     backends/none.c | backends/socket_worker.c) echo 31 ;;
     backends/mpi_loader.c) echo 32 ;;
     backends/fork/processes.c) echo 33 ;;

@@ -67,7 +67,7 @@ static int spawn_worker(mproc__group *g, int i) {
         close(sv[0]);
         char name[32];
         snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
-        mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master);
+        mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master, -1);
     }
     mproc__fork_untrack_fd(sv[1]);
     close(sv[1]);

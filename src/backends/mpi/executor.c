@@ -19,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "backends/frame_ring.h"
 #include "backends/mpi/executor.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/wait.h"
@@ -40,7 +42,22 @@ typedef struct qitem {
     struct qitem *next;
     uint8_t *frame; /* NULL: a RESTART (len 1: the last one, with no successor; len 2: a KILL) */
     size_t len, off;
+    uint8_t ref[MPROC__WIRE_HDR_SIZE]; /* frame == ref: the frame went into the down ring */
 } qitem;
+
+/* The frame rings an executor shares with its rank (frame_ring.h), and the frames of its up
+ * ring lent to MPI (sent to the master straight from the ring), in the order the executor
+ * wrote them: MPI may finish them out of order, the ring is released in order. Outlives its
+ * executor until MPI is done with the last frame lent. The lent list is the MPI lock's. */
+typedef struct exec_rings {
+    mproc__ring_pair p;
+    uint64_t *ends;      /* lent frames in order: where each ends */
+    uint8_t *done;       /* and whether MPI is done with it */
+    size_t n, cap;
+    uint64_t first_seq;  /* the token of ends[0] */
+    uint64_t last_end;   /* supervisor: where the last reply read from the up ring ended */
+    int dead;            /* its executor is gone: unmapped when nothing is lent any more */
+} exec_rings;
 
 /* One executor of this rank. */
 typedef struct executor {
@@ -55,6 +72,7 @@ typedef struct executor {
     qitem *out_head, *out_tail; /* bytes for the executor not yet written */
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
     mproc__reader reader;     /* supervisor only */
+    exec_rings *rings;        /* NULL: frames go through the socket only */
 } executor;
 
 static struct {
@@ -66,6 +84,7 @@ static struct {
     int k;
     executor *x;
     int ident_base;           /* mproc_current_index() of executor 0 */
+    size_t ring_size;         /* bytes of each frame ring; 0: none */
     char host[64];
 } ex = {.mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
@@ -94,8 +113,113 @@ static qitem *pop(qitem **head, qitem **tail) {
 static qitem *new_item(uint8_t *frame, size_t len) {
     qitem *q = malloc(sizeof *q);
     if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
-    *q = (qitem){NULL, frame, len, 0};
+    *q = (qitem){NULL, frame, len, 0, {0}};
     return q;
+}
+
+static void free_item(qitem *q) {
+    if (q->frame != q->ref) free(q->frame);
+    free(q);
+}
+
+/* ---- frame rings ------------------------------------------------------------------------- */
+
+/* New rings for an executor about to be spawned (NULL when off or they cannot be made: the
+ * socket carries everything then), with the memfd to hand it in *memfd. */
+static exec_rings *rings_new(int *memfd) {
+    *memfd = -1;
+    if (ex.ring_size == 0) return NULL;
+    exec_rings *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (mproc__ring_pair_create(ex.ring_size, &r->p, memfd) < 0) {
+        free(r);
+        return NULL;
+    }
+    /* Nothing else the rank forks (Processes without a fork server) may see them. */
+    madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
+    return r;
+}
+
+static void rings_destroy(exec_rings *r) {
+    mproc__ring_pair_unmap(&r->p);
+    free(r->ends);
+    free(r->done);
+    free(r);
+}
+
+/* Its executor is gone (supervisor, mu not held): freed now or when MPI gives back the last
+ * frame lent from it. */
+static void rings_retire(exec_rings *r) {
+    if (!r) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    r->dead = 1;
+    if (r->n == 0) rings_destroy(r);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+}
+
+/* MPI is done with a frame lent from the up ring (mproc__mpi_release; MPI lock held): the ring
+ * is released up to the end of the oldest frames MPI is done with. */
+static void rings_given_back(void *owner, uint64_t token) {
+    exec_rings *r = owner;
+    size_t i = (size_t)(token - r->first_seq);
+    if (i >= r->n) return; /* cannot happen: every token is given back once */
+    r->done[i] = 1;
+    size_t k = 0;
+    while (k < r->n && r->done[k]) k++;
+    if (k > 0) {
+        if (!r->dead) mproc__ring_release_to(&r->p.up, r->ends[k - 1]);
+        memmove(r->ends, r->ends + k, (r->n - k) * sizeof *r->ends);
+        memmove(r->done, r->done + k, r->n - k);
+        r->n -= k;
+        r->first_seq += k;
+    }
+    if (r->dead && r->n == 0) rings_destroy(r);
+}
+
+/* MPI lock held. Notes a frame lent from the up ring, ending at end: its token. */
+static uint64_t rings_lend(exec_rings *r, uint64_t end) {
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        uint64_t *e = realloc(r->ends, cap * sizeof *e);
+        if (e) r->ends = e;
+        uint8_t *d = e ? realloc(r->done, cap) : NULL;
+        if (!d) mproc__mpi_fatal("worker rank %d: out of memory lending a frame", mproc__mpi.rank);
+        r->done = d;
+        r->cap = cap;
+    }
+    r->ends[r->n] = end;
+    r->done[r->n] = 0;
+    return r->first_seq + r->n++;
+}
+
+/* Moves a frame for the executor into its down ring when it fits: q then carries only the
+ * reference. mu held. */
+static void ring_down(executor *x, qitem *q) {
+    if (!x->rings || !q->frame || q->len < MPROC__RING_MIN_FRAME || q->len > UINT32_MAX) return;
+    uint64_t pos;
+    struct iovec v = {q->frame, q->len};
+    if (!mproc__ring_put(&x->rings->p.down, &v, 1, q->len, &pos)) return; /* full: by socket */
+    free(q->frame);
+    mproc__ring_ref_encode(q->ref, pos, q->len);
+    q->frame = q->ref;
+    q->len = sizeof q->ref;
+    q->off = 0;
+}
+
+/* A reference frame from the executor: the reply it names in the up ring, checked (1 with
+ * *frame, *len, *end), or 0 when it is not a frame of this ring in order. Supervisor. */
+static int ring_up(executor *x, const uint8_t *ref, uint8_t **frame, size_t *len, uint64_t *end) {
+    exec_rings *r = x->rings;
+    uint64_t pos = mproc__hdr_id(ref);
+    size_t n = mproc__hdr_arg(ref);
+    if (!r || pos < r->last_end || pos - r->last_end >= r->p.up.size) return 0;
+    uint8_t *f = mproc__ring_at(&r->p.up, pos, n);
+    mproc__frame_hdr h;
+    if (!f || mproc__hdr_decode(f, n, &h) < 0 || (size_t)h.length != n - MPROC__WIRE_HDR_SIZE) return 0;
+    r->last_end = *end = mproc__ring_end(pos, n);
+    *frame = f;
+    *len = n;
+    return 1;
 }
 
 /* ---- to the master ---------------------------------------------------------------------- */
@@ -107,12 +231,19 @@ static void send_master_hdr(uint16_t kind, uint64_t id, uint32_t arg) {
 }
 
 /* A reply goes to the master with the executor's index in its id's top byte, so the master
- * knows which worker answered (executor.h); index 0 leaves the frame as it is. */
-static void forward_to_master(const executor *x, uint8_t *frame, size_t len) {
+ * knows which worker answered (executor.h); index 0 leaves the frame as it is. lent: the frame
+ * is in x's up ring, ending at ring_end (else malloc'd, taken over). */
+static void forward_to_master(const executor *x, uint8_t *frame, size_t len, int lent, uint64_t ring_end) {
     if (x->index)
         mproc__put_u64(frame + 8, (mproc__hdr_id(frame) & MPROC__EXEC_ID_MASK) | ((uint64_t)x->index << MPROC__EXEC_ID_SHIFT));
     pthread_mutex_lock(&mproc__mpi.lock);
-    int rc = mproc__mpi_send_owned(0, frame, len, ex.sink);
+    int rc;
+    if (lent) {
+        exec_rings *r = x->rings;
+        rc = mproc__mpi_send_lent(0, frame, len, rings_given_back, r, rings_lend(r, ring_end), ex.sink);
+    } else {
+        rc = mproc__mpi_send_owned(0, frame, len, ex.sink);
+    }
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (rc < 0) mproc__mpi_fatal("worker rank %d: cannot send a result: %s", mproc__mpi.rank, mproc_last_error());
 }
@@ -141,11 +272,12 @@ static int spawn_locked(executor *x) {
     snprintf(name, sizeof name, "Worker-rank-%d", mproc__mpi.rank);
     if (ex.k > 1) snprintf(name, sizeof name, "Worker-rank-%d.%d", mproc__mpi.rank, x->index);
     int ident = ex.ident_base + x->index;
-    int fd = -1;
+    int fd = -1, ring_fd = -1;
     pid_t pid = 0;
     int rc;
+    exec_rings *rings = rings_new(&ring_fd);
     if (mproc__fserver_running()) {
-        rc = mproc__fserver_spawn(x->index, ident, name, &fd, &pid);
+        rc = mproc__fserver_spawn(x->index, ident, name, ring_fd, &fd, &pid);
     } else {
         /* The program initialized MPI before mproc_init: no fork server could be made before
          * MPI_Init, so the executor is forked from the rank itself (docs/mpi.md). */
@@ -159,7 +291,7 @@ static int spawn_locked(executor *x) {
             pid = mproc__fork(sv[1]);
             if (pid == 0) {
                 close(sv[0]);
-                mproc__socket_worker_main(sv[1], slot, name, ident, me);
+                mproc__socket_worker_main(sv[1], slot, name, ident, me, ring_fd);
             }
             mproc__fork_untrack_fd(sv[1]);
             close(sv[1]);
@@ -178,8 +310,13 @@ static int spawn_locked(executor *x) {
             rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
         }
     }
+    if (ring_fd >= 0) close(ring_fd); /* the executor has its own now */
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        if (rings) rings_destroy(rings);
+        return rc;
+    }
+    x->rings = rings;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     x->fd = fd;
     x->pid = pid;
@@ -229,12 +366,12 @@ static void executor_ended(executor *x, const char *cause) {
     close(x->fd);
     x->fd = -1;
     x->pid = 0;
+    exec_rings *rings = x->rings;
+    x->rings = NULL;
     qitem *q;
-    while ((q = pop(&x->out_head, &x->out_tail))) { /* counted in `given`: unanswered */
-        free(q->frame);
-        free(q);
-    }
+    while ((q = pop(&x->out_head, &x->out_tail))) free_item(q); /* counted in `given`: unanswered */
     pthread_mutex_unlock(&ex.mu);
+    rings_retire(rings);
     if (cause) kill(pid, SIGKILL); /* garbage on the wire: the executor is not to be trusted */
     int status = 0;
     char how[96] = "exit status unknown";
@@ -268,8 +405,7 @@ static int flush_out_locked(executor *x) {
         q->off += (size_t)w;
         if (q->off < q->len) continue;
         pop(&x->out_head, &x->out_tail);
-        free(q->frame);
-        free(q);
+        free_item(q);
     }
     return 0;
 }
@@ -277,6 +413,7 @@ static int flush_out_locked(executor *x) {
 /* Gives x's live executor a frame (taken over); mu held. */
 static void give_locked(executor *x, qitem *q) {
     x->given++;
+    ring_down(x, q);
     push(&x->out_head, &x->out_tail, q);
     if (flush_out_locked(x) == 0 && x->out_head) wake_supervisor(); /* it watches for room */
 }
@@ -366,12 +503,25 @@ static int pump_replies(executor *x) {
             return -1;
         }
         uint16_t kind = mproc__hdr_kind(f);
-        if (kind == MPROC__FRAME_HELLO) { /* the same program, forked from us: nothing to check */
+        int lent = 0;
+        uint64_t end = 0;
+        if (kind == MPROC__FRAME_RING) { /* the reply is in the up ring */
+            uint8_t *ref = f;
+            lent = ring_up(x, ref, &f, &len, &end);
+            free(ref);
+            if (!lent) {
+                executor_ended(x, "it sent a reference to no frame of its ring");
+                return -1;
+            }
+            kind = mproc__hdr_kind(f);
+        }
+        if (kind == MPROC__FRAME_HELLO && !lent) { /* the same program, forked from us: nothing to check */
             free(f);
             continue;
         }
+        /* A frame left in the ring unforwarded is never released: the executor ends anyway. */
         if (kind != MPROC__FRAME_RESULT && kind != MPROC__FRAME_INIT_RESULT && kind != MPROC__FRAME_BATCH) {
-            free(f);
+            if (!lent) free(f);
             executor_ended(x, "it sent a frame of an unexpected kind");
             return -1;
         }
@@ -380,11 +530,11 @@ static int pump_replies(executor *x) {
         if (!extra) x->answered++;
         pthread_mutex_unlock(&ex.mu);
         if (extra) {
-            free(f);
+            if (!lent) free(f);
             executor_ended(x, "it answered a frame it was not given");
             return -1;
         }
-        forward_to_master(x, f, len);
+        forward_to_master(x, f, len, lent, end);
     }
 }
 
@@ -479,8 +629,7 @@ static void work_inbox(executor *x) {
         }
         pthread_mutex_unlock(&ex.mu);
         uint64_t id = mproc__hdr_id(q->frame);
-        free(q->frame);
-        free(q);
+        free_item(q);
         send_master_hdr(MPROC__FRAME_EXEC_DROPPED, id, 1);
     }
 }
@@ -527,11 +676,34 @@ static void *supervise(void *arg) {
     return NULL;
 }
 
+/* Bytes of each frame ring (MPROC_MPI_EXEC_RING: bytes, 0 = none; unset: 64 MiB shared among
+ * the rank's executors, 256 KiB..4 MiB each, so a map's chunks fit and a node's many executors
+ * do not pin much memory). 0 or MPROC_EINVAL. */
+static int ring_size_wanted(int k, size_t *size) {
+    const char *v = getenv("MPROC_MPI_EXEC_RING");
+    if (!v || !*v) {
+        size_t s = ((size_t)64 << 20) / (size_t)k;
+        if (s > ((size_t)4 << 20)) s = (size_t)4 << 20;
+        if (s < ((size_t)256 << 10)) s = (size_t)256 << 10;
+        *size = s & ~(size_t)4095;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long b = strtoull(v, &end, 10);
+    if (errno || *end || *v == '-' || (b != 0 && (b < 65536 || b > (1ull << 30))))
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXEC_RING=%s: want 0 (no rings) or bytes, 65536..1073741824", v);
+    *size = (size_t)b & ~(size_t)4095;
+    return 0;
+}
+
 int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
         return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
     ex.sink = sink;
     ex.ident_base = ident_base;
+    int rc = ring_size_wanted(k, &ex.ring_size);
+    if (rc < 0) return rc;
     if (gethostname(ex.host, sizeof ex.host) < 0) snprintf(ex.host, sizeof ex.host, "?");
     ex.host[sizeof ex.host - 1] = '\0';
     ex.x = calloc((size_t)k, sizeof *ex.x);
@@ -541,7 +713,6 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     if (ex.efd < 0) return mproc__error(MPROC_ESYS, "eventfd: %s", strerror(errno));
     mproc__fork_track_fd(ex.efd);
     pthread_mutex_lock(&ex.mu);
-    int rc = 0;
     for (int i = 0; i < k && rc == 0; i++) {
         ex.x[i].index = i;
         ex.x[i].fd = -1;

@@ -106,7 +106,7 @@ static void send_msg(int fd, const fs_msg *m, int pass_fd) {
     }
 }
 
-static void serve_spawn(int ctl, int sfd, const fs_msg *req) {
+static void serve_spawn(int ctl, int sfd, const fs_msg *req, int ring_fd) {
     fs_msg ans = {OP_SPAWNED, req->index, 0, 0, 0, ""};
     int sv[2];
     mproc__taken_slot *slot = mproc__fserver_slot(req->index);
@@ -126,7 +126,7 @@ static void serve_spawn(int ctl, int sfd, const fs_msg *req) {
         char name[sizeof req->name];
         memcpy(name, req->name, sizeof name);
         name[sizeof name - 1] = '\0';
-        mproc__socket_worker_main(sv[1], slot, name, req->ident, me);
+        mproc__socket_worker_main(sv[1], slot, name, req->ident, me, ring_fd);
     }
     ans.status = pid < 0 ? errno : 0;
     ans.pid = pid < 0 ? 0 : (int32_t)pid;
@@ -254,7 +254,7 @@ _Noreturn static void server_main(int ctl, pid_t rank) {
             if (n < 0) continue;
             if (n == 0) _exit(0); /* the rank is done with us: executors go with us */
             /* Children unblock SIGCHLD themselves (mproc__fork_child_signals). */
-            if (req.op == OP_SPAWN) serve_spawn(ctl, sfd, &req);
+            if (req.op == OP_SPAWN) serve_spawn(ctl, sfd, &req, passed);
             else if (req.op == OP_PROCESS) serve_process(ctl, sfd, &req, passed);
             if (req.op != OP_PROCESS && passed >= 0) close(passed);
         }
@@ -344,7 +344,7 @@ static int await_spawned(pid_t *pid, int *passed) {
     }
 }
 
-int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid) {
+int mproc__fserver_spawn(int slot, int ident, const char *name, int ring_fd, int *fd, pid_t *pid) {
     *fd = -1;
     *pid = 0;
     pthread_mutex_lock(&fs.mu);
@@ -354,7 +354,7 @@ int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *
     }
     fs_msg req = {OP_SPAWN, slot, ident, 0, 0, ""};
     snprintf(req.name, sizeof req.name, "%s", name);
-    send_msg(fs.fd, &req, -1);
+    send_msg(fs.fd, &req, ring_fd);
     int passed = -1;
     int rc = await_spawned(pid, &passed);
     pthread_mutex_unlock(&fs.mu);

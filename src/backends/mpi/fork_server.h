@@ -30,9 +30,10 @@ int mproc__fserver_running(void);
 /* The shared slot of executor index i (made by mproc__fserver_start, or on first use). */
 mproc__taken_slot *mproc__fserver_slot(int i);
 /* Asks the server for an executor on taken slot `slot`, with worker index ident and this name
- * (mproc_current_*): 0 with the rank's end of its socket
- * (*fd, close-on-exec) and *pid, or an error (the server is gone, or could not fork). */
-int mproc__fserver_spawn(int slot, int ident, const char *name, int *fd, pid_t *pid);
+ * (mproc_current_*), sharing the frame rings of memfd ring_fd (-1: none; the caller keeps its
+ * descriptor): 0 with the rank's end of its socket (*fd, close-on-exec) and *pid, or an error
+ * (the server is gone, or could not fork). */
+int mproc__fserver_spawn(int slot, int ident, const char *name, int ring_fd, int *fd, pid_t *pid);
 /* Asks the server to fork a Process running task task_id on arg (copied) under name: 0 with
  * *pid, or an error. Its end is reported as any child's (mproc__fserver_take_exit). */
 int mproc__fserver_spawn_process(uint32_t task_id, const char *name, const void *arg, size_t len, pid_t *pid);

@@ -218,8 +218,22 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
  * receiver in order, in flight or not.
  * ------------------------------------------------------------------------------------------- */
 
+/* Who gets a frame back when MPI is done with it: free() when release is NULL, else the
+ * lender's call (mproc__mpi_send_lent). */
+typedef struct lender {
+    mproc__mpi_release release;
+    void *owner;
+    uint64_t token;
+} lender;
+
+static void give_back(uint8_t *buf, const lender *l) {
+    if (l && l->release) l->release(l->owner, l->token);
+    else free(buf);
+}
+
 typedef struct pending_send {
-    uint8_t *buf;  /* ours, freed when the send is done (NULL: the caller's memory) */
+    uint8_t *buf;  /* ours, given back when the send is done (NULL: the caller's memory) */
+    lender lend;
     int rank;      /* destination */
     uint64_t seq;  /* retained sends: the caller's sequence number; 0 otherwise */
 } pending_send;
@@ -259,7 +273,7 @@ static int reap_sends(void) {
     int k = 0;
     for (int i = 0; i < pending.n; i++) {
         if (pending.req[i] == MPI_REQUEST_NULL) {
-            free(pending.v[i].buf);
+            if (pending.v[i].buf) give_back(pending.v[i].buf, &pending.v[i].lend);
             if (pending.v[i].seq) pending.retained--;
             continue;
         }
@@ -270,11 +284,15 @@ static int reap_sends(void) {
     return k;
 }
 
-/* Lock held, room reserved. Remembers a posted send. */
-static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
+/* Lock held, room reserved. Remembers a posted send (buf given back through l, NULL: freed). */
+static void keep_send_lent(MPI_Request req, uint8_t *buf, const lender *l, int rank, uint64_t seq) {
     pending.req[pending.n] = req;
-    pending.v[pending.n++] = (pending_send){buf, rank, seq};
+    pending.v[pending.n++] = (pending_send){buf, l ? *l : (lender){NULL, NULL, 0}, rank, seq};
     if (seq) pending.retained++;
+}
+
+static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
+    keep_send_lent(req, buf, NULL, rank, seq);
 }
 
 /* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
@@ -334,8 +352,8 @@ void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     memset(&pending, 0, sizeof pending);
 }
 
-/* Lock held. Posts buf (ours, malloc'd) as one message, left in flight; frees it when done. */
-static int post_owned(int dest, uint8_t *buf, size_t total, mproc__mpi_sink sink) {
+/* Lock held. Posts buf (ours) as one message, left in flight; gives it back when done. */
+static int post_owned(int dest, uint8_t *buf, size_t total, const lender *l, mproc__mpi_sink sink) {
     MPI_Request req;
     int flag = 0;
     mproc__mpi_ok(MPI_Isend(buf, (int)total, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req),
@@ -344,12 +362,12 @@ static int post_owned(int dest, uint8_t *buf, size_t total, mproc__mpi_sink sink
     /* Most small sends are done at once (copied into the receiver's shared memory). */
     mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
     if (flag) {
-        free(buf);
+        give_back(buf, l);
     } else if (reserve_sends(1) == 0) {
-        keep_send(req, buf, dest, 0);
+        keep_send_lent(req, buf, l, dest, 0);
     } else { /* no room to remember it: wait for it */
         wait_sends(dest, &req, 1, sink, 0);
-        free(buf);
+        give_back(buf, l);
     }
     return 0;
 }
@@ -360,7 +378,7 @@ static int send_packed(int dest, const struct iovec *iov, int iovcnt, size_t tot
     uint8_t *buf = malloc(total);
     if (!buf) return mproc__error(MPROC_ENOMEM, "mpi send: out of memory (%zu bytes)", total);
     mproc__mpi_iov_copy(iov, iovcnt, 0, buf, total);
-    return post_owned(dest, buf, total, sink);
+    return post_owned(dest, buf, total, NULL, sink);
 }
 
 static int check_frame(size_t total) {
@@ -419,7 +437,7 @@ static int split_result(const uint8_t *first, size_t first_len, size_t want) {
 /* Lock held. Sends a RESULT of fixed-size items as its lead (header, count, item_size) and then
  * its data from frame itself, so that the master can receive the data straight into place. One
  * data piece is left in flight; more are waited for. Takes frame over. */
-static int send_result_split(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
+static int send_result_split(int dest, uint8_t *frame, size_t len, const lender *l, mproc__mpi_sink sink) {
     size_t lead = MPROC__MPI_RESULT_LEAD, data = len - lead;
     int n = 1 + (int)((data + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
     uint8_t *first = malloc(lead);
@@ -427,7 +445,7 @@ static int send_result_split(int dest, uint8_t *frame, size_t len, mproc__mpi_si
     if (!first || !req) {
         free(first);
         free(req);
-        free(frame);
+        give_back(frame, l);
         return mproc__error(MPROC_ENOMEM, "mpi: out of memory sending %zu bytes", len);
     }
     memcpy(first, frame, lead);
@@ -442,29 +460,39 @@ static int send_result_split(int dest, uint8_t *frame, size_t len, mproc__mpi_si
     mproc__mpi_ring(dest);
     if (n == 2 && reserve_sends(2) == 0) {
         keep_send(req[0], first, dest, 0);
-        /* Freed by its base address when the data send is done. */
-        keep_send(req[1], frame, dest, 0);
+        /* Given back by its base address when the data send is done. */
+        keep_send_lent(req[1], frame, l, dest, 0);
     } else {
         wait_sends(dest, req, n, sink, (double)len / 1e9 + 0.002);
         free(first);
-        free(frame);
+        give_back(frame, l);
     }
     free(req);
     return 0;
 }
 
-int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
+static int send_given(int dest, uint8_t *frame, size_t len, const lender *l, mproc__mpi_sink sink) {
     int rc = check_frame(len);
     if (rc == 0 && len >= MPROC__MPI_RESULT_LEAD + MPROC__MPI_PLACE_MIN &&
         split_result(frame, MPROC__MPI_RESULT_LEAD, len))
-        return send_result_split(dest, frame, len, sink);
+        return send_result_split(dest, frame, len, l, sink);
     if (rc < 0 || len > MPROC__MPI_PACK_MAX) {
         struct iovec iov = {frame, len};
         if (rc == 0) rc = send_split(dest, &iov, 1, len, sink);
-        free(frame);
+        give_back(frame, l);
         return rc;
     }
-    return post_owned(dest, frame, len, sink);
+    return post_owned(dest, frame, len, l, sink);
+}
+
+int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink) {
+    return send_given(dest, frame, len, NULL, sink);
+}
+
+int mproc__mpi_send_lent(int dest, uint8_t *frame, size_t len, mproc__mpi_release release, void *owner,
+                         uint64_t token, mproc__mpi_sink sink) {
+    lender l = {release, owner, token};
+    return send_given(dest, frame, len, &l, sink);
 }
 
 int mproc__mpi_send_hdr(int dest, uint16_t kind, uint64_t id, uint32_t arg, mproc__mpi_sink sink) {

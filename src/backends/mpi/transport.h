@@ -50,6 +50,12 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
 /* Retained frames from this size on are sent without copying their payload (see below). */
 #define MPROC__MPI_RETAIN_MIN (16u * 1024u)
 int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink);
+/* Lock held. As send_owned, for a frame in memory the caller lends: instead of freeing it,
+ * release(owner, token) is called (lock held, from whichever thread finds the send done, maybe
+ * before this returns) when MPI no longer reads it; also on error. */
+typedef void (*mproc__mpi_release)(void *owner, uint64_t token);
+int mproc__mpi_send_lent(int dest, uint8_t *frame, size_t len, mproc__mpi_release release, void *owner,
+                         uint64_t token, mproc__mpi_sink sink);
 /* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
  * when it is at least MPROC__MPI_RETAIN_MIN bytes and lies in one iovec after the header: MPI
  * reads it from the caller's buffer after this returns. The caller keeps that buffer alive and

@@ -1,0 +1,109 @@
+/* frame_ring.c - frames through shared memory between a process and one worker (frame_ring.h).
+ *
+ * A memfd rather than an anonymous shared mapping: an MPI executor is forked by the fork
+ * server, not by the rank that relays for it, so the mapping has to travel as a descriptor.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backends/frame_ring.h"
+#include "common/common.h"
+#include "wire/wire.h"
+
+/* The control page, then the down ring's bytes, then the up ring's. */
+#define CTL_BYTES 4096u
+#define ALIGN 64u
+
+static void lay_out(mproc__ring_pair *p, void *base, size_t map_len) {
+    size_t size = (map_len - CTL_BYTES) / 2;
+    p->base = base;
+    p->map_len = map_len;
+    p->down = (mproc__ring){(mproc__ring_ctl *)base, (uint8_t *)base + CTL_BYTES, size};
+    p->up = (mproc__ring){(mproc__ring_ctl *)base + 1, (uint8_t *)base + CTL_BYTES + size, size};
+}
+
+static int map_fd(int fd, size_t map_len, mproc__ring_pair *p) {
+    void *m = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return mproc__error(MPROC_ESYS, "mapping frame rings: %s", strerror(errno));
+    lay_out(p, m, map_len);
+    return 0;
+}
+
+int mproc__ring_pair_create(size_t ring_size, mproc__ring_pair *p, int *memfd) {
+    memset(p, 0, sizeof *p);
+    *memfd = -1;
+    if (ring_size < 65536 || ring_size % 4096 || ring_size > ((size_t)1 << 30))
+        return mproc__error(MPROC_EINVAL, "frame rings of %zu bytes: want 64 KiB..1 GiB, a multiple of 4096",
+                            ring_size);
+    int fd = memfd_create("mproc-frame-rings", MFD_CLOEXEC);
+    if (fd < 0) return mproc__error(MPROC_ESYS, "memfd_create: %s", strerror(errno));
+    size_t map_len = CTL_BYTES + 2 * ring_size;
+    if (ftruncate(fd, (off_t)map_len) < 0) {
+        int err = errno;
+        close(fd);
+        return mproc__error(MPROC_ESYS, "sizing frame rings: %s", strerror(err));
+    }
+    int rc = map_fd(fd, map_len, p);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *memfd = fd; /* fresh memfd pages are zero: both rings start empty at position 0 */
+    return 0;
+}
+
+int mproc__ring_pair_map(int memfd, mproc__ring_pair *p) {
+    memset(p, 0, sizeof *p);
+    struct stat st;
+    if (fstat(memfd, &st) < 0) return mproc__error(MPROC_ESYS, "frame rings: fstat: %s", strerror(errno));
+    if (st.st_size < (off_t)(CTL_BYTES + 2 * 65536))
+        return mproc__error(MPROC_EINVAL, "frame rings: a %lld-byte memfd is too small", (long long)st.st_size);
+    return map_fd(memfd, (size_t)st.st_size, p);
+}
+
+void mproc__ring_pair_unmap(mproc__ring_pair *p) {
+    if (p->base) munmap(p->base, p->map_len);
+    memset(p, 0, sizeof *p);
+}
+
+static size_t rounded(size_t len) { return (len + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+uint64_t mproc__ring_end(uint64_t pos, size_t len) { return pos + rounded(len); }
+
+int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos) {
+    size_t need = rounded(total);
+    if (!r->data || need > r->size / 2) return 0;
+    uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_relaxed); /* ours */
+    uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
+    size_t off = (size_t)(head % r->size);
+    uint64_t start = off + need > r->size ? head + (r->size - off) : head; /* never straddle */
+    uint64_t used = head - tail; /* a wild tail (the other side's bug) reads as "full" */
+    if (tail > head || used > r->size || start + need - tail > r->size) return 0;
+    uint8_t *dst = r->data + (size_t)(start % r->size);
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        dst += iov[i].iov_len;
+    }
+    atomic_store_explicit(&r->ctl->head, start + need, memory_order_release);
+    *pos = start;
+    return 1;
+}
+
+uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len) {
+    if (!r->data || len > r->size || pos % ALIGN) return NULL;
+    size_t off = (size_t)(pos % r->size);
+    if (off + len > r->size) return NULL;
+    return r->data + off;
+}
+
+void mproc__ring_release_to(mproc__ring *r, uint64_t end) {
+    atomic_store_explicit(&r->ctl->tail, end, memory_order_release);
+}
+
+void mproc__ring_ref_encode(uint8_t out[24], uint64_t pos, size_t len) {
+    mproc__hdr_encode(out, MPROC__FRAME_RING, pos, 0, (uint32_t)len);
+}

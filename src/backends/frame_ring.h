@@ -1,0 +1,71 @@
+/* frame_ring.h - frames through memory shared by two processes (frame_ring.c): a pair of
+ * one-way rings, one toward a worker process and one back, in one memfd mapping.
+ *
+ * Why: a frame relayed through a socket is copied into the kernel and out again on each hop. A
+ * rank that relays a map's chunks to its executor (backends/mpi/executor.c) paid four such
+ * copies per chunk; through a ring the writer copies the frame once into shared memory and
+ * sends only a 24-byte reference frame (MPROC__FRAME_RING: id = its position, arg = its length)
+ * on the socket, which still carries everything else, in order. The reader uses the frame in
+ * place and releases it when done.
+ *
+ * Each ring has one writer and one releaser. Positions count bytes ever reserved (they never
+ * wrap; the ring's offset is position % size). A frame never straddles the end: the writer
+ * skips to the start, and a release of a frame also releases the skip before it, so releases
+ * must come in the order of the frames (the releaser keeps them in order if its uses end out
+ * of order). A frame that does not fit goes through the socket instead: a writer never waits
+ * for room. Nothing read from the shared control words or the references is trusted beyond
+ * the mapping's bounds: a process can only spoil frames of its own.
+ */
+#ifndef MPROC_FRAME_RING_H
+#define MPROC_FRAME_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* The control words of one ring, in the shared mapping: a cache line each. */
+typedef struct mproc__ring_ctl {
+    _Atomic uint64_t head; /* written by the writer: end of the last frame published */
+    char pad0[64 - sizeof(uint64_t)];
+    _Atomic uint64_t tail; /* written by the releaser: everything before it is free again */
+    char pad1[64 - sizeof(uint64_t)];
+} mproc__ring_ctl;
+
+typedef struct mproc__ring {
+    mproc__ring_ctl *ctl;
+    uint8_t *data;
+    size_t size;
+} mproc__ring;
+
+/* Both rings of one worker: down (to the worker) and up (from it), in one mapping. */
+typedef struct mproc__ring_pair {
+    void *base;
+    size_t map_len;
+    mproc__ring down, up;
+} mproc__ring_pair;
+
+/* Smallest frame worth a ring: below it the socket's copy costs no more than ours. */
+#define MPROC__RING_MIN_FRAME 512u
+
+/* A new memfd (close-on-exec) holding two rings of ring_size bytes each (a multiple of 4096,
+ * at least 64 KiB), mapped into *p. 0 with *memfd, or an error. */
+int mproc__ring_pair_create(size_t ring_size, mproc__ring_pair *p, int *memfd);
+/* Maps a pair made by mproc__ring_pair_create from its memfd (the worker's side). 0 or an error. */
+int mproc__ring_pair_map(int memfd, mproc__ring_pair *p);
+void mproc__ring_pair_unmap(mproc__ring_pair *p);
+
+/* Writer: copies the frame (iovecs, total bytes) into r: 1 with its *pos, or 0 when it does not
+ * fit now (send it another way). */
+int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos);
+/* Reader: the frame at pos of len bytes, or NULL when that is not inside the ring. */
+uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len);
+/* Where the frame at pos of len bytes ends (what releasing it up to its end means). */
+uint64_t mproc__ring_end(uint64_t pos, size_t len);
+/* Releaser: every frame before end is free again (frames are released in their order). */
+void mproc__ring_release_to(mproc__ring *r, uint64_t end);
+
+/* The reference frame for a frame at pos of len bytes (a 24-byte header, kind RING). */
+void mproc__ring_ref_encode(uint8_t out[24], uint64_t pos, size_t len);
+
+#endif /* MPROC_FRAME_RING_H */

@@ -1,0 +1,150 @@
+/* test_frame_ring.c - unit tests of the frame rings in src/backends/frame_ring.c: frames round
+ * trip, a full ring refuses (the caller then uses its socket) and takes frames again once
+ * released, frames never straddle the end (the skip is released with the frame after it),
+ * references outside the ring are refused, a wild tail written by the other side reads as
+ * "full" rather than letting the writer overwrite, a second mapping of the memfd (the worker's)
+ * sees the same bytes, and bad sizes are refused with a sentence. No workers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backends/frame_ring.h"
+#include "common/common.h"
+#include "wire/wire.h"
+
+#define RING (64u * 1024u)
+
+static int put_bytes(mproc__ring *r, uint8_t fill, size_t len, uint64_t *pos) {
+    uint8_t *b = malloc(len);
+    assert_non_null(b);
+    memset(b, fill, len);
+    struct iovec v = {b, len};
+    int ok = mproc__ring_put(r, &v, 1, len, pos);
+    free(b);
+    return ok;
+}
+
+static void round_trip_between_two_mappings(void **state) {
+    (void)state;
+    mproc__ring_pair a, b;
+    int fd;
+    assert_int_equal(mproc__ring_pair_create(RING, &a, &fd), 0);
+    assert_int_equal(mproc__ring_pair_map(fd, &b), 0); /* the worker's view */
+    close(fd);
+    assert_int_equal(a.down.size, RING);
+    uint8_t hdr[24] = {1, 2, 3};
+    uint8_t body[1000];
+    for (size_t i = 0; i < sizeof body; i++) body[i] = (uint8_t)i;
+    struct iovec v[2] = {{hdr, sizeof hdr}, {body, sizeof body}};
+    uint64_t pos;
+    assert_int_equal(mproc__ring_put(&a.down, v, 2, sizeof hdr + sizeof body, &pos), 1);
+    uint8_t *f = mproc__ring_at(&b.down, pos, sizeof hdr + sizeof body);
+    assert_non_null(f);
+    assert_memory_equal(f, hdr, sizeof hdr);
+    assert_memory_equal(f + sizeof hdr, body, sizeof body);
+    /* The up ring is another region: the same position there holds other bytes. */
+    assert_true(mproc__ring_at(&b.up, pos, 8) != f);
+    /* A reference frame names it. */
+    uint8_t ref[24];
+    mproc__ring_ref_encode(ref, pos, sizeof hdr + sizeof body);
+    mproc__frame_hdr h;
+    assert_int_equal(mproc__hdr_decode(ref, sizeof ref, &h), 0);
+    assert_int_equal(h.kind, MPROC__FRAME_RING);
+    assert_int_equal(h.id, pos);
+    assert_int_equal(h.arg, sizeof hdr + sizeof body);
+    assert_int_equal(h.length, 0);
+    mproc__ring_pair_unmap(&a);
+    mproc__ring_pair_unmap(&b);
+}
+
+static void full_ring_refuses_until_released(void **state) {
+    (void)state;
+    mproc__ring_pair p;
+    int fd;
+    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    close(fd);
+    uint64_t pos[8];
+    int n = 0;
+    while (n < 8 && put_bytes(&p.down, (uint8_t)n, 10000, &pos[n])) n++;
+    assert_int_equal(n, 6); /* 6 x 10,048 bytes fit in 64 KiB, a seventh does not */
+    uint64_t extra;
+    assert_int_equal(put_bytes(&p.down, 9, 10000, &extra), 0);
+    /* Frames bigger than half the ring never go in: they would starve everything else. */
+    assert_int_equal(put_bytes(&p.up, 9, RING / 2 + 1, &extra), 0);
+    /* Releasing the first two makes room again; the new frame wraps to the start. */
+    mproc__ring_release_to(&p.down, mproc__ring_end(pos[1], 10000));
+    uint64_t again;
+    assert_int_equal(put_bytes(&p.down, 7, 10000, &again), 1);
+    assert_int_equal(again % RING, 0); /* skipped the tail end: never straddles */
+    assert_int_equal(again, RING);
+    uint8_t *f = mproc__ring_at(&p.down, again, 10000);
+    assert_non_null(f);
+    assert_int_equal(f[0], 7);
+    assert_int_equal(f[9999], 7);
+    /* The untouched frames are still whole. */
+    assert_int_equal(mproc__ring_at(&p.down, pos[5], 10000)[9999], 5);
+    mproc__ring_pair_unmap(&p);
+}
+
+static void references_outside_the_ring_are_refused(void **state) {
+    (void)state;
+    mproc__ring_pair p;
+    int fd;
+    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    close(fd);
+    assert_null(mproc__ring_at(&p.up, RING - 64, 128));   /* runs past the end */
+    assert_null(mproc__ring_at(&p.up, 3, 100));           /* not a frame's start */
+    assert_null(mproc__ring_at(&p.up, 0, RING + 1));      /* longer than the ring */
+    assert_non_null(mproc__ring_at(&p.up, 5 * (uint64_t)RING + 64, 128)); /* any lap */
+    mproc__ring_pair_unmap(&p);
+}
+
+static void a_wild_tail_reads_as_full(void **state) {
+    (void)state;
+    mproc__ring_pair p;
+    int fd;
+    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    close(fd);
+    uint64_t pos;
+    assert_int_equal(put_bytes(&p.up, 1, 1000, &pos), 1);
+    atomic_store(&p.up.ctl->tail, UINT64_C(1) << 40); /* ahead of the head: nonsense */
+    assert_int_equal(put_bytes(&p.up, 2, 1000, &pos), 0);
+    atomic_store(&p.up.ctl->tail, 0); /* an honest tail again */
+    assert_int_equal(put_bytes(&p.up, 2, 1000, &pos), 1);
+    mproc__ring_pair_unmap(&p);
+}
+
+static void bad_sizes_are_refused(void **state) {
+    (void)state;
+    mproc__ring_pair p;
+    int fd;
+    assert_int_equal(mproc__ring_pair_create(1000, &p, &fd), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "64 KiB"));
+    assert_int_equal(fd, -1);
+    assert_int_equal(mproc__ring_pair_create(RING + 100, &p, &fd), MPROC_EINVAL);
+    /* A memfd too small for two rings is not mapped. */
+    int small = memfd_create("small", 0);
+    assert_true(small >= 0);
+    assert_int_equal(ftruncate(small, 4096), 0);
+    assert_int_equal(mproc__ring_pair_map(small, &p), MPROC_EINVAL);
+    close(small);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip_between_two_mappings),
+        cmocka_unit_test(full_ring_refuses_until_released),
+        cmocka_unit_test(references_outside_the_ring_are_refused),
+        cmocka_unit_test(a_wild_tail_reads_as_full),
+        cmocka_unit_test(bad_sizes_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
