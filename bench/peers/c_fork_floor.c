@@ -2,8 +2,9 @@
  * c_fork_floor.c - benchmark peer: the hand-written fork "floor".
  *
  * What plain, unclever C gets on one machine with no library: the master
- * forks 2 workers, talks to each over a socketpair with a 16-byte header +
- * payload protocol, keeps every worker 2 requests deep (refills on each reply)
+ * forks 2 workers, talks to each over two pipes (one each way) enlarged to 1 MiB
+ * with F_SETPIPE_SZ (so a whole chunk and its reply fit, and a pipe is cheaper
+ * than a socket per byte and per wake-up) with a 16-byte header + payload protocol, keeps every worker 2 requests deep (refills on each reply)
  * and waits with poll().  The master's sockets are non-blocking (a request it
  * cannot write yet waits for POLLOUT), so a big request and a big reply can
  * never block each other.  Map work is batched as chunks of longs per message;
@@ -31,6 +32,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#define _GNU_SOURCE     /* F_SETPIPE_SZ */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -174,7 +176,7 @@ static void send_msg(int fd, int op, const void *payload, size_t len)
     write_msg(fd, &h, payload, &off, 1);
 }
 
-static void worker(int fd)
+static void worker(int fd, int wfd)
 {
     size_t cap = 0;
     char *in = NULL;
@@ -194,7 +196,7 @@ static void worker(int fd)
         readn(fd, in, (size_t)h.len);
         if (h.op == OP_LEN) {
             long n = (long)h.len;
-            send_msg(fd, OP_LEN, &n, sizeof n);
+            send_msg(wfd, OP_LEN, &n, sizeof n);
             continue;
         }
         const long *x = (const long *)(void *)in;
@@ -205,31 +207,54 @@ static void worker(int fd)
         else
             for (size_t i = 0; i < n; i++)
                 out[i] = spin(x[i]);
-        send_msg(fd, h.op, out, n * sizeof(long));
+        send_msg(wfd, h.op, out, n * sizeof(long));
     }
 }
 
-static int fds[NW];
+/* Pipes, except for bytes: 8 MiB blobs move about 2x faster over a socketpair (measured
+ * 1.4-2.1 GB/s against 0.8-1.2), the tasks and chunks 1.2-1.7x faster over pipes. */
+static int use_pipes = 1;
+static int fds[NW];  /* the master reads worker w's replies here */
+static int wfds[NW]; /* and writes its requests here */
 static pid_t pids[NW];
 
 static void start_workers(void)
 {
     for (int w = 0; w < NW; w++) {
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
-            die("socketpair");
+        int down[2], up[2];
+        if (use_pipes) {
+            if (pipe(down) < 0 || pipe(up) < 0)
+                die("pipe");
+            /* Best effort: the system's cap (fs.pipe-max-size, 1 MiB by default) may refuse. */
+            fcntl(down[1], F_SETPIPE_SZ, 1 << 20);
+            fcntl(up[1], F_SETPIPE_SZ, 1 << 20);
+        } else {
+            int sv[2];
+            if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+                die("socketpair");
+            down[0] = up[1] = sv[1]; /* the worker's end, both ways */
+            down[1] = sv[0];
+            up[0] = dup(sv[0]);
+        }
         pid_t p = fork();
         if (p < 0)
             die("fork");
         if (p == 0) {
-            close(sv[0]);
-            for (int k = 0; k < w; k++)
+            close(down[1]);
+            close(up[0]);
+            for (int k = 0; k < w; k++) {
                 close(fds[k]);
-            worker(sv[1]);
+                close(wfds[k]);
+            }
+            worker(down[0], up[1]);
         }
-        close(sv[1]);
-        fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-        fds[w] = sv[0];
+        close(down[0]);
+        if (up[1] != down[0])
+            close(up[1]);
+        fcntl(down[1], F_SETFL, fcntl(down[1], F_GETFL) | O_NONBLOCK);
+        fcntl(up[0], F_SETFL, fcntl(up[0], F_GETFL) | O_NONBLOCK);
+        fds[w] = up[0];
+        wfds[w] = down[1];
         pids[w] = p;
     }
 }
@@ -238,12 +263,13 @@ static int stop_workers(void)
 {
     int ok = 1;
     for (int w = 0; w < NW; w++)
-        send_msg(fds[w], OP_STOP, NULL, 0);
+        send_msg(wfds[w], OP_STOP, NULL, 0);
     for (int w = 0; w < NW; w++) {
         int st;
         if (waitpid(pids[w], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
             ok = 0;
         close(fds[w]);
+        close(wfds[w]);
     }
     return ok;
 }
@@ -275,7 +301,7 @@ static void flush(int w)
 {
     while (sqn[w]) {
         struct pending *m = &sq[w][sqh[w]];
-        if (!write_msg(fds[w], &m->h, m->payload, &m->off, 0))
+        if (!write_msg(wfds[w], &m->h, m->payload, &m->off, 0))
             return;
         sqh[w] = (sqh[w] + 1) % DEPTH;
         sqn[w]--;
@@ -320,17 +346,19 @@ static void run_jobs(const struct run *r)
             send_job(r, w, next);
             q[w][(qh[w] + qn[w]++) % DEPTH] = next++;
         }
-    struct pollfd pfd[NW];
+    struct pollfd pfd[2 * NW]; /* replies, then room for requests not yet written */
     while (done < r->njobs) {
-        for (int w = 0; w < NW; w++)
-            pfd[w] = (struct pollfd){fds[w], (short)(POLLIN | (sqn[w] ? POLLOUT : 0)), 0};
-        if (poll(pfd, NW, -1) < 0) {
+        for (int w = 0; w < NW; w++) {
+            pfd[w] = (struct pollfd){fds[w], POLLIN, 0};
+            pfd[NW + w] = (struct pollfd){sqn[w] ? wfds[w] : -1, POLLOUT, 0};
+        }
+        if (poll(pfd, 2 * NW, -1) < 0) {
             if (errno == EINTR)
                 continue;
             die("poll");
         }
         for (int w = 0; w < NW; w++) {
-            if (pfd[w].revents & POLLOUT)
+            if (pfd[NW + w].revents & POLLOUT)
                 flush(w);
             if (!(pfd[w].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
@@ -511,6 +539,10 @@ int main(int argc, char **argv)
     if (!strcmp(w, "apply") || !strcmp(w, "map")) {
         int apply = !strcmp(w, "apply");
         size_t n = arg(argc, argv, 2, apply ? 200000 : 10000000);
+        /* Workers first, as a pool is made before its input: forked after the arrays are
+         * touched, the master's every write into out[] would copy a page shared with them
+         * (copy-on-write), which alone halved this floor. */
+        start_workers();
         long *in = malloc(n * sizeof(long)), *out = malloc(n * sizeof(long));
         if (!in || !out)
             die("malloc");
@@ -519,7 +551,6 @@ int main(int argc, char **argv)
         memset(out, 0xff, n * sizeof(long)); /* fault the pages in, poison */
         size_t chunk = apply ? 1 : 10000;
         struct run r = {OP_SQ, n, chunk, (n + chunk - 1) / chunk, in, out, NULL, 0};
-        start_workers();
         double t = now();
         run_jobs(&r);
         double dt = now() - t;
@@ -533,6 +564,7 @@ int main(int argc, char **argv)
     }
 
     if (!strcmp(w, "bytes")) {
+        use_pipes = 0;
         size_t nb = arg(argc, argv, 2, 16);
         char **blobs = malloc(nb * sizeof *blobs);
         long *out = calloc(nb, sizeof(long));

@@ -55,6 +55,11 @@ int mproc__ring_pair_create(size_t ring_size, mproc__ring_pair *p, int *memfd);
 int mproc__ring_pair_map(int memfd, mproc__ring_pair *p);
 void mproc__ring_pair_unmap(mproc__ring_pair *p);
 
+/* The size of each ring for one of `workers` workers: from the environment variable env
+ * (bytes, 0 = no rings), else 64 MiB shared among the workers, 256 KiB..4 MiB each, so a map's
+ * chunks fit and many workers do not pin much memory. 0, or MPROC_EINVAL with a sentence. */
+int mproc__ring_size_wanted(const char *env, int workers, size_t *size);
+
 /* Writer: copies the frame (iovecs, total bytes) into r: 1 with its *pos, or 0 when it does not
  * fit now (send it another way). */
 int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos);
@@ -64,6 +69,12 @@ uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len);
 uint64_t mproc__ring_end(uint64_t pos, size_t len);
 /* Releaser: every frame before end is free again (frames are released in their order). */
 void mproc__ring_release_to(mproc__ring *r, uint64_t end);
+
+/* Reader of an untrusted writer: the frame a reference frame (ref, a whole RING header) names,
+ * checked - the next in order (at or after *next, less than a lap on), inside the ring, a frame
+ * header that decodes and whose length matches - with *len, and *next moved to its end (what
+ * releasing it means); or NULL. */
+uint8_t *mproc__ring_resolve(const mproc__ring *r, const uint8_t *ref, uint64_t *next, size_t *len);
 
 /* The reference frame for a frame at pos of len bytes (a 24-byte header, kind RING). */
 void mproc__ring_ref_encode(uint8_t out[24], uint64_t pos, size_t len);

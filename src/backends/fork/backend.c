@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "backends/fork/processes.h"
+#include "backends/frame_ring.h"
 #include "backends/socket_worker.h"
 #include "wire/stream_reader.h"
 #include "backends/spawn.h"
@@ -30,10 +31,21 @@
 #include "wire/wire.h"
 #include "worker/worker.h"
 
+/* Where a frame's reply data may go (mproc__send_hint.reply_to), until its reply arrives. */
+typedef struct reply_home {
+    uint64_t id;
+    uint8_t *to;
+    size_t len;
+} reply_home;
+
 typedef struct fworker {
     pid_t pid;
     int fd;                /* master end; -1 once dead */
     mproc__reader in;      /* frames arriving from it */
+    mproc__ring_pair rings; /* shared with it (frame_ring.h); base NULL: none */
+    uint64_t up_next;      /* where its next reply in the up ring may start */
+    reply_home *homes;     /* frames in flight whose replies have a home */
+    int nhomes, cap_homes;
 } fworker;
 
 typedef struct queued {
@@ -50,15 +62,29 @@ struct mproc__group {
     queued *head, *tail;   /* events found while sending */
     unsigned long spawned;
     mproc__taken_slot *taken;     /* n slots, MAP_SHARED with the workers */
+    size_t ring_size;             /* bytes of each frame ring; 0: none */
 };
 
 static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
 
 /* ---- master side: spawning ---------------------------------------------------------------- */
 
+/* Fresh rings for worker i's next process (none if they cannot be made: the socket carries
+ * everything then); the memfd to hand it, or -1. */
+static int new_rings(mproc__group *g, fworker *w) {
+    int memfd = -1;
+    mproc__ring_pair_unmap(&w->rings);
+    w->up_next = 0;
+    if (g->ring_size == 0 || mproc__ring_pair_create(g->ring_size, &w->rings, &memfd) < 0) return -1;
+    /* Workers forked later must not see this worker's frames. */
+    madvise(w->rings.base, w->rings.map_len, MADV_DONTFORK);
+    return memfd;
+}
+
 static int spawn_worker(mproc__group *g, int i) {
     int sv[2];
     if (mproc__fork_socketpair(sv) < 0) return MPROC_ESYS;
+    int ring_fd = new_rings(g, &g->w[i]);
     worker_counter++;
     atomic_store(&g->taken[i].id, MPROC__TAKEN_NONE);
     pid_t master = getpid();
@@ -67,8 +93,9 @@ static int spawn_worker(mproc__group *g, int i) {
         close(sv[0]);
         char name[32];
         snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
-        mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master, -1);
+        mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master, ring_fd);
     }
+    if (ring_fd >= 0) close(ring_fd);
     mproc__fork_untrack_fd(sv[1]);
     close(sv[1]);
     if (pid < 0) {
@@ -92,6 +119,8 @@ static void close_worker_fd(fworker *w) {
         w->fd = -1;
     }
     mproc__reader_reset(&w->in);
+    mproc__ring_pair_unmap(&w->rings);
+    w->nhomes = 0; /* its frames are the core's to settle (DIED) */
 }
 
 /* Reaps a worker whose socket closed: give it a moment to exit on its own (so its real status
@@ -132,12 +161,52 @@ static void worker_died(mproc__group *g, int i, mproc__event *ev, const char *ca
 
 /* ---- master side: receiving ---------------------------------------------------------------- */
 
+/* Takes the home noted for frame id's reply, if any: 1 with *h. */
+static int take_home(fworker *w, uint64_t id, reply_home *h) {
+    for (int k = 0; k < w->nhomes; k++)
+        if (w->homes[k].id == id) {
+            *h = w->homes[k];
+            w->homes[k] = w->homes[--w->nhomes];
+            return 1;
+        }
+    return 0;
+}
+
+/* A reply in w's up ring (f, len bytes, checked): copied once, into its home when it has one
+ * and every item came back with the expected size (the event then carries only its header and
+ * prefix, ev->placed), else into a frame of its own. The ring space is released either way.
+ * 0, or MPROC_ENOMEM. */
+static int take_ring_reply(fworker *w, const uint8_t *f, size_t len, mproc__event *ev) {
+    const size_t lead = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_RESULT_PREFIX;
+    reply_home h;
+    int homed = mproc__hdr_kind(f) == MPROC__FRAME_RESULT && take_home(w, mproc__hdr_id(f), &h);
+    if (homed && len >= lead) {
+        uint64_t count = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE);
+        uint64_t item = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4);
+        homed = item != 0 && count * item == len - lead && len - lead == h.len;
+    }
+    size_t keep = homed ? lead : len;
+    uint8_t *own = malloc(keep);
+    if (!own) return mproc__error(MPROC_ENOMEM, "no memory for a %zu-byte result", keep);
+    memcpy(own, f, keep);
+    if (homed) {
+        memcpy(h.to, f + lead, h.len);
+        mproc__put_u32(own + 16, MPROC__WIRE_RESULT_PREFIX);
+    }
+    mproc__ring_release_to(&w->rings.up, w->up_next);
+    ev->frame = own;
+    ev->frame_len = keep;
+    ev->placed = homed;
+    return 0;
+}
+
 /* Reads what is available from worker i. Returns 1 with *ev set when a frame completed or the
  * worker died, 0 when more bytes are needed. */
 static int read_worker(mproc__group *g, int i, mproc__event *ev) {
     uint8_t *frame;
     size_t len;
-    int rc = mproc__reader_next(&g->w[i].in, g->w[i].fd, &frame, &len);
+    fworker *w = &g->w[i];
+    int rc = mproc__reader_next(&w->in, w->fd, &frame, &len);
     if (rc == 0) return 0;
     if (rc == 1) {
         memset(ev, 0, sizeof *ev);
@@ -145,6 +214,22 @@ static int read_worker(mproc__group *g, int i, mproc__event *ev) {
         ev->worker = i;
         ev->frame = frame;
         ev->frame_len = len;
+        if (mproc__hdr_kind(frame) != MPROC__FRAME_RING) {
+            if (w->nhomes && mproc__hdr_kind(frame) == MPROC__FRAME_RESULT) {
+                reply_home h; /* came by the socket: the core copies it into place itself */
+                take_home(w, mproc__hdr_id(frame), &h);
+            }
+            return 1;
+        }
+        size_t flen = 0;
+        const uint8_t *f = w->rings.base ? mproc__ring_resolve(&w->rings.up, frame, &w->up_next, &flen) : NULL;
+        free(frame);
+        if (!f) {
+            worker_died(g, i, ev, "sent a reference to no frame of its ring");
+            return 1;
+        }
+        if ((rc = take_ring_reply(w, f, flen, ev)) == 0) return 1;
+        worker_died(g, i, ev, mproc_last_error());
         return 1;
     }
     char cause[200];
@@ -247,24 +332,57 @@ static int fork_group_start(int n, mproc__group **out) {
     }
     mproc__fork_track_fd(g->wake_fd);
     for (int i = 0; i < n; i++) g->w[i].fd = -1;
-    for (int i = 0; i < n; i++) {
-        int rc = spawn_worker(g, i);
-        if (rc < 0) {
-            fork_group_stop(g, 0);
-            return rc;
-        }
+    int rc = mproc__ring_size_wanted("MPROC_FORK_RING", n, &g->ring_size);
+    if (rc < 0) {
+        fork_group_stop(g, 0);
+        return rc;
+    }
+    for (int i = 0; i < n && rc == 0; i++) rc = spawn_worker(g, i);
+    if (rc < 0) {
+        fork_group_stop(g, 0);
+        return rc;
     }
     *out = g;
     return 0;
 }
 
+/* Notes where frame id's reply data may go (the send hint), for a reply that comes through the
+ * ring. 0, or -1 without memory (the reply then takes the usual path). */
+static int note_home(fworker *w, uint64_t id, const mproc__send_hint *hint) {
+    if (!hint || !hint->reply_to || !w->rings.base) return 0;
+    if (w->nhomes == w->cap_homes) {
+        int cap = w->cap_homes ? 2 * w->cap_homes : 8;
+        reply_home *h = realloc(w->homes, (size_t)cap * sizeof *h);
+        if (!h) return -1;
+        w->homes = h;
+        w->cap_homes = cap;
+    }
+    w->homes[w->nhomes++] = (reply_home){id, hint->reply_to, hint->reply_len};
+    return 0;
+}
+
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
                      const mproc__send_hint *hint) {
-    (void)hint; /* a socket write is done with the caller's buffers when it returns */
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
-    if (g->w[worker].fd < 0) return MPROC_EWORKER;
-    send_wait sw = {g, g->w[worker].fd};
-    int rc = mproc__sock_write_frame(g->w[worker].fd, iov, iovcnt, drain_group, &sw);
+    fworker *w = &g->w[worker];
+    if (w->fd < 0) return MPROC_EWORKER;
+    send_wait sw = {g, w->fd};
+    /* A frame that fits goes into the worker's down ring (one copy, the socket then carries a
+     * 24-byte reference); a socket write is done with the caller's buffers when it returns. */
+    size_t total = mproc__iov_total(iov, iovcnt);
+    uint8_t ref[MPROC__WIRE_HDR_SIZE];
+    struct iovec rv = {ref, sizeof ref};
+    uint64_t pos;
+    if (iov[0].iov_len < MPROC__WIRE_HDR_SIZE) return mproc__error(MPROC_EINVAL, "send: a frame starts with its header");
+    /* Noted before the write: a reply may be read while the write waits for room. */
+    note_home(w, mproc__hdr_id(iov[0].iov_base), hint);
+    if (w->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
+        mproc__ring_put(&w->rings.down, iov, iovcnt, total, &pos)) {
+        mproc__ring_ref_encode(ref, pos, total);
+        iov = &rv;
+        iovcnt = 1;
+    }
+    int rc = mproc__sock_write_frame(w->fd, iov, iovcnt, drain_group, &sw);
     if (rc == MPROC_EWORKER) {
         /* Its EOF (and so its DIED event) will be seen by the next wait. */
         return mproc__error(MPROC_EWORKER, "worker %d closed its channel", worker);
@@ -353,7 +471,11 @@ static long fork_worker_pid(mproc__group *g, int worker) {
 
 static void fork_group_stop(mproc__group *g, int graceful) {
     if (!g) return;
-    for (int i = 0; i < g->n; i++) retire_worker(g, i, graceful);
+    for (int i = 0; i < g->n; i++) {
+        retire_worker(g, i, graceful);
+        mproc__ring_pair_unmap(&g->w[i].rings);
+        free(g->w[i].homes);
+    }
     mproc__event ev;
     while (dequeue(g, &ev)) free(ev.frame);
     mproc__fork_untrack_fd(g->wake_fd);

@@ -210,15 +210,10 @@ static void ring_down(executor *x, qitem *q) {
  * *frame, *len, *end), or 0 when it is not a frame of this ring in order. Supervisor. */
 static int ring_up(executor *x, const uint8_t *ref, uint8_t **frame, size_t *len, uint64_t *end) {
     exec_rings *r = x->rings;
-    uint64_t pos = mproc__hdr_id(ref);
-    size_t n = mproc__hdr_arg(ref);
-    if (!r || pos < r->last_end || pos - r->last_end >= r->p.up.size) return 0;
-    uint8_t *f = mproc__ring_at(&r->p.up, pos, n);
-    mproc__frame_hdr h;
-    if (!f || mproc__hdr_decode(f, n, &h) < 0 || (size_t)h.length != n - MPROC__WIRE_HDR_SIZE) return 0;
-    r->last_end = *end = mproc__ring_end(pos, n);
+    uint8_t *f = r ? mproc__ring_resolve(&r->p.up, ref, &r->last_end, len) : NULL;
+    if (!f) return 0;
+    *end = r->last_end;
     *frame = f;
-    *len = n;
     return 1;
 }
 
@@ -676,33 +671,12 @@ static void *supervise(void *arg) {
     return NULL;
 }
 
-/* Bytes of each frame ring (MPROC_MPI_EXEC_RING: bytes, 0 = none; unset: 64 MiB shared among
- * the rank's executors, 256 KiB..4 MiB each, so a map's chunks fit and a node's many executors
- * do not pin much memory). 0 or MPROC_EINVAL. */
-static int ring_size_wanted(int k, size_t *size) {
-    const char *v = getenv("MPROC_MPI_EXEC_RING");
-    if (!v || !*v) {
-        size_t s = ((size_t)64 << 20) / (size_t)k;
-        if (s > ((size_t)4 << 20)) s = (size_t)4 << 20;
-        if (s < ((size_t)256 << 10)) s = (size_t)256 << 10;
-        *size = s & ~(size_t)4095;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    unsigned long long b = strtoull(v, &end, 10);
-    if (errno || *end || *v == '-' || (b != 0 && (b < 65536 || b > (1ull << 30))))
-        return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXEC_RING=%s: want 0 (no rings) or bytes, 65536..1073741824", v);
-    *size = (size_t)b & ~(size_t)4095;
-    return 0;
-}
-
 int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
         return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
     ex.sink = sink;
     ex.ident_base = ident_base;
-    int rc = ring_size_wanted(k, &ex.ring_size);
+    int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &ex.ring_size);
     if (rc < 0) return rc;
     if (gethostname(ex.host, sizeof ex.host) < 0) snprintf(ex.host, sizeof ex.host, "?");
     ex.host[sizeof ex.host - 1] = '\0';
