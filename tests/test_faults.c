@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -496,6 +497,43 @@ static void test_maxtasksperchild_recycles_the_process(void **state) {
     mproc_pool_free(pool);
 }
 
+/* A blocking call on an idle pool runs the pool's loop in the caller's thread (scheduler.c, "who
+ * drives"); the worker its crash costs must still be replaced from the pool's own thread: a
+ * worker dies with the thread that forked it (PR_SET_PDEATHSIG), and this thread ends. */
+typedef struct thread_call {
+    mproc_pool *pool;
+    int rc;
+    long pid; /* the worker that answered the thread's second call */
+} thread_call;
+
+static void *crash_from_a_thread(void *arg) {
+    thread_call *t = arg;
+    long x = 1, out;
+    t->rc = MPROC_APPLY(t->pool, kill_self, &x, &out);
+    usleep(300000); /* idle again: this call drives too */
+    x = 0;
+    if (MPROC_APPLY(t->pool, worker_pid, &x, &t->pid) < 0) t->pid = -1;
+    return NULL;
+}
+
+static void test_blocking_call_from_a_thread_that_ends(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}), 0);
+    long x = 0, pid0 = 0, pid1 = 0;
+    assert_int_equal(MPROC_APPLY(pool, worker_pid, &x, &pid0), 0);
+    usleep(300000); /* idle: the thread's calls drive */
+    thread_call t = {pool, 0, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, crash_from_a_thread, &t), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(t.rc, MPROC_EWORKER);
+    assert_true(t.pid > 0 && t.pid != pid0);
+    usleep(300000); /* a replacement forked by the thread would be dead by now */
+    assert_int_equal(MPROC_APPLY(pool, worker_pid, &x, &pid1), 0);
+    assert_int_equal(pid1, t.pid); /* the same worker: it outlived the thread */
+    mproc_pool_free(pool);
+}
+
 /* On both backends (under MPI each worker rank runs its tasks in an executor process). */
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_retries_recover_a_crashed_task),
@@ -510,6 +548,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_terminate_stops_running_tasks),
     cmocka_unit_test(test_maxtasksperchild_recycles_the_process),
     cmocka_unit_test(test_small_pool_terminated_then_a_full_one),
+    cmocka_unit_test(test_blocking_call_from_a_thread_that_ends),
 };
 
 /* Fork only: they fork or exec a second master of their own, which under mpirun would be an

@@ -223,7 +223,9 @@ static int check_open(mproc_pool *pool, const char *fn) {
  * out_cap: the room the caller has for the result (SIZE_MAX: none given), so that a result
  * that cannot fit is refused before the task runs. */
 static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
-                        size_t out_cap, const mproc_call_opts *opts, mproc_async **out, const char *fn) {
+                        size_t out_cap, const mproc_call_opts *opts, mproc_async **out, int *drive,
+                        const char *fn) {
+    if (drive) *drive = 0;
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
     int rc = check_call(pool, task, fn);
@@ -263,6 +265,8 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
     c->count = 1;
     c->in = c->owned = copy;
     c->in_len = arg_len;
+    /* Before the enqueue, whose kick would otherwise wake the parked result thread. */
+    if (drive) *drive = mproc__pool_try_drive(pool);
     mproc__pool_enqueue(pool, c);
     pthread_mutex_unlock(&mproc__core_lock);
     *out = a;
@@ -271,7 +275,7 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
 
 int mproc_apply_async(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
                       const mproc_call_opts *opts, mproc_async **out) {
-    return apply_submit(pool, task, arg, arg_len, SIZE_MAX, opts, out, "mproc_apply_async");
+    return apply_submit(pool, task, arg, arg_len, SIZE_MAX, opts, out, NULL, "mproc_apply_async");
 }
 
 int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
@@ -279,8 +283,14 @@ int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_
     if (out_len) *out_len = 0;
     if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
     mproc_async *a;
-    int rc = apply_submit(pool, task, arg, arg_len, out_cap, NULL, &a, "mproc_apply");
+    int drive;
+    int rc = apply_submit(pool, task, arg, arg_len, out_cap, NULL, &a, &drive, "mproc_apply");
     if (rc < 0) return rc;
+    if (drive) { /* an idle pool: this thread sends the task and waits for its reply itself */
+        pthread_mutex_lock(&mproc__core_lock);
+        mproc__pool_drive(pool, &a->ready);
+        pthread_mutex_unlock(&mproc__core_lock);
+    }
     const void *data;
     size_t len;
     rc = async_get(a, -1.0, &data, &len, "mproc_apply");

@@ -46,10 +46,13 @@ void mproc__pool_kick(mproc_pool *p) {
         p->sleeping = 0;
         p->be->wake(p->g);
     }
+    /* A parked result thread is the driver-to-be, unless a caller drives (it finds the work). */
+    if (p->parked && p->driver != MPROC__DRIVER_CALLER) pthread_cond_signal(&p->park);
 }
 
 void mproc__pool_wake(mproc_pool *p) {
     if (p->g) p->be->wake(p->g);
+    if (p->parked) pthread_cond_signal(&p->park);
 }
 
 int mproc__pool_max_workers(mproc_pool *p) { return p->be->max_workers(); }

@@ -25,6 +25,7 @@ static int check_opts(const mproc_pool_opts *o) {
 
 static void pool_destroy(mproc_pool *p) {
     p->magic = MPROC__DEAD_MAGIC;
+    pthread_cond_destroy(&p->park);
     free(p->ws);
     free(p->ring);
     free(p->in_ring);
@@ -72,6 +73,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->n = o.processes ? o.processes : mproc__pool_default_workers(p);
     if (p->n > maxw) p->n = maxw;
     p->inflight = o.inflight ? o.inflight : 2;
+    mproc__cond_init(&p->park);
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
     p->ring = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ring);
     p->in_ring = calloc((size_t)(p->n > 0 ? p->n : 1), 1);

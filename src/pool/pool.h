@@ -142,7 +142,11 @@ typedef struct mproc__wstate {
     int recycling;             /* being replaced after maxtasksperchild tasks */
     int killed_for_time;       /* killed because killed_chunk ran past its limit; DIED follows */
     uint64_t killed_chunk;
+    int restart_due;           /* a driving caller left its replacement to the result thread */
 } mproc__wstate;
+
+/* Who runs the scheduler loop (scheduler.c, "who drives"). */
+enum { MPROC__DRIVER_NONE = 0, MPROC__DRIVER_THREAD = 1, MPROC__DRIVER_CALLER = 2 };
 
 typedef enum { MPROC__POOL_RUN, MPROC__POOL_CLOSED, MPROC__POOL_TERMINATED } mproc__pool_state;
 
@@ -157,7 +161,11 @@ struct mproc_pool {
     mproc__pool_state state;
     int thread_running, joined;
     int start_rc;              /* the backend's answer to group_start */
-    int sleeping;              /* the result thread is (about to be) in the backend's wait */
+    int sleeping;              /* the driver is (about to be) in the backend's wait */
+    int driver;                /* MPROC__DRIVER_*: who runs the scheduler loop now */
+    int parked;                /* the result thread waits on `park`: the pool was idle */
+    pthread_cond_t park;
+    int restarts_due;          /* workers with restart_due set */
     const mproc__owner *sending; /* an owner whose caller-held input a send is reading now */
     int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
     pthread_t thread;
@@ -180,11 +188,22 @@ struct mproc_pool {
     struct mproc_pool *next_live, *prev_live;
 };
 
+/* ---- scheduler.c: a caller may run the scheduler loop itself (lock held) ---------------- */
+/* 1 when the pool is idle and its result thread parked: the caller now drives (it must call
+ * mproc__pool_drive next, after submitting its task); 0 otherwise. */
+int mproc__pool_try_drive(mproc_pool *p);
+/* Runs the scheduler loop until *done (or the result thread is needed, or the pool ends), then
+ * hands driving back to the result thread. */
+void mproc__pool_drive(mproc_pool *p, const int *done);
+
 /* ---- queue.c (lock held unless said otherwise) ----------------------------------------- */
 
 extern pthread_mutex_t mproc__core_lock; /* defined in backend_calls.c, which drops it */
 void mproc__core_wait(double deadline); /* waits on the condition until deadline (< 0: ever) */
 void mproc__core_broadcast(void);
+/* A condition of one's own on the core lock, with deadlines on the monotonic clock. */
+void mproc__cond_init(pthread_cond_t *c);
+void mproc__cond_wait(pthread_cond_t *c, double deadline);
 
 /* Validates a pool handle (magic) for fn; 0 or an error. */
 int mproc__pool_check(const mproc_pool *p, const char *fn);

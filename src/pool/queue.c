@@ -12,24 +12,31 @@
 static pthread_cond_t core_cond;
 static pthread_once_t core_cond_once = PTHREAD_ONCE_INIT;
 
-static void init_core_cond(void) {
+void mproc__cond_init(pthread_cond_t *c);
+static void init_core_cond(void) { mproc__cond_init(&core_cond); }
+
+void mproc__cond_init(pthread_cond_t *c) {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&core_cond, &a);
+    pthread_cond_init(c, &a);
     pthread_condattr_destroy(&a);
 }
 
-void mproc__core_wait(double deadline) {
-    pthread_once(&core_cond_once, init_core_cond);
+void mproc__cond_wait(pthread_cond_t *c, double deadline) {
     if (deadline < 0) {
-        pthread_cond_wait(&core_cond, &mproc__core_lock);
+        pthread_cond_wait(c, &mproc__core_lock);
         return;
     }
     struct timespec ts;
     ts.tv_sec = (time_t)deadline;
     ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
-    pthread_cond_timedwait(&core_cond, &mproc__core_lock, &ts);
+    pthread_cond_timedwait(c, &mproc__core_lock, &ts);
+}
+
+void mproc__core_wait(double deadline) {
+    pthread_once(&core_cond_once, init_core_cond);
+    mproc__cond_wait(&core_cond, deadline);
 }
 
 void mproc__core_broadcast(void) {

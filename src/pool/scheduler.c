@@ -83,6 +83,13 @@ static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
  * stays dead and the pool breaks once no worker is left. */
 static void replace_worker(mproc_pool *p, int w) {
     mproc__wstate *ws = &p->ws[w];
+    if (p->driver == MPROC__DRIVER_CALLER) {
+        /* Workers are forked by the result thread only: a worker's parent-death signal follows
+         * the thread that forked it, and a caller's thread may end long before the pool. */
+        if (!ws->restart_due) p->restarts_due++;
+        ws->restart_due = 1;
+        return;
+    }
     int rc = mproc__pool_restart_worker(p, w);
     if (rc == MPROC_ENOTBUILT && ws->recycling) { /* cannot replace (MPI): keep the worker */
         ws->recycling = 0;
@@ -318,23 +325,90 @@ static void handle_event(mproc_pool *p, mproc__event *ev) {
     else if (ev->kind == MPROC__EV_DIED && mproc__faults_on_died(p, ev)) replace_worker(p, ev->worker);
 }
 
+/* One turn of the scheduler loop: feed workers, enforce time limits, wait (at most cap seconds;
+ * < 0: no cap) for one event and handle it; no wait when *done (if given) turned true before it
+ * (dispatch and time limits can settle a job: a broken pool fails its queue). 0, or < 0 when the
+ * transport failed (the pool is then terminated with the reason). */
+static int serve_step(mproc_pool *p, double cap, const int *done) {
+    dispatch(p);
+    double timeout = mproc__faults_check_timeouts(p);
+    if (done && *done) return 0;
+    if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
+    mproc__event ev;
+    int rc = mproc__pool_wait_event(p, timeout, &ev);
+    if (rc < 0) { /* the transport failed: every task fails with its reason, not ECLOSED */
+        p->broken_err = rc;
+        snprintf(p->broken_msg, sizeof p->broken_msg, "the pool stopped: its %s backend failed: %.180s",
+                 p->be->name, mproc_last_error());
+        fprintf(stderr, "mproc: %s\n", p->broken_msg);
+        p->state = MPROC__POOL_TERMINATED;
+        return rc;
+    }
+    handle_event(p, &ev);
+    return 0;
+}
+
+/* ---- who drives ----------------------------------------------------------------------------
+ * The loop above is run by the result thread, or - while the pool has nothing else to do - by
+ * a caller of mproc_apply waiting for its one task: it sends the task and waits for the reply
+ * itself, so a call costs the two wake-ups a hand-written ping-pong costs (the worker's and the
+ * caller's) instead of four (also the result thread's, twice). The result thread parks
+ * meanwhile. A driving caller hands back as soon as anything needs the result thread (a worker
+ * to replace), its own task is done, or the pool ends; work submitted meanwhile by other
+ * threads it dispatches like the result thread would, and leaves to it when it goes. */
+
+#define PARK_LOOK_S 0.25 /* a parked result thread looks at its idle workers this often */
+
+static int pool_idle(const mproc_pool *p) {
+    return p->outstanding == 0 && !p->qhead && !p->feed_head && !p->restarts_due && !p->broken_err &&
+           p->state == MPROC__POOL_RUN;
+}
+
+/* Replaces the workers a driving caller left for us. */
+static void restart_due_workers(mproc_pool *p) {
+    for (int w = 0; w < p->n && p->restarts_due; w++)
+        if (p->ws[w].restart_due) {
+            p->ws[w].restart_due = 0;
+            p->restarts_due--;
+            replace_worker(p, w);
+        }
+}
+
+int mproc__pool_try_drive(mproc_pool *p) {
+    if (!p->parked || p->driver != MPROC__DRIVER_NONE || !pool_idle(p) || !p->g) return 0;
+    p->driver = MPROC__DRIVER_CALLER;
+    return 1;
+}
+
+void mproc__pool_drive(mproc_pool *p, const int *done) {
+    while (!*done && !p->restarts_due && p->state != MPROC__POOL_TERMINATED)
+        if (serve_step(p, -1.0, done) < 0) break;
+    p->driver = MPROC__DRIVER_NONE;
+    /* The result thread takes over whatever is left; an idle pool lets it sleep on. */
+    if (!pool_idle(p)) pthread_cond_signal(&p->park);
+}
+
 static void serve_pool(mproc_pool *p) {
+    int look = 0; /* a parked look is due: one turn without waiting */
     for (;;) {
+        if (p->driver == MPROC__DRIVER_CALLER || (pool_idle(p) && !look)) {
+            p->parked = 1;
+            double deadline = mproc__deadline(PARK_LOOK_S);
+            mproc__cond_wait(&p->park, deadline);
+            p->parked = 0;
+            /* Idle for a while: look once whether a worker died meanwhile (it is replaced now,
+             * not when the next task comes), and read what workers said (INIT results). */
+            look = p->driver == MPROC__DRIVER_NONE && pool_idle(p) && mproc__remaining(deadline) <= 0;
+            continue;
+        }
         if (p->state == MPROC__POOL_TERMINATED) break;
         if (p->state == MPROC__POOL_CLOSED && p->outstanding == 0) break;
-        dispatch(p);
-        double timeout = mproc__faults_check_timeouts(p);
-        mproc__event ev;
-        int rc = mproc__pool_wait_event(p, timeout, &ev);
-        if (rc < 0) { /* the transport failed: every task fails with its reason, not ECLOSED */
-            p->broken_err = rc;
-            snprintf(p->broken_msg, sizeof p->broken_msg, "the pool stopped: its %s backend failed: %.180s",
-                     p->be->name, mproc_last_error());
-            fprintf(stderr, "mproc: %s\n", p->broken_msg);
-            p->state = MPROC__POOL_TERMINATED;
-            break;
-        }
-        handle_event(p, &ev);
+        p->driver = MPROC__DRIVER_THREAD;
+        restart_due_workers(p);
+        int rc = serve_step(p, look ? 0.0 : -1.0, NULL);
+        look = 0;
+        p->driver = MPROC__DRIVER_NONE;
+        if (rc < 0) break;
     }
 }
 
