@@ -284,6 +284,13 @@ def main():
     for w in ("apply", "map"):
         rate_target(w, "mproc_fork", "py_pool", 20)
         rate_target(w, "mproc_mpi", "py_mpi4py", 50)
+    for a, b, hi in (("mproc_fork", "c_fork_floor", 1.25), ("mproc_mpi", "c_mpi_floor", 3.0)):
+        ma, mb = med(a, "rtt"), med(b, "rtt")
+        if ma is not None and mb:
+            target(ma / mb <= hi, "rtt (one blocking call at a time): %s / %s = %.2fx (%s vs %s us/call; need <= %gx)"
+                   % (a, b, ma / mb, fmt(ma), fmt(mb), hi))
+        else:
+            target(None, "rtt %s / %s <= %gx (missing data)" % (a, b, hi))
     ma, mb = med("mproc_fork", "spawn"), med("c_fork_floor", "spawn")
     if ma is not None and mb:
         target(ma / mb <= 1.3, "spawn: mproc_fork time / c_fork_floor time = %.2fx (%s vs %s us/proc; need <= 1.3x)"

@@ -78,11 +78,11 @@ have_mpi4py=0
 
 # ---- workloads and peers ----------------------------------------------------------------
 if [ $quick = 1 ]; then
-    A_apply=20000 A_map=1000000 A_spawn=200 A_bytes=4 A_imap=1000000
+    A_rtt=2000 A_apply=20000 A_map=1000000 A_spawn=200 A_bytes=4 A_imap=1000000
 else
-    A_apply="" A_map="" A_spawn="" A_bytes="" A_imap=""
+    A_rtt=5000 A_apply="" A_map="" A_spawn="" A_bytes="" A_imap=""
 fi
-workloads=("apply $A_apply" "map $A_map" "spawn $A_spawn" "bytes $A_bytes")
+workloads=("rtt $A_rtt" "apply $A_apply" "map $A_map" "spawn $A_spawn" "bytes $A_bytes")
 for T in 1000 100 10 1; do
     for c in 1 auto; do
         if [ $quick = 1 ]; then

@@ -100,7 +100,14 @@ def main(argv):
 
     with cf.ProcessPoolExecutor(NWORKERS, mp_context=mp.get_context("fork")) as ex:
         list(ex.map(nap, range(NWORKERS)))                 # warm-up: workers up
-        if w == "apply":
+        if w == "rtt":
+            n = int(argv[2]) if len(argv) > 2 else 20000
+            t = time.perf_counter()
+            s = sum(ex.submit(sq, i % 1000).result() for i in range(n))
+            dt = time.perf_counter() - t
+            result(w, "-", "%.2f" % (dt / n * 1e6), "us/call", "-",
+                   s == sum((i % 1000) ** 2 for i in range(n)), n)
+        elif w == "apply":
             n = int(argv[2]) if len(argv) > 2 else 200000
             m = min(n, APPLY_CAP)
             t = time.perf_counter()

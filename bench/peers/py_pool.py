@@ -103,7 +103,14 @@ def main(argv):
 
     with ctx.Pool(NWORKERS) as pool:
         pool.map(spin, [1] * NWORKERS, chunksize=1)          # warm-up: workers up
-        if w == "apply":
+        if w == "rtt":
+            n = int(argv[2]) if len(argv) > 2 else 20000
+            t = time.perf_counter()
+            s = sum(pool.apply(sq, (i % 1000,)) for i in range(n))
+            dt = time.perf_counter() - t
+            result(w, "-", "%.2f" % (dt / n * 1e6), "us/call", "-",
+                   s == sum((i % 1000) ** 2 for i in range(n)), n)
+        elif w == "apply":
             n = int(argv[2]) if len(argv) > 2 else 200000
             t = time.perf_counter()
             rs = [pool.apply_async(sq, (i,)) for i in range(n)]

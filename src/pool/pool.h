@@ -166,6 +166,7 @@ struct mproc_pool {
     int parked;                /* the result thread waits on `park`: the pool was idle */
     pthread_cond_t park;
     int restarts_due;          /* workers with restart_due set */
+    int last_worker;           /* the worker whose result came last (-1: none yet) */
     const mproc__owner *sending; /* an owner whose caller-held input a send is reading now */
     int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
     pthread_t thread;
