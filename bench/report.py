@@ -14,10 +14,10 @@ import statistics
 import sys
 
 PEERS = ["mproc_fork", "mproc_mpi", "c_fork_floor", "c_mpi_floor", "py_pool", "py_futures", "py_mpi4py"]
-MAIN = ["apply", "map", "spawn", "bytes"]
+MAIN = ["rtt", "apply", "map", "spawn", "bytes"]
 TS = [1000, 100, 10, 1]
 CHUNKS = ["1", "auto"]
-LOWER_IS_BETTER = {"spawn"}
+LOWER_IS_BETTER = {"spawn", "rtt"}
 FLOOR = {"mproc_fork": "c_fork_floor", "mproc_mpi": "c_mpi_floor"}
 
 
@@ -147,11 +147,12 @@ def main():
     L.append("")
 
     # ---- main workloads -----------------------------------------------------------------
-    L.append("## Throughput and spawn (medians)")
+    L.append("## Round trip, throughput and spawn (medians)")
     L.append("")
     L.append("Ratio columns compare mproc's median with the row's median. For apply, map and bytes "
-             "(rates) the ratio is **mproc rate / peer rate: higher is better for mproc**. For spawn "
-             "(µs per process) it is **mproc time / peer time: lower is better for mproc**.")
+             "(rates) the ratio is **mproc rate / peer rate: higher is better for mproc**. For rtt "
+             "(µs per blocking call, one at a time) and spawn (µs per process) it is **mproc time / "
+             "peer time: lower is better for mproc**.")
     L.append("")
     for w in MAIN:
         unit = units.get(w, "")

@@ -395,6 +395,31 @@ static void test_task_time_limit(void **state) {
     mproc_pool_free(pool);
 }
 
+/* A bad MPROC_FORK_RING (frame rings' size, fork backend) is a clear error at pool creation. */
+static void test_bad_ring_size_is_refused(void **state) {
+    if (mproc_backend() != MPROC_BACKEND_FORK) return; /* MPI reads MPROC_MPI_EXEC_RING on each rank */
+    const char *old = getenv("MPROC_FORK_RING");
+    char keep[64] = "";
+    if (old) snprintf(keep, sizeof keep, "%s", old);
+    const char *bad[] = {"abc", "100", "-5", "99999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("MPROC_FORK_RING", bad[i], 1);
+        mproc_pool *p = NULL;
+        assert_int_equal(mproc_pool_create(&p, NULL), MPROC_EINVAL);
+        assert_null(p);
+        assert_non_null(strstr(mproc_last_error(), "MPROC_FORK_RING"));
+    }
+    setenv("MPROC_FORK_RING", "0", 1); /* no rings: the socket alone */
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_create(&p, NULL), 0);
+    long x = 7, y = 0;
+    assert_int_equal(MPROC_APPLY(p, square, &x, &y), 0);
+    assert_int_equal(y, 49);
+    mproc_pool_free(p);
+    if (old) setenv("MPROC_FORK_RING", keep, 1);
+    else unsetenv("MPROC_FORK_RING");
+}
+
 static void test_bad_input(void **state) {
     mproc_pool *pool = new_pool(0);
     long x = 3, y;
@@ -574,6 +599,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_task_time_limit),
     cmocka_unit_test(test_terminate_fails_pending_work),
     cmocka_unit_test(test_bad_input),
+    cmocka_unit_test(test_bad_ring_size_is_refused),
     cmocka_unit_test(test_error_messages_name_task_worker_and_call),
     cmocka_unit_test(test_iterator_ends_when_its_pool_is_freed),
 };
