@@ -273,7 +273,10 @@ typedef struct mproc_call_opts {
 } mproc_call_opts;
 
 /* opts may be NULL. Under MPI a pool uses the worker ranks: asking for more than exist gives
- * what exists (mproc_pool_size tells). */
+ * what exists (mproc_pool_size tells). On fork, frames of 512 bytes and more travel through
+ * memory shared with each worker, sized by MPROC_FORK_RING (bytes per ring, 65536..1073741824,
+ * or 0 for none; under MPI each rank reads MPROC_MPI_EXEC_RING for its executors); a bad value
+ * is MPROC_EINVAL here, naming the variable. */
 int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts);
 int mproc_pool_size(const mproc_pool *pool);
 /* Stops taking new work; queued work still runs. */
