@@ -29,7 +29,7 @@ level() {
     backends/mpi/world.c) echo 40 ;;
     backends/mpi/wait.c) echo 41 ;;
     backends/mpi/net_watch.c) echo 42 ;;
-    backends/mpi/transport.c) echo 42 ;;
+    backends/mpi/transport.c | backends/mpi/exec_rings.c) echo 42 ;;
     backends/mpi/routing.c | backends/mpi/executor.c) echo 43 ;;
     backends/mpi/watchdog.c) echo 44 ;;
     backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 45 ;;

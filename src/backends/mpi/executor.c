@@ -19,13 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "backends/frame_ring.h"
+#include "backends/mpi/exec_rings.h"
 #include "backends/mpi/executor.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/wait.h"
@@ -45,20 +45,6 @@ typedef struct qitem {
     uint8_t ref[MPROC__WIRE_HDR_SIZE]; /* frame == ref: the frame went into the down ring */
 } qitem;
 
-/* The frame rings an executor shares with its rank (frame_ring.h), and the frames of its up
- * ring lent to MPI (sent to the master straight from the ring), in the order the executor
- * wrote them: MPI may finish them out of order, the ring is released in order. Outlives its
- * executor until MPI is done with the last frame lent. The lent list is the MPI lock's. */
-typedef struct exec_rings {
-    mproc__ring_pair p;
-    uint64_t *ends;      /* lent frames in order: where each ends */
-    uint8_t *done;       /* and whether MPI is done with it */
-    size_t n, cap;
-    uint64_t first_seq;  /* the token of ends[0] */
-    uint64_t last_end;   /* supervisor: where the last reply read from the up ring ended */
-    int dead;            /* its executor is gone: unmapped when nothing is lent any more */
-} exec_rings;
-
 /* One executor of this rank. */
 typedef struct executor {
     int index;                /* its place among the rank's executors (the master's `e`) */
@@ -72,7 +58,7 @@ typedef struct executor {
     qitem *out_head, *out_tail; /* bytes for the executor not yet written */
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
     mproc__reader reader;     /* supervisor only */
-    exec_rings *rings;        /* NULL: frames go through the socket only */
+    mproc__exec_rings *rings;        /* NULL: frames go through the socket only */
 } executor;
 
 static struct {
@@ -122,75 +108,7 @@ static void free_item(qitem *q) {
     free(q);
 }
 
-/* ---- frame rings ------------------------------------------------------------------------- */
-
-/* New rings for an executor about to be spawned (NULL when off or they cannot be made: the
- * socket carries everything then), with the memfd to hand it in *memfd. */
-static exec_rings *rings_new(int *memfd) {
-    *memfd = -1;
-    if (ex.ring_size == 0) return NULL;
-    exec_rings *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    if (mproc__ring_pair_create(ex.ring_size, &r->p, memfd) < 0) {
-        free(r);
-        return NULL;
-    }
-    /* Nothing else the rank forks (Processes without a fork server) may see them. */
-    madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
-    return r;
-}
-
-static void rings_destroy(exec_rings *r) {
-    mproc__ring_pair_unmap(&r->p);
-    free(r->ends);
-    free(r->done);
-    free(r);
-}
-
-/* Its executor is gone (supervisor, mu not held): freed now or when MPI gives back the last
- * frame lent from it. */
-static void rings_retire(exec_rings *r) {
-    if (!r) return;
-    pthread_mutex_lock(&mproc__mpi.lock);
-    r->dead = 1;
-    if (r->n == 0) rings_destroy(r);
-    pthread_mutex_unlock(&mproc__mpi.lock);
-}
-
-/* MPI is done with a frame lent from the up ring (mproc__mpi_release; MPI lock held): the ring
- * is released up to the end of the oldest frames MPI is done with. */
-static void rings_given_back(void *owner, uint64_t token) {
-    exec_rings *r = owner;
-    size_t i = (size_t)(token - r->first_seq);
-    if (i >= r->n) return; /* cannot happen: every token is given back once */
-    r->done[i] = 1;
-    size_t k = 0;
-    while (k < r->n && r->done[k]) k++;
-    if (k > 0) {
-        if (!r->dead) mproc__ring_release_to(&r->p.up, r->ends[k - 1]);
-        memmove(r->ends, r->ends + k, (r->n - k) * sizeof *r->ends);
-        memmove(r->done, r->done + k, r->n - k);
-        r->n -= k;
-        r->first_seq += k;
-    }
-    if (r->dead && r->n == 0) rings_destroy(r);
-}
-
-/* MPI lock held. Notes a frame lent from the up ring, ending at end: its token. */
-static uint64_t rings_lend(exec_rings *r, uint64_t end) {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 16;
-        uint64_t *e = realloc(r->ends, cap * sizeof *e);
-        if (e) r->ends = e;
-        uint8_t *d = e ? realloc(r->done, cap) : NULL;
-        if (!d) mproc__mpi_fatal("worker rank %d: out of memory lending a frame", mproc__mpi.rank);
-        r->done = d;
-        r->cap = cap;
-    }
-    r->ends[r->n] = end;
-    r->done[r->n] = 0;
-    return r->first_seq + r->n++;
-}
+/* ---- frame rings (exec_rings.h) ----------------------------------------------------------- */
 
 /* Moves a frame for the executor into its down ring when it fits: q then carries only the
  * reference. mu held. */
@@ -209,7 +127,7 @@ static void ring_down(executor *x, qitem *q) {
 /* A reference frame from the executor: the reply it names in the up ring, checked (1 with
  * *frame, *len, *end), or 0 when it is not a frame of this ring in order. Supervisor. */
 static int ring_up(executor *x, const uint8_t *ref, uint8_t **frame, size_t *len, uint64_t *end) {
-    exec_rings *r = x->rings;
+    mproc__exec_rings *r = x->rings;
     uint8_t *f = r ? mproc__ring_resolve(&r->p.up, ref, &r->last_end, len) : NULL;
     if (!f) return 0;
     *end = r->last_end;
@@ -234,8 +152,9 @@ static void forward_to_master(const executor *x, uint8_t *frame, size_t len, int
     pthread_mutex_lock(&mproc__mpi.lock);
     int rc;
     if (lent) {
-        exec_rings *r = x->rings;
-        rc = mproc__mpi_send_lent(0, frame, len, rings_given_back, r, rings_lend(r, ring_end), ex.sink);
+        mproc__exec_rings *r = x->rings;
+        rc = mproc__mpi_send_lent(0, frame, len, mproc__exec_rings_given_back, r,
+                                   mproc__exec_rings_lend(r, ring_end), ex.sink);
     } else {
         rc = mproc__mpi_send_owned(0, frame, len, ex.sink);
     }
@@ -270,7 +189,7 @@ static int spawn_locked(executor *x) {
     int fd = -1, ring_fd = -1;
     pid_t pid = 0;
     int rc;
-    exec_rings *rings = rings_new(&ring_fd);
+    mproc__exec_rings *rings = mproc__exec_rings_new(ex.ring_size, &ring_fd);
     if (mproc__fserver_running()) {
         rc = mproc__fserver_spawn(x->index, ident, name, ring_fd, &fd, &pid);
     } else {
@@ -308,7 +227,7 @@ static int spawn_locked(executor *x) {
     if (ring_fd >= 0) close(ring_fd); /* the executor has its own now */
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
     if (rc < 0) {
-        if (rings) rings_destroy(rings);
+        mproc__exec_rings_retire(rings); /* nothing lent from it yet: freed at once */
         return rc;
     }
     x->rings = rings;
@@ -361,12 +280,12 @@ static void executor_ended(executor *x, const char *cause) {
     close(x->fd);
     x->fd = -1;
     x->pid = 0;
-    exec_rings *rings = x->rings;
+    mproc__exec_rings *rings = x->rings;
     x->rings = NULL;
     qitem *q;
     while ((q = pop(&x->out_head, &x->out_tail))) free_item(q); /* counted in `given`: unanswered */
     pthread_mutex_unlock(&ex.mu);
-    rings_retire(rings);
+    mproc__exec_rings_retire(rings);
     if (cause) kill(pid, SIGKILL); /* garbage on the wire: the executor is not to be trusted */
     int status = 0;
     char how[96] = "exit status unknown";
