@@ -22,6 +22,18 @@
 
 #define RING (64u * 1024u)
 
+/* A pair on a fresh memfd, as the backends make them (they use spawn.h's tracked memfd). */
+static int make_pair(size_t size, mproc__ring_pair *p, int *fd) {
+    *fd = memfd_create("test-rings", MFD_CLOEXEC);
+    assert_true(*fd >= 0);
+    int rc = mproc__ring_pair_create(*fd, size, p);
+    if (rc < 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
 static int put_bytes(mproc__ring *r, uint8_t fill, size_t len, uint64_t *pos) {
     uint8_t *b = malloc(len);
     assert_non_null(b);
@@ -36,7 +48,7 @@ static void round_trip_between_two_mappings(void **state) {
     (void)state;
     mproc__ring_pair a, b;
     int fd;
-    assert_int_equal(mproc__ring_pair_create(RING, &a, &fd), 0);
+    assert_int_equal(make_pair(RING, &a, &fd), 0);
     assert_int_equal(mproc__ring_pair_map(fd, &b), 0); /* the worker's view */
     close(fd);
     assert_int_equal(a.down.size, RING);
@@ -69,7 +81,7 @@ static void full_ring_refuses_until_released(void **state) {
     (void)state;
     mproc__ring_pair p;
     int fd;
-    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    assert_int_equal(make_pair(RING, &p, &fd), 0);
     close(fd);
     uint64_t pos[8];
     int n = 0;
@@ -98,7 +110,7 @@ static void references_outside_the_ring_are_refused(void **state) {
     (void)state;
     mproc__ring_pair p;
     int fd;
-    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    assert_int_equal(make_pair(RING, &p, &fd), 0);
     close(fd);
     assert_null(mproc__ring_at(&p.up, RING - 64, 128));   /* runs past the end */
     assert_null(mproc__ring_at(&p.up, 3, 100));           /* not a frame's start */
@@ -111,7 +123,7 @@ static void a_wild_tail_reads_as_full(void **state) {
     (void)state;
     mproc__ring_pair p;
     int fd;
-    assert_int_equal(mproc__ring_pair_create(RING, &p, &fd), 0);
+    assert_int_equal(make_pair(RING, &p, &fd), 0);
     close(fd);
     uint64_t pos;
     assert_int_equal(put_bytes(&p.up, 1, 1000, &pos), 1);
@@ -126,10 +138,10 @@ static void bad_sizes_are_refused(void **state) {
     (void)state;
     mproc__ring_pair p;
     int fd;
-    assert_int_equal(mproc__ring_pair_create(1000, &p, &fd), MPROC_EINVAL);
+    assert_int_equal(make_pair(1000, &p, &fd), MPROC_EINVAL);
     assert_non_null(strstr(mproc_last_error(), "64 KiB"));
     assert_int_equal(fd, -1);
-    assert_int_equal(mproc__ring_pair_create(RING + 100, &p, &fd), MPROC_EINVAL);
+    assert_int_equal(make_pair(RING + 100, &p, &fd), MPROC_EINVAL);
     /* A memfd too small for two rings is not mapped. */
     int small = memfd_create("small", 0);
     assert_true(small >= 0);

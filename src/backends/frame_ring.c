@@ -2,6 +2,7 @@
  *
  * A memfd rather than an anonymous shared mapping: an MPI executor is forked by the fork
  * server, not by the rank that relays for it, so the mapping has to travel as a descriptor.
+ * The memfd is made by the caller, through spawn.h, so that no other child inherits it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,27 +37,16 @@ static int map_fd(int fd, size_t map_len, mproc__ring_pair *p) {
     return 0;
 }
 
-int mproc__ring_pair_create(size_t ring_size, mproc__ring_pair *p, int *memfd) {
+int mproc__ring_pair_create(int memfd, size_t ring_size, mproc__ring_pair *p) {
     memset(p, 0, sizeof *p);
-    *memfd = -1;
     if (ring_size < 65536 || ring_size % 4096 || ring_size > ((size_t)1 << 30))
         return mproc__error(MPROC_EINVAL, "frame rings of %zu bytes: want 64 KiB..1 GiB, a multiple of 4096",
                             ring_size);
-    int fd = memfd_create("mproc-frame-rings", MFD_CLOEXEC);
-    if (fd < 0) return mproc__error(MPROC_ESYS, "memfd_create: %s", strerror(errno));
     size_t map_len = CTL_BYTES + 2 * ring_size;
-    if (ftruncate(fd, (off_t)map_len) < 0) {
-        int err = errno;
-        close(fd);
-        return mproc__error(MPROC_ESYS, "sizing frame rings: %s", strerror(err));
-    }
-    int rc = map_fd(fd, map_len, p);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    *memfd = fd; /* fresh memfd pages are zero: both rings start empty at position 0 */
-    return 0;
+    if (ftruncate(memfd, (off_t)map_len) < 0)
+        return mproc__error(MPROC_ESYS, "sizing frame rings: %s", strerror(errno));
+    /* Fresh memfd pages are zero: both rings start empty at position 0. */
+    return map_fd(memfd, map_len, p);
 }
 
 int mproc__ring_pair_map(int memfd, mproc__ring_pair *p) {

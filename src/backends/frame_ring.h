@@ -48,9 +48,10 @@ typedef struct mproc__ring_pair {
 /* Smallest frame worth a ring: below it the socket's copy costs no more than ours. */
 #define MPROC__RING_MIN_FRAME 512u
 
-/* A new memfd (close-on-exec) holding two rings of ring_size bytes each (a multiple of 4096,
- * at least 64 KiB), mapped into *p. 0 with *memfd, or an error. */
-int mproc__ring_pair_create(size_t ring_size, mproc__ring_pair *p, int *memfd);
+/* Sizes the empty memfd for two rings of ring_size bytes each (a multiple of 4096, 64 KiB to
+ * 1 GiB) and maps them into *p. The caller makes the memfd (backends/spawn.h: one that no
+ * other child inherits). 0, or an error. */
+int mproc__ring_pair_create(int memfd, size_t ring_size, mproc__ring_pair *p);
 /* Maps a pair made by mproc__ring_pair_create from its memfd (the worker's side). 0 or an error. */
 int mproc__ring_pair_map(int memfd, mproc__ring_pair *p);
 void mproc__ring_pair_unmap(mproc__ring_pair *p);

@@ -12,6 +12,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -83,14 +84,26 @@ void mproc__fork_child_stdio(void) {
     __fpurge(stderr);
 }
 
-pid_t mproc__fork(int keep_fd) {
+int mproc__fork_memfd(const char *name) {
+    pthread_mutex_lock(&fd_lock);
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    int err = errno;
+    if (fd >= 0) track_locked(fd);
+    pthread_mutex_unlock(&fd_lock);
+    if (fd < 0) return mproc__error(MPROC_ESYS, "memfd_create: %s", strerror(err));
+    return fd;
+}
+
+pid_t mproc__fork(int keep_fd) { return mproc__fork_keeping(keep_fd, -1); }
+
+pid_t mproc__fork_keeping(int keep_a, int keep_b) {
     fflush(NULL); /* so output printed so far appears before the child's, in order */
     pthread_mutex_lock(&fd_lock);
     pid_t pid = fork();
     if (pid == 0) {
         mproc__fork_child_stdio(); /* first: nothing may flush the parent's bytes */
         for (size_t i = 0; i < n_tracked; i++)
-            if (tracked[i] != keep_fd) close(tracked[i]);
+            if (tracked[i] != keep_a && tracked[i] != keep_b) close(tracked[i]);
         /* The lock was held by this thread at fork; the child owns its copy. */
         pthread_mutex_unlock(&fd_lock);
         return 0;

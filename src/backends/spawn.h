@@ -16,6 +16,12 @@ void mproc__fork_untrack_fd(int fd);
 /* fork() with stdio flushed and the tracked descriptors closed in the child (except keep_fd).
  * Returns as fork() does; on failure sets mproc_last_error and returns -1. */
 pid_t mproc__fork(int keep_fd);
+/* As mproc__fork, keeping two tracked descriptors open in the child (-1: none). */
+pid_t mproc__fork_keeping(int keep_a, int keep_b);
+/* memfd_create (close-on-exec) tracked from the moment it exists, as mproc__fork_socketpair's
+ * ends: the memory behind it is one child's to share, no other child may hold it. The caller
+ * untracks it when it closes it. The descriptor, or MPROC_ESYS. */
+int mproc__fork_memfd(const char *name);
 /* In a new child, first thing: drops the stdout/stderr bytes it inherited unwritten. They are
  * the parent's to write; another parent thread may have buffered them after the flush that
  * precedes fork, and a child that flushed them would print them a second time. */

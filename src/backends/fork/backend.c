@@ -78,10 +78,16 @@ static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
 /* Fresh rings for worker i's next process (none if they cannot be made: the socket carries
  * everything then); the memfd to hand it, or -1. */
 static int new_rings(mproc__group *g, fworker *w) {
-    int memfd = -1;
     mproc__ring_pair_unmap(&w->rings);
     w->up_next = 0;
-    if (g->ring_size == 0 || mproc__ring_pair_create(g->ring_size, &w->rings, &memfd) < 0) return -1;
+    if (g->ring_size == 0) return -1;
+    int memfd = mproc__fork_memfd("mproc-frame-rings");
+    if (memfd < 0) return -1;
+    if (mproc__ring_pair_create(memfd, g->ring_size, &w->rings) < 0) {
+        mproc__fork_untrack_fd(memfd);
+        close(memfd);
+        return -1;
+    }
     /* Workers forked later must not see this worker's frames. */
     madvise(w->rings.base, w->rings.map_len, MADV_DONTFORK);
     return memfd;
@@ -94,14 +100,17 @@ static int spawn_worker(mproc__group *g, int i) {
     worker_counter++;
     atomic_store(&g->taken[i].id, MPROC__TAKEN_NONE);
     pid_t master = getpid();
-    pid_t pid = mproc__fork(sv[1]);
+    pid_t pid = mproc__fork_keeping(sv[1], ring_fd);
     if (pid == 0) {
         close(sv[0]);
         char name[32];
         snprintf(name, sizeof name, "PoolWorker-%lu", worker_counter);
         mproc__socket_worker_main(sv[1], &g->taken[i], name, i, master, ring_fd);
     }
-    if (ring_fd >= 0) close(ring_fd);
+    if (ring_fd >= 0) {
+        mproc__fork_untrack_fd(ring_fd);
+        close(ring_fd);
+    }
     mproc__fork_untrack_fd(sv[1]);
     close(sv[1]);
     if (pid < 0) {
@@ -208,7 +217,10 @@ static int take_ring_reply(fworker *w, const uint8_t *f, size_t len, mproc__even
     const size_t lead = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_RESULT_PREFIX;
     reply_home h;
     int homed = mproc__hdr_kind(f) == MPROC__FRAME_RESULT && take_home(w, mproc__hdr_id(f), &h);
-    if (homed && len >= lead) {
+    /* Only what the frame itself holds is read: one too short for its prefix goes to the core
+     * whole (which rejects it as malformed), never "placed" from bytes beyond it. */
+    if (homed) homed = len >= lead;
+    if (homed) {
         uint64_t count = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE);
         uint64_t item = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4);
         homed = item != 0 && count * item == len - lead && len - lead == h.len;
@@ -311,6 +323,7 @@ static int poll_group(mproc__group *g, int ms) {
 typedef struct send_wait {
     mproc__group *g;
     int fd;
+    int worker; /* the one being written to */
 } send_wait;
 
 static int drain_group(void *arg) {
@@ -331,6 +344,9 @@ static int drain_group(void *arg) {
         while (g->w[i].fd >= 0 && read_worker(g, i, &ev))
             if (enqueue(g, &ev) < 0) return MPROC_ENOMEM;
     }
+    /* The worker being written to died while we read (its socket is closed, and its number
+     * may be another file's by now): the write must stop, not retry on that number. */
+    if (g->w[sw->worker].fd != sw->fd) return MPROC_EWORKER;
     return 0;
 }
 
@@ -396,7 +412,7 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     fworker *w = &g->w[worker];
     if (w->fd < 0) return MPROC_EWORKER;
-    send_wait sw = {g, w->fd};
+    send_wait sw = {g, w->fd, worker};
     /* A frame that fits goes into the worker's down ring (one copy, the socket then carries a
      * 24-byte reference); a socket write is done with the caller's buffers when it returns. */
     size_t total = mproc__iov_total(iov, iovcnt);

@@ -3,19 +3,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "backends/mpi/exec_rings.h"
 #include "backends/mpi/world.h"
+#include "backends/spawn.h"
 
 mproc__exec_rings *mproc__exec_rings_new(size_t ring_size, int *memfd) {
     *memfd = -1;
     if (ring_size == 0) return NULL;
     mproc__exec_rings *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    if (mproc__ring_pair_create(ring_size, &r->p, memfd) < 0) {
+    int fd = r ? mproc__fork_memfd("mproc-exec-rings") : -1;
+    if (fd < 0 || mproc__ring_pair_create(fd, ring_size, &r->p) < 0) {
+        if (fd >= 0) {
+            mproc__fork_untrack_fd(fd);
+            close(fd);
+        }
         free(r);
         return NULL;
     }
+    *memfd = fd;
     madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
     return r;
 }

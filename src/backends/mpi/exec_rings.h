@@ -27,7 +27,8 @@ typedef struct mproc__exec_rings {
 } mproc__exec_rings;
 
 /* New rings of ring_size bytes each for an executor about to be spawned, with the memfd to hand
- * it in *memfd; NULL (and *memfd -1) when ring_size is 0 or they cannot be made: the socket
+ * it in *memfd (tracked: other children close it; the caller untracks and closes it once the
+ * executor has it); NULL (and *memfd -1) when ring_size is 0 or they cannot be made: the socket
  * then carries everything. Mapped MADV_DONTFORK: nothing else the rank forks sees them. */
 mproc__exec_rings *mproc__exec_rings_new(size_t ring_size, int *memfd);
 /* Its executor is gone (MPI lock not held; may be NULL): freed now, or when MPI gives back the

@@ -202,7 +202,7 @@ static int spawn_locked(executor *x) {
             atomic_store(&slot->id, MPROC__TAKEN_NONE);
             mproc__fserver_size_socket(sv);
             pid_t me = getpid();
-            pid = mproc__fork(sv[1]);
+            pid = mproc__fork_keeping(sv[1], ring_fd);
             if (pid == 0) {
                 close(sv[0]);
                 mproc__socket_worker_main(sv[1], slot, name, ident, me, ring_fd);
@@ -224,7 +224,10 @@ static int spawn_locked(executor *x) {
             rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
         }
     }
-    if (ring_fd >= 0) close(ring_fd); /* the executor has its own now */
+    if (ring_fd >= 0) { /* the executor has its own now */
+        mproc__fork_untrack_fd(ring_fd);
+        close(ring_fd);
+    }
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
     if (rc < 0) {
         mproc__exec_rings_retire(rings); /* nothing lent from it yet: freed at once */
