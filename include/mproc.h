@@ -258,8 +258,9 @@ typedef struct mproc_pool_opts {
     int max_retries;               /* times a task whose worker died is retried; 0 = never */
 } mproc_pool_opts;
 
-/* Callbacks run in the master, on the pool's result thread: keep them short and do not wait on
- * the pool from inside one. data is borrowed for the duration of the call. */
+/* Callbacks run in the master, on the thread that runs the pool's loop (its result thread, or
+ * a thread blocked in mproc_apply on an otherwise idle pool): keep them short and do not wait
+ * on the pool from inside one. data is borrowed for the duration of the call. */
 typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
 typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
 
