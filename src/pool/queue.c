@@ -12,7 +12,6 @@
 static pthread_cond_t core_cond;
 static pthread_once_t core_cond_once = PTHREAD_ONCE_INIT;
 
-void mproc__cond_init(pthread_cond_t *c);
 static void init_core_cond(void) { mproc__cond_init(&core_cond); }
 
 void mproc__cond_init(pthread_cond_t *c) {

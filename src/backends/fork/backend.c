@@ -219,11 +219,12 @@ static int take_ring_reply(fworker *w, const uint8_t *f, size_t len, mproc__even
     int homed = mproc__hdr_kind(f) == MPROC__FRAME_RESULT && take_home(w, mproc__hdr_id(f), &h);
     /* Only what the frame itself holds is read: one too short for its prefix goes to the core
      * whole (which rejects it as malformed), never "placed" from bytes beyond it. */
-    if (homed) homed = len >= lead;
-    if (homed) {
+    if (homed && len >= lead) {
         uint64_t count = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE);
         uint64_t item = mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4);
         homed = item != 0 && count * item == len - lead && len - lead == h.len;
+    } else {
+        homed = 0;
     }
     size_t keep = homed ? lead : len;
     uint8_t *own = malloc(keep);
@@ -420,6 +421,7 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     struct iovec rv = {ref, sizeof ref};
     uint64_t pos;
     if (iov[0].iov_len < MPROC__WIRE_HDR_SIZE) return mproc__error(MPROC_EINVAL, "send: a frame starts with its header");
+    uint16_t kind = mproc__hdr_kind(iov[0].iov_base);
     /* Noted before the write: a reply may be read while the write waits for room. */
     note_home(w, mproc__hdr_id(iov[0].iov_base), hint);
     if (w->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
@@ -428,8 +430,6 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
         iov = &rv;
         iovcnt = 1;
     }
-    uint16_t kind = mproc__get_u16((const uint8_t *)iov[0].iov_base + 6);
-    if (iov == &rv) kind = mproc__hdr_kind(mproc__ring_at(&w->rings.down, pos, total));
     if (is_request(kind)) { /* counted before the write: its reply may be read during it */
         w->owed++;
         g->sent_at = ++g->owed == 1 ? mproc__now() : 0;
@@ -544,8 +544,7 @@ static long fork_worker_pid(mproc__group *g, int worker) {
 static void fork_group_stop(mproc__group *g, int graceful) {
     if (!g) return;
     for (int i = 0; i < g->n; i++) {
-        retire_worker(g, i, graceful);
-        mproc__ring_pair_unmap(&g->w[i].rings);
+        retire_worker(g, i, graceful); /* unmaps its rings too (close_worker_fd) */
         free(g->w[i].homes);
     }
     mproc__event ev;
