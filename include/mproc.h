@@ -57,7 +57,8 @@ extern "C" {
     X(EINITFAIL, -16, "pool initializer failed")                                                 \
     X(EBUSY, -17, "resource busy")                                                               \
     X(EOF, -18, "end of iteration")                                                              \
-    X(ETOOBIG, -19, "payload too large")
+    X(ETOOBIG, -19, "payload too large")                                                         \
+    X(ECANCELLED, -20, "task was cancelled")
 
 typedef enum mproc_errno {
 #define MPROC__ERR_ENUM(name, code, msg) MPROC_##name = (code),
@@ -264,6 +265,19 @@ typedef struct mproc_pool_opts {
 typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
 typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
 
+/* How far a map, map_async or imap has got. Items are counted when their result (or failure)
+ * reaches the master. */
+typedef struct mproc_progress {
+    size_t done;    /* items finished, failed ones included */
+    size_t failed;  /* of those, items that failed (cancelled ones included) */
+    size_t total;   /* items in all; 0 while not known (imap_gen before its input ended) */
+    double elapsed; /* seconds since the call was made */
+    double rate;    /* items finished per second since then */
+    double eta;     /* seconds left at that rate; -1 when not known */
+    int finished;   /* 1 once every item has finished */
+} mproc_progress;
+typedef void (*mproc_progress_cb)(void *userdata, const mproc_progress *progress);
+
 typedef struct mproc_call_opts {
     mproc_result_cb callback;      /* apply_async: the result; map_async: the whole out array */
     mproc_error_cb error_callback; /* the first failure */
@@ -271,6 +285,15 @@ typedef struct mproc_call_opts {
     size_t chunksize;              /* map/imap: items per task; 0 = automatic */
     double timeout;                /* per-task time limit for this call; 0 = the pool's */
     int *item_status;              /* map: optional array of n, filled with 0 or an error code */
+    /* Long runs (map, map_async, imap; see mproc_progress below). */
+    mproc_progress_cb progress;    /* called in the master as items finish, at most progress_hz
+                                    * times a second, and once more when the call is done */
+    double progress_hz;            /* 0 = 10 */
+    int progress_bar;              /* 1: draw a progress bar on stderr; 0: as MPROC_PROGRESS says;
+                                    * -1: never */
+    int fail_fast;                 /* map, map_async: the first failed item stops the call - items
+                                    * not yet run end with MPROC_ECANCELLED, running ones are
+                                    * killed - and the call returns that item's error */
 } mproc_call_opts;
 
 /* opts may be NULL. Under MPI a pool uses the worker ranks: asking for more than exist gives
@@ -316,6 +339,44 @@ const char *mproc_async_error(mproc_async *a);
  * and returns MPROC_EBADHANDLE. */
 int mproc_async_free(mproc_async *a);
 
+/* Cancels an apply_async or map_async (Python's Future.cancel, but a running task is stopped
+ * too): queued work is dropped, a worker running it is killed and replaced (the pool goes on;
+ * tasks of other calls queued behind it on that worker run elsewhere), and every item not
+ * finished ends with MPROC_ECANCELLED. Returns 1 when something was cancelled (the handle is
+ * ready at once or within milliseconds: wait for it as usual), 0 when the handle was already
+ * ready (nothing to cancel). A map's items that had finished keep their results; its error is
+ * MPROC_ECANCELLED unless an item failed of its own. The error callback, if any, runs in the
+ * calling thread when the handle becomes ready here. Under MPI with tasks run inside the ranks
+ * (MPROC_MPI_EXECUTORS=0) a running task cannot be stopped: it fails at once and its result is
+ * dropped when it comes. */
+int mproc_async_cancel(mproc_async *a);
+
+/* Waits until any of n handles is ready: 0 with *index the lowest index of a ready one,
+ * MPROC_ETIMEDOUT, or MPROC_EBADHANDLE (a NULL or freed handle; *index names it). O(n) per
+ * call; for the as_completed pattern over many handles use a mproc_waitset. */
+int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, size_t *index);
+/* Waits until all n handles are ready: 0, MPROC_ETIMEDOUT, or MPROC_EBADHANDLE. */
+int mproc_async_wait_all(mproc_async *const *handles, size_t n, double timeout);
+
+/* A set of handles that hands them back in the order they become ready (concurrent.futures'
+ * as_completed), at O(1) per handle: 100,000 handles cost 100,000 steps, not 10^10. A handle
+ * belongs to at most one set at a time (MPROC_EBUSY otherwise) and must not be freed while in
+ * it. */
+typedef struct mproc_waitset mproc_waitset;
+int mproc_waitset_create(mproc_waitset **out);
+/* Adds a handle (ready or not). */
+int mproc_waitset_add(mproc_waitset *ws, mproc_async *a);
+/* The next ready handle, taken out of the set: 0 with *a; MPROC_ETIMEDOUT; MPROC_EOF when the
+ * set is empty. */
+int mproc_waitset_next(mproc_waitset *ws, double timeout, mproc_async **a);
+/* Handles in the set, ready or not. */
+size_t mproc_waitset_size(const mproc_waitset *ws);
+/* Frees the set (not its handles, which leave it). NULL is a no-op. */
+int mproc_waitset_free(mproc_waitset *ws);
+
+/* A map_async or apply_async's progress (see mproc_progress). */
+int mproc_async_progress(mproc_async *a, mproc_progress *out);
+
 /* map: out[i] = task(in[i]) for n items of in_size bytes, results of out_size bytes each, in
  * input order. Items whose task failed leave out[i] untouched; the call returns, after every
  * item has run, the code of the failed item with the lowest index (message in
@@ -350,6 +411,8 @@ int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, v
  * (generated input: its next index once, as nobody knows how long it was), then MPROC_EOF. */
 int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *len,
                     size_t *index);
+/* An iterator's progress: items finished so far, whether read by mproc_iter_next or not. */
+int mproc_iter_progress(mproc_iter *it, mproc_progress *out);
 /* Stops early if needed; NULL is a no-op. */
 int mproc_iter_free(mproc_iter *it);
 

@@ -56,6 +56,13 @@ endforeach()
 mproc_mpi_test(NAME test_faults_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_faults>)
 mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_faults>)
+# Cancel, fail_fast, waiting on many and progress: a cancelled running task's executor is killed.
+mproc_mpi_test(NAME test_futures_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_futures>)
+mproc_mpi_test(NAME test_futures_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  --mca btl tcp,self $<TARGET_FILE:test_futures>)
+mproc_mpi_test(NAME progress_tty_mpi TIMEOUT 120 COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/progress/progress_tty.sh
+  $<TARGET_FILE:progress_demo> ${MPROC_MPIEXEC} -np 3 --oversubscribe)
+set_tests_properties(progress_tty_mpi PROPERTIES SKIP_RETURN_CODE 77)
 # The hybrid layout: 2 executors per worker rank (as one rank per node runs one per core).
 foreach(exe test_pool test_process test_faults)
   mproc_mpi_test(NAME ${exe}_mpi2_hybrid COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe

@@ -54,7 +54,11 @@ static int async_check(const mproc_async *a, const char *fn) {
 /* Keeps the failure of the lowest item index, whatever order results arrive in, so a map's
  * error is the same on every run. */
 static void record_error(mproc_async *a, size_t index, int err, const char *msg, size_t len) {
-    if (a->err && index >= a->err_index) return;
+    /* A cancelled item (ECANCELLED) counts only while no item failed of its own: the call
+     * ends with the failure that stopped it (fail_fast), or that came before the cancel. */
+    int cancelled = err == MPROC_ECANCELLED, had_cancelled = a->err == MPROC_ECANCELLED;
+    if (a->err && cancelled && !had_cancelled) return;
+    if (a->err && index >= a->err_index && cancelled == had_cancelled) return;
     free(a->errmsg);
     a->err = err;
     a->err_index = index;
@@ -67,6 +71,7 @@ static void record_error(mproc_async *a, size_t index, int err, const char *msg,
 
 /* All chunks settled: run the callbacks (lock released), then mark ready. Lock held. */
 static void complete(mproc_async *a) {
+    mproc__progress_end(&a->owner.prog); /* a freed handle's bar still ends its line */
     if (!a->user_freed) {
         mproc_call_opts o = a->opts;
         pthread_mutex_unlock(&mproc__core_lock);
@@ -79,6 +84,8 @@ static void complete(mproc_async *a) {
         pthread_mutex_lock(&mproc__core_lock);
     }
     a->ready = 1;
+    a->owner.pool = NULL; /* nothing of it is left in the pool */
+    if (a->waitset) mproc__waitset_ready(a);
     mproc__core_broadcast();
     async_unref(a);
 }
@@ -90,13 +97,14 @@ static void set_status(mproc_async *a, size_t i, int st) {
 /* Records the first failure of an item that failed in its worker, as a sentence naming it. */
 static void record_item_error(mproc_async *a, const mproc__chunk *c, size_t index, int st, const uint8_t *msg,
                               size_t len) {
-    if (a->err && index >= a->err_index) return;
+    if (a->err && a->err != MPROC_ECANCELLED && index >= a->err_index) return;
     char m[1024];
     size_t k = mproc__item_failure(m, sizeof m, c, msg, len);
     record_error(a, index, st, m, k);
 }
 
-static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
+/* Returns how many of c's items failed. */
+static size_t deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
     int ok_out = a->out && !a->user_freed;
     size_t out_size = a->owner.out_size;
     if (r->item_size && (r->item_size == out_size || !out_size)) {
@@ -104,9 +112,9 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
         if (ok_out && out_size && r->data)
             memcpy((uint8_t *)a->out + c->first * out_size, r->data, (size_t)c->count * out_size);
         for (uint32_t i = 0; i < c->count; i++) set_status(a, c->first + i, 0);
-        return;
+        return 0;
     }
-    size_t cur = 0;
+    size_t cur = 0, failed = 0;
     for (uint32_t i = 0; i < c->count; i++) {
         int st;
         size_t len;
@@ -122,31 +130,52 @@ static void deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__resu
         } else if (st < 0) {
             record_item_error(a, c, c->first + i, st, blob, len);
         }
+        failed += st != 0;
         set_status(a, c->first + i, st);
     }
+    return failed;
+}
+
+/* fail_fast: the first item that failed of its own stops the rest of the call. */
+static void stop_if_failing_fast(mproc_pool *p, mproc_async *a) {
+    if (!a->opts.fail_fast || !a->err || a->err == MPROC_ECANCELLED || a->owner.cancel_err) return;
+    char m[160];
+    snprintf(m, sizeof m, "not run: item %zu failed first (fail_fast)", a->err_index);
+    mproc__owner_cancel(p, &a->owner, MPROC_ECANCELLED, m);
+}
+
+/* Counts c's items as finished, stops a failing fail_fast call, and completes the call after
+ * its last chunk. The progress callback may run (lock dropped) while c still counts as live,
+ * so the job cannot complete under it. */
+static void chunk_settled(mproc_pool *p, mproc_async *a, size_t items, size_t failed) {
+    stop_if_failing_fast(p, a);
+    mproc__progress_note(&a->owner.prog, items, failed);
+    if (--a->owner.live_chunks == 0) complete(a);
 }
 
 static void job_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
     mproc_async *a = (mproc_async *)c->owner;
-    (void)p;
+    size_t failed = 0, items = c->count;
     if (!a->is_map) {
         size_t cur = 0, len;
         int st;
         const uint8_t *blob = mproc__results_next(r, 0, &cur, &st, &len);
         if (st < 0) {
             record_item_error(a, c, 0, st, blob, len);
+            failed = 1;
         } else if ((a->result = malloc(len ? len : 1))) {
             memcpy(a->result, blob, len);
             a->result_len = len;
         } else {
             record_error(a, 0, MPROC_ENOMEM, "no memory for the result", 25);
+            failed = 1;
         }
     } else {
-        deliver_map(a, c, r);
+        failed = deliver_map(a, c, r);
     }
     free(frame);
     mproc__chunk_free(c);
-    if (--a->owner.live_chunks == 0) complete(a);
+    chunk_settled(p, a, items, failed);
 }
 
 static void fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg) {
@@ -156,10 +185,10 @@ static void fail_items(mproc_async *a, size_t first, size_t count, int err, cons
 
 static void job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
     mproc_async *a = (mproc_async *)c->owner;
-    (void)p;
+    size_t items = c->count;
     fail_items(a, c->first, a->is_map ? c->count : 0, err, msg);
     mproc__chunk_free(c);
-    if (--a->owner.live_chunks == 0) complete(a);
+    chunk_settled(p, a, items, items);
 }
 
 static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhausted) {
@@ -183,9 +212,11 @@ static size_t job_fail_unmade(mproc_pool *p, mproc__owner *o, int err, const cha
     mproc_async *a = (mproc_async *)o;
     (void)p;
     size_t left = a->n - a->next_item;
+    if (left == 0) return 0;
     size_t chunks = left / a->chunksize + (left % a->chunksize ? 1 : 0);
     fail_items(a, a->next_item, left, err, msg);
     a->next_item = a->n;
+    mproc__progress_note(&a->owner.prog, left, left);
     a->owner.live_chunks -= chunks;
     if (a->owner.live_chunks == 0) complete(a);
     return chunks;
@@ -259,7 +290,9 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
         return rc;
     }
     a->owner.live_chunks = 1;
+    a->owner.pool = pool;
     a->n = 1;
+    mproc__progress_start(&a->owner.prog, NULL, 1, task->name, 0); /* readable; never drawn */
     c->owner = &a->owner;
     c->id = ++pool->next_id;
     c->count = 1;
@@ -344,10 +377,15 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
     rc = check_open(pool, fn);
     if (rc == 0 && !(a = async_new(1, task, opts)))
         rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
+    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, n, task->name, 1)) < 0) {
+        a->refs = 1;
+        async_unref(a);
+    }
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;
     }
+    a->owner.pool = pool;
     size_t item = in_size > out_size ? in_size : out_size;
     size_t cs = mproc__auto_chunksize(pool, n, item, opts ? opts->chunksize : 0);
     size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
@@ -481,11 +519,37 @@ const char *mproc_async_error(mproc_async *a) {
     return m;
 }
 
+int mproc_async_cancel(mproc_async *a) {
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_cancel");
+    if (rc == 0 && !a->ready && a->owner.pool) {
+        char m[120];
+        snprintf(m, sizeof m, "task '%.64s' was cancelled", a->owner.task->name);
+        a->refs++; /* the handle outlives its completion inside the cancel */
+        rc = mproc__owner_cancel(a->owner.pool, &a->owner, MPROC_ECANCELLED, m);
+        async_unref(a);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
+int mproc_async_progress(mproc_async *a, mproc_progress *out) {
+    if (out) memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = async_check(a, "mproc_async_progress");
+    if (rc == 0 && !out) rc = mproc__error(MPROC_EINVAL, "mproc_async_progress: out is NULL");
+    if (rc == 0) mproc__progress_get(&a->owner.prog, out);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
+}
+
 int mproc_async_free(mproc_async *a) {
     if (!a) return 0;
     pthread_mutex_lock(&mproc__core_lock);
     int rc = async_check(a, "mproc_async_free");
     if (rc == 0) {
+        mproc__waitset_leave(a);
+        a->owner.prog.cb = NULL; /* nobody to tell any more */
         a->user_freed = 1;
         a->out = NULL; /* a map still running stops writing into the caller's array */
         async_unref(a);

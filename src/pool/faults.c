@@ -103,17 +103,45 @@ static void note_init_death(mproc_pool *p, const mproc__event *ev, int was_ready
              p->opts.initializer->name, ev->worker, ev->why);
 }
 
+/* Settles every chunk of a cancelled call in the list at *head (the dead worker's frames) and
+ * keeps the others in order. The running one may have been its worker's death: a cancelled
+ * call's chunk is never retried, split or blamed. */
+static mproc__chunk *settle_cancelled(mproc_pool *p, mproc__chunk *head) {
+    mproc__chunk *keep = NULL, **tail = &keep;
+    for (int first = 1; head; first = 0) {
+        mproc__chunk *c = head;
+        head = c->next;
+        c->next = NULL;
+        if (c->ghost && !first) { /* a cancelled chunk that never ran: nothing to requeue */
+            free(c);
+            continue;
+        }
+        if (!c->ghost && c->owner->cancel_err) {
+            mproc__pool_settle_cancelled(p, c);
+            continue;
+        }
+        *tail = c;
+        tail = &c->next;
+    }
+    return keep;
+}
+
 int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     int w = ev->worker;
     mproc__wstate *ws = &p->ws[w];
-    mproc__chunk *head = ws->head, *rest = head ? head->next : NULL;
     int killed_for_time = ws->killed_for_time, was_ready = ws->ready;
-    int timed_out = killed_for_time && head && head->id == ws->killed_chunk;
+    int killed_for_cancel = ws->killed_for_cancel;
+    int timed_out = killed_for_time && ws->head && ws->head->id == ws->killed_chunk;
+    mproc__chunk *all = ws->head;
     ws->head = ws->tail = NULL;
     ws->frames_out = 0;
-    ws->alive = ws->ready = ws->killed_for_time = 0;
+    ws->alive = ws->ready = ws->killed_for_time = ws->killed_for_cancel = 0;
+    mproc__chunk *head = settle_cancelled(p, all);
+    if (head != all) timed_out = 0; /* the running chunk was the cancelled call's */
+    mproc__chunk *rest = head ? head->next : NULL;
     if (head && !head->ghost &&
-        ((!head_started(ev, head) && head->unread_deaths++ < UNREAD_DEATHS_MAX) || (killed_for_time && !timed_out))) {
+        ((!head_started(ev, head) && head->unread_deaths++ < UNREAD_DEATHS_MAX) || (killed_for_time && !timed_out) ||
+         killed_for_cancel)) {
         /* It died before it read its next frame (killed while idle, say), or we killed it for
          * a chunk that finished just before: nothing it was given failed by its own doing, so
          * everything goes back to the queue unblamed. */
@@ -160,25 +188,38 @@ void mproc__faults_check_alive(mproc_pool *p) {
     mproc__pool_fail_queue(p, p->broken_err, p->broken_msg);
 }
 
-/* The running chunk of a worker that cannot be killed is past its time: it fails now with
- * ETIMEDOUT, and a ghost takes its place in flight so its late result is recognised and
- * dropped. The worker goes on with the chunks queued behind it when it is done. */
-static void expire_in_place(mproc_pool *p, int w) {
-    mproc__wstate *ws = &p->ws[w];
-    mproc__chunk *c = ws->head, *ghost = calloc(1, sizeof *ghost);
-    if (!ghost) return; /* try again at the next check */
+mproc__chunk *mproc__faults_ghost_in_place(mproc__wstate *ws, mproc__chunk *prev, mproc__chunk *c) {
+    mproc__chunk *ghost = calloc(1, sizeof *ghost);
+    if (!ghost) return NULL;
     ghost->id = c->id;
     ghost->count = c->count;
     ghost->ghost = 1;
     ghost->next = c->next;
     ghost->started = c->started;
-    ws->head = ghost;
+    /* The frame's book-keeping stays with the ghost: its reply still frees the worker's slot.
+     * (Not `batched`: a dead worker's ghost is dropped, never re-run with its batch.) */
+    ghost->slot_end = c->slot_end;
+    ghost->frame_items = c->frame_items;
+    ghost->sent = c->sent;
+    if (prev) prev->next = ghost;
+    else ws->head = ghost;
     if (ws->tail == c) ws->tail = ghost;
     c->next = NULL;
+    return c;
+}
+
+void mproc__faults_expire_in_place(mproc_pool *p, int w, int err, const char *msg) {
+    mproc__chunk *c = mproc__faults_ghost_in_place(&p->ws[w], NULL, p->ws[w].head);
+    if (c) mproc__pool_settle_fail(p, c, err, msg); /* else: tried again at the next check */
+}
+
+/* The running chunk of a worker that cannot be killed is past its time. */
+static void expire_late(mproc_pool *p, int w) {
+    const mproc__chunk *c = p->ws[w].head;
     char msg[200];
     snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit (the %s backend cannot stop it; its result will be dropped)",
              mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), p->be->name);
-    mproc__pool_settle_fail(p, c, MPROC_ETIMEDOUT, msg);
+    mproc__faults_expire_in_place(p, w, MPROC_ETIMEDOUT, msg);
 }
 
 /* Kills workers whose running chunk is past its time; returns seconds to the next deadline
@@ -188,7 +229,7 @@ double mproc__faults_check_timeouts(mproc_pool *p) {
     double now = mproc__now(), next = -1;
     for (int w = 0; w < p->n; w++) {
         mproc__wstate *ws = &p->ws[w];
-        if (!ws->head || ws->head->ghost || ws->killed_for_time) continue;
+        if (!ws->head || ws->head->ghost || ws->killed_for_time || ws->killed_for_cancel) continue;
         double limit = mproc__chunk_timeout(p, ws->head);
         if (limit <= 0) continue;
         double left = ws->head->started + limit - now;
@@ -198,7 +239,7 @@ double mproc__faults_check_timeouts(mproc_pool *p) {
             if (mproc__pool_kill_worker(p, w) < 0) {
                 ws->killed_for_time = 0; /* cannot kill (MPI): fail the task now, drop its result later */
                 mproc__pool_worker_may_take(p, w);
-                expire_in_place(p, w);
+                expire_late(p, w);
             }
         } else if (next < 0 || left < next) {
             next = left;

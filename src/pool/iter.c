@@ -45,11 +45,31 @@ static void iter_settled(mproc__chunk *c) {
     mproc__core_broadcast();
 }
 
+/* Items of a result that failed (a table of statuses; fixed-size results cannot fail). */
+static size_t failed_items(const mproc__results *r) {
+    if (r->item_size) return 0;
+    size_t cur = 0, len, failed = 0;
+    int st;
+    for (uint32_t i = 0; i < r->count; i++) {
+        mproc__results_next(r, i, &cur, &st, &len);
+        failed += st != 0;
+    }
+    return failed;
+}
+
+/* Counts a settled chunk's items; the callback (lock dropped) runs while c is still live, so
+ * an mproc_iter_free meanwhile leaves the iterator to its last chunk. */
+static void count_items(mproc_iter *it, size_t items, size_t failed) {
+    if (!it->abandoned) mproc__progress_note(&it->owner.prog, items, failed);
+}
+
 /* The chunk keeps its frame: items are read out of it in place. */
 static void iter_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const mproc__results *r) {
     (void)p;
     c->frame = frame;
     c->res = *r;
+    mproc_iter *it = (mproc_iter *)c->owner;
+    count_items(it, c->count, failed_items(r));
     iter_settled(c);
 }
 
@@ -57,6 +77,7 @@ static void iter_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) 
     (void)p;
     c->fail_err = err;
     c->fail_msg = strdup(msg ? msg : "");
+    count_items((mproc_iter *)c->owner, c->count, c->count);
     iter_settled(c);
 }
 
@@ -120,6 +141,10 @@ static void top_up(mproc_iter *it) {
         if (!it->gen && it->next_item == it->n) it->input_done = 1;
         it->owner.live_chunks++;
         mproc__pool_enqueue(it->pool, c);
+    }
+    if (it->gen && it->input_done && !it->input_err && !it->owner.prog.total && it->next_item) {
+        it->owner.prog.total = it->next_item; /* now known */
+        mproc__progress_note(&it->owner.prog, 0, 0);
     }
 }
 
@@ -272,7 +297,14 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in,
         free(it);
         return rc;
     }
+    if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name, 1);
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        free(it);
+        return rc;
+    }
     it->pool = pool;
+    it->owner.pool = pool;
     it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
     if (it->window < 4) it->window = 4;
     it->next_live = pool->iters;
@@ -331,6 +363,8 @@ int mproc_iter_free(mproc_iter *it) {
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
     }
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
+    it->owner.prog.cb = NULL; /* nobody to tell; a bar still ends its line */
+    mproc__progress_end(&it->owner.prog);
     unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;
@@ -348,4 +382,15 @@ int mproc_iter_free(mproc_iter *it) {
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
+}
+
+int mproc_iter_progress(mproc_iter *it, mproc_progress *out) {
+    if (out) memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&mproc__core_lock);
+    int rc = 0;
+    if (!it || it->magic != MPROC__ITER_MAGIC) rc = mproc__error(MPROC_EBADHANDLE, "mproc_iter_progress: iterator is NULL or freed");
+    else if (!out) rc = mproc__error(MPROC_EINVAL, "mproc_iter_progress: out is NULL");
+    else mproc__progress_get(&it->owner.prog, out);
+    pthread_mutex_unlock(&mproc__core_lock);
+    return rc;
 }

@@ -34,6 +34,20 @@
 typedef struct mproc__chunk mproc__chunk;
 typedef struct mproc__owner mproc__owner;
 
+/* A call's progress and its reporting (progress.c). */
+typedef struct mproc__progress {
+    size_t done, failed, total; /* total 0: not known yet */
+    double started;             /* mproc__now() when the call was made */
+    double last_report;         /* when the callback was last called */
+    double last_draw;           /* when the bar was last drawn (0: never) */
+    double period;              /* seconds between callback calls */
+    mproc_progress_cb cb;
+    void *userdata;
+    int bar;                    /* 0 none, 1 redrawn on a terminal, 2 a line now and then */
+    int ended;                  /* the final report was made */
+    const char *what;           /* the task's name, for the bar */
+} mproc__progress;
+
 /* What an owner does when one of its chunks settles (lock held in every op). */
 typedef struct mproc__owner_ops {
     /* c's result frame arrived (r decoded from it, or placed: see the backend's send hint). The
@@ -59,6 +73,10 @@ struct mproc__owner {
     int input_outlives_reply;  /* its chunks read input that stays valid until the owner is done */
     uint8_t *reply_base;       /* a blocking map's output, where results may land directly */
     mproc__owner *feed_next;   /* in the pool's list of owners with chunks still to make */
+    struct mproc_pool *pool;   /* the pool its chunks are in, while it has any */
+    int cancel_err;            /* cancelled (cancel.c): what its unfinished items end with */
+    char cancel_msg[160];
+    mproc__progress prog;      /* items finished so far, and who is told (progress.c) */
 };
 
 struct mproc_async {
@@ -80,7 +98,25 @@ struct mproc_async {
     size_t chunksize;         /* map: items per chunk */
     size_t next_item;         /* map: first item not yet made into a chunk */
     struct mproc_async *next_free;
+    struct mproc_waitset *waitset;            /* the set it is in, or NULL */
+    struct mproc_async *set_prev, *set_next;  /* its set's members */
+    struct mproc_async *ready_next;           /* its set's ready queue */
+    int in_ready_queue;
 };
+
+/* A set of handles handed back as they become ready (waitset.c; async.c queues a member when
+ * it completes). */
+#define MPROC__WAITSET_MAGIC 0x57414954u /* "WAIT" */
+struct mproc_waitset {
+    uint32_t magic;
+    mproc_async *members;                 /* every handle in the set */
+    mproc_async *ready_head, *ready_tail; /* the ready ones, in the order they became ready */
+    size_t size;
+};
+/* Queues a member that became ready (lock held). */
+void mproc__waitset_ready(mproc_async *a);
+/* Takes a handle out of its set, if any (lock held). */
+void mproc__waitset_leave(mproc_async *a);
 
 struct mproc_iter {
     mproc__owner owner;       /* first: a chunk's owner is this iterator */
@@ -143,6 +179,7 @@ typedef struct mproc__wstate {
     int killed_for_time;       /* killed because killed_chunk ran past its limit; DIED follows */
     uint64_t killed_chunk;
     int restart_due;           /* a driving caller left its replacement to the result thread */
+    int killed_for_cancel;     /* killed because its running frame's call was cancelled */
 } mproc__wstate;
 
 /* Who runs the scheduler loop (scheduler.c, "who drives"). */
@@ -221,6 +258,10 @@ void mproc__pool_push_front_list(mproc_pool *p, mproc__chunk *first, mproc__chun
 mproc__chunk *mproc__pool_next_chunk(mproc_pool *p);
 /* Settles a chunk for good as failed: it goes to its owner. */
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
+/* Settles a chunk of a cancelled owner with the owner's cancel code and message. */
+void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c);
+/* Takes owner o out of the list of owners with chunks to make (o cancelled). */
+void mproc__pool_feed_remove(mproc_pool *p, mproc__owner *o);
 /* Fails everything queued and every item not yet made into a chunk. */
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg);
 /* Waits until no send reads owner o's input (mproc_iter_free before its caller frees it). */
@@ -273,6 +314,21 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
 /* A frame's last chunk completed on worker w: updates the service-time estimate. */
 void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 
+/* ---- progress.c (lock held) ------------------------------------------------------------- */
+
+/* Sets up a call's progress; reported: from its options (opts may be NULL) and MPROC_PROGRESS,
+ * else only counted (apply). 0 or MPROC_EINVAL (a bad option or MPROC_PROGRESS value, named).
+ * total 0: not known yet. */
+int mproc__progress_start(mproc__progress *g, const mproc_call_opts *opts, size_t total, const char *what,
+                          int reported);
+/* done more items finished, failed of them failed. Reports when due: the bar is drawn and the
+ * callback called (lock dropped around it). */
+void mproc__progress_note(mproc__progress *g, size_t done, size_t failed);
+/* The call is over: the last report (the bar ends its line). */
+void mproc__progress_end(mproc__progress *g);
+/* The public view. */
+void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
+
 /* ---- faults.c -------------------------------------------------------------------------- */
 
 /* A worker's DIED event: settles, splits or requeues its chunks. Returns 1 when the scheduler
@@ -283,6 +339,21 @@ void mproc__faults_check_alive(mproc_pool *p);
 /* Kills workers whose running chunk is past its time limit; returns seconds to the next
  * deadline (< 0: none). */
 double mproc__faults_check_timeouts(mproc_pool *p);
+/* A ghost takes c's place in worker ws's in-flight list (after prev; NULL: c is the head), so
+ * that c's late result is recognised and dropped while c is settled now. Returns c, taken out,
+ * or NULL when out of memory (nothing changed). */
+mproc__chunk *mproc__faults_ghost_in_place(mproc__wstate *ws, mproc__chunk *prev, mproc__chunk *c);
+/* Worker w cannot be killed (MPI inside the ranks) but its running chunk must end now (its time
+ * is up, its call was cancelled): it fails with err and msg, its ghost drops the late result,
+ * and the worker goes on with the chunks behind it when it is done. */
+void mproc__faults_expire_in_place(mproc_pool *p, int w, int err, const char *msg);
+
+/* ---- cancel.c -------------------------------------------------------------------------- */
+
+/* Cancels what is left of owner o (lock held): queued and unmade chunks settle at once with
+ * err and msg, workers running its chunks are killed (their deaths settle those chunks). 1 if
+ * anything was left to cancel, 0 if not. */
+int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg);
 
 /* ---- scheduler.c ----------------------------------------------------------------------- */
 

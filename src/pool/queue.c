@@ -97,8 +97,27 @@ static void feed_pop(mproc_pool *p) {
     if (!p->feed_head) p->feed_tail = NULL;
 }
 
+void mproc__pool_feed_remove(mproc_pool *p, mproc__owner *o) {
+    mproc__owner *prev = NULL;
+    for (mproc__owner *f = p->feed_head; f; prev = f, f = f->feed_next) {
+        if (f != o) continue;
+        if (prev) prev->feed_next = f->feed_next;
+        else p->feed_head = f->feed_next;
+        if (p->feed_tail == f) p->feed_tail = prev;
+        f->feed_next = NULL;
+        return;
+    }
+}
+
 mproc__chunk *mproc__pool_next_chunk(mproc_pool *p) {
-    mproc__chunk *c = p->qhead;
+    mproc__chunk *c;
+    /* A cancelled call's chunk that came back to the queue (its worker died, a re-run split
+     * it) is settled here rather than sent. */
+    while ((c = p->qhead) && c->owner->cancel_err) {
+        p->qhead = c->next;
+        if (!p->qhead) p->qtail = NULL;
+        mproc__pool_settle_cancelled(p, c);
+    }
     if (c) {
         p->qhead = c->next;
         if (!p->qhead) p->qtail = NULL;
@@ -115,6 +134,11 @@ mproc__chunk *mproc__pool_next_chunk(mproc_pool *p) {
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
     p->outstanding--;
     c->owner->ops->fail(p, c, err, msg);
+}
+
+void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c) {
+    mproc__owner *o = c->owner;
+    mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg);
 }
 
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {

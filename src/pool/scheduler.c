@@ -74,7 +74,9 @@ static void worker_started(mproc_pool *p, int w) {
 }
 
 static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
-    if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->frames_out >= p->inflight) return 0;
+    if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->killed_for_cancel ||
+        ws->frames_out >= p->inflight)
+        return 0;
     int max = p->opts.maxtasksperchild;
     return max <= 0 || ws->tasks_done + ws->frames_out < max;
 }

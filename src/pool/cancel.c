@@ -1,0 +1,97 @@
+/* cancel.c - stopping what is left of one call: mproc_async_cancel, and a map's fail_fast.
+ *
+ * The call's queued chunks and the items it has not yet made into chunks settle at once; a
+ * worker running one of its frames is killed, and that worker's death (faults.c) settles the
+ * chunks it held and puts other calls' chunks back in the queue, unblamed. A chunk of the call
+ * that comes back to the queue later (a re-run) is settled when it is next picked (queue.c).
+ * A chunk already sent to a worker behind another call's running frame settles now too, but
+ * the worker may still run it (a ghost drops its result): taking it back would mean killing a
+ * task nobody cancelled.
+ */
+#include <stdio.h>
+
+#include "pool/pool.h"
+
+/* Whether worker w's running frame holds a chunk of o (a BATCH may mix calls). */
+static int runs_owner(const mproc__wstate *ws, const mproc__owner *o) {
+    for (const mproc__chunk *c = ws->head; c; c = c->next) {
+        if (!c->ghost && c->owner == o) return 1;
+        if (c->slot_end) break;
+    }
+    return 0;
+}
+
+/* Takes every chunk of o out of worker w's in-flight list onto *tail, each leaving a ghost
+ * behind to drop its late result: the worker still runs those it had not started. */
+static void ghost_out(mproc__wstate *ws, const mproc__owner *o, mproc__chunk ***tail) {
+    mproc__chunk *prev = NULL, *c = ws->head;
+    while (c) {
+        mproc__chunk *next = c->next;
+        mproc__chunk *out = !c->ghost && c->owner == o ? mproc__faults_ghost_in_place(ws, prev, c) : NULL;
+        if (out) {
+            **tail = out;
+            *tail = &out->next;
+            prev = prev ? prev->next : ws->head; /* the ghost */
+        } else {
+            prev = c;
+        }
+        c = next;
+    }
+}
+
+/* o's frames in flight: a worker running one is killed (its death settles every chunk of o it
+ * held); chunks of o waiting on a worker that runs another call's frame, or on one that cannot
+ * be killed, are taken out now (onto *tail) and ghosted. */
+static void stop_in_flight(mproc_pool *p, const mproc__owner *o, mproc__chunk ***tail) {
+    for (int w = 0; w < p->n; w++) {
+        mproc__wstate *ws = &p->ws[w];
+        if (!ws->alive || !ws->head || ws->killed_for_time || ws->killed_for_cancel) continue;
+        if (runs_owner(ws, o)) {
+            ws->killed_for_cancel = 1; /* until its DIED event */
+            ws->killed_chunk = ws->head->id;
+            if (mproc__pool_kill_worker(p, w) == 0) continue;
+            ws->killed_for_cancel = 0; /* it cannot be killed (MPI inside the ranks) */
+        }
+        ghost_out(ws, o, tail);
+    }
+}
+
+/* Moves o's chunks out of the pool's queue onto *tail, in order. */
+static void unqueue_owner(mproc_pool *p, const mproc__owner *o, mproc__chunk ***tail) {
+    mproc__chunk **pp = &p->qhead, *last = NULL;
+    while (*pp) {
+        mproc__chunk *c = *pp;
+        if (c->owner == o) {
+            *pp = c->next;
+            c->next = NULL;
+            **tail = c;
+            *tail = &c->next;
+        } else {
+            last = c;
+            pp = &c->next;
+        }
+    }
+    p->qtail = last;
+}
+
+int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg) {
+    if (o->cancel_err || o->live_chunks == 0) return 0;
+    o->cancel_err = err;
+    snprintf(o->cancel_msg, sizeof o->cancel_msg, "%s", msg);
+    /* Nothing settles before the lists are taken apart: settling a chunk may run callbacks
+     * with the lock dropped, when anyone may change the queue and the workers' lists. */
+    mproc__chunk *mine = NULL, **tail = &mine;
+    if (p->g && p->state != MPROC__POOL_TERMINATED) stop_in_flight(p, o, &tail); /* else all die anyway */
+    unqueue_owner(p, o, &tail);
+    int unmade = 0;
+    for (mproc__owner *f = p->feed_head; f; f = f->feed_next) unmade |= f == o;
+    if (unmade) mproc__pool_feed_remove(p, o);
+    if (unmade) p->outstanding -= o->ops->fail_unmade(p, o, err, o->cancel_msg);
+    while (mine) {
+        mproc__chunk *c = mine;
+        mine = c->next;
+        c->next = NULL;
+        mproc__pool_settle_cancelled(p, c);
+    }
+    return 1;
+}

@@ -1,0 +1,163 @@
+/* progress.c - how far a call has got, and telling someone: the counters behind
+ * mproc_async_progress / mproc_iter_progress, the user's progress callback (at most progress_hz
+ * calls a second, and a last one at the end), and the progress bar on stderr.
+ *
+ * The bar is drawn only for calls that run past about a second, so short calls in a loop print
+ * nothing. On a terminal it is one line redrawn in place (carriage return, erase to its end)
+ * a few times a second; into a file (a Slurm output file, a pipe) it is a plain line every few
+ * seconds, so the log stays readable. Everything here runs in the master, on whichever thread
+ * settles the call's items, with the core lock held (dropped around the user's callback).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pool/pool.h"
+
+#define DRAW_AFTER_S 1.0  /* calls shorter than this draw nothing */
+#define REDRAW_S 0.2      /* terminal: the bar's redraw period */
+#define LINE_EVERY_S 5.0  /* file: seconds between lines */
+#define DEFAULT_HZ 10.0   /* callback calls a second when the caller did not say */
+#define BAR_CELLS 28
+
+enum { BAR_NONE = 0, BAR_TERMINAL = 1, BAR_LINES = 2 };
+
+/* Whether a bar is wanted: the call's option, else MPROC_PROGRESS (0/1). */
+static int bar_wanted(const mproc_call_opts *o, int *want) {
+    *want = 0;
+    if (o && o->progress_bar != 0) {
+        if (o->progress_bar != 1 && o->progress_bar != -1)
+            return mproc__error(MPROC_EINVAL, "progress_bar is %d: want 1 (draw), 0 (as MPROC_PROGRESS says) or -1 (never)",
+                                o->progress_bar);
+        *want = o->progress_bar == 1;
+        return 0;
+    }
+    const char *e = getenv("MPROC_PROGRESS");
+    if (!e || !*e || strcmp(e, "0") == 0) return 0;
+    if (strcmp(e, "1") != 0) return mproc__error(MPROC_EINVAL, "MPROC_PROGRESS=%.40s: want 0 or 1", e);
+    *want = 1;
+    return 0;
+}
+
+int mproc__progress_start(mproc__progress *g, const mproc_call_opts *opts, size_t total, const char *what,
+                          int reported) {
+    memset(g, 0, sizeof *g);
+    g->started = mproc__now();
+    g->total = total;
+    g->what = what;
+    g->period = 1.0 / DEFAULT_HZ;
+    if (!reported) return 0; /* apply: counted, never drawn */
+    static const mproc_call_opts none;
+    if (!opts) opts = &none;
+    if (!(opts->progress_hz >= 0)) /* negative or NaN */
+        return mproc__error(MPROC_EINVAL, "progress_hz is %g: want a rate >= 0 (0 = %g a second)", opts->progress_hz,
+                            DEFAULT_HZ);
+    if (opts->progress_hz > 0) g->period = 1.0 / opts->progress_hz;
+    g->cb = opts->progress;
+    g->userdata = opts->userdata;
+    int want;
+    int rc = bar_wanted(opts, &want);
+    if (rc < 0) return rc;
+    if (want) g->bar = isatty(STDERR_FILENO) ? BAR_TERMINAL : BAR_LINES;
+    return 0;
+}
+
+void mproc__progress_get(const mproc__progress *g, mproc_progress *out) {
+    double now = mproc__now();
+    out->done = g->done;
+    out->failed = g->failed;
+    out->total = g->total;
+    out->elapsed = now - g->started;
+    out->rate = out->elapsed > 0 ? (double)g->done / out->elapsed : 0;
+    out->eta = g->total && out->rate > 0 ? (double)(g->total - (g->done < g->total ? g->done : g->total)) / out->rate : -1;
+    out->finished = g->ended;
+}
+
+/* "1:02:03" or "2:03". */
+static void hms(char *buf, size_t cap, double s) {
+    if (s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* 12345678 -> "12.3M". */
+static void human(char *buf, size_t cap, double v) {
+    if (v >= 1e9) snprintf(buf, cap, "%.1fG", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, cap, "%.1fM", v / 1e6);
+    else if (v >= 1e4) snprintf(buf, cap, "%.1fk", v / 1e3);
+    else snprintf(buf, cap, "%.0f", v);
+}
+
+static void draw(mproc__progress *g, double now, int last) {
+    mproc_progress v;
+    mproc__progress_get(g, &v);
+    char rate[16], when[24], line[256];
+    human(rate, sizeof rate, v.rate);
+    if (last) hms(when, sizeof when, v.elapsed);
+    else if (v.eta >= 0) hms(when, sizeof when, v.eta);
+    else hms(when, sizeof when, v.elapsed);
+    const char *when_is = last ? "took" : v.eta >= 0 ? "ETA" : "elapsed";
+    char fails[40] = "";
+    if (v.failed) snprintf(fails, sizeof fails, "  %zu failed", v.failed);
+    int n;
+    if (g->total) {
+        double frac = (double)(v.done < v.total ? v.done : v.total) / (double)v.total;
+        char cells[BAR_CELLS + 1];
+        int full = (int)(frac * BAR_CELLS);
+        for (int i = 0; i < BAR_CELLS; i++) cells[i] = i < full ? '#' : '.';
+        cells[BAR_CELLS] = '\0';
+        n = snprintf(line, sizeof line, "%s%.24s [%s] %3d%% %zu/%zu  %s items/s  %s %s%s%s",
+                     g->bar == BAR_TERMINAL ? "\r" : "mproc: ", g->what, cells, (int)(frac * 100), v.done, v.total,
+                     rate, when_is, when, fails, g->bar == BAR_TERMINAL ? "\033[K" : "\n");
+    } else {
+        n = snprintf(line, sizeof line, "%s%.24s %zu items  %s items/s  %s %s%s%s", g->bar == BAR_TERMINAL ? "\r" : "mproc: ",
+                     g->what, v.done, rate, when_is, when, fails, g->bar == BAR_TERMINAL ? "\033[K" : "\n");
+    }
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
+    if (last && g->bar == BAR_TERMINAL && (size_t)n + 1 < sizeof line) line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n); /* one write: lines from threads do not mix */
+    (void)w;
+    g->last_draw = now;
+}
+
+static void maybe_draw(mproc__progress *g, double now) {
+    if (g->bar == BAR_NONE || now - g->started < DRAW_AFTER_S) return;
+    double every = g->bar == BAR_TERMINAL ? REDRAW_S : LINE_EVERY_S;
+    if (g->last_draw == 0 || now - g->last_draw >= every) draw(g, now, 0);
+}
+
+static void call_back(mproc__progress *g, double now) {
+    mproc_progress v;
+    g->last_report = now;
+    mproc__progress_get(g, &v);
+    mproc_progress_cb cb = g->cb;
+    void *ud = g->userdata;
+    pthread_mutex_unlock(&mproc__core_lock);
+    cb(ud, &v);
+    pthread_mutex_lock(&mproc__core_lock);
+}
+
+void mproc__progress_note(mproc__progress *g, size_t done, size_t failed) {
+    if (g->ended) return;
+    g->done += done;
+    g->failed += failed;
+    if (g->total && g->done >= g->total) {
+        mproc__progress_end(g);
+        return;
+    }
+    if (g->bar == BAR_NONE && !g->cb) return;
+    double now = mproc__now();
+    maybe_draw(g, now);
+    if (g->cb && now - g->last_report >= g->period) call_back(g, now);
+}
+
+void mproc__progress_end(mproc__progress *g) {
+    if (g->ended) return;
+    g->ended = 1;
+    double now = mproc__now();
+    if (g->last_draw > 0) draw(g, now, 1); /* a call that drew something ends its bar */
+    if (g->cb) call_back(g, now);
+}

@@ -1,0 +1,477 @@
+/* test_futures - control of calls in flight, on both backends: cancel (queued, running, a map
+ * half done), fail_fast, waiting on many handles (wait_any, wait_all, a waitset over 100,000
+ * handles), progress (the counters, the callback's rate and last call, imap's total once a
+ * generator ends) and the progress bar written to a file; bad input to each.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mproc.h"
+#include "test_support.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Sleeps ms milliseconds and returns ms. */
+static long nap(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return ms;
+}
+MPROC_TASK_VALUE(nap, long, long);
+
+/* 50 fails, -50 crashes its worker; others take 2 ms. */
+static int picky(mproc_ctx *ctx, const long *x, long *out) {
+    if (*x == 50) return mproc_fail(ctx, "item %ld is bad", *x);
+    if (*x == -50) raise(SIGSEGV);
+    nap(2);
+    *out = *x * 3;
+    return 0;
+}
+MPROC_TASK_TYPED(picky, long, long);
+
+static mproc_pool *make_pool(int n) {
+    mproc_pool *p = NULL;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = n}), 0);
+    return p;
+}
+
+/* ---- cancel ------------------------------------------------------------------------------ */
+
+static void test_cancel_queued_and_running(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(1);
+    long slow = 3000, quick = 1;
+    mproc_async *running, *queued;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    assert_int_equal(mproc_apply_async(p, &nap_task, &quick, sizeof quick, NULL, &queued), 0);
+    nap(200); /* the slow one is running */
+    double t0 = now_s();
+    assert_int_equal(mproc_async_cancel(queued), 1);
+    assert_int_equal(mproc_async_wait(queued, 1.0), 0);
+    assert_int_equal(mproc_async_get(queued, 0, NULL, NULL), MPROC_ECANCELLED);
+    assert_non_null(strstr(mproc_last_error(), "cancelled"));
+    assert_int_equal(mproc_async_cancel(running), 1);
+    assert_int_equal(mproc_async_wait(running, 2.0), 0); /* well before its 3 s */
+    assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(mproc_async_successful(running), 0);
+    assert_int_equal(mproc_async_get(running, 0, NULL, NULL), MPROC_ECANCELLED);
+    /* A second cancel has nothing left to do; the pool goes on with a fresh worker. */
+    assert_int_equal(mproc_async_cancel(running), 0);
+    long r = 0, seven = 7;
+    assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0);
+    assert_int_equal(r, 7);
+    mproc_async_free(running);
+    mproc_async_free(queued);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_cancel_after_ready_is_nothing(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    long x = 5, r = 0;
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &x, sizeof x, NULL, &a), 0);
+    assert_int_equal(mproc_async_wait(a, 5.0), 0);
+    assert_int_equal(mproc_async_cancel(a), 0);
+    assert_int_equal(MPROC_GET(a, &r), 0);
+    assert_int_equal(r, 5);
+    mproc_async_free(a);
+    assert_int_equal(mproc_async_cancel(NULL), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static int cancel_errors_seen;
+static void on_error(void *ud, int err, const char *msg) {
+    (void)ud;
+    (void)msg;
+    if (err == MPROC_ECANCELLED) cancel_errors_seen++;
+}
+
+static void test_cancel_map_keeps_what_finished(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    enum { N = 300 };
+    long in[N], out[N];
+    int st[N];
+    for (int i = 0; i < N; i++) in[i] = 10, out[i] = -1, st[i] = 99;
+    mproc_async *a;
+    cancel_errors_seen = 0;
+    assert_int_equal(mproc_map_async(p, &nap_task, in, sizeof *in, out, sizeof *out, N,
+                                     &(mproc_call_opts){.chunksize = 1, .item_status = st, .error_callback = on_error},
+                                     &a),
+                     0);
+    nap(300);
+    assert_int_equal(mproc_async_cancel(a), 1);
+    assert_int_equal(mproc_async_wait(a, 2.0), 0);
+    assert_int_equal(mproc_async_get(a, 0, NULL, NULL), MPROC_ECANCELLED);
+    assert_int_equal(cancel_errors_seen, 1);
+    int done = 0, cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        if (st[i] == 0) {
+            assert_int_equal(out[i], 10);
+            done++;
+        } else {
+            assert_int_equal(st[i], MPROC_ECANCELLED);
+            assert_int_equal(out[i], -1);
+            cancelled++;
+        }
+    }
+    assert_true(done > 0 && cancelled > 0 && done + cancelled == N);
+    mproc_progress pr;
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    assert_int_equal(pr.done, N);
+    assert_int_equal(pr.failed, cancelled);
+    assert_int_equal(pr.finished, 1);
+    mproc_async_free(a);
+    /* The pool goes on. */
+    long in2[4] = {1, 2, 3, 4}, out2[4] = {0};
+    assert_int_equal(MPROC_MAP(p, nap, in2, out2, 4), 0);
+    assert_int_equal(out2[3], 4);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* ---- fail_fast --------------------------------------------------------------------------- */
+
+static void run_fail_fast(long crash_sign, int want_err) {
+    mproc_pool *p = make_pool(2);
+    enum { N = 2000 };
+    long *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+    int *st = malloc(N * sizeof *st);
+    assert_non_null(in);
+    for (int i = 0; i < N; i++) in[i] = i, st[i] = 99;
+    in[50] = 50 * crash_sign;
+    double t0 = now_s();
+    int rc = mproc_map(p, &picky_task, in, sizeof *in, out, sizeof *out, N,
+                       &(mproc_call_opts){.chunksize = 1, .item_status = st, .fail_fast = 1});
+    double took = now_s() - t0;
+    assert_int_equal(rc, want_err);
+    int cancelled = 0, ok = 0;
+    for (int i = 0; i < N; i++) {
+        cancelled += st[i] == MPROC_ECANCELLED;
+        ok += st[i] == 0;
+        if (st[i] == 0) assert_int_equal(out[i], (long)i * 3);
+        if (i == 50) assert_int_equal(st[i], want_err);
+    }
+    assert_true(cancelled > N / 2); /* most never ran */
+    assert_true(ok + cancelled <= N - 1);
+    assert_true(took < 2.0); /* 2,000 items of 2 ms on 2 workers would take 2 s */
+    /* Without fail_fast every other item runs. */
+    rc = mproc_map(p, &picky_task, in, sizeof *in, out, sizeof *out, N,
+                   &(mproc_call_opts){.chunksize = 50, .item_status = st});
+    assert_int_equal(rc, want_err);
+    ok = 0;
+    for (int i = 0; i < N; i++) ok += st[i] == 0;
+    assert_int_equal(ok, N - 1);
+    assert_int_equal(st[50], want_err);
+    free(in);
+    free(out);
+    free(st);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_fail_fast_stops_at_a_failure(void **state) {
+    (void)state;
+    run_fail_fast(1, MPROC_ETASK);
+    assert_non_null(strstr(mproc_last_error(), "item 50 is bad"));
+}
+
+static void test_fail_fast_stops_at_a_crash(void **state) {
+    (void)state;
+    run_fail_fast(-1, MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "died while running task 'picky'"));
+}
+
+/* ---- waiting on many --------------------------------------------------------------------- */
+
+static void test_wait_any_and_all(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(3);
+    long ms[3] = {900, 50, 450};
+    mproc_async *h[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(mproc_apply_async(p, &nap_task, &ms[i], sizeof ms[i], NULL, &h[i]), 0);
+    size_t idx = 99;
+    assert_int_equal(mproc_async_wait_any(h, 3, 0, &idx), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_async_wait_any(h, 3, 5.0, &idx), 0);
+    assert_int_equal(idx, 1);
+    assert_int_equal(mproc_async_wait_all(h, 3, 0.05), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_async_wait_all(h, 3, 5.0), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(mproc_async_ready(h[i]), 1);
+    mproc_async *bad[2] = {h[0], NULL};
+    assert_int_equal(mproc_async_wait_any(bad, 2, 0, &idx), MPROC_EBADHANDLE);
+    assert_int_equal(idx, 1);
+    assert_int_equal(mproc_async_wait_any(h, 0, 0, &idx), MPROC_EINVAL);
+    assert_int_equal(mproc_async_wait_any(h, 3, 0, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_async_wait_all(bad, 2, 0), MPROC_EBADHANDLE);
+    for (int i = 0; i < 3; i++) mproc_async_free(h[i]);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_waitset_in_completion_order(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(3);
+    /* One task per worker, so the order they end in is known (-np 3 has two workers). */
+    int n = mproc_pool_size(p) >= 3 ? 3 : 2;
+    long ms[3] = {600, 100, 350};
+    mproc_waitset *ws, *other;
+    assert_int_equal(mproc_waitset_create(&ws), 0);
+    assert_int_equal(mproc_waitset_create(&other), 0);
+    mproc_async *h[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mproc_apply_async(p, &nap_task, &ms[i], sizeof ms[i], NULL, &h[i]), 0);
+        assert_int_equal(mproc_waitset_add(ws, h[i]), 0);
+    }
+    assert_int_equal(mproc_waitset_add(other, h[0]), MPROC_EBUSY);
+    assert_int_equal(mproc_waitset_size(ws), (size_t)n);
+    mproc_async *got;
+    assert_int_equal(mproc_waitset_next(ws, 0, &got), MPROC_ETIMEDOUT);
+    long want3[3] = {100, 350, 600}, want2[2] = {100, 600};
+    const long *want = n == 3 ? want3 : want2;
+    for (int k = 0; k < n; k++) {
+        assert_int_equal(mproc_waitset_next(ws, 5.0, &got), 0);
+        long r = 0;
+        assert_int_equal(MPROC_GET(got, &r), 0);
+        assert_int_equal(r, want[k]);
+    }
+    assert_int_equal(mproc_waitset_next(ws, 5.0, &got), MPROC_EOF);
+    /* Out of the set, a handle may join another; a freed handle leaves its set. */
+    assert_int_equal(mproc_waitset_add(other, h[0]), 0);
+    mproc_async_free(h[0]);
+    assert_int_equal(mproc_waitset_size(other), 0);
+    assert_int_equal(mproc_waitset_add(NULL, h[1]), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_waitset_add(ws, NULL), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_waitset_next(NULL, 0, &got), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_waitset_next(ws, 0, NULL), MPROC_EINVAL);
+    mproc_async_free(h[1]);
+    mproc_async_free(h[2]); /* NULL with two workers: a no-op */
+    assert_int_equal(mproc_waitset_free(ws), 0);
+    assert_int_equal(mproc_waitset_free(other), 0);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static long twice(long x) { return 2 * x; }
+MPROC_TASK_VALUE(twice, long, long);
+
+/* as_completed over 100,000 handles: each comes back exactly once. */
+static void test_waitset_many_handles(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    enum { N = 100000 };
+    mproc_async **h = malloc(N * sizeof *h);
+    unsigned char *seen = calloc(N, 1);
+    assert_non_null(h);
+    mproc_waitset *ws;
+    assert_int_equal(mproc_waitset_create(&ws), 0);
+    for (long i = 0; i < N; i++) {
+        assert_int_equal(mproc_apply_async(p, &twice_task, &i, sizeof i, NULL, &h[i]), 0);
+        assert_int_equal(mproc_waitset_add(ws, h[i]), 0);
+    }
+    mproc_async *got;
+    size_t n = 0;
+    while (mproc_waitset_next(ws, 30.0, &got) == 0) {
+        long r = -1;
+        assert_int_equal(MPROC_GET(got, &r), 0);
+        assert_true(r % 2 == 0 && r / 2 < N);
+        assert_int_equal(seen[r / 2], 0);
+        seen[r / 2] = 1;
+        n++;
+        mproc_async_free(got);
+    }
+    assert_int_equal(n, N);
+    assert_int_equal(mproc_waitset_free(ws), 0);
+    free(h);
+    free(seen);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+typedef struct seen_progress {
+    int calls, finished_calls, went_back;
+    size_t last_done, total;
+    double first, last;
+} seen_progress;
+
+static void on_progress(void *ud, const mproc_progress *pr) {
+    seen_progress *s = ud;
+    double t = now_s();
+    if (s->calls++ == 0) s->first = t;
+    s->last = t;
+    if (pr->done < s->last_done) s->went_back = 1;
+    s->last_done = pr->done;
+    s->total = pr->total;
+    s->finished_calls += pr->finished;
+}
+
+static void test_progress_counts_and_callback(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    enum { N = 120 };
+    long in[N], out[N];
+    for (int i = 0; i < N; i++) in[i] = 10;
+    seen_progress s = {0};
+    mproc_async *a;
+    assert_int_equal(mproc_map_async(p, &nap_task, in, sizeof *in, out, sizeof *out, N,
+                                     &(mproc_call_opts){.chunksize = 1, .progress = on_progress, .progress_hz = 4,
+                                                        .userdata = &s},
+                                     &a),
+                     0);
+    nap(250);
+    mproc_progress pr;
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    assert_int_equal(pr.total, N);
+    assert_true(pr.done > 0 && pr.done < N);
+    assert_true(pr.rate > 0 && pr.elapsed > 0.2 && pr.eta > 0);
+    assert_int_equal(pr.finished, 0);
+    double t0 = now_s();
+    assert_int_equal(mproc_async_wait(a, 10.0), 0);
+    double run = now_s() - t0 + 0.25;
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    assert_int_equal(pr.done, N);
+    assert_int_equal(pr.failed, 0);
+    assert_int_equal(pr.finished, 1);
+    /* At most 4 a second, plus the last; that one says finished, once, with every item. */
+    assert_true(s.calls >= 2);
+    assert_true(s.calls <= (int)(run * 4) + 3);
+    assert_int_equal(s.finished_calls, 1);
+    assert_int_equal(s.last_done, N);
+    assert_int_equal(s.total, N);
+    assert_int_equal(s.went_back, 0);
+    mproc_async_free(a);
+    assert_int_equal(mproc_async_progress(NULL, &pr), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static int gen_50(void *ud, size_t i, void *item) {
+    (void)ud;
+    if (i >= 50) return 0;
+    *(long *)item = 1;
+    return 1;
+}
+
+static void test_iter_progress_learns_its_total(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    mproc_iter *it;
+    assert_int_equal(mproc_imap_gen(p, &nap_task, gen_50, NULL, sizeof(long), 0, &(mproc_call_opts){.chunksize = 1}, &it),
+                     0);
+    mproc_progress pr;
+    int got = 0;
+    const void *d;
+    while (mproc_iter_next(it, 10.0, &d, NULL, NULL) == 0) got++;
+    assert_int_equal(got, 50);
+    assert_int_equal(mproc_iter_progress(it, &pr), 0);
+    assert_int_equal(pr.done, 50);
+    assert_int_equal(pr.total, 50);
+    assert_int_equal(pr.finished, 1);
+    assert_int_equal(mproc_iter_free(it), 0);
+    assert_int_equal(mproc_iter_progress(NULL, &pr), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_progress_bad_options(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(1);
+    long in[2] = {1, 2}, out[2];
+    mproc_async *a = (mproc_async *)1;
+    assert_int_equal(mproc_map_async(p, &nap_task, in, sizeof *in, out, sizeof *out, 2,
+                                     &(mproc_call_opts){.progress_hz = -1}, &a),
+                     MPROC_EINVAL);
+    assert_null(a);
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, &(mproc_call_opts){.progress_bar = 7}),
+                     MPROC_EINVAL);
+    setenv("MPROC_PROGRESS", "maybe", 1);
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, NULL), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "MPROC_PROGRESS"));
+    mproc_iter *it;
+    assert_int_equal(mproc_imap(p, &nap_task, in, sizeof *in, 2, NULL, &it), MPROC_EINVAL);
+    /* The call's own option wins over the variable. */
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, &(mproc_call_opts){.progress_bar = -1}),
+                     0);
+    unsetenv("MPROC_PROGRESS");
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, NULL), 0);
+    assert_int_equal(out[1], 2);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* Runs a map with stderr sent to a file; returns what was written there (malloc'd). */
+static char *map_with_bar_into_file(mproc_pool *p, long ms, int n) {
+    char path[] = "/tmp/mproc-bar-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    long *in = malloc((size_t)n * sizeof *in), *out = malloc((size_t)n * sizeof *out);
+    for (int i = 0; i < n; i++) in[i] = ms;
+    int rc = mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, (size_t)n,
+                       &(mproc_call_opts){.chunksize = 1, .progress_bar = 1});
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(rc, 0);
+    free(in);
+    free(out);
+    off_t len = lseek(fd, 0, SEEK_END);
+    char *buf = calloc((size_t)len + 1, 1);
+    assert_int_equal(pread(fd, buf, (size_t)len, 0), len);
+    close(fd);
+    return buf;
+}
+
+static void test_progress_bar_into_a_file(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    char *quiet = map_with_bar_into_file(p, 5, 20); /* 50 ms: too short to draw */
+    assert_string_equal(quiet, "");
+    free(quiet);
+    char *log = map_with_bar_into_file(p, 20, 160); /* about 1.6 s */
+    /* Plain lines (not a terminal): no carriage returns or escapes; the last one says 100%. */
+    assert_null(strchr(log, '\r'));
+    assert_null(strchr(log, '\033'));
+    assert_non_null(strstr(log, "mproc: nap ["));
+    const char *last = strstr(log, "100% 160/160");
+    assert_non_null(last);
+    assert_non_null(strstr(last, "took"));
+    assert_int_equal(log[strlen(log) - 1], '\n');
+    free(log);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cancel_queued_and_running),
+        cmocka_unit_test(test_cancel_after_ready_is_nothing),
+        cmocka_unit_test(test_cancel_map_keeps_what_finished),
+        cmocka_unit_test(test_fail_fast_stops_at_a_failure),
+        cmocka_unit_test(test_fail_fast_stops_at_a_crash),
+        cmocka_unit_test(test_wait_any_and_all),
+        cmocka_unit_test(test_waitset_in_completion_order),
+        cmocka_unit_test(test_waitset_many_handles),
+        cmocka_unit_test(test_progress_counts_and_callback),
+        cmocka_unit_test(test_iter_progress_learns_its_total),
+        cmocka_unit_test(test_progress_bad_options),
+        cmocka_unit_test(test_progress_bar_into_a_file),
+    };
+    int rc = mproc_init(&argc, &argv);
+    if (rc < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 1;
+    }
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mproc_finalize();
+    return rc;
+}
