@@ -10,6 +10,10 @@
  *   mproc_bench gran T CHUNK [NTASKS]  T-us busy tasks, chunksize 1 or auto      -> parallel s
  *   mproc_bench imapmem [N=10000000]   imap over N generated longs               -> peak RSS MiB
  *   mproc_bench rtt [N=20000]          N blocking applies, one at a time         -> us/call
+ *   mproc_bench jmap N CHUNK POLICY    map x*x over N longs in chunks of CHUNK with a journal
+ *                                      (POLICY interval|always|never; none: no
+ *                                      journal; writeall: out written to a file
+ *                                      after the map, the floor)               -> items/s
  *   mproc_bench scale [N=20000]        a pool of every worker (MPI: every rank): N apply_async
  *                                      and a map of 100 N items, chunks of 100  -> master CPU
  *                                      us per task (all its threads), with its peak RSS
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WORKERS 2
 #define BLOB (8u << 20)
@@ -145,6 +150,43 @@ static void bench_map(size_t n) {
     int ok = 1;
     for (size_t i = 0; i < n; i++) ok &= out[i] == (long)i * (long)i;
     result("map", "-", (double)n / dt, "items/s", -1, ok, n, NULL);
+    mproc_pool_free(pool);
+    free(in);
+    free(out);
+}
+
+/* The journal's cost: map x*x over n longs in chunks of `chunk`, with a journal in a fresh
+ * file under the policy named (none: no journal). */
+static void bench_jmap(size_t n, size_t chunk, const char *policy) {
+    mproc_pool *pool = pool_of_two();
+    long *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++) in[i] = (long)i;
+    memset(out, 0xff, n * sizeof *out);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-bench-journal-%ld", (long)getpid());
+    unlink(path);
+    /* writeall: no journal; the results written to a file after the map - the least any
+     * program that keeps its results does, and the floor the journal is measured against. */
+    int writeall = !strcmp(policy, "writeall");
+    mproc_call_opts o = {.chunksize = chunk, .journal = strcmp(policy, "none") && !writeall ? path : NULL};
+    o.journal_sync = !strcmp(policy, "always") ? MPROC_JOURNAL_ALWAYS : !strcmp(policy, "never") ? MPROC_JOURNAL_NEVER
+                                                                                                   : MPROC_JOURNAL_INTERVAL;
+    double t = now();
+    MPROC_CHECK(mproc_map(pool, &square_task, in, sizeof *in, out, sizeof *out, n, &o));
+    if (writeall) {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(out, sizeof *out, n, f) != n || fclose(f) != 0) {
+            fprintf(stderr, "mproc_bench: cannot write %s\n", path);
+            exit(1);
+        }
+    }
+    double dt = now() - t;
+    unlink(path);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= out[i] == (long)i * (long)i;
+    char param[64];
+    snprintf(param, sizeof param, "chunk%zu-%s", chunk, policy);
+    result("jmap", param, (double)n / dt, "items/s", -1, ok, n, NULL);
     mproc_pool_free(pool);
     free(in);
     free(out);
@@ -299,6 +341,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(w, "bytes")) bench_bytes(arg(argc, argv, 2, 16));
     else if (!strcmp(w, "gran") && argc > 3) bench_gran(atol(argv[2]), argv[3], arg(argc, argv, 4, 0));
     else if (!strcmp(w, "imapmem")) bench_imapmem(arg(argc, argv, 2, 10000000));
+    else if (!strcmp(w, "jmap") && argc > 4) bench_jmap(arg(argc, argv, 2, 0), arg(argc, argv, 3, 1), argv[4]);
     else {
         fprintf(stderr, "usage: %s apply|map|rtt|scale|spawn|bytes|gran T CHUNK|imapmem [N]\n", argv[0]);
         return 2;

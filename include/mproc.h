@@ -58,7 +58,8 @@ extern "C" {
     X(EBUSY, -17, "resource busy")                                                               \
     X(EOF, -18, "end of iteration")                                                              \
     X(ETOOBIG, -19, "payload too large")                                                         \
-    X(ECANCELLED, -20, "task was cancelled")
+    X(ECANCELLED, -20, "task was cancelled")                                                     \
+    X(EJOURNAL, -21, "journal belongs to another call")
 
 typedef enum mproc_errno {
 #define MPROC__ERR_ENUM(name, code, msg) MPROC_##name = (code),
@@ -161,29 +162,29 @@ void mproc__task_register(mproc_task *t);
 
 /* fn: int fn(mproc_ctx *ctx, const Tin *in, Tout *out). The input length is checked; the
  * result slot is allocated for you. */
-#define MPROC_TASK_TYPED(fn, Tin, Tout)                                                          \
-    static int mproc__typed_##fn(mproc_ctx *ctx, const void *in, size_t len) {                   \
-        if (len != sizeof(Tin)) return mproc__bad_input_size(ctx, #fn, len, sizeof(Tin));         \
-        Tout *out = (Tout *)mproc_result_alloc(ctx, sizeof(Tout));                               \
-        if (!out) return MPROC_ENOMEM;                                                           \
-        return fn(ctx, (const Tin *)in, out);                                                    \
-    }                                                                                            \
+#define MPROC_TASK_TYPED(fn, Tin, Tout)                                                            \
+    static int mproc__typed_##fn(mproc_ctx *mproc__ctx, const void *mproc__in, size_t mproc__len) { \
+        if (mproc__len != sizeof(Tin)) return mproc__bad_input_size(mproc__ctx, #fn, mproc__len, sizeof(Tin)); \
+        Tout *mproc__out = (Tout *)mproc_result_alloc(mproc__ctx, sizeof(Tout));                   \
+        if (!mproc__out) return MPROC_ENOMEM;                                                      \
+        return fn(mproc__ctx, (const Tin *)mproc__in, mproc__out);                                 \
+    }                                                                                              \
     MPROC__DEFINE_TASK(fn, mproc__typed_##fn, NULL, sizeof(Tin), sizeof(Tout))
 
 /* fn: Tout fn(Tin). map over packed arrays runs a tight loop with no per-item overhead. */
-#define MPROC_TASK_VALUE(fn, Tin, Tout)                                                          \
-    static int mproc__value_##fn(mproc_ctx *ctx, const void *in, size_t len) {                   \
-        if (len != sizeof(Tin)) return mproc__bad_input_size(ctx, #fn, len, sizeof(Tin));         \
-        Tout *out = (Tout *)mproc_result_alloc(ctx, sizeof(Tout));                               \
-        if (!out) return MPROC_ENOMEM;                                                           \
-        *out = fn(*(const Tin *)in);                                                             \
-        return 0;                                                                                \
-    }                                                                                            \
-    static void mproc__batch_##fn(const void *in, void *out, size_t n) {                         \
-        const Tin *src = (const Tin *)in;                                                        \
-        Tout *dst = (Tout *)out;                                                                 \
-        for (size_t i = 0; i < n; i++) dst[i] = fn(src[i]);                                      \
-    }                                                                                            \
+#define MPROC_TASK_VALUE(fn, Tin, Tout)                                                            \
+    static int mproc__value_##fn(mproc_ctx *mproc__ctx, const void *mproc__in, size_t mproc__len) { \
+        if (mproc__len != sizeof(Tin)) return mproc__bad_input_size(mproc__ctx, #fn, mproc__len, sizeof(Tin)); \
+        Tout *mproc__out = (Tout *)mproc_result_alloc(mproc__ctx, sizeof(Tout));                   \
+        if (!mproc__out) return MPROC_ENOMEM;                                                      \
+        *mproc__out = fn(*(const Tin *)mproc__in);                                                 \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static void mproc__batch_##fn(const void *mproc__in, void *mproc__out, size_t mproc__n) {      \
+        const Tin *mproc__src = (const Tin *)mproc__in;                                            \
+        Tout *mproc__dst = (Tout *)mproc__out;                                                     \
+        for (size_t mproc__i = 0; mproc__i < mproc__n; mproc__i++) mproc__dst[mproc__i] = fn(mproc__src[mproc__i]); \
+    }                                                                                              \
     MPROC__DEFINE_TASK(fn, mproc__value_##fn, mproc__batch_##fn, sizeof(Tin), sizeof(Tout))
 
 /* Declares a task defined in another file: MPROC_TASK_EXTERN(square); then use &square_task. */
@@ -294,7 +295,28 @@ typedef struct mproc_call_opts {
     int fail_fast;                 /* map, map_async: the first failed item stops the call - items
                                     * not yet run end with MPROC_ECANCELLED, running ones are
                                     * killed - and the call returns that item's error */
+    const char *journal;           /* map, map_async: a file recording every finished item, so
+                                    * that the same call made again after a kill resumes (see
+                                    * "Journal" below); NULL = none */
+    int journal_sync;              /* MPROC_JOURNAL_INTERVAL (0), _ALWAYS or _NEVER */
 } mproc_call_opts;
+
+/* Journal (mproc_call_opts.journal): every finished item's index, status and result are
+ * appended to the file as checksummed records, in batched writes (at least every 0.1 s, and when
+ * the call ends). Made again with the same journal after the program was killed (walltime,
+ * kill -9, node loss), the call takes the items found there from it - their results land in
+ * out, their statuses in item_status, failures fail again with their message - runs only the
+ * others, and returns as if it had never stopped. A torn or corrupt tail is cut off. A journal
+ * made by another call (task name, item sizes, count or a fingerprint of the input differ) is
+ * refused with MPROC_EJOURNAL and left untouched. Items that never finished of their own
+ * (cancelled, the pool terminated) are not recorded, so they run again. A finished journal
+ * stays: the same call then returns at once; delete the file to start over. A write error
+ * (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once every item
+ * has run. Sync policy: what was written survives a kill of the process; surviving a crash of
+ * the machine needs fdatasync: at most once a second (INTERVAL: a machine crash loses about the
+ * last second of records, which then run again), after every write and when the call ends
+ * (ALWAYS), or never (NEVER: the kernel writes the file back in its own time). */
+enum { MPROC_JOURNAL_NEVER = -1, MPROC_JOURNAL_INTERVAL = 0, MPROC_JOURNAL_ALWAYS = 1 };
 
 /* opts may be NULL. Under MPI a pool uses the worker ranks: asking for more than exist gives
  * what exists (mproc_pool_size tells). On fork, frames of 512 bytes and more travel through

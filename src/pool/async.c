@@ -1,6 +1,7 @@
-/* async.c - apply and map, blocking and async, and the async handle that carries their
- * results: ready/successful/wait/get, the result and error callbacks, and freeing. A job is
- * the owner of its chunks (pool.h): the scheduler reaches it only through job_ops.
+/* async.c - apply and map, blocking and async: the job behind an async handle, which gathers
+ * results, records a map's finished items in its journal and replays them from it, stops a
+ * fail_fast map, and runs the result and error callbacks (handle.c has the handle's calls). A
+ * job is the owner of its chunks (pool.h): the scheduler reaches it only through job_ops.
  *
  * A map job does not make all its chunks up front: the pool pulls them from the job as
  * workers free up (make_chunk), so a chunksize-1 map over millions of items costs a
@@ -17,6 +18,7 @@
 static mproc_async *free_asyncs;
 
 static const mproc__owner_ops job_ops;
+static void journal_end(mproc_async *a);
 
 static mproc_async *async_new(int is_map, const mproc_task *t, const mproc_call_opts *o) {
     mproc_async *a = free_asyncs;
@@ -33,18 +35,20 @@ static mproc_async *async_new(int is_map, const mproc_task *t, const mproc_call_
     return a;
 }
 
-static void async_unref(mproc_async *a) {
+void mproc__async_unref(mproc_async *a) {
     if (--a->refs > 0) return;
     free(a->errmsg);
     free(a->result);
+    free(a->replayed);
     a->errmsg = NULL;
     a->result = NULL;
+    a->replayed = NULL;
     a->magic = MPROC__DEAD_MAGIC;
     a->next_free = free_asyncs;
     free_asyncs = a;
 }
 
-static int async_check(const mproc_async *a, const char *fn) {
+int mproc__async_check(const mproc_async *a, const char *fn) {
     if (!a) return mproc__error(MPROC_EBADHANDLE, "%s: handle is NULL", fn);
     if (a->magic != MPROC__ASYNC_MAGIC || a->user_freed)
         return mproc__error(MPROC_EBADHANDLE, "%s: handle was already freed", fn);
@@ -71,6 +75,7 @@ static void record_error(mproc_async *a, size_t index, int err, const char *msg,
 
 /* All chunks settled: run the callbacks (lock released), then mark ready. Lock held. */
 static void complete(mproc_async *a) {
+    journal_end(a);
     mproc__progress_end(&a->owner.prog); /* a freed handle's bar still ends its line */
     if (!a->user_freed) {
         mproc_call_opts o = a->opts;
@@ -87,19 +92,95 @@ static void complete(mproc_async *a) {
     a->owner.pool = NULL; /* nothing of it is left in the pool */
     if (a->waitset) mproc__waitset_ready(a);
     mproc__core_broadcast();
-    async_unref(a);
+    mproc__async_unref(a);
 }
 
 static void set_status(mproc_async *a, size_t i, int st) {
     if (a->opts.item_status && !a->user_freed) a->opts.item_status[i] = st;
 }
 
+/* ---- a map's journal (journal.c) ----------------------------------------------------------- */
+
+static int was_replayed(const mproc_async *a, size_t i) { return a->replayed && (a->replayed[i / 8] >> (i % 8) & 1); }
+
+/* Failures that are an item's own outcome are recorded; a call cut short (cancelled, the pool
+ * terminated or broken) is not: those items run again when the call is made again. */
+static void journal_item(mproc_async *a, size_t i, int st, const void *bytes, size_t len) {
+    if (a->journal) mproc__journal_add(a->journal, i, st, bytes, len);
+}
+
+typedef struct replay_count {
+    mproc_async *a;
+    size_t done, failed;
+} replay_count;
+
+/* A record of the journal: the item is done, as it was then. */
+static void replay_item(void *ud, size_t i, int st, const uint8_t *bytes, size_t len) {
+    replay_count *rc = ud;
+    mproc_async *a = rc->a;
+    if (was_replayed(a, i)) return; /* a second record of one item: the first counts */
+    a->replayed[i / 8] |= (uint8_t)(1u << (i % 8));
+    rc->done++;
+    if (st == 0 && a->out && a->owner.out_size && len == a->owner.out_size)
+        memcpy((uint8_t *)a->out + i * a->owner.out_size, bytes, len);
+    if (st < 0) {
+        record_error(a, i, st, (const char *)bytes, len);
+        rc->failed++;
+    }
+    set_status(a, i, st);
+}
+
+/* Chunks that items from..n-1 make: runs of items not replayed, chunksize at most each. */
+static size_t chunks_from(const mproc_async *a, size_t from) {
+    size_t cs = a->chunksize, left = a->n - from;
+    if (!a->replayed) return left / cs + (left % cs ? 1 : 0);
+    size_t chunks = 0, run = 0;
+    for (size_t i = from; i <= a->n; i++) {
+        if (i < a->n && !was_replayed(a, i)) {
+            run++;
+            continue;
+        }
+        chunks += run / cs + (run % cs ? 1 : 0);
+        run = 0;
+    }
+    return chunks;
+}
+
+/* Opens the call's journal and takes what it holds; lock not held (the job is not yet seen by
+ * anyone). Returns 0 or an error. */
+static int journal_start(mproc_async *a, const mproc_call_opts *o, replay_count *rc) {
+    rc->a = a;
+    rc->done = rc->failed = 0;
+    if (!o || !o->journal) return 0;
+    a->replayed = calloc(a->n / 8 + 1, 1);
+    if (!a->replayed) return mproc__error(MPROC_ENOMEM, "journal %s: out of memory", o->journal);
+    return mproc__journal_open(&a->journal, o->journal, o->journal_sync, a->owner.task->name, a->owner.in_size,
+                               a->owner.out_size, a->n, a->in, replay_item, rc);
+}
+
+/* The call is over: the journal's last records are written; a write error becomes the call's
+ * error if it has none of its own. */
+static void journal_end(mproc_async *a) {
+    if (!a->journal) return;
+    const char *why = mproc__journal_error(a->journal);
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s", why ? why : "");
+    int err = mproc__journal_close(a->journal);
+    a->journal = NULL;
+    if (!err || a->err) return;
+    if (!why) snprintf(msg, sizeof msg, "%s", "journal: writing the last records failed");
+    a->err = err;
+    free(a->errmsg);
+    a->errmsg = strdup(msg);
+}
+
 /* Records the first failure of an item that failed in its worker, as a sentence naming it. */
 static void record_item_error(mproc_async *a, const mproc__chunk *c, size_t index, int st, const uint8_t *msg,
                               size_t len) {
-    if (a->err && a->err != MPROC_ECANCELLED && index >= a->err_index) return;
+    if (a->err && a->err != MPROC_ECANCELLED && index >= a->err_index && !a->journal) return;
     char m[1024];
     size_t k = mproc__item_failure(m, sizeof m, c, msg, len);
+    journal_item(a, index, st, m, k);
     record_error(a, index, st, m, k);
 }
 
@@ -111,7 +192,10 @@ static size_t deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__re
         /* No data: the transport received it straight into out (mproc__send_hint). */
         if (ok_out && out_size && r->data)
             memcpy((uint8_t *)a->out + c->first * out_size, r->data, (size_t)c->count * out_size);
+        /* Placed results are in out already (a blocking map's, which outlives the call). */
+        const uint8_t *res = r->data ? r->data : a->owner.reply_base ? a->owner.reply_base + c->first * out_size : NULL;
         for (uint32_t i = 0; i < c->count; i++) set_status(a, c->first + i, 0);
+        if (res && a->journal) mproc__journal_add_run(a->journal, c->first, c->count, r->item_size, res);
         return 0;
     }
     size_t cur = 0, failed = 0;
@@ -124,9 +208,11 @@ static size_t deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__re
             int k = snprintf(m, sizeof m, "task '%s' returned %zu bytes for item %zu; map expects %zu",
                              a->owner.task->name, len, c->first + i, out_size);
             record_error(a, c->first + i, MPROC_ESIZE, m, (size_t)k);
+            journal_item(a, c->first + i, MPROC_ESIZE, m, (size_t)k);
             st = MPROC_ESIZE;
-        } else if (st == 0 && ok_out && out_size) {
-            memcpy((uint8_t *)a->out + (c->first + i) * out_size, blob, len);
+        } else if (st == 0) {
+            if (ok_out && out_size) memcpy((uint8_t *)a->out + (c->first + i) * out_size, blob, len);
+            journal_item(a, c->first + i, 0, blob, len);
         } else if (st < 0) {
             record_item_error(a, c, c->first + i, st, blob, len);
         }
@@ -148,6 +234,7 @@ static void stop_if_failing_fast(mproc_pool *p, mproc_async *a) {
  * its last chunk. The progress callback may run (lock dropped) while c still counts as live,
  * so the job cannot complete under it. */
 static void chunk_settled(mproc_pool *p, mproc_async *a, size_t items, size_t failed) {
+    if (a->journal) mproc__journal_flush(a->journal, 0);
     stop_if_failing_fast(p, a);
     mproc__progress_note(&a->owner.prog, items, failed);
     if (--a->owner.live_chunks == 0) complete(a);
@@ -187,6 +274,8 @@ static void job_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) {
     mproc_async *a = (mproc_async *)c->owner;
     size_t items = c->count;
     fail_items(a, c->first, a->is_map ? c->count : 0, err, msg);
+    for (uint32_t i = 0; c->blamed && i < c->count; i++) /* it crashed or ran out of time */
+        journal_item(a, c->first + i, err, msg, strlen(msg));
     mproc__chunk_free(c);
     chunk_settled(p, a, items, items);
 }
@@ -195,8 +284,11 @@ static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhaust
     mproc_async *a = (mproc_async *)o;
     mproc__chunk *c = calloc(1, sizeof *c);
     if (!c) return NULL; /* tried again on the next dispatch */
+    while (was_replayed(a, a->next_item)) a->next_item++; /* never the end: chunks_from counted it */
     size_t count = a->n - a->next_item;
     if (count > a->chunksize) count = a->chunksize;
+    for (size_t k = 1; a->replayed && k < count; k++) /* a chunk ends where a replayed item is */
+        if (was_replayed(a, a->next_item + k)) count = k;
     c->owner = o;
     c->id = ++p->next_id;
     c->first = a->next_item;
@@ -204,6 +296,7 @@ static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhaust
     c->in = a->in + a->next_item * o->in_size;
     c->in_len = count * o->in_size;
     a->next_item += count;
+    while (a->next_item < a->n && was_replayed(a, a->next_item)) a->next_item++;
     *exhausted = a->next_item == a->n;
     return c;
 }
@@ -211,10 +304,13 @@ static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhaust
 static size_t job_fail_unmade(mproc_pool *p, mproc__owner *o, int err, const char *msg) {
     mproc_async *a = (mproc_async *)o;
     (void)p;
-    size_t left = a->n - a->next_item;
-    if (left == 0) return 0;
-    size_t chunks = left / a->chunksize + (left % a->chunksize ? 1 : 0);
-    fail_items(a, a->next_item, left, err, msg);
+    size_t chunks = chunks_from(a, a->next_item), left = 0;
+    if (chunks == 0) return 0;
+    for (size_t i = a->next_item; i < a->n; i++)
+        if (!was_replayed(a, i)) {
+            fail_items(a, i, 1, err, msg);
+            left++;
+        }
     a->next_item = a->n;
     mproc__progress_note(&a->owner.prog, left, left);
     a->owner.live_chunks -= chunks;
@@ -230,8 +326,6 @@ static const mproc__owner_ops job_ops = {
 };
 
 /* ---- submitting ------------------------------------------------------------------------- */
-
-static int async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn);
 
 /* Common checks of a pool call; lock not held. */
 static int check_call(mproc_pool *pool, const mproc_task *task, const char *fn) {
@@ -326,7 +420,7 @@ int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_
     }
     const void *data;
     size_t len;
-    rc = async_get(a, -1.0, &data, &len, "mproc_apply");
+    rc = mproc__async_get(a, -1.0, &data, &len, "mproc_apply");
     if (rc == 0 && len > out_cap)
         rc = mproc__error(MPROC_ESIZE, "mproc_apply: task '%s' returned %zu bytes; out holds %zu",
                           task->name, len, out_cap);
@@ -336,7 +430,7 @@ int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_
     }
     char keep[512];
     snprintf(keep, sizeof keep, "%s", mproc_last_error());
-    mproc_async_free(a);
+    mproc__async_release(a, "mproc_async_free");
     if (rc < 0) mproc__error(rc, "%s", keep);
     return rc;
 }
@@ -379,13 +473,12 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
         rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, n, task->name, 1)) < 0) {
         a->refs = 1;
-        async_unref(a);
+        mproc__async_unref(a);
     }
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;
     }
-    a->owner.pool = pool;
     size_t item = in_size > out_size ? in_size : out_size;
     size_t cs = mproc__auto_chunksize(pool, n, item, opts ? opts->chunksize : 0);
     size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
@@ -401,9 +494,33 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
     a->owner.reply_base = pinned ? out : NULL;
     a->n = n;
     a->chunksize = cs;
-    a->owner.live_chunks = n / cs + (n % cs ? 1 : 0);
+    /* The journal is read without the lock (it may be long): nobody sees this job yet. */
+    pthread_mutex_unlock(&mproc__core_lock);
+    replay_count got;
+    rc = journal_start(a, opts, &got);
+    pthread_mutex_lock(&mproc__core_lock);
+    if (rc == 0) rc = check_open(pool, fn);
+    if (rc < 0) {
+        char keep[512];
+        snprintf(keep, sizeof keep, "%s", mproc_last_error());
+        if (a->journal) mproc__journal_close(a->journal);
+        free(a->replayed);
+        a->journal = NULL;
+        a->replayed = NULL;
+        a->refs = 1;
+        mproc__async_unref(a);
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(rc, "%s: %s", fn, keep);
+    }
+    a->owner.pool = pool;
+    if (got.done) mproc__progress_note(&a->owner.prog, got.done, got.failed);
+    if (!got.done) { /* nothing to skip: chunks are made without looking at bits */
+        free(a->replayed);
+        a->replayed = NULL;
+    }
+    a->owner.live_chunks = chunks_from(a, 0);
     *out_handle = a;
-    if (n == 0) {
+    if (a->owner.live_chunks == 0) { /* nothing to run: no items, or all were in the journal */
         a->refs++; /* complete() drops the job's reference */
         complete(a);
         a->refs--;
@@ -427,20 +544,20 @@ int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t i
     mproc_async *a;
     int rc = map_submit(pool, task, in, in_size, out, out_size, n, opts, 1, &a, "mproc_map");
     if (rc < 0) return rc;
-    rc = async_get(a, -1.0, NULL, NULL, "mproc_map");
+    rc = mproc__async_get(a, -1.0, NULL, NULL, "mproc_map");
     char keep[512];
     snprintf(keep, sizeof keep, "%s", mproc_last_error());
-    mproc_async_free(a);
+    mproc__async_release(a, "mproc_async_free");
     if (rc < 0) mproc__error(rc, "%s", keep);
     return rc;
 }
 
-/* ---- the handle ------------------------------------------------------------------------- */
+/* ---- waiting for a handle (handle.c has the rest of its calls) -------------------------- */
 
 /* Waits for a handle to be ready; fn names the caller's call in errors. */
-static int async_wait(mproc_async *a, double timeout, const char *fn) {
+int mproc__async_wait(mproc_async *a, double timeout, const char *fn) {
     pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, fn);
+    int rc = mproc__async_check(a, fn);
     double deadline = mproc__deadline(timeout);
     while (rc == 0 && !a->ready) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
@@ -454,31 +571,10 @@ static int async_wait(mproc_async *a, double timeout, const char *fn) {
     return rc;
 }
 
-int mproc_async_wait(mproc_async *a, double timeout) { return async_wait(a, timeout, "mproc_async_wait"); }
-
-int mproc_async_ready(mproc_async *a) {
-    pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_ready");
-    if (rc == 0) rc = a->ready;
-    pthread_mutex_unlock(&mproc__core_lock);
-    return rc;
-}
-
-int mproc_async_successful(mproc_async *a) {
-    pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_successful");
-    if (rc == 0 && !a->ready)
-        rc = mproc__error(MPROC_ESTATE, "mproc_async_successful: the result is not ready");
-    else if (rc == 0)
-        rc = a->err == 0;
-    pthread_mutex_unlock(&mproc__core_lock);
-    return rc;
-}
-
-static int async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn) {
+int mproc__async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn) {
     if (data) *data = NULL;
     if (len) *len = 0;
-    int rc = async_wait(a, timeout, fn);
+    int rc = mproc__async_wait(a, timeout, fn);
     if (rc < 0) return rc;
     pthread_mutex_lock(&mproc__core_lock);
     if (a->err) {
@@ -494,65 +590,15 @@ static int async_get(mproc_async *a, double timeout, const void **data, size_t *
     return rc;
 }
 
-int mproc_async_get(mproc_async *a, double timeout, const void **data, size_t *len) {
-    return async_get(a, timeout, data, len, "mproc_async_get");
-}
-
-int mproc_async_get_into(mproc_async *a, double timeout, void *out, size_t out_len) {
-    const void *data;
-    size_t len;
-    if (!out && out_len) return mproc__error(MPROC_EINVAL, "mproc_async_get_into: out is NULL");
-    int rc = async_get(a, timeout, &data, &len, "mproc_async_get_into");
-    if (rc < 0) return rc;
-    if (len != out_len)
-        return mproc__error(MPROC_ESIZE, "mproc_async_get_into: result has %zu bytes, out has %zu", len, out_len);
-    if (len && data != out) memcpy(out, data, len);
-    return 0;
-}
-
-const char *mproc_async_error(mproc_async *a) {
+int mproc__async_release(mproc_async *a, const char *fn) {
     pthread_mutex_lock(&mproc__core_lock);
-    const char *m = NULL;
-    if (async_check(a, "mproc_async_error") == 0 && a->ready && a->err)
-        m = a->errmsg ? a->errmsg : mproc_strerror(a->err);
-    pthread_mutex_unlock(&mproc__core_lock);
-    return m;
-}
-
-int mproc_async_cancel(mproc_async *a) {
-    pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_cancel");
-    if (rc == 0 && !a->ready && a->owner.pool) {
-        char m[120];
-        snprintf(m, sizeof m, "task '%.64s' was cancelled", a->owner.task->name);
-        a->refs++; /* the handle outlives its completion inside the cancel */
-        rc = mproc__owner_cancel(a->owner.pool, &a->owner, MPROC_ECANCELLED, m);
-        async_unref(a);
-    }
-    pthread_mutex_unlock(&mproc__core_lock);
-    return rc;
-}
-
-int mproc_async_progress(mproc_async *a, mproc_progress *out) {
-    if (out) memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_progress");
-    if (rc == 0 && !out) rc = mproc__error(MPROC_EINVAL, "mproc_async_progress: out is NULL");
-    if (rc == 0) mproc__progress_get(&a->owner.prog, out);
-    pthread_mutex_unlock(&mproc__core_lock);
-    return rc;
-}
-
-int mproc_async_free(mproc_async *a) {
-    if (!a) return 0;
-    pthread_mutex_lock(&mproc__core_lock);
-    int rc = async_check(a, "mproc_async_free");
+    int rc = mproc__async_check(a, fn);
     if (rc == 0) {
         mproc__waitset_leave(a);
         a->owner.prog.cb = NULL; /* nobody to tell any more */
         a->user_freed = 1;
         a->out = NULL; /* a map still running stops writing into the caller's array */
-        async_unref(a);
+        mproc__async_unref(a);
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;

@@ -70,6 +70,7 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
         mproc__pool_push_front(p, c);
         return;
     }
+    c->blamed = 1;
     char msg[320];
     if (err == MPROC_ETIMEDOUT)
         snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
@@ -219,6 +220,7 @@ static void expire_late(mproc_pool *p, int w) {
     char msg[200];
     snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit (the %s backend cannot stop it; its result will be dropped)",
              mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), p->be->name);
+    p->ws[w].head->blamed = 1;
     mproc__faults_expire_in_place(p, w, MPROC_ETIMEDOUT, msg);
 }
 

@@ -3,10 +3,15 @@
  * The files, bottom to top (each calls only the ones above it in this list, never below):
  *   backend_calls.c the pool's only door to the backend (thin wrappers, lock dropped around each)
  *   queue.c         the core lock, chunks, the pool's queue, settling a chunk through its owner
- *   batch.c         adaptive batching of small chunks into one frame
+ *   batch.c progress.c waitset.c journal.c
+ *                   batching small chunks into one frame; a call's progress and its bar;
+ *                   sets of handles waited on; a map's journal file
  *   faults.c        what a worker's death or a missed time limit does to its chunks
- *   scheduler.c     the result thread: feeds workers, takes results, acts on faults
- *   async.c iter.c  the owners of chunks: apply/map jobs with their handles, and imap iterators
+ *   scheduler.c cancel.c
+ *                   the result thread: feeds workers, takes results, acts on faults;
+ *                   stopping what is left of a cancelled (or failing fast) call
+ *   async.c iter.c  the owners of chunks: apply/map jobs, and imap iterators
+ *   handle.c        the calls on an async handle (wait/get/cancel/progress/free)
  *   lifecycle.c     create/close/terminate/join/free and the list of live pools
  * A chunk reaches its owner only through the owner's ops table (mproc__owner_ops), so the
  * scheduler never names a job or an iterator.
@@ -33,6 +38,7 @@
 
 typedef struct mproc__chunk mproc__chunk;
 typedef struct mproc__owner mproc__owner;
+typedef struct mproc__journal mproc__journal; /* journal.c */
 
 /* A call's progress and its reporting (progress.c). */
 typedef struct mproc__progress {
@@ -102,6 +108,8 @@ struct mproc_async {
     struct mproc_async *set_prev, *set_next;  /* its set's members */
     struct mproc_async *ready_next;           /* its set's ready queue */
     int in_ready_queue;
+    mproc__journal *journal;  /* map: where finished items are recorded, or NULL */
+    uint8_t *replayed;        /* map with a journal: a bit per item found in it (not run again) */
 };
 
 /* A set of handles handed back as they become ready (waitset.c; async.c queues a member when
@@ -149,6 +157,8 @@ struct mproc__chunk {
     size_t in_len;            /* apply: the argument's length; map: count*in_size */
     uint8_t *owned;           /* copied input this chunk frees */
     int isolated;             /* re-run alone after a crash: its failure is final */
+    int blamed;               /* it failed by its own doing (crashed, ran out of time): a map's
+                               * journal records that outcome */
     int batched;              /* sent inside a BATCH frame with other chunks */
     int solo;                 /* its batch's worker died: never batched again */
     int slot_end;             /* the last chunk of its frame: completing it frees the slot */
@@ -329,6 +339,27 @@ void mproc__progress_end(mproc__progress *g);
 /* The public view. */
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
 
+/* ---- journal.c (lock held) --------------------------------------------------------------- */
+
+/* A record found in a journal: item index finished with status and bytes (its result, or a
+ * failure's message). */
+typedef void (*mproc__journal_item_fn)(void *ud, size_t index, int status, const uint8_t *bytes, size_t len);
+/* Opens or creates the journal of a map of n items of in_size bytes (the input, fingerprinted)
+ * with out_size-byte results, and replays its records through fn; 0, MPROC_EJOURNAL (another
+ * call's journal, or not a journal), MPROC_EINVAL or MPROC_ESYS. */
+int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
+                        size_t out_size, size_t n, const void *in, mproc__journal_item_fn fn, void *ud);
+/* Records an item (batched). */
+void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len);
+/* Records count successful items from first on, item_size bytes of results each, as one record. */
+void mproc__journal_add_run(mproc__journal *j, size_t first, size_t count, size_t item_size, const void *results);
+/* Writes what collected when due (final: now); returns 0 or the first write error (sticky). */
+int mproc__journal_flush(mproc__journal *j, int final);
+/* The first write error's sentence, or NULL. */
+const char *mproc__journal_error(const mproc__journal *j);
+/* Flushes, syncs as the policy says and closes; returns 0 or the first write error. */
+int mproc__journal_close(mproc__journal *j);
+
 /* ---- faults.c -------------------------------------------------------------------------- */
 
 /* A worker's DIED event: settles, splits or requeues its chunks. Returns 1 when the scheduler
@@ -359,6 +390,19 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 
 /* The result thread's body (arg: the pool), started by mproc_pool_create. */
 void *mproc__pool_result_thread(void *arg);
+
+/* ---- async.c: what handle.c needs of a job ---------------------------------------------- */
+
+/* Validates a handle (magic, not freed) for fn; 0 or MPROC_EBADHANDLE. Lock held. */
+int mproc__async_check(const mproc_async *a, const char *fn);
+/* Drops a reference (the user's, or the job's); the last one recycles the handle. Lock held. */
+void mproc__async_unref(mproc_async *a);
+/* The user lets go of a handle (mproc_async_free); 0 or MPROC_EBADHANDLE. Lock not held. */
+int mproc__async_release(mproc_async *a, const char *fn);
+/* Waits until ready (0) or timeout (MPROC_ETIMEDOUT); fn names the call. Lock not held. */
+int mproc__async_wait(mproc_async *a, double timeout, const char *fn);
+/* Waits, then the result (borrowed) or the call's error. Lock not held. */
+int mproc__async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn);
 
 /* ---- iter.c ---------------------------------------------------------------------------- */
 

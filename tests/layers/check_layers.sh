@@ -37,11 +37,11 @@ level() {
     backends/table.c) echo 50 ;;
     pool/backend_calls.c) echo 60 ;;
     pool/queue.c) echo 61 ;;
-    pool/batch.c | pool/progress.c | pool/waitset.c) echo 62 ;;
+    pool/batch.c | pool/progress.c | pool/waitset.c | pool/journal.c) echo 62 ;;
     pool/faults.c) echo 63 ;;
     pool/scheduler.c | pool/cancel.c) echo 64 ;;
     pool/async.c | pool/iter.c) echo 65 ;;
-    pool/lifecycle.c) echo 66 ;;
+    pool/lifecycle.c | pool/handle.c) echo 66 ;;
     process.c) echo 70 ;;
     init.c) echo 80 ;;
     *) echo unknown ;;

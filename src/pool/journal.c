@@ -1,0 +1,319 @@
+/* journal.c - a map's journal: every finished item's index, status and result appended to a
+ * file as a checksummed record, so that the same call made again after the program was killed
+ * takes those items from the file instead of running them (mproc_call_opts.journal).
+ *
+ * File: a header naming the call (task name, item sizes, item count and a fingerprint of the
+ * whole input), then records: an item {tag JREC, length, index, status, bytes, check} or a run
+ * of successful fixed-size items {tag JRUN, count, first index, item size, results, check}, so
+ * a chunk of a map costs one record, not one per item. A record counts only
+ * if it is whole and its check matches; the first one that is not (a write torn by a kill, a
+ * corrupt tail) is cut off with everything after it, and the call goes on appending there. A
+ * journal whose header names another call is refused, never mixed.
+ *
+ * Writes are batched: records collect in memory and go to the file in one write() when 1 MiB
+ * has collected or 0.1 s has passed since the last write, and when the call ends. What
+ * was written survives the process being killed (it is in the kernel's page cache); surviving
+ * the machine itself needs fdatasync, which the sync policy decides: at most once a second by
+ * default (so a machine crash loses at most about a second of records, which then run again),
+ * after every write and at the end with MPROC_JOURNAL_ALWAYS, never with MPROC_JOURNAL_NEVER.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool/pool.h"
+
+#define MAGIC "MPROCJ1\n"
+#define REC_TAG 0x4345524au /* "JREC" */
+#define RUN_TAG 0x4e55524au /* "JRUN" */
+#define REC_HEAD 24         /* JREC: tag, length, index, status, pad; JRUN: tag, count, first, size, pad */
+#define REC_MAX_BYTES (64u << 20)
+#define FLUSH_BYTES (1u << 20)
+#define FLUSH_S 0.1
+#define SYNC_S 1.0
+
+struct mproc__journal {
+    int fd;
+    char path[256];
+    int sync;           /* MPROC_JOURNAL_* */
+    uint8_t *buf;
+    size_t len, cap;
+    double last_write, last_sync;
+    int unsynced;
+    unsigned calls;     /* flush calls, so the clock is read only now and then */
+    int err;            /* the first write error (sticky), with its message */
+    char errmsg[300];
+};
+
+/* ---- checks ------------------------------------------------------------------------------ */
+
+/* A 64-bit hash, 32 bytes a step in four independent lanes (not cryptographic: it tells a
+ * torn or other file apart, at several GB/s, since it reads every result). */
+static uint64_t mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_more(uint64_t seed, const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t l0 = seed, l1 = seed + 1, l2 = seed + 2, l3 = seed + 3;
+    size_t total = len;
+    while (len >= 32) {
+        uint64_t w[4];
+        memcpy(w, p, 32);
+        l0 = mix(l0, w[0]);
+        l1 = mix(l1, w[1]);
+        l2 = mix(l2, w[2]);
+        l3 = mix(l3, w[3]);
+        p += 32;
+        len -= 32;
+    }
+    uint64_t h = mix(mix(mix(l0, l1), l2), l3);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix(h, w);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    return mix(h, w ^ ((uint64_t)total << 40));
+}
+
+static void put64(uint8_t *b, uint64_t v) {
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64(const uint8_t *b) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+/* The header that names a call: magic, u32 length of what follows, name, sizes, count,
+ * input fingerprint, check. */
+static size_t make_header(uint8_t *b, size_t cap, const char *task, size_t in_size, size_t out_size, size_t n,
+                          uint64_t fp) {
+    size_t nl = strlen(task);
+    if (nl > 200) nl = 200;
+    size_t len = 8 + 4 + 2 + nl + 8 * 5;
+    if (len > cap) return 0;
+    memcpy(b, MAGIC, 8);
+    put64(b + 8, 0);
+    b[8] = (uint8_t)(len - 12), b[9] = (uint8_t)((len - 12) >> 8);
+    b[12] = (uint8_t)nl, b[13] = 0;
+    memcpy(b + 14, task, nl);
+    uint8_t *q = b + 14 + nl;
+    put64(q, in_size);
+    put64(q + 8, out_size);
+    put64(q + 16, n);
+    put64(q + 24, fp);
+    put64(q + 32, hash_more(1, b, (size_t)(q + 32 - b)));
+    return len;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void fail_write(mproc__journal *j, const char *what) {
+    if (j->err) return;
+    j->err = MPROC_ESYS;
+    snprintf(j->errmsg, sizeof j->errmsg, "journal %.200s: %s: %s", j->path, what, strerror(errno));
+}
+
+static void write_out(mproc__journal *j) {
+    size_t off = 0;
+    while (off < j->len && !j->err) {
+        ssize_t w = write(j->fd, j->buf + off, j->len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            fail_write(j, "write failed");
+            break;
+        }
+        off += (size_t)w;
+    }
+    j->len = 0;
+    j->unsynced = 1;
+    j->last_write = mproc__now();
+}
+
+static void sync_out(mproc__journal *j) {
+    if (!j->unsynced || j->err) return;
+    if (fdatasync(j->fd) < 0) fail_write(j, "fdatasync failed");
+    j->unsynced = 0;
+    j->last_sync = mproc__now();
+}
+
+/* Room for a record of `body` bytes after its head; NULL (error recorded) if out of memory. */
+static uint8_t *room(mproc__journal *j, size_t body) {
+    size_t need = REC_HEAD + body + 8;
+    if (j->len + need > j->cap) {
+        size_t cap = j->cap ? j->cap : 64u << 10;
+        while (cap < j->len + need) cap *= 2;
+        uint8_t *nb = realloc(j->buf, cap);
+        if (!nb) {
+            errno = ENOMEM;
+            fail_write(j, "out of memory for records");
+            return NULL;
+        }
+        j->buf = nb;
+        j->cap = cap;
+    }
+    return j->buf + j->len;
+}
+
+static void seal(mproc__journal *j, uint8_t *r, uint32_t tag, uint32_t a, uint64_t b, uint32_t c, const void *bytes,
+                 size_t len) {
+    uint32_t pad = 0;
+    memcpy(r, &tag, 4);
+    memcpy(r + 4, &a, 4);
+    put64(r + 8, b);
+    memcpy(r + 16, &c, 4);
+    memcpy(r + 20, &pad, 4);
+    if (len) memcpy(r + REC_HEAD, bytes, len);
+    put64(r + REC_HEAD + len, hash_more(2, r, REC_HEAD + len));
+    j->len += REC_HEAD + len + 8;
+}
+
+void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len) {
+    if (j->err) return;
+    if (len > REC_MAX_BYTES) len = 0; /* never: results that large do not fit a frame either */
+    uint8_t *r = room(j, len);
+    if (r) seal(j, r, REC_TAG, (uint32_t)len, index, (uint32_t)status, bytes, len);
+}
+
+void mproc__journal_add_run(mproc__journal *j, size_t first, size_t count, size_t item_size, const void *results) {
+    if (j->err || !count) return;
+    size_t len = count * item_size;
+    if (count > UINT32_MAX || item_size > UINT32_MAX || len > REC_MAX_BYTES) { /* never: a chunk is smaller */
+        for (size_t i = 0; i < count; i++) mproc__journal_add(j, first + i, 0, (const uint8_t *)results + i * item_size, item_size);
+        return;
+    }
+    uint8_t *r = room(j, len);
+    if (r) seal(j, r, RUN_TAG, (uint32_t)count, first, (uint32_t)item_size, results, len);
+}
+
+int mproc__journal_flush(mproc__journal *j, int final) {
+    /* Called after every chunk: the clock is read only every 64th time (a chunk of one short
+     * task takes microseconds) or when a flush is due by size. */
+    if (!final && j->len < FLUSH_BYTES && (++j->calls & 63) != 0) return j->err;
+    double now = mproc__now();
+    if (j->len && (final || j->len >= FLUSH_BYTES || now - j->last_write >= FLUSH_S)) write_out(j);
+    /* INTERVAL: records reach the disk at most a second late, the last ones too (the kernel
+     * writes them back on its own soon after): no sync waits for them when the call ends. */
+    if (j->sync == MPROC_JOURNAL_ALWAYS || (j->sync == MPROC_JOURNAL_INTERVAL && now - j->last_sync >= SYNC_S))
+        sync_out(j);
+    return j->err;
+}
+
+const char *mproc__journal_error(const mproc__journal *j) { return j->err ? j->errmsg : NULL; }
+
+int mproc__journal_close(mproc__journal *j) {
+    if (!j) return 0;
+    mproc__journal_flush(j, 1);
+    int err = j->err;
+    close(j->fd);
+    free(j->buf);
+    free(j);
+    return err;
+}
+
+/* ---- opening and replaying --------------------------------------------------------------- */
+
+/* Reads the whole file (journals are read once, at the start of a call). */
+static int slurp(int fd, uint8_t **data, size_t *len) {
+    struct stat st;
+    *data = NULL;
+    *len = 0;
+    if (fstat(fd, &st) < 0) return -1;
+    size_t size = (size_t)st.st_size;
+    uint8_t *b = malloc(size ? size : 1);
+    if (!b) return -1;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, b + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    *data = b;
+    *len = got;
+    return 0;
+}
+
+/* Replays the records after the header; returns the offset where the valid records end. */
+static size_t replay(const uint8_t *d, size_t len, size_t at, size_t n, mproc__journal_item_fn fn, void *ud) {
+    while (at + REC_HEAD + 8 <= len) {
+        const uint8_t *r = d + at;
+        uint32_t tag, a, c;
+        memcpy(&tag, r, 4);
+        memcpy(&a, r + 4, 4);
+        uint64_t b = get64(r + 8);
+        memcpy(&c, r + 16, 4);
+        /* JREC: a = length, b = index, c = status; JRUN: a = count, b = first, c = item size. */
+        uint64_t body = tag == REC_TAG ? a : tag == RUN_TAG ? (uint64_t)a * c : UINT64_MAX;
+        if (body > REC_MAX_BYTES || at + REC_HEAD + body + 8 > len) break;
+        if (get64(r + REC_HEAD + body) != hash_more(2, r, REC_HEAD + (size_t)body)) break;
+        /* A checked record that makes no sense (beyond the call's items, a positive status): cut. */
+        if (tag == REC_TAG && (b >= n || (int32_t)c > 0)) break;
+        if (tag == RUN_TAG && (a == 0 || b >= n || a > n - b)) break;
+        if (tag == REC_TAG) fn(ud, (size_t)b, (int32_t)c, r + REC_HEAD, a);
+        for (uint32_t i = 0; tag == RUN_TAG && i < a; i++) fn(ud, (size_t)(b + i), 0, r + REC_HEAD + (size_t)i * c, c);
+        at += REC_HEAD + (size_t)body + 8;
+    }
+    return at;
+}
+
+int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
+                        size_t out_size, size_t n, const void *in, mproc__journal_item_fn fn, void *ud) {
+    *out = NULL;
+    if (strlen(path) >= sizeof((mproc__journal *)0)->path)
+        return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
+    if (sync < MPROC_JOURNAL_NEVER || sync > MPROC_JOURNAL_ALWAYS)
+        return mproc__error(MPROC_EINVAL, "journal_sync is %d: want MPROC_JOURNAL_INTERVAL, _ALWAYS or _NEVER", sync);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return mproc__error(MPROC_ESYS, "journal %s: cannot open: %s", path, strerror(errno));
+    uint8_t head[300];
+    uint64_t fp = hash_more(hash_more(3, &in_size, sizeof in_size), in, n * in_size);
+    size_t hl = make_header(head, sizeof head, task, in_size, out_size, n, fp);
+    uint8_t *d;
+    size_t len;
+    if (slurp(fd, &d, &len) < 0) {
+        close(fd);
+        return mproc__error(MPROC_ESYS, "journal %s: cannot read: %s", path, strerror(errno));
+    }
+    size_t end = hl;
+    int rc = 0;
+    if (len == 0) { /* new */
+        if (pwrite(fd, head, hl, 0) != (ssize_t)hl)
+            rc = mproc__error(MPROC_ESYS, "journal %s: cannot write its header: %s", path, strerror(errno));
+    } else if (len < 8 || memcmp(d, MAGIC, 8) != 0) {
+        rc = mproc__error(MPROC_EJOURNAL, "journal %s: not an mproc journal (refused: it is left as it is)", path);
+    } else if (len < hl || memcmp(d, head, hl) != 0) {
+        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call (another task, item sizes, item count "
+                          "or input than task '%s' over these %zu items); refused - delete it to start over",
+                          path, task, n);
+    } else {
+        end = replay(d, len, hl, n, fn, ud);
+        if (end < len && ftruncate(fd, (off_t)end) < 0) /* cut a torn or corrupt tail */
+            rc = mproc__error(MPROC_ESYS, "journal %s: cannot cut its torn tail: %s", path, strerror(errno));
+    }
+    free(d);
+    mproc__journal *j = rc == 0 ? calloc(1, sizeof *j) : NULL;
+    if (rc == 0 && !j) rc = mproc__error(MPROC_ENOMEM, "journal %s: out of memory", path);
+    if (rc == 0 && lseek(fd, (off_t)end, SEEK_SET) < 0) rc = mproc__error(MPROC_ESYS, "journal %s: lseek: %s", path, strerror(errno));
+    if (rc < 0) {
+        free(j);
+        close(fd);
+        return rc;
+    }
+    j->fd = fd;
+    snprintf(j->path, sizeof j->path, "%s", path);
+    j->sync = sync;
+    j->last_write = j->last_sync = mproc__now();
+    *out = j;
+    return 0;
+}

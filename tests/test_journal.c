@@ -1,0 +1,282 @@
+/* test_journal - a map's journal, on both backends: a finished journal answers the same call
+ * without running anything; a journal cut short (its tail torn off mid-record, or garbage
+ * after it) resumes with only the lost items run again; failed and crashed items are recorded
+ * and fail again from the journal with their message; another call's journal (other input,
+ * task, sizes, count) or a file that is not a journal is refused and left untouched; items
+ * cancelled are not recorded; bad options. Runs are counted in a file each task appends to.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mproc.h"
+#include "test_support.h"
+
+static char runs_path[128];
+
+/* x*x + 1; appends a byte to the runs file per run; 13 fails; -7 crashes its worker. */
+static int counted(mproc_ctx *ctx, const long *x, long *out) {
+    int fd = open(getenv("JOURNAL_TEST_RUNS"), O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "r", 1);
+        (void)w;
+        close(fd);
+    }
+    if (*x == 13) return mproc_fail(ctx, "thirteen is unlucky");
+    if (*x == -7) raise(SIGSEGV);
+    *out = *x * *x + 1;
+    return 0;
+}
+MPROC_TASK_TYPED(counted, long, long);
+
+static long other(long x) { return x; }
+MPROC_TASK_VALUE(other, long, long);
+
+static long runs(void) {
+    struct stat st;
+    return stat(runs_path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+static void reset_runs(void) { unlink(runs_path); }
+
+static char *journal_path(char *buf, size_t cap, const char *tag) {
+    snprintf(buf, cap, "/tmp/mproc-journal-test-%ld-%s", (long)getpid(), tag);
+    unlink(buf);
+    return buf;
+}
+
+static long file_size(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+enum { N = 400 };
+static long in[N], out[N];
+static int st[N];
+
+static mproc_pool *pool_of(int n) {
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = n}), 0);
+    return p;
+}
+
+static int run_map(mproc_pool *p, const char *journal, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = -1, st[i] = 99;
+    return mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, n,
+                     &(mproc_call_opts){.chunksize = 7, .item_status = st, .journal = journal});
+}
+
+static void fill_input(void) {
+    for (long i = 0; i < N; i++) in[i] = i + 100; /* no failing items */
+}
+
+static void check_results(size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(st[i], 0);
+        assert_int_equal(out[i], in[i] * in[i] + 1);
+    }
+}
+
+static void test_finished_journal_runs_nothing(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "done");
+    fill_input();
+    reset_runs();
+    assert_int_equal(run_map(p, j, N), 0);
+    check_results(N);
+    assert_true(runs() >= N);
+    reset_runs();
+    assert_int_equal(run_map(p, j, N), 0); /* every item from the journal */
+    check_results(N);
+    assert_int_equal(runs(), 0);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_torn_tail_is_cut_and_resumed(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "torn");
+    fill_input();
+    assert_int_equal(run_map(p, j, N), 0);
+    long full = file_size(j);
+    /* Tear the file mid-record, then add garbage after the tear. */
+    assert_int_equal(truncate(j, full * 2 / 3 - 5), 0);
+    int fd = open(j, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "garbage!garbage!garbage!", 24), 24);
+    close(fd);
+    reset_runs();
+    assert_int_equal(run_map(p, j, N), 0);
+    check_results(N);
+    long rerun = runs();
+    assert_true(rerun > 0 && rerun < N); /* the lost third, more or less */
+    /* Now whole again: nothing more runs, and the garbage is gone. */
+    reset_runs();
+    assert_int_equal(run_map(p, j, N), 0);
+    check_results(N);
+    assert_int_equal(runs(), 0);
+    assert_int_equal(file_size(j), full);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_failures_come_back_from_the_journal(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "fail");
+    for (long i = 0; i < 50; i++) in[i] = i;
+    in[30] = -7;
+    reset_runs();
+    assert_int_equal(run_map(p, j, 50), MPROC_ETASK);
+    assert_non_null(strstr(mproc_last_error(), "thirteen is unlucky"));
+    assert_int_equal(st[13], MPROC_ETASK);
+    assert_int_equal(st[30], MPROC_EWORKER);
+    reset_runs();
+    assert_int_equal(run_map(p, j, 50), MPROC_ETASK);
+    assert_non_null(strstr(mproc_last_error(), "thirteen is unlucky"));
+    assert_int_equal(runs(), 0);
+    assert_int_equal(st[13], MPROC_ETASK);
+    assert_int_equal(st[30], MPROC_EWORKER);
+    assert_int_equal(out[13], -1);
+    assert_int_equal(out[12], 12 * 12 + 1);
+    assert_int_equal(st[12], 0);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_another_calls_journal_is_refused(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "other");
+    fill_input();
+    assert_int_equal(run_map(p, j, 100), 0);
+    long size = file_size(j);
+    /* Other input. */
+    in[50]++;
+    reset_runs();
+    assert_int_equal(run_map(p, j, 100), MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "another call"));
+    assert_int_equal(runs(), 0);
+    in[50]--;
+    /* Another count, another task, another result size. */
+    assert_int_equal(run_map(p, j, 99), MPROC_EJOURNAL);
+    assert_int_equal(mproc_map(p, &other_task, in, sizeof *in, out, sizeof *out, 100, &(mproc_call_opts){.journal = j}),
+                     MPROC_EJOURNAL);
+    assert_int_equal(file_size(j), size); /* untouched */
+    /* The right call still resumes from it. */
+    assert_int_equal(run_map(p, j, 100), 0);
+    assert_int_equal(runs(), 0);
+    /* Not a journal at all. */
+    char notj[128];
+    journal_path(notj, sizeof notj, "notj");
+    FILE *f = fopen(notj, "w");
+    fputs("my precious data\n", f);
+    fclose(f);
+    assert_int_equal(run_map(p, notj, 100), MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "not an mproc journal"));
+    assert_int_equal(file_size(notj), 17);
+    unlink(notj);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+static void test_journal_bad_options(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(1);
+    fill_input();
+    assert_int_equal(mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, 10,
+                               &(mproc_call_opts){.journal = "/tmp/x", .journal_sync = 5}),
+                     MPROC_EINVAL);
+    assert_int_equal(mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, 10,
+                               &(mproc_call_opts){.journal = "/nonexistent-dir/j"}),
+                     MPROC_ESYS);
+    assert_non_null(strstr(mproc_last_error(), "/nonexistent-dir/j"));
+    /* The pool is fine after refusals. */
+    assert_int_equal(mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, 10, NULL), 0);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* Sleeps 20 ms a task. */
+static long slow_sq(long x) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    return x * x;
+}
+MPROC_TASK_VALUE(slow_sq, long, long);
+
+static void test_cancelled_items_are_not_recorded(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "cancel");
+    fill_input();
+    mproc_async *a;
+    assert_int_equal(mproc_map_async(p, &slow_sq_task, in, sizeof *in, out, sizeof *out, 200,
+                                     &(mproc_call_opts){.chunksize = 1, .journal = j, .journal_sync = MPROC_JOURNAL_ALWAYS},
+                                     &a),
+                     0);
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(mproc_async_cancel(a), 1);
+    assert_int_equal(mproc_async_get(a, 5.0, NULL, NULL), MPROC_ECANCELLED);
+    mproc_progress pr;
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    size_t ran = pr.done - pr.failed;
+    assert_true(ran > 0 && ran < 200);
+    mproc_async_free(a);
+    /* The same call again: only the cancelled items run, and every result is right. */
+    for (int i = 0; i < 200; i++) out[i] = -1;
+    assert_int_equal(mproc_map_async(p, &slow_sq_task, in, sizeof *in, out, sizeof *out, 200,
+                                     &(mproc_call_opts){.chunksize = 1, .journal = j}, &a),
+                     0);
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    assert_int_equal(pr.done, ran); /* counted from the journal at once */
+    assert_int_equal(mproc_async_get(a, 30.0, NULL, NULL), 0);
+    for (int i = 0; i < 200; i++) assert_int_equal(out[i], in[i] * in[i]);
+    mproc_async_free(a);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+int main(int argc, char **argv) {
+    /* One runs file for the master and its workers: fork workers inherit the master's
+     * environment; MPI ranks, started alike by one launcher, share their parent. */
+    long id = getenv("OMPI_COMM_WORLD_SIZE") ? (long)getppid() : (long)getpid();
+    snprintf(runs_path, sizeof runs_path, "/tmp/mproc-journal-runs-%ld", id);
+    if (!getenv("JOURNAL_TEST_RUNS")) setenv("JOURNAL_TEST_RUNS", runs_path, 1);
+    snprintf(runs_path, sizeof runs_path, "%s", getenv("JOURNAL_TEST_RUNS"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_finished_journal_runs_nothing),
+        cmocka_unit_test(test_torn_tail_is_cut_and_resumed),
+        cmocka_unit_test(test_failures_come_back_from_the_journal),
+        cmocka_unit_test(test_another_calls_journal_is_refused),
+        cmocka_unit_test(test_journal_bad_options),
+        cmocka_unit_test(test_cancelled_items_are_not_recorded),
+    };
+    int rc = mproc_init(&argc, &argv);
+    if (rc < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 1;
+    }
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mproc_finalize();
+    unlink(runs_path);
+    return rc;
+}
