@@ -45,6 +45,10 @@ struct mproc__journal {
     double last_write, last_sync;
     int unsynced;
     unsigned calls;     /* flush calls, so the clock is read only now and then */
+    /* A JRUN still growing at the end of buf (from run_at): results of chunks that follow each
+     * other join it, so a map of one-item chunks costs 8 bytes an item, not a record each. */
+    int run_open;
+    size_t run_at, run_first, run_count, run_size;
     int err;            /* the first write error (sticky), with its message */
     char errmsg[300];
 };
@@ -124,7 +128,10 @@ static void fail_write(mproc__journal *j, const char *what) {
     snprintf(j->errmsg, sizeof j->errmsg, "journal %.200s: %s: %s", j->path, what, strerror(errno));
 }
 
+static void close_run(mproc__journal *j);
+
 static void write_out(mproc__journal *j) {
+    close_run(j);
     size_t off = 0;
     while (off < j->len && !j->err) {
         ssize_t w = write(j->fd, j->buf + off, j->len - off);
@@ -173,13 +180,24 @@ static void seal(mproc__journal *j, uint8_t *r, uint32_t tag, uint32_t a, uint64
     put64(r + 8, b);
     memcpy(r + 16, &c, 4);
     memcpy(r + 20, &pad, 4);
-    if (len) memcpy(r + REC_HEAD, bytes, len);
+    if (len && bytes != r + REC_HEAD) memcpy(r + REC_HEAD, bytes, len); /* a run is in place */
     put64(r + REC_HEAD + len, hash_more(2, r, REC_HEAD + len));
     j->len += REC_HEAD + len + 8;
 }
 
+/* Seals the growing JRUN, if any: its head and check. */
+static void close_run(mproc__journal *j) {
+    if (!j->run_open) return;
+    j->run_open = 0;
+    size_t body = j->run_count * j->run_size;
+    j->len = j->run_at; /* seal() appends the record it writes: head, body (in place), check */
+    uint8_t *r = j->buf + j->run_at;
+    seal(j, r, RUN_TAG, (uint32_t)j->run_count, j->run_first, (uint32_t)j->run_size, r + REC_HEAD, body);
+}
+
 void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len) {
     if (j->err) return;
+    close_run(j);
     if (len > REC_MAX_BYTES) len = 0; /* never: results that large do not fit a frame either */
     uint8_t *r = room(j, len);
     if (r) seal(j, r, REC_TAG, (uint32_t)len, index, (uint32_t)status, bytes, len);
@@ -192,8 +210,22 @@ void mproc__journal_add_run(mproc__journal *j, size_t first, size_t count, size_
         for (size_t i = 0; i < count; i++) mproc__journal_add(j, first + i, 0, (const uint8_t *)results + i * item_size, item_size);
         return;
     }
-    uint8_t *r = room(j, len);
-    if (r) seal(j, r, RUN_TAG, (uint32_t)count, first, (uint32_t)item_size, results, len);
+    int joins = j->run_open && item_size == j->run_size && first == j->run_first + j->run_count &&
+                (j->run_count + count) * item_size <= REC_MAX_BYTES && j->run_count + count <= UINT32_MAX;
+    if (!joins) close_run(j);
+    uint8_t *r = room(j, len); /* room for the record's head and check too: enough either way */
+    if (!r) return;
+    if (!joins) {
+        j->run_open = 1;
+        j->run_at = j->len;
+        j->run_first = first;
+        j->run_count = 0;
+        j->run_size = item_size;
+        j->len += REC_HEAD;
+    }
+    memcpy(j->buf + j->len, results, len);
+    j->len += len;
+    j->run_count += count;
 }
 
 int mproc__journal_flush(mproc__journal *j, int final) {

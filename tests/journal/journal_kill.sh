@@ -16,7 +16,7 @@ trap cleanup EXIT INT TERM
 j=$dir/journal
 want_sum=$((3 * 2999 * 3000 / 2 + 3000))
 kills=0 midway=0 prev=0
-for attempt in $(seq 1 12); do
+for attempt in $(seq 1 16); do
     rm -f "$dir/pid"
     "$@" "$victim" run "$j" "$dir/pid" >"$dir/out" 2>"$dir/err" &
     bg=$!

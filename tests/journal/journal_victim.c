@@ -1,4 +1,4 @@
-/* journal_victim - a map of 3,000 items of 2 ms with a journal, for journal_kill.sh to kill
+/* journal_victim - a map of 3,000 items of 4 ms with a journal, for journal_kill.sh to kill
  * and resume; and a checker of the journal it leaves.
  *   journal_victim run JOURNAL PIDFILE   map, then print "sum=<s>" (the master writes its pid
  *                                        to PIDFILE first, for the killer)
@@ -22,7 +22,7 @@
 enum { N = 3000 };
 
 static long f(long x) {
-    struct timespec ts = {0, 2 * 1000000L};
+    struct timespec ts = {0, 4 * 1000000L};
     nanosleep(&ts, NULL);
     return 3 * x + 1;
 }
