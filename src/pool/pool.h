@@ -10,7 +10,8 @@
  *   scheduler.c cancel.c
  *                   the result thread: feeds workers, takes results, acts on faults;
  *                   stopping what is left of a cancelled (or failing fast) call
- *   async.c iter.c  the owners of chunks: apply/map jobs, and imap iterators
+ *   job.c           the job behind an async handle: outcomes, journal, fail_fast, completion
+ *   async.c iter.c  the owners of chunks: apply/map calls and their chunks, imap iterators
  *   handle.c        the calls on an async handle (wait/get/cancel/progress/free)
  *   lifecycle.c     create/close/terminate/join/free and the list of live pools
  * A chunk reaches its owner only through the owner's ops table (mproc__owner_ops), so the
@@ -391,12 +392,37 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 /* The result thread's body (arg: the pool), started by mproc_pool_create. */
 void *mproc__pool_result_thread(void *arg);
 
-/* ---- async.c: what handle.c needs of a job ---------------------------------------------- */
+/* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
 
-/* Validates a handle (magic, not freed) for fn; 0 or MPROC_EBADHANDLE. Lock held. */
+/* A new job for apply (is_map 0) or map, with the call's options; its chunks use ops. */
+mproc_async *mproc__job_new(int is_map, const mproc_task *t, const mproc_call_opts *o, const mproc__owner_ops *ops);
+/* Validates a handle (magic, not freed) for fn; 0 or MPROC_EBADHANDLE. */
 int mproc__async_check(const mproc_async *a, const char *fn);
-/* Drops a reference (the user's, or the job's); the last one recycles the handle. Lock held. */
+/* Drops a reference (the user's, or the job's); the last one recycles the handle. */
 void mproc__async_unref(mproc_async *a);
+/* Keeps the failure of the lowest item index (a cancelled item's only while none failed of its
+ * own): the call's error, whatever order results arrive in. */
+void mproc__job_record_error(mproc_async *a, size_t index, int err, const char *msg, size_t len);
+/* An item that failed in its worker: recorded (and journaled) as a sentence naming it. */
+void mproc__job_item_error(mproc_async *a, const mproc__chunk *c, size_t index, int st, const uint8_t *msg,
+                           size_t len);
+/* count items from first on failed with err and msg (statuses set, the error recorded). */
+void mproc__job_fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg);
+/* map: item i's status, into the caller's item_status if given. */
+void mproc__job_set_status(mproc_async *a, size_t i, int st);
+/* A chunk of items items (failed of them failed) settled: journal flushed when due, a failing
+ * fail_fast call stopped, progress counted, and the job completed after its last chunk. */
+void mproc__job_settled(mproc_pool *p, mproc_async *a, size_t items, size_t failed);
+/* All chunks settled: journal closed, callbacks run (lock dropped), ready, waiters woken. */
+void mproc__job_complete(mproc_async *a);
+/* map with a journal: whether item i came from it; an item's outcome recorded in it. */
+int mproc__job_replayed(const mproc_async *a, size_t i);
+void mproc__job_journal_item(mproc_async *a, size_t i, int st, const void *bytes, size_t len);
+/* Chunks that items from..n-1 make: runs of items not replayed, chunksize at most each. */
+size_t mproc__job_chunks_from(const mproc_async *a, size_t from);
+/* Opens the call's journal (o->journal, if any) and takes what it holds: *done items, *failed
+ * of them failed. Lock not held (the job is not yet seen by anyone). 0 or an error. */
+int mproc__job_journal_start(mproc_async *a, const mproc_call_opts *o, size_t *done, size_t *failed);
 /* The user lets go of a handle (mproc_async_free); 0 or MPROC_EBADHANDLE. Lock not held. */
 int mproc__async_release(mproc_async *a, const char *fn);
 /* Waits until ready (0) or timeout (MPROC_ETIMEDOUT); fn names the call. Lock not held. */
