@@ -410,6 +410,38 @@ int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, si
                     void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
                     mproc_async **out_handle);
 
+/* Variable-length items (strings, file paths, records): map and imap over an array of
+ * {pointer, length} pairs, with the same chunking, batching and fault handling as fixed-size
+ * maps (a chunk's items travel together, after a table of their lengths). The task must take
+ * any length (MPROC_TASK), or every item must have its declared size (else MPROC_ESIZE naming
+ * the item). Each item's bytes must stay valid until the call returns (async: is ready). */
+typedef struct mproc_item {
+    const void *data;
+    size_t len;
+} mproc_item;
+
+/* A result of any length that you own: free data with mproc_free(). */
+typedef struct mproc_buf {
+    void *data;
+    size_t len;
+} mproc_buf;
+
+/* out[i] = task(in[i]) for n items: a buffer you own for every item that succeeded (data is
+ * never NULL then, even for an empty result); {NULL, 0} for an item that failed (its status in
+ * opts->item_status, the call's error as for mproc_map). out may be NULL (results dropped).
+ * Journals, fail_fast, progress and cancel work as for mproc_map. */
+int mproc_map_items(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n, mproc_buf *out,
+                    const mproc_call_opts *opts);
+/* As mproc_map_items, returning at once; mproc_async_get gives out (n mproc_buf) when ready, and
+ * the result callback gets it too. Buffers already stored stay yours if you free the handle
+ * early; items finished after that are dropped. */
+int mproc_map_items_async(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n,
+                          mproc_buf *out, const mproc_call_opts *opts, mproc_async **out_handle);
+/* imap over variable-length items: results are borrowed from the iterator as for mproc_imap;
+ * ordered != 0 for input order, 0 for completion order (imap_unordered). */
+int mproc_imap_items(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n, int ordered,
+                     const mproc_call_opts *opts, mproc_iter **out);
+
 /* Input for imap from a generator: writes item i into item (in_size bytes) and returns 1, or
  * returns 0 at the end of the input (or a negative error to stop). Runs in the calling thread. */
 typedef int (*mproc_gen_fn)(void *userdata, size_t i, void *item);

@@ -60,6 +60,9 @@ mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversu
 mproc_mpi_test(NAME test_futures_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_futures>)
 mproc_mpi_test(NAME test_futures_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_futures>)
+mproc_mpi_test(NAME test_items_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_items>)
+mproc_mpi_test(NAME test_items_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  --mca btl tcp,self $<TARGET_FILE:test_items>)
 mproc_mpi_test(NAME test_journal_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_journal>)
 mproc_mpi_test(NAME journal_kill_mpi TIMEOUT 400 COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/journal/journal_kill.sh
   $<TARGET_FILE:journal_victim> ${MPROC_MPIEXEC} -np 3 --oversubscribe)

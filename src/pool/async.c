@@ -14,8 +14,28 @@
 
 static const mproc__owner_ops job_ops;
 
+/* map_items: each result into a buffer of its own. Returns how many of c's items failed. */
+static size_t deliver_items(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
+    size_t cur = 0, failed = 0;
+    for (uint32_t i = 0; i < c->count; i++) {
+        int st;
+        size_t len;
+        const uint8_t *blob = mproc__results_next(r, i, &cur, &st, &len);
+        if (st == 0) {
+            mproc__job_store(a, c->first + i, blob, len);
+            mproc__job_journal_item(a, c->first + i, 0, blob, len);
+        } else {
+            mproc__job_item_error(a, c, c->first + i, st, blob, len);
+            failed++;
+        }
+        mproc__job_set_status(a, c->first + i, st);
+    }
+    return failed;
+}
+
 /* Returns how many of c's items failed. */
 static size_t deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__results *r) {
+    if (a->items) return deliver_items(a, c, r);
     int ok_out = a->out && !a->user_freed;
     size_t out_size = a->owner.out_size;
     if (r->item_size && (r->item_size == out_size || !out_size)) {
@@ -96,12 +116,17 @@ static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhaust
     if (count > a->chunksize) count = a->chunksize;
     for (size_t k = 1; a->replayed && k < count; k++) /* a chunk ends where a replayed item is */
         if (mproc__job_replayed(a, a->next_item + k)) count = k;
+    if (a->items && mproc__items_pack(a->items + a->next_item, count, &c->owned, &c->in_len) < 0) {
+        free(c);
+        return NULL; /* out of memory: tried again on the next dispatch */
+    }
     c->owner = o;
     c->id = ++p->next_id;
     c->first = a->next_item;
     c->count = (uint32_t)count;
-    c->in = a->in + a->next_item * o->in_size;
-    c->in_len = count * o->in_size;
+    c->packed_lens = a->items != NULL;
+    c->in = a->items ? c->owned : a->in + a->next_item * o->in_size;
+    if (!a->items) c->in_len = count * o->in_size;
     a->next_item += count;
     while (a->next_item < a->n && mproc__job_replayed(a, a->next_item)) a->next_item++;
     *exhausted = a->next_item == a->n;
@@ -263,48 +288,62 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
     return 0;
 }
 
-/* mproc_map_async, and mproc_map with pinned = 1: its caller waits for the whole map, so out
- * outlives every reply and results may be received straight into it (scheduler.c, reply_home). */
-static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
-                      void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
-                      int pinned, mproc_async **out_handle, const char *fn) {
-    if (!out_handle) return mproc__error(MPROC_EINVAL, "%s: out_handle is NULL", fn);
-    *out_handle = NULL;
-    int rc = check_call(pool, task, fn);
-    if (rc == 0) rc = check_map(task, in, in_size, out, out_size, n, fn);
-    if (rc < 0) return rc;
-    pthread_mutex_lock(&mproc__core_lock);
+/* What a map is over: fixed-size items (in, in_size; out, out_size) or variable-length ones
+ * (items; bufs). */
+typedef struct map_spec {
+    const void *in;
+    size_t in_size;
+    void *out;
+    size_t out_size;
+    const mproc_item *items;
+    mproc_buf *bufs;
+    size_t n;
+    int is_items;
+} map_spec;
+
+/* Items per chunk: the caller's, or Python's rule on the items' mean size. */
+static size_t map_chunksize(const mproc_pool *pool, const map_spec *m, const mproc_call_opts *opts) {
+    size_t item = m->in_size > m->out_size ? m->in_size : m->out_size;
+    if (m->is_items) item = mproc__items_mean(m->items, m->n);
+    size_t cs = mproc__auto_chunksize(pool, m->n, item, opts ? opts->chunksize : 0);
+    size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
+    if (cs > cap) cs = cap;
+    return cs > MPROC__WIRE_MAX_ITEMS ? MPROC__WIRE_MAX_ITEMS : cs;
+}
+
+/* A new map job for m; lock held. 0 or an error (nothing made). */
+static int map_job(mproc_pool *pool, const mproc_task *task, const map_spec *m, const mproc_call_opts *opts,
+                   int pinned, mproc_async **out, const char *fn) {
+    int rc = check_open(pool, fn);
     mproc_async *a = NULL;
-    rc = check_open(pool, fn);
-    if (rc == 0 && !(a = mproc__job_new(1, task, opts, &job_ops)))
-        rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
-    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, n, task->name, 1)) < 0) {
+    if (rc == 0 && !(a = mproc__job_new(1, task, opts, &job_ops))) rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
+    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name, 1)) < 0) {
         a->refs = 1;
         mproc__async_unref(a);
     }
-    if (rc < 0) {
-        pthread_mutex_unlock(&mproc__core_lock);
-        return rc;
-    }
-    size_t item = in_size > out_size ? in_size : out_size;
-    size_t cs = mproc__auto_chunksize(pool, n, item, opts ? opts->chunksize : 0);
-    size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
-    if (cs > cap) cs = cap;
-    if (cs > MPROC__WIRE_MAX_ITEMS) cs = MPROC__WIRE_MAX_ITEMS;
-    a->in = in;
-    a->owner.in_size = in_size;
-    a->out = out;
-    a->owner.out_size = out_size;
+    if (rc < 0) return rc;
+    a->in = m->in;
+    a->owner.in_size = m->in_size;
+    a->out = m->out;
+    a->owner.out_size = m->out_size;
+    a->items = m->items;
+    a->bufs = m->bufs;
     a->owner.input_outlives_reply = 1; /* the map is not done before every chunk is */
     /* A blocking map's output outlives every reply (its caller waits for the whole map), so
      * results may be received straight into it; an async map's handle may be freed early. */
-    a->owner.reply_base = pinned ? out : NULL;
-    a->n = n;
-    a->chunksize = cs;
-    /* The journal is read without the lock (it may be long): nobody sees this job yet. */
+    a->owner.reply_base = pinned && !m->is_items ? m->out : NULL;
+    a->n = m->n;
+    a->chunksize = map_chunksize(pool, m, opts);
+    *out = a;
+    return 0;
+}
+
+/* Reads the job's journal (without the lock: it may be long, and nobody sees the job yet),
+ * then queues what is left to run. Lock held on entry and exit. 0 or an error (job freed). */
+static int map_start(mproc_pool *pool, mproc_async *a, const mproc_call_opts *opts, const char *fn) {
     pthread_mutex_unlock(&mproc__core_lock);
     size_t got_done, got_failed;
-    rc = mproc__job_journal_start(a, opts, &got_done, &got_failed);
+    int rc = mproc__job_journal_start(a, opts, &got_done, &got_failed);
     pthread_mutex_lock(&mproc__core_lock);
     if (rc == 0) rc = check_open(pool, fn);
     if (rc < 0) {
@@ -316,7 +355,6 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
         a->replayed = NULL;
         a->refs = 1;
         mproc__async_unref(a);
-        pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(rc, "%s: %s", fn, keep);
     }
     a->owner.pool = pool;
@@ -326,32 +364,41 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const void *in, 
         a->replayed = NULL;
     }
     a->owner.live_chunks = mproc__job_chunks_from(a, 0);
-    *out_handle = a;
     if (a->owner.live_chunks == 0) { /* nothing to run: no items, or all were in the journal */
         a->refs++; /* mproc__job_complete() drops the job's reference */
         mproc__job_complete(a);
         a->refs--;
-        pthread_mutex_unlock(&mproc__core_lock);
         return 0;
     }
     pool->outstanding += a->owner.live_chunks;
     mproc__pool_feed_add(pool, &a->owner);
-    pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }
 
-int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
-                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
-                    mproc_async **out_handle) {
-    return map_submit(pool, task, in, in_size, out, out_size, n, opts, 0, out_handle, "mproc_map_async");
+/* mproc_map(_items)_async, and the blocking calls with pinned = 1: their caller waits for the
+ * whole map, so out outlives every reply and results may be received straight into it
+ * (scheduler.c, reply_home). */
+static int map_submit(mproc_pool *pool, const mproc_task *task, const map_spec *m, const mproc_call_opts *opts,
+                      int pinned, mproc_async **out_handle, const char *fn) {
+    if (!out_handle) return mproc__error(MPROC_EINVAL, "%s: out_handle is NULL", fn);
+    *out_handle = NULL;
+    int rc = check_call(pool, task, fn);
+    if (rc == 0 && m->is_items) rc = mproc__items_check(task, m->items, m->n, fn);
+    else if (rc == 0) rc = check_map(task, m->in, m->in_size, m->out, m->out_size, m->n, fn);
+    if (rc < 0) return rc;
+    for (size_t i = 0; m->bufs && i < m->n; i++) m->bufs[i] = (mproc_buf){NULL, 0};
+    pthread_mutex_lock(&mproc__core_lock);
+    mproc_async *a = NULL;
+    rc = map_job(pool, task, m, opts, pinned, &a, fn);
+    if (rc == 0) rc = map_start(pool, a, opts, fn);
+    pthread_mutex_unlock(&mproc__core_lock);
+    if (rc == 0) *out_handle = a;
+    return rc;
 }
 
-int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
-              void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
-    mproc_async *a;
-    int rc = map_submit(pool, task, in, in_size, out, out_size, n, opts, 1, &a, "mproc_map");
-    if (rc < 0) return rc;
-    rc = mproc__async_get(a, -1.0, NULL, NULL, "mproc_map");
+/* Blocking: waits for the whole map and frees its handle. */
+static int map_wait(mproc_async *a, const char *fn) {
+    int rc = mproc__async_get(a, -1.0, NULL, NULL, fn);
     char keep[512];
     snprintf(keep, sizeof keep, "%s", mproc_last_error());
     mproc__async_release(a, "mproc_async_free");
@@ -359,3 +406,31 @@ int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t i
     return rc;
 }
 
+int mproc_map_async(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+                    void *out, size_t out_size, size_t n, const mproc_call_opts *opts,
+                    mproc_async **out_handle) {
+    map_spec m = {in, in_size, out, out_size, NULL, NULL, n, 0};
+    return map_submit(pool, task, &m, opts, 0, out_handle, "mproc_map_async");
+}
+
+int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
+              void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
+    mproc_async *a;
+    map_spec m = {in, in_size, out, out_size, NULL, NULL, n, 0};
+    int rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map");
+    return rc < 0 ? rc : map_wait(a, "mproc_map");
+}
+
+int mproc_map_items_async(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n,
+                          mproc_buf *out, const mproc_call_opts *opts, mproc_async **out_handle) {
+    map_spec m = {NULL, 0, NULL, 0, in, out, n, 1};
+    return map_submit(pool, task, &m, opts, 0, out_handle, "mproc_map_items_async");
+}
+
+int mproc_map_items(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n, mproc_buf *out,
+                    const mproc_call_opts *opts) {
+    mproc_async *a;
+    map_spec m = {NULL, 0, NULL, 0, in, out, n, 1};
+    int rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map_items");
+    return rc < 0 ? rc : map_wait(a, "mproc_map_items");
+}

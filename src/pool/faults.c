@@ -15,36 +15,52 @@
 
 /* ---- worker deaths and timeouts -------------------------------------------------------- */
 
+static void free_chunks(mproc__chunk *c) {
+    while (c) {
+        mproc__chunk *n = c->next;
+        mproc__chunk_free(c);
+        c = n;
+    }
+}
+
+/* Item i of c as a chunk of its own, with its own copy of its input if c owned its input. */
+static mproc__chunk *single_of(mproc_pool *p, const mproc__chunk *c, uint32_t i) {
+    mproc__chunk *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    *s = *c;
+    s->next = NULL;
+    s->count = 1;
+    s->first = c->first + i;
+    s->in = c->in + (size_t)i * c->owner->in_size;
+    s->in_len = c->owner->in_size;
+    if (c->packed_lens) { /* a variable-length item: alone, as one argument */
+        s->in = mproc__items_unpack(c->in, c->count, i, &s->in_len);
+        s->packed_lens = 0;
+    }
+    s->owned = NULL;
+    if (c->owned) {
+        if (!(s->owned = malloc(s->in_len ? s->in_len : 1))) {
+            free(s);
+            return NULL;
+        }
+        memcpy(s->owned, s->in, s->in_len);
+        s->in = s->owned;
+    }
+    s->isolated = 1;
+    s->id = ++p->next_id;
+    return s;
+}
+
 /* Splits a multi-item chunk into single-item chunks at the front of the queue, so a re-run
  * isolates the item that crashed or hung. Returns 0, or -1 if out of memory (chunk untouched). */
 static int split_to_front(mproc_pool *p, mproc__chunk *c) {
-    size_t item = c->owner->in_size;
     mproc__chunk *singles = NULL, *last = NULL;
     for (uint32_t i = 0; i < c->count; i++) {
-        mproc__chunk *s = calloc(1, sizeof *s);
-        uint8_t *copy = (s && c->owned) ? malloc(item ? item : 1) : NULL;
-        if (!s || (c->owned && !copy)) {
-            free(s);
-            while (singles) {
-                mproc__chunk *n = singles->next;
-                mproc__chunk_free(singles);
-                singles = n;
-            }
+        mproc__chunk *s = single_of(p, c, i);
+        if (!s) {
+            free_chunks(singles);
             return -1;
         }
-        *s = *c;
-        s->next = NULL;
-        s->count = 1;
-        s->first = c->first + i;
-        s->in = c->in + (size_t)i * item;
-        s->in_len = item;
-        s->owned = copy;
-        if (copy) {
-            memcpy(copy, s->in, item);
-            s->in = copy;
-        }
-        s->isolated = 1;
-        s->id = ++p->next_id;
         if (last) last->next = s;
         else singles = s;
         last = s;

@@ -123,6 +123,13 @@ static void top_up(mproc_iter *it) {
             count = it->n - it->next_item;
             if (count > it->chunksize) count = it->chunksize;
         }
+        size_t packed_len = 0;
+        if (it->items && count && mproc__items_pack(it->items + it->next_item, count, &owned, &packed_len) < 0) {
+            free(owned);
+            owned = NULL;
+            count = 0; /* out of memory: reported below */
+            it->input_err = mproc__error(MPROC_ENOMEM, "imap: out of memory");
+        }
         mproc__chunk *c = count ? calloc(1, sizeof *c) : NULL;
         if (!c) {
             free(owned);
@@ -136,7 +143,8 @@ static void top_up(mproc_iter *it) {
         c->count = (uint32_t)count;
         c->owned = owned;
         c->in = owned ? owned : it->in + it->next_item * it->owner.in_size;
-        c->in_len = count * it->owner.in_size;
+        c->in_len = it->items ? packed_len : count * it->owner.in_size;
+        c->packed_lens = it->items != NULL;
         it->next_item += count;
         if (!it->gen && it->next_item == it->n) it->input_done = 1;
         it->owner.live_chunks++;
@@ -254,33 +262,58 @@ int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *l
     return rc;
 }
 
-static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in, mproc_gen_fn gen,
-                       void *userdata, size_t in_size, size_t n, int ordered,
+/* What an iterator reads: an array (in, in_size), a generator, or variable-length items. */
+typedef struct iter_input {
+    const void *in;
+    mproc_gen_fn gen;
+    void *userdata;
+    const mproc_item *items;
+    size_t in_size, n;
+    int is_items;
+} iter_input;
+
+/* Checks what an iterator reads; *chunk_item: the bytes an item counts for in the chunk size. */
+static int check_input(const mproc_task *task, const iter_input *src, size_t *chunk_item, const char *fn) {
+    size_t in_size = src->in_size, n = src->n;
+    *chunk_item = in_size;
+    if (src->is_items) {
+        if (n && !src->items) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+        *chunk_item = mproc__items_mean(src->items, n);
+        return mproc__items_check(task, src->items, n, fn);
+    }
+    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
+    if (!src->gen && !src->in && n) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+    if (task->in_size && in_size != task->in_size)
+        return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
+                            task->name, task->in_size, in_size);
+    if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2 || (!src->gen && n > SIZE_MAX / in_size))
+        return mproc__error(MPROC_ETOOBIG, "%s: input too large", fn);
+    return 0;
+}
+
+static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_input *src, int ordered,
                        const mproc_call_opts *opts, mproc_iter **out) {
-    const char *fn = gen ? "mproc_imap_gen" : ordered ? "mproc_imap" : "mproc_imap_unordered";
+    mproc_gen_fn gen = src->gen;
+    size_t in_size = 1, n = src->n;
+    const char *fn = src->is_items ? "mproc_imap_items" : gen ? "mproc_imap_gen" : ordered ? "mproc_imap" : "mproc_imap_unordered";
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
     int rc = mproc__require_init(fn);
     if (rc == 0) rc = mproc__pool_check(pool, fn);
     if (rc == 0) rc = mproc__task_check(task, fn);
+    if (rc == 0) rc = check_input(task, src, &in_size, fn);
     if (rc < 0) return rc;
-    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
-    if (!gen && !in && n) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
-    if (task->in_size && in_size != task->in_size)
-        return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
-                            task->name, task->in_size, in_size);
-    if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2 || (!gen && n > SIZE_MAX / in_size))
-        return mproc__error(MPROC_ETOOBIG, "%s: input too large", fn);
     mproc_iter *it = calloc(1, sizeof *it);
     if (!it) return mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
     it->magic = MPROC__ITER_MAGIC;
     it->owner.ops = &iter_ops;
     it->owner.task = task;
     it->ordered = ordered;
-    it->in = in;
+    it->in = src->in;
     it->gen = gen;
-    it->userdata = userdata;
-    it->owner.in_size = in_size;
+    it->userdata = src->userdata;
+    it->items = src->items;
+    it->owner.in_size = src->is_items ? 0 : in_size; /* items: any length, each with its own */
     it->n = gen ? SIZE_MAX : n;
     it->owner.timeout = opts ? opts->timeout : 0;
     size_t asked = opts ? opts->chunksize : 0;
@@ -318,12 +351,14 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const void *in,
 
 int mproc_imap(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size, size_t n,
                const mproc_call_opts *opts, mproc_iter **out) {
-    return iter_create(pool, task, in, NULL, NULL, in_size, n, 1, opts, out);
+    iter_input src = {.in = in, .in_size = in_size, .n = n};
+    return iter_create(pool, task, &src, 1, opts, out);
 }
 
 int mproc_imap_unordered(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
                          size_t n, const mproc_call_opts *opts, mproc_iter **out) {
-    return iter_create(pool, task, in, NULL, NULL, in_size, n, 0, opts, out);
+    iter_input src = {.in = in, .in_size = in_size, .n = n};
+    return iter_create(pool, task, &src, 0, opts, out);
 }
 
 int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, void *userdata,
@@ -332,7 +367,14 @@ int mproc_imap_gen(mproc_pool *pool, const mproc_task *task, mproc_gen_fn gen, v
         if (out) *out = NULL;
         return mproc__error(MPROC_EINVAL, "mproc_imap_gen: gen is NULL");
     }
-    return iter_create(pool, task, NULL, gen, userdata, in_size, 0, ordered != 0, opts, out);
+    iter_input src = {.gen = gen, .userdata = userdata, .in_size = in_size};
+    return iter_create(pool, task, &src, ordered != 0, opts, out);
+}
+
+int mproc_imap_items(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n, int ordered,
+                     const mproc_call_opts *opts, mproc_iter **out) {
+    iter_input src = {.items = in, .n = n, .is_items = 1};
+    return iter_create(pool, task, &src, ordered != 0, opts, out);
 }
 
 /* Drops this iterator's chunks still waiting in the pool's queue (lock held). */

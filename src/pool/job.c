@@ -82,7 +82,8 @@ void mproc__job_complete(mproc_async *a) {
         else if (!a->err && o.callback && !a->is_map)
             o.callback(o.userdata, a->result, a->result_len);
         else if (!a->err && o.callback)
-            o.callback(o.userdata, a->out, a->n * a->owner.out_size);
+            o.callback(o.userdata, a->bufs ? (void *)a->bufs : a->out,
+                       a->bufs ? a->n * sizeof *a->bufs : a->n * a->owner.out_size);
         pthread_mutex_lock(&mproc__core_lock);
     }
     a->ready = 1;
@@ -90,6 +91,19 @@ void mproc__job_complete(mproc_async *a) {
     if (a->waitset) mproc__waitset_ready(a);
     mproc__core_broadcast();
     mproc__async_unref(a);
+}
+
+void mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len) {
+    if (!a->bufs || a->user_freed) return;
+    void *b = malloc(len ? len : 1);
+    if (!b) {
+        mproc__job_record_error(a, i, MPROC_ENOMEM, "no memory for the result", 24);
+        mproc__job_set_status(a, i, MPROC_ENOMEM);
+        return;
+    }
+    if (len) memcpy(b, bytes, len);
+    a->bufs[i].data = b;
+    a->bufs[i].len = len;
 }
 
 void mproc__job_set_status(mproc_async *a, size_t i, int st) {
@@ -120,6 +134,7 @@ static void replay_item(void *ud, size_t i, int st, const uint8_t *bytes, size_t
     rc->done++;
     if (st == 0 && a->out && a->owner.out_size && len == a->owner.out_size)
         memcpy((uint8_t *)a->out + i * a->owner.out_size, bytes, len);
+    if (st == 0 && a->bufs) mproc__job_store(a, i, bytes, len);
     if (st < 0) {
         mproc__job_record_error(a, i, st, (const char *)bytes, len);
         rc->failed++;
@@ -151,8 +166,10 @@ int mproc__job_journal_start(mproc_async *a, const mproc_call_opts *o, size_t *d
     if (!o || !o->journal) return 0;
     a->replayed = calloc(a->n / 8 + 1, 1);
     if (!a->replayed) return mproc__error(MPROC_ENOMEM, "journal %s: out of memory", o->journal);
+    uint64_t fp = a->items ? mproc__journal_fingerprint_items(a->items, a->n)
+                           : mproc__journal_fingerprint(a->in, a->owner.in_size, a->n);
     int err = mproc__journal_open(&a->journal, o->journal, o->journal_sync, a->owner.task->name, a->owner.in_size,
-                                  a->owner.out_size, a->n, a->in, replay_item, &rc);
+                                  a->owner.out_size, a->n, fp, replay_item, &rc);
     *done = rc.done;
     *failed = rc.failed;
     return err;
@@ -238,8 +255,8 @@ int mproc__async_get(mproc_async *a, double timeout, const void **data, size_t *
         if (data) *data = a->result;
         if (len) *len = a->result_len;
     } else {
-        if (data) *data = a->out;
-        if (len) *len = a->n * a->owner.out_size;
+        if (data) *data = a->bufs ? (void *)a->bufs : a->out;
+        if (len) *len = a->bufs ? a->n * sizeof *a->bufs : a->n * a->owner.out_size;
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;

@@ -299,8 +299,21 @@ static size_t replay(const uint8_t *d, size_t len, size_t at, size_t n, mproc__j
     return at;
 }
 
+uint64_t mproc__journal_fingerprint(const void *in, size_t in_size, size_t n) {
+    return hash_more(hash_more(3, &in_size, sizeof in_size), in, n * in_size);
+}
+
+uint64_t mproc__journal_fingerprint_items(const mproc_item *items, size_t n) {
+    uint64_t h = 4;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t len = items[i].len;
+        h = hash_more(hash_more(h, &len, sizeof len), items[i].data, items[i].len);
+    }
+    return h;
+}
+
 int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
-                        size_t out_size, size_t n, const void *in, mproc__journal_item_fn fn, void *ud) {
+                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud) {
     *out = NULL;
     if (strlen(path) >= sizeof((mproc__journal *)0)->path)
         return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
@@ -309,7 +322,6 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return mproc__error(MPROC_ESYS, "journal %s: cannot open: %s", path, strerror(errno));
     uint8_t head[300];
-    uint64_t fp = hash_more(hash_more(3, &in_size, sizeof in_size), in, n * in_size);
     size_t hl = make_header(head, sizeof head, task, in_size, out_size, n, fp);
     uint8_t *d;
     size_t len;

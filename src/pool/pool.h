@@ -109,6 +109,8 @@ struct mproc_async {
     struct mproc_async *set_prev, *set_next;  /* its set's members */
     struct mproc_async *ready_next;           /* its set's ready queue */
     int in_ready_queue;
+    const mproc_item *items;  /* map_items: the caller's items (in is NULL) */
+    mproc_buf *bufs;          /* map_items: the caller's results, or NULL */
     mproc__journal *journal;  /* map: where finished items are recorded, or NULL */
     uint8_t *replayed;        /* map with a journal: a bit per item found in it (not run again) */
 };
@@ -132,7 +134,8 @@ struct mproc_iter {
     uint32_t magic;
     struct mproc_pool *pool;  /* NULL once the pool is freed */
     int ordered;
-    const uint8_t *in;        /* array input, or NULL with gen */
+    const uint8_t *in;        /* array input, or NULL with gen or items */
+    const mproc_item *items;  /* imap_items: the caller's items */
     mproc_gen_fn gen;
     void *userdata;
     size_t n;                 /* n = SIZE_MAX for generated input until it ends */
@@ -157,6 +160,8 @@ struct mproc__chunk {
     const uint8_t *in;        /* first input byte (caller's memory or owned) */
     size_t in_len;            /* apply: the argument's length; map: count*in_size */
     uint8_t *owned;           /* copied input this chunk frees */
+    int packed_lens;          /* in starts with the length table of count variable-length items
+                               * (mproc__items_pack); else one item of in_len bytes or fixed ones */
     int isolated;             /* re-run alone after a crash: its failure is final */
     int blamed;               /* it failed by its own doing (crashed, ran out of time): a map's
                                * journal records that outcome */
@@ -290,6 +295,17 @@ double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
 /* The sentence for an item of c that failed in its worker with message msg (len bytes, not
  * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);
+/* Checks variable-length items for fn: NULL data with a length (EINVAL), a length the task
+ * disagrees with (ESIZE), over 1 GiB (ETOOBIG); the message names the item. 0 or the error. */
+int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n, const char *fn);
+/* The items' mean length (at least 1), for the chunk size. */
+size_t mproc__items_mean(const mproc_item *items, size_t n);
+/* Packs count variable-length items into one buffer, as a TASK payload carries them after its
+ * prefix: their length table, then their bytes. 0 with *buf (malloc'd) and *len, or -1 if out
+ * of memory. */
+int mproc__items_pack(const mproc_item *items, size_t count, uint8_t **buf, size_t *len);
+/* Item i of a packed buffer of count items (pointer and length). */
+const uint8_t *mproc__items_unpack(const uint8_t *buf, uint32_t count, uint32_t i, size_t *len);
 /* Encodes a chunk's TASK frame head (header, prefix, length table) into head; returns its
  * length. The chunk's input follows it on the wire. */
 #define MPROC__CHUNK_HEAD_MAX (MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + 8)
@@ -345,11 +361,14 @@ void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
 /* A record found in a journal: item index finished with status and bytes (its result, or a
  * failure's message). */
 typedef void (*mproc__journal_item_fn)(void *ud, size_t index, int status, const uint8_t *bytes, size_t len);
-/* Opens or creates the journal of a map of n items of in_size bytes (the input, fingerprinted)
- * with out_size-byte results, and replays its records through fn; 0, MPROC_EJOURNAL (another
- * call's journal, or not a journal), MPROC_EINVAL or MPROC_ESYS. */
+/* The fingerprint of a map's input: n items of in_size bytes, or n variable-length items. */
+uint64_t mproc__journal_fingerprint(const void *in, size_t in_size, size_t n);
+uint64_t mproc__journal_fingerprint_items(const mproc_item *items, size_t n);
+/* Opens or creates the journal of a map of n items of in_size bytes (0: any) whose input has
+ * fingerprint fp, with out_size-byte results (0: any), and replays its records through fn; 0,
+ * MPROC_EJOURNAL (another call's journal, or not a journal), MPROC_EINVAL or MPROC_ESYS. */
 int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
-                        size_t out_size, size_t n, const void *in, mproc__journal_item_fn fn, void *ud);
+                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud);
 /* Records an item (batched). */
 void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len);
 /* Records count successful items from first on, item_size bytes of results each, as one record. */
@@ -408,6 +427,9 @@ void mproc__job_item_error(mproc_async *a, const mproc__chunk *c, size_t index, 
                            size_t len);
 /* count items from first on failed with err and msg (statuses set, the error recorded). */
 void mproc__job_fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg);
+/* map_items: item i's result, copied into a buffer the caller owns (out of memory: the item
+ * fails with MPROC_ENOMEM). */
+void mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len);
 /* map: item i's status, into the caller's item_status if given. */
 void mproc__job_set_status(mproc_async *a, size_t i, int st);
 /* A chunk of items items (failed of them failed) settled: journal flushed when due, a failing

@@ -193,9 +193,55 @@ size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const u
     return k < 0 ? 0 : (size_t)k >= cap ? cap - 1 : (size_t)k;
 }
 
+int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n, const char *fn) {
+    if (n && !items) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].data && items[i].len)
+            return mproc__error(MPROC_EINVAL, "%s: item %zu has %zu bytes at NULL", fn, i, items[i].len);
+        if (task->in_size && items[i].len != task->in_size)
+            return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; item %zu has %zu", fn, task->name,
+                                task->in_size, i, items[i].len);
+        if (items[i].len > MPROC__WIRE_MAX_PAYLOAD / 2)
+            return mproc__error(MPROC_ETOOBIG, "%s: item %zu has %zu bytes, over 1 GiB", fn, i, items[i].len);
+    }
+    return 0;
+}
+
+size_t mproc__items_mean(const mproc_item *items, size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += items[i].len;
+    return n ? total / n + 1 : 1;
+}
+
+int mproc__items_pack(const mproc_item *items, size_t count, uint8_t **buf, size_t *len) {
+    size_t table = mproc__wire_lens_size((uint32_t)count), total = table;
+    for (size_t i = 0; i < count; i++) total += items[i].len;
+    uint8_t *b = malloc(total ? total : 1);
+    *buf = b;
+    *len = total;
+    if (!b) return -1;
+    memset(b, 0, table); /* the table's padding is zeros */
+    uint8_t *d = b + table;
+    for (size_t i = 0; i < count; i++) {
+        mproc__put_u32(b + 4 * i, (uint32_t)items[i].len);
+        if (items[i].len) memcpy(d, items[i].data, items[i].len);
+        d += items[i].len;
+    }
+    return 0;
+}
+
+const uint8_t *mproc__items_unpack(const uint8_t *buf, uint32_t count, uint32_t i, size_t *len) {
+    const uint8_t *d = buf + mproc__wire_lens_size(count);
+    for (uint32_t k = 0; k < i; k++) d += mproc__get_u32(buf + 4 * k);
+    *len = mproc__get_u32(buf + 4 * i);
+    return d;
+}
+
 size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_MAX]) {
     const mproc__owner *o = c->owner;
-    int variable = o->in_size == 0; /* one argument of its own length (apply) */
+    /* One argument of its own length (apply, or an item re-run alone): its one-entry length
+     * table goes in the head. A packed chunk carries its table in its input. */
+    int variable = o->in_size == 0 && !c->packed_lens;
     size_t head_len = MPROC__WIRE_HDR_SIZE + MPROC__WIRE_TASK_PREFIX + (variable ? 8 : 0);
     size_t payload = head_len - MPROC__WIRE_HDR_SIZE + c->in_len;
     memset(head, 0, head_len); /* head may sit inside a batch buffer: write only head_len */
