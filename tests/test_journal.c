@@ -267,6 +267,68 @@ static void test_cancelled_items_are_not_recorded(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* Reads an imap to its end; checks every item once (in order if ordered) with its result. */
+static void drain_imap(mproc_iter *it, size_t n, int ordered) {
+    unsigned char seen[N] = {0};
+    const void *d;
+    size_t len, idx, k = 0;
+    int rc;
+    while ((rc = mproc_iter_next(it, 30.0, &d, &len, &idx)) == 0 || rc == MPROC_ETASK) {
+        if (ordered) assert_int_equal(idx, k);
+        assert_true(idx < n && !seen[idx]);
+        seen[idx] = 1;
+        if (rc == 0) {
+            assert_int_equal(len, sizeof(long));
+            assert_int_equal(*(const long *)d, in[idx] * in[idx] + 1);
+        } else {
+            assert_int_equal(in[idx], 13);
+            assert_non_null(strstr(mproc_last_error(), "thirteen is unlucky"));
+        }
+        k++;
+    }
+    assert_int_equal(rc, MPROC_EOF);
+    assert_int_equal(k, n);
+}
+
+static void test_imap_resumes_from_its_journal(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "imap");
+    fill_input();
+    in[77] = 13;
+    mproc_call_opts o = {.chunksize = 3, .journal = j};
+    /* Half read, then dropped: what was recorded is kept. */
+    mproc_iter *it;
+    reset_runs();
+    assert_int_equal(mproc_imap_unordered(p, &counted_task, in, sizeof *in, N, &o, &it), 0);
+    const void *d;
+    for (int k = 0; k < N / 2; k++) assert_true(mproc_iter_next(it, 30.0, &d, NULL, NULL) <= 0);
+    assert_int_equal(mproc_iter_free(it), 0);
+    /* Chunks still in flight run on unrecorded: a fresh pool, so none of them runs later. */
+    assert_int_equal(mproc_pool_free(p), 0);
+    p = pool_of(2);
+    long first = runs();
+    assert_true(first >= N / 2 && first < N);
+    /* Resumed, in order: only what was not recorded runs; every item once, in order. */
+    reset_runs();
+    assert_int_equal(mproc_imap(p, &counted_task, in, sizeof *in, N, &o, &it), 0);
+    drain_imap(it, N, 1);
+    assert_int_equal(mproc_iter_free(it), 0);
+    long second = runs();
+    assert_true(second > 0 && second <= N - N / 2 && first + second <= N + 2 * 3 * 2 * 2); /* + what ran unrecorded */
+    /* Finished: nothing runs; unordered gives every item once. */
+    reset_runs();
+    assert_int_equal(mproc_imap_unordered(p, &counted_task, in, sizeof *in, N, &o, &it), 0);
+    drain_imap(it, N, 0);
+    assert_int_equal(mproc_iter_free(it), 0);
+    assert_int_equal(runs(), 0);
+    /* Generated input cannot be resumed: refused. */
+    assert_int_equal(mproc_imap_gen(p, &counted_task, NULL, NULL, sizeof(long), 1, &o, &it), MPROC_EINVAL);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 int main(int argc, char **argv) {
     /* One runs file for the master and its workers: fork workers inherit the master's
      * environment; MPI ranks, started alike by one launcher, share their parent. */
@@ -281,6 +343,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_another_calls_journal_is_refused),
         cmocka_unit_test(test_journal_bad_options),
         cmocka_unit_test(test_cancelled_items_are_not_recorded),
+        cmocka_unit_test(test_imap_resumes_from_its_journal),
     };
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {

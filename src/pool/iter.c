@@ -69,6 +69,7 @@ static void iter_deliver(mproc_pool *p, mproc__chunk *c, uint8_t *frame, const m
     c->frame = frame;
     c->res = *r;
     mproc_iter *it = (mproc_iter *)c->owner;
+    if (!it->abandoned) mproc__iter_journal_results(it, c, r);
     count_items(it, c->count, failed_items(r));
     iter_settled(c);
 }
@@ -77,7 +78,9 @@ static void iter_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg) 
     (void)p;
     c->fail_err = err;
     c->fail_msg = strdup(msg ? msg : "");
-    count_items((mproc_iter *)c->owner, c->count, c->count);
+    mproc_iter *it = (mproc_iter *)c->owner;
+    if (!it->abandoned) mproc__iter_journal_failed(it, c, err, c->fail_msg ? c->fail_msg : "");
+    count_items(it, c->count, c->count);
     iter_settled(c);
 }
 
@@ -120,8 +123,15 @@ static void top_up(mproc_iter *it) {
             count = generate(it, &owned);
             if (!it->pool || it->pool->state != MPROC__POOL_RUN) count = 0; /* freed meanwhile */
         } else {
+            while (mproc__iter_replayed(it, it->next_item)) it->next_item++; /* delivered from the journal */
+            if (it->next_item >= it->n) {
+                it->input_done = 1;
+                break;
+            }
             count = it->n - it->next_item;
             if (count > it->chunksize) count = it->chunksize;
+            for (size_t k = 1; it->replayed && k < count; k++) /* a chunk ends where a replayed item is */
+                if (mproc__iter_replayed(it, it->next_item + k)) count = k;
         }
         size_t packed_len = 0;
         if (it->items && count && mproc__items_pack(it->items + it->next_item, count, &owned, &packed_len) < 0) {
@@ -146,7 +156,8 @@ static void top_up(mproc_iter *it) {
         c->in_len = it->items ? packed_len : count * it->owner.in_size;
         c->packed_lens = it->items != NULL;
         it->next_item += count;
-        if (!it->gen && it->next_item == it->n) it->input_done = 1;
+        while (mproc__iter_replayed(it, it->next_item)) it->next_item++;
+        if (!it->gen && it->next_item >= it->n) it->input_done = 1;
         it->owner.live_chunks++;
         mproc__pool_enqueue(it->pool, c);
     }
@@ -194,6 +205,7 @@ static int take_item(mproc_iter *it, const void **data, size_t *len, size_t *ind
  * ECLOSED with its own index; generated input, whose length nobody knows, reports its next
  * index once and ends there. Then EOF. Lock held. */
 static int unsubmitted_item(mproc_iter *it, size_t *index) {
+    while (mproc__iter_replayed(it, it->next_item)) it->next_item++; /* those come from the journal */
     size_t i = it->next_item;
     if (index) *index = i;
     it->want_item = ++it->next_item;
@@ -203,6 +215,25 @@ static int unsubmitted_item(mproc_iter *it, size_t *index) {
                             "ended; item %zu and any after it were never generated", it->pool ? "closed" : "freed", i);
     return mproc__error(MPROC_ECLOSED, "mproc_iter_next: item %zu never ran: the pool was %s before it was "
                         "submitted", i, it->pool ? "closed" : "freed");
+}
+
+/* An item's outcome from the journal, when one is due: unordered, any time; ordered, in its
+ * turn. 1 with *rc as for a live item, or 0. */
+static int take_replayed(mproc_iter *it, int *rc, const void **data, size_t *len, size_t *index) {
+    if (it->replay_cur == it->replay_n) return 0;
+    const mproc__replayed_item *r = &it->replay[it->replay_cur];
+    if (it->ordered && r->index != it->want_item) return 0;
+    it->replay_cur++;
+    if (it->ordered) it->want_item++;
+    if (index) *index = r->index;
+    if (r->status < 0) {
+        *rc = mproc__error(r->status, "%.*s", (int)(r->len > 900 ? 900 : r->len), (const char *)r->bytes);
+        return 1;
+    }
+    if (data) *data = r->bytes;
+    if (len) *len = r->len;
+    *rc = 0;
+    return 1;
 }
 
 /* One step of next(): 1 = an item or an error was produced in *rc, 0 = must wait. */
@@ -217,12 +248,14 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
         it->owner.live_chunks--;
     }
     top_up(it);
+    if (take_replayed(it, rc, data, len, index)) return 1;
     if ((it->cur = pick_done(it))) {
         it->cur_i = 0;
         it->cur_cursor = 0;
         return next_step(it, rc, data, len, index);
     }
-    if (it->input_done && it->owner.live_chunks == 0) {
+    if (it->input_done && it->owner.live_chunks == 0 && it->replay_cur == it->replay_n) {
+        mproc__iter_journal_flush(it, 1); /* every outcome is recorded: none waits for the free */
         if (it->input_err) {
             *rc = mproc__error(it->input_err, "mproc_iter_next: the input generator failed with %d (%s)",
                                it->input_err, mproc_strerror(it->input_err));
@@ -321,21 +354,24 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     if (it->chunksize > (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size) it->chunksize = (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size;
     if (it->chunksize > MPROC__WIRE_MAX_ITEMS) it->chunksize = MPROC__WIRE_MAX_ITEMS;
     it->input_done = !gen && n == 0;
+    size_t got_done, got_failed; /* the journal is read before anyone can see the iterator */
+    rc = mproc__iter_journal_open(it, opts, &got_done, &got_failed);
+    if (rc < 0) {
+        free(it);
+        return rc;
+    }
     pthread_mutex_lock(&mproc__core_lock);
     rc = mproc__pool_check(pool, fn);
     if (rc == 0 && pool->state != MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ECLOSED, "%s: the pool is closed", fn);
-    if (rc < 0) {
-        pthread_mutex_unlock(&mproc__core_lock);
-        free(it);
-        return rc;
-    }
     if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name, 1);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
+        mproc__iter_journal_close(it);
         free(it);
         return rc;
     }
+    if (got_done) mproc__progress_note(&it->owner.prog, got_done, got_failed);
     it->pool = pool;
     it->owner.pool = pool;
     it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
@@ -407,6 +443,7 @@ int mproc_iter_free(mproc_iter *it) {
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     it->owner.prog.cb = NULL; /* nobody to tell; a bar still ends its line */
     mproc__progress_end(&it->owner.prog);
+    mproc__iter_journal_close(it);
     unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;

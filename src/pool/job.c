@@ -169,7 +169,7 @@ int mproc__job_journal_start(mproc_async *a, const mproc_call_opts *o, size_t *d
     uint64_t fp = a->items ? mproc__journal_fingerprint_items(a->items, a->n)
                            : mproc__journal_fingerprint(a->in, a->owner.in_size, a->n);
     int err = mproc__journal_open(&a->journal, o->journal, o->journal_sync, a->owner.task->name, a->owner.in_size,
-                                  a->owner.out_size, a->n, fp, replay_item, &rc);
+                                  a->owner.out_size, a->n, fp, replay_item, &rc, 0);
     *done = rc.done;
     *failed = rc.failed;
     return err;

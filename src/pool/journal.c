@@ -40,6 +40,7 @@ struct mproc__journal {
     int fd;
     char path[256];
     int sync;           /* MPROC_JOURNAL_* */
+    uint8_t *kept;      /* the file as read at open, kept for its reader (keep_data) */
     uint8_t *buf;
     size_t len, cap;
     double last_write, last_sync;
@@ -249,6 +250,7 @@ int mproc__journal_close(mproc__journal *j) {
     int err = j->err;
     close(j->fd);
     free(j->buf);
+    free(j->kept);
     free(j);
     return err;
 }
@@ -313,7 +315,7 @@ uint64_t mproc__journal_fingerprint_items(const mproc_item *items, size_t n) {
 }
 
 int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
-                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud) {
+                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud, int keep_data) {
     *out = NULL;
     if (strlen(path) >= sizeof((mproc__journal *)0)->path)
         return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
@@ -345,11 +347,13 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
         if (end < len && ftruncate(fd, (off_t)end) < 0) /* cut a torn or corrupt tail */
             rc = mproc__error(MPROC_ESYS, "journal %s: cannot cut its torn tail: %s", path, strerror(errno));
     }
-    free(d);
     mproc__journal *j = rc == 0 ? calloc(1, sizeof *j) : NULL;
     if (rc == 0 && !j) rc = mproc__error(MPROC_ENOMEM, "journal %s: out of memory", path);
+    if (j && keep_data) j->kept = d; /* the bytes fn was shown stay valid until close */
+    else free(d);
     if (rc == 0 && lseek(fd, (off_t)end, SEEK_SET) < 0) rc = mproc__error(MPROC_ESYS, "journal %s: lseek: %s", path, strerror(errno));
     if (rc < 0) {
+        if (j) free(j->kept);
         free(j);
         close(fd);
         return rc;

@@ -149,7 +149,22 @@ struct mproc_iter {
     uint32_t cur_i;           /* next item of cur */
     size_t cur_cursor;
     struct mproc_iter *next_live, *prev_live;
+    /* A journal (iter_journal.c): items found in it are not submitted; their outcomes are
+     * delivered from it (replay, sorted by index, from replay_cur on). */
+    mproc__journal *journal;
+    uint8_t *replayed;             /* a bit per item found in the journal */
+    struct mproc__replayed_item *replay;
+    size_t replay_n, replay_cur;
 };
+
+/* An item's outcome read from an iterator's journal (bytes: its result, or a failure's
+ * message; borrowed from the journal until it is closed). */
+typedef struct mproc__replayed_item {
+    size_t index;
+    int status;
+    const uint8_t *bytes;
+    size_t len;
+} mproc__replayed_item;
 
 struct mproc__chunk {
     mproc__chunk *next;
@@ -365,10 +380,11 @@ typedef void (*mproc__journal_item_fn)(void *ud, size_t index, int status, const
 uint64_t mproc__journal_fingerprint(const void *in, size_t in_size, size_t n);
 uint64_t mproc__journal_fingerprint_items(const mproc_item *items, size_t n);
 /* Opens or creates the journal of a map of n items of in_size bytes (0: any) whose input has
- * fingerprint fp, with out_size-byte results (0: any), and replays its records through fn; 0,
- * MPROC_EJOURNAL (another call's journal, or not a journal), MPROC_EINVAL or MPROC_ESYS. */
+ * fingerprint fp, with out_size-byte results (0: any), and replays its records through fn
+ * (keep_data: the bytes it is shown stay valid until the journal is closed); 0, MPROC_EJOURNAL
+ * (another call's journal, or not a journal), MPROC_EINVAL or MPROC_ESYS. */
 int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
-                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud);
+                        size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud, int keep_data);
 /* Records an item (batched). */
 void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len);
 /* Records count successful items from first on, item_size bytes of results each, as one record. */
@@ -451,6 +467,22 @@ int mproc__async_release(mproc_async *a, const char *fn);
 int mproc__async_wait(mproc_async *a, double timeout, const char *fn);
 /* Waits, then the result (borrowed) or the call's error. Lock not held. */
 int mproc__async_get(mproc_async *a, double timeout, const void **data, size_t *len, const char *fn);
+
+/* ---- iter_journal.c: an iterator's journal (lock held unless said otherwise) ------------- */
+
+/* Opens o->journal for iterator it (array or items input; not generated input: MPROC_EINVAL),
+ * and reads what it holds into it->replay: *done items, *failed of them failed. Lock not held
+ * (nobody sees the iterator yet). 0, or an error. */
+int mproc__iter_journal_open(mproc_iter *it, const mproc_call_opts *o, size_t *done, size_t *failed);
+/* Whether item i came from the journal (it is never submitted). */
+int mproc__iter_replayed(const mproc_iter *it, size_t i);
+/* A chunk's results arrived / it failed by its own doing: its outcomes are recorded. */
+void mproc__iter_journal_results(mproc_iter *it, const mproc__chunk *c, const mproc__results *r);
+void mproc__iter_journal_failed(mproc_iter *it, const mproc__chunk *c, int err, const char *msg);
+/* Writes what is pending (final: everything, now). */
+void mproc__iter_journal_flush(mproc_iter *it, int final);
+/* Closes the journal and lets go of what was replayed from it. */
+void mproc__iter_journal_close(mproc_iter *it);
 
 /* ---- iter.c ---------------------------------------------------------------------------- */
 

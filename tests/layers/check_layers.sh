@@ -40,7 +40,7 @@ level() {
     pool/batch.c | pool/progress.c | pool/waitset.c | pool/journal.c) echo 62 ;;
     pool/faults.c) echo 63 ;;
     pool/scheduler.c | pool/cancel.c) echo 64 ;;
-    pool/job.c) echo 65 ;;
+    pool/job.c | pool/iter_journal.c) echo 65 ;;
     pool/async.c | pool/iter.c) echo 66 ;;
     pool/lifecycle.c | pool/handle.c) echo 67 ;;
     process.c) echo 70 ;;
