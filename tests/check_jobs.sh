@@ -34,6 +34,33 @@ q6_proc() { local out; out=$(run "$dir/print_numbers" --processes) || return 1
 primes() { local out; out=$(run "$dir/primes" --limit 1000000) || return 1
            printf '%s\n' "$out" | grep -qx 'primes below 1000000: 78498' || { echo "$out"; return 1; }; }
 primes_fail() { local rc=0; run "$dir/primes" --limit 100000 --fail >/dev/null 2>&1 || rc=$?; [ "$rc" -eq 3 ]; }
+# wordcount: the same totals as wc over a tree of files, a file that cannot be read reported
+# (exit 1) without losing the others, and a second run from the journal gives the same totals.
+wc_tree=$(mktemp -d)
+trap 'rm -rf "$wc_tree"' EXIT
+mkdir -p "$wc_tree/a/b"
+for i in $(seq 1 30); do seq 1 $((i * 50)) | sed 's/$/ alpha beta/' >"$wc_tree/a/f$i.txt"; done
+printf 'one two\nthree\n' >"$wc_tree/a/b/small"
+: >"$wc_tree/empty"
+wc_want() { find "$wc_tree" -type f ! -name '*.journal' -print0 | sort -z | xargs -0 cat | wc |
+            awk -v n="$(find "$wc_tree" -type f ! -name '*.journal' | wc -l)" '{printf "total: %d lines, %d words, %d bytes in %d files\n", $1, $2, $3, n}'; }
+wordcount() { local out want; want=$(wc_want)
+              out=$(run "$dir/wordcount" "$wc_tree") || { echo "$out"; return 1; }
+              [ "$out" = "$want" ] || { echo "got: $out"; echo "want: $want"; return 1; }; }
+wordcount_journal() { local j=$wc_tree.journal out1 out2 want; want=$(wc_want); rm -f "$j"
+                      out1=$(run "$dir/wordcount" "$wc_tree" --journal "$j" --progress 2>/dev/null) || return 1
+                      out2=$(run "$dir/wordcount" "$wc_tree" --journal "$j" 2>/dev/null) || return 1
+                      rm -f "$j"
+                      [ "$out1" = "$want" ] && [ "$out2" = "$want" ] || { echo "$out1 / $out2 / $want"; return 1; }; }
+wordcount_unreadable() { local rc=0 err # a link to nowhere (root could read a file of mode 000)
+                         ln -sf /nonexistent/target "$wc_tree/dangling"
+                         mkfifo "$wc_tree/pipe" # never read: only regular files are counted
+                         err=$(run "$dir/wordcount" "$wc_tree" 2>&1 >/dev/null) || rc=$?
+                         rm -f "$wc_tree/dangling" "$wc_tree/pipe"
+                         [ "$rc" = 1 ] && grep -q 'dangling: No such file' <<<"$err" || { echo "rc=$rc err=$err"; return 1; }; }
+check "wordcount totals equal wc ($mode)" wordcount
+check "wordcount resumes from its journal ($mode)" wordcount_journal
+check "wordcount reports an unreadable file, exit 1 ($mode)" wordcount_unreadable
 check "Q3 process_square ($mode)" q3
 check "Q5 pool_squares ($mode)" q5
 check "Q6 print_numbers pool map ($mode)" q6_pool

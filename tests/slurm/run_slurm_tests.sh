@@ -6,6 +6,7 @@
 # `scontrol show job` (never sbatch --wait) and checks:
 #   a) sbatch -n 4 jobs/primes.sbatch       COMPLETED, ExitCode=0:0, output has the primes count
 #   b) sbatch jobs/pool_squares.sbatch      output has [1, 4, 9, 16, 25]
+#   b2) sbatch jobs/wordcount.sbatch DIR    twice with its journal: both COMPLETED with wc's totals
 #   c) srun --mpi=pmix inside an allocation pool_squares runs as one 4-rank MPI job
 #                                           (falls back to mpirun in the allocation without pmix)
 #   d) a job whose master exits non-zero    FAILED with a non-zero ExitCode
@@ -150,13 +151,13 @@ report_job() {
 }
 
 # --- checks ------------------------------------------------------------------------------------
-for f in jobs/primes.sbatch jobs/pool_squares.sbatch mpirun.sh; do
+for f in jobs/primes.sbatch jobs/pool_squares.sbatch jobs/wordcount.sbatch mpirun.sh; do
     [[ -f $SRC_DIR/$f ]] || {
         fail "$SRC_DIR/$f is missing"
         finish
     }
 done
-for f in jobs/primes jobs/pool_squares; do
+for f in jobs/primes jobs/pool_squares jobs/wordcount; do
     [[ -x $BUILD_DIR/$f ]] || {
         fail "$BUILD_DIR/$f is not built"
         finish
@@ -200,6 +201,29 @@ if submit id jobs/pool_squares.sbatch; then
     fi
 else
     fail "b) sbatch jobs/pool_squares.sbatch was not accepted"
+fi
+
+# b2) wordcount over a tree, twice with its journal (the second run resumes from it: every
+#     file already counted): both COMPLETED 0:0 with the totals wc gives.
+wc_dir=$WORK/wc-tree
+mkdir -p "$wc_dir/sub"
+for i in $(seq 1 20); do seq 1 $((i * 40)) | sed 's/$/ w1 w2/' >"$wc_dir/f$i"; done
+printf 'a b c\n' >"$wc_dir/sub/g"
+read -r wl ww wb <<<"$(find "$wc_dir" -type f -print0 | xargs -0 cat | wc)"
+EXPECT_WC="total: $wl lines, $ww words, $wb bytes in 21 files"
+wc_ok=0
+for run in 1 2; do
+    if WC_JOURNAL=$WORK/wc.journal submit id jobs/wordcount.sbatch "$wc_dir" && wait_job "$id" && [[ $JOB_STATE == COMPLETED && $JOB_EXIT == 0:0 ]] &&
+        grep -qF "$EXPECT_WC" "$JOB_OUT"; then
+        wc_ok=$((wc_ok + 1))
+    else
+        report_job
+    fi
+done
+if [[ $wc_ok == 2 ]] && [[ -s $WORK/wc.journal ]]; then
+    pass "b2) sbatch jobs/wordcount.sbatch DIR, twice with its journal: COMPLETED 0:0, '$EXPECT_WC'"
+else
+    fail "b2) sbatch jobs/wordcount.sbatch DIR (want two COMPLETED 0:0 runs with '$EXPECT_WC' and a journal)"
 fi
 
 # c) srun --mpi=pmix inside an allocation: every task is one rank of one MPI job, so only
