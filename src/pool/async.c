@@ -44,7 +44,8 @@ static size_t deliver_map(mproc_async *a, const mproc__chunk *c, const mproc__re
             memcpy((uint8_t *)a->out + c->first * out_size, r->data, (size_t)c->count * out_size);
         /* Placed results are in out already (a blocking map's, which outlives the call). */
         const uint8_t *res = r->data ? r->data : a->owner.reply_base ? a->owner.reply_base + c->first * out_size : NULL;
-        for (uint32_t i = 0; i < c->count; i++) mproc__job_set_status(a, c->first + i, 0);
+        if (a->opts.item_status && !a->user_freed) /* here, not a call per item: 10M items a map */
+            memset(a->opts.item_status + c->first, 0, (size_t)c->count * sizeof(int));
         if (res && a->journal) mproc__journal_add_run(a->journal, c->first, c->count, r->item_size, res);
         return 0;
     }
@@ -144,7 +145,7 @@ static size_t job_fail_unmade(mproc_pool *p, mproc__owner *o, int err, const cha
             left++;
         }
     a->next_item = a->n;
-    mproc__progress_note(&a->owner.prog, left, left);
+    mproc__progress_note(a->owner.prog, left, left);
     a->owner.live_chunks -= chunks;
     if (a->owner.live_chunks == 0) mproc__job_complete(a);
     return chunks;
@@ -218,7 +219,6 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
     a->owner.live_chunks = 1;
     a->owner.pool = pool;
     a->n = 1;
-    mproc__progress_start(&a->owner.prog, NULL, 1, task->name, 0); /* readable; never drawn */
     c->owner = &a->owner;
     c->id = ++pool->next_id;
     c->count = 1;
@@ -317,7 +317,7 @@ static int map_job(mproc_pool *pool, const mproc_task *task, const map_spec *m, 
     int rc = check_open(pool, fn);
     mproc_async *a = NULL;
     if (rc == 0 && !(a = mproc__job_new(1, task, opts, &job_ops))) rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
-    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name, 1)) < 0) {
+    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name)) < 0) {
         a->refs = 1;
         mproc__async_unref(a);
     }
@@ -358,7 +358,7 @@ static int map_start(mproc_pool *pool, mproc_async *a, const mproc_call_opts *op
         return mproc__error(rc, "%s: %s", fn, keep);
     }
     a->owner.pool = pool;
-    if (got_done) mproc__progress_note(&a->owner.prog, got_done, got_failed);
+    if (got_done) mproc__progress_note(a->owner.prog, got_done, got_failed);
     if (!got_done) { /* nothing to skip: chunks are made without looking at bits */
         free(a->replayed);
         a->replayed = NULL;

@@ -9,6 +9,8 @@
  * task nobody cancelled.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "pool/pool.h"
 
@@ -77,7 +79,7 @@ static void unqueue_owner(mproc_pool *p, const mproc__owner *o, mproc__chunk ***
 int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg) {
     if (o->cancel_err || o->live_chunks == 0) return 0;
     o->cancel_err = err;
-    snprintf(o->cancel_msg, sizeof o->cancel_msg, "%s", msg);
+    o->cancel_msg = strdup(msg); /* NULL if out of memory: the code alone then (queue.c) */
     /* Nothing settles before the lists are taken apart: settling a chunk may run callbacks
      * with the lock dropped, when anyone may change the queue and the workers' lists. */
     mproc__chunk *mine = NULL, **tail = &mine;
@@ -86,7 +88,7 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
     int unmade = 0;
     for (mproc__owner *f = p->feed_head; f; f = f->feed_next) unmade |= f == o;
     if (unmade) mproc__pool_feed_remove(p, o);
-    if (unmade) p->outstanding -= o->ops->fail_unmade(p, o, err, o->cancel_msg);
+    if (unmade) p->outstanding -= o->ops->fail_unmade(p, o, err, o->cancel_msg ? o->cancel_msg : mproc_strerror(err));
     while (mine) {
         mproc__chunk *c = mine;
         mine = c->next;

@@ -72,7 +72,14 @@ int mproc_async_progress(mproc_async *a, mproc_progress *out) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__async_check(a, "mproc_async_progress");
     if (rc == 0 && !out) rc = mproc__error(MPROC_EINVAL, "mproc_async_progress: out is NULL");
-    if (rc == 0) mproc__progress_get(&a->owner.prog, out);
+    if (rc == 0 && a->owner.prog) {
+        mproc__progress_get(a->owner.prog, out);
+    } else if (rc == 0) { /* apply: one item, counted by whether it is ready */
+        out->total = 1;
+        out->done = out->finished = a->ready;
+        out->failed = a->ready && a->err;
+        out->eta = -1;
+    }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
 }

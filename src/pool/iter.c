@@ -20,6 +20,8 @@ static void iter_chunk_free(mproc__chunk *c) {
 
 static void iter_destroy(mproc_iter *it) {
     it->magic = MPROC__DEAD_MAGIC;
+    mproc__progress_free(it->owner.prog);
+    free(it->owner.cancel_msg);
     free(it);
 }
 
@@ -60,7 +62,7 @@ static size_t failed_items(const mproc__results *r) {
 /* Counts a settled chunk's items; the callback (lock dropped) runs while c is still live, so
  * an mproc_iter_free meanwhile leaves the iterator to its last chunk. */
 static void count_items(mproc_iter *it, size_t items, size_t failed) {
-    if (!it->abandoned) mproc__progress_note(&it->owner.prog, items, failed);
+    if (!it->abandoned) mproc__progress_note(it->owner.prog, items, failed);
 }
 
 /* The chunk keeps its frame: items are read out of it in place. */
@@ -161,9 +163,9 @@ static void top_up(mproc_iter *it) {
         it->owner.live_chunks++;
         mproc__pool_enqueue(it->pool, c);
     }
-    if (it->gen && it->input_done && !it->input_err && !it->owner.prog.total && it->next_item) {
-        it->owner.prog.total = it->next_item; /* now known */
-        mproc__progress_note(&it->owner.prog, 0, 0);
+    if (it->gen && it->input_done && !it->input_err && it->owner.prog && !it->owner.prog->total && it->next_item) {
+        it->owner.prog->total = it->next_item; /* now known */
+        mproc__progress_note(it->owner.prog, 0, 0);
     }
 }
 
@@ -364,14 +366,15 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     rc = mproc__pool_check(pool, fn);
     if (rc == 0 && pool->state != MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ECLOSED, "%s: the pool is closed", fn);
-    if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name, 1);
+    if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name);
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         mproc__iter_journal_close(it);
+        mproc__progress_free(it->owner.prog);
         free(it);
         return rc;
     }
-    if (got_done) mproc__progress_note(&it->owner.prog, got_done, got_failed);
+    if (got_done) mproc__progress_note(it->owner.prog, got_done, got_failed);
     it->pool = pool;
     it->owner.pool = pool;
     it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
@@ -441,8 +444,8 @@ int mproc_iter_free(mproc_iter *it) {
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
     }
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
-    it->owner.prog.cb = NULL; /* nobody to tell; a bar still ends its line */
-    mproc__progress_end(&it->owner.prog);
+    mproc__progress_mute(it->owner.prog); /* nobody to tell; a bar still ends its line */
+    mproc__progress_end(it->owner.prog);
     mproc__iter_journal_close(it);
     unqueue(it);
     iter_unlink(it);
@@ -457,7 +460,7 @@ int mproc_iter_free(mproc_iter *it) {
         it->owner.live_chunks--;
     }
     it->magic = MPROC__DEAD_MAGIC;
-    if (it->owner.live_chunks == 0) free(it);
+    if (it->owner.live_chunks == 0) iter_destroy(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
@@ -469,7 +472,7 @@ int mproc_iter_progress(mproc_iter *it, mproc_progress *out) {
     int rc = 0;
     if (!it || it->magic != MPROC__ITER_MAGIC) rc = mproc__error(MPROC_EBADHANDLE, "mproc_iter_progress: iterator is NULL or freed");
     else if (!out) rc = mproc__error(MPROC_EINVAL, "mproc_iter_progress: out is NULL");
-    else mproc__progress_get(&it->owner.prog, out);
+    else mproc__progress_get(it->owner.prog, out);
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
 }

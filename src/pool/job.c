@@ -27,8 +27,10 @@ mproc_async *mproc__job_new(int is_map, const mproc_task *t, const mproc_call_op
     a->is_map = is_map;
     a->owner.ops = ops;
     a->owner.task = t;
-    if (o) a->opts = *o;
-    a->owner.timeout = a->opts.timeout;
+    if (o) {
+        a->opts = (mproc__job_opts){o->callback, o->error_callback, o->userdata, o->item_status, o->fail_fast};
+        a->owner.timeout = o->timeout;
+    }
     return a;
 }
 
@@ -37,6 +39,10 @@ void mproc__async_unref(mproc_async *a) {
     free(a->errmsg);
     free(a->result);
     free(a->replayed);
+    free(a->owner.cancel_msg);
+    a->owner.cancel_msg = NULL;
+    mproc__progress_free(a->owner.prog);
+    a->owner.prog = NULL;
     a->errmsg = NULL;
     a->result = NULL;
     a->replayed = NULL;
@@ -73,9 +79,9 @@ void mproc__job_record_error(mproc_async *a, size_t index, int err, const char *
 /* All chunks settled: run the callbacks (lock released), then mark ready. Lock held. */
 void mproc__job_complete(mproc_async *a) {
     journal_end(a);
-    mproc__progress_end(&a->owner.prog); /* a freed handle's bar still ends its line */
+    mproc__progress_end(a->owner.prog); /* a freed handle's bar still ends its line */
     if (!a->user_freed) {
-        mproc_call_opts o = a->opts;
+        mproc__job_opts o = a->opts;
         pthread_mutex_unlock(&mproc__core_lock);
         if (a->err && o.error_callback)
             o.error_callback(o.userdata, a->err, a->errmsg ? a->errmsg : mproc_strerror(a->err));
@@ -88,7 +94,7 @@ void mproc__job_complete(mproc_async *a) {
     }
     a->ready = 1;
     a->owner.pool = NULL; /* nothing of it is left in the pool */
-    if (a->waitset) mproc__waitset_ready(a);
+    if (a->link) mproc__waitset_ready(a);
     mproc__core_broadcast();
     mproc__async_unref(a);
 }
@@ -215,7 +221,7 @@ static void stop_if_failing_fast(mproc_pool *p, mproc_async *a) {
 void mproc__job_settled(mproc_pool *p, mproc_async *a, size_t items, size_t failed) {
     if (a->journal) mproc__journal_flush(a->journal, 0);
     stop_if_failing_fast(p, a);
-    mproc__progress_note(&a->owner.prog, items, failed);
+    mproc__progress_note(a->owner.prog, items, failed);
     if (--a->owner.live_chunks == 0) mproc__job_complete(a);
 }
 
@@ -267,7 +273,7 @@ int mproc__async_release(mproc_async *a, const char *fn) {
     int rc = mproc__async_check(a, fn);
     if (rc == 0) {
         mproc__waitset_leave(a);
-        a->owner.prog.cb = NULL; /* nobody to tell any more */
+        mproc__progress_mute(a->owner.prog); /* nobody to tell any more */
         a->user_freed = 1;
         a->out = NULL; /* a map still running stops writing into the caller's array */
         mproc__async_unref(a);

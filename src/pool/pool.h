@@ -41,18 +41,23 @@ typedef struct mproc__chunk mproc__chunk;
 typedef struct mproc__owner mproc__owner;
 typedef struct mproc__journal mproc__journal; /* journal.c */
 
-/* A call's progress and its reporting (progress.c). */
-typedef struct mproc__progress {
-    size_t done, failed, total; /* total 0: not known yet */
-    double started;             /* mproc__now() when the call was made */
+/* Who is told of a call's progress, and when (progress.c); only calls that report have one. */
+typedef struct mproc__progress_report {
     double last_report;         /* when the callback was last called */
     double last_draw;           /* when the bar was last drawn (0: never) */
     double period;              /* seconds between callback calls */
     mproc_progress_cb cb;
     void *userdata;
     int bar;                    /* 0 none, 1 redrawn on a terminal, 2 a line now and then */
-    int ended;                  /* the final report was made */
     const char *what;           /* the task's name, for the bar */
+} mproc__progress_report;
+
+/* A call's progress (progress.c): kept small, as every async handle carries one. */
+typedef struct mproc__progress {
+    size_t done, failed, total; /* total 0: not known yet */
+    double started;             /* mproc__now() when the call was made */
+    int ended;                  /* the final report was made */
+    mproc__progress_report *rep; /* NULL: nobody to tell */
 } mproc__progress;
 
 /* What an owner does when one of its chunks settles (lock held in every op). */
@@ -78,13 +83,32 @@ struct mproc__owner {
     double timeout;            /* the call's per-task time limit; 0: the pool's */
     size_t live_chunks;        /* chunks made and not yet done with (a split adds its pieces) */
     int input_outlives_reply;  /* its chunks read input that stays valid until the owner is done */
+    int cancel_err;            /* cancelled (cancel.c): what its unfinished items end with */
     uint8_t *reply_base;       /* a blocking map's output, where results may land directly */
     mproc__owner *feed_next;   /* in the pool's list of owners with chunks still to make */
     struct mproc_pool *pool;   /* the pool its chunks are in, while it has any */
-    int cancel_err;            /* cancelled (cancel.c): what its unfinished items end with */
-    char cancel_msg[160];
-    mproc__progress prog;      /* items finished so far, and who is told (progress.c) */
+    char *cancel_msg;          /* and the message (malloc'd; freed with the owner) */
+    mproc__progress *prog;     /* items finished so far, and who is told (progress.c); NULL
+                                * for apply (one item: ready or not) */
 };
+
+/* The few call options a job keeps: a handle is kept small (a program may hold 100,000 of
+ * them, and every byte of each is touched). */
+typedef struct mproc__job_opts {
+    mproc_result_cb callback;
+    mproc_error_cb error_callback;
+    void *userdata;
+    int *item_status;
+    int fail_fast;
+} mproc__job_opts;
+
+/* A handle's place in a waitset (waitset.c), allocated when it joins one. */
+typedef struct mproc__set_link {
+    struct mproc_waitset *set;
+    struct mproc_async *prev, *next;  /* the set's members */
+    struct mproc_async *ready_next;   /* the set's ready queue */
+    int in_ready_queue;
+} mproc__set_link;
 
 struct mproc_async {
     mproc__owner owner;       /* first: a chunk's owner is this handle */
@@ -92,7 +116,7 @@ struct mproc_async {
     int refs;                 /* the user's handle + one per pool reference */
     int user_freed;
     int is_map;               /* map/map_async, else apply */
-    mproc_call_opts opts;
+    mproc__job_opts opts;     /* what the job needs of the call's options after submission */
     size_t n;
     void *out;                /* map: the caller's array */
     int ready;
@@ -105,10 +129,7 @@ struct mproc_async {
     size_t chunksize;         /* map: items per chunk */
     size_t next_item;         /* map: first item not yet made into a chunk */
     struct mproc_async *next_free;
-    struct mproc_waitset *waitset;            /* the set it is in, or NULL */
-    struct mproc_async *set_prev, *set_next;  /* its set's members */
-    struct mproc_async *ready_next;           /* its set's ready queue */
-    int in_ready_queue;
+    mproc__set_link *link;    /* its waitset, or NULL */
     const mproc_item *items;  /* map_items: the caller's items (in is NULL) */
     mproc_buf *bufs;          /* map_items: the caller's results, or NULL */
     mproc__journal *journal;  /* map: where finished items are recorded, or NULL */
@@ -358,11 +379,11 @@ void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 
 /* ---- progress.c (lock held) ------------------------------------------------------------- */
 
-/* Sets up a call's progress; reported: from its options (opts may be NULL) and MPROC_PROGRESS,
- * else only counted (apply). 0 or MPROC_EINVAL (a bad option or MPROC_PROGRESS value, named).
- * total 0: not known yet. */
-int mproc__progress_start(mproc__progress *g, const mproc_call_opts *opts, size_t total, const char *what,
-                          int reported);
+/* Sets up a call's progress (*g, freed with mproc__progress_free) from its options (opts may be
+ * NULL) and MPROC_PROGRESS. 0, MPROC_EINVAL (a bad option or MPROC_PROGRESS value, named) or
+ * MPROC_ENOMEM. total 0: not known yet. Every function here takes a NULL g as "not counted". */
+int mproc__progress_start(mproc__progress **g, const mproc_call_opts *opts, size_t total, const char *what);
+void mproc__progress_free(mproc__progress *g);
 /* done more items finished, failed of them failed. Reports when due: the bar is drawn and the
  * callback called (lock dropped around it). */
 void mproc__progress_note(mproc__progress *g, size_t done, size_t failed);
@@ -370,6 +391,8 @@ void mproc__progress_note(mproc__progress *g, size_t done, size_t failed);
 void mproc__progress_end(mproc__progress *g);
 /* The public view. */
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
+/* Nobody is to be told any more (the handle was freed); a bar still ends its line. */
+void mproc__progress_mute(mproc__progress *g);
 
 /* ---- journal.c (lock held) --------------------------------------------------------------- */
 

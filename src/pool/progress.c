@@ -40,27 +40,45 @@ static int bar_wanted(const mproc_call_opts *o, int *want) {
     return 0;
 }
 
-int mproc__progress_start(mproc__progress *g, const mproc_call_opts *opts, size_t total, const char *what,
-                          int reported) {
-    memset(g, 0, sizeof *g);
-    g->started = mproc__now();
-    g->total = total;
-    g->what = what;
-    g->period = 1.0 / DEFAULT_HZ;
-    if (!reported) return 0; /* apply: counted, never drawn */
+int mproc__progress_start(mproc__progress **gp, const mproc_call_opts *opts, size_t total, const char *what) {
+    *gp = NULL;
     static const mproc_call_opts none;
     if (!opts) opts = &none;
     if (!(opts->progress_hz >= 0)) /* negative or NaN */
         return mproc__error(MPROC_EINVAL, "progress_hz is %g: want a rate >= 0 (0 = %g a second)", opts->progress_hz,
                             DEFAULT_HZ);
-    if (opts->progress_hz > 0) g->period = 1.0 / opts->progress_hz;
-    g->cb = opts->progress;
-    g->userdata = opts->userdata;
     int want;
     int rc = bar_wanted(opts, &want);
     if (rc < 0) return rc;
-    if (want) g->bar = isatty(STDERR_FILENO) ? BAR_TERMINAL : BAR_LINES;
+    mproc__progress *g = calloc(1, sizeof *g);
+    mproc__progress_report *r = want || opts->progress ? calloc(1, sizeof *r) : NULL;
+    if (!g || (!r && (want || opts->progress))) {
+        free(g);
+        free(r);
+        return mproc__error(MPROC_ENOMEM, "no memory for the call's progress");
+    }
+    g->started = mproc__now();
+    g->total = total;
+    if (r) {
+        r->period = opts->progress_hz > 0 ? 1.0 / opts->progress_hz : 1.0 / DEFAULT_HZ;
+        r->cb = opts->progress;
+        r->userdata = opts->userdata;
+        r->what = what;
+        if (want) r->bar = isatty(STDERR_FILENO) ? BAR_TERMINAL : BAR_LINES;
+    }
+    g->rep = r;
+    *gp = g;
     return 0;
+}
+
+void mproc__progress_free(mproc__progress *g) {
+    if (!g) return;
+    free(g->rep);
+    free(g);
+}
+
+void mproc__progress_mute(mproc__progress *g) {
+    if (g && g->rep) g->rep->cb = NULL;
 }
 
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out) {
@@ -91,6 +109,7 @@ static void human(char *buf, size_t cap, double v) {
 }
 
 static void draw(mproc__progress *g, double now, int last) {
+    mproc__progress_report *rp = g->rep;
     mproc_progress v;
     mproc__progress_get(g, &v);
     char rate[16], when[24], line[256];
@@ -109,55 +128,60 @@ static void draw(mproc__progress *g, double now, int last) {
         for (int i = 0; i < BAR_CELLS; i++) cells[i] = i < full ? '#' : '.';
         cells[BAR_CELLS] = '\0';
         n = snprintf(line, sizeof line, "%s%.24s [%s] %3d%% %zu/%zu  %s items/s  %s %s%s%s",
-                     g->bar == BAR_TERMINAL ? "\r" : "mproc: ", g->what, cells, (int)(frac * 100), v.done, v.total,
-                     rate, when_is, when, fails, g->bar == BAR_TERMINAL ? "\033[K" : "\n");
+                     rp->bar == BAR_TERMINAL ? "\r" : "mproc: ", rp->what, cells, (int)(frac * 100), v.done, v.total,
+                     rate, when_is, when, fails, rp->bar == BAR_TERMINAL ? "\033[K" : "\n");
     } else {
-        n = snprintf(line, sizeof line, "%s%.24s %zu items  %s items/s  %s %s%s%s", g->bar == BAR_TERMINAL ? "\r" : "mproc: ",
-                     g->what, v.done, rate, when_is, when, fails, g->bar == BAR_TERMINAL ? "\033[K" : "\n");
+        n = snprintf(line, sizeof line, "%s%.24s %zu items  %s items/s  %s %s%s%s", rp->bar == BAR_TERMINAL ? "\r" : "mproc: ",
+                     rp->what, v.done, rate, when_is, when, fails, rp->bar == BAR_TERMINAL ? "\033[K" : "\n");
     }
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
-    if (last && g->bar == BAR_TERMINAL && (size_t)n + 1 < sizeof line) line[n++] = '\n';
+    if (last && rp->bar == BAR_TERMINAL && (size_t)n + 1 < sizeof line) line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n); /* one write: lines from threads do not mix */
     (void)w;
-    g->last_draw = now;
+    rp->last_draw = now;
 }
 
 static void maybe_draw(mproc__progress *g, double now) {
-    if (g->bar == BAR_NONE || now - g->started < DRAW_AFTER_S) return;
-    double every = g->bar == BAR_TERMINAL ? REDRAW_S : LINE_EVERY_S;
-    if (g->last_draw == 0 || now - g->last_draw >= every) draw(g, now, 0);
+    mproc__progress_report *rp = g->rep;
+    if (rp->bar == BAR_NONE || now - g->started < DRAW_AFTER_S) return;
+    double every = rp->bar == BAR_TERMINAL ? REDRAW_S : LINE_EVERY_S;
+    if (rp->last_draw == 0 || now - rp->last_draw >= every) draw(g, now, 0);
 }
 
 static void call_back(mproc__progress *g, double now) {
     mproc_progress v;
-    g->last_report = now;
+    g->rep->last_report = now;
     mproc__progress_get(g, &v);
-    mproc_progress_cb cb = g->cb;
-    void *ud = g->userdata;
+    mproc_progress_cb cb = g->rep->cb;
+    void *ud = g->rep->userdata;
     pthread_mutex_unlock(&mproc__core_lock);
     cb(ud, &v);
     pthread_mutex_lock(&mproc__core_lock);
 }
 
 void mproc__progress_note(mproc__progress *g, size_t done, size_t failed) {
-    if (g->ended) return;
+    if (!g || g->ended) return;
     g->done += done;
     g->failed += failed;
     if (g->total && g->done >= g->total) {
         mproc__progress_end(g);
         return;
     }
-    if (g->bar == BAR_NONE && !g->cb) return;
+    if (!g->rep) return; /* nobody to tell: no clock read */
     double now = mproc__now();
     maybe_draw(g, now);
-    if (g->cb && now - g->last_report >= g->period) call_back(g, now);
+    if (g->rep && g->rep->cb && now - g->rep->last_report >= g->rep->period) call_back(g, now);
 }
 
 void mproc__progress_end(mproc__progress *g) {
-    if (g->ended) return;
+    if (!g || g->ended) return;
     g->ended = 1;
+    mproc__progress_report *rp = g->rep;
+    if (!rp) return;
     double now = mproc__now();
-    if (g->last_draw > 0) draw(g, now, 1); /* a call that drew something ends its bar */
-    if (g->cb) call_back(g, now);
+    if (rp->last_draw > 0) draw(g, now, 1); /* a call that drew something ends its bar */
+    if (rp->cb) call_back(g, now);
+    g->rep = NULL; /* nothing more is reported */
+    free(rp);
 }

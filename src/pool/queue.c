@@ -138,7 +138,7 @@ void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char
 
 void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c) {
     mproc__owner *o = c->owner;
-    mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg);
+    mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg ? o->cancel_msg : mproc_strerror(o->cancel_err));
 }
 
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {

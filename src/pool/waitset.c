@@ -20,49 +20,54 @@ static int set_check(const mproc_waitset *ws, const char *fn) {
 }
 
 void mproc__waitset_ready(mproc_async *a) {
-    mproc_waitset *ws = a->waitset;
-    if (!ws || a->in_ready_queue) return;
-    a->in_ready_queue = 1;
-    a->ready_next = NULL;
-    if (ws->ready_tail) ws->ready_tail->ready_next = a;
+    mproc__set_link *l = a->link;
+    if (!l || l->in_ready_queue) return;
+    mproc_waitset *ws = l->set;
+    l->in_ready_queue = 1;
+    l->ready_next = NULL;
+    if (ws->ready_tail) ws->ready_tail->link->ready_next = a;
     else ws->ready_head = a;
     ws->ready_tail = a;
 }
 
 static void unqueue_ready(mproc_waitset *ws, mproc_async *a) {
-    if (!a->in_ready_queue) return;
+    if (!a->link->in_ready_queue) return;
     mproc_async *prev = NULL;
-    for (mproc_async *r = ws->ready_head; r; prev = r, r = r->ready_next) {
+    for (mproc_async *r = ws->ready_head; r; prev = r, r = r->link->ready_next) {
         if (r != a) continue;
-        if (prev) prev->ready_next = r->ready_next;
-        else ws->ready_head = r->ready_next;
+        if (prev) prev->link->ready_next = r->link->ready_next;
+        else ws->ready_head = r->link->ready_next;
         if (ws->ready_tail == r) ws->ready_tail = prev;
         break;
     }
-    a->in_ready_queue = 0;
-    a->ready_next = NULL;
+    a->link->in_ready_queue = 0;
 }
 
 void mproc__waitset_leave(mproc_async *a) {
-    mproc_waitset *ws = a->waitset;
-    if (!ws) return;
+    mproc__set_link *l = a->link;
+    if (!l) return;
+    mproc_waitset *ws = l->set;
     unqueue_ready(ws, a); /* O(1) for the usual caller, which takes the queue's head */
-    if (a->set_prev) a->set_prev->set_next = a->set_next;
-    else ws->members = a->set_next;
-    if (a->set_next) a->set_next->set_prev = a->set_prev;
-    a->set_prev = a->set_next = NULL;
-    a->waitset = NULL;
+    if (l->prev) l->prev->link->next = l->next;
+    else ws->members = l->next;
+    if (l->next) l->next->link->prev = l->prev;
+    a->link = NULL;
+    free(l);
     ws->size--;
 }
 
-static void join_set(mproc_waitset *ws, mproc_async *a) {
-    a->waitset = ws;
-    a->set_prev = NULL;
-    a->set_next = ws->members;
-    if (ws->members) ws->members->set_prev = a;
+/* 0, or -1 when out of memory. */
+static int join_set(mproc_waitset *ws, mproc_async *a) {
+    mproc__set_link *l = calloc(1, sizeof *l);
+    if (!l) return -1;
+    l->set = ws;
+    l->next = ws->members;
+    if (ws->members) ws->members->link->prev = a;
     ws->members = a;
+    a->link = l;
     ws->size++;
     if (a->ready) mproc__waitset_ready(a);
+    return 0;
 }
 
 int mproc_waitset_create(mproc_waitset **out) {
@@ -77,9 +82,9 @@ int mproc_waitset_add(mproc_waitset *ws, mproc_async *a) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = set_check(ws, "mproc_waitset_add");
     if (rc == 0 && !handle_ok(a)) rc = mproc__error(MPROC_EBADHANDLE, "mproc_waitset_add: handle is NULL or freed");
-    if (rc == 0 && a->waitset)
+    if (rc == 0 && a->link)
         rc = mproc__error(MPROC_EBUSY, "mproc_waitset_add: the handle is in a waitset already");
-    if (rc == 0) join_set(ws, a);
+    if (rc == 0 && join_set(ws, a) < 0) rc = mproc__error(MPROC_ENOMEM, "mproc_waitset_add: out of memory");
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
 }
@@ -158,16 +163,14 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
          * (those few are looked at on every wake-up). */
         mproc_waitset mine = {.magic = MPROC__WAITSET_MAGIC};
         size_t foreign = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (handles[i]->waitset) foreign++;
-            else join_set(&mine, handles[i]);
-        }
+        for (size_t i = 0; i < n; i++) /* out of memory: looked at on every wake-up instead */
+            if (handles[i]->link || join_set(&mine, handles[i]) < 0) foreign++;
         double deadline = mproc__deadline(timeout);
         rc = MPROC_ETIMEDOUT;
         while (rc == MPROC_ETIMEDOUT) {
             mproc_async *got = mine.ready_head;
             for (size_t i = 0; !got && foreign && i < n; i++)
-                if (handles[i]->waitset != &mine && handles[i]->ready) got = handles[i];
+                if ((!handles[i]->link || handles[i]->link->set != &mine) && handles[i]->ready) got = handles[i];
             if (got) {
                 size_t lowest = n;
                 for (size_t i = 0; i < n; i++) /* the lowest index ready: O(n) once */
