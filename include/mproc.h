@@ -292,18 +292,27 @@ typedef struct mproc_call_opts {
     double progress_hz;            /* 0 = 10 */
     int progress_bar;              /* 1: draw a progress bar on stderr; 0: as MPROC_PROGRESS says;
                                     * -1: never */
-    int fail_fast;                 /* map, map_async: the first failed item stops the call - items
-                                    * not yet run end with MPROC_ECANCELLED, running ones are
-                                    * killed - and the call returns that item's error */
-    const char *journal;           /* map, map_async: a file recording every finished item, so
-                                    * that the same call made again after a kill resumes (see
+    int fail_fast;                 /* map, map_async, map_items: the first failed item stops the
+                                    * call - items not yet back end with MPROC_ECANCELLED, running
+                                    * ones are killed - and the call returns that item's error. It
+                                    * acts when the failing item's chunk comes back, and the other
+                                    * items of a chunk that was running are lost with it (their
+                                    * results come back together): chunksize 1 stops at once and
+                                    * loses nothing that finished */
+    const char *journal;           /* map, map_async, map_items(_async), imap, imap_unordered,
+                                    * imap_items: a file recording every finished item, so that
+                                    * the same call made again after a kill resumes (see
                                     * "Journal" below); NULL = none */
     int journal_sync;              /* MPROC_JOURNAL_INTERVAL (0), _ALWAYS or _NEVER */
 } mproc_call_opts;
+/* An option that does not apply to a call is MPROC_EINVAL naming it, never ignored: fail_fast,
+ * item_status, callback and error_callback on imap; journal, fail_fast, item_status, progress
+ * and progress_bar on apply_async. A negative or NaN timeout is MPROC_EINVAL. */
 
 /* Journal (mproc_call_opts.journal): every finished item's index, status and result are
- * appended to the file as checksummed records, in batched writes (at least every 0.1 s, and when
- * the call ends). Made again with the same journal after the program was killed (walltime,
+ * appended to the file as checksummed records, in batched writes by a thread of their own
+ * (each record reaches the file within about 0.1 s of its item's end, and all of them when the
+ * call ends). Made again with the same journal after the program was killed (walltime,
  * kill -9, node loss), the call takes the items found there from it - their results land in
  * out, their statuses in item_status, failures fail again with their message - runs only the
  * others, and returns as if it had never stopped. A torn or corrupt tail is cut off. A journal
@@ -374,16 +383,18 @@ int mproc_async_free(mproc_async *a);
 int mproc_async_cancel(mproc_async *a);
 
 /* Waits until any of n handles is ready: 0 with *index the lowest index of a ready one,
- * MPROC_ETIMEDOUT, or MPROC_EBADHANDLE (a NULL or freed handle; *index names it). O(n) per
- * call; for the as_completed pattern over many handles use a mproc_waitset. */
+ * MPROC_ETIMEDOUT (*index = n), MPROC_EBADHANDLE (a NULL or freed handle; *index names it), or
+ * MPROC_EINVAL for n = 0 (nothing could become ready). O(n) per call; for the as_completed
+ * pattern over many handles use a mproc_waitset. */
 int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, size_t *index);
-/* Waits until all n handles are ready: 0, MPROC_ETIMEDOUT, or MPROC_EBADHANDLE. */
+/* Waits until all n handles are ready: 0 (at once for n = 0), MPROC_ETIMEDOUT, or
+ * MPROC_EBADHANDLE. */
 int mproc_async_wait_all(mproc_async *const *handles, size_t n, double timeout);
 
 /* A set of handles that hands them back in the order they become ready (concurrent.futures'
  * as_completed), at O(1) per handle: 100,000 handles cost 100,000 steps, not 10^10. A handle
- * belongs to at most one set at a time (MPROC_EBUSY otherwise) and must not be freed while in
- * it. */
+ * belongs to at most one set at a time (MPROC_EBUSY otherwise); freeing a handle takes it out
+ * of its set. */
 typedef struct mproc_waitset mproc_waitset;
 int mproc_waitset_create(mproc_waitset **out);
 /* Adds a handle (ready or not). */
@@ -400,7 +411,7 @@ int mproc_waitset_free(mproc_waitset *ws);
 int mproc_async_progress(mproc_async *a, mproc_progress *out);
 
 /* map: out[i] = task(in[i]) for n items of in_size bytes, results of out_size bytes each, in
- * input order. Items whose task failed leave out[i] untouched; the call returns, after every
+ * input order (out_size 0, out NULL: the results are dropped, each item's status kept). Items whose task failed leave out[i] untouched; the call returns, after every
  * item has run, the code of the failed item with the lowest index (message in
  * mproc_last_error()), whatever order the results arrived in. */
 int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
@@ -433,8 +444,9 @@ typedef struct mproc_buf {
 int mproc_map_items(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n, mproc_buf *out,
                     const mproc_call_opts *opts);
 /* As mproc_map_items, returning at once; mproc_async_get gives out (n mproc_buf) when ready, and
- * the result callback gets it too. Buffers already stored stay yours if you free the handle
- * early; items finished after that are dropped. */
+ * the result callback gets it too. If an item failed, get returns its error with data NULL,
+ * but out holds every successful item's buffer all the same (free them). Buffers already
+ * stored stay yours if you free the handle early; items finished after that are dropped. */
 int mproc_map_items_async(mproc_pool *pool, const mproc_task *task, const mproc_item *in, size_t n,
                           mproc_buf *out, const mproc_call_opts *opts, mproc_async **out_handle);
 /* imap over variable-length items: results are borrowed from the iterator as for mproc_imap;

@@ -451,6 +451,51 @@ static void test_progress_bar_into_a_file(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* Options a call cannot honour are refused, not ignored; freed objects are detected. */
+static void test_options_that_do_not_apply(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(1);
+    long x = 1, in[3] = {1, 2, 3}, out[3];
+    int st[3];
+    mproc_async *a = NULL;
+    mproc_iter *it = NULL;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &x, sizeof x, &(mproc_call_opts){.journal = "/tmp/nope"}, &a),
+                     MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "journal"));
+    assert_int_equal(mproc_apply_async(p, &nap_task, &x, sizeof x, &(mproc_call_opts){.fail_fast = 1}, &a), MPROC_EINVAL);
+    assert_int_equal(mproc_apply_async(p, &nap_task, &x, sizeof x, &(mproc_call_opts){.item_status = st}, &a),
+                     MPROC_EINVAL);
+    assert_int_equal(mproc_imap(p, &nap_task, in, sizeof *in, 3, &(mproc_call_opts){.fail_fast = 1}, &it), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "fail_fast"));
+    assert_int_equal(mproc_imap(p, &nap_task, in, sizeof *in, 3, &(mproc_call_opts){.item_status = st}, &it), MPROC_EINVAL);
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 3, &(mproc_call_opts){.timeout = -1}),
+                     MPROC_EINVAL);
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 3, &(mproc_call_opts){.timeout = 0.0 / 0.0}),
+                     MPROC_EINVAL);
+    assert_null(a);
+    assert_null(it);
+    /* wait_any's timeout names no handle; an empty waitset says so. */
+    assert_int_equal(mproc_apply_async(p, &nap_task, &(long){300}, sizeof(long), NULL, &a), 0);
+    size_t idx = 0;
+    assert_int_equal(mproc_async_wait_any(&a, 1, 0.01, &idx), MPROC_ETIMEDOUT);
+    assert_int_equal(idx, 1);
+    assert_int_equal(mproc_async_wait_all(&a, 0, 0), 0);
+    mproc_waitset *ws;
+    assert_int_equal(mproc_waitset_create(&ws), 0);
+    mproc_async *got;
+    assert_int_equal(mproc_waitset_next(ws, 0, &got), MPROC_EOF);
+    assert_non_null(strstr(mproc_last_error(), "empty"));
+    /* A second free of a waitset or a pool is detected, not a double free. */
+    assert_int_equal(mproc_waitset_free(ws), 0);
+    assert_int_equal(mproc_waitset_free(ws), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_waitset_add(ws, a), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_async_wait(a, 5.0), 0);
+    mproc_async_free(a);
+    assert_int_equal(mproc_pool_free(p), 0);
+    assert_int_equal(mproc_pool_free(p), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_pool_size(p), MPROC_EBADHANDLE);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_queued_and_running),
@@ -465,6 +510,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_iter_progress_learns_its_total),
         cmocka_unit_test(test_progress_bad_options),
         cmocka_unit_test(test_progress_bar_into_a_file),
+        cmocka_unit_test(test_options_that_do_not_apply),
     };
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {

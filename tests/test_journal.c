@@ -329,6 +329,52 @@ static void test_imap_resumes_from_its_journal(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* Sleeps 400 ms. */
+static long slow400(long x) {
+    struct timespec ts = {0, 400 * 1000000L};
+    nanosleep(&ts, NULL);
+    return x;
+}
+MPROC_TASK_VALUE(slow400, long, long);
+
+/* Slow tasks: each record reaches the file within a fraction of a second of its item ending,
+ * not when the next item ends (a kill in between would lose it). */
+static void test_records_of_slow_tasks_are_written_soon(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "slow");
+    fill_input();
+    mproc_async *a;
+    assert_int_equal(mproc_map_async(p, &slow400_task, in, sizeof *in, out, sizeof *out, 6,
+                                     &(mproc_call_opts){.chunksize = 1, .journal = j}, &a),
+                     0);
+    long header = -1;
+    for (int k = 0; k < 20 && header <= 0; k++) { /* the header is written at the start */
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        header = file_size(j);
+    }
+    struct timespec ts = {0, 650 * 1000000L}; /* two items end at ~0.4 s; the next two at ~0.8 */
+    nanosleep(&ts, NULL);
+    long mid = file_size(j);
+    assert_true(mid > header); /* the first two are in the file already */
+    assert_int_equal(mproc_async_get(a, 10.0, NULL, NULL), 0);
+    mproc_async_free(a);
+    /* Again: all six from the journal, at once; they took no time now, so they make no rate. */
+    assert_int_equal(mproc_map_async(p, &slow400_task, in, sizeof *in, out, sizeof *out, 6,
+                                     &(mproc_call_opts){.chunksize = 1, .journal = j}, &a),
+                     0);
+    mproc_progress pr;
+    assert_int_equal(mproc_async_progress(a, &pr), 0);
+    assert_int_equal(pr.done, 6);
+    assert_int_equal(pr.finished, 1);
+    assert_true(pr.rate == 0);
+    mproc_async_free(a);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 int main(int argc, char **argv) {
     /* One runs file for the master and its workers: fork workers inherit the master's
      * environment; MPI ranks, started alike by one launcher, share their parent. */
@@ -344,6 +390,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_journal_bad_options),
         cmocka_unit_test(test_cancelled_items_are_not_recorded),
         cmocka_unit_test(test_imap_resumes_from_its_journal),
+        cmocka_unit_test(test_records_of_slow_tasks_are_written_soon),
     };
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {

@@ -187,6 +187,7 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     *out = NULL;
     int rc = check_call(pool, task, fn);
+    if (rc == 0) rc = mproc__call_opts_check(opts, MPROC__CALL_APPLY, fn);
     if (rc < 0) return rc;
     if (task->out_size && out_cap < task->out_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' returns %zu-byte results; out_cap is %zu", fn,
@@ -317,7 +318,7 @@ static int map_job(mproc_pool *pool, const mproc_task *task, const map_spec *m, 
     int rc = check_open(pool, fn);
     mproc_async *a = NULL;
     if (rc == 0 && !(a = mproc__job_new(1, task, opts, &job_ops))) rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
-    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name)) < 0) {
+    if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name, fn)) < 0) {
         a->refs = 1;
         mproc__async_unref(a);
     }
@@ -358,7 +359,7 @@ static int map_start(mproc_pool *pool, mproc_async *a, const mproc_call_opts *op
         return mproc__error(rc, "%s: %s", fn, keep);
     }
     a->owner.pool = pool;
-    if (got_done) mproc__progress_note(a->owner.prog, got_done, got_failed);
+    mproc__progress_resumed(a->owner.prog, got_done, got_failed);
     if (!got_done) { /* nothing to skip: chunks are made without looking at bits */
         free(a->replayed);
         a->replayed = NULL;
@@ -383,6 +384,7 @@ static int map_submit(mproc_pool *pool, const mproc_task *task, const map_spec *
     if (!out_handle) return mproc__error(MPROC_EINVAL, "%s: out_handle is NULL", fn);
     *out_handle = NULL;
     int rc = check_call(pool, task, fn);
+    if (rc == 0) rc = mproc__call_opts_check(opts, MPROC__CALL_MAP, fn);
     if (rc == 0 && m->is_items) rc = mproc__items_check(task, m->items, m->n, fn);
     else if (rc == 0) rc = check_map(task, m->in, m->in_size, m->out, m->out_size, m->n, fn);
     if (rc < 0) return rc;

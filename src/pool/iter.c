@@ -258,6 +258,7 @@ static int next_step(mproc_iter *it, int *rc, const void **data, size_t *len, si
     }
     if (it->input_done && it->owner.live_chunks == 0 && it->replay_cur == it->replay_n) {
         mproc__iter_journal_flush(it, 1); /* every outcome is recorded: none waits for the free */
+        mproc__progress_end(it->owner.prog); /* (all from a journal: nothing else ended it) */
         if (it->input_err) {
             *rc = mproc__error(it->input_err, "mproc_iter_next: the input generator failed with %d (%s)",
                                it->input_err, mproc_strerror(it->input_err));
@@ -336,6 +337,7 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     int rc = mproc__require_init(fn);
     if (rc == 0) rc = mproc__pool_check(pool, fn);
     if (rc == 0) rc = mproc__task_check(task, fn);
+    if (rc == 0) rc = mproc__call_opts_check(opts, MPROC__CALL_IMAP, fn);
     if (rc == 0) rc = check_input(task, src, &in_size, fn);
     if (rc < 0) return rc;
     mproc_iter *it = calloc(1, sizeof *it);
@@ -366,15 +368,15 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     rc = mproc__pool_check(pool, fn);
     if (rc == 0 && pool->state != MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ECLOSED, "%s: the pool is closed", fn);
-    if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name);
+    if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name, fn);
     if (rc < 0) {
+        mproc__iter_journal_end(mproc__iter_journal_take(it)); /* lock held: as the close wants */
         pthread_mutex_unlock(&mproc__core_lock);
-        mproc__iter_journal_close(it);
         mproc__progress_free(it->owner.prog);
         free(it);
         return rc;
     }
-    if (got_done) mproc__progress_note(it->owner.prog, got_done, got_failed);
+    mproc__progress_resumed(it->owner.prog, got_done, got_failed);
     it->pool = pool;
     it->owner.pool = pool;
     it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
@@ -446,7 +448,7 @@ int mproc_iter_free(mproc_iter *it) {
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     mproc__progress_mute(it->owner.prog); /* nobody to tell; a bar still ends its line */
     mproc__progress_end(it->owner.prog);
-    mproc__iter_journal_close(it);
+    mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
     unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;
@@ -462,6 +464,7 @@ int mproc_iter_free(mproc_iter *it) {
     it->magic = MPROC__DEAD_MAGIC;
     if (it->owner.live_chunks == 0) iter_destroy(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
+    mproc__iter_journal_end(j);
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }

@@ -49,8 +49,8 @@ int mproc__iter_journal_open(mproc_iter *it, const mproc_call_opts *o, size_t *d
     *done = *failed = 0;
     if (!o || !o->journal) return 0;
     if (it->gen)
-        return mproc__error(MPROC_EINVAL, "journal %s: an imap over generated input cannot be resumed (its input "
-                            "is not known up front); use an array or items", o->journal);
+        return mproc__error(MPROC_EINVAL, "mproc_imap_gen: journal %s: an imap over generated input cannot be "
+                            "resumed (its input is not known up front); use an array or items", o->journal);
     it->replayed = calloc(it->n / 8 + 1, 1);
     if (!it->replayed) return mproc__error(MPROC_ENOMEM, "journal %s: out of memory", o->journal);
     uint64_t fp = it->items ? mproc__journal_fingerprint_items(it->items, it->n)
@@ -60,7 +60,12 @@ int mproc__iter_journal_open(mproc_iter *it, const mproc_call_opts *o, size_t *d
                                   it->n, fp, replay_item, &rc, 1);
     if (err == 0 && rc.oom) err = mproc__error(MPROC_ENOMEM, "journal %s: out of memory reading it", o->journal);
     if (err < 0) {
-        mproc__iter_journal_close(it);
+        mproc__journal *j = mproc__iter_journal_take(it);
+        if (j) {
+            pthread_mutex_lock(&mproc__core_lock);
+            mproc__journal_close(j);
+            pthread_mutex_unlock(&mproc__core_lock);
+        }
         return err;
     }
     qsort(it->replay, it->replay_n, sizeof *it->replay, by_index);
@@ -100,15 +105,18 @@ void mproc__iter_journal_flush(mproc_iter *it, int final) {
     if (it->journal) mproc__journal_flush(it->journal, final);
 }
 
-void mproc__iter_journal_close(mproc_iter *it) {
-    if (it->journal) {
-        int err = mproc__journal_close(it->journal);
-        if (err) fprintf(stderr, "mproc: imap journal: writing records failed; the items they held will run again\n");
-    }
+mproc__journal *mproc__iter_journal_take(mproc_iter *it) {
+    mproc__journal *j = it->journal;
     it->journal = NULL;
     free(it->replayed);
     free(it->replay);
     it->replayed = NULL;
     it->replay = NULL;
     it->replay_n = it->replay_cur = 0;
+    return j;
+}
+
+void mproc__iter_journal_end(mproc__journal *j) {
+    if (j && mproc__journal_close(j))
+        fprintf(stderr, "mproc: imap journal: writing records failed; the items they held will run again\n");
 }

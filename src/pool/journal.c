@@ -10,8 +10,9 @@
  * corrupt tail) is cut off with everything after it, and the call goes on appending there. A
  * journal whose header names another call is refused, never mixed.
  *
- * Writes are batched: records collect in memory and go to the file in one write() when 1 MiB
- * has collected or 0.1 s has passed since the last write, and when the call ends. What
+ * Writes are batched: records collect in memory and a writer thread puts them in the file in
+ * one write() 0.1 s after the first of them arrived (or as soon as 1 MiB has collected), and
+ * when the call ends; the pool's loop never waits for the disk. What
  * was written survives the process being killed (it is in the kernel's page cache); surviving
  * the machine itself needs fdatasync, which the sync policy decides: at most once a second by
  * default (so a machine crash loses at most about a second of records, which then run again),
@@ -45,13 +46,21 @@ struct mproc__journal {
     size_t len, cap;
     double last_write, last_sync;
     int unsynced;
-    unsigned calls;     /* flush calls, so the clock is read only now and then */
     /* A JRUN still growing at the end of buf (from run_at): results of chunks that follow each
      * other join it, so a map of one-item chunks costs 8 bytes an item, not a record each. */
     int run_open;
     size_t run_at, run_first, run_count, run_size;
     int err;            /* the first write error (sticky), with its message */
     char errmsg[300];
+    /* The writer thread: writes (and syncs) with the core lock dropped, so the pool's loop
+     * never waits for the disk, and within FLUSH_S of a record's arrival however long the
+     * next one takes. Without it (no thread could be made) flush() writes in the caller. */
+    pthread_t writer;
+    int threaded, stop, flush_now;
+    pthread_cond_t wake;
+    double pending_since; /* when buf last went from empty to not */
+    uint8_t *spare;       /* the buffer being written, swapped with buf */
+    size_t spare_cap;
 };
 
 /* ---- checks ------------------------------------------------------------------------------ */
@@ -158,6 +167,12 @@ static void sync_out(mproc__journal *j) {
 /* Room for a record of `body` bytes after its head; NULL (error recorded) if out of memory. */
 static uint8_t *room(mproc__journal *j, size_t body) {
     size_t need = REC_HEAD + body + 8;
+    if (j->len == 0) { /* the first record since the last write: the writer's clock starts */
+        j->pending_since = mproc__now();
+        if (j->threaded) pthread_cond_signal(&j->wake);
+    } else if (j->threaded && j->len + need >= FLUSH_BYTES && j->len < FLUSH_BYTES) {
+        pthread_cond_signal(&j->wake);
+    }
     if (j->len + need > j->cap) {
         size_t cap = j->cap ? j->cap : 64u << 10;
         while (cap < j->len + need) cap *= 2;
@@ -229,14 +244,87 @@ void mproc__journal_add_run(mproc__journal *j, size_t first, size_t count, size_
     j->run_count += count;
 }
 
+/* Writes buf out with the core lock dropped (the writer thread): buf is swapped for the spare
+ * first, so records keep collecting meanwhile. Lock held on entry and exit. */
+static void write_unlocked(mproc__journal *j, int and_sync) {
+    close_run(j);
+    uint8_t *out = j->buf;
+    size_t len = j->len, cap = j->cap;
+    j->buf = j->spare;
+    j->cap = j->spare_cap;
+    j->len = 0;
+    j->flush_now = 0;
+    pthread_mutex_unlock(&mproc__core_lock);
+    const char *failed = NULL;
+    int saved = 0;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(j->fd, out + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            failed = "write failed", saved = errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (!failed && and_sync && fdatasync(j->fd) < 0) failed = "fdatasync failed", saved = errno;
+    pthread_mutex_lock(&mproc__core_lock);
+    j->spare = out;
+    j->spare_cap = cap;
+    if (failed) {
+        errno = saved;
+        fail_write(j, failed);
+    }
+    j->last_write = mproc__now();
+    if (and_sync) j->last_sync = j->last_write;
+    j->unsynced = !and_sync;
+}
+
+static void sync_unlocked(mproc__journal *j) {
+    j->unsynced = 0;
+    pthread_mutex_unlock(&mproc__core_lock);
+    int bad = fdatasync(j->fd) < 0, saved = errno;
+    pthread_mutex_lock(&mproc__core_lock);
+    if (bad) {
+        errno = saved;
+        fail_write(j, "fdatasync failed");
+    }
+    j->last_sync = mproc__now();
+}
+
+static void *writer_main(void *arg) {
+    mproc__journal *j = arg;
+    pthread_mutex_lock(&mproc__core_lock);
+    for (;;) {
+        double now = mproc__now(), deadline = -1;
+        if (j->len && (j->stop || j->flush_now || j->len >= FLUSH_BYTES || now - j->pending_since >= FLUSH_S)) {
+            write_unlocked(j, j->sync == MPROC_JOURNAL_ALWAYS);
+            continue;
+        }
+        if (j->unsynced && j->sync == MPROC_JOURNAL_INTERVAL && !j->stop) {
+            if (now - j->last_sync >= SYNC_S) {
+                sync_unlocked(j);
+                continue;
+            }
+            deadline = j->last_sync + SYNC_S;
+        }
+        if (j->stop) break;
+        if (j->len && (deadline < 0 || j->pending_since + FLUSH_S < deadline)) deadline = j->pending_since + FLUSH_S;
+        mproc__cond_wait(&j->wake, deadline);
+    }
+    pthread_mutex_unlock(&mproc__core_lock);
+    return NULL;
+}
+
 int mproc__journal_flush(mproc__journal *j, int final) {
-    /* Called after every chunk: the clock is read only every 64th time (a chunk of one short
-     * task takes microseconds) or when a flush is due by size. */
-    if (!final && j->len < FLUSH_BYTES && (++j->calls & 63) != 0) return j->err;
+    if (j->threaded) { /* the writer keeps time; a final flush is wanted now */
+        if (final && j->len) {
+            j->flush_now = 1;
+            pthread_cond_signal(&j->wake);
+        }
+        return j->err;
+    }
     double now = mproc__now();
     if (j->len && (final || j->len >= FLUSH_BYTES || now - j->last_write >= FLUSH_S)) write_out(j);
-    /* INTERVAL: records reach the disk at most a second late, the last ones too (the kernel
-     * writes them back on its own soon after): no sync waits for them when the call ends. */
     if (j->sync == MPROC_JOURNAL_ALWAYS || (j->sync == MPROC_JOURNAL_INTERVAL && now - j->last_sync >= SYNC_S))
         sync_out(j);
     return j->err;
@@ -246,10 +334,20 @@ const char *mproc__journal_error(const mproc__journal *j) { return j->err ? j->e
 
 int mproc__journal_close(mproc__journal *j) {
     if (!j) return 0;
-    mproc__journal_flush(j, 1);
+    if (j->threaded) { /* the writer writes what is left (and syncs if ALWAYS), then ends */
+        j->stop = 1;
+        pthread_cond_signal(&j->wake);
+        pthread_mutex_unlock(&mproc__core_lock);
+        pthread_join(j->writer, NULL);
+        pthread_mutex_lock(&mproc__core_lock);
+        pthread_cond_destroy(&j->wake);
+    } else {
+        mproc__journal_flush(j, 1);
+    }
     int err = j->err;
     close(j->fd);
     free(j->buf);
+    free(j->spare);
     free(j->kept);
     free(j);
     return err;
@@ -362,6 +460,8 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     snprintf(j->path, sizeof j->path, "%s", path);
     j->sync = sync;
     j->last_write = j->last_sync = mproc__now();
+    mproc__cond_init(&j->wake);
+    j->threaded = pthread_create(&j->writer, NULL, writer_main, j) == 0; /* else: writes in flush() */
     *out = j;
     return 0;
 }

@@ -23,6 +23,11 @@ static int check_opts(const mproc_pool_opts *o) {
     return 0;
 }
 
+/* Freed pools are kept (dead, and reused by the next create) rather than returned to malloc,
+ * so a second free or any later call on a freed pool reads its dead magic (EBADHANDLE), not
+ * freed memory. Pools are few; their arrays are freed. Lock held. */
+static mproc_pool *dead_pools;
+
 static void pool_destroy(mproc_pool *p) {
     p->magic = MPROC__DEAD_MAGIC;
     pthread_cond_destroy(&p->park);
@@ -30,7 +35,25 @@ static void pool_destroy(mproc_pool *p) {
     free(p->ring);
     free(p->in_ring);
     free(p->initarg);
-    free(p);
+    p->next_live = dead_pools; /* the live list's link, free now */
+    dead_pools = p;
+}
+
+/* A pool that never started (create failed); lock not held. */
+static void pool_discard(mproc_pool *p) {
+    pthread_mutex_lock(&mproc__core_lock);
+    pool_destroy(p);
+    pthread_mutex_unlock(&mproc__core_lock);
+}
+
+static mproc_pool *pool_alloc(void) {
+    pthread_mutex_lock(&mproc__core_lock);
+    mproc_pool *p = dead_pools;
+    if (p) dead_pools = p->next_live;
+    pthread_mutex_unlock(&mproc__core_lock);
+    if (!p) return calloc(1, sizeof *p);
+    memset(p, 0, sizeof *p);
+    return p;
 }
 
 static int start_pool(mproc_pool *p) {
@@ -64,7 +87,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     mproc_pool_opts o = {0};
     if (opts) o = *opts;
     if ((rc = check_opts(&o)) < 0) return rc;
-    mproc_pool *p = calloc(1, sizeof *p);
+    mproc_pool *p = pool_alloc();
     if (!p) return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
     p->magic = MPROC__POOL_MAGIC;
     p->be = mproc__backend();
@@ -80,17 +103,17 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->in_ring = calloc((size_t)(p->n > 0 ? p->n : 1), 1);
     if (o.initarg_len) p->initarg = malloc(o.initarg_len);
     if (!p->ws || !p->ring || !p->in_ring || (o.initarg_len && !p->initarg)) {
-        pool_destroy(p);
+        pool_discard(p);
         return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
     }
     if (o.initarg_len) memcpy(p->initarg, o.initarg, o.initarg_len);
     if (p->n <= 0) {
         rc = mproc__error(MPROC_EINVAL, "mproc_pool_create: the %s backend has no workers to give", p->be->name);
-        pool_destroy(p);
+        pool_discard(p);
         return rc;
     }
     if ((rc = start_pool(p)) < 0) {
-        pool_destroy(p);
+        pool_discard(p);
         return rc;
     }
     *out = p;

@@ -55,6 +55,7 @@ typedef struct mproc__progress_report {
 /* A call's progress (progress.c): kept small, as every async handle carries one. */
 typedef struct mproc__progress {
     size_t done, failed, total; /* total 0: not known yet */
+    size_t resumed;             /* of done, items taken from a journal (not in the rate) */
     double started;             /* mproc__now() when the call was made */
     int ended;                  /* the final report was made */
     mproc__progress_report *rep; /* NULL: nobody to tell */
@@ -144,6 +145,7 @@ struct mproc_waitset {
     mproc_async *members;                 /* every handle in the set */
     mproc_async *ready_head, *ready_tail; /* the ready ones, in the order they became ready */
     size_t size;
+    struct mproc_waitset *next_dead;      /* freed sets, kept for reuse */
 };
 /* Queues a member that became ready (lock held). */
 void mproc__waitset_ready(mproc_async *a);
@@ -331,6 +333,10 @@ double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
 /* The sentence for an item of c that failed in its worker with message msg (len bytes, not
  * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);
+/* Checks a call's options for what kind of call it is (MPROC__CALL_*): an option that does not
+ * apply (fail_fast on imap, journal on apply...) or a bad timeout is MPROC_EINVAL, not ignored. */
+enum { MPROC__CALL_APPLY = 1, MPROC__CALL_MAP = 2, MPROC__CALL_IMAP = 3 };
+int mproc__call_opts_check(const mproc_call_opts *o, int kind, const char *fn);
 /* Checks variable-length items for fn: NULL data with a length (EINVAL), a length the task
  * disagrees with (ESIZE), over 1 GiB (ETOOBIG); the message names the item. 0 or the error. */
 int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n, const char *fn);
@@ -382,11 +388,14 @@ void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c);
 /* Sets up a call's progress (*g, freed with mproc__progress_free) from its options (opts may be
  * NULL) and MPROC_PROGRESS. 0, MPROC_EINVAL (a bad option or MPROC_PROGRESS value, named) or
  * MPROC_ENOMEM. total 0: not known yet. Every function here takes a NULL g as "not counted". */
-int mproc__progress_start(mproc__progress **g, const mproc_call_opts *opts, size_t total, const char *what);
+int mproc__progress_start(mproc__progress **g, const mproc_call_opts *opts, size_t total, const char *what,
+                          const char *fn);
 void mproc__progress_free(mproc__progress *g);
 /* done more items finished, failed of them failed. Reports when due: the bar is drawn and the
  * callback called (lock dropped around it). */
 void mproc__progress_note(mproc__progress *g, size_t done, size_t failed);
+/* done items (failed of them failed) were taken from a journal: counted, not in the rate. */
+void mproc__progress_resumed(mproc__progress *g, size_t done, size_t failed);
 /* The call is over: the last report (the bar ends its line). */
 void mproc__progress_end(mproc__progress *g);
 /* The public view. */
@@ -416,7 +425,8 @@ void mproc__journal_add_run(mproc__journal *j, size_t first, size_t count, size_
 int mproc__journal_flush(mproc__journal *j, int final);
 /* The first write error's sentence, or NULL. */
 const char *mproc__journal_error(const mproc__journal *j);
-/* Flushes, syncs as the policy says and closes; returns 0 or the first write error. */
+/* Flushes, syncs as the policy says and closes; returns 0 or the first write error. The lock is
+ * dropped meanwhile (the writer thread finishes with it). */
 int mproc__journal_close(mproc__journal *j);
 
 /* ---- faults.c -------------------------------------------------------------------------- */
@@ -504,8 +514,10 @@ void mproc__iter_journal_results(mproc_iter *it, const mproc__chunk *c, const mp
 void mproc__iter_journal_failed(mproc_iter *it, const mproc__chunk *c, int err, const char *msg);
 /* Writes what is pending (final: everything, now). */
 void mproc__iter_journal_flush(mproc_iter *it, int final);
-/* Closes the journal and lets go of what was replayed from it. */
-void mproc__iter_journal_close(mproc_iter *it);
+/* Lets go of what was replayed and takes the journal out of the iterator (NULL: none), for
+ * mproc__iter_journal_end, which closes it: the lock is dropped while its writer finishes. */
+mproc__journal *mproc__iter_journal_take(mproc_iter *it);
+void mproc__iter_journal_end(mproc__journal *j);
 
 /* ---- iter.c ---------------------------------------------------------------------------- */
 

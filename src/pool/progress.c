@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "pool/pool.h"
@@ -24,31 +25,33 @@
 enum { BAR_NONE = 0, BAR_TERMINAL = 1, BAR_LINES = 2 };
 
 /* Whether a bar is wanted: the call's option, else MPROC_PROGRESS (0/1). */
-static int bar_wanted(const mproc_call_opts *o, int *want) {
+static int bar_wanted(const mproc_call_opts *o, int *want, const char *fn) {
     *want = 0;
     if (o && o->progress_bar != 0) {
         if (o->progress_bar != 1 && o->progress_bar != -1)
-            return mproc__error(MPROC_EINVAL, "progress_bar is %d: want 1 (draw), 0 (as MPROC_PROGRESS says) or -1 (never)",
-                                o->progress_bar);
+            return mproc__error(MPROC_EINVAL, "%s: progress_bar is %d: want 1 (draw), 0 (as MPROC_PROGRESS says) or -1 (never)",
+                                fn, o->progress_bar);
         *want = o->progress_bar == 1;
         return 0;
     }
     const char *e = getenv("MPROC_PROGRESS");
     if (!e || !*e || strcmp(e, "0") == 0) return 0;
-    if (strcmp(e, "1") != 0) return mproc__error(MPROC_EINVAL, "MPROC_PROGRESS=%.40s: want 0 or 1", e);
+    if (strcmp(e, "1") != 0)
+        return mproc__error(MPROC_EINVAL, "%s: MPROC_PROGRESS=%.40s: want 0 (no bar) or 1 (a bar on stderr)", fn, e);
     *want = 1;
     return 0;
 }
 
-int mproc__progress_start(mproc__progress **gp, const mproc_call_opts *opts, size_t total, const char *what) {
+int mproc__progress_start(mproc__progress **gp, const mproc_call_opts *opts, size_t total, const char *what,
+                          const char *fn) {
     *gp = NULL;
     static const mproc_call_opts none;
     if (!opts) opts = &none;
     if (!(opts->progress_hz >= 0)) /* negative or NaN */
-        return mproc__error(MPROC_EINVAL, "progress_hz is %g: want a rate >= 0 (0 = %g a second)", opts->progress_hz,
-                            DEFAULT_HZ);
+        return mproc__error(MPROC_EINVAL, "%s: progress_hz is %g: want a rate >= 0 (0 = %g a second)", fn,
+                            opts->progress_hz, DEFAULT_HZ);
     int want;
-    int rc = bar_wanted(opts, &want);
+    int rc = bar_wanted(opts, &want, fn);
     if (rc < 0) return rc;
     mproc__progress *g = calloc(1, sizeof *g);
     mproc__progress_report *r = want || opts->progress ? calloc(1, sizeof *r) : NULL;
@@ -81,13 +84,21 @@ void mproc__progress_mute(mproc__progress *g) {
     if (g && g->rep) g->rep->cb = NULL;
 }
 
+void mproc__progress_resumed(mproc__progress *g, size_t done, size_t failed) {
+    if (!g) return;
+    g->done += done;
+    g->failed += failed;
+    g->resumed += done;
+}
+
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out) {
     double now = mproc__now();
     out->done = g->done;
     out->failed = g->failed;
     out->total = g->total;
     out->elapsed = now - g->started;
-    out->rate = out->elapsed > 0 ? (double)g->done / out->elapsed : 0;
+    /* Items taken from a journal took no time here: only those run now make the rate. */
+    out->rate = out->elapsed > 0 ? (double)(g->done - g->resumed) / out->elapsed : 0;
     out->eta = g->total && out->rate > 0 ? (double)(g->total - (g->done < g->total ? g->done : g->total)) / out->rate : -1;
     out->finished = g->ended;
 }
@@ -108,35 +119,53 @@ static void human(char *buf, size_t cap, double v) {
     else snprintf(buf, cap, "%.0f", v);
 }
 
+/* The text of one report (no carriage return, escape or newline), with a bar of `cells`. */
+static int format(char *line, size_t cap, const mproc__progress *g, const mproc_progress *v, int cells, int last) {
+    char rate[16], when[24], fails[40] = "";
+    human(rate, sizeof rate, v->rate);
+    hms(when, sizeof when, last || v->eta < 0 ? v->elapsed : v->eta);
+    const char *when_is = last ? "took" : v->eta >= 0 ? "ETA" : "elapsed";
+    if (v->failed) snprintf(fails, sizeof fails, "  %zu failed", v->failed);
+    if (!g->total)
+        return snprintf(line, cap, "%.24s %zu items  %s items/s  %s %s%s", g->rep->what, v->done, rate, when_is, when, fails);
+    double frac = (double)(v->done < v->total ? v->done : v->total) / (double)v->total;
+    char bar[BAR_CELLS + 1];
+    int full = (int)(frac * cells);
+    for (int i = 0; i < cells; i++) bar[i] = i < full ? '#' : '.';
+    bar[cells] = '\0';
+    return snprintf(line, cap, "%.24s [%s] %3d%% %zu/%zu  %s items/s  %s %s%s", g->rep->what, bar, (int)(frac * 100),
+                    v->done, v->total, rate, when_is, when, fails);
+}
+
+/* Columns of the terminal on stderr (0: not known). */
+static int columns(void) {
+    struct winsize ws;
+    return ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+}
+
 static void draw(mproc__progress *g, double now, int last) {
     mproc__progress_report *rp = g->rep;
     mproc_progress v;
     mproc__progress_get(g, &v);
-    char rate[16], when[24], line[256];
-    human(rate, sizeof rate, v.rate);
-    if (last) hms(when, sizeof when, v.elapsed);
-    else if (v.eta >= 0) hms(when, sizeof when, v.eta);
-    else hms(when, sizeof when, v.elapsed);
-    const char *when_is = last ? "took" : v.eta >= 0 ? "ETA" : "elapsed";
-    char fails[40] = "";
-    if (v.failed) snprintf(fails, sizeof fails, "  %zu failed", v.failed);
-    int n;
-    if (g->total) {
-        double frac = (double)(v.done < v.total ? v.done : v.total) / (double)v.total;
-        char cells[BAR_CELLS + 1];
-        int full = (int)(frac * BAR_CELLS);
-        for (int i = 0; i < BAR_CELLS; i++) cells[i] = i < full ? '#' : '.';
-        cells[BAR_CELLS] = '\0';
-        n = snprintf(line, sizeof line, "%s%.24s [%s] %3d%% %zu/%zu  %s items/s  %s %s%s%s",
-                     rp->bar == BAR_TERMINAL ? "\r" : "mproc: ", rp->what, cells, (int)(frac * 100), v.done, v.total,
-                     rate, when_is, when, fails, rp->bar == BAR_TERMINAL ? "\033[K" : "\n");
-    } else {
-        n = snprintf(line, sizeof line, "%s%.24s %zu items  %s items/s  %s %s%s%s", rp->bar == BAR_TERMINAL ? "\r" : "mproc: ",
-                     rp->what, v.done, rate, when_is, when, fails, rp->bar == BAR_TERMINAL ? "\033[K" : "\n");
+    char text[200], line[256];
+    int cells = BAR_CELLS, n = format(text, sizeof text, g, &v, cells, last);
+    if (rp->bar == BAR_TERMINAL) {
+        /* On a terminal the line must fit its width, or each redraw wraps onto a new line: a
+         * shorter bar first, then the text cut. */
+        int cols = columns();
+        if (cols > 0 && n >= cols && g->total) {
+            cells = BAR_CELLS - (n - cols + 1);
+            if (cells < 5) cells = 5;
+            n = format(text, sizeof text, g, &v, cells, last);
+        }
+        if (cols > 1 && n >= cols) n = cols - 1;
     }
     if (n < 0) return;
+    if ((size_t)n >= sizeof text) n = (int)sizeof text - 1;
+    n = snprintf(line, sizeof line, "%s%.*s%s", rp->bar == BAR_TERMINAL ? "\r" : "mproc: ", n, text,
+                 rp->bar == BAR_TERMINAL ? (last ? "\033[K\n" : "\033[K") : "\n");
+    if (n < 0) return;
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
-    if (last && rp->bar == BAR_TERMINAL && (size_t)n + 1 < sizeof line) line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n); /* one write: lines from threads do not mix */
     (void)w;
     rp->last_draw = now;

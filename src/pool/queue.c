@@ -193,6 +193,22 @@ size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const u
     return k < 0 ? 0 : (size_t)k >= cap ? cap - 1 : (size_t)k;
 }
 
+int mproc__call_opts_check(const mproc_call_opts *o, int kind, const char *fn) {
+    if (!o) return 0;
+    if (!(o->timeout >= 0)) /* negative or NaN */
+        return mproc__error(MPROC_EINVAL, "%s: timeout is %g: want seconds >= 0 (0 = the pool's)", fn, o->timeout);
+    if (kind == MPROC__CALL_MAP) return 0;
+    const char *what = o->fail_fast ? "fail_fast" : NULL;
+    if (kind == MPROC__CALL_APPLY && !what)
+        what = o->journal ? "journal" : o->item_status ? "item_status" : o->progress ? "progress" : o->progress_bar ? "progress_bar" : NULL;
+    if (kind == MPROC__CALL_IMAP && !what)
+        what = o->item_status ? "item_status" : o->callback ? "callback" : o->error_callback ? "error_callback" : NULL;
+    if (!what) return 0;
+    return mproc__error(MPROC_EINVAL, "%s: option %s does not apply to this call (%s)", fn, what,
+                        kind == MPROC__CALL_APPLY ? "it is for maps" : "an imap reports each item through mproc_iter_next, "
+                                                                      "and stops when you stop reading");
+}
+
 int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n, const char *fn) {
     if (n && !items) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
     for (size_t i = 0; i < n; i++) {

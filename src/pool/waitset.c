@@ -70,11 +70,23 @@ static int join_set(mproc_waitset *ws, mproc_async *a) {
     return 0;
 }
 
+/* Freed sets are kept for reuse, never returned to malloc: a second free, or a call on a freed
+ * set, reads its dead magic (EBADHANDLE) rather than freed memory. Lock held. */
+static mproc_waitset *dead_sets;
+
 int mproc_waitset_create(mproc_waitset **out) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_waitset_create: out is NULL");
-    *out = calloc(1, sizeof **out);
-    if (!*out) return mproc__error(MPROC_ENOMEM, "mproc_waitset_create: out of memory");
-    (*out)->magic = MPROC__WAITSET_MAGIC;
+    pthread_mutex_lock(&mproc__core_lock);
+    mproc_waitset *ws = dead_sets;
+    if (ws) dead_sets = ws->next_dead;
+    pthread_mutex_unlock(&mproc__core_lock);
+    if (!ws && !(ws = malloc(sizeof *ws))) {
+        *out = NULL;
+        return mproc__error(MPROC_ENOMEM, "mproc_waitset_create: out of memory");
+    }
+    memset(ws, 0, sizeof *ws);
+    ws->magic = MPROC__WAITSET_MAGIC;
+    *out = ws;
     return 0;
 }
 
@@ -98,7 +110,7 @@ static int next_ready(mproc_waitset *ws, double timeout, mproc_async **a, const 
             mproc__waitset_leave(*a);
             return 0;
         }
-        if (ws->size == 0) return MPROC_EOF;
+        if (ws->size == 0) return mproc__error(MPROC_EOF, "%s: the waitset is empty: every handle was handed back", fn);
         if (deadline >= 0 && mproc__remaining(deadline) <= 0)
             return mproc__error(MPROC_ETIMEDOUT, "%s: none of %zu handles ready after %g s", fn, ws->size, timeout);
         mproc__core_wait(deadline);
@@ -129,7 +141,8 @@ int mproc_waitset_free(mproc_waitset *ws) {
     if (rc == 0) {
         while (ws->members) mproc__waitset_leave(ws->members);
         ws->magic = MPROC__DEAD_MAGIC;
-        free(ws);
+        ws->next_dead = dead_sets;
+        dead_sets = ws;
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
@@ -186,8 +199,10 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
             mproc__core_wait(deadline);
         }
         while (mine.members) mproc__waitset_leave(mine.members);
-        if (rc == MPROC_ETIMEDOUT)
+        if (rc == MPROC_ETIMEDOUT) {
+            *index = n; /* no handle's index */
             mproc__error(MPROC_ETIMEDOUT, "mproc_async_wait_any: none of %zu handles ready after %g s", n, timeout);
+        }
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
