@@ -68,7 +68,7 @@ int mproc__iter_journal_open(mproc_iter *it, const mproc_call_opts *o, size_t *d
         }
         return err;
     }
-    qsort(it->replay, it->replay_n, sizeof *it->replay, by_index);
+    if (it->replay_n) qsort(it->replay, it->replay_n, sizeof *it->replay, by_index); /* (NULL when none) */
     *done = it->replay_n;
     *failed = rc.failed;
     return 0;

@@ -3,7 +3,7 @@
  * takes those items from the file instead of running them (mproc_call_opts.journal).
  *
  * File: a header naming the call (task name, item sizes, item count and a fingerprint of the
- * whole input), then records: an item {tag JREC, length, index, status, bytes, check} or a run
+ * whole input), then records, each padded to a multiple of 8 bytes: an item {tag JREC, length, index, status, bytes, check} or a run
  * of successful fixed-size items {tag JRUN, count, first index, item size, results, check}, so
  * a chunk of a map costs one record, not one per item. A record counts only
  * if it is whole and its check matches; the first one that is not (a write torn by a kill, a
@@ -36,6 +36,9 @@
 #define FLUSH_BYTES (1u << 20)
 #define FLUSH_S 0.1
 #define SYNC_S 1.0
+/* Every record (and the header) is a multiple of 8 bytes, so results replayed from the file
+ * (in a malloc'd copy) are as aligned as those from a worker: a caller may read a long. */
+#define PAD8(x) (((size_t)(x) + 7) & ~(size_t)7)
 
 struct mproc__journal {
     int fd;
@@ -95,7 +98,7 @@ static uint64_t hash_more(uint64_t seed, const void *data, size_t len) {
         len -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, p, len);
+    if (len) memcpy(&w, p, len); /* p may be NULL when len is 0 */
     return mix(h, w ^ ((uint64_t)total << 40));
 }
 
@@ -114,14 +117,15 @@ static size_t make_header(uint8_t *b, size_t cap, const char *task, size_t in_si
                           uint64_t fp) {
     size_t nl = strlen(task);
     if (nl > 200) nl = 200;
-    size_t len = 8 + 4 + 2 + nl + 8 * 5;
+    size_t fields = PAD8(14 + nl); /* the name padded with zeros: what follows is 8-aligned */
+    size_t len = fields + 8 * 5;
     if (len > cap) return 0;
+    memset(b, 0, fields);
     memcpy(b, MAGIC, 8);
-    put64(b + 8, 0);
     b[8] = (uint8_t)(len - 12), b[9] = (uint8_t)((len - 12) >> 8);
     b[12] = (uint8_t)nl, b[13] = 0;
     memcpy(b + 14, task, nl);
-    uint8_t *q = b + 14 + nl;
+    uint8_t *q = b + fields;
     put64(q, in_size);
     put64(q + 8, out_size);
     put64(q + 16, n);
@@ -166,7 +170,7 @@ static void sync_out(mproc__journal *j) {
 
 /* Room for a record of `body` bytes after its head; NULL (error recorded) if out of memory. */
 static uint8_t *room(mproc__journal *j, size_t body) {
-    size_t need = REC_HEAD + body + 8;
+    size_t need = REC_HEAD + PAD8(body) + 8;
     if (j->len == 0) { /* the first record since the last write: the writer's clock starts */
         j->pending_since = mproc__now();
         if (j->threaded) pthread_cond_signal(&j->wake);
@@ -197,8 +201,10 @@ static void seal(mproc__journal *j, uint8_t *r, uint32_t tag, uint32_t a, uint64
     memcpy(r + 16, &c, 4);
     memcpy(r + 20, &pad, 4);
     if (len && bytes != r + REC_HEAD) memcpy(r + REC_HEAD, bytes, len); /* a run is in place */
-    put64(r + REC_HEAD + len, hash_more(2, r, REC_HEAD + len));
-    j->len += REC_HEAD + len + 8;
+    size_t padded = PAD8(len);
+    memset(r + REC_HEAD + len, 0, padded - len);
+    put64(r + REC_HEAD + padded, hash_more(2, r, REC_HEAD + padded));
+    j->len += REC_HEAD + padded + 8;
 }
 
 /* Seals the growing JRUN, if any: its head and check. */
@@ -387,14 +393,14 @@ static size_t replay(const uint8_t *d, size_t len, size_t at, size_t n, mproc__j
         memcpy(&c, r + 16, 4);
         /* JREC: a = length, b = index, c = status; JRUN: a = count, b = first, c = item size. */
         uint64_t body = tag == REC_TAG ? a : tag == RUN_TAG ? (uint64_t)a * c : UINT64_MAX;
-        if (body > REC_MAX_BYTES || at + REC_HEAD + body + 8 > len) break;
-        if (get64(r + REC_HEAD + body) != hash_more(2, r, REC_HEAD + (size_t)body)) break;
+        if (body > REC_MAX_BYTES || at + REC_HEAD + PAD8(body) + 8 > len) break;
+        if (get64(r + REC_HEAD + PAD8(body)) != hash_more(2, r, REC_HEAD + PAD8(body))) break;
         /* A checked record that makes no sense (beyond the call's items, a positive status): cut. */
         if (tag == REC_TAG && (b >= n || (int32_t)c > 0)) break;
         if (tag == RUN_TAG && (a == 0 || b >= n || a > n - b)) break;
         if (tag == REC_TAG) fn(ud, (size_t)b, (int32_t)c, r + REC_HEAD, a);
         for (uint32_t i = 0; tag == RUN_TAG && i < a; i++) fn(ud, (size_t)(b + i), 0, r + REC_HEAD + (size_t)i * c, c);
-        at += REC_HEAD + (size_t)body + 8;
+        at += REC_HEAD + PAD8(body) + 8;
     }
     return at;
 }

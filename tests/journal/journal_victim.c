@@ -5,7 +5,8 @@
  *   journal_victim check JOURNAL         every item recorded exactly once, with the right
  *                                        result; prints "records=<n>" (exit 1 otherwise)
  * The checker reads the record layout that src/pool/journal.c writes: a header (8-byte magic,
- * u32 length of the rest), then records of 24 bytes of head, a body and an 8-byte check:
+ * u32 length of the rest), then records of 24 bytes of head, a body padded to 8 bytes (longs
+ * need no padding) and an 8-byte check:
  * JREC {u32 tag, u32 len, u64 index, i32 status, u32 pad} + len bytes, or
  * JRUN {u32 tag, u32 count, u64 first, u32 item size, u32 pad} + count results.
  */
