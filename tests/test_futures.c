@@ -496,28 +496,20 @@ static void test_options_that_do_not_apply(void **state) {
     assert_int_equal(mproc_pool_size(p), MPROC_EBADHANDLE);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cancel_queued_and_running),
-        cmocka_unit_test(test_cancel_after_ready_is_nothing),
-        cmocka_unit_test(test_cancel_map_keeps_what_finished),
-        cmocka_unit_test(test_fail_fast_stops_at_a_failure),
-        cmocka_unit_test(test_fail_fast_stops_at_a_crash),
-        cmocka_unit_test(test_wait_any_and_all),
-        cmocka_unit_test(test_waitset_in_completion_order),
-        cmocka_unit_test(test_waitset_many_handles),
-        cmocka_unit_test(test_progress_counts_and_callback),
-        cmocka_unit_test(test_iter_progress_learns_its_total),
-        cmocka_unit_test(test_progress_bad_options),
-        cmocka_unit_test(test_progress_bar_into_a_file),
-        cmocka_unit_test(test_options_that_do_not_apply),
-    };
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cancel_queued_and_running),
+    cmocka_unit_test(test_cancel_after_ready_is_nothing),
+    cmocka_unit_test(test_cancel_map_keeps_what_finished),
+    cmocka_unit_test(test_fail_fast_stops_at_a_failure),
+    cmocka_unit_test(test_fail_fast_stops_at_a_crash),
+    cmocka_unit_test(test_wait_any_and_all),
+    cmocka_unit_test(test_waitset_in_completion_order),
+    cmocka_unit_test(test_waitset_many_handles),
+    cmocka_unit_test(test_progress_counts_and_callback),
+    cmocka_unit_test(test_iter_progress_learns_its_total),
+    cmocka_unit_test(test_progress_bad_options),
+    cmocka_unit_test(test_progress_bar_into_a_file),
+    cmocka_unit_test(test_options_that_do_not_apply),
+};
+
+MPROC_TEST_MAIN(tests)

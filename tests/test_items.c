@@ -257,23 +257,15 @@ static void test_items_bad_input(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_map_items_round_trip),
-        cmocka_unit_test(test_failing_and_crashing_items_fail_alone),
-        cmocka_unit_test(test_map_items_async_and_get),
-        cmocka_unit_test(test_imap_items_ordered),
-        cmocka_unit_test(test_imap_items_unordered),
-        cmocka_unit_test(test_many_small_items),
-        cmocka_unit_test(test_journal_over_items),
-        cmocka_unit_test(test_items_bad_input),
-    };
-    int rc = mproc_init(&argc, &argv);
-    if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
-        return 1;
-    }
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    mproc_finalize();
-    return rc;
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_map_items_round_trip),
+    cmocka_unit_test(test_failing_and_crashing_items_fail_alone),
+    cmocka_unit_test(test_map_items_async_and_get),
+    cmocka_unit_test(test_imap_items_ordered),
+    cmocka_unit_test(test_imap_items_unordered),
+    cmocka_unit_test(test_many_small_items),
+    cmocka_unit_test(test_journal_over_items),
+    cmocka_unit_test(test_items_bad_input),
+};
+
+MPROC_TEST_MAIN(tests)
