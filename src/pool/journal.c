@@ -57,7 +57,7 @@ struct mproc__journal {
     char errmsg[300];
     /* The writer thread: writes (and syncs) with the core lock dropped, so the pool's loop
      * never waits for the disk, and within FLUSH_S of a record's arrival however long the
-     * next one takes. Without it (no thread could be made) flush() writes in the caller. */
+     * next one takes. Without it (no thread could be made) flush() makes the same writes itself. */
     pthread_t writer;
     int threaded, stop, flush_now;
     pthread_cond_t wake;
@@ -140,32 +140,6 @@ static void fail_write(mproc__journal *j, const char *what) {
     if (j->err) return;
     j->err = MPROC_ESYS;
     snprintf(j->errmsg, sizeof j->errmsg, "journal %.200s: %s: %s", j->path, what, strerror(errno));
-}
-
-static void close_run(mproc__journal *j);
-
-static void write_out(mproc__journal *j) {
-    close_run(j);
-    size_t off = 0;
-    while (off < j->len && !j->err) {
-        ssize_t w = write(j->fd, j->buf + off, j->len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            fail_write(j, "write failed");
-            break;
-        }
-        off += (size_t)w;
-    }
-    j->len = 0;
-    j->unsynced = 1;
-    j->last_write = mproc__now();
-}
-
-static void sync_out(mproc__journal *j) {
-    if (!j->unsynced || j->err) return;
-    if (fdatasync(j->fd) < 0) fail_write(j, "fdatasync failed");
-    j->unsynced = 0;
-    j->last_sync = mproc__now();
 }
 
 /* Room for a record of `body` bytes after its head; NULL (error recorded) if out of memory. */
@@ -329,10 +303,12 @@ int mproc__journal_flush(mproc__journal *j, int final) {
         }
         return j->err;
     }
+    /* No writer thread could be made: the same writes, made here (lock dropped during them). */
     double now = mproc__now();
-    if (j->len && (final || j->len >= FLUSH_BYTES || now - j->last_write >= FLUSH_S)) write_out(j);
-    if (j->sync == MPROC_JOURNAL_ALWAYS || (j->sync == MPROC_JOURNAL_INTERVAL && now - j->last_sync >= SYNC_S))
-        sync_out(j);
+    if (j->len && (final || j->len >= FLUSH_BYTES || now - j->last_write >= FLUSH_S))
+        write_unlocked(j, j->sync == MPROC_JOURNAL_ALWAYS);
+    else if (j->unsynced && j->sync == MPROC_JOURNAL_INTERVAL && now - j->last_sync >= SYNC_S)
+        sync_unlocked(j);
     return j->err;
 }
 
