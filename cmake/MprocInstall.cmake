@@ -6,7 +6,7 @@ install(TARGETS mproc EXPORT mprocTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/include/mproc.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/include/mproc.h ${PROJECT_SOURCE_DIR}/include/mproc_shared.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET mproc_mpi)
   # Loaded at run time from libmproc.so's directory; not part of the link interface.
   install(TARGETS mproc_mpi LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

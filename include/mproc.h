@@ -59,7 +59,12 @@ extern "C" {
     X(EOF, -18, "end of iteration")                                                              \
     X(ETOOBIG, -19, "payload too large")                                                         \
     X(ECANCELLED, -20, "task was cancelled")                                                     \
-    X(EJOURNAL, -21, "journal belongs to another call")
+    X(EJOURNAL, -21, "journal belongs to another call")                                          \
+    X(EFULL, -22, "queue is full")                                                               \
+    X(EEMPTY, -23, "queue is empty")                                                             \
+    X(EOWNERDEAD, -24, "acquired a lock whose last holder died")                                 \
+    X(EBROKEN, -25, "barrier is broken")                                                         \
+    X(EREMOTE, -26, "shared object lives on another node")
 
 typedef enum mproc_errno {
 #define MPROC__ERR_ENUM(name, code, msg) MPROC_##name = (code),
@@ -506,4 +511,8 @@ void mproc__check_failed(const char *expr, int err, const char *file, int line);
 #ifdef __cplusplus
 }
 #endif
+
+/* Queue, Pipe, Lock, RLock, Semaphore, Event, Condition, Barrier, Value/Array, SharedMemory. */
+#include "mproc_shared.h"
+
 #endif /* MPROC_H */

@@ -60,6 +60,10 @@ mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversu
 mproc_mpi_test(NAME test_futures_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_futures>)
 mproc_mpi_test(NAME test_futures_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_futures>)
+# Queue, Lock, Event, Barrier... between the master and tasks/Processes on worker ranks.
+mproc_mpi_test(NAME test_shared_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_shared>)
+mproc_mpi_test(NAME test_shared_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  --mca btl tcp,self $<TARGET_FILE:test_shared>)
 mproc_mpi_test(NAME test_items_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_items>)
 mproc_mpi_test(NAME test_items_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_items>)

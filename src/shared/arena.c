@@ -1,0 +1,295 @@
+/* arena.c - the memory every shared object lives in. The first object a process makes (when it
+ * has no arena yet) creates an arena: a memfd of MPROC_SHARED_BYTES (default 256 MiB; sparse,
+ * pages are used as they are touched) mapped shared, with a robust mutex, size-class free lists
+ * and a bump pointer in its header. Children forked afterwards inherit the mapping; any other
+ * process on the node (an MPI rank, an executor forked before the arena existed) maps it the
+ * first time a handle names it, by opening /proc/<creator>/fd/<fd> - no name in /dev/shm that a
+ * kill -9 could leave behind: the memory goes when the last process that maps it ends.
+ *
+ * Blocks are powers of two from 64 bytes and are never split or merged, so a block's header
+ * stays at its offset for good: a freed object's handle meets a higher generation there (or a
+ * free block) and is refused, never misread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shared/shared.h"
+
+#define ARENA_MAGIC 0x6d70726f63617265ULL /* "mprocare" */
+#define MIN_BLOCK 64u
+#define CLASSES 40
+#define MAX_ARENAS 16
+#define DEFAULT_BYTES (256ull << 20)
+
+typedef struct arena_header {
+    uint64_t magic, tag, size;
+    uint32_t host, pid;
+    int32_t fd;
+    uint32_t pad;
+    pthread_mutex_t mu;
+    uint64_t bump;                /* next never-used byte */
+    uint64_t free_head[CLASSES];  /* per class, offset of the first free block, 0 = none */
+} arena_header;
+
+typedef struct block_header {
+    uint32_t kind; /* 0 while free */
+    uint32_t gen;
+    uint32_t cls;
+    uint32_t pad;
+    uint64_t next_free;
+    uint64_t pad2;
+} block_header; /* 32 bytes: objects after it are 16-byte aligned (blocks are 64-aligned) */
+
+typedef struct mapped {
+    uint64_t tag;
+    char *base;
+    uint64_t size;
+} mapped;
+
+/* This process's view of arenas: [0] is where its own objects go. Read without a lock (entries
+ * are complete before the count that publishes them); grown under map_mu. */
+static mapped arenas[MAX_ARENAS];
+static _Atomic int n_arenas;
+static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static uint32_t my_host;
+
+static void before_fork(void) { pthread_mutex_lock(&map_mu); }
+static void after_fork(void) { pthread_mutex_unlock(&map_mu); }
+static void setup_once(void) {
+    pthread_atfork(before_fork, after_fork, after_fork);
+    char name[256] = "";
+    gethostname(name, sizeof name - 1);
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    my_host = h ? h : 1;
+}
+
+static const mapped *find(uint64_t tag) {
+    int n = atomic_load_explicit(&n_arenas, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (arenas[i].tag == tag) return &arenas[i];
+    return NULL;
+}
+
+static int publish(uint64_t tag, char *base, uint64_t size) { /* under map_mu */
+    int n = atomic_load_explicit(&n_arenas, memory_order_relaxed);
+    if (n == MAX_ARENAS) return mproc__error(MPROC_ENOMEM, "shared objects: this process maps %d arenas already", MAX_ARENAS);
+    arenas[n] = (mapped){tag, base, size};
+    atomic_store_explicit(&n_arenas, n + 1, memory_order_release);
+    return 0;
+}
+
+static int arena_bytes(uint64_t *out) {
+    const char *s = getenv("MPROC_SHARED_BYTES");
+    *out = DEFAULT_BYTES;
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < (1ull << 20) || v > (1ull << 40))
+        return mproc__error(MPROC_EINVAL, "MPROC_SHARED_BYTES=%s: want bytes, 1048576..1099511627776", s);
+    *out = v;
+    return 0;
+}
+
+static int create_arena(void) { /* under map_mu, with no arena mapped */
+    uint64_t size, tag;
+    int rc = arena_bytes(&size);
+    if (rc < 0) return rc;
+    if (getrandom(&tag, sizeof tag, 0) != (ssize_t)sizeof tag) tag = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&tag;
+    int fd = memfd_create("mproc-shared", MFD_CLOEXEC);
+    if (fd < 0) return mproc__error(MPROC_ESYS, "shared objects: memfd_create: %s", strerror(errno));
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        close(fd);
+        return mproc__error(MPROC_ESYS, "shared objects: sizing the arena to %" PRIu64 " bytes: %s", size, strerror(e));
+    }
+    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return mproc__error(MPROC_ESYS, "shared objects: mapping the arena: %s", strerror(e));
+    }
+    arena_header *h = (arena_header *)base;
+    h->tag = tag;
+    h->size = size;
+    h->host = my_host;
+    h->pid = (uint32_t)getpid();
+    h->fd = fd; /* kept open for good: other processes open it through /proc */
+    h->bump = (sizeof *h + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK;
+    if ((rc = mproc__sh_mutex_init(&h->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
+        munmap(base, size);
+        close(fd);
+        return rc;
+    }
+    h->magic = ARENA_MAGIC;
+    return publish(tag, base, size);
+}
+
+static const mapped *open_arena(const mproc_shared_ref *r, const char *fn, int *err) {
+    pthread_mutex_lock(&map_mu);
+    const mapped *m = find(r->arena);
+    if (m) goto out;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%" PRIu32 "/fd/%" PRId32, r->pid, r->fd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        *err = mproc__error(errno == ENOENT ? MPROC_EBADHANDLE : MPROC_ESYS,
+                            "%s: the object's memory belongs to process %" PRIu32 ", which has ended or cannot be "
+                            "reached (%s: %s)", fn, r->pid, path, strerror(errno));
+        goto out;
+    }
+    struct stat st;
+    char *base = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(arena_header))
+        base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) {
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle names no shared-object arena (process %" PRIu32 ")", fn, r->pid);
+        goto out;
+    }
+    const arena_header *h = (const arena_header *)base;
+    if (h->magic != ARENA_MAGIC || h->tag != r->arena || h->size != (uint64_t)st.st_size) {
+        munmap(base, (size_t)st.st_size);
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle names no shared-object arena (process %" PRIu32 ")", fn, r->pid);
+        goto out;
+    }
+    if ((*err = publish(h->tag, base, h->size)) < 0) munmap(base, (size_t)st.st_size);
+    else m = find(r->arena);
+out:
+    pthread_mutex_unlock(&map_mu);
+    return m;
+}
+
+static uint32_t class_for(size_t bytes) {
+    uint32_t c = 0;
+    while (((uint64_t)MIN_BLOCK << c) < bytes) c++;
+    return c;
+}
+
+static void make_ref(const mapped *m, uint64_t off, const block_header *b, mproc_shared_ref *ref) {
+    const arena_header *h = (const arena_header *)m->base;
+    *ref = (mproc_shared_ref){.arena = h->tag, .offset = off, .pid = h->pid, .fd = h->fd, .gen = b->gen,
+                              .host = h->host, .kind = b->kind, .aux = 0};
+}
+
+int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj) {
+    pthread_once(&atfork_once, setup_once);
+    memset(ref, 0, sizeof *ref);
+    *obj = NULL;
+    if (atomic_load_explicit(&n_arenas, memory_order_acquire) == 0) {
+        pthread_mutex_lock(&map_mu);
+        int rc = atomic_load(&n_arenas) == 0 ? create_arena() : 0;
+        pthread_mutex_unlock(&map_mu);
+        if (rc < 0) return rc;
+    }
+    const mapped *m = &arenas[0];
+    arena_header *h = (arena_header *)m->base;
+    if (size > h->size) return mproc__error(MPROC_ENOMEM, "shared objects: %zu bytes is more than the arena (MPROC_SHARED_BYTES)", size);
+    uint32_t c = class_for(size + sizeof(block_header));
+    uint64_t bytes = (uint64_t)MIN_BLOCK << c, off = 0;
+    mproc__sh_enter(&h->mu);
+    if (c < CLASSES && h->free_head[c]) {
+        off = h->free_head[c];
+        h->free_head[c] = ((block_header *)(m->base + off))->next_free;
+    } else if (c < CLASSES && h->bump + bytes <= h->size) {
+        off = h->bump; /* a multiple of 64, as every class is */
+        h->bump += bytes;
+    }
+    block_header *b = off ? (block_header *)(m->base + off) : NULL;
+    if (b) {
+        b->cls = c;
+        b->next_free = 0;
+        b->gen++;
+    }
+    mproc__sh_leave(&h->mu);
+    if (!b)
+        return mproc__error(MPROC_ENOMEM, "shared objects: the arena of %" PRIu64 " bytes is full (raise MPROC_SHARED_BYTES)", h->size);
+    memset(b + 1, 0, size); /* only what was asked: a queue's ring is touched as it fills */
+    b->kind = kind; /* last: until now a stale handle sees the block as not of its kind */
+    make_ref(m, off, b, ref);
+    *obj = b + 1;
+    return 0;
+}
+
+static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const char *fn, int *err, const mapped **mp) {
+    pthread_once(&atfork_once, setup_once);
+    if (!r) {
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle is NULL", fn);
+        return NULL;
+    }
+    if (r->kind != kind || r->arena == 0) {
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: not a handle of this kind of object (zeroed, freed or of another kind)", fn);
+        return NULL;
+    }
+    if (r->host != my_host) {
+        *err = mproc__error(MPROC_EREMOTE, "%s: the object was made on another node (by pid %" PRIu32 " there); shared "
+                                           "objects reach only the processes of the node they were made on", fn, r->pid);
+        return NULL;
+    }
+    const mapped *m = find(r->arena);
+    if (!m && !(m = open_arena(r, fn, err))) return NULL;
+    if (r->offset < sizeof(arena_header) || r->offset % MIN_BLOCK || r->offset > m->size - MIN_BLOCK) {
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle is corrupt (offset outside its arena)", fn);
+        return NULL;
+    }
+    block_header *b = (block_header *)(m->base + r->offset);
+    if (b->kind != kind || b->gen != r->gen) {
+        *err = mproc__error(MPROC_EBADHANDLE, "%s: the object was freed", fn);
+        return NULL;
+    }
+    if (mp) *mp = m;
+    return b;
+}
+
+void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err) {
+    block_header *b = block_of(ref, kind, fn, err, NULL);
+    return b ? b + 1 : NULL;
+}
+
+int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn) {
+    int err = 0;
+    const mapped *m;
+    block_header *b = block_of(ref, kind, fn, &err, &m);
+    if (!b) return err;
+    arena_header *h = (arena_header *)m->base;
+    mproc__sh_enter(&h->mu);
+    if (b->kind == kind && b->gen == ref->gen) { /* not freed by another process meanwhile */
+        b->kind = 0;
+        b->gen++;
+        if (b->cls < CLASSES) {
+            b->next_free = h->free_head[b->cls];
+            h->free_head[b->cls] = ref->offset;
+        }
+    } else {
+        err = mproc__error(MPROC_EBADHANDLE, "%s: the object was freed", fn);
+    }
+    mproc__sh_leave(&h->mu);
+    if (err == 0) memset(ref, 0, sizeof *ref);
+    return err;
+}
+
+int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out) {
+    const mapped *m = find(in_arena->arena);
+    if (!m || offset < sizeof(arena_header) || offset > m->size - MIN_BLOCK)
+        return mproc__error(MPROC_EBADHANDLE, "shared object: a sub-object outside its arena");
+    const block_header *b = (const block_header *)(m->base + offset);
+    if (b->kind != kind) return mproc__error(MPROC_EBADHANDLE, "shared object: its sub-object was freed");
+    make_ref(m, offset, b, out);
+    return 0;
+}
+
+uint64_t mproc__sh_offset_of(const mproc_shared_ref *ref, const void *obj) {
+    const mapped *m = find(ref->arena);
+    return m ? (uint64_t)((const char *)obj - m->base) - sizeof(block_header) : 0;
+}

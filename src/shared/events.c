@@ -1,0 +1,257 @@
+/* events.c - Event, Condition and Barrier in shared memory: state under a short internal mutex
+ * (or a plain atomic flag for an Event) and a wait word that every change moves on, so sleepers
+ * wake, look again, and a process that died while it slept changes nothing for the others.
+ */
+#include <pthread.h>
+
+#include "shared/shared.h"
+
+typedef struct shared_event {
+    _Atomic uint32_t flag;
+    _Atomic uint32_t word;
+} shared_event;
+
+typedef struct shared_condition {
+    mproc_lock lock;
+    int own_lock;
+    _Atomic uint32_t word;
+} shared_condition;
+
+typedef struct shared_barrier {
+    pthread_mutex_t mu;
+    _Atomic uint32_t word;
+    uint32_t parties, count;
+    int broken;
+    uint64_t generation;
+    uint64_t broken_generation; /* generation + 1 of the last one a reset broke, 0 = none */
+} shared_barrier;
+
+/* ---- Event ---------------------------------------------------------------------------------- */
+
+int mproc_event_create(mproc_event *out) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_event_create: out is NULL");
+    shared_event *e;
+    return mproc__sh_alloc(MPROC__SH_EVENT, sizeof *e, &out->ref, (void **)&e);
+}
+
+static shared_event *event_of(const mproc_event *ev, const char *fn, int *rc) {
+    return mproc__sh_resolve(ev ? &ev->ref : NULL, MPROC__SH_EVENT, fn, rc);
+}
+
+int mproc_event_set(const mproc_event *ev) {
+    int rc;
+    shared_event *e = event_of(ev, "mproc_event_set", &rc);
+    if (!e) return rc;
+    if (!atomic_exchange(&e->flag, 1)) mproc__sh_wake(&e->word, -1);
+    return 0;
+}
+
+int mproc_event_clear(const mproc_event *ev) {
+    int rc;
+    shared_event *e = event_of(ev, "mproc_event_clear", &rc);
+    if (!e) return rc;
+    atomic_store(&e->flag, 0);
+    return 0;
+}
+
+int mproc_event_is_set(const mproc_event *ev) {
+    int rc;
+    shared_event *e = event_of(ev, "mproc_event_is_set", &rc);
+    return e ? (int)atomic_load(&e->flag) : rc;
+}
+
+int mproc_event_wait(const mproc_event *ev, double timeout) {
+    int rc;
+    double dl;
+    shared_event *e = event_of(ev, "mproc_event_wait", &rc);
+    if (!e) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_event_wait")) < 0) return rc;
+    for (;;) {
+        uint32_t seen = atomic_load(&e->word);
+        if (atomic_load(&e->flag)) return 0;
+        if (mproc__sh_wait(&e->word, seen, dl) == MPROC_ETIMEDOUT && !atomic_load(&e->flag))
+            return mproc__error(MPROC_ETIMEDOUT, "mproc_event_wait: not set within %g s", timeout);
+    }
+}
+
+int mproc_event_free(mproc_event *ev) { return mproc__sh_free(ev ? &ev->ref : NULL, MPROC__SH_EVENT, "mproc_event_free"); }
+
+/* ---- Condition ------------------------------------------------------------------------------ */
+
+int mproc_condition_create(mproc_condition *out, const mproc_lock *lock) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_condition_create: out is NULL");
+    int rc;
+    if (lock && !mproc__sh_resolve(&lock->ref, MPROC__SH_LOCK, "mproc_condition_create", &rc)) return rc;
+    mproc_lock own = {{0}};
+    if (!lock && (rc = mproc_lock_create(&own)) < 0) return rc;
+    shared_condition *c;
+    if ((rc = mproc__sh_alloc(MPROC__SH_CONDITION, sizeof *c, &out->ref, (void **)&c)) < 0) {
+        if (!lock) mproc_lock_free(&own);
+        return rc;
+    }
+    c->lock = lock ? *lock : own;
+    c->own_lock = !lock;
+    return 0;
+}
+
+static shared_condition *condition_of(const mproc_condition *cond, const char *fn, int *rc) {
+    return mproc__sh_resolve(cond ? &cond->ref : NULL, MPROC__SH_CONDITION, fn, rc);
+}
+
+int mproc_condition_acquire(const mproc_condition *cond, double timeout) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_acquire", &rc);
+    return c ? mproc_lock_acquire(&c->lock, timeout) : rc;
+}
+
+int mproc_condition_release(const mproc_condition *cond) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_release", &rc);
+    return c ? mproc_lock_release(&c->lock) : rc;
+}
+
+int mproc_condition_wait(const mproc_condition *cond, double timeout) {
+    int rc;
+    double dl;
+    shared_condition *c = condition_of(cond, "mproc_condition_wait", &rc);
+    if (!c) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_wait")) < 0) return rc;
+    uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
+    if (mproc_lock_release(&c->lock) < 0)
+        return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
+    int waited = mproc__sh_wait(&c->word, seen, dl);
+    rc = mproc_lock_acquire(&c->lock, -1);
+    if (rc < 0) return rc; /* EOWNERDEAD: held again, and the caller must know */
+    return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
+}
+
+int mproc_condition_notify(const mproc_condition *cond, int n) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_notify", &rc);
+    if (!c) return rc;
+    if (n < 1) return mproc__error(MPROC_EINVAL, "mproc_condition_notify: n is %d, want 1 or more", n);
+    mproc__sh_wake(&c->word, n);
+    return 0;
+}
+
+int mproc_condition_notify_all(const mproc_condition *cond) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_notify_all", &rc);
+    if (!c) return rc;
+    mproc__sh_wake(&c->word, -1);
+    return 0;
+}
+
+int mproc_condition_free(mproc_condition *cond) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_free", &rc);
+    if (!c) return rc;
+    mproc_lock own = c->lock;
+    int owned = c->own_lock;
+    if ((rc = mproc__sh_free(&cond->ref, MPROC__SH_CONDITION, "mproc_condition_free")) < 0) return rc;
+    return owned ? mproc_lock_free(&own) : 0;
+}
+
+/* ---- Barrier -------------------------------------------------------------------------------- */
+
+int mproc_barrier_create(mproc_barrier *out, unsigned parties) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_barrier_create: out is NULL");
+    if (parties < 1 || parties > INT32_MAX) return mproc__error(MPROC_EINVAL, "mproc_barrier_create: parties is %u, want 1 or more", parties);
+    shared_barrier *b;
+    int rc = mproc__sh_alloc(MPROC__SH_BARRIER, sizeof *b, &out->ref, (void **)&b);
+    if (rc < 0) return rc;
+    if ((rc = mproc__sh_mutex_init(&b->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
+        mproc__sh_free(&out->ref, MPROC__SH_BARRIER, "mproc_barrier_create");
+        return rc;
+    }
+    b->parties = parties;
+    return 0;
+}
+
+static shared_barrier *barrier_of(const mproc_barrier *bar, const char *fn, int *rc) {
+    return mproc__sh_resolve(bar ? &bar->ref : NULL, MPROC__SH_BARRIER, fn, rc);
+}
+
+static int broken(const char *fn) { return mproc__error(MPROC_EBROKEN, "%s: the barrier is broken (a timeout, abort or reset)", fn); }
+
+int mproc_barrier_wait(const mproc_barrier *bar, double timeout) {
+    int rc;
+    double dl;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_wait", &rc);
+    if (!b) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_barrier_wait")) < 0) return rc;
+    mproc__sh_enter(&b->mu);
+    if (b->broken) {
+        mproc__sh_leave(&b->mu);
+        return broken("mproc_barrier_wait");
+    }
+    uint64_t gen = b->generation;
+    int index = (int)b->count++;
+    if (b->count == b->parties) {
+        b->count = 0;
+        b->generation++;
+        mproc__sh_leave(&b->mu);
+        mproc__sh_wake(&b->word, -1);
+        return index;
+    }
+    for (;;) {
+        uint32_t seen = atomic_load(&b->word);
+        mproc__sh_leave(&b->mu);
+        int waited = mproc__sh_wait(&b->word, seen, dl);
+        mproc__sh_enter(&b->mu);
+        if (b->generation != gen) { /* passed, or a reset broke this round */
+            int was_broken = b->broken_generation == gen + 1;
+            mproc__sh_leave(&b->mu);
+            return was_broken ? broken("mproc_barrier_wait") : index;
+        }
+        if (b->broken) {
+            mproc__sh_leave(&b->mu);
+            return broken("mproc_barrier_wait");
+        }
+        if (waited == MPROC_ETIMEDOUT) {
+            b->broken = 1;
+            mproc__sh_leave(&b->mu);
+            mproc__sh_wake(&b->word, -1);
+            return mproc__error(MPROC_ETIMEDOUT, "mproc_barrier_wait: not every party came within %g s; the barrier is broken", timeout);
+        }
+    }
+}
+
+int mproc_barrier_abort(const mproc_barrier *bar) {
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_abort", &rc);
+    if (!b) return rc;
+    mproc__sh_enter(&b->mu);
+    b->broken = 1;
+    mproc__sh_leave(&b->mu);
+    mproc__sh_wake(&b->word, -1);
+    return 0;
+}
+
+int mproc_barrier_reset(const mproc_barrier *bar) {
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_reset", &rc);
+    if (!b) return rc;
+    mproc__sh_enter(&b->mu);
+    if (b->count > 0) b->broken_generation = b->generation + 1;
+    b->generation++;
+    b->count = 0;
+    b->broken = 0;
+    mproc__sh_leave(&b->mu);
+    mproc__sh_wake(&b->word, -1);
+    return 0;
+}
+
+int mproc_barrier_waiting(const mproc_barrier *bar) {
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_waiting", &rc);
+    if (!b) return rc;
+    mproc__sh_enter(&b->mu);
+    int n = b->broken ? 0 : (int)b->count;
+    mproc__sh_leave(&b->mu);
+    return n;
+}
+
+int mproc_barrier_free(mproc_barrier *bar) {
+    return mproc__sh_free(bar ? &bar->ref : NULL, MPROC__SH_BARRIER, "mproc_barrier_free");
+}

@@ -1,0 +1,148 @@
+/* locks.c - Lock, RLock and Semaphore in shared memory. Lock and RLock are robust mutexes, so a
+ * holder's death hands the lock to the next taker with MPROC_EOWNERDEAD; a Semaphore is a count
+ * under an internal mutex with a wait word that its releases move on.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "shared/shared.h"
+
+typedef struct shared_lock {
+    pthread_mutex_t m;
+} shared_lock;
+
+typedef struct shared_semaphore {
+    pthread_mutex_t mu;
+    _Atomic uint32_t word;
+    uint32_t waiters;
+    uint32_t value, bound;
+} shared_semaphore;
+
+static int lock_create(mproc_shared_ref *out, uint32_t kind, int type, const char *fn) {
+    if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
+    shared_lock *l;
+    int rc = mproc__sh_alloc(kind, sizeof *l, out, (void **)&l);
+    if (rc < 0) return rc;
+    if ((rc = mproc__sh_mutex_init(&l->m, type)) < 0) mproc__sh_free(out, kind, fn);
+    return rc;
+}
+
+static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout, const char *fn) {
+    int rc;
+    double dl;
+    shared_lock *l = mproc__sh_resolve(r, kind, fn, &rc);
+    if (!l) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    rc = mproc__sh_mutex_lock(&l->m, dl);
+    if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died holding it", fn);
+    if (rc == MPROC_ETIMEDOUT) return mproc__error(rc, "%s: not acquired within %g s", fn, timeout);
+    if (rc == MPROC_ESTATE) return mproc__error(rc, "%s: the calling thread holds this Lock already", fn);
+    return rc;
+}
+
+static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn) {
+    int rc;
+    shared_lock *l = mproc__sh_resolve(r, kind, fn, &rc);
+    if (!l) return rc;
+    if (mproc__sh_mutex_unlock(&l->m) < 0) return mproc__error(MPROC_ESTATE, "%s: the calling thread does not hold it", fn);
+    return 0;
+}
+
+int mproc_lock_create(mproc_lock *out) {
+    return lock_create(out ? &out->ref : NULL, MPROC__SH_LOCK, PTHREAD_MUTEX_ERRORCHECK, "mproc_lock_create");
+}
+int mproc_lock_acquire(const mproc_lock *lock, double timeout) {
+    return lock_acquire(lock ? &lock->ref : NULL, MPROC__SH_LOCK, timeout, "mproc_lock_acquire");
+}
+int mproc_lock_release(const mproc_lock *lock) {
+    return lock_release(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_release");
+}
+int mproc_lock_free(mproc_lock *lock) {
+    return mproc__sh_free(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_free");
+}
+
+int mproc_rlock_create(mproc_rlock *out) {
+    return lock_create(out ? &out->ref : NULL, MPROC__SH_RLOCK, PTHREAD_MUTEX_RECURSIVE, "mproc_rlock_create");
+}
+int mproc_rlock_acquire(const mproc_rlock *lock, double timeout) {
+    return lock_acquire(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, timeout, "mproc_rlock_acquire");
+}
+int mproc_rlock_release(const mproc_rlock *lock) {
+    return lock_release(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, "mproc_rlock_release");
+}
+int mproc_rlock_free(mproc_rlock *lock) {
+    return mproc__sh_free(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, "mproc_rlock_free");
+}
+
+int mproc_semaphore_create(mproc_semaphore *out, unsigned value, unsigned bound) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_semaphore_create: out is NULL");
+    if (bound && value > bound)
+        return mproc__error(MPROC_EINVAL, "mproc_semaphore_create: value %u is above its bound %u", value, bound);
+    if (value > INT32_MAX) return mproc__error(MPROC_EINVAL, "mproc_semaphore_create: value %u is too large", value);
+    shared_semaphore *s;
+    int rc = mproc__sh_alloc(MPROC__SH_SEMAPHORE, sizeof *s, &out->ref, (void **)&s);
+    if (rc < 0) return rc;
+    if ((rc = mproc__sh_mutex_init(&s->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
+        mproc__sh_free(&out->ref, MPROC__SH_SEMAPHORE, "mproc_semaphore_create");
+        return rc;
+    }
+    s->value = value;
+    s->bound = bound;
+    return 0;
+}
+
+int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
+    int rc;
+    double dl;
+    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_acquire", &rc);
+    if (!s) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_semaphore_acquire")) < 0) return rc;
+    mproc__sh_enter(&s->mu);
+    for (;;) {
+        if (s->value > 0) { /* looked at first: a wake-up that came with the timeout is not lost */
+            s->value--;
+            mproc__sh_leave(&s->mu);
+            return 0;
+        }
+        if (dl >= 0 && mproc__now() >= dl) break;
+        uint32_t seen = atomic_load(&s->word);
+        s->waiters++;
+        mproc__sh_leave(&s->mu);
+        mproc__sh_wait(&s->word, seen, dl);
+        mproc__sh_enter(&s->mu);
+        s->waiters--;
+    }
+    mproc__sh_leave(&s->mu);
+    return mproc__error(MPROC_ETIMEDOUT, "mproc_semaphore_acquire: not acquired within %g s", timeout);
+}
+
+int mproc_semaphore_release(const mproc_semaphore *sem) {
+    int rc;
+    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_release", &rc);
+    if (!s) return rc;
+    mproc__sh_enter(&s->mu);
+    if ((s->bound && s->value >= s->bound) || s->value >= INT32_MAX) {
+        unsigned b = s->bound;
+        mproc__sh_leave(&s->mu);
+        return mproc__error(MPROC_ESTATE, "mproc_semaphore_release: released more often than acquired (bound %u)", b);
+    }
+    s->value++;
+    int wake = s->waiters > 0;
+    mproc__sh_leave(&s->mu);
+    if (wake) mproc__sh_wake(&s->word, 1);
+    return 0;
+}
+
+int mproc_semaphore_value(const mproc_semaphore *sem) {
+    int rc;
+    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_value", &rc);
+    if (!s) return rc;
+    mproc__sh_enter(&s->mu);
+    int v = (int)s->value;
+    mproc__sh_leave(&s->mu);
+    return v;
+}
+
+int mproc_semaphore_free(mproc_semaphore *sem) {
+    return mproc__sh_free(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_free");
+}

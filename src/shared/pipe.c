@@ -1,0 +1,141 @@
+/* pipe.c - Pipe: two ends joined by two of queue.c's byte queues in one block (queue e carries
+ * what end e receives). A handle is one end (its side in the handle's aux); closing an end
+ * closes both queues for the other side and the block is freed when both ends are closed.
+ */
+#include <string.h>
+
+#include "shared/shared.h"
+
+#define DEFAULT_CAPACITY (1u << 20)
+
+typedef struct shared_pipe {
+    _Atomic uint32_t open_ends; /* bit e: end e not closed */
+    uint32_t duplex;
+    uint64_t queue_at[2];       /* from this struct to queue e */
+} shared_pipe;
+
+static mproc__sh_queue *queue_in(shared_pipe *p, int e) { return (mproc__sh_queue *)((char *)p + p->queue_at[e]); }
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity) {
+    if (!a || !b) return mproc__error(MPROC_EINVAL, "mproc_pipe: an end is NULL");
+    if (!capacity) capacity = DEFAULT_CAPACITY;
+    if (capacity < 64 || capacity > ((size_t)1 << 40))
+        return mproc__error(MPROC_EINVAL, "mproc_pipe: capacity %zu bytes, want 64..2^40 (0 for 1 MiB)", capacity);
+    size_t qbytes = round64(mproc__sh_queue_bytes(capacity)), head = round64(sizeof(shared_pipe));
+    shared_pipe *p;
+    int rc = mproc__sh_alloc(MPROC__SH_PIPE, head + 2 * qbytes, &a->ref, (void **)&p);
+    if (rc < 0) return rc;
+    for (int e = 0; e < 2 && rc == 0; e++) {
+        p->queue_at[e] = head + (uint64_t)e * qbytes;
+        mproc__sh_queue *q = queue_in(p, e);
+        rc = mproc__sh_queue_init(q, 0, capacity, (uint64_t)((char *)q + round64(sizeof *q) - (char *)q));
+    }
+    if (rc < 0) {
+        mproc__sh_free(&a->ref, MPROC__SH_PIPE, "mproc_pipe");
+        return rc;
+    }
+    p->duplex = duplex != 0;
+    atomic_store(&p->open_ends, 3u);
+    b->ref = a->ref;
+    a->ref.aux = 0;
+    b->ref.aux = 1;
+    return 0;
+}
+
+static shared_pipe *end_of(const mproc_conn *c, const char *fn, int *rc, int *e) {
+    shared_pipe *p = mproc__sh_resolve(c ? &c->ref : NULL, MPROC__SH_PIPE, fn, rc);
+    if (!p) return NULL;
+    *e = c->ref.aux & 1;
+    if (!(atomic_load(&p->open_ends) & (1u << *e))) {
+        *rc = mproc__error(MPROC_EBADHANDLE, "%s: this end of the pipe was closed", fn);
+        return NULL;
+    }
+    return p;
+}
+
+int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double timeout) {
+    int rc, e;
+    double dl;
+    shared_pipe *p = end_of(c, "mproc_conn_send", &rc, &e);
+    if (!p) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_conn_send")) < 0) return rc;
+    if (!p->duplex && e == 0) return mproc__error(MPROC_ESTATE, "mproc_conn_send: this end only receives (a one-way pipe)");
+    if (!data && len) return mproc__error(MPROC_EINVAL, "mproc_conn_send: data is NULL but len is %zu", len);
+    mproc__sh_queue *q = queue_in(p, 1 - e);
+    rc = mproc__sh_queue_put(q, data, len, dl);
+    switch (rc) {
+    case MPROC_ETOOBIG:
+        return mproc__error(rc, "mproc_conn_send: a message of %zu bytes can never fit the pipe's %llu bytes", len,
+                            (unsigned long long)q->capacity);
+    case MPROC_EFULL:
+        return mproc__error(MPROC_ETIMEDOUT, "mproc_conn_send: no room within %g s", timeout);
+    case MPROC_ECLOSED:
+        return mproc__error(rc, "mproc_conn_send: the pipe is closed");
+    }
+    return rc;
+}
+
+static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, size_t *len, double timeout, const char *fn) {
+    int rc, e;
+    double dl;
+    shared_pipe *p = end_of(c, fn, &rc, &e);
+    if (!p) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "%s: this end only sends (a one-way pipe)", fn);
+    rc = mproc__sh_queue_get(queue_in(p, e), buf, cap, 0, owned, len, dl);
+    switch (rc) {
+    case MPROC_EEMPTY:
+        return mproc__error(MPROC_ETIMEDOUT, "%s: nothing came within %g s", fn, timeout);
+    case MPROC_ECLOSED:
+        return mproc__error(MPROC_EOF, "%s: the other end was closed and everything it sent was taken", fn);
+    case MPROC_ESIZE:
+        return mproc__error(rc, "%s: the next message is %zu bytes, the buffer holds %zu (it stays)", fn, *len, cap);
+    case MPROC_ENOMEM:
+        return mproc__error(rc, "%s: no memory for a message of %zu bytes (it stays)", fn, *len);
+    }
+    return rc;
+}
+
+int mproc_conn_recv(const mproc_conn *c, mproc_buf *out, double timeout) {
+    if (!out) return mproc__error(MPROC_EINVAL, "mproc_conn_recv: out is NULL");
+    void *data = NULL;
+    size_t n = 0;
+    int rc = conn_recv(c, NULL, 0, &data, &n, timeout, "mproc_conn_recv");
+    out->data = rc == 0 ? data : NULL;
+    out->len = rc == 0 ? n : 0;
+    return rc;
+}
+
+int mproc_conn_recv_into(const mproc_conn *c, void *buf, size_t cap, size_t *len, double timeout) {
+    if (!buf && cap) return mproc__error(MPROC_EINVAL, "mproc_conn_recv_into: buf is NULL but cap is %zu", cap);
+    char dummy;
+    size_t n = 0;
+    int rc = conn_recv(c, buf ? buf : &dummy, cap, NULL, &n, timeout, "mproc_conn_recv_into");
+    if (len) *len = rc == 0 || rc == MPROC_ESIZE ? n : 0;
+    return rc;
+}
+
+int mproc_conn_poll(const mproc_conn *c, double timeout) {
+    int rc, e;
+    double dl;
+    shared_pipe *p = end_of(c, "mproc_conn_poll", &rc, &e);
+    if (!p) return rc;
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_conn_poll")) < 0) return rc;
+    if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "mproc_conn_poll: this end only sends (a one-way pipe)");
+    return mproc__sh_queue_poll(queue_in(p, e), dl);
+}
+
+int mproc_conn_close(mproc_conn *c) {
+    int rc, e;
+    shared_pipe *p = end_of(c, "mproc_conn_close", &rc, &e);
+    if (!p) return rc;
+    uint32_t before = atomic_fetch_and(&p->open_ends, ~(1u << e));
+    if (!(before & (1u << e))) return mproc__error(MPROC_EBADHANDLE, "mproc_conn_close: this end of the pipe was closed");
+    mproc__sh_queue_close(queue_in(p, 0));
+    mproc__sh_queue_close(queue_in(p, 1));
+    if (before == (1u << e)) return mproc__sh_free(&c->ref, MPROC__SH_PIPE, "mproc_conn_close"); /* the last end */
+    memset(&c->ref, 0, sizeof c->ref);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* shared.h - what the files of src/shared/ (the communication and sync objects of
+ * mproc_shared.h) share: the arena their objects live in (arena.c), the wait and lock
+ * primitives that work across processes and survive a dead holder (primitives.c), and the
+ * queue internals that Pipe is built from (queue.c). Nothing here is public.
+ */
+#ifndef MPROC_SHARED_INTERNAL_H
+#define MPROC_SHARED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+/* The kinds of object; a handle names its kind and so does the block it points to. */
+enum mproc__sh_kind {
+    MPROC__SH_LOCK = 0x5a10,
+    MPROC__SH_RLOCK,
+    MPROC__SH_SEMAPHORE,
+    MPROC__SH_EVENT,
+    MPROC__SH_CONDITION,
+    MPROC__SH_BARRIER,
+    MPROC__SH_QUEUE,
+    MPROC__SH_PIPE,
+    MPROC__SH_ARRAY,
+};
+
+/* ---- primitives.c: locks and waits in shared memory ----------------------------------------- */
+
+/* A process-shared robust mutex (type PTHREAD_MUTEX_ERRORCHECK or PTHREAD_MUTEX_RECURSIVE). */
+int mproc__sh_mutex_init(pthread_mutex_t *m, int type);
+/* Takes m by the deadline (mproc__deadline; -1 forever, a passed one tries once): 0; 1 when its
+ * holder had died (m is made consistent and held); MPROC_ETIMEDOUT; MPROC_ESTATE when the
+ * calling thread holds it already (error-checking type). */
+int mproc__sh_mutex_lock(pthread_mutex_t *m, double deadline);
+/* 0, or MPROC_ESTATE when the calling thread does not hold m. */
+int mproc__sh_mutex_unlock(pthread_mutex_t *m);
+/* Takes an object's internal mutex, held only for a few stores. 1 when its holder had died:
+ * every object commits a change with one store, so the object is whole, but a counter kept
+ * beside that store may need counting again (the queue does). */
+int mproc__sh_enter(pthread_mutex_t *m);
+void mproc__sh_leave(pthread_mutex_t *m);
+
+/* A wait word: sleep while *word == seen, until the deadline: 0 (woken, or the word moved) or
+ * MPROC_ETIMEDOUT. A futex on shared memory, so a dead waiter takes no wake-up with it. */
+int mproc__sh_wait(_Atomic uint32_t *word, uint32_t seen, double deadline);
+/* Moves the word on and wakes up to n sleepers (n < 0: all). */
+void mproc__sh_wake(_Atomic uint32_t *word, int n);
+/* EINVAL for a NaN timeout (the one bad value a double can hold), else 0 with the deadline. */
+int mproc__sh_deadline(double timeout, double *deadline, const char *fn);
+
+/* ---- arena.c: where the objects live ---------------------------------------------------------- */
+
+/* A new zeroed object of `size` bytes and kind in this process's arena (made on first use):
+ * 0 with *obj and the handle, or ENOMEM / ESYS. */
+int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj);
+/* The object a handle names, mapped in this process: NULL with *err (EBADHANDLE, EREMOTE, ESYS)
+ * and the sentence for mproc_last_error() naming fn. */
+void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err);
+/* Frees the object (its handles stop matching) and clears *ref. 0 or an error. */
+int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn);
+/* The handle of another object in the same arena, at offset `offset` (an object's own
+ * sub-object, e.g. an Array's Lock). */
+int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out);
+/* The offset of obj's block (obj from mproc__sh_alloc or _resolve of a handle in that arena). */
+uint64_t mproc__sh_offset_of(const mproc_shared_ref *ref, const void *obj);
+
+/* ---- queue.c: the byte queue that Queue and both directions of a Pipe are ------------------- */
+
+typedef struct mproc__sh_queue {
+    pthread_mutex_t mu;
+    _Atomic uint32_t not_empty; /* wait word: an item came or the queue closed */
+    _Atomic uint32_t not_full;  /* wait word: room was made or the queue closed */
+    _Atomic uint32_t joined;    /* wait word: unfinished went to 0 */
+    uint32_t getters, putters;  /* sleeping (a dead sleeper only costs a spare wake-up) */
+    int closed;
+    uint64_t head, tail;        /* byte positions, only ever growing; used = tail - head */
+    uint64_t items, maxsize, capacity, unfinished;
+    uint64_t ring_offset;       /* from this struct to its ring of capacity bytes */
+} mproc__sh_queue;
+
+/* Bytes a queue of this capacity takes (struct + ring). capacity is rounded up to 8. */
+size_t mproc__sh_queue_bytes(size_t capacity);
+int mproc__sh_queue_init(mproc__sh_queue *q, size_t maxsize, size_t capacity, uint64_t ring_offset);
+int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double deadline);
+/* Takes the first item: into buf (cap bytes; exact: only an item of exactly cap bytes) or,
+ * when buf is NULL, into a new buffer *owned. 0; MPROC_EEMPTY; MPROC_ECLOSED; MPROC_ENOMEM;
+ * MPROC_ESIZE (*len = its length, the item stays). */
+int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, void **owned, size_t *len, double deadline);
+/* Waits until an item is there or the queue is closed: 1, or 0 at the deadline. */
+int mproc__sh_queue_poll(mproc__sh_queue *q, double deadline);
+void mproc__sh_queue_close(mproc__sh_queue *q);
+
+#endif /* MPROC_SHARED_INTERNAL_H */
