@@ -3,7 +3,7 @@
 #
 #   bench/peers/build.sh [OUTDIR]      (default OUTDIR: build/bench-peers)
 #
-# Produces OUTDIR/c_fork_floor (gcc -O2) and, when mpicc is on PATH,
+# Produces OUTDIR/c_fork_floor and OUTDIR/c_shared_floor (gcc -O2) and, when mpicc is on PATH,
 # OUTDIR/c_mpi_floor (mpicc -O2).  CC / MPICC / CFLAGS override the defaults.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +15,8 @@ CFLAGS=${CFLAGS:--O2 -std=c11 -Wall -Wextra}
 
 $CC $CFLAGS -o "$out/c_fork_floor" "$here/c_fork_floor.c" -lm
 echo "built $out/c_fork_floor"
+$CC $CFLAGS -o "$out/c_shared_floor" "$here/c_shared_floor.c" -lpthread
+echo "built $out/c_shared_floor"
 if command -v "$MPICC" >/dev/null 2>&1; then
     $MPICC $CFLAGS -o "$out/c_mpi_floor" "$here/c_mpi_floor.c" -lm
     echo "built $out/c_mpi_floor"

@@ -24,6 +24,8 @@
 
 #include "shared/shared.h"
 
+
+
 #define ARENA_MAGIC 0x6d70726f63617265ULL /* "mprocare" */
 #define MIN_BLOCK 64u
 #define CLASSES 40
@@ -46,8 +48,11 @@ typedef struct block_header {
     uint32_t cls;
     uint32_t pad;
     uint64_t next_free;
-    uint64_t pad2;
-} block_header; /* 32 bytes: objects after it are 16-byte aligned (blocks are 64-aligned) */
+    char line[40];
+} block_header; /* 64 bytes (mproc__sh_get knows): a cache line of its own: every call reads it, and were it on the object's line
+                 * (a lock's), each read would be a miss while another core takes the lock */
+
+_Static_assert(sizeof(block_header) == 64, "mproc__sh_get finds an object 64 bytes after its block");
 
 typedef struct mapped {
     uint64_t tag;
@@ -58,6 +63,7 @@ typedef struct mapped {
 /* This process's view of arenas: [0] is where its own objects go. Read without a lock (entries
  * are complete before the count that publishes them); grown under map_mu. */
 static mapped arenas[MAX_ARENAS];
+mproc__sh_view mproc__sh_first;
 static _Atomic int n_arenas;
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -86,6 +92,11 @@ static int publish(uint64_t tag, char *base, uint64_t size) { /* under map_mu */
     if (n == MAX_ARENAS) return mproc__error(MPROC_ENOMEM, "shared objects: this process maps %d arenas already", MAX_ARENAS);
     arenas[n] = (mapped){tag, base, size};
     atomic_store_explicit(&n_arenas, n + 1, memory_order_release);
+    if (n == 0) {
+        mproc__sh_first.base = base;
+        mproc__sh_first.size = size;
+        atomic_store_explicit(&mproc__sh_first.tag, tag, memory_order_release);
+    }
     return 0;
 }
 
@@ -223,7 +234,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
 }
 
 static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const char *fn, int *err, const mapped **mp) {
-    pthread_once(&atfork_once, setup_once);
+    if (__builtin_expect(!my_host, 0)) pthread_once(&atfork_once, setup_once); /* set once, never 0 after */
     if (!r) {
         *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle is NULL", fn);
         return NULL;

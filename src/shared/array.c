@@ -8,7 +8,7 @@ typedef struct shared_array {
     uint64_t elem_size, count;
     mproc_lock lock;
     int has_lock;
-    char pad[128 - 16 - sizeof(mproc_lock) - sizeof(int) - 32]; /* elements 64-aligned in the block */
+    char pad[64 - 16 - sizeof(mproc_lock) - sizeof(int)]; /* elements on a cache line of their own */
 } shared_array;
 
 int mproc_array_create(mproc_array *out, size_t elem_size, size_t count, int with_lock) {
@@ -35,20 +35,20 @@ int mproc_value_create(mproc_array *out, size_t size) { return mproc_array_creat
 
 void *mproc_array_data(const mproc_array *arr) {
     int rc;
-    shared_array *a = mproc__sh_resolve(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_data", &rc);
+    shared_array *a = mproc__sh_get(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_data", &rc);
     return a ? (void *)(a + 1) : NULL;
 }
 
 long mproc_array_count(const mproc_array *arr) {
     int rc;
-    shared_array *a = mproc__sh_resolve(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_count", &rc);
+    shared_array *a = mproc__sh_get(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_count", &rc);
     return a ? (long)a->count : rc;
 }
 
 int mproc_array_lock(const mproc_array *arr, mproc_lock *out) {
     int rc;
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_array_lock: out is NULL");
-    shared_array *a = mproc__sh_resolve(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_lock", &rc);
+    shared_array *a = mproc__sh_get(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_lock", &rc);
     if (!a) return rc;
     if (!a->has_lock) return mproc__error(MPROC_ESTATE, "mproc_array_lock: the array was made without a lock");
     *out = a->lock;
@@ -57,7 +57,7 @@ int mproc_array_lock(const mproc_array *arr, mproc_lock *out) {
 
 int mproc_array_free(mproc_array *arr) {
     int rc;
-    shared_array *a = mproc__sh_resolve(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_free", &rc);
+    shared_array *a = mproc__sh_get(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, "mproc_array_free", &rc);
     if (!a) return rc;
     mproc_lock lock = a->lock;
     int has_lock = a->has_lock;

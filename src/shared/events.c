@@ -35,7 +35,7 @@ int mproc_event_create(mproc_event *out) {
 }
 
 static shared_event *event_of(const mproc_event *ev, const char *fn, int *rc) {
-    return mproc__sh_resolve(ev ? &ev->ref : NULL, MPROC__SH_EVENT, fn, rc);
+    return mproc__sh_get(ev ? &ev->ref : NULL, MPROC__SH_EVENT, fn, rc);
 }
 
 int mproc_event_set(const mproc_event *ev) {
@@ -81,7 +81,7 @@ int mproc_event_free(mproc_event *ev) { return mproc__sh_free(ev ? &ev->ref : NU
 int mproc_condition_create(mproc_condition *out, const mproc_lock *lock) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_condition_create: out is NULL");
     int rc;
-    if (lock && !mproc__sh_resolve(&lock->ref, MPROC__SH_LOCK, "mproc_condition_create", &rc)) return rc;
+    if (lock && !mproc__sh_get(&lock->ref, MPROC__SH_LOCK, "mproc_condition_create", &rc)) return rc;
     mproc_lock own = {{0}};
     if (!lock && (rc = mproc_lock_create(&own)) < 0) return rc;
     shared_condition *c;
@@ -95,7 +95,7 @@ int mproc_condition_create(mproc_condition *out, const mproc_lock *lock) {
 }
 
 static shared_condition *condition_of(const mproc_condition *cond, const char *fn, int *rc) {
-    return mproc__sh_resolve(cond ? &cond->ref : NULL, MPROC__SH_CONDITION, fn, rc);
+    return mproc__sh_get(cond ? &cond->ref : NULL, MPROC__SH_CONDITION, fn, rc);
 }
 
 int mproc_condition_acquire(const mproc_condition *cond, double timeout) {
@@ -169,7 +169,7 @@ int mproc_barrier_create(mproc_barrier *out, unsigned parties) {
 }
 
 static shared_barrier *barrier_of(const mproc_barrier *bar, const char *fn, int *rc) {
-    return mproc__sh_resolve(bar ? &bar->ref : NULL, MPROC__SH_BARRIER, fn, rc);
+    return mproc__sh_get(bar ? &bar->ref : NULL, MPROC__SH_BARRIER, fn, rc);
 }
 
 static int broken(const char *fn) { return mproc__error(MPROC_EBROKEN, "%s: the barrier is broken (a timeout, abort or reset)", fn); }

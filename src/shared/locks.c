@@ -30,9 +30,10 @@ static int lock_create(mproc_shared_ref *out, uint32_t kind, int type, const cha
 static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout, const char *fn) {
     int rc;
     double dl;
-    shared_lock *l = mproc__sh_resolve(r, kind, fn, &rc);
+    shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
     if (!l) return rc;
-    if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    if (timeout < 0) dl = -1; /* forever: no clock to read */
+    else if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     rc = mproc__sh_mutex_lock(&l->m, dl);
     if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died holding it", fn);
     if (rc == MPROC_ETIMEDOUT) return mproc__error(rc, "%s: not acquired within %g s", fn, timeout);
@@ -42,7 +43,7 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
 
 static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn) {
     int rc;
-    shared_lock *l = mproc__sh_resolve(r, kind, fn, &rc);
+    shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
     if (!l) return rc;
     if (mproc__sh_mutex_unlock(&l->m) < 0) return mproc__error(MPROC_ESTATE, "%s: the calling thread does not hold it", fn);
     return 0;
@@ -94,7 +95,7 @@ int mproc_semaphore_create(mproc_semaphore *out, unsigned value, unsigned bound)
 int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
     int rc;
     double dl;
-    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_acquire", &rc);
+    shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_acquire", &rc);
     if (!s) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_semaphore_acquire")) < 0) return rc;
     mproc__sh_enter(&s->mu);
@@ -118,7 +119,7 @@ int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
 
 int mproc_semaphore_release(const mproc_semaphore *sem) {
     int rc;
-    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_release", &rc);
+    shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_release", &rc);
     if (!s) return rc;
     mproc__sh_enter(&s->mu);
     if ((s->bound && s->value >= s->bound) || s->value >= INT32_MAX) {
@@ -135,7 +136,7 @@ int mproc_semaphore_release(const mproc_semaphore *sem) {
 
 int mproc_semaphore_value(const mproc_semaphore *sem) {
     int rc;
-    shared_semaphore *s = mproc__sh_resolve(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_value", &rc);
+    shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_value", &rc);
     if (!s) return rc;
     mproc__sh_enter(&s->mu);
     int v = (int)s->value;

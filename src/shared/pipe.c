@@ -45,7 +45,7 @@ int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity) {
 }
 
 static shared_pipe *end_of(const mproc_conn *c, const char *fn, int *rc, int *e) {
-    shared_pipe *p = mproc__sh_resolve(c ? &c->ref : NULL, MPROC__SH_PIPE, fn, rc);
+    shared_pipe *p = mproc__sh_get(c ? &c->ref : NULL, MPROC__SH_PIPE, fn, rc);
     if (!p) return NULL;
     *e = c->ref.aux & 1;
     if (!(atomic_load(&p->open_ends) & (1u << *e))) {

@@ -161,7 +161,7 @@ void mproc__sh_queue_close(mproc__sh_queue *q) {
 /* ---- the public Queue ----------------------------------------------------------------------- */
 
 static mproc__sh_queue *queue_of(const mproc_queue *q, const char *fn, int *rc) {
-    return mproc__sh_resolve(q ? &q->ref : NULL, MPROC__SH_QUEUE, fn, rc);
+    return mproc__sh_get(q ? &q->ref : NULL, MPROC__SH_QUEUE, fn, rc);
 }
 
 int mproc_queue_create(mproc_queue *out, const mproc_queue_opts *opts) {

@@ -26,6 +26,9 @@ enum mproc__sh_kind {
     MPROC__SH_ARRAY,
 };
 
+/* Calls between these files stay inside libmproc (no PLT hop on a lock's every acquire). */
+#pragma GCC visibility push(hidden)
+
 /* ---- primitives.c: locks and waits in shared memory ----------------------------------------- */
 
 /* A process-shared robust mutex (type PTHREAD_MUTEX_ERRORCHECK or PTHREAD_MUTEX_RECURSIVE). */
@@ -60,6 +63,28 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err);
 /* Frees the object (its handles stop matching) and clears *ref. 0 or an error. */
 int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn);
+/* This process's first arena (where its own objects go), for the inline look-up below: tag 0
+ * until it is mapped, stored last. */
+typedef struct mproc__sh_view {
+    _Atomic uint64_t tag;
+    char *base;
+    uint64_t size;
+} mproc__sh_view;
+extern mproc__sh_view mproc__sh_first;
+
+/* mproc__sh_resolve for the common case in a few inlined instructions (a lock's every acquire
+ * resolves its handle): a handle into the first arena whose block matches. Anything else -
+ * another arena, a stale or bad handle - takes mproc__sh_resolve, which says what is wrong. The
+ * block header is 64 bytes before the object; its first words are the kind and generation. */
+static inline void *mproc__sh_get(const mproc_shared_ref *r, uint32_t kind, const char *fn, int *err) {
+    if (r && r->kind == kind && r->arena == atomic_load_explicit(&mproc__sh_first.tag, memory_order_acquire) &&
+        r->offset % 64 == 0 && r->offset >= 64 && r->offset <= mproc__sh_first.size - 64) {
+        const uint32_t *b = (const uint32_t *)(mproc__sh_first.base + r->offset);
+        if (b[0] == kind && b[1] == r->gen) return (char *)b + 64;
+    }
+    return mproc__sh_resolve(r, kind, fn, err);
+}
+
 /* The handle of another object in the same arena, at offset `offset` (an object's own
  * sub-object, e.g. an Array's Lock). */
 int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out);
@@ -91,5 +116,7 @@ int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, vo
 /* Waits until an item is there or the queue is closed: 1, or 0 at the deadline. */
 int mproc__sh_queue_poll(mproc__sh_queue *q, double deadline);
 void mproc__sh_queue_close(mproc__sh_queue *q);
+
+#pragma GCC visibility pop
 
 #endif /* MPROC_SHARED_INTERNAL_H */

@@ -229,7 +229,7 @@ static int executor_of(mproc__group *g, int worker, const char *what, mproc__wor
 
 int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
-    mproc__worker_view *v;
+    mproc__worker_view *v = NULL;
     int rc = executor_of(g, worker, "kill", &v);
     if (rc == 0 && !mproc__mpi_is_gone(v->rank)) /* a lost rank has nothing left to kill */
         rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_EXEC_KILL, (uint64_t)v->e, 0, mproc__mpi_route);
@@ -239,7 +239,7 @@ int mproc__mpi_kill_worker(mproc__group *g, int worker) {
 
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
-    mproc__worker_view *v;
+    mproc__worker_view *v = NULL;
     int rc = executor_of(g, worker, "replace", &v);
     if (rc == 0 && mproc__mpi_is_gone(v->rank))
         rc = mproc__error(MPROC_ESYS, "mpi: worker rank %d (host %s) is lost", v->rank, mproc__master.exec[v->rank].host);
