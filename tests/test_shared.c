@@ -627,7 +627,8 @@ static void test_bad_input(void **state) {
     corrupt.ref.offset += 8;
     assert_int_equal(mproc_lock_acquire(&corrupt, 0), MPROC_EBADHANDLE);
     corrupt = reused;
-    corrupt.ref.host ^= 1; /* as a handle made on another node looks */
+    corrupt.ref.host ^= 1; /* as a handle made on another node looks: its host and arena */
+    corrupt.ref.arena ^= 2;
     assert_int_equal(mproc_lock_acquire(&corrupt, 0), MPROC_EREMOTE);
     corrupt = reused;
     corrupt.ref.arena ^= 1; /* an arena nobody has */
