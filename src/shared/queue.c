@@ -16,6 +16,7 @@
 static char *ring(mproc__sh_queue *q) { return (char *)q + q->ring_offset; }
 
 static void ring_write(mproc__sh_queue *q, uint64_t pos, const void *src, uint64_t n) {
+    if (n == 0) return; /* src may be NULL then */
     uint64_t at = pos % q->capacity, first = n < q->capacity - at ? n : q->capacity - at;
     memcpy(ring(q) + at, src, first);
     if (n > first) memcpy(ring(q), (const char *)src + first, n - first);
