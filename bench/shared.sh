@@ -47,20 +47,22 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | grep -v nan | sort -g | awk '{a[
     echo "Shared objects between a master and one Process, $reps interleaved runs each, $(nproc) cores, $(date -u +%Y-%m-%d)."
     echo "MPI: \`mpirun -np 2\`, the Process on worker rank 1 (in its executor), the objects in the master's arena."
     echo
-    echo "| workload | unit | mproc fork | mproc MPI | C floor | C robust mutex | Python | fork / C floor | fork / Python |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | unit | mproc fork | mproc MPI | C floor | C robust mutex | Python | mproc fork's speed / C floor | / C robust | / Python |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for w in $works; do
         case $w in queue) u="items/s" ;; qrtt) u="us per trip" ;; *) u="ns per acquire+release" ;; esac
         row="| $w | $u"
-        for p in $peers; do row="$row | $(median "${vals["$p $w"]:-}")"; done
-        f=$(median "${vals["mproc_fork $w"]:-}") c=$(median "${vals["c_floor $w"]:-}") y=$(median "${vals["python $w"]:-}")
-        if [ "$w" = queue ]; then # higher is better: say how many times faster mproc is
-            r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2fx", a / b }'); r2=$(awk -v a="$f" -v b="$y" 'BEGIN { printf "%.1fx", a / b }')
-        else # lower is better: say mproc's time as a multiple of the peer's
-            r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2fx", a / b }'); r2=$(awk -v a="$f" -v b="$y" 'BEGIN { printf "%.2fx", a / b }')
-        fi
-        echo "$row | $r1 | $r2 |"
+        for p in $peers; do m=$(median "${vals["$p $w"]:-}"); [ "$m" = nan ] && m=-; row="$row | $m"; done
+        f=$(median "${vals["mproc_fork $w"]:-}")
+        for p in c_floor c_robust python; do # speed relative to the peer, > 1 when mproc is faster
+            o=$(median "${vals["$p $w"]:-}")
+            row="$row | $(awk -v a="$f" -v b="$o" -v rate="$([ "$w" = queue ] && echo 1 || echo 0)" \
+                'BEGIN { if (a == "nan" || b == "nan" || a <= 0 || b <= 0) print "-"; else printf "%.2f", rate ? a / b : b / a }')"
+        done
+        echo "$row |"
     done
+    echo
+    echo "Speed columns: the peer's time over mproc's (or mproc's rate over the peer's); above 1, mproc is faster."
     echo
     echo "Runs (peer workload: values):"
     for p in $peers; do for w in $works; do [ -n "${vals["$p $w"]:-}" ] && echo "- $p $w:${vals["$p $w"]}"; done; done
