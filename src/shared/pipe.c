@@ -30,7 +30,7 @@ int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity) {
     for (int e = 0; e < 2 && rc == 0; e++) {
         p->queue_at[e] = head + (uint64_t)e * qbytes;
         mproc__sh_queue *q = queue_in(p, e);
-        rc = mproc__sh_queue_init(q, 0, capacity, (uint64_t)((char *)q + round64(sizeof *q) - (char *)q));
+        rc = mproc__sh_queue_init(q, 0, capacity, mproc__sh_queue_bytes(0)); /* its ring right after it */
     }
     if (rc < 0) {
         mproc__sh_free(&a->ref, MPROC__SH_PIPE, "mproc_pipe");

@@ -105,7 +105,8 @@ typedef struct mproc__sh_queue {
     uint64_t ring_offset;       /* from this struct to its ring of capacity bytes */
 } mproc__sh_queue;
 
-/* Bytes a queue of this capacity takes (struct + ring). capacity is rounded up to 8. */
+/* Bytes a queue of this capacity takes (struct + ring; capacity rounded up to 8): its ring
+ * starts mproc__sh_queue_bytes(0) bytes after the struct. */
 size_t mproc__sh_queue_bytes(size_t capacity);
 int mproc__sh_queue_init(mproc__sh_queue *q, size_t maxsize, size_t capacity, uint64_t ring_offset);
 int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double deadline);

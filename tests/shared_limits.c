@@ -1,0 +1,51 @@
+/* shared_limits - the arena's limits, which need a fresh process each (the arena is made once,
+ * by a process's first object, from MPROC_SHARED_BYTES):
+ *   shared_limits bad BYTES   the value is refused: MPROC_EINVAL naming the variable
+ *   shared_limits full        a 1 MiB arena fills with 64 KiB queues until MPROC_ENOMEM (saying
+ *                             so), an object larger than the arena is refused, and a freed
+ *                             block is reused
+ * Exit 0 when all of that holds.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mproc.h"
+
+#define EXPECT(cond)                                                                          \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
+                    mproc_last_error());                                                      \
+            return 1;                                                                         \
+        }                                                                                     \
+    } while (0)
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "bad")) {
+        setenv("MPROC_SHARED_BYTES", argv[2], 1);
+        mproc_lock l;
+        EXPECT(mproc_lock_create(&l) == MPROC_EINVAL);
+        EXPECT(strstr(mproc_last_error(), "MPROC_SHARED_BYTES") != NULL);
+        EXPECT(mproc_lock_acquire(&l, 0) == MPROC_EBADHANDLE); /* cleared on failure */
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "full")) {
+        setenv("MPROC_SHARED_BYTES", "1048576", 1);
+        mproc_queue big, q[64];
+        EXPECT(mproc_queue_create(&big, &(mproc_queue_opts){.capacity = 2 << 20}) == MPROC_ENOMEM);
+        int n = 0, rc;
+        while (n < 64 && (rc = mproc_queue_create(&q[n], &(mproc_queue_opts){.capacity = 60000})) == 0) n++;
+        EXPECT(n > 4 && n < 64);
+        EXPECT(rc == MPROC_ENOMEM && strstr(mproc_last_error(), "full") != NULL);
+        EXPECT(mproc_queue_put(&q[0], "x", 1, 0) == 0); /* what was made still works */
+        EXPECT(mproc_queue_free(&q[n / 2]) == 0);
+        EXPECT(mproc_queue_create(&q[n / 2], &(mproc_queue_opts){.capacity = 60000}) == 0); /* reused */
+        EXPECT(mproc_queue_create(&big, &(mproc_queue_opts){.capacity = 60000}) == MPROC_ENOMEM);
+        for (int i = 0; i < n; i++) EXPECT(mproc_queue_free(&q[i]) == 0);
+        return 0;
+    }
+    fprintf(stderr, "usage: shared_limits bad BYTES | full\n");
+    return 2;
+}
