@@ -31,15 +31,25 @@
  * like any other process). A process on another node gets MPROC_EREMOTE from every call on a
  * handle made elsewhere: cross-node queues and locks are not built yet (docs/shared.md).
  *
+ * Make objects after mproc_init(): under MPI every rank runs the code before it, so each would
+ * make an object of its own.
+ *
+ * An object lives until it is freed (mproc_X_free; a Pipe when both ends are closed). Freeing
+ * one that a process waits in wakes that process, whose call returns MPROC_EBADHANDLE ("freed
+ * while this call waited on it"); a Lock or RLock that is held is not freed (MPROC_EBUSY). An
+ * object made in a pool task lives in that worker's arena unless the worker had mapped another
+ * one first: if no other process has used it yet, it dies with the worker (pool freed, worker
+ * recycled or crashed). Make objects in the master.
+ *
  * Errors. A zeroed, freed or corrupt handle, or a handle of another kind of object, is
  * MPROC_EBADHANDLE. A timeout that expires is MPROC_ETIMEDOUT (Lock, Semaphore, Event,
  * Condition, Barrier, Pipe poll, Queue join); a queue that stays full or empty past the timeout
  * is MPROC_EFULL / MPROC_EEMPTY, as Python raises queue.Full / queue.Empty. Timeouts are
  * seconds as double, < 0 waits forever, 0 does not wait.
  *
- * Death. A process that dies holding a Lock or RLock does not deadlock the rest: the next
- * acquire gets the lock and returns MPROC_EOWNERDEAD (what the lock guarded may be half
- * updated). A process killed in the middle of a put, get, send or recv leaves the queue whole
+ * Death. A process (or thread) that dies or ends holding a Lock or RLock does not deadlock the
+ * rest: the next acquire gets the lock and returns MPROC_EOWNERDEAD (what the lock guarded may
+ * be half updated). A process killed in the middle of a put, get, send or recv leaves the queue whole
  * (no torn item, nothing lost that was not yet taken). A Semaphore does not know who holds it:
  * a count held by a dead process is lost, as in Python.
  */
@@ -78,7 +88,8 @@ typedef struct mproc_array { mproc_shared_ref ref; } mproc_array;
 /* ---------------------------------------------------------------------------------------------
  * Locks. Lock is a non-recursive lock owned by the thread that acquired it (acquiring it again
  * in that thread is MPROC_ESTATE, not a deadlock; releasing a lock the caller does not hold is
- * MPROC_ESTATE). RLock may be acquired again by its owner and is released as many times.
+ * MPROC_ESTATE - unlike Python's Lock, which any process may release, so a dead holder's lock
+ * can be handed on). RLock may be acquired again by its owner and is released as many times.
  * acquire: 0, MPROC_ETIMEDOUT, or MPROC_EOWNERDEAD (acquired; its last owner died holding it).
  * ------------------------------------------------------------------------------------------- */
 int mproc_lock_create(mproc_lock *out);
@@ -122,7 +133,11 @@ int mproc_condition_create(mproc_condition *out, const mproc_lock *lock);
 int mproc_condition_acquire(const mproc_condition *cond, double timeout);
 int mproc_condition_release(const mproc_condition *cond);
 int mproc_condition_wait(const mproc_condition *cond, double timeout);
-/* Wakes up to n waiters (n >= 1); notify_all wakes them all. */
+/* Python's wait_for: waits (lock held) until predicate(arg) returns non-zero: 0, or
+ * MPROC_ETIMEDOUT if it is still false at the timeout (the lock held in both cases). */
+int mproc_condition_wait_for(const mproc_condition *cond, int (*predicate)(void *arg), void *arg, double timeout);
+/* Wakes up to n waiters (n >= 1); notify_all wakes them all. Without the lock held:
+ * MPROC_ESTATE (Python's RuntimeError). */
 int mproc_condition_notify(const mproc_condition *cond, int n);
 int mproc_condition_notify_all(const mproc_condition *cond);
 int mproc_condition_free(mproc_condition *cond);
@@ -137,6 +152,9 @@ int mproc_barrier_abort(const mproc_barrier *bar);
 int mproc_barrier_reset(const mproc_barrier *bar);
 /* Parties waiting now (>= 0), or an error. */
 int mproc_barrier_waiting(const mproc_barrier *bar);
+/* Python's parties and broken: the party count; 1 when broken, 0 when not; or an error. */
+int mproc_barrier_parties(const mproc_barrier *bar);
+int mproc_barrier_broken(const mproc_barrier *bar);
 int mproc_barrier_free(mproc_barrier *bar);
 
 /* ---------------------------------------------------------------------------------------------
@@ -186,7 +204,8 @@ int mproc_queue_get_exact(const mproc_queue *q, void *buf, size_t size, double t
  * ------------------------------------------------------------------------------------------- */
 int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity);
 /* 0, MPROC_ETIMEDOUT (no room in time), MPROC_ECLOSED (either end was closed), MPROC_ETOOBIG,
- * MPROC_ESTATE (a receive-only end). */
+ * MPROC_ESTATE (a receive-only end). On an end that was closed, every call but close is
+ * MPROC_ECLOSED. */
 int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double timeout);
 /* The next message, as for mproc_queue_get_buf: 0, MPROC_ETIMEDOUT, MPROC_EOF (the other end
  * was closed and everything it sent was taken), MPROC_ESTATE (a send-only end). */
@@ -196,7 +215,8 @@ int mproc_conn_recv_into(const mproc_conn *c, void *buf, size_t cap, size_t *len
 /* 1 when a message (or the end of the stream) can be received now, 0 if none came in time. */
 int mproc_conn_poll(const mproc_conn *c, double timeout);
 /* Closes this end, for every process: the other end's recv gets MPROC_EOF after what was sent,
- * its send MPROC_ECLOSED. The pipe's memory is freed when both ends are closed. */
+ * its send MPROC_ECLOSED. The pipe's memory is freed when both ends are closed (a handle of it
+ * is then MPROC_EBADHANDLE). Closing an end twice is fine. */
 int mproc_conn_close(mproc_conn *c);
 
 /* ---------------------------------------------------------------------------------------------

@@ -175,6 +175,28 @@ static int cond_producer(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(cond_producer);
 
+struct waiter_arg {
+    mproc_event ev;
+    mproc_queue q;
+    mproc_event started;
+};
+/* Waits forever on an event or a queue; exits 0 when the wait ends with EBADHANDLE (freed). */
+static int wait_on_event(mproc_ctx *ctx, const void *in, size_t len) {
+    const struct waiter_arg *a = in;
+    mproc_event_set(&a->started);
+    int rc = mproc_event_wait(&a->ev, 30);
+    return rc == MPROC_EBADHANDLE ? 0 : mproc_fail(ctx, "event wait returned %d", rc);
+}
+MPROC_TASK(wait_on_event);
+static int wait_on_queue(mproc_ctx *ctx, const void *in, size_t len) {
+    const struct waiter_arg *a = in;
+    mproc_event_set(&a->started);
+    long v;
+    int rc = MPROC_QUEUE_GET(&a->q, &v, 30);
+    return rc == MPROC_EBADHANDLE ? 0 : mproc_fail(ctx, "queue get returned %d", rc);
+}
+MPROC_TASK(wait_on_queue);
+
 static int shm_writer(mproc_ctx *ctx, const void *in, size_t len) {
     mproc_shm *s;
     if (mproc_shm_attach(&s, (const char *)in) < 0) return mproc_fail(ctx, "%s", mproc_last_error());
@@ -605,6 +627,72 @@ static void test_queue_items_of_any_length(void **state) {
     mproc_queue_free(&q);
 }
 
+/* Freeing an object someone waits in wakes them with EBADHANDLE, never leaves them asleep. */
+static void test_free_wakes_waiters(void **state) {
+    struct waiter_arg a;
+    assert_int_equal(mproc_event_create(&a.ev), 0);
+    assert_int_equal(mproc_queue_create(&a.q, NULL), 0);
+    assert_int_equal(mproc_event_create(&a.started), 0);
+    mproc_process *pe = start(&wait_on_event_task, &a, sizeof a);
+    mproc_process *pq = start(&wait_on_queue_task, &a, sizeof a);
+    assert_int_equal(mproc_event_wait(&a.started, 30), 0);
+    usleep(200000); /* both are asleep in their waits by now */
+    mproc_event ev = a.ev;
+    mproc_queue q = a.q;
+    assert_int_equal(mproc_event_free(&ev), 0);
+    assert_int_equal(mproc_queue_free(&q), 0);
+    join_ok(pe); /* in time, and with EBADHANDLE */
+    join_ok(pq);
+    mproc_event_free(&a.started);
+    /* a held Lock is not freed; a free one is */
+    mproc_lock l;
+    assert_int_equal(mproc_lock_create(&l), 0);
+    assert_int_equal(mproc_lock_acquire(&l, 0), 0);
+    assert_int_equal(mproc_lock_free(&l), MPROC_EBUSY);
+    assert_int_equal(mproc_lock_release(&l), 0);
+    assert_int_equal(mproc_lock_free(&l), 0);
+}
+
+static int is_three(void *arg) { return *(long *)arg == 3; }
+
+static void test_condition_notify_rules_and_wait_for(void **state) {
+    mproc_condition c;
+    assert_int_equal(mproc_condition_create(&c, NULL), 0);
+    assert_int_equal(mproc_condition_notify(&c, 1), MPROC_ESTATE); /* without the lock */
+    assert_int_equal(mproc_condition_notify_all(&c), MPROC_ESTATE);
+    assert_int_equal(mproc_condition_acquire(&c, -1), 0);
+    assert_int_equal(mproc_condition_notify(&c, 1), 0);
+    long v = 3;
+    assert_int_equal(mproc_condition_wait_for(&c, is_three, &v, 0), 0);
+    v = 2;
+    assert_int_equal(mproc_condition_wait_for(&c, is_three, &v, 0.03), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_condition_wait_for(&c, NULL, &v, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_condition_release(&c), 0); /* still held after the timeout */
+    mproc_condition_free(&c);
+    mproc_barrier b;
+    assert_int_equal(mproc_barrier_create(&b, 3), 0);
+    assert_int_equal(mproc_barrier_parties(&b), 3);
+    assert_int_equal(mproc_barrier_broken(&b), 0);
+    assert_int_equal(mproc_barrier_abort(&b), 0);
+    assert_int_equal(mproc_barrier_broken(&b), 1);
+    mproc_barrier_free(&b);
+}
+
+static void test_pipe_misuse(void **state) {
+    mproc_conn a, b;
+    assert_int_equal(mproc_pipe(&a, &a, 1, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_pipe(&a, &b, 1, 0), 0);
+    mproc_conn a_copy = a, a_copy2 = a; /* as another process holds its own copy of the end */
+    assert_int_equal(mproc_conn_close(&a), 0);
+    assert_int_equal(mproc_conn_close(&a_copy2), 0); /* twice is fine */
+    assert_int_equal(mproc_conn_send(&a_copy, "x", 1, 0), MPROC_ECLOSED);
+    mproc_buf m;
+    assert_int_equal(mproc_conn_recv(&a_copy, &m, 0), MPROC_ECLOSED);
+    assert_int_equal(mproc_conn_send(&b, "x", 1, 0), MPROC_ECLOSED); /* the peer is closed */
+    assert_int_equal(mproc_conn_close(&b), 0);
+    assert_int_equal(mproc_conn_send(&a_copy, "x", 1, 0), MPROC_EBADHANDLE); /* freed with both ends */
+}
+
 static void test_bad_input(void **state) {
     mproc_lock zero = {{0}}, l;
     assert_int_equal(mproc_lock_acquire(NULL, 0), MPROC_EBADHANDLE);
@@ -632,6 +720,9 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_lock_acquire(&corrupt, 0), MPROC_EREMOTE);
     corrupt = reused;
     corrupt.ref.arena ^= 1; /* an arena nobody has */
+    assert_int_equal(mproc_lock_acquire(&corrupt, 0), MPROC_EBADHANDLE);
+    corrupt.ref.pid = 1; /* some other process's file: never opened as an arena */
+    corrupt.ref.fd = 0;
     assert_int_equal(mproc_lock_acquire(&corrupt, 0), MPROC_EBADHANDLE);
     mproc_lock_free(&reused);
     mproc_event_free(&ev);
@@ -681,6 +772,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_locks_semaphores_in_one_process),
         cmocka_unit_test(test_queue_items_of_any_length),
+        cmocka_unit_test(test_free_wakes_waiters),
+        cmocka_unit_test(test_condition_notify_rules_and_wait_for),
+        cmocka_unit_test(test_pipe_misuse),
         cmocka_unit_test(test_bad_input),
     };
     int rc = mproc_init(&argc, &argv);

@@ -151,13 +151,17 @@ static const mapped *open_arena(const mproc_shared_ref *r, const char *fn, int *
     pthread_mutex_lock(&map_mu);
     const mapped *m = find(r->arena);
     if (m) goto out;
-    char path[64];
+    char path[64], target[64] = "";
     snprintf(path, sizeof path, "/proc/%" PRIu32 "/fd/%" PRId32, r->pid, r->fd);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    /* Only ever an arena's memfd: a corrupt handle must not make us open some other file of
+     * some other process (a device, a FIFO). */
+    ssize_t tl = readlink(path, target, sizeof target - 1);
+    if (tl >= 0) target[tl] = '\0';
+    int fd = tl >= 0 && !strncmp(target, "/memfd:mproc-shared", 19) ? open(path, O_RDWR | O_CLOEXEC) : -1;
     if (fd < 0) {
-        *err = mproc__error(errno == ENOENT ? MPROC_EBADHANDLE : MPROC_ESYS,
+        *err = mproc__error(MPROC_EBADHANDLE,
                             "%s: the object's memory belongs to process %" PRIu32 ", which has ended or cannot be "
-                            "reached (%s: %s)", fn, r->pid, path, strerror(errno));
+                            "reached (%s: %s)", fn, r->pid, path, tl < 0 || target[0] == '/' ? strerror(errno) : "not an arena");
         goto out;
     }
     struct stat st;
@@ -268,7 +272,9 @@ void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *
     return b ? b + 1 : NULL;
 }
 
-int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn) {
+int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn) { return mproc__sh_free_ex(ref, kind, fn, 1); }
+
+int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int reuse) {
     int err = 0;
     const mapped *m;
     block_header *b = block_of(ref, kind, fn, &err, &m);
@@ -278,7 +284,7 @@ int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn) {
     if (b->kind == kind && b->gen == ref->gen) { /* not freed by another process meanwhile */
         b->kind = 0;
         b->gen++;
-        if (b->cls < CLASSES) {
+        if (reuse && b->cls < CLASSES) { /* else kept out of use: a waiter may still be inside */
             b->next_free = h->free_head[b->cls];
             h->free_head[b->cls] = ref->offset;
         }

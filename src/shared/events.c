@@ -6,22 +6,26 @@
 
 #include "shared/shared.h"
 
+/* sleepers and dead, in both: a free while someone sleeps inside wakes them, and they leave
+ * with EBADHANDLE; the block is then never reused (mproc__sh_free_ex), as they still read it. */
 typedef struct shared_event {
     _Atomic uint32_t flag;
     _Atomic uint32_t word;
+    _Atomic uint32_t sleepers, dead;
 } shared_event;
 
 typedef struct shared_condition {
     mproc_lock lock;
     int own_lock;
     _Atomic uint32_t word;
+    _Atomic uint32_t sleepers, dead;
 } shared_condition;
 
 typedef struct shared_barrier {
     pthread_mutex_t mu;
     _Atomic uint32_t word;
     uint32_t parties, count;
-    int broken;
+    int broken, dead;
     uint64_t generation;
     uint64_t broken_generation; /* generation + 1 of the last one a reset broke, 0 = none */
 } shared_barrier;
@@ -69,12 +73,28 @@ int mproc_event_wait(const mproc_event *ev, double timeout) {
     for (;;) {
         uint32_t seen = atomic_load(&e->word);
         if (atomic_load(&e->flag)) return 0;
-        if (mproc__sh_wait(&e->word, seen, dl) == MPROC_ETIMEDOUT && !atomic_load(&e->flag))
+        atomic_fetch_add(&e->sleepers, 1); /* before the look at dead: free sees us or we see it */
+        if (atomic_load(&e->dead)) {
+            atomic_fetch_sub(&e->sleepers, 1);
+            return mproc__sh_freed_while_waiting("mproc_event_wait");
+        }
+        rc = mproc__sh_wait(&e->word, seen, dl);
+        atomic_fetch_sub(&e->sleepers, 1);
+        if (atomic_load(&e->dead)) return mproc__sh_freed_while_waiting("mproc_event_wait");
+        if (rc == MPROC_ETIMEDOUT && !atomic_load(&e->flag))
             return mproc__error(MPROC_ETIMEDOUT, "mproc_event_wait: not set within %g s", timeout);
     }
 }
 
-int mproc_event_free(mproc_event *ev) { return mproc__sh_free(ev ? &ev->ref : NULL, MPROC__SH_EVENT, "mproc_event_free"); }
+int mproc_event_free(mproc_event *ev) {
+    int rc;
+    shared_event *e = event_of(ev, "mproc_event_free", &rc);
+    if (!e) return rc;
+    atomic_store(&e->dead, 1);
+    int busy = atomic_load(&e->sleepers) > 0;
+    if (busy) mproc__sh_wake(&e->word, -1);
+    return mproc__sh_free_ex(&ev->ref, MPROC__SH_EVENT, "mproc_event_free", !busy);
+}
 
 /* ---- Condition ------------------------------------------------------------------------------ */
 
@@ -119,7 +139,10 @@ int mproc_condition_wait(const mproc_condition *cond, double timeout) {
     uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
     if (mproc_lock_release(&c->lock) < 0)
         return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
-    int waited = mproc__sh_wait(&c->word, seen, dl);
+    atomic_fetch_add(&c->sleepers, 1);
+    int waited = atomic_load(&c->dead) ? 0 : mproc__sh_wait(&c->word, seen, dl);
+    atomic_fetch_sub(&c->sleepers, 1);
+    if (atomic_load(&c->dead)) return mproc__sh_freed_while_waiting("mproc_condition_wait");
     rc = mproc_lock_acquire(&c->lock, -1);
     if (rc < 0) return rc; /* EOWNERDEAD: held again, and the caller must know */
     return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
@@ -130,6 +153,8 @@ int mproc_condition_notify(const mproc_condition *cond, int n) {
     shared_condition *c = condition_of(cond, "mproc_condition_notify", &rc);
     if (!c) return rc;
     if (n < 1) return mproc__error(MPROC_EINVAL, "mproc_condition_notify: n is %d, want 1 or more", n);
+    if (!mproc__sh_lock_held_by_me(&c->lock))
+        return mproc__error(MPROC_ESTATE, "mproc_condition_notify: call it with the condition's lock held");
     mproc__sh_wake(&c->word, n);
     return 0;
 }
@@ -138,8 +163,27 @@ int mproc_condition_notify_all(const mproc_condition *cond) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_notify_all", &rc);
     if (!c) return rc;
+    if (!mproc__sh_lock_held_by_me(&c->lock))
+        return mproc__error(MPROC_ESTATE, "mproc_condition_notify_all: call it with the condition's lock held");
     mproc__sh_wake(&c->word, -1);
     return 0;
+}
+
+int mproc_condition_wait_for(const mproc_condition *cond, int (*predicate)(void *arg), void *arg, double timeout) {
+    int rc;
+    double dl;
+    if (!condition_of(cond, "mproc_condition_wait_for", &rc)) return rc;
+    if (!predicate) return mproc__error(MPROC_EINVAL, "mproc_condition_wait_for: predicate is NULL");
+    if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_wait_for")) < 0) return rc;
+    int owner_died = 0;
+    while (!predicate(arg)) {
+        double left = mproc__remaining(dl);
+        if (dl >= 0 && left <= 0) return mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait_for: the predicate stayed false for %g s", timeout);
+        rc = mproc_condition_wait(cond, left);
+        if (rc == MPROC_EOWNERDEAD) owner_died = 1;
+        else if (rc < 0 && rc != MPROC_ETIMEDOUT) return rc;
+    }
+    return owner_died ? mproc__error(MPROC_EOWNERDEAD, "mproc_condition_wait_for: the predicate holds, but a holder of the lock died meanwhile") : 0;
 }
 
 int mproc_condition_free(mproc_condition *cond) {
@@ -148,7 +192,10 @@ int mproc_condition_free(mproc_condition *cond) {
     if (!c) return rc;
     mproc_lock own = c->lock;
     int owned = c->own_lock;
-    if ((rc = mproc__sh_free(&cond->ref, MPROC__SH_CONDITION, "mproc_condition_free")) < 0) return rc;
+    atomic_store(&c->dead, 1);
+    int busy = atomic_load(&c->sleepers) > 0;
+    if (busy) mproc__sh_wake(&c->word, -1);
+    if ((rc = mproc__sh_free_ex(&cond->ref, MPROC__SH_CONDITION, "mproc_condition_free", !busy)) < 0) return rc;
     return owned ? mproc_lock_free(&own) : 0;
 }
 
@@ -181,9 +228,10 @@ int mproc_barrier_wait(const mproc_barrier *bar, double timeout) {
     if (!b) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_barrier_wait")) < 0) return rc;
     mproc__sh_enter(&b->mu);
-    if (b->broken) {
+    if (b->dead || b->broken) {
+        int dead = b->dead;
         mproc__sh_leave(&b->mu);
-        return broken("mproc_barrier_wait");
+        return dead ? mproc__sh_freed_while_waiting("mproc_barrier_wait") : broken("mproc_barrier_wait");
     }
     uint64_t gen = b->generation;
     int index = (int)b->count++;
@@ -199,6 +247,10 @@ int mproc_barrier_wait(const mproc_barrier *bar, double timeout) {
         mproc__sh_leave(&b->mu);
         int waited = mproc__sh_wait(&b->word, seen, dl);
         mproc__sh_enter(&b->mu);
+        if (b->dead) {
+            mproc__sh_leave(&b->mu);
+            return mproc__sh_freed_while_waiting("mproc_barrier_wait");
+        }
         if (b->generation != gen) { /* passed, or a reset broke this round */
             int was_broken = b->broken_generation == gen + 1;
             mproc__sh_leave(&b->mu);
@@ -252,6 +304,30 @@ int mproc_barrier_waiting(const mproc_barrier *bar) {
     return n;
 }
 
+int mproc_barrier_parties(const mproc_barrier *bar) {
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_parties", &rc);
+    return b ? (int)b->parties : rc;
+}
+
+int mproc_barrier_broken(const mproc_barrier *bar) {
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_broken", &rc);
+    if (!b) return rc;
+    mproc__sh_enter(&b->mu);
+    int v = b->broken;
+    mproc__sh_leave(&b->mu);
+    return v;
+}
+
 int mproc_barrier_free(mproc_barrier *bar) {
-    return mproc__sh_free(bar ? &bar->ref : NULL, MPROC__SH_BARRIER, "mproc_barrier_free");
+    int rc;
+    shared_barrier *b = barrier_of(bar, "mproc_barrier_free", &rc);
+    if (!b) return rc;
+    mproc__sh_enter(&b->mu);
+    b->dead = 1;
+    int busy = b->count > 0;
+    mproc__sh_leave(&b->mu);
+    if (busy) mproc__sh_wake(&b->word, -1);
+    return mproc__sh_free_ex(&bar->ref, MPROC__SH_BARRIER, "mproc_barrier_free", !busy);
 }

@@ -4,11 +4,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "shared/shared.h"
 
 typedef struct shared_lock {
     pthread_mutex_t m;
+    _Atomic int32_t owner; /* the holder's thread id (a Lock's; 0 when free): what a Condition's
+                            * notify checks */
 } shared_lock;
 
 typedef struct shared_semaphore {
@@ -16,6 +19,7 @@ typedef struct shared_semaphore {
     _Atomic uint32_t word;
     uint32_t waiters;
     uint32_t value, bound;
+    int dead;
 } shared_semaphore;
 
 static int lock_create(mproc_shared_ref *out, uint32_t kind, int type, const char *fn) {
@@ -35,7 +39,8 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
     if (timeout < 0) dl = -1; /* forever: no clock to read */
     else if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     rc = mproc__sh_mutex_lock(&l->m, dl);
-    if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died holding it", fn);
+    if (rc == 0 || rc == 1) atomic_store(&l->owner, (int32_t)gettid());
+    if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died (or ended) holding it", fn);
     if (rc == MPROC_ETIMEDOUT) return mproc__error(rc, "%s: not acquired within %g s", fn, timeout);
     if (rc == MPROC_ESTATE) return mproc__error(rc, "%s: the calling thread holds this Lock already", fn);
     return rc;
@@ -45,8 +50,31 @@ static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn
     int rc;
     shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
     if (!l) return rc;
-    if (mproc__sh_mutex_unlock(&l->m) < 0) return mproc__error(MPROC_ESTATE, "%s: the calling thread does not hold it", fn);
+    int32_t was = atomic_load(&l->owner), me = (int32_t)gettid();
+    if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, 0); /* before: the next holder sets its own */
+    if (mproc__sh_mutex_unlock(&l->m) < 0) {
+        if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, was);
+        return mproc__error(MPROC_ESTATE, "%s: the calling thread does not hold it", fn);
+    }
     return 0;
+}
+
+int mproc__sh_lock_held_by_me(const mproc_lock *lock) {
+    int rc;
+    shared_lock *l = mproc__sh_get(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock", &rc);
+    return l && atomic_load(&l->owner) == (int32_t)gettid();
+}
+
+/* A held lock is not freed (its holder would release freed memory); a dead holder's is. */
+static int lock_free(mproc_shared_ref *r, uint32_t kind, const char *fn) {
+    int rc;
+    shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
+    if (!l) return rc;
+    rc = pthread_mutex_trylock(&l->m);
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&l->m), rc = 0;
+    if (rc != 0) return mproc__error(MPROC_EBUSY, "%s: the lock is held; release it before freeing it", fn);
+    pthread_mutex_unlock(&l->m);
+    return mproc__sh_free(r, kind, fn);
 }
 
 int mproc_lock_create(mproc_lock *out) {
@@ -59,7 +87,7 @@ int mproc_lock_release(const mproc_lock *lock) {
     return lock_release(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_release");
 }
 int mproc_lock_free(mproc_lock *lock) {
-    return mproc__sh_free(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_free");
+    return lock_free(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_free");
 }
 
 int mproc_rlock_create(mproc_rlock *out) {
@@ -72,7 +100,7 @@ int mproc_rlock_release(const mproc_rlock *lock) {
     return lock_release(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, "mproc_rlock_release");
 }
 int mproc_rlock_free(mproc_rlock *lock) {
-    return mproc__sh_free(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, "mproc_rlock_free");
+    return lock_free(lock ? &lock->ref : NULL, MPROC__SH_RLOCK, "mproc_rlock_free");
 }
 
 int mproc_semaphore_create(mproc_semaphore *out, unsigned value, unsigned bound) {
@@ -100,6 +128,10 @@ int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_semaphore_acquire")) < 0) return rc;
     mproc__sh_enter(&s->mu);
     for (;;) {
+        if (s->dead) {
+            mproc__sh_leave(&s->mu);
+            return mproc__sh_freed_while_waiting("mproc_semaphore_acquire");
+        }
         if (s->value > 0) { /* looked at first: a wake-up that came with the timeout is not lost */
             s->value--;
             mproc__sh_leave(&s->mu);
@@ -145,5 +177,13 @@ int mproc_semaphore_value(const mproc_semaphore *sem) {
 }
 
 int mproc_semaphore_free(mproc_semaphore *sem) {
-    return mproc__sh_free(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_free");
+    int rc;
+    shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_free", &rc);
+    if (!s) return rc;
+    mproc__sh_enter(&s->mu);
+    s->dead = 1;
+    int busy = s->waiters > 0;
+    mproc__sh_leave(&s->mu);
+    if (busy) mproc__sh_wake(&s->word, -1);
+    return mproc__sh_free_ex(&sem->ref, MPROC__SH_SEMAPHORE, "mproc_semaphore_free", !busy);
 }

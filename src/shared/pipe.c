@@ -20,6 +20,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity) {
     if (!a || !b) return mproc__error(MPROC_EINVAL, "mproc_pipe: an end is NULL");
+    if (a == b) return mproc__error(MPROC_EINVAL, "mproc_pipe: both ends point to one handle");
     if (!capacity) capacity = DEFAULT_CAPACITY;
     if (capacity < 64 || capacity > ((size_t)1 << 40))
         return mproc__error(MPROC_EINVAL, "mproc_pipe: capacity %zu bytes, want 64..2^40 (0 for 1 MiB)", capacity);
@@ -49,7 +50,7 @@ static shared_pipe *end_of(const mproc_conn *c, const char *fn, int *rc, int *e)
     if (!p) return NULL;
     *e = c->ref.aux & 1;
     if (!(atomic_load(&p->open_ends) & (1u << *e))) {
-        *rc = mproc__error(MPROC_EBADHANDLE, "%s: this end of the pipe was closed", fn);
+        *rc = mproc__error(MPROC_ECLOSED, "%s: this end of the pipe was closed", fn);
         return NULL;
     }
     return p;
@@ -66,6 +67,8 @@ int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double ti
     mproc__sh_queue *q = queue_in(p, 1 - e);
     rc = mproc__sh_queue_put(q, data, len, dl);
     switch (rc) {
+    case MPROC_EBADHANDLE:
+        return mproc__sh_freed_while_waiting("mproc_conn_send");
     case MPROC_ETOOBIG:
         return mproc__error(rc, "mproc_conn_send: a message of %zu bytes can never fit the pipe's %llu bytes", len,
                             (unsigned long long)q->capacity);
@@ -86,6 +89,8 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, s
     if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "%s: this end only sends (a one-way pipe)", fn);
     rc = mproc__sh_queue_get(queue_in(p, e), buf, cap, 0, owned, len, dl);
     switch (rc) {
+    case MPROC_EBADHANDLE:
+        return mproc__sh_freed_while_waiting(fn);
     case MPROC_EEMPTY:
         return mproc__error(MPROC_ETIMEDOUT, "%s: nothing came within %g s", fn, timeout);
     case MPROC_ECLOSED:
@@ -124,18 +129,29 @@ int mproc_conn_poll(const mproc_conn *c, double timeout) {
     if (!p) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_conn_poll")) < 0) return rc;
     if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "mproc_conn_poll: this end only sends (a one-way pipe)");
-    return mproc__sh_queue_poll(queue_in(p, e), dl);
+    rc = mproc__sh_queue_poll(queue_in(p, e), dl);
+    return rc == MPROC_EBADHANDLE ? mproc__sh_freed_while_waiting("mproc_conn_poll") : rc;
 }
 
 int mproc_conn_close(mproc_conn *c) {
     int rc, e;
     shared_pipe *p = end_of(c, "mproc_conn_close", &rc, &e);
+    if (rc == MPROC_ECLOSED) { /* closing twice is fine */
+        memset(&c->ref, 0, sizeof c->ref);
+        return 0;
+    }
     if (!p) return rc;
     uint32_t before = atomic_fetch_and(&p->open_ends, ~(1u << e));
-    if (!(before & (1u << e))) return mproc__error(MPROC_EBADHANDLE, "mproc_conn_close: this end of the pipe was closed");
+    if (!(before & (1u << e))) { /* another process closed it just now */
+        memset(&c->ref, 0, sizeof c->ref);
+        return 0;
+    }
     mproc__sh_queue_close(queue_in(p, 0));
     mproc__sh_queue_close(queue_in(p, 1));
-    if (before == (1u << e)) return mproc__sh_free(&c->ref, MPROC__SH_PIPE, "mproc_conn_close"); /* the last end */
+    if (before == (1u << e)) { /* the last end: free it, unless someone still waits inside */
+        int busy = mproc__sh_queue_kill(queue_in(p, 0)) | mproc__sh_queue_kill(queue_in(p, 1));
+        return mproc__sh_free_ex(&c->ref, MPROC__SH_PIPE, "mproc_conn_close", !busy);
+    }
     memset(&c->ref, 0, sizeof c->ref);
     return 0;
 }

@@ -99,3 +99,7 @@ int mproc__sh_deadline(double timeout, double *deadline, const char *fn) {
     *deadline = mproc__deadline(timeout);
     return 0;
 }
+
+int mproc__sh_freed_while_waiting(const char *fn) {
+    return mproc__error(MPROC_EBADHANDLE, "%s: the object was freed while this call waited on it", fn);
+}

@@ -61,9 +61,10 @@ int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double
     if (need > q->capacity) return MPROC_ETOOBIG;
     enter(q);
     for (;;) {
-        if (q->closed) {
+        if (q->dead || q->closed) {
+            int dead = q->dead;
             mproc__sh_leave(&q->mu);
-            return MPROC_ECLOSED;
+            return dead ? MPROC_EBADHANDLE : MPROC_ECLOSED;
         }
         if (q->tail - q->head + need <= q->capacity && (!q->maxsize || q->items < q->maxsize)) break;
         if (deadline >= 0 && mproc__now() >= deadline) {
@@ -92,6 +93,10 @@ int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double
 int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, void **owned, size_t *len, double deadline) {
     enter(q);
     for (;;) {
+        if (q->dead) {
+            mproc__sh_leave(&q->mu);
+            return MPROC_EBADHANDLE;
+        }
         if (q->tail != q->head) break;
         if (q->closed) {
             mproc__sh_leave(&q->mu);
@@ -134,6 +139,10 @@ int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, vo
 int mproc__sh_queue_poll(mproc__sh_queue *q, double deadline) {
     enter(q);
     for (;;) {
+        if (q->dead) {
+            mproc__sh_leave(&q->mu);
+            return MPROC_EBADHANDLE;
+        }
         if (q->tail != q->head || q->closed) {
             mproc__sh_leave(&q->mu);
             return 1;
@@ -157,6 +166,19 @@ void mproc__sh_queue_close(mproc__sh_queue *q) {
     mproc__sh_leave(&q->mu);
     mproc__sh_wake(&q->not_empty, -1);
     mproc__sh_wake(&q->not_full, -1);
+}
+
+int mproc__sh_queue_kill(mproc__sh_queue *q) {
+    enter(q);
+    q->dead = 1;
+    int busy = q->getters + q->putters + q->joiners > 0;
+    mproc__sh_leave(&q->mu);
+    if (busy) {
+        mproc__sh_wake(&q->not_empty, -1);
+        mproc__sh_wake(&q->not_full, -1);
+        mproc__sh_wake(&q->joined, -1);
+    }
+    return busy;
 }
 
 /* ---- the public Queue ----------------------------------------------------------------------- */
@@ -186,6 +208,8 @@ int mproc_queue_put(const mproc_queue *queue, const void *data, size_t len, doub
     if (!data && len) return mproc__error(MPROC_EINVAL, "mproc_queue_put: data is NULL but len is %zu", len);
     rc = mproc__sh_queue_put(q, data, len, dl);
     switch (rc) {
+    case MPROC_EBADHANDLE:
+        return mproc__sh_freed_while_waiting("mproc_queue_put");
     case MPROC_ETOOBIG:
         return mproc__error(rc, "mproc_queue_put: an item of %zu bytes can never fit a queue of %llu bytes", len,
                             (unsigned long long)q->capacity);
@@ -205,6 +229,8 @@ static int queue_get(const mproc_queue *queue, void *buf, size_t cap, int exact,
     if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     rc = mproc__sh_queue_get(q, buf, cap, exact, owned, len, dl);
     switch (rc) {
+    case MPROC_EBADHANDLE:
+        return mproc__sh_freed_while_waiting(fn);
     case MPROC_EEMPTY:
         return mproc__error(rc, "%s: the queue stayed empty for %g s", fn, timeout);
     case MPROC_ECLOSED:
@@ -286,12 +312,25 @@ int mproc_queue_join(const mproc_queue *queue, double timeout) {
         uint32_t seen = atomic_load(&q->joined);
         enter(q);
         uint64_t left = q->unfinished;
+        int dead = q->dead;
+        if (left && !dead) q->joiners++;
         mproc__sh_leave(&q->mu);
+        if (dead) return mproc__sh_freed_while_waiting("mproc_queue_join");
         if (left == 0) return 0;
-        if (mproc__sh_wait(&q->joined, seen, dl) == MPROC_ETIMEDOUT)
+        rc = mproc__sh_wait(&q->joined, seen, dl);
+        enter(q);
+        q->joiners--;
+        mproc__sh_leave(&q->mu);
+        if (rc == MPROC_ETIMEDOUT)
             return mproc__error(MPROC_ETIMEDOUT, "mproc_queue_join: %llu items still unfinished after %g s",
                                 (unsigned long long)left, timeout);
     }
 }
 
-int mproc_queue_free(mproc_queue *q) { return mproc__sh_free(q ? &q->ref : NULL, MPROC__SH_QUEUE, "mproc_queue_free"); }
+int mproc_queue_free(mproc_queue *queue) {
+    int rc;
+    mproc__sh_queue *q = queue_of(queue, "mproc_queue_free", &rc);
+    if (!q) return rc;
+    int busy = mproc__sh_queue_kill(q);
+    return mproc__sh_free_ex(&queue->ref, MPROC__SH_QUEUE, "mproc_queue_free", !busy);
+}

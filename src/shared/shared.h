@@ -63,6 +63,13 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err);
 /* Frees the object (its handles stop matching) and clears *ref. 0 or an error. */
 int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn);
+/* As mproc__sh_free; reuse 0 keeps the block out of use for good, for an object freed while
+ * a process may still wait inside it (woken, it finds the object dead and leaves). */
+int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int reuse);
+/* 1 when the calling thread holds the Lock (locks.c), else 0. */
+int mproc__sh_lock_held_by_me(const mproc_lock *lock);
+/* The error a call returns when the object it waited in was freed meanwhile. */
+int mproc__sh_freed_while_waiting(const char *fn);
 /* This process's first arena (where its own objects go), for the inline look-up below: tag 0
  * until it is mapped, stored last. */
 typedef struct mproc__sh_view {
@@ -100,6 +107,8 @@ typedef struct mproc__sh_queue {
     _Atomic uint32_t joined;    /* wait word: unfinished went to 0 */
     uint32_t getters, putters;  /* sleeping (a dead sleeper only costs a spare wake-up) */
     int closed;
+    int dead;                   /* freed: whoever wakes inside leaves with EBADHANDLE */
+    uint32_t joiners;
     uint64_t head, tail;        /* byte positions, only ever growing; used = tail - head */
     uint64_t items, maxsize, capacity, unfinished;
     uint64_t ring_offset;       /* from this struct to its ring of capacity bytes */
@@ -117,6 +126,9 @@ int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, vo
 /* Waits until an item is there or the queue is closed: 1, or 0 at the deadline. */
 int mproc__sh_queue_poll(mproc__sh_queue *q, double deadline);
 void mproc__sh_queue_close(mproc__sh_queue *q);
+/* Marks the queue freed and wakes whoever waits in it (put/get/poll then return
+ * MPROC_EBADHANDLE): 1 when someone was waiting (the block must not be reused), else 0. */
+int mproc__sh_queue_kill(mproc__sh_queue *q);
 
 #pragma GCC visibility pop
 
