@@ -134,7 +134,7 @@ int mproc_conn_poll(const mproc_conn *c, double timeout) {
 }
 
 int mproc_conn_close(mproc_conn *c) {
-    int rc, e;
+    int rc = 0, e;
     shared_pipe *p = end_of(c, "mproc_conn_close", &rc, &e);
     if (rc == MPROC_ECLOSED) { /* closing twice is fine */
         memset(&c->ref, 0, sizeof c->ref);

@@ -56,27 +56,31 @@ int mproc__sh_queue_init(mproc__sh_queue *q, size_t maxsize, size_t capacity, ui
     return 0;
 }
 
+/* With q->mu held: sleeps on word (counted in *sleepers) until it moves or the deadline, and
+ * holds q->mu again after. 1 when the deadline had passed (nothing slept), else 0. */
+static int sleep_in(mproc__sh_queue *q, _Atomic uint32_t *word, uint32_t *sleepers, double deadline) {
+    if (deadline >= 0 && mproc__now() >= deadline) return 1;
+    uint32_t seen = atomic_load(word);
+    (*sleepers)++;
+    mproc__sh_leave(&q->mu);
+    mproc__sh_wait(word, seen, deadline);
+    enter(q);
+    (*sleepers)--;
+    return 0;
+}
+
 int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double deadline) {
     uint64_t need = 8 + ROUND8((uint64_t)len);
     if (need > q->capacity) return MPROC_ETOOBIG;
     enter(q);
-    for (;;) {
-        if (q->dead || q->closed) {
-            int dead = q->dead;
+    for (int rc = 0; !rc;) {
+        if (q->dead || q->closed) rc = q->dead ? MPROC_EBADHANDLE : MPROC_ECLOSED;
+        else if (q->tail - q->head + need <= q->capacity && (!q->maxsize || q->items < q->maxsize)) break;
+        else if (sleep_in(q, &q->not_full, &q->putters, deadline)) rc = MPROC_EFULL;
+        if (rc) {
             mproc__sh_leave(&q->mu);
-            return dead ? MPROC_EBADHANDLE : MPROC_ECLOSED;
+            return rc;
         }
-        if (q->tail - q->head + need <= q->capacity && (!q->maxsize || q->items < q->maxsize)) break;
-        if (deadline >= 0 && mproc__now() >= deadline) {
-            mproc__sh_leave(&q->mu);
-            return MPROC_EFULL;
-        }
-        uint32_t seen = atomic_load(&q->not_full);
-        q->putters++;
-        mproc__sh_leave(&q->mu);
-        mproc__sh_wait(&q->not_full, seen, deadline);
-        enter(q);
-        q->putters--;
     }
     uint64_t hdr = len;
     ring_write(q, q->tail, &hdr, 8);
@@ -90,29 +94,25 @@ int mproc__sh_queue_put(mproc__sh_queue *q, const void *data, size_t len, double
     return 0;
 }
 
-int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, void **owned, size_t *len, double deadline) {
+/* Waits until an item is first in the queue: 0 with q->mu held, or (q->mu released)
+ * MPROC_EBADHANDLE (freed), MPROC_ECLOSED (closed and empty), MPROC_EEMPTY (the deadline). */
+static int wait_for_item(mproc__sh_queue *q, double deadline) {
     enter(q);
-    for (;;) {
-        if (q->dead) {
+    for (int rc = 0;;) {
+        if (q->dead) rc = MPROC_EBADHANDLE;
+        else if (q->tail != q->head) return 0;
+        else if (q->closed) rc = MPROC_ECLOSED;
+        else if (sleep_in(q, &q->not_empty, &q->getters, deadline)) rc = MPROC_EEMPTY;
+        if (rc) {
             mproc__sh_leave(&q->mu);
-            return MPROC_EBADHANDLE;
+            return rc;
         }
-        if (q->tail != q->head) break;
-        if (q->closed) {
-            mproc__sh_leave(&q->mu);
-            return MPROC_ECLOSED;
-        }
-        if (deadline >= 0 && mproc__now() >= deadline) {
-            mproc__sh_leave(&q->mu);
-            return MPROC_EEMPTY;
-        }
-        uint32_t seen = atomic_load(&q->not_empty);
-        q->getters++;
-        mproc__sh_leave(&q->mu);
-        mproc__sh_wait(&q->not_empty, seen, deadline);
-        enter(q);
-        q->getters--;
     }
+}
+
+int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, void **owned, size_t *len, double deadline) {
+    int rc = wait_for_item(q, deadline);
+    if (rc) return rc;
     uint64_t n;
     ring_read(q, q->head, &n, 8);
     *len = (size_t)n;
@@ -137,27 +137,9 @@ int mproc__sh_queue_get(mproc__sh_queue *q, void *buf, size_t cap, int exact, vo
 }
 
 int mproc__sh_queue_poll(mproc__sh_queue *q, double deadline) {
-    enter(q);
-    for (;;) {
-        if (q->dead) {
-            mproc__sh_leave(&q->mu);
-            return MPROC_EBADHANDLE;
-        }
-        if (q->tail != q->head || q->closed) {
-            mproc__sh_leave(&q->mu);
-            return 1;
-        }
-        if (deadline >= 0 && mproc__now() >= deadline) {
-            mproc__sh_leave(&q->mu);
-            return 0;
-        }
-        uint32_t seen = atomic_load(&q->not_empty);
-        q->getters++;
-        mproc__sh_leave(&q->mu);
-        mproc__sh_wait(&q->not_empty, seen, deadline);
-        enter(q);
-        q->getters--;
-    }
+    int rc = wait_for_item(q, deadline);
+    if (rc == 0) mproc__sh_leave(&q->mu);
+    return rc == 0 || rc == MPROC_ECLOSED ? 1 : rc == MPROC_EEMPTY ? 0 : rc;
 }
 
 void mproc__sh_queue_close(mproc__sh_queue *q) {
