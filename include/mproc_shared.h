@@ -73,6 +73,9 @@ typedef struct mproc_shared_ref {
     uint32_t host;    /* a hash of the creator's host name */
     uint32_t kind;    /* which kind of object */
     uint32_t aux;     /* per kind (a Pipe end's side) */
+    uint32_t broker_ip;   /* IPv4 address (network order) of the creator's broker, 0 = none */
+    uint16_t broker_port; /* its TCP port (network order) */
+    uint16_t pad;
 } mproc_shared_ref;
 
 typedef struct mproc_lock { mproc_shared_ref ref; } mproc_lock;
@@ -226,8 +229,17 @@ int mproc_conn_close(mproc_conn *c);
  * ------------------------------------------------------------------------------------------- */
 int mproc_array_create(mproc_array *out, size_t elem_size, size_t count, int with_lock);
 int mproc_value_create(mproc_array *out, size_t size);
-/* The elements in this process's mapping, or NULL (bad handle; mproc_last_error says why). */
+/* The elements in this process's mapping, or NULL (bad handle; mproc_last_error says why). On
+ * another node than the array's (MPI) there is no mapping: NULL with MPROC_EREMOTE's sentence;
+ * use the three calls below, which work everywhere. */
 void *mproc_array_data(const mproc_array *a);
+/* Copies len bytes at byte offset into the elements out to buf / in from buf (MPROC_EINVAL
+ * outside them). Not under the array's lock: take it yourself if others write meanwhile. */
+int mproc_array_read(const mproc_array *a, size_t offset, void *buf, size_t len);
+int mproc_array_write(const mproc_array *a, size_t offset, const void *buf, size_t len);
+/* Adds delta to 8-byte element index atomically (no lock needed); *after (may be NULL) gets the
+ * new value. MPROC_ESIZE for elements of another size. */
+int mproc_array_add_i64(const mproc_array *a, size_t index, int64_t delta, int64_t *after);
 /* Element count (>= 0) or an error. */
 long mproc_array_count(const mproc_array *a);
 /* The array's lock (MPROC_ESTATE if it was made without one). */

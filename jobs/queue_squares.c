@@ -14,8 +14,7 @@
  *
  * Take the results before joining (a Process blocks while the queue is full, as in Python),
  * and stop waiting once every Process has ended: a Process that failed puts nothing more.
- * The Queue reaches the processes of the node it was made on (under MPI across nodes a
- * Process elsewhere gets MPROC_EREMOTE; the job then says so and exits 1).
+ * Under MPI a Process on another node than the master's puts through the master's broker.
  */
 #include <mproc.h>
 #include <stdio.h>

@@ -13,7 +13,9 @@
  *   ./mpirun.sh -np 4 build/jobs/shared_counter           (tasks on the worker ranks)
  *
  * The handle of the Value is copied into every task's argument; each task maps the shared
- * memory the first time it uses it. Exit 0 when the count is exact, 1 when it is not.
+ * memory the first time it uses it, or - on another node than the master's, under MPI - reaches
+ * it through the master's broker (mproc_array_read/_write work on every node; the pointer of
+ * mproc_array_data only where the memory is). Exit 0 when the count is exact, 1 when it is not.
  */
 #include <mproc.h>
 #include <stdio.h>
@@ -28,12 +30,15 @@ struct add_arg {
 static int add(mproc_ctx *ctx, const struct add_arg *a, long *done) {
     mproc_lock lock;
     int rc = mproc_array_lock(&a->counter, &lock);
-    long *value = mproc_array_data(&a->counter);
-    if (rc < 0 || !value) return mproc_fail(ctx, "%s", mproc_last_error());
+    if (rc < 0) return mproc_fail(ctx, "%s", mproc_last_error());
     for (long i = 0; i < a->times; i++) {
         if ((rc = mproc_lock_acquire(&lock, -1)) < 0 && rc != MPROC_EOWNERDEAD) return mproc_fail(ctx, "%s", mproc_last_error());
-        ++*value;
+        long value;
+        rc = mproc_array_read(&a->counter, 0, &value, sizeof value); /* with the lock held, as value += 1 */
+        value++;
+        if (rc == 0) rc = mproc_array_write(&a->counter, 0, &value, sizeof value);
         mproc_lock_release(&lock);
+        if (rc < 0) return mproc_fail(ctx, "%s", mproc_last_error());
     }
     *done = a->times;
     return 0;

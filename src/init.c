@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/shared.h"
 #include "backend.h"
 #include "common/common.h"
 #include "lifecycle.h"
@@ -97,6 +98,10 @@ int mproc_init(int *argc, char ***argv) {
     if (rc < 0) return rc;
     mproc__runtime_start(chosen->ops(), chosen->kind, mproc_finalize);
     atexit(finalize_at_exit);
+    /* The master serves its shared objects to the ranks of other nodes. Without it (no IPv4
+     * address, or MPROC_SHARED_BROKER=0) they get MPROC_EREMOTE there, saying so. */
+    const char *broker = getenv("MPROC_SHARED_BROKER");
+    if (chosen->kind == MPROC_BACKEND_MPI && !(broker && !strcmp(broker, "0"))) mproc__sh_broker_start();
     return 0;
 }
 

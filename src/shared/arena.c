@@ -68,6 +68,14 @@ static _Atomic int n_arenas;
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static uint32_t my_host;
+/* The broker of this process (broker.c), named in every handle it makes from now on. */
+static uint32_t broker_ip;
+static uint16_t broker_port;
+
+void mproc__sh_set_broker(uint32_t ip, uint16_t port) {
+    broker_ip = ip;
+    broker_port = port;
+}
 
 static void before_fork(void) { pthread_mutex_lock(&map_mu); }
 static void after_fork(void) { pthread_mutex_unlock(&map_mu); }
@@ -78,6 +86,11 @@ static void setup_once(void) {
     uint32_t h = 2166136261u;
     for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
     my_host = h ? h : 1;
+}
+
+int mproc__sh_is_remote(const mproc_shared_ref *r) {
+    if (__builtin_expect(!my_host, 0)) pthread_once(&atfork_once, setup_once);
+    return r && r->arena && r->host != my_host && r->broker_port != 0;
 }
 
 static const mapped *find(uint64_t tag) {
@@ -195,7 +208,8 @@ static uint32_t class_for(size_t bytes) {
 static void make_ref(const mapped *m, uint64_t off, const block_header *b, mproc_shared_ref *ref) {
     const arena_header *h = (const arena_header *)m->base;
     *ref = (mproc_shared_ref){.arena = h->tag, .offset = off, .pid = h->pid, .fd = h->fd, .gen = b->gen,
-                              .host = h->host, .kind = b->kind, .aux = 0};
+                              .host = h->host, .kind = b->kind, .aux = 0, .broker_ip = broker_ip,
+                              .broker_port = broker_port};
 }
 
 int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj) {
@@ -248,8 +262,11 @@ static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const ch
         return NULL;
     }
     if (r->host != my_host) {
-        *err = mproc__error(MPROC_EREMOTE, "%s: the object was made on another node (by pid %" PRIu32 " there); shared "
-                                           "objects reach only the processes of the node they were made on", fn, r->pid);
+        *err = r->broker_port ? MPROC__SH_REMOTE /* the caller forwards it to the broker */
+                              : mproc__error(MPROC_EREMOTE, "%s: the object was made on another node (by pid %" PRIu32
+                                                            " there), which serves no broker: only processes of that node "
+                                                            "reach it (objects made by the master under MPI reach every node)",
+                                             fn, r->pid);
         return NULL;
     }
     const mapped *m = find(r->arena);
@@ -278,7 +295,7 @@ int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int 
     int err = 0;
     const mapped *m;
     block_header *b = block_of(ref, kind, fn, &err, &m);
-    if (!b) return err;
+    if (!b) return err != MPROC__SH_REMOTE ? err : mproc__error(MPROC_EREMOTE, "%s: the object was made on another node", fn);
     arena_header *h = (arena_header *)m->base;
     mproc__sh_enter(&h->mu);
     if (b->kind == kind && b->gen == ref->gen) { /* not freed by another process meanwhile */

@@ -45,6 +45,7 @@ static shared_event *event_of(const mproc_event *ev, const char *fn, int *rc) {
 int mproc_event_set(const mproc_event *ev) {
     int rc;
     shared_event *e = event_of(ev, "mproc_event_set", &rc);
+    if (!e && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_EVENT_SET, &ev->ref, 0, 0, "mproc_event_set");
     if (!e) return rc;
     if (!atomic_exchange(&e->flag, 1)) mproc__sh_wake(&e->word, -1);
     return 0;
@@ -53,6 +54,7 @@ int mproc_event_set(const mproc_event *ev) {
 int mproc_event_clear(const mproc_event *ev) {
     int rc;
     shared_event *e = event_of(ev, "mproc_event_clear", &rc);
+    if (!e && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_EVENT_CLEAR, &ev->ref, 0, 0, "mproc_event_clear");
     if (!e) return rc;
     atomic_store(&e->flag, 0);
     return 0;
@@ -61,6 +63,7 @@ int mproc_event_clear(const mproc_event *ev) {
 int mproc_event_is_set(const mproc_event *ev) {
     int rc;
     shared_event *e = event_of(ev, "mproc_event_is_set", &rc);
+    if (!e && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_EVENT_IS_SET, &ev->ref, 0, 0, "mproc_event_is_set");
     return e ? (int)atomic_load(&e->flag) : rc;
 }
 
@@ -68,8 +71,9 @@ int mproc_event_wait(const mproc_event *ev, double timeout) {
     int rc;
     double dl;
     shared_event *e = event_of(ev, "mproc_event_wait", &rc);
-    if (!e) return rc;
+    if (!e && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_event_wait")) < 0) return rc;
+    if (!e) return mproc__sh_forward(MPROC__OP_EVENT_WAIT, &ev->ref, timeout, 0, "mproc_event_wait");
     for (;;) {
         uint32_t seen = atomic_load(&e->word);
         if (atomic_load(&e->flag)) return 0;
@@ -89,6 +93,7 @@ int mproc_event_wait(const mproc_event *ev, double timeout) {
 int mproc_event_free(mproc_event *ev) {
     int rc;
     shared_event *e = event_of(ev, "mproc_event_free", &rc);
+    if (!e && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_EVENT_FREE, &ev->ref, "mproc_event_free");
     if (!e) return rc;
     atomic_store(&e->dead, 1);
     int busy = atomic_load(&e->sleepers) > 0;
@@ -101,7 +106,10 @@ int mproc_event_free(mproc_event *ev) {
 int mproc_condition_create(mproc_condition *out, const mproc_lock *lock) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_condition_create: out is NULL");
     int rc;
-    if (lock && !mproc__sh_get(&lock->ref, MPROC__SH_LOCK, "mproc_condition_create", &rc)) return rc;
+    if (lock && !mproc__sh_get(&lock->ref, MPROC__SH_LOCK, "mproc_condition_create", &rc))
+        return rc != MPROC__SH_REMOTE ? rc
+                                      : mproc__error(MPROC_EREMOTE, "mproc_condition_create: the lock was made on another node; "
+                                                                    "make the Condition where its Lock is");
     mproc_lock own = {{0}};
     if (!lock && (rc = mproc_lock_create(&own)) < 0) return rc;
     shared_condition *c;
@@ -121,12 +129,18 @@ static shared_condition *condition_of(const mproc_condition *cond, const char *f
 int mproc_condition_acquire(const mproc_condition *cond, double timeout) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_acquire", &rc);
+    if (!c && rc == MPROC__SH_REMOTE) {
+        double dl;
+        if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_acquire")) < 0) return rc;
+        return mproc__sh_forward(MPROC__OP_COND_ACQUIRE, &cond->ref, timeout, 0, "mproc_condition_acquire");
+    }
     return c ? mproc_lock_acquire(&c->lock, timeout) : rc;
 }
 
 int mproc_condition_release(const mproc_condition *cond) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_release", &rc);
+    if (!c && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_COND_RELEASE, &cond->ref, 0, 0, "mproc_condition_release");
     return c ? mproc_lock_release(&c->lock) : rc;
 }
 
@@ -134,8 +148,9 @@ int mproc_condition_wait(const mproc_condition *cond, double timeout) {
     int rc;
     double dl;
     shared_condition *c = condition_of(cond, "mproc_condition_wait", &rc);
-    if (!c) return rc;
+    if (!c && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_wait")) < 0) return rc;
+    if (!c) return mproc__sh_forward(MPROC__OP_COND_WAIT, &cond->ref, timeout, 0, "mproc_condition_wait");
     uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
     if (mproc_lock_release(&c->lock) < 0)
         return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
@@ -151,8 +166,9 @@ int mproc_condition_wait(const mproc_condition *cond, double timeout) {
 int mproc_condition_notify(const mproc_condition *cond, int n) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_notify", &rc);
-    if (!c) return rc;
+    if (!c && rc != MPROC__SH_REMOTE) return rc;
     if (n < 1) return mproc__error(MPROC_EINVAL, "mproc_condition_notify: n is %d, want 1 or more", n);
+    if (!c) return mproc__sh_forward(MPROC__OP_COND_NOTIFY, &cond->ref, 0, n, "mproc_condition_notify");
     if (!mproc__sh_lock_held_by_me(&c->lock))
         return mproc__error(MPROC_ESTATE, "mproc_condition_notify: call it with the condition's lock held");
     mproc__sh_wake(&c->word, n);
@@ -162,6 +178,7 @@ int mproc_condition_notify(const mproc_condition *cond, int n) {
 int mproc_condition_notify_all(const mproc_condition *cond) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_notify_all", &rc);
+    if (!c && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_COND_NOTIFY_ALL, &cond->ref, 0, 0, "mproc_condition_notify_all");
     if (!c) return rc;
     if (!mproc__sh_lock_held_by_me(&c->lock))
         return mproc__error(MPROC_ESTATE, "mproc_condition_notify_all: call it with the condition's lock held");
@@ -172,7 +189,7 @@ int mproc_condition_notify_all(const mproc_condition *cond) {
 int mproc_condition_wait_for(const mproc_condition *cond, int (*predicate)(void *arg), void *arg, double timeout) {
     int rc;
     double dl;
-    if (!condition_of(cond, "mproc_condition_wait_for", &rc)) return rc;
+    if (!condition_of(cond, "mproc_condition_wait_for", &rc) && rc != MPROC__SH_REMOTE) return rc;
     if (!predicate) return mproc__error(MPROC_EINVAL, "mproc_condition_wait_for: predicate is NULL");
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_wait_for")) < 0) return rc;
     int owner_died = 0;
@@ -189,6 +206,7 @@ int mproc_condition_wait_for(const mproc_condition *cond, int (*predicate)(void 
 int mproc_condition_free(mproc_condition *cond) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_free", &rc);
+    if (!c && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_COND_FREE, &cond->ref, "mproc_condition_free");
     if (!c) return rc;
     mproc_lock own = c->lock;
     int owned = c->own_lock;
@@ -225,8 +243,9 @@ int mproc_barrier_wait(const mproc_barrier *bar, double timeout) {
     int rc;
     double dl;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_wait", &rc);
-    if (!b) return rc;
+    if (!b && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_barrier_wait")) < 0) return rc;
+    if (!b) return mproc__sh_forward(MPROC__OP_BARRIER_WAIT, &bar->ref, timeout, 0, "mproc_barrier_wait");
     mproc__sh_enter(&b->mu);
     if (b->dead || b->broken) {
         int dead = b->dead;
@@ -272,6 +291,7 @@ int mproc_barrier_wait(const mproc_barrier *bar, double timeout) {
 int mproc_barrier_abort(const mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_abort", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_BARRIER_ABORT, &bar->ref, 0, 0, "mproc_barrier_abort");
     if (!b) return rc;
     mproc__sh_enter(&b->mu);
     b->broken = 1;
@@ -283,6 +303,7 @@ int mproc_barrier_abort(const mproc_barrier *bar) {
 int mproc_barrier_reset(const mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_reset", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_BARRIER_RESET, &bar->ref, 0, 0, "mproc_barrier_reset");
     if (!b) return rc;
     mproc__sh_enter(&b->mu);
     if (b->count > 0) b->broken_generation = b->generation + 1;
@@ -297,6 +318,7 @@ int mproc_barrier_reset(const mproc_barrier *bar) {
 int mproc_barrier_waiting(const mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_waiting", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_BARRIER_WAITING, &bar->ref, 0, 0, "mproc_barrier_waiting");
     if (!b) return rc;
     mproc__sh_enter(&b->mu);
     int n = b->broken ? 0 : (int)b->count;
@@ -307,12 +329,14 @@ int mproc_barrier_waiting(const mproc_barrier *bar) {
 int mproc_barrier_parties(const mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_parties", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_BARRIER_PARTIES, &bar->ref, 0, 0, "mproc_barrier_parties");
     return b ? (int)b->parties : rc;
 }
 
 int mproc_barrier_broken(const mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_broken", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_BARRIER_BROKEN, &bar->ref, 0, 0, "mproc_barrier_broken");
     if (!b) return rc;
     mproc__sh_enter(&b->mu);
     int v = b->broken;
@@ -323,6 +347,7 @@ int mproc_barrier_broken(const mproc_barrier *bar) {
 int mproc_barrier_free(mproc_barrier *bar) {
     int rc;
     shared_barrier *b = barrier_of(bar, "mproc_barrier_free", &rc);
+    if (!b && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_BARRIER_FREE, &bar->ref, "mproc_barrier_free");
     if (!b) return rc;
     mproc__sh_enter(&b->mu);
     b->dead = 1;

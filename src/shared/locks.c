@@ -35,9 +35,10 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
     int rc;
     double dl;
     shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
-    if (!l) return rc;
+    if (!l && rc != MPROC__SH_REMOTE) return rc;
     if (timeout < 0) dl = -1; /* forever: no clock to read */
     else if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    if (!l) return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_ACQUIRE : MPROC__OP_RLOCK_ACQUIRE, r, timeout, 0, fn);
     rc = mproc__sh_mutex_lock(&l->m, dl);
     if (rc == 0 || rc == 1) atomic_store(&l->owner, (int32_t)gettid());
     if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died (or ended) holding it", fn);
@@ -49,6 +50,8 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
 static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn) {
     int rc;
     shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
+    if (!l && rc == MPROC__SH_REMOTE)
+        return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_RELEASE : MPROC__OP_RLOCK_RELEASE, r, 0, 0, fn);
     if (!l) return rc;
     int32_t was = atomic_load(&l->owner), me = (int32_t)gettid();
     if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, 0); /* before: the next holder sets its own */
@@ -69,6 +72,8 @@ int mproc__sh_lock_held_by_me(const mproc_lock *lock) {
 static int lock_free(mproc_shared_ref *r, uint32_t kind, const char *fn) {
     int rc;
     shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
+    if (!l && rc == MPROC__SH_REMOTE)
+        return mproc__sh_forward_free(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_FREE : MPROC__OP_RLOCK_FREE, r, fn);
     if (!l) return rc;
     rc = pthread_mutex_trylock(&l->m);
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&l->m), rc = 0;
@@ -124,8 +129,9 @@ int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
     int rc;
     double dl;
     shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_acquire", &rc);
-    if (!s) return rc;
+    if (!s && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_semaphore_acquire")) < 0) return rc;
+    if (!s) return mproc__sh_forward(MPROC__OP_SEM_ACQUIRE, &sem->ref, timeout, 0, "mproc_semaphore_acquire");
     mproc__sh_enter(&s->mu);
     for (;;) {
         if (s->dead) {
@@ -152,6 +158,7 @@ int mproc_semaphore_acquire(const mproc_semaphore *sem, double timeout) {
 int mproc_semaphore_release(const mproc_semaphore *sem) {
     int rc;
     shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_release", &rc);
+    if (!s && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_SEM_RELEASE, &sem->ref, 0, 0, "mproc_semaphore_release");
     if (!s) return rc;
     mproc__sh_enter(&s->mu);
     if ((s->bound && s->value >= s->bound) || s->value >= INT32_MAX) {
@@ -169,6 +176,7 @@ int mproc_semaphore_release(const mproc_semaphore *sem) {
 int mproc_semaphore_value(const mproc_semaphore *sem) {
     int rc;
     shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_value", &rc);
+    if (!s && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_SEM_VALUE, &sem->ref, 0, 0, "mproc_semaphore_value");
     if (!s) return rc;
     mproc__sh_enter(&s->mu);
     int v = (int)s->value;
@@ -179,6 +187,7 @@ int mproc_semaphore_value(const mproc_semaphore *sem) {
 int mproc_semaphore_free(mproc_semaphore *sem) {
     int rc;
     shared_semaphore *s = mproc__sh_get(sem ? &sem->ref : NULL, MPROC__SH_SEMAPHORE, "mproc_semaphore_free", &rc);
+    if (!s && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_SEM_FREE, &sem->ref, "mproc_semaphore_free");
     if (!s) return rc;
     mproc__sh_enter(&s->mu);
     s->dead = 1;

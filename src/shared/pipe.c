@@ -2,6 +2,7 @@
  * what end e receives). A handle is one end (its side in the handle's aux); closing an end
  * closes both queues for the other side and the block is freed when both ends are closed.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "shared/shared.h"
@@ -60,8 +61,14 @@ int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double ti
     int rc, e;
     double dl;
     shared_pipe *p = end_of(c, "mproc_conn_send", &rc, &e);
-    if (!p) return rc;
+    if (!p && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_conn_send")) < 0) return rc;
+    if (!p) {
+        if (!data && len) return mproc__error(MPROC_EINVAL, "mproc_conn_send: data is NULL but len is %zu", len);
+        mproc__sh_call call = {.op = MPROC__OP_CONN_SEND, .ref = &c->ref, .timeout = timeout, .in = data, .in_len = len,
+                               .fn = "mproc_conn_send"};
+        return mproc__sh_remote(&call);
+    }
     if (!p->duplex && e == 0) return mproc__error(MPROC_ESTATE, "mproc_conn_send: this end only receives (a one-way pipe)");
     if (!data && len) return mproc__error(MPROC_EINVAL, "mproc_conn_send: data is NULL but len is %zu", len);
     mproc__sh_queue *q = queue_in(p, 1 - e);
@@ -84,8 +91,16 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, s
     int rc, e;
     double dl;
     shared_pipe *p = end_of(c, fn, &rc, &e);
-    if (!p) return rc;
+    if (!p && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    if (!p) { /* a = the room (-1: any length, into a buffer of its own) */
+        mproc__sh_call call = {.op = MPROC__OP_CONN_RECV, .ref = &c->ref, .timeout = timeout, .a = buf ? (int64_t)cap : -1,
+                               .out = buf, .out_cap = buf ? cap : 0, .owned = owned, .fn = fn};
+        rc = mproc__sh_remote(&call);
+        *len = rc == 0 ? call.out_len : (size_t)call.value;
+        if (rc == 0 && !buf && !*owned && !(*owned = malloc(1))) return mproc__error(MPROC_ENOMEM, "%s: no memory", fn);
+        return rc;
+    }
     if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "%s: this end only sends (a one-way pipe)", fn);
     rc = mproc__sh_queue_get(queue_in(p, e), buf, cap, 0, owned, len, dl);
     switch (rc) {
@@ -126,8 +141,9 @@ int mproc_conn_poll(const mproc_conn *c, double timeout) {
     int rc, e;
     double dl;
     shared_pipe *p = end_of(c, "mproc_conn_poll", &rc, &e);
-    if (!p) return rc;
+    if (!p && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_conn_poll")) < 0) return rc;
+    if (!p) return mproc__sh_forward(MPROC__OP_CONN_POLL, &c->ref, timeout, 0, "mproc_conn_poll");
     if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "mproc_conn_poll: this end only sends (a one-way pipe)");
     rc = mproc__sh_queue_poll(queue_in(p, e), dl);
     return rc == MPROC_EBADHANDLE ? mproc__sh_freed_while_waiting("mproc_conn_poll") : rc;
@@ -140,6 +156,7 @@ int mproc_conn_close(mproc_conn *c) {
         memset(&c->ref, 0, sizeof c->ref);
         return 0;
     }
+    if (!p && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_CONN_CLOSE, &c->ref, "mproc_conn_close");
     if (!p) return rc;
     uint32_t before = atomic_fetch_and(&p->open_ends, ~(1u << e));
     if (!(before & (1u << e))) { /* another process closed it just now */

@@ -185,9 +185,14 @@ int mproc_queue_put(const mproc_queue *queue, const void *data, size_t len, doub
     int rc;
     double dl;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_put", &rc);
-    if (!q) return rc;
+    if (!q && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_queue_put")) < 0) return rc;
     if (!data && len) return mproc__error(MPROC_EINVAL, "mproc_queue_put: data is NULL but len is %zu", len);
+    if (!q) {
+        mproc__sh_call c = {.op = MPROC__OP_QUEUE_PUT, .ref = &queue->ref, .timeout = timeout, .in = data, .in_len = len,
+                            .fn = "mproc_queue_put"};
+        return mproc__sh_remote(&c);
+    }
     rc = mproc__sh_queue_put(q, data, len, dl);
     switch (rc) {
     case MPROC_EBADHANDLE:
@@ -207,8 +212,16 @@ static int queue_get(const mproc_queue *queue, void *buf, size_t cap, int exact,
     int rc;
     double dl;
     mproc__sh_queue *q = queue_of(queue, fn, &rc);
-    if (!q) return rc;
+    if (!q && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
+    if (!q) { /* a = the room (-1: any length, into a buffer of its own), b = exact */
+        mproc__sh_call c = {.op = MPROC__OP_QUEUE_GET, .ref = &queue->ref, .timeout = timeout, .a = buf ? (int64_t)cap : -1,
+                            .b = exact, .out = buf, .out_cap = buf ? cap : 0, .owned = owned, .fn = fn};
+        rc = mproc__sh_remote(&c);
+        *len = rc == 0 ? c.out_len : (size_t)c.value;
+        if (rc == 0 && !buf && !*owned && !(*owned = malloc(1))) return mproc__error(MPROC_ENOMEM, "%s: no memory", fn);
+        return rc;
+    }
     rc = mproc__sh_queue_get(q, buf, cap, exact, owned, len, dl);
     switch (rc) {
     case MPROC_EBADHANDLE:
@@ -254,6 +267,11 @@ int mproc_queue_get_buf(const mproc_queue *q, mproc_buf *out, double timeout) {
 long mproc_queue_qsize(const mproc_queue *queue) {
     int rc;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_qsize", &rc);
+    if (!q && rc == MPROC__SH_REMOTE) {
+        mproc__sh_call c = {.op = MPROC__OP_QUEUE_QSIZE, .ref = &queue->ref, .fn = "mproc_queue_qsize"};
+        rc = mproc__sh_remote(&c);
+        return rc < 0 ? rc : (long)c.value;
+    }
     if (!q) return rc;
     enter(q);
     long n = (long)q->items;
@@ -264,6 +282,7 @@ long mproc_queue_qsize(const mproc_queue *queue) {
 int mproc_queue_close(const mproc_queue *queue) {
     int rc;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_close", &rc);
+    if (!q && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_QUEUE_CLOSE, &queue->ref, 0, 0, "mproc_queue_close");
     if (!q) return rc;
     mproc__sh_queue_close(q);
     return 0;
@@ -272,6 +291,7 @@ int mproc_queue_close(const mproc_queue *queue) {
 int mproc_queue_task_done(const mproc_queue *queue) {
     int rc;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_task_done", &rc);
+    if (!q && rc == MPROC__SH_REMOTE) return mproc__sh_forward(MPROC__OP_QUEUE_TASK_DONE, &queue->ref, 0, 0, "mproc_queue_task_done");
     if (!q) return rc;
     enter(q);
     if (q->unfinished == 0) {
@@ -288,8 +308,9 @@ int mproc_queue_join(const mproc_queue *queue, double timeout) {
     int rc;
     double dl;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_join", &rc);
-    if (!q) return rc;
+    if (!q && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_queue_join")) < 0) return rc;
+    if (!q) return mproc__sh_forward(MPROC__OP_QUEUE_JOIN, &queue->ref, timeout, 0, "mproc_queue_join");
     for (;;) {
         uint32_t seen = atomic_load(&q->joined);
         enter(q);
@@ -312,6 +333,7 @@ int mproc_queue_join(const mproc_queue *queue, double timeout) {
 int mproc_queue_free(mproc_queue *queue) {
     int rc;
     mproc__sh_queue *q = queue_of(queue, "mproc_queue_free", &rc);
+    if (!q && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_QUEUE_FREE, &queue->ref, "mproc_queue_free");
     if (!q) return rc;
     int busy = mproc__sh_queue_kill(q);
     return mproc__sh_free_ex(&queue->ref, MPROC__SH_QUEUE, "mproc_queue_free", !busy);

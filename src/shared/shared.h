@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/common.h"
 
@@ -55,6 +56,14 @@ int mproc__sh_deadline(double timeout, double *deadline, const char *fn);
 
 /* ---- arena.c: where the objects live ---------------------------------------------------------- */
 
+/* Not an error a caller ever sees: mproc__sh_get()'s answer for a handle made on another node
+ * that serves a broker, which the public call then forwards (mproc__sh_remote). */
+#define MPROC__SH_REMOTE (-1000)
+/* 1 for a handle made on another node whose creator serves a broker. */
+int mproc__sh_is_remote(const mproc_shared_ref *r);
+/* The address broker.c listens on: put in every handle made from now on. */
+void mproc__sh_set_broker(uint32_t ip, uint16_t port);
+
 /* A new zeroed object of `size` bytes and kind in this process's arena (made on first use):
  * 0 with *obj and the handle, or ENOMEM / ESYS. */
 int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj);
@@ -97,6 +106,86 @@ static inline void *mproc__sh_get(const mproc_shared_ref *r, uint32_t kind, cons
 int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out);
 /* The offset of obj's block (obj from mproc__sh_alloc or _resolve of a handle in that arena). */
 uint64_t mproc__sh_offset_of(const mproc_shared_ref *ref, const void *obj);
+
+/* ---- remote.c / broker.c: objects used from another node ------------------------------------- */
+
+/* What a call on a handle made on another node becomes: a request to the broker thread of the
+ * handle's creator (its address is in the handle), which makes the same call there. Both ends
+ * run the same build (the same byte order and sizes, as MPI's ranks of one job do). */
+enum mproc__sh_op {
+    MPROC__OP_LOCK_ACQUIRE = 1, MPROC__OP_LOCK_RELEASE, MPROC__OP_LOCK_FREE,
+    MPROC__OP_RLOCK_ACQUIRE, MPROC__OP_RLOCK_RELEASE, MPROC__OP_RLOCK_FREE,
+    MPROC__OP_SEM_ACQUIRE, MPROC__OP_SEM_RELEASE, MPROC__OP_SEM_VALUE, MPROC__OP_SEM_FREE,
+    MPROC__OP_EVENT_SET, MPROC__OP_EVENT_CLEAR, MPROC__OP_EVENT_IS_SET, MPROC__OP_EVENT_WAIT, MPROC__OP_EVENT_FREE,
+    MPROC__OP_COND_ACQUIRE, MPROC__OP_COND_RELEASE, MPROC__OP_COND_WAIT, MPROC__OP_COND_NOTIFY,
+    MPROC__OP_COND_NOTIFY_ALL, MPROC__OP_COND_FREE,
+    MPROC__OP_BARRIER_WAIT, MPROC__OP_BARRIER_ABORT, MPROC__OP_BARRIER_RESET, MPROC__OP_BARRIER_WAITING,
+    MPROC__OP_BARRIER_PARTIES, MPROC__OP_BARRIER_BROKEN, MPROC__OP_BARRIER_FREE,
+    MPROC__OP_QUEUE_PUT, MPROC__OP_QUEUE_GET, MPROC__OP_QUEUE_QSIZE, MPROC__OP_QUEUE_CLOSE,
+    MPROC__OP_QUEUE_TASK_DONE, MPROC__OP_QUEUE_JOIN, MPROC__OP_QUEUE_FREE,
+    MPROC__OP_CONN_SEND, MPROC__OP_CONN_RECV, MPROC__OP_CONN_POLL, MPROC__OP_CONN_CLOSE,
+    MPROC__OP_ARRAY_READ, MPROC__OP_ARRAY_WRITE, MPROC__OP_ARRAY_ADD, MPROC__OP_ARRAY_COUNT,
+    MPROC__OP_ARRAY_LOCK, MPROC__OP_ARRAY_FREE,
+    MPROC__OP_END
+};
+
+#define MPROC__SH_REQ_MAGIC 0x6d707271u /* "mprq" */
+#define MPROC__SH_REP_MAGIC 0x6d707270u /* "mprp" */
+#define MPROC__SH_MAX_PAYLOAD ((uint64_t)1 << 40)
+
+typedef struct mproc__sh_req {
+    uint32_t magic, op;
+    uint64_t len;          /* payload bytes after this header */
+    mproc_shared_ref ref;
+    double timeout;
+    int64_t a, b;          /* per op: a get's buffer size and exactness, an index, a count... */
+} mproc__sh_req;
+
+typedef struct mproc__sh_rep {
+    uint32_t magic;
+    int32_t rc;
+    uint64_t len;          /* payload bytes after this header */
+    int64_t value;         /* per op: a length, a count, a flag */
+    mproc_shared_ref ref;  /* an Array's lock */
+    char msg[232];         /* mproc_last_error() of the call there, when rc < 0 */
+} mproc__sh_rep;
+
+/* One forwarded call, as the public function would make it. */
+typedef struct mproc__sh_call {
+    uint32_t op;
+    const mproc_shared_ref *ref;
+    double timeout;
+    int64_t a, b;
+    const void *in;        /* payload sent (a put's item, an array write) */
+    size_t in_len;
+    void *out;             /* where a returned payload goes (out_cap bytes), or NULL: into *owned */
+    size_t out_cap;
+    void **owned;
+    size_t out_len;        /* set: the returned payload's length (or the reported value) */
+    int64_t value;         /* set */
+    mproc_shared_ref out_ref; /* set (ARRAY_LOCK) */
+    const char *fn;
+} mproc__sh_call;
+
+/* Makes the call at the handle's broker: its return code, with its sentence in
+ * mproc_last_error(); MPROC_EREMOTE when the broker cannot be reached. */
+int mproc__sh_remote(mproc__sh_call *c);
+
+/* A forwarded call with no bytes either way. */
+static inline int mproc__sh_forward(uint32_t op, const mproc_shared_ref *r, double timeout, int64_t a, const char *fn) {
+    mproc__sh_call c = {.op = op, .ref = r, .timeout = timeout, .a = a, .fn = fn};
+    return mproc__sh_remote(&c);
+}
+
+/* A forwarded free: the caller's handle is cleared when it worked, as a local free does. */
+static inline int mproc__sh_forward_free(uint32_t op, mproc_shared_ref *r, const char *fn) {
+    int rc = mproc__sh_forward(op, r, 0, 0, fn);
+    if (rc == 0) memset(r, 0, sizeof *r);
+    return rc;
+}
+
+/* broker.c: starts serving this process's objects to other nodes (the MPI master calls it). */
+int mproc__sh_broker_start(void);
 
 /* ---- queue.c: the byte queue that Queue and both directions of a Pipe are ------------------- */
 

@@ -1,8 +1,10 @@
-/* cluster_shared - the shared objects across nodes do what mproc_shared.h says: a task on the
- * master's node uses a Lock, a Value and a Queue the master made; a task on any other node gets
- * MPROC_EREMOTE from each, with a sentence, and nothing hangs or crashes. Run under mpirun
- * across the simulated hosts (run_cluster_tests.sh); exit 0 when every task's answer is right
- * and at least one task ran on another node.
+/* cluster_shared - the shared objects across nodes do what mproc_shared.h says: a task on any
+ * node uses a Lock, a Value and a Queue the master made (on the master's node through the
+ * shared memory, elsewhere through the master's broker), the count under the lock is exact,
+ * mproc_array_data is NULL with MPROC_EREMOTE off the master's node, and with the broker off
+ * (MPROC_SHARED_BROKER=0, argument "nobroker") every call there is MPROC_EREMOTE at once. Run
+ * under mpirun across the simulated hosts (run_cluster_tests.sh); exit 0 when every task's
+ * answer is right and at least one task ran on another node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 struct probe_in {
     mproc_array value;
     mproc_queue queue;
+    int times;
 };
 struct probe_out {
     char host[64];
@@ -26,12 +29,17 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
     gethostname(out->host, sizeof out->host - 1);
     mproc_lock lock;
     out->lock_rc = mproc_array_lock(&in->value, &lock);
-    if (out->lock_rc == 0 && (out->lock_rc = mproc_lock_acquire(&lock, 10)) == 0) {
-        ++*(long *)mproc_array_data(&in->value);
-        mproc_lock_release(&lock);
+    for (int i = 0; i < in->times && out->lock_rc == 0; i++) {
+        if ((out->lock_rc = mproc_lock_acquire(&lock, 10)) < 0) break;
+        long v;
+        mproc_array_read(&in->value, 0, &v, sizeof v);
+        v++;
+        mproc_array_write(&in->value, 0, &v, sizeof v);
+        out->lock_rc = mproc_lock_release(&lock);
     }
     snprintf(out->why, sizeof out->why, "%s", mproc_last_error());
     out->data_ok = mproc_array_data(&in->value) != NULL;
+    if (!out->data_ok) snprintf(out->why, sizeof out->why, "%s", mproc_last_error());
     long one = 1;
     out->put_rc = MPROC_QUEUE_PUT(&in->queue, &one, 10);
     usleep(20000); /* so that the tasks spread over every worker */
@@ -40,10 +48,12 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
 MPROC_TASK_TYPED(probe, struct probe_in, struct probe_out);
 
 int main(int argc, char **argv) {
+    int nobroker = argc > 1 && !strcmp(argv[1], "nobroker");
+    if (nobroker) setenv("MPROC_SHARED_BROKER", "0", 1);
     MPROC_CHECK(mproc_init(&argc, &argv));
     char me[64] = "";
     gethostname(me, sizeof me - 1);
-    struct probe_in in;
+    struct probe_in in = {.times = 25};
     MPROC_CHECK(mproc_value_create(&in.value, sizeof(long)));
     MPROC_CHECK(mproc_queue_create(&in.queue, NULL));
     mproc_pool *pool;
@@ -57,18 +67,18 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
         const struct probe_out *o = &outs[i];
         int here = !strcmp(o->host, me);
-        if (here) {
-            local++;
-            if (o->lock_rc != 0 || !o->data_ok || o->put_rc != 0) bad++, printf("task on %s (the master's node): lock %d data %d put %d: %s\n", o->host, o->lock_rc, o->data_ok, o->put_rc, o->why);
-        } else {
-            remote++;
-            if (o->lock_rc != MPROC_EREMOTE || o->data_ok || o->put_rc != MPROC_EREMOTE || !strstr(o->why, "another node"))
-                bad++, printf("task on %s: lock %d data %d put %d: %s\n", o->host, o->lock_rc, o->data_ok, o->put_rc, o->why);
-        }
+        here ? local++ : remote++;
+        int want = here || !nobroker ? 0 : MPROC_EREMOTE;
+        if (o->lock_rc != want || o->put_rc != want || o->data_ok != here ||
+            (!here && !strstr(o->why, "another node")))
+            bad++, printf("task on %s (%s): lock %d put %d data %d: %s\n", o->host, here ? "the master's node" : "another node",
+                          o->lock_rc, o->put_rc, o->data_ok, o->why);
     }
     long count = *(long *)mproc_array_data(&in.value), queued = mproc_queue_qsize(&in.queue);
-    printf("master on %s: %d tasks on its node, %d on others; counter %ld, %ld items queued\n", me, local, remote, count, queued);
-    if (count != local || queued != local) bad++, printf("counter and queue should both be %d\n", local);
+    long want = nobroker ? (long)local : (long)n;
+    printf("master on %s: %d tasks on its node, %d on others; counter %ld, %ld items queued (want %ld, %ld)\n", me, local,
+           remote, count, queued, want * in.times, want);
+    if (count != want * in.times || queued != want) bad++;
     if (remote == 0) bad++, printf("no task ran on another node\n");
     mproc_pool_free(pool);
     free(ins);

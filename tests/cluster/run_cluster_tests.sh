@@ -47,7 +47,9 @@ if [ "${MPROC_CLUSTER_MPIRUN:-}" ]; then
     check "test_pool across nodes (np $np)" "$run" -np "$np" "$build/tests/test_pool"
     check "test_process across nodes (np $np)" "$run" -np "$np" "$build/tests/test_process"
     check "test_faults across nodes: crashes, time limits, terminate cost a task (np $np)" "$run" -np "$np" "$build/tests/test_faults"
-    check "shared objects: used on the master's node, MPROC_EREMOTE on the others (np $np)" "$run" -np "$np" "$build/tests/cluster_shared"
+    check "shared objects from every node through the master's broker (np $np)" "$run" -np "$np" "$build/tests/cluster_shared"
+    check "shared objects without the broker: MPROC_EREMOTE off the master's node (np $np)" "$run" -np "$np" "$build/tests/cluster_shared" nobroker
+    check "test_shared across nodes: Queue, Lock, Event, Barrier, Pipe, deaths (np $np)" "$run" -np "$np" -x MPROC_TEST_CLUSTER=1 "$build/tests/test_shared"
     if [ "$np" -le 4 ]; then
         check "seed jobs and primes give their one-node results" "$tests/check_jobs.sh" "$build/jobs" cluster
         check "without executors a crashing task ends the job, rank and task named" "$tests/mpi_rank_crash.sh" "$run" "$build/tests/mpi_rank_crash" 3

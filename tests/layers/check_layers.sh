@@ -17,10 +17,11 @@ level() {
     common/clock.c) echo 1 ;;
     common/registry.c) echo 2 ;;
     common/runtime.c) echo 3 ;;
-    shared/primitives.c) echo 4 ;;
+    shared/primitives.c | shared/remote.c) echo 4 ;;
     shared/arena.c) echo 5 ;;
     shared/locks.c | shared/queue.c | shared/named_memory.c) echo 6 ;;
     shared/events.c | shared/pipe.c | shared/array.c) echo 7 ;;
+    shared/broker.c) echo 8 ;;
     wire/wire.c) echo 10 ;;
     wire/stream_reader.c) echo 11 ;;
     worker/*) echo 20 ;;

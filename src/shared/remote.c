@@ -1,0 +1,173 @@
+/* remote.c - the calling side of a shared object used from another node: the call is sent to
+ * the broker of the handle's creator (broker.c; its IPv4 address and port are in the handle)
+ * over TCP, which makes the same call there and answers with its code, its sentence and any
+ * bytes. Each thread keeps one connection per broker, so a call that blocks there (a get, an
+ * acquire) holds up no other thread, and a Lock taken through it is owned, there, by a thread
+ * that serves this thread alone - and is handed on with MPROC_EOWNERDEAD when this process
+ * dies and the connection closes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shared/shared.h"
+
+#define MAX_CONNS 8
+#define CONNECT_TIMEOUT_MS 10000
+/* A reply may take the call's own timeout; past it by this much the broker is taken as gone. */
+#define REPLY_GRACE_S 30.0
+
+typedef struct conn {
+    uint32_t ip;
+    uint16_t port;
+    int fd;
+} conn;
+
+static _Thread_local conn conns[MAX_CONNS];
+static _Thread_local int n_conns;
+static pthread_key_t conns_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void close_conns(void *unused) {
+    (void)unused;
+    for (int i = 0; i < n_conns; i++) close(conns[i].fd);
+    n_conns = 0;
+}
+static void make_key(void) { pthread_key_create(&conns_key, close_conns); }
+
+static void drop(int i) {
+    close(conns[i].fd);
+    conns[i] = conns[--n_conns];
+}
+
+static int dial(uint32_t ip, uint16_t port, const char *fn) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return mproc__error(MPROC_EREMOTE, "%s: socket: %s", fn, strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = port, .sin_addr.s_addr = ip};
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int e = 0;
+        socklen_t el = sizeof e;
+        rc = poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0 ? 0 : -1;
+        if (rc < 0) errno = e ? e : ETIMEDOUT;
+    }
+    if (rc < 0) {
+        char a[INET_ADDRSTRLEN];
+        int e = errno;
+        close(fd);
+        return mproc__error(MPROC_EREMOTE, "%s: the object's node (broker %s:%u) cannot be reached: %s", fn,
+                            inet_ntop(AF_INET, &ip, a, sizeof a) ? a : "?", ntohs(port), strerror(e));
+    }
+    int one = 1, idle = 10, intvl = 3, cnt = 3;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* A node that vanishes without a reset is noticed in about 20 s, not never. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    return fd;
+}
+
+/* This thread's connection to the broker at ip:port, made on first use. */
+static int conn_to(uint32_t ip, uint16_t port, const char *fn, int *slot) {
+    for (int i = 0; i < n_conns; i++)
+        if (conns[i].ip == ip && conns[i].port == port) return *slot = i, conns[i].fd;
+    pthread_once(&key_once, make_key);
+    if (n_conns == MAX_CONNS) drop(0);
+    int fd = dial(ip, port, fn);
+    if (fd < 0) return fd;
+    pthread_setspecific(conns_key, conns); /* so the thread's end closes them */
+    conns[n_conns] = (conn){ip, port, fd};
+    *slot = n_conns++;
+    return fd;
+}
+
+static int write_all(int fd, struct iovec *iov, int n) {
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        while (n > 0 && (size_t)w >= iov->iov_len) w -= (ssize_t)iov->iov_len, iov++, n--;
+        if (n > 0) iov->iov_base = (char *)iov->iov_base + w, iov->iov_len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads n bytes by the deadline (< 0: none): 0, or -1 (closed, failed or late). */
+static int read_all(int fd, void *buf, size_t n, double deadline) {
+    for (size_t got = 0; got < n;) {
+        if (deadline >= 0) {
+            double left = mproc__remaining(deadline);
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            int ms = left > 1e6 ? 1000000000 : (int)(left * 1000) + 1;
+            if (left <= 0 || poll(&p, 1, ms) <= 0) return -1;
+        }
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int discard(int fd, uint64_t n, double deadline) {
+    char sink[4096];
+    while (n > 0) {
+        size_t k = n < sizeof sink ? (size_t)n : sizeof sink;
+        if (read_all(fd, sink, k, deadline) < 0) return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+int mproc__sh_remote(mproc__sh_call *c) {
+    const mproc_shared_ref *r = c->ref;
+    int slot, fd = conn_to(r->broker_ip, r->broker_port, c->fn, &slot);
+    if (fd < 0) return fd;
+    mproc__sh_req req = {.magic = MPROC__SH_REQ_MAGIC, .op = c->op, .len = c->in_len, .ref = *r,
+                         .timeout = c->timeout, .a = c->a, .b = c->b};
+    struct iovec iov[2] = {{&req, sizeof req}, {(void *)c->in, c->in_len}};
+    double deadline = c->timeout < 0 ? -1 : mproc__now() + c->timeout + REPLY_GRACE_S;
+    mproc__sh_rep rep;
+    const char *why = "sending";
+    if (write_all(fd, iov, c->in_len ? 2 : 1) < 0) goto lost;
+    why = "waiting for the answer";
+    if (read_all(fd, &rep, sizeof rep, deadline) < 0 || rep.magic != MPROC__SH_REP_MAGIC || rep.len > MPROC__SH_MAX_PAYLOAD)
+        goto lost;
+    c->value = rep.value;
+    c->out_ref = rep.ref;
+    c->out_len = (size_t)rep.len;
+    if (rep.len) {
+        void *dst = c->out;
+        if (!dst || rep.len > c->out_cap) { /* no room given: a buffer the caller owns */
+            dst = c->owned ? malloc((size_t)rep.len) : NULL;
+            if (!dst) {
+                if (discard(fd, rep.len, deadline) < 0) goto lost;
+                return mproc__error(MPROC_ENOMEM, "%s: no memory for %llu bytes from the object's node", c->fn,
+                                    (unsigned long long)rep.len);
+            }
+            *c->owned = dst;
+        }
+        if (read_all(fd, dst, (size_t)rep.len, deadline) < 0) goto lost;
+    }
+    if (rep.rc < 0) {
+        rep.msg[sizeof rep.msg - 1] = '\0';
+        return mproc__error(rep.rc, "%s", rep.msg);
+    }
+    return rep.rc;
+lost:
+    drop(slot);
+    return mproc__error(MPROC_EREMOTE, "%s: lost the connection to the object's node while %s (its process ended?)", c->fn, why);
+}
