@@ -48,11 +48,20 @@ static int echo(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(echo);
 
+/* The increment through the memory where it is mapped; from another node (no mapping) by
+ * read and write, each a call to the master's broker. */
 static void count_up(const struct arg *a) {
     long *c = mproc_array_data(&a->counter);
     for (long i = 0; i < a->n; i++) {
         mproc_lock_acquire(&a->lock, -1);
-        ++*c;
+        if (c) {
+            ++*c;
+        } else {
+            long v;
+            mproc_array_read(&a->counter, 0, &v, sizeof v);
+            v++;
+            mproc_array_write(&a->counter, 0, &v, sizeof v);
+        }
         mproc_lock_release(&a->lock);
     }
 }
