@@ -27,9 +27,14 @@
  * their executors, on both backends. The arena lives as long as a process maps it; a handle
  * reaches a process that has not mapped it yet only while its creator runs.
  *
- * Under MPI the objects work between every rank on the master's node (the ranks map the arena
- * like any other process). A process on another node gets MPROC_EREMOTE from every call on a
- * handle made elsewhere: cross-node queues and locks are not built yet (docs/shared.md).
+ * Under MPI the objects work on every node. On the master's node the ranks and executors map
+ * the arena like any other process; on other nodes each call goes to the master, whose broker
+ * (a TCP socket the handle names, started by mproc_init) makes it there: the same results and
+ * codes, at the cost of a network round trip per call (about one MPI ping-pong), and
+ * mproc_array_data is NULL there (use mproc_array_read/_write/_add_i64). A Lock taken from
+ * another node is handed on with MPROC_EOWNERDEAD when its holder's process ends. With
+ * MPROC_SHARED_BROKER=0, or for objects made by another process than the master, a call from
+ * another node is MPROC_EREMOTE. docs/shared.md has the details.
  *
  * Make objects after mproc_init(): under MPI every rank runs the code before it, so each would
  * make an object of its own.
@@ -63,7 +68,7 @@
 extern "C" {
 #endif
 
-/* A handle's contents; opaque: copy it, never edit it. */
+/* A handle's contents (48 bytes); opaque: copy it, never edit it. */
 typedef struct mproc_shared_ref {
     uint64_t arena;   /* the arena's random tag */
     uint64_t offset;  /* the object's block in the arena */
