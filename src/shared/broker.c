@@ -101,7 +101,8 @@ static int reply(served *s, int rc, int64_t value, const void *data, size_t len,
     int n = rep.len ? 2 : 1;
     struct iovec *v = iov;
     while (n > 0) {
-        ssize_t w = writev(s->fd, v, n);
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(s->fd, &m, MSG_NOSIGNAL); /* a caller gone is an error, not a SIGPIPE */
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return -1;
         while (n > 0 && (size_t)w >= v->iov_len) w -= (ssize_t)v->iov_len, v++, n--;
@@ -272,6 +273,18 @@ static void *serve(void *arg) {
     served s = {.fd = (int)(intptr_t)arg};
     mproc__sh_req q;
     while (read_all(s.fd, &q, sizeof q) == 0 && q.magic == MPROC__SH_REQ_MAGIC && q.len <= MAX_ITEM) {
+        /* The handle first: memory for a payload only on behalf of an object that exists here. */
+        int rc;
+        if (q.ref.kind < MPROC__SH_LOCK || q.ref.kind > MPROC__SH_ARRAY || mproc__sh_is_remote(&q.ref) ||
+            !mproc__sh_get(&q.ref, q.ref.kind, "shared objects", &rc)) {
+            if (q.len == 0 || q.len <= s.cap) { /* small: read it, answer, go on */
+                if (read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
+                if (serve_one(&s, &q) < 0) break;
+                continue;
+            }
+            reply(&s, mproc__error(MPROC_EBADHANDLE, "shared objects: the handle names no object of this node"), 0, NULL, 0, NULL);
+            break;
+        }
         if (room(&s, (size_t)q.len) < 0 || read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
         s.len = (size_t)q.len;
         if (serve_one(&s, &q) < 0) break;

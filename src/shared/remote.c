@@ -31,6 +31,7 @@ typedef struct conn {
     uint32_t ip;
     uint16_t port;
     int fd;
+    pid_t pid; /* a fork child inherits the cache: it must not talk on its parent's socket */
 } conn;
 
 static _Thread_local conn conns[MAX_CONNS];
@@ -82,21 +83,28 @@ static int dial(uint32_t ip, uint16_t port, const char *fn) {
 
 /* This thread's connection to the broker at ip:port, made on first use. */
 static int conn_to(uint32_t ip, uint16_t port, const char *fn, int *slot) {
-    for (int i = 0; i < n_conns; i++)
+    pid_t me = getpid();
+    for (int i = 0; i < n_conns; i++) {
+        if (conns[i].pid != me) { /* inherited: close our copy, keep the parent's */
+            drop(i--);
+            continue;
+        }
         if (conns[i].ip == ip && conns[i].port == port) return *slot = i, conns[i].fd;
+    }
     pthread_once(&key_once, make_key);
     if (n_conns == MAX_CONNS) drop(0);
     int fd = dial(ip, port, fn);
     if (fd < 0) return fd;
     pthread_setspecific(conns_key, conns); /* so the thread's end closes them */
-    conns[n_conns] = (conn){ip, port, fd};
+    conns[n_conns] = (conn){ip, port, fd, me};
     *slot = n_conns++;
     return fd;
 }
 
 static int write_all(int fd, struct iovec *iov, int n) {
     while (n > 0) {
-        ssize_t w = writev(fd, iov, n);
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL); /* a closed peer is an error, not a SIGPIPE */
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return -1;
         while (n > 0 && (size_t)w >= iov->iov_len) w -= (ssize_t)iov->iov_len, iov++, n--;
