@@ -205,6 +205,23 @@ static int get_forever(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(get_forever);
 
+/* Waits on the condition until the value is 1 (read through mproc_array_read: any node). */
+static int cond_waiter(mproc_ctx *ctx, const void *in, size_t len) {
+    const struct cond_arg *a = in;
+    if (mproc_condition_acquire(&a->cond, 30) < 0) return mproc_fail(ctx, "%s", mproc_last_error());
+    long v = 0;
+    for (int rounds = 0; rounds < 100; rounds++) {
+        mproc_array_read(&a->value, 0, &v, sizeof v);
+        if (v == 1) break;
+        if (v == 0) mproc_array_write(&a->value, 0, &(long){2}, sizeof(long)); /* "I am waiting" */
+        int rc = mproc_condition_wait(&a->cond, 5);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT) return mproc_fail(ctx, "wait: %s", mproc_last_error());
+    }
+    mproc_condition_release(&a->cond);
+    return v == 1 ? 0 : mproc_fail(ctx, "never saw the value");
+}
+MPROC_TASK(cond_waiter);
+
 static int shm_writer(mproc_ctx *ctx, const void *in, size_t len) {
     mproc_shm *s;
     if (mproc_shm_attach(&s, (const char *)in) < 0) return mproc_fail(ctx, "%s", mproc_last_error());
@@ -488,6 +505,29 @@ static void test_condition_wait_for_a_value(void **state) {
     join_ok(p);
     assert_int_equal(mproc_condition_release(&a.cond), MPROC_ESTATE);
     assert_int_equal(mproc_condition_wait(&a.cond, 0), MPROC_ESTATE); /* without the lock */
+    mproc_condition_free(&a.cond);
+    mproc_array_free(&a.value);
+}
+
+static void test_condition_waiter_in_a_process(void **state) {
+    struct cond_arg a;
+    assert_int_equal(mproc_condition_create(&a.cond, NULL), 0);
+    assert_int_equal(mproc_array_create(&a.value, sizeof(long), 1, 0), 0);
+    long *v = mproc_array_data(&a.value);
+    mproc_process *p = start(&cond_waiter_task, &a, sizeof a);
+    double t0 = now_s();
+    for (;;) { /* until it waits (it writes 2 with the lock held, then waits) */
+        assert_int_equal(mproc_condition_acquire(&a.cond, 10), 0);
+        if (*v == 2) break;
+        assert_int_equal(mproc_condition_release(&a.cond), 0);
+        assert_true(now_s() - t0 < 30);
+        usleep(10000);
+    }
+    *v = 1; /* it sleeps in wait now (it gave the lock up to let us in) */
+    assert_int_equal(mproc_condition_notify_all(&a.cond), 0);
+    assert_int_equal(mproc_condition_release(&a.cond), 0);
+    join_ok(p);
+    assert_true(now_s() - t0 < 4); /* woken by the notify, not by its 5 s timeout */
     mproc_condition_free(&a.cond);
     mproc_array_free(&a.value);
 }
@@ -799,6 +839,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_one_way_pipe),
         cmocka_unit_test(test_joinable_queue_join_waits_for_task_done),
         cmocka_unit_test(test_condition_wait_for_a_value),
+        cmocka_unit_test(test_condition_waiter_in_a_process),
         cmocka_unit_test(test_shared_memory_by_name),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_locks_semaphores_in_one_process),

@@ -79,10 +79,28 @@ void mproc__sh_set_broker(uint32_t ip, uint16_t port) {
 
 static void before_fork(void) { pthread_mutex_lock(&map_mu); }
 static void after_fork(void) { pthread_mutex_unlock(&map_mu); }
+/* Which "node" this is, for handles: processes that can map each other's memory share the host
+ * name, the kernel (its boot id) and the pid namespace (/proc/<pid> names the same process).
+ * Two containers of one name on two machines, or two pid namespaces on one, differ. */
 static void setup_once(void) {
     pthread_atfork(before_fork, after_fork, after_fork);
-    char name[256] = "";
-    gethostname(name, sizeof name - 1);
+    char name[512] = "";
+    gethostname(name, 255);
+    size_t n = strlen(name);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        name[n++] = '/';
+        if (!fgets(name + n, 64, f)) name[n] = '\0';
+        fclose(f);
+        n = strlen(name);
+    }
+    char ns[64];
+    ssize_t k = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    if (k > 0 && n + (size_t)k + 2 < sizeof name) {
+        name[n++] = '/';
+        memcpy(name + n, ns, (size_t)k);
+        name[n + (size_t)k] = '\0';
+    }
     uint32_t h = 2166136261u;
     for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
     my_host = h ? h : 1;

@@ -30,7 +30,9 @@
 #include "shared/shared.h"
 
 #define SLICE_S 0.1
-#define MAX_ITEM ((uint64_t)1 << 32)
+#define MAX_ITEM MPROC__SH_MAX_PAYLOAD
+/* A connection's buffer above this is given back after the call that needed it. */
+#define KEEP_BUFFER ((size_t)1 << 20)
 
 static int listen_fd = -1;
 
@@ -43,7 +45,12 @@ static int usable(uint32_t ip) { return ip && (ntohl(ip) >> 24) != 127; }
 static uint32_t advertised_ip(void) {
     const char *env = getenv("MPROC_SHARED_BROKER_ADDR");
     struct in_addr a;
-    if (env && *env && inet_pton(AF_INET, env, &a) == 1) return a.s_addr;
+    if (env && *env) {
+        if (inet_pton(AF_INET, env, &a) == 1 && usable(a.s_addr)) return a.s_addr;
+        fprintf(stderr, "mproc: MPROC_SHARED_BROKER_ADDR=%s is not an IPv4 address other nodes can reach; shared "
+                        "objects will not reach other nodes (MPROC_EREMOTE there)\n", env);
+        return 0;
+    }
     char host[256] = "";
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     if (gethostname(host, sizeof host - 1) == 0 && getaddrinfo(host, NULL, &hints, &res) == 0) {
@@ -131,9 +138,13 @@ static int sliced(served *s, double timeout, int not_yet, waiter w, const void *
         double left = mproc__remaining(deadline);
         double t = deadline < 0 || left > SLICE_S ? SLICE_S : left;
         int rc = w(obj, t, ctx);
-        if (rc != not_yet || (deadline >= 0 && mproc__remaining(deadline) <= 0) || !alive(s->fd)) return rc;
+        if (rc != not_yet || !alive(s->fd)) return rc;
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) /* the sentence named the slice: name the wait */
+            return not_yet < 0 ? mproc__error(not_yet, "%s (made from another node, %g s in all)", mproc_last_error(), timeout) : not_yet;
     }
 }
+
+static int still_there(void *s) { return alive(((served *)s)->fd); }
 
 static int w_lock(const void *o, double t, void *c) { (void)c; return mproc_lock_acquire(o, t); }
 static int w_rlock(const void *o, double t, void *c) { (void)c; return mproc_rlock_acquire(o, t); }
@@ -155,15 +166,30 @@ typedef struct get_ctx {
     size_t cap, len;
     int exact;
 } get_ctx;
+/* Into the connection's buffer, grown to the item's own length (never to the caller's whole
+ * room, which may be far larger): an item too long for the buffer but within the caller's room
+ * stays in the queue (ESIZE with its length), the buffer grows, and the get is made again. */
 static int w_get(const void *o, double t, void *c) {
     get_ctx *g = c;
-    if (!g->exact) return mproc_queue_get(o, g->s->buf, g->cap, &g->len, t);
-    g->len = g->cap;
-    return mproc_queue_get_exact(o, g->s->buf, g->cap, t);
+    if (g->exact) {
+        g->len = g->cap;
+        return mproc_queue_get_exact(o, g->s->buf, g->cap, t);
+    }
+    for (;;) {
+        size_t have = g->s->cap < g->cap ? g->s->cap : g->cap;
+        int rc = mproc_queue_get(o, g->s->buf, have, &g->len, t);
+        if (rc != MPROC_ESIZE || g->len > g->cap || have == g->cap) return rc;
+        if (room(g->s, g->len) < 0) return mproc__error(MPROC_ENOMEM, "mproc_queue_get: no room for an item of %zu bytes on the object's node", g->len);
+    }
 }
 static int w_recv(const void *o, double t, void *c) {
     get_ctx *g = c;
-    return mproc_conn_recv_into(o, g->s->buf, g->cap, &g->len, t);
+    for (;;) {
+        size_t have = g->s->cap < g->cap ? g->s->cap : g->cap;
+        int rc = mproc_conn_recv_into(o, g->s->buf, have, &g->len, t);
+        if (rc != MPROC_ESIZE || g->len > g->cap || have == g->cap) return rc;
+        if (room(g->s, g->len) < 0) return mproc__error(MPROC_ENOMEM, "mproc_conn_recv: no room for a message of %zu bytes on the object's node", g->len);
+    }
 }
 
 static int w_cond(const void *o, double t, void *c) { (void)c; return mproc_condition_acquire(o, t); }
@@ -195,7 +221,9 @@ static int take(served *s, const mproc__sh_req *q, get_ctx *g) {
     g->s = s;
     g->cap = q->op == MPROC__OP_ARRAY_READ ? (size_t)q->b : (size_t)q->a;
     g->exact = q->op == MPROC__OP_QUEUE_GET && q->b;
-    if ((q->op == MPROC__OP_ARRAY_READ ? q->b : q->a) < 0 || g->cap > MAX_ITEM || room(s, g->cap) < 0)
+    /* An exact get and an array read need all of it; a get of up to cap starts with 64 KiB. */
+    size_t first = g->exact || q->op == MPROC__OP_ARRAY_READ || g->cap < 65536 ? g->cap : 65536;
+    if ((q->op == MPROC__OP_ARRAY_READ ? q->b : q->a) < 0 || g->cap > MAX_ITEM || room(s, first) < 0)
         return mproc__error(MPROC_ENOMEM, "%s: no room for %zu bytes on the object's node", fn, g->cap);
     switch (q->op) {
     case MPROC__OP_QUEUE_GET: return sliced(s, q->timeout, MPROC_EEMPTY, w_get, &q->ref, g);
@@ -232,7 +260,10 @@ static int serve_one(served *s, const mproc__sh_req *q) {
     case MPROC__OP_EVENT_FREE: rc = mproc_event_free((mproc_event *)&ref); break;
     case MPROC__OP_COND_ACQUIRE: rc = sliced(s, t, MPROC_ETIMEDOUT, w_cond, h, NULL); break;
     case MPROC__OP_COND_RELEASE: rc = mproc_condition_release(h); break;
-    case MPROC__OP_COND_WAIT: rc = mproc_condition_wait(h, t); break; /* whole: a notify between slices would be lost */
+    case MPROC__OP_COND_WAIT:
+        rc = mproc__sh_condition_wait_watched(h, t, SLICE_S, still_there, s);
+        if (rc == MPROC__SH_GONE) return -1; /* nobody to answer; the lock is not held */
+        break;
     case MPROC__OP_COND_NOTIFY: rc = mproc_condition_notify(h, (int)q->a); break;
     case MPROC__OP_COND_NOTIFY_ALL: rc = mproc_condition_notify_all(h); break;
     case MPROC__OP_COND_FREE: rc = mproc_condition_free((mproc_condition *)&ref); break;
@@ -269,25 +300,43 @@ static int serve_one(served *s, const mproc__sh_req *q) {
     return reply(s, rc, value, with_data ? s->buf : NULL, with_data ? g.len : 0, with_ref ? &lock_ref : NULL);
 }
 
+static int discard(int fd, uint64_t n) {
+    char sink[8192];
+    while (n > 0) {
+        size_t k = n < sizeof sink ? (size_t)n : sizeof sink;
+        if (read_all(fd, sink, k) < 0) return -1;
+        n -= k;
+    }
+    return 0;
+}
+
 static void *serve(void *arg) {
     served s = {.fd = (int)(intptr_t)arg};
     mproc__sh_req q;
     while (read_all(s.fd, &q, sizeof q) == 0 && q.magic == MPROC__SH_REQ_MAGIC && q.len <= MAX_ITEM) {
-        /* The handle first: memory for a payload only on behalf of an object that exists here. */
-        int rc;
+        /* The handle first: memory for a payload only on behalf of an object of this node. */
+        int rc = 0;
         if (q.ref.kind < MPROC__SH_LOCK || q.ref.kind > MPROC__SH_ARRAY || mproc__sh_is_remote(&q.ref) ||
             !mproc__sh_get(&q.ref, q.ref.kind, "shared objects", &rc)) {
-            if (q.len == 0 || q.len <= s.cap) { /* small: read it, answer, go on */
-                if (read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
-                if (serve_one(&s, &q) < 0) break;
-                continue;
+            if (q.len > s.cap) { /* read and dropped: the stream stays in step */
+                if (discard(s.fd, q.len) < 0) break;
+                q.len = 0;
             }
-            reply(&s, mproc__error(MPROC_EBADHANDLE, "shared objects: the handle names no object of this node"), 0, NULL, 0, NULL);
-            break;
+        } else if (room(&s, (size_t)q.len) < 0) {
+            if (discard(s.fd, q.len) < 0 ||
+                reply(&s, mproc__error(MPROC_ENOMEM, "shared objects: no memory for %llu bytes on the object's node",
+                                       (unsigned long long)q.len), 0, NULL, 0, NULL) < 0)
+                break;
+            continue;
         }
-        if (room(&s, (size_t)q.len) < 0 || read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
+        if (read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
         s.len = (size_t)q.len;
         if (serve_one(&s, &q) < 0) break;
+        if (s.cap > KEEP_BUFFER) { /* one big item does not keep its memory for the connection's life */
+            free(s.buf);
+            s.buf = NULL;
+            s.cap = 0;
+        }
     }
     close(s.fd);
     free(s.buf);
@@ -309,9 +358,16 @@ static void *accept_loop(void *unused) {
             }
             return NULL;
         }
-        int one = 1;
+        int one = 1, idle = 10, intvl = 3, cnt = 3;
+        unsigned user_timeout_ms = 30000;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* A caller whose node vanished is noticed in about 20 s (its thread ends, its Locks are
+         * handed on), and an answer nobody acknowledges for 30 s fails. */
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
         pthread_t t;
         if (pthread_create(&t, &attr, serve, (void *)(intptr_t)fd) != 0) close(fd);
     }

@@ -163,6 +163,40 @@ int mproc_condition_wait(const mproc_condition *cond, double timeout) {
     return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
 }
 
+int mproc__sh_condition_wait_watched(const mproc_condition *cond, double timeout, double slice,
+                                     int (*still_there)(void *), void *arg) {
+    int rc;
+    shared_condition *c = condition_of(cond, "mproc_condition_wait", &rc);
+    if (!c) return rc == MPROC__SH_REMOTE ? mproc__error(MPROC_EBADHANDLE, "mproc_condition_wait: not of this node") : rc;
+    double dl = mproc__deadline(timeout);
+    uint32_t seen = atomic_load(&c->word);
+    if (mproc_lock_release(&c->lock) < 0)
+        return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
+    int waited = 0;
+    atomic_fetch_add(&c->sleepers, 1);
+    while (!atomic_load(&c->dead) && atomic_load(&c->word) == seen) {
+        double left = mproc__remaining(dl), t = dl < 0 || left > slice ? slice : left;
+        if (dl >= 0 && left <= 0) {
+            waited = MPROC_ETIMEDOUT;
+            break;
+        }
+        mproc__sh_wait(&c->word, seen, mproc__deadline(t));
+        if (!still_there(arg)) {
+            atomic_fetch_sub(&c->sleepers, 1);
+            return MPROC__SH_GONE;
+        }
+    }
+    atomic_fetch_sub(&c->sleepers, 1);
+    if (atomic_load(&c->dead)) return mproc__sh_freed_while_waiting("mproc_condition_wait");
+    for (;;) { /* the lock back, in slices too */
+        rc = mproc_lock_acquire(&c->lock, slice);
+        if (rc != MPROC_ETIMEDOUT) break;
+        if (!still_there(arg)) return MPROC__SH_GONE;
+    }
+    if (rc < 0) return rc;
+    return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
+}
+
 int mproc_condition_notify(const mproc_condition *cond, int n) {
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_notify", &rc);

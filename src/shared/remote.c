@@ -22,7 +22,7 @@
 
 #include "shared/shared.h"
 
-#define MAX_CONNS 8
+#define MAX_CONNS 32
 #define CONNECT_TIMEOUT_MS 10000
 /* A reply may take the call's own timeout; past it by this much the broker is taken as gone. */
 #define REPLY_GRACE_S 30.0
@@ -39,15 +39,57 @@ static _Thread_local int n_conns;
 static pthread_key_t conns_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
+/* Every client socket of the process, whatever thread owns it: a fork child closes them all at
+ * once (pthread_atfork), or a child alive after its parent died would keep the parent's
+ * connections open and the broker would never see the parent go (its Locks never handed on). */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static int *all_fds;
+static size_t n_all, cap_all;
+
+static void track(int fd) {
+    pthread_mutex_lock(&all_mu);
+    if (n_all == cap_all) {
+        size_t c = cap_all ? 2 * cap_all : 64;
+        int *p = realloc(all_fds, c * sizeof *p);
+        if (p) all_fds = p, cap_all = c;
+    }
+    if (n_all < cap_all) all_fds[n_all++] = fd;
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void untrack_and_close(int fd) {
+    pthread_mutex_lock(&all_mu);
+    for (size_t i = 0; i < n_all; i++)
+        if (all_fds[i] == fd) {
+            all_fds[i] = all_fds[--n_all];
+            break;
+        }
+    pthread_mutex_unlock(&all_mu);
+    close(fd);
+}
+
+static void before_fork(void) { pthread_mutex_lock(&all_mu); }
+static void parent_after_fork(void) { pthread_mutex_unlock(&all_mu); }
+static void child_after_fork(void) { /* the child's copies; the entries in TLS go by pid */
+    for (size_t i = 0; i < n_all; i++) close(all_fds[i]);
+    n_all = 0;
+    pthread_mutex_unlock(&all_mu);
+}
+
 static void close_conns(void *unused) {
     (void)unused;
-    for (int i = 0; i < n_conns; i++) close(conns[i].fd);
+    pid_t me = getpid();
+    for (int i = 0; i < n_conns; i++)
+        if (conns[i].pid == me) untrack_and_close(conns[i].fd);
     n_conns = 0;
 }
-static void make_key(void) { pthread_key_create(&conns_key, close_conns); }
+static void make_key(void) {
+    pthread_key_create(&conns_key, close_conns);
+    pthread_atfork(before_fork, parent_after_fork, child_after_fork);
+}
 
 static void drop(int i) {
-    close(conns[i].fd);
+    if (conns[i].pid == getpid()) untrack_and_close(conns[i].fd); /* else closed at the fork already */
     conns[i] = conns[--n_conns];
 }
 
@@ -60,7 +102,12 @@ static int dial(uint32_t ip, uint16_t port, const char *fn) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int e = 0;
         socklen_t el = sizeof e;
-        rc = poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0 ? 0 : -1;
+        double until = mproc__now() + CONNECT_TIMEOUT_MS / 1000.0;
+        int pr;
+        do /* a signal is not a failure: wait the rest */
+            pr = poll(&p, 1, (int)(mproc__remaining(until) * 1000) + 1);
+        while (pr < 0 && errno == EINTR && mproc__remaining(until) > 0);
+        rc = pr == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0 ? 0 : -1;
         if (rc < 0) errno = e ? e : ETIMEDOUT;
     }
     if (rc < 0) {
@@ -78,6 +125,8 @@ static int dial(uint32_t ip, uint16_t port, const char *fn) {
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    unsigned user_timeout_ms = 30000; /* unacknowledged data for 30 s: the peer is gone */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
     return fd;
 }
 
@@ -85,7 +134,7 @@ static int dial(uint32_t ip, uint16_t port, const char *fn) {
 static int conn_to(uint32_t ip, uint16_t port, const char *fn, int *slot) {
     pid_t me = getpid();
     for (int i = 0; i < n_conns; i++) {
-        if (conns[i].pid != me) { /* inherited: close our copy, keep the parent's */
+        if (conns[i].pid != me) { /* inherited: the fork closed our copy */
             drop(i--);
             continue;
         }
@@ -95,6 +144,7 @@ static int conn_to(uint32_t ip, uint16_t port, const char *fn, int *slot) {
     if (n_conns == MAX_CONNS) drop(0);
     int fd = dial(ip, port, fn);
     if (fd < 0) return fd;
+    track(fd);
     pthread_setspecific(conns_key, conns); /* so the thread's end closes them */
     conns[n_conns] = (conn){ip, port, fd, me};
     *slot = n_conns++;
@@ -120,7 +170,10 @@ static int read_all(int fd, void *buf, size_t n, double deadline) {
             double left = mproc__remaining(deadline);
             struct pollfd p = {.fd = fd, .events = POLLIN};
             int ms = left > 1e6 ? 1000000000 : (int)(left * 1000) + 1;
-            if (left <= 0 || poll(&p, 1, ms) <= 0) return -1;
+            if (left <= 0) return -1;
+            int pr = poll(&p, 1, ms);
+            if (pr < 0 && errno == EINTR) continue; /* a signal: wait the rest */
+            if (pr <= 0) return -1;
         }
         ssize_t r = read(fd, (char *)buf + got, n - got);
         if (r < 0 && errno == EINTR) continue;
@@ -147,7 +200,10 @@ int mproc__sh_remote(mproc__sh_call *c) {
     mproc__sh_req req = {.magic = MPROC__SH_REQ_MAGIC, .op = c->op, .len = c->in_len, .ref = *r,
                          .timeout = c->timeout, .a = c->a, .b = c->b};
     struct iovec iov[2] = {{&req, sizeof req}, {(void *)c->in, c->in_len}};
-    double deadline = c->timeout < 0 ? -1 : mproc__now() + c->timeout + REPLY_GRACE_S;
+    /* A Condition wait takes its lock back after the timeout, for as long as that takes: no
+     * deadline for its answer (keepalive and TCP_USER_TIMEOUT find a broker that is gone). */
+    double deadline = c->timeout < 0 || c->op == MPROC__OP_COND_WAIT ? -1 : mproc__now() + c->timeout + REPLY_GRACE_S;
+    void *mine = NULL; /* a buffer made here for the answer: freed if the answer does not come whole */
     mproc__sh_rep rep;
     const char *why = "sending";
     if (write_all(fd, iov, c->in_len ? 2 : 1) < 0) goto lost;
@@ -166,7 +222,7 @@ int mproc__sh_remote(mproc__sh_call *c) {
                 return mproc__error(MPROC_ENOMEM, "%s: no memory for %llu bytes from the object's node", c->fn,
                                     (unsigned long long)rep.len);
             }
-            *c->owned = dst;
+            *c->owned = mine = dst;
         }
         if (read_all(fd, dst, (size_t)rep.len, deadline) < 0) goto lost;
     }
@@ -176,6 +232,10 @@ int mproc__sh_remote(mproc__sh_call *c) {
     }
     return rep.rc;
 lost:
+    if (mine) {
+        free(mine);
+        *c->owned = NULL;
+    }
     drop(slot);
     return mproc__error(MPROC_EREMOTE, "%s: lost the connection to the object's node while %s (its process ended?)", c->fn, why);
 }

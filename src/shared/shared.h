@@ -184,6 +184,14 @@ static inline int mproc__sh_forward_free(uint32_t op, mproc_shared_ref *r, const
     return rc;
 }
 
+/* mproc_condition_wait for the broker (events.c): the wait made in slices of `slice` s,
+ * asking still_there(arg) between them; when the caller is gone it returns MPROC__SH_GONE
+ * without taking the lock back (the serving thread ends holding nothing). The word a notify
+ * moves is read once, so no notify is lost between slices. */
+#define MPROC__SH_GONE (-1001)
+int mproc__sh_condition_wait_watched(const mproc_condition *cond, double timeout, double slice,
+                                     int (*still_there)(void *), void *arg);
+
 /* broker.c: starts serving this process's objects to other nodes (the MPI master calls it). */
 int mproc__sh_broker_start(void);
 
