@@ -139,8 +139,12 @@ static int sliced(served *s, double timeout, int not_yet, waiter w, const void *
         double t = deadline < 0 || left > SLICE_S ? SLICE_S : left;
         int rc = w(obj, t, ctx);
         if (rc != not_yet || !alive(s->fd)) return rc;
-        if (deadline >= 0 && mproc__remaining(deadline) <= 0) /* the sentence named the slice: name the wait */
-            return not_yet < 0 ? mproc__error(not_yet, "%s (made from another node, %g s in all)", mproc_last_error(), timeout) : not_yet;
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) { /* the sentence named the slice: name the wait */
+            if (not_yet >= 0) return not_yet;
+            char said[400]; /* a copy: the sentence is rewritten into the buffer it is read from */
+            snprintf(said, sizeof said, "%s", mproc_last_error());
+            return mproc__error(not_yet, "%s (a wait made from another node, %g s in all)", said, timeout);
+        }
     }
 }
 

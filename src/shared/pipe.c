@@ -77,8 +77,8 @@ int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double ti
     case MPROC_EBADHANDLE:
         return mproc__sh_freed_while_waiting("mproc_conn_send");
     case MPROC_ETOOBIG:
-        return mproc__error(rc, "mproc_conn_send: a message of %zu bytes can never fit the pipe's %llu bytes", len,
-                            (unsigned long long)q->capacity);
+        return mproc__error(rc, "mproc_conn_send: a message of %zu bytes can never fit the pipe's %llu bytes (a message "
+                                "takes its length rounded up to 8, plus 8)", len, (unsigned long long)q->capacity);
     case MPROC_EFULL:
         return mproc__error(MPROC_ETIMEDOUT, "mproc_conn_send: no room within %g s", timeout);
     case MPROC_ECLOSED:

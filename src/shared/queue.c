@@ -198,8 +198,8 @@ int mproc_queue_put(const mproc_queue *queue, const void *data, size_t len, doub
     case MPROC_EBADHANDLE:
         return mproc__sh_freed_while_waiting("mproc_queue_put");
     case MPROC_ETOOBIG:
-        return mproc__error(rc, "mproc_queue_put: an item of %zu bytes can never fit a queue of %llu bytes", len,
-                            (unsigned long long)q->capacity);
+        return mproc__error(rc, "mproc_queue_put: an item of %zu bytes can never fit a queue of %llu bytes (an item takes "
+                                "its length rounded up to 8, plus 8)", len, (unsigned long long)q->capacity);
     case MPROC_EFULL:
         return mproc__error(rc, "mproc_queue_put: the queue stayed full for %g s", timeout);
     case MPROC_ECLOSED:

@@ -15,13 +15,13 @@
 
 struct probe_in {
     mproc_array value;
-    mproc_queue queue;
+    mproc_queue queue, empty;
     int times;
 };
 struct probe_out {
     char host[64];
-    int lock_rc, data_ok, put_rc;
-    char why[160];
+    int lock_rc, data_ok, put_rc, get_rc;
+    char why[160], get_why[160];
 };
 
 static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *out) {
@@ -40,8 +40,10 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
     snprintf(out->why, sizeof out->why, "%s", mproc_last_error());
     out->data_ok = mproc_array_data(&in->value) != NULL;
     if (!out->data_ok) snprintf(out->why, sizeof out->why, "%s", mproc_last_error());
-    long one = 1;
+    long one = 1, none;
     out->put_rc = MPROC_QUEUE_PUT(&in->queue, &one, 10);
+    out->get_rc = MPROC_QUEUE_GET(&in->empty, &none, 0.05); /* a timeout: its sentence must come back whole */
+    snprintf(out->get_why, sizeof out->get_why, "%s", mproc_last_error());
     usleep(20000); /* so that the tasks spread over every worker */
     return 0;
 }
@@ -56,6 +58,7 @@ int main(int argc, char **argv) {
     struct probe_in in = {.times = 25};
     MPROC_CHECK(mproc_value_create(&in.value, sizeof(long)));
     MPROC_CHECK(mproc_queue_create(&in.queue, NULL));
+    MPROC_CHECK(mproc_queue_create(&in.empty, NULL));
     mproc_pool *pool;
     MPROC_CHECK(mproc_pool_create(&pool, NULL));
     size_t n = (size_t)mproc_pool_size(pool) * 4;
@@ -69,6 +72,9 @@ int main(int argc, char **argv) {
         int here = !strcmp(o->host, me);
         here ? local++ : remote++;
         int want = here || !nobroker ? 0 : MPROC_EREMOTE;
+        int want_get = want ? want : MPROC_EEMPTY;
+        if (o->get_rc != want_get || (want_get == MPROC_EEMPTY && !strstr(o->get_why, "stayed empty")))
+            bad++, printf("task on %s: get %d: %s\n", o->host, o->get_rc, o->get_why);
         if (o->lock_rc != want || o->put_rc != want || o->data_ok != here ||
             (!here && !strstr(o->why, "another node")))
             bad++, printf("task on %s (%s): lock %d put %d data %d: %s\n", o->host, here ? "the master's node" : "another node",
