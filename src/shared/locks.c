@@ -22,6 +22,20 @@ typedef struct shared_semaphore {
     int dead;
 } shared_semaphore;
 
+/* The calling thread's id, cached: gettid() is a system call, and a Lock's every acquire and
+ * release records its holder. A fork child's thread has another id: the cache is cleared then. */
+static _Thread_local int32_t cached_tid;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static void forget_tid(void) { cached_tid = 0; }
+static void tid_setup(void) { pthread_atfork(NULL, NULL, forget_tid); }
+static int32_t my_tid(void) {
+    if (__builtin_expect(!cached_tid, 0)) {
+        pthread_once(&tid_once, tid_setup);
+        cached_tid = (int32_t)gettid();
+    }
+    return cached_tid;
+}
+
 static int lock_create(mproc_shared_ref *out, uint32_t kind, int type, const char *fn) {
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     shared_lock *l;
@@ -40,7 +54,7 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
     else if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     if (!l) return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_ACQUIRE : MPROC__OP_RLOCK_ACQUIRE, r, timeout, 0, fn);
     rc = mproc__sh_mutex_lock(&l->m, dl);
-    if (rc == 0 || rc == 1) atomic_store(&l->owner, (int32_t)gettid());
+    if (rc == 0 || rc == 1) atomic_store(&l->owner, my_tid());
     if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died (or ended) holding it", fn);
     if (rc == MPROC_ETIMEDOUT) return mproc__error(rc, "%s: not acquired within %g s", fn, timeout);
     if (rc == MPROC_ESTATE) return mproc__error(rc, "%s: the calling thread holds this Lock already", fn);
@@ -53,7 +67,7 @@ static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn
     if (!l && rc == MPROC__SH_REMOTE)
         return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_RELEASE : MPROC__OP_RLOCK_RELEASE, r, 0, 0, fn);
     if (!l) return rc;
-    int32_t was = atomic_load(&l->owner), me = (int32_t)gettid();
+    int32_t was = atomic_load(&l->owner), me = my_tid();
     if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, 0); /* before: the next holder sets its own */
     if (mproc__sh_mutex_unlock(&l->m) < 0) {
         if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, was);
@@ -65,7 +79,7 @@ static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn
 int mproc__sh_lock_held_by_me(const mproc_lock *lock) {
     int rc;
     shared_lock *l = mproc__sh_get(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock", &rc);
-    return l && atomic_load(&l->owner) == (int32_t)gettid();
+    return l && atomic_load(&l->owner) == my_tid();
 }
 
 /* A held lock is not freed (its holder would release freed memory); a dead holder's is. */
