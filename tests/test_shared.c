@@ -723,6 +723,39 @@ static void test_killed_getter_takes_nothing(void **state) {
     mproc_event_free(&a.started);
 }
 
+/* Takes one item within 10 s: exits 0 with it, fails without. */
+static int get_one(mproc_ctx *ctx, const void *in, size_t len) {
+    const struct waiter_arg *a = in;
+    mproc_event_set(&a->started);
+    long v = 0;
+    int rc = MPROC_QUEUE_GET(&a->q, &v, 10);
+    return rc == 0 && v == 7 ? 0 : mproc_fail(ctx, "get: %d, %ld", rc, v);
+}
+MPROC_TASK(get_one);
+
+/* A getter killed while it sleeps takes no wake-up with it: the next sleeper gets the item. */
+static void test_killed_sleeper_takes_no_wakeup(void **state) {
+    struct waiter_arg a;
+    assert_int_equal(mproc_queue_create(&a.q, NULL), 0);
+    assert_int_equal(mproc_event_create(&a.started), 0);
+    mproc_process *dead = start(&get_forever_task, &a, sizeof a);
+    assert_int_equal(mproc_event_wait(&a.started, 30), 0);
+    usleep(100000);
+    assert_int_equal(mproc_process_kill(dead), 0);
+    assert_int_equal(mproc_process_join(dead, 30), 0);
+    mproc_process_free(dead);
+    usleep(300000);
+    assert_int_equal(mproc_event_clear(&a.started), 0);
+    mproc_process *live = start(&get_one_task, &a, sizeof a);
+    assert_int_equal(mproc_event_wait(&a.started, 30), 0);
+    usleep(100000); /* asleep in its get */
+    long v = 7;
+    assert_int_equal(MPROC_QUEUE_PUT(&a.q, &v, 0), 0);
+    join_ok(live);
+    mproc_queue_free(&a.q);
+    mproc_event_free(&a.started);
+}
+
 static int is_three(void *arg) { return *(long *)arg == 3; }
 
 static void test_condition_notify_rules_and_wait_for(void **state) {
@@ -846,6 +879,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_queue_items_of_any_length),
         cmocka_unit_test(test_free_wakes_waiters),
         cmocka_unit_test(test_killed_getter_takes_nothing),
+        cmocka_unit_test(test_killed_sleeper_takes_no_wakeup),
         cmocka_unit_test(test_condition_notify_rules_and_wait_for),
         cmocka_unit_test(test_pipe_misuse),
         cmocka_unit_test(test_bad_input),
