@@ -6,6 +6,9 @@
  * under mpirun across the simulated hosts (run_cluster_tests.sh); exit 0 when every task's
  * answer is right and at least one task ran on another node.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +53,23 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
 MPROC_TASK_TYPED(probe, struct probe_in, struct probe_out);
 
 int main(int argc, char **argv) {
-    int nobroker = argc > 1 && !strcmp(argv[1], "nobroker");
-    if (nobroker) setenv("MPROC_SHARED_BROKER", "0", 1);
+    /* nobroker: MPROC_SHARED_BROKER=0; badaddr: an address that is none (the broker is not
+     * started, with a warning); addr: the master's own address given explicitly. */
+    const char *mode = argc > 1 ? argv[1] : "";
+    int nobroker = !strcmp(mode, "nobroker") || !strcmp(mode, "badaddr");
+    if (!strcmp(mode, "nobroker")) setenv("MPROC_SHARED_BROKER", "0", 1);
+    if (!strcmp(mode, "badaddr")) setenv("MPROC_SHARED_BROKER_ADDR", "not-an-address", 1);
+    if (!strcmp(mode, "addr")) {
+        char host[64] = "";
+        struct addrinfo hints = {.ai_family = AF_INET}, *res = NULL;
+        gethostname(host, sizeof host - 1);
+        if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
+            setenv("MPROC_SHARED_BROKER_ADDR", ip, 1);
+            freeaddrinfo(res);
+        }
+    }
     MPROC_CHECK(mproc_init(&argc, &argv));
     char me[64] = "";
     gethostname(me, sizeof me - 1);
