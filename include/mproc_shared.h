@@ -220,6 +220,11 @@ int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double ti
 int mproc_conn_recv(const mproc_conn *c, mproc_buf *out, double timeout);
 /* Into buf: as mproc_queue_get (MPROC_ESIZE when longer than cap: the message stays). */
 int mproc_conn_recv_into(const mproc_conn *c, void *buf, size_t cap, size_t *len, double timeout);
+/* Into buf, only a message of exactly size bytes (MPROC_ESIZE otherwise: it stays). */
+int mproc_conn_recv_exact(const mproc_conn *c, void *buf, size_t size, double timeout);
+/* Typed shorthands, as for a Queue: the size comes from the variable. */
+#define MPROC_CONN_SEND(c, valuep, timeout) mproc_conn_send((c), (valuep), sizeof *(valuep), (timeout))
+#define MPROC_CONN_RECV(c, valuep, timeout) mproc_conn_recv_exact((c), (valuep), sizeof *(valuep), (timeout))
 /* 1 when a message (or the end of the stream) can be received now, 0 if none came in time. */
 int mproc_conn_poll(const mproc_conn *c, double timeout);
 /* Closes this end, for every process: the other end's recv gets MPROC_EOF after what was sent,

@@ -119,6 +119,10 @@ struct echo_arg {
 /* Answers every message with its bytes reversed until the other end closes; 0 on EOF. */
 static int echo_reversed(mproc_ctx *ctx, const void *in, size_t len) {
     const struct echo_arg *a = in;
+    long first; /* typed first: a long back, one more */
+    if (MPROC_CONN_RECV(&a->end, &first, 30) < 0) return mproc_fail(ctx, "typed recv: %s", mproc_last_error());
+    first++;
+    if (MPROC_CONN_SEND(&a->end, &first, 30) < 0) return mproc_fail(ctx, "typed send: %s", mproc_last_error());
     for (;;) {
         mproc_buf m;
         int rc = mproc_conn_recv(&a->end, &m, 30);
@@ -437,6 +441,10 @@ static void test_pipe_both_ways_and_eof(void **state) {
     assert_int_equal(mproc_pipe(&mine, &theirs, 1, 4096), 0);
     struct echo_arg a = {theirs};
     mproc_process *p = start(&echo_reversed_task, &a, sizeof a);
+    long n = 41;
+    assert_int_equal(MPROC_CONN_SEND(&mine, &n, 10), 0);
+    assert_int_equal(MPROC_CONN_RECV(&mine, &n, 30), 0);
+    assert_int_equal(n, 42);
     const char *words[] = {"stressed", "", "a", "drawer"};
     const char *back[] = {"desserts", "", "a", "reward"};
     for (int i = 0; i < 4; i++) {
@@ -467,6 +475,12 @@ static void test_one_way_pipe(void **state) {
     assert_memory_equal(m.data, "hello", 5);
     mproc_free(m.data);
     assert_int_equal(mproc_conn_recv(&r, &m, 0.01), MPROC_ETIMEDOUT);
+    struct point { double x, y; } pt = {1.5, -2}, got;
+    assert_int_equal(MPROC_CONN_SEND(&w, &pt, 0), 0); /* typed: the size from the variable */
+    long wrong;
+    assert_int_equal(MPROC_CONN_RECV(&r, &wrong, 0), MPROC_ESIZE); /* 16 bytes, not a long: stays */
+    assert_int_equal(MPROC_CONN_RECV(&r, &got, 0), 0);
+    assert_true(got.x == 1.5 && got.y == -2);
     assert_int_equal(mproc_conn_close(&w), 0);
     assert_int_equal(mproc_conn_recv(&r, &m, 1), MPROC_EOF);
     assert_int_equal(mproc_conn_close(&r), 0);

@@ -188,6 +188,10 @@ static int w_get(const void *o, double t, void *c) {
 }
 static int w_recv(const void *o, double t, void *c) {
     get_ctx *g = c;
+    if (g->exact) {
+        g->len = g->cap;
+        return mproc_conn_recv_exact(o, g->s->buf, g->cap, t);
+    }
     for (;;) {
         size_t have = g->s->cap < g->cap ? g->s->cap : g->cap;
         int rc = mproc_conn_recv_into(o, g->s->buf, have, &g->len, t);
@@ -224,7 +228,7 @@ static int take(served *s, const mproc__sh_req *q, get_ctx *g) {
     if (q->op != MPROC__OP_ARRAY_READ && q->a < 0) return take_any(s, q, g);
     g->s = s;
     g->cap = q->op == MPROC__OP_ARRAY_READ ? (size_t)q->b : (size_t)q->a;
-    g->exact = q->op == MPROC__OP_QUEUE_GET && q->b;
+    g->exact = q->op != MPROC__OP_ARRAY_READ && q->b;
     /* An exact get and an array read need all of it; a get of up to cap starts with 64 KiB. */
     size_t first = g->exact || q->op == MPROC__OP_ARRAY_READ || g->cap < 65536 ? g->cap : 65536;
     if ((q->op == MPROC__OP_ARRAY_READ ? q->b : q->a) < 0 || g->cap > MAX_ITEM || room(s, first) < 0)

@@ -87,7 +87,7 @@ int mproc_conn_send(const mproc_conn *c, const void *data, size_t len, double ti
     return rc;
 }
 
-static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, size_t *len, double timeout, const char *fn) {
+static int conn_recv(const mproc_conn *c, void *buf, size_t cap, int exact, void **owned, size_t *len, double timeout, const char *fn) {
     int rc, e;
     double dl;
     shared_pipe *p = end_of(c, fn, &rc, &e);
@@ -95,14 +95,14 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, s
     if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     if (!p) { /* a = the room (-1: any length, into a buffer of its own) */
         mproc__sh_call call = {.op = MPROC__OP_CONN_RECV, .ref = &c->ref, .timeout = timeout, .a = buf ? (int64_t)cap : -1,
-                               .out = buf, .out_cap = buf ? cap : 0, .owned = owned, .fn = fn};
+                               .b = exact, .out = buf, .out_cap = buf ? cap : 0, .owned = owned, .fn = fn};
         rc = mproc__sh_remote(&call);
         *len = rc == 0 ? call.out_len : (size_t)call.value;
         if (rc == 0 && !buf && !*owned && !(*owned = malloc(1))) return mproc__error(MPROC_ENOMEM, "%s: no memory", fn);
         return rc;
     }
     if (!p->duplex && e == 1) return mproc__error(MPROC_ESTATE, "%s: this end only sends (a one-way pipe)", fn);
-    rc = mproc__sh_queue_get(queue_in(p, e), buf, cap, 0, owned, len, dl);
+    rc = mproc__sh_queue_get(queue_in(p, e), buf, cap, exact, owned, len, dl);
     switch (rc) {
     case MPROC_EBADHANDLE:
         return mproc__sh_freed_while_waiting(fn);
@@ -111,7 +111,8 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, void **owned, s
     case MPROC_ECLOSED:
         return mproc__error(MPROC_EOF, "%s: the other end was closed and everything it sent was taken", fn);
     case MPROC_ESIZE:
-        return mproc__error(rc, "%s: the next message is %zu bytes, the buffer holds %zu (it stays)", fn, *len, cap);
+        return mproc__error(rc, "%s: the next message is %zu bytes, %s %zu (it stays)", fn, *len,
+                            exact ? "want exactly" : "the buffer holds", cap);
     case MPROC_ENOMEM:
         return mproc__error(rc, "%s: no memory for a message of %zu bytes (it stays)", fn, *len);
     }
@@ -122,7 +123,7 @@ int mproc_conn_recv(const mproc_conn *c, mproc_buf *out, double timeout) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_conn_recv: out is NULL");
     void *data = NULL;
     size_t n = 0;
-    int rc = conn_recv(c, NULL, 0, &data, &n, timeout, "mproc_conn_recv");
+    int rc = conn_recv(c, NULL, 0, 0, &data, &n, timeout, "mproc_conn_recv");
     out->data = rc == 0 ? data : NULL;
     out->len = rc == 0 ? n : 0;
     return rc;
@@ -132,9 +133,15 @@ int mproc_conn_recv_into(const mproc_conn *c, void *buf, size_t cap, size_t *len
     if (!buf && cap) return mproc__error(MPROC_EINVAL, "mproc_conn_recv_into: buf is NULL but cap is %zu", cap);
     char dummy;
     size_t n = 0;
-    int rc = conn_recv(c, buf ? buf : &dummy, cap, NULL, &n, timeout, "mproc_conn_recv_into");
+    int rc = conn_recv(c, buf ? buf : &dummy, cap, 0, NULL, &n, timeout, "mproc_conn_recv_into");
     if (len) *len = rc == 0 || rc == MPROC_ESIZE ? n : 0;
     return rc;
+}
+
+int mproc_conn_recv_exact(const mproc_conn *c, void *buf, size_t size, double timeout) {
+    if (!buf) return mproc__error(MPROC_EINVAL, "mproc_conn_recv_exact: buf is NULL");
+    size_t n = 0;
+    return conn_recv(c, buf, size, 1, NULL, &n, timeout, "mproc_conn_recv_exact");
 }
 
 int mproc_conn_poll(const mproc_conn *c, double timeout) {
