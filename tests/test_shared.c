@@ -441,10 +441,10 @@ static void test_pipe_both_ways_and_eof(void **state) {
     assert_int_equal(mproc_pipe(&mine, &theirs, 1, 4096), 0);
     struct echo_arg a = {theirs};
     mproc_process *p = start(&echo_reversed_task, &a, sizeof a);
-    long n = 41;
-    assert_int_equal(MPROC_CONN_SEND(&mine, &n, 10), 0);
-    assert_int_equal(MPROC_CONN_RECV(&mine, &n, 30), 0);
-    assert_int_equal(n, 42);
+    long typed = 41;
+    assert_int_equal(MPROC_CONN_SEND(&mine, &typed, 10), 0);
+    assert_int_equal(MPROC_CONN_RECV(&mine, &typed, 30), 0);
+    assert_int_equal(typed, 42);
     const char *words[] = {"stressed", "", "a", "drawer"};
     const char *back[] = {"desserts", "", "a", "reward"};
     for (int i = 0; i < 4; i++) {
