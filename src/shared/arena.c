@@ -330,18 +330,3 @@ int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int 
     if (err == 0) memset(ref, 0, sizeof *ref);
     return err;
 }
-
-int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out) {
-    const mapped *m = find(in_arena->arena);
-    if (!m || offset < sizeof(arena_header) || offset > m->size - MIN_BLOCK)
-        return mproc__error(MPROC_EBADHANDLE, "shared object: a sub-object outside its arena");
-    const block_header *b = (const block_header *)(m->base + offset);
-    if (b->kind != kind) return mproc__error(MPROC_EBADHANDLE, "shared object: its sub-object was freed");
-    make_ref(m, offset, b, out);
-    return 0;
-}
-
-uint64_t mproc__sh_offset_of(const mproc_shared_ref *ref, const void *obj) {
-    const mapped *m = find(ref->arena);
-    return m ? (uint64_t)((const char *)obj - m->base) - sizeof(block_header) : 0;
-}

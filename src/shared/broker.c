@@ -90,32 +90,12 @@ static int alive(int fd) {
     return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
 }
 
-static int read_all(int fd, void *buf, size_t n) {
-    for (size_t got = 0; got < n;) {
-        ssize_t r = read(fd, (char *)buf + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 static int reply(served *s, int rc, int64_t value, const void *data, size_t len, const mproc_shared_ref *ref) {
     mproc__sh_rep rep = {.magic = MPROC__SH_REP_MAGIC, .rc = rc, .len = rc >= 0 ? len : 0, .value = value};
     if (ref) rep.ref = *ref;
     if (rc < 0) snprintf(rep.msg, sizeof rep.msg, "%s", mproc_last_error());
     struct iovec iov[2] = {{&rep, sizeof rep}, {(void *)data, rep.len}};
-    int n = rep.len ? 2 : 1;
-    struct iovec *v = iov;
-    while (n > 0) {
-        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(s->fd, &m, MSG_NOSIGNAL); /* a caller gone is an error, not a SIGPIPE */
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        while (n > 0 && (size_t)w >= v->iov_len) w -= (ssize_t)v->iov_len, v++, n--;
-        if (n > 0) v->iov_base = (char *)v->iov_base + w, v->iov_len -= (size_t)w;
-    }
-    return 0;
+    return mproc__sh_send_all(s->fd, iov, rep.len ? 2 : 1);
 }
 
 static int room(served *s, size_t n) {
@@ -173,32 +153,22 @@ typedef struct get_ctx {
 /* Into the connection's buffer, grown to the item's own length (never to the caller's whole
  * room, which may be far larger): an item too long for the buffer but within the caller's room
  * stays in the queue (ESIZE with its length), the buffer grows, and the get is made again. */
-static int w_get(const void *o, double t, void *c) {
-    get_ctx *g = c;
+static int grown_get(get_ctx *g, const void *o, double t, int queue) {
     if (g->exact) {
         g->len = g->cap;
-        return mproc_queue_get_exact(o, g->s->buf, g->cap, t);
+        return queue ? mproc_queue_get_exact(o, g->s->buf, g->cap, t) : mproc_conn_recv_exact(o, g->s->buf, g->cap, t);
     }
     for (;;) {
         size_t have = g->s->cap < g->cap ? g->s->cap : g->cap;
-        int rc = mproc_queue_get(o, g->s->buf, have, &g->len, t);
+        int rc = queue ? mproc_queue_get(o, g->s->buf, have, &g->len, t) : mproc_conn_recv_into(o, g->s->buf, have, &g->len, t);
         if (rc != MPROC_ESIZE || g->len > g->cap || have == g->cap) return rc;
-        if (room(g->s, g->len) < 0) return mproc__error(MPROC_ENOMEM, "mproc_queue_get: no room for an item of %zu bytes on the object's node", g->len);
+        if (room(g->s, g->len) < 0)
+            return mproc__error(MPROC_ENOMEM, "%s: no room for %zu bytes on the object's node",
+                                queue ? "mproc_queue_get" : "mproc_conn_recv", g->len);
     }
 }
-static int w_recv(const void *o, double t, void *c) {
-    get_ctx *g = c;
-    if (g->exact) {
-        g->len = g->cap;
-        return mproc_conn_recv_exact(o, g->s->buf, g->cap, t);
-    }
-    for (;;) {
-        size_t have = g->s->cap < g->cap ? g->s->cap : g->cap;
-        int rc = mproc_conn_recv_into(o, g->s->buf, have, &g->len, t);
-        if (rc != MPROC_ESIZE || g->len > g->cap || have == g->cap) return rc;
-        if (room(g->s, g->len) < 0) return mproc__error(MPROC_ENOMEM, "mproc_conn_recv: no room for a message of %zu bytes on the object's node", g->len);
-    }
-}
+static int w_get(const void *o, double t, void *c) { return grown_get(c, o, t, 1); }
+static int w_recv(const void *o, double t, void *c) { return grown_get(c, o, t, 0); }
 
 static int w_cond(const void *o, double t, void *c) { (void)c; return mproc_condition_acquire(o, t); }
 
@@ -308,36 +278,26 @@ static int serve_one(served *s, const mproc__sh_req *q) {
     return reply(s, rc, value, with_data ? s->buf : NULL, with_data ? g.len : 0, with_ref ? &lock_ref : NULL);
 }
 
-static int discard(int fd, uint64_t n) {
-    char sink[8192];
-    while (n > 0) {
-        size_t k = n < sizeof sink ? (size_t)n : sizeof sink;
-        if (read_all(fd, sink, k) < 0) return -1;
-        n -= k;
-    }
-    return 0;
-}
-
 static void *serve(void *arg) {
     served s = {.fd = (int)(intptr_t)arg};
     mproc__sh_req q;
-    while (read_all(s.fd, &q, sizeof q) == 0 && q.magic == MPROC__SH_REQ_MAGIC && q.len <= MAX_ITEM) {
+    while (mproc__sh_read_all(s.fd, &q, sizeof q, -1) == 0 && q.magic == MPROC__SH_REQ_MAGIC && q.len <= MAX_ITEM) {
         /* The handle first: memory for a payload only on behalf of an object of this node. */
         int rc = 0;
         if (q.ref.kind < MPROC__SH_LOCK || q.ref.kind > MPROC__SH_ARRAY || mproc__sh_is_remote(&q.ref) ||
             !mproc__sh_get(&q.ref, q.ref.kind, "shared objects", &rc)) {
             if (q.len > s.cap) { /* read and dropped: the stream stays in step */
-                if (discard(s.fd, q.len) < 0) break;
+                if (mproc__sh_discard(s.fd, q.len, -1) < 0) break;
                 q.len = 0;
             }
         } else if (room(&s, (size_t)q.len) < 0) {
-            if (discard(s.fd, q.len) < 0 ||
+            if (mproc__sh_discard(s.fd, q.len, -1) < 0 ||
                 reply(&s, mproc__error(MPROC_ENOMEM, "shared objects: no memory for %llu bytes on the object's node",
                                        (unsigned long long)q.len), 0, NULL, 0, NULL) < 0)
                 break;
             continue;
         }
-        if (read_all(s.fd, s.buf, (size_t)q.len) < 0) break;
+        if (mproc__sh_read_all(s.fd, s.buf, (size_t)q.len, -1) < 0) break;
         s.len = (size_t)q.len;
         if (serve_one(&s, &q) < 0) break;
         if (s.cap > KEEP_BUFFER) { /* one big item does not keep its memory for the connection's life */

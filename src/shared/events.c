@@ -144,6 +144,38 @@ int mproc_condition_release(const mproc_condition *cond) {
     return c ? mproc_lock_release(&c->lock) : rc;
 }
 
+/* The wait itself, with the caller's lock held: gives it up, sleeps until a notify moves the
+ * word (the word is read once, so none is lost), the deadline, or the object's free, then takes
+ * the lock back. slice > 0 (the broker): sleeps and the taking back are made in slices with a
+ * look at still_there(arg) between them, and a caller gone is MPROC__SH_GONE, the lock not
+ * taken back. slice < 0: one sleep to the deadline. */
+static int condition_wait_in(shared_condition *c, double timeout, double slice, int (*still_there)(void *), void *arg) {
+    double dl = mproc__deadline(timeout);
+    uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
+    if (mproc_lock_release(&c->lock) < 0)
+        return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
+    int waited = 0, rc;
+    atomic_fetch_add(&c->sleepers, 1);
+    while (!atomic_load(&c->dead) && atomic_load(&c->word) == seen) {
+        double left = mproc__remaining(dl);
+        if (dl >= 0 && left <= 0) {
+            waited = MPROC_ETIMEDOUT;
+            break;
+        }
+        mproc__sh_wait(&c->word, seen, slice > 0 && (dl < 0 || left > slice) ? mproc__deadline(slice) : dl);
+        if (still_there && !still_there(arg)) {
+            atomic_fetch_sub(&c->sleepers, 1);
+            return MPROC__SH_GONE;
+        }
+    }
+    atomic_fetch_sub(&c->sleepers, 1);
+    if (atomic_load(&c->dead)) return mproc__sh_freed_while_waiting("mproc_condition_wait");
+    while ((rc = mproc_lock_acquire(&c->lock, slice > 0 ? slice : -1)) == MPROC_ETIMEDOUT)
+        if (still_there && !still_there(arg)) return MPROC__SH_GONE;
+    if (rc < 0) return rc; /* EOWNERDEAD: held again, and the caller must know */
+    return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
+}
+
 int mproc_condition_wait(const mproc_condition *cond, double timeout) {
     int rc;
     double dl;
@@ -151,16 +183,7 @@ int mproc_condition_wait(const mproc_condition *cond, double timeout) {
     if (!c && rc != MPROC__SH_REMOTE) return rc;
     if ((rc = mproc__sh_deadline(timeout, &dl, "mproc_condition_wait")) < 0) return rc;
     if (!c) return mproc__sh_forward(MPROC__OP_COND_WAIT, &cond->ref, timeout, 0, "mproc_condition_wait");
-    uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
-    if (mproc_lock_release(&c->lock) < 0)
-        return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
-    atomic_fetch_add(&c->sleepers, 1);
-    int waited = atomic_load(&c->dead) ? 0 : mproc__sh_wait(&c->word, seen, dl);
-    atomic_fetch_sub(&c->sleepers, 1);
-    if (atomic_load(&c->dead)) return mproc__sh_freed_while_waiting("mproc_condition_wait");
-    rc = mproc_lock_acquire(&c->lock, -1);
-    if (rc < 0) return rc; /* EOWNERDEAD: held again, and the caller must know */
-    return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
+    return condition_wait_in(c, timeout, -1, NULL, NULL);
 }
 
 int mproc__sh_condition_wait_watched(const mproc_condition *cond, double timeout, double slice,
@@ -168,33 +191,7 @@ int mproc__sh_condition_wait_watched(const mproc_condition *cond, double timeout
     int rc;
     shared_condition *c = condition_of(cond, "mproc_condition_wait", &rc);
     if (!c) return rc == MPROC__SH_REMOTE ? mproc__error(MPROC_EBADHANDLE, "mproc_condition_wait: not of this node") : rc;
-    double dl = mproc__deadline(timeout);
-    uint32_t seen = atomic_load(&c->word);
-    if (mproc_lock_release(&c->lock) < 0)
-        return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
-    int waited = 0;
-    atomic_fetch_add(&c->sleepers, 1);
-    while (!atomic_load(&c->dead) && atomic_load(&c->word) == seen) {
-        double left = mproc__remaining(dl), t = dl < 0 || left > slice ? slice : left;
-        if (dl >= 0 && left <= 0) {
-            waited = MPROC_ETIMEDOUT;
-            break;
-        }
-        mproc__sh_wait(&c->word, seen, mproc__deadline(t));
-        if (!still_there(arg)) {
-            atomic_fetch_sub(&c->sleepers, 1);
-            return MPROC__SH_GONE;
-        }
-    }
-    atomic_fetch_sub(&c->sleepers, 1);
-    if (atomic_load(&c->dead)) return mproc__sh_freed_while_waiting("mproc_condition_wait");
-    for (;;) { /* the lock back, in slices too */
-        rc = mproc_lock_acquire(&c->lock, slice);
-        if (rc != MPROC_ETIMEDOUT) break;
-        if (!still_there(arg)) return MPROC__SH_GONE;
-    }
-    if (rc < 0) return rc;
-    return waited == MPROC_ETIMEDOUT ? mproc__error(MPROC_ETIMEDOUT, "mproc_condition_wait: no notify within %g s", timeout) : 0;
+    return condition_wait_in(c, timeout, slice, still_there, arg);
 }
 
 int mproc_condition_notify(const mproc_condition *cond, int n) {

@@ -151,7 +151,7 @@ static int conn_to(uint32_t ip, uint16_t port, const char *fn, int *slot) {
     return fd;
 }
 
-static int write_all(int fd, struct iovec *iov, int n) {
+int mproc__sh_send_all(int fd, struct iovec *iov, int n) {
     while (n > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL); /* a closed peer is an error, not a SIGPIPE */
@@ -163,8 +163,7 @@ static int write_all(int fd, struct iovec *iov, int n) {
     return 0;
 }
 
-/* Reads n bytes by the deadline (< 0: none): 0, or -1 (closed, failed or late). */
-static int read_all(int fd, void *buf, size_t n, double deadline) {
+int mproc__sh_read_all(int fd, void *buf, size_t n, double deadline) {
     for (size_t got = 0; got < n;) {
         if (deadline >= 0) {
             double left = mproc__remaining(deadline);
@@ -183,11 +182,11 @@ static int read_all(int fd, void *buf, size_t n, double deadline) {
     return 0;
 }
 
-static int discard(int fd, uint64_t n, double deadline) {
+int mproc__sh_discard(int fd, uint64_t n, double deadline) {
     char sink[4096];
     while (n > 0) {
         size_t k = n < sizeof sink ? (size_t)n : sizeof sink;
-        if (read_all(fd, sink, k, deadline) < 0) return -1;
+        if (mproc__sh_read_all(fd, sink, k, deadline) < 0) return -1;
         n -= k;
     }
     return 0;
@@ -206,9 +205,9 @@ int mproc__sh_remote(mproc__sh_call *c) {
     void *mine = NULL; /* a buffer made here for the answer: freed if the answer does not come whole */
     mproc__sh_rep rep;
     const char *why = "sending";
-    if (write_all(fd, iov, c->in_len ? 2 : 1) < 0) goto lost;
+    if (mproc__sh_send_all(fd, iov, c->in_len ? 2 : 1) < 0) goto lost;
     why = "waiting for the answer";
-    if (read_all(fd, &rep, sizeof rep, deadline) < 0 || rep.magic != MPROC__SH_REP_MAGIC || rep.len > MPROC__SH_MAX_PAYLOAD)
+    if (mproc__sh_read_all(fd, &rep, sizeof rep, deadline) < 0 || rep.magic != MPROC__SH_REP_MAGIC || rep.len > MPROC__SH_MAX_PAYLOAD)
         goto lost;
     c->value = rep.value;
     c->out_ref = rep.ref;
@@ -218,13 +217,13 @@ int mproc__sh_remote(mproc__sh_call *c) {
         if (!dst || rep.len > c->out_cap) { /* no room given: a buffer the caller owns */
             dst = c->owned ? malloc((size_t)rep.len) : NULL;
             if (!dst) {
-                if (discard(fd, rep.len, deadline) < 0) goto lost;
+                if (mproc__sh_discard(fd, rep.len, deadline) < 0) goto lost;
                 return mproc__error(MPROC_ENOMEM, "%s: no memory for %llu bytes from the object's node", c->fn,
                                     (unsigned long long)rep.len);
             }
             *c->owned = mine = dst;
         }
-        if (read_all(fd, dst, (size_t)rep.len, deadline) < 0) goto lost;
+        if (mproc__sh_read_all(fd, dst, (size_t)rep.len, deadline) < 0) goto lost;
     }
     if (rep.rc < 0) {
         rep.msg[sizeof rep.msg - 1] = '\0';

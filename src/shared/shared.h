@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "common/common.h"
 
@@ -101,11 +102,6 @@ static inline void *mproc__sh_get(const mproc_shared_ref *r, uint32_t kind, cons
     return mproc__sh_resolve(r, kind, fn, err);
 }
 
-/* The handle of another object in the same arena, at offset `offset` (an object's own
- * sub-object, e.g. an Array's Lock). */
-int mproc__sh_ref_at(const mproc_shared_ref *in_arena, uint64_t offset, uint32_t kind, mproc_shared_ref *out);
-/* The offset of obj's block (obj from mproc__sh_alloc or _resolve of a handle in that arena). */
-uint64_t mproc__sh_offset_of(const mproc_shared_ref *ref, const void *obj);
 
 /* ---- remote.c / broker.c: objects used from another node ------------------------------------- */
 
@@ -170,6 +166,13 @@ typedef struct mproc__sh_call {
 /* Makes the call at the handle's broker: its return code, with its sentence in
  * mproc_last_error(); MPROC_EREMOTE when the broker cannot be reached. */
 int mproc__sh_remote(mproc__sh_call *c);
+
+/* The stream I/O both ends of a connection use (remote.c), 0 or -1 (closed, failed, late):
+ * sends every byte of iov (no SIGPIPE: a closed peer is an error; iov is consumed); reads n
+ * bytes by the deadline (< 0: none); reads and drops n bytes. A signal is not a failure. */
+int mproc__sh_send_all(int fd, struct iovec *iov, int n);
+int mproc__sh_read_all(int fd, void *buf, size_t n, double deadline);
+int mproc__sh_discard(int fd, uint64_t n, double deadline);
 
 /* A forwarded call with no bytes either way. */
 static inline int mproc__sh_forward(uint32_t op, const mproc_shared_ref *r, double timeout, int64_t a, const char *fn) {
