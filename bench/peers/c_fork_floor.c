@@ -40,6 +40,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,6 +466,27 @@ static int spin_halves(const long *in, size_t n, size_t chunk, long iters, doubl
     return ok;
 }
 
+/* rtt: one small message; with spin_reads (a non-blocking fd) polls up to 50 us, yielding,
+ * before it blocks in poll(). */
+static int spin_reads;
+static ssize_t read_msg(int fd, void *buf, size_t len) {
+    if (!spin_reads)
+        return read(fd, buf, len);
+    double until = now() + 50e-6;
+    for (;;) {
+        ssize_t r = read(fd, buf, len);
+        if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+            return r;
+        if (now() < until) {
+            sched_yield();
+            continue;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, -1);
+        until = now() + 50e-6;
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -496,11 +518,17 @@ int main(int argc, char **argv)
 
     if (!strcmp(w, "rtt")) {
         /* The best one-at-a-time round trip a hand-written program gets: one forked worker,
-         * a pipe each way, blocking read()/write() of the argument and the answer. */
+         * a pipe each way, blocking read()/write() of the argument and the answer. With
+         * "spin" (`rtt N spin`) both ends look for the next message without sleeping for up
+         * to 50 us first (non-blocking reads and sched_yield), as mproc's fork backend does:
+         * the floor for that policy (bench/README.md). */
         size_t n = arg(argc, argv, 2, 20000);
+        spin_reads = argc > 3 && !strcmp(argv[3], "spin");
         int to[2], from[2];
         if (pipe(to) < 0 || pipe(from) < 0)
             die("pipe");
+        if (spin_reads && (fcntl(to[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(from[0], F_SETFL, O_NONBLOCK) < 0))
+            die("fcntl");
         pid_t p = fork();
         if (p < 0)
             die("fork");
@@ -508,7 +536,7 @@ int main(int argc, char **argv)
             long x;
             close(to[1]); /* or its own copy keeps the pipe open: no EOF at the end */
             close(from[0]);
-            while (read(to[0], &x, sizeof x) == (ssize_t)sizeof x) {
+            while (read_msg(to[0], &x, sizeof x) == (ssize_t)sizeof x) {
                 x *= x;
                 if (write(from[1], &x, sizeof x) != (ssize_t)sizeof x)
                     _exit(1);
@@ -525,7 +553,8 @@ int main(int argc, char **argv)
             long x = (long)(i % 1000), y = 0;
             if (write(to[1], &x, sizeof x) != (ssize_t)sizeof x)
                 die("write");
-            readn(from[0], &y, sizeof y);
+            if (read_msg(from[0], &y, sizeof y) != (ssize_t)sizeof y)
+                die("read");
             if (i >= 100)
                 sum += y, want += x * x;
         }

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,8 @@ typedef struct child_chan {
     mproc__ring_pair rings;   /* base NULL: none */
     uint8_t *ring_frame;      /* the frame recv handed out from the down ring, if any */
     uint64_t ring_end;        /* where it ends (what releasing it frees) */
+    double replied_at;        /* when the last reply went, while no frame came since (else 0) */
+    double idle_mean;         /* mean time from a reply to the next frame (capped) */
 } child_chan;
 
 /* A reference frame: the frame it names, in the down ring. */
@@ -84,10 +87,42 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
     return 0;
 }
 
+/* Longest a worker looks for its next frame without sleeping after it answered: about what a
+ * sleep and a wake-up cost together here. */
+#define NEXT_SPIN_MAX_S 50e-6
+/* Idle gaps longer than this count as this long: a pause of seconds must not keep the worker
+ * from spinning again once calls come back-to-back. */
+#define IDLE_GAP_CAP_S 1e-3
+
+/* Blocking calls one at a time (mproc_apply in a loop) send the next frame microseconds after
+ * the reply: while the gaps between a reply and the next frame stay that short, the worker
+ * polls for the next frame for up to twice the mean gap before it sleeps, so neither side pays
+ * a wake-up per call. A worker whose frames come slower (or are queued) never spins. */
+static void spin_for_next(child_chan *ch) {
+    if (ch->replied_at <= 0 || ch->idle_mean >= NEXT_SPIN_MAX_S) return;
+    double until = ch->replied_at + 2 * ch->idle_mean + 5e-6;
+    if (until > ch->replied_at + NEXT_SPIN_MAX_S) until = ch->replied_at + NEXT_SPIN_MAX_S;
+    struct pollfd pf = {ch->fd, POLLIN, 0};
+    while (mproc__now() < until) {
+        if (poll(&pf, 1, 0) != 0) return;
+        sched_yield(); /* the master may need this core to send it */
+    }
+}
+
+/* A frame came: how long after our last reply (the moving mean spin_for_next uses). */
+static void note_frame(child_chan *ch) {
+    if (ch->replied_at <= 0) return;
+    double gap = mproc__now() - ch->replied_at;
+    if (gap > IDLE_GAP_CAP_S) gap = IDLE_GAP_CAP_S;
+    ch->idle_mean += (gap - ch->idle_mean) / 4;
+    ch->replied_at = 0;
+}
+
 static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     static mproc__reader in; /* one channel per worker process */
     child_chan *ch = impl;
     if (!mproc__reader_pending(&in)) {
+        spin_for_next(ch);
         /* Sleep in poll(), not in read(): a reader blocked in read() on an AF_UNIX socket is
          * woken each time the master takes in a reply this worker sent (the kernel's "room to
          * write again" wake-up goes to every sleeper on the socket; poll() sleepers filter it
@@ -98,6 +133,7 @@ static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     }
     int rc = mproc__reader_next(&in, ch->fd, frame, len);
     if (rc != 1) return rc < 0 ? rc : MPROC_EOF;
+    note_frame(ch);
     if (mproc__hdr_kind(*frame) == MPROC__FRAME_RING && ch->rings.base) {
         uint8_t *ref = *frame;
         rc = take_ring_frame(ch, ref, frame, len);
@@ -123,14 +159,18 @@ static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
     child_chan *ch = impl;
     size_t total = mproc__iov_total(iov, iovcnt);
     uint64_t pos;
+    int rc;
     if (ch->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
         mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
         uint8_t ref[MPROC__WIRE_HDR_SIZE];
         mproc__ring_ref_encode(ref, pos, total);
         struct iovec r = {ref, sizeof ref};
-        return mproc__sock_write_frame(ch->fd, &r, 1, NULL, NULL) < 0 ? MPROC_EOF : 0;
+        rc = mproc__sock_write_frame(ch->fd, &r, 1, NULL, NULL);
+    } else {
+        rc = mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL);
     }
-    return mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL) < 0 ? MPROC_EOF : 0;
+    ch->replied_at = mproc__now();
+    return rc < 0 ? MPROC_EOF : 0;
 }
 
 _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
@@ -143,7 +183,7 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
      * handler the master installed for itself (a test runner's, say). */
     mproc__fork_child_signals();
     mproc__set_identity(name, index);
-    child_chan chan = {fd, taken, {0}, NULL, 0};
+    child_chan chan = {fd, taken, {0}, NULL, 0, 0, IDLE_GAP_CAP_S};
     if (ring_fd >= 0) {
         if (mproc__ring_pair_map(ring_fd, &chan.rings) < 0) _exit(70);
         close(ring_fd);

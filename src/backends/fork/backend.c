@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,7 +457,10 @@ static int spin_for_reply(mproc__group *g, double deadline) {
     if (until > g->sent_at + SPIN_MAX_S) until = g->sent_at + SPIN_MAX_S;
     if (deadline >= 0 && until > deadline) until = deadline;
     int r = 0;
-    while (r == 0 && mproc__now() < until) r = poll_group(g, 0);
+    while (r == 0 && mproc__now() < until) {
+        r = poll_group(g, 0);
+        if (r == 0) sched_yield(); /* with more processes than cores, the worker may need ours */
+    }
     return r;
 }
 
