@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,10 @@ typedef struct executor {
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
     mproc__reader reader;     /* supervisor only */
     mproc__exec_rings *rings;        /* NULL: frames go through the socket only */
+    /* Who reads its replies: 0 the supervisor, 1 the rank's main thread while it is awake
+     * (relay watch, below). Only the main thread sets it; it clears it before it sleeps. */
+    atomic_int relay_reads;
+    pthread_mutex_t read_mu;  /* held by whoever reads its socket (the reader, its fd's end) */
 } executor;
 
 static struct {
@@ -363,6 +368,7 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
     }
     give_locked(x, new_item(frame, len));
     pthread_mutex_unlock(&ex.mu);
+    if (mproc__mpi_streaming()) atomic_store(&x->relay_reads, 1);
 }
 
 void mproc__exec_kill(uint64_t e) {
@@ -401,14 +407,21 @@ long mproc__exec_pid(int e) {
 
 /* ---- the supervisor --------------------------------------------------------------------- */
 
-/* Reads every whole frame x's executor has sent and forwards its replies. Returns 0, or -1
- * when the executor ended (reported). */
-static int pump_replies(executor *x) {
+static void hand_back_all(void);
+
+/* pump_replies by the main thread: an error or the executor's end is left to the supervisor
+ * (the reader keeps returning it), so that the main thread never waits to reap. */
+#define HAND_BACK (-2)
+
+/* Reads every whole frame x's executor has sent and forwards its replies; read_mu held.
+ * Returns 0, or -1 when the executor ended (reported), or HAND_BACK (by_relay only). */
+static int pump_replies(executor *x, int by_relay) {
     for (;;) {
         uint8_t *f;
         size_t len;
         int rc = mproc__reader_next(&x->reader, x->fd, &f, &len);
         if (rc == 0) return 0;
+        if (rc < 0 && by_relay) return HAND_BACK;
         if (rc < 0 && rc != MPROC_EOF) {
             char cause[200];
             snprintf(cause, sizeof cause, "%s", mproc_last_error());
@@ -439,15 +452,18 @@ static int pump_replies(executor *x) {
         /* A frame left in the ring unforwarded is never released: the executor ends anyway. */
         if (kind != MPROC__FRAME_RESULT && kind != MPROC__FRAME_INIT_RESULT && kind != MPROC__FRAME_BATCH) {
             if (!lent) free(f);
+            if (by_relay) hand_back_all(); /* nobody left unwatched while this one is reaped */
             executor_ended(x, "it sent a frame of an unexpected kind");
             return -1;
         }
         pthread_mutex_lock(&ex.mu);
         int extra = x->answered == x->given; /* a reply to nothing it was given */
         if (!extra) x->answered++;
+
         pthread_mutex_unlock(&ex.mu);
         if (extra) {
             if (!lent) free(f);
+            if (by_relay) hand_back_all();
             executor_ended(x, "it answered a frame it was not given");
             return -1;
         }
@@ -455,10 +471,55 @@ static int pump_replies(executor *x) {
     }
 }
 
+/* ---- the relay watch ---------------------------------------------------------------------
+ *
+ * While the master's frames stream in (a loop of blocking calls, a map of small chunks), the
+ * main thread stays awake for the next one (wait.c yield-polls), and the reply to the frame it
+ * just handed on is due within microseconds. Then the main thread reads the executor's replies
+ * itself between its looks at MPI, and the supervisor leaves that socket alone: one thread
+ * awake in the rank instead of two woken in turn, a wake-up less per frame. The main thread
+ * takes the watch only while awake and hands every executor back before it sleeps
+ * (mproc__mpi_on_sleep), so a reply never waits for a sleeper; an error or an executor's end
+ * is handed back too (the supervisor reaps and reports it, as before).
+ * ------------------------------------------------------------------------------------------- */
+
+/* Every executor back to the supervisor (wakes it to look at their sockets). Lock-free: called
+ * by the main thread about to sleep, MPI lock held. */
+static void hand_back_all(void) {
+    int any = 0;
+    for (int i = 0; i < ex.k; i++)
+        if (atomic_exchange(&ex.x[i].relay_reads, 0)) any = 1;
+    if (any) wake_supervisor();
+}
+
+void mproc__exec_relay_sleeps(void) { hand_back_all(); }
+
+void mproc__exec_relay_pump(void) {
+    for (int i = 0; i < ex.k; i++) {
+        executor *x = &ex.x[i];
+        if (!atomic_load_explicit(&x->relay_reads, memory_order_relaxed)) continue;
+        if (pthread_mutex_trylock(&x->read_mu) != 0) continue; /* the supervisor has it */
+        if (x->fd >= 0 && atomic_load(&x->relay_reads) && pump_replies(x, 1) == HAND_BACK) {
+            atomic_store(&x->relay_reads, 0);
+            wake_supervisor();
+        }
+        pthread_mutex_unlock(&x->read_mu);
+    }
+}
+
 /* Asks x's live executor to leave and waits (bounded) for its end; then starts the next,
  * unless this is the rank's end. Other executors' replies wait meanwhile (a retirement takes
  * milliseconds unless a task holds the executor). */
+static void restart_locked(executor *x, int last);
+
 static void restart(executor *x, int last) {
+    pthread_mutex_lock(&x->read_mu); /* the main thread keeps off its socket meanwhile */
+    restart_locked(x, last);
+    pthread_mutex_unlock(&x->read_mu);
+}
+
+/* read_mu held. */
+static void restart_locked(executor *x, int last) {
     pthread_mutex_lock(&ex.mu);
     int live = x->fd >= 0;
     if (live) {
@@ -479,7 +540,7 @@ static void restart(executor *x, int last) {
         if (want_out && flush_out_locked(x) < 0) want_out = 0;
         want_out = want_out && x->out_head != NULL;
         pthread_mutex_unlock(&ex.mu);
-        if (pump_replies(x) < 0) break;
+        if (pump_replies(x, 0) < 0) break;
         double left = mproc__remaining(deadline);
         if (left <= 0) {
             if (killed) { /* a SIGKILLed process whose socket never closes: give up on it */
@@ -564,14 +625,16 @@ static void *supervise(void *arg) {
             executor *x = &ex.x[i];
             done += x->done;
             fds[i] = x->fd;
-            p[i + 1] = (struct pollfd){x->fd, (short)(POLLIN | (x->out_head ? POLLOUT : 0)), 0}; /* -1: ignored */
+            short want = (short)((atomic_load(&x->relay_reads) ? 0 : POLLIN) | (x->out_head ? POLLOUT : 0));
+            p[i + 1] = (struct pollfd){want ? x->fd : -1, want, 0}; /* -1: ignored */
         }
         pthread_mutex_unlock(&ex.mu);
         if (done == ex.k) break;
         int r = poll(p, (nfds_t)ex.k + 1, -1);
         if (r < 0 && errno != EINTR) mproc__mpi_fatal("worker rank %d: poll: %s", mproc__mpi.rank, strerror(errno));
         if (r <= 0) continue;
-        if (p[0].revents) {
+        int woken = p[0].revents != 0;
+        if (woken) {
             uint64_t v;
             while (read(ex.efd, &v, sizeof v) < 0 && errno == EINTR) {
             }
@@ -584,7 +647,13 @@ static void *supervise(void *arg) {
                 flush_out_locked(x);
                 pthread_mutex_unlock(&ex.mu);
             }
-            if (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) pump_replies(x);
+            /* Woken: the main thread may have handed x back with a frame or its end already
+             * read into the reader, which no poll() would show. */
+            if ((woken || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) && !atomic_load(&x->relay_reads)) {
+                pthread_mutex_lock(&x->read_mu);
+                if (x->fd >= 0) pump_replies(x, 0);
+                pthread_mutex_unlock(&x->read_mu);
+            }
         }
         for (int i = 0; i < ex.k; i++) work_inbox(&ex.x[i]);
     }
@@ -612,6 +681,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     for (int i = 0; i < k && rc == 0; i++) {
         ex.x[i].index = i;
         ex.x[i].fd = -1;
+        pthread_mutex_init(&ex.x[i].read_mu, NULL);
         rc = spawn_locked(&ex.x[i]);
     }
     pthread_mutex_unlock(&ex.mu);
@@ -624,6 +694,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
 
 void mproc__exec_stop(void) {
     if (!ex.started) return;
+    hand_back_all(); /* the main thread watches no more */
     /* A last restart without a successor, after whatever is queued: each executor leaves on
      * SHUTDOWN (killed if a task keeps it past the grace), then the supervisor does. */
     pthread_mutex_lock(&ex.mu);

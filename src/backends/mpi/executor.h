@@ -55,6 +55,12 @@ void mproc__exec_take(uint8_t *frame, size_t len);
 /* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
 void mproc__exec_kill(uint64_t e);
 void mproc__exec_restart(uint64_t e);
+/* The relay watch (executor.c): the main thread, awake between its looks at MPI, reads the
+ * replies of executors it handed a frame to while frames stream in (MPI lock not held)... */
+void mproc__exec_relay_pump(void);
+/* ...and gives them back to the supervisor before it sleeps (its mproc__mpi_on_sleep hook;
+ * lock-free). */
+void mproc__exec_relay_sleeps(void);
 /* At the rank's end: every executor is asked to leave (killed after 5 s), the supervisor joins. */
 void mproc__exec_stop(void);
 

@@ -54,6 +54,7 @@ static struct {
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
     int peer_lost;    /* SHUTDOWN said: a rank is lost, so no collective can complete */
+    int relaying;     /* tasks go to executors (relay()) */
     pid_t master_pid; /* from MASTER_INFO; watched where the master shares our node */
     double master_checked;
 } rank_state;
@@ -163,6 +164,11 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         }
         if (rc == 1) break;
         check_master();
+        if (rank_state.relaying) { /* replies the main thread watches for (executor.c) */
+            pthread_mutex_unlock(&mproc__mpi.lock);
+            mproc__exec_relay_pump();
+            pthread_mutex_lock(&mproc__mpi.lock);
+        }
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -480,6 +486,8 @@ static void relay(int rank) {
     mproc__hello_encode(hello + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint(), (uint32_t)mproc__registry_count());
     struct iovec iov = {hello, sizeof hello};
     if (ch_send(NULL, &iov, 1) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    rank_state.relaying = 1;
+    mproc__mpi_on_sleep(mproc__exec_relay_sleeps);
     for (;;) {
         uint8_t *f = NULL;
         size_t len = 0;
@@ -504,6 +512,8 @@ static void relay(int rank) {
             break;
         case MPROC__FRAME_SHUTDOWN:
             free(f);
+            mproc__mpi_on_sleep(NULL);
+            rank_state.relaying = 0;
             return;
         default:
             if (ch_on_frame(NULL, kind, mproc__hdr_id(f), f, len) < 0)

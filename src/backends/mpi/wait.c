@@ -165,13 +165,23 @@ void mproc__mpi_stream_gap(double seconds) { stream_gap_s = seconds; }
 
 /* Mean gap between the frames this process received (lock held: no atomics needed). */
 static double last_arrival, gap_mean = 1.0;
+/* gap_mean < stream_gap_s, for threads that do not hold the lock. */
+static atomic_int streaming;
 
 void mproc__mpi_note_arrival(void) {
     double now = mproc__now(), gap = now - last_arrival;
     last_arrival = now;
     if (gap > 1.0) gap = 1.0;
     gap_mean += (gap - gap_mean) / 4;
+    atomic_store_explicit(&streaming, gap_mean < stream_gap_s, memory_order_relaxed);
 }
+
+int mproc__mpi_streaming(void) { return atomic_load_explicit(&streaming, memory_order_relaxed); }
+
+/* Called by this thread before each sleep (the relay's executor watch, executor.c). */
+static _Thread_local void (*sleep_hook)(void);
+
+void mproc__mpi_on_sleep(void (*fn)(void)) { sleep_hook = fn; }
 
 void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
     b->polls = 0;
@@ -229,6 +239,7 @@ void mproc__mpi_unpark_watcher(void) {
 static void bell_sleep(mproc__backoff *b, long ns) {
     mproc__bell *bell = bells.mine;
     unsigned v = b->seen;
+    if (sleep_hook) sleep_hook();
     atomic_fetch_add(&bell->sleepers, 1u);
     if (atomic_load(&watcher_parked)) mproc__mpi_unpark_watcher();
     pthread_mutex_unlock(&mproc__mpi.lock);

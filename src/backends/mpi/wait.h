@@ -25,6 +25,11 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns);
 /* Lock held. Notes that a frame arrived: waits yield-poll instead of sleeping while frames come
  * in quick succession (a streaming map), and sleep at once when they do not. */
 void mproc__mpi_note_arrival(void);
+/* 1 while frames stream in (what note_arrival measures); any thread, no lock needed. */
+int mproc__mpi_streaming(void);
+/* fn is called by the calling thread before each of its sleeps in a wait (lock held; fn must
+ * not take it or block). NULL: none. */
+void mproc__mpi_on_sleep(void (*fn)(void));
 /* Lock held. Waits one step (the lock released meanwhile), never past deadline (< 0: none);
  * returns early when this process's doorbell rings. */
 void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline);
