@@ -58,7 +58,7 @@ typedef struct executor {
     int done;                 /* its last RESTART (the rank's end) is carried out */
     qitem *out_head, *out_tail; /* bytes for the executor not yet written */
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
-    mproc__reader reader;     /* supervisor only */
+    mproc__reader reader;     /* read_mu's: the supervisor's, or the main thread's (relay watch) */
     mproc__exec_rings *rings;        /* NULL: frames go through the socket only */
     /* Who reads its replies: 0 the supervisor, 1 the rank's main thread while it is awake
      * (relay watch, below). Only the main thread sets it; it clears it before it sleeps. */
@@ -407,7 +407,6 @@ long mproc__exec_pid(int e) {
 
 /* ---- the supervisor --------------------------------------------------------------------- */
 
-static void hand_back_all(void);
 
 /* pump_replies by the main thread: an error or the executor's end is left to the supervisor
  * (the reader keeps returning it), so that the main thread never waits to reap. */
@@ -452,18 +451,17 @@ static int pump_replies(executor *x, int by_relay) {
         /* A frame left in the ring unforwarded is never released: the executor ends anyway. */
         if (kind != MPROC__FRAME_RESULT && kind != MPROC__FRAME_INIT_RESULT && kind != MPROC__FRAME_BATCH) {
             if (!lent) free(f);
-            if (by_relay) hand_back_all(); /* nobody left unwatched while this one is reaped */
+            if (by_relay) mproc__exec_relay_sleeps(); /* nobody left unwatched while this one is reaped */
             executor_ended(x, "it sent a frame of an unexpected kind");
             return -1;
         }
         pthread_mutex_lock(&ex.mu);
         int extra = x->answered == x->given; /* a reply to nothing it was given */
         if (!extra) x->answered++;
-
         pthread_mutex_unlock(&ex.mu);
         if (extra) {
             if (!lent) free(f);
-            if (by_relay) hand_back_all();
+            if (by_relay) mproc__exec_relay_sleeps();
             executor_ended(x, "it answered a frame it was not given");
             return -1;
         }
@@ -485,14 +483,12 @@ static int pump_replies(executor *x, int by_relay) {
 
 /* Every executor back to the supervisor (wakes it to look at their sockets). Lock-free: called
  * by the main thread about to sleep, MPI lock held. */
-static void hand_back_all(void) {
+void mproc__exec_relay_sleeps(void) {
     int any = 0;
     for (int i = 0; i < ex.k; i++)
         if (atomic_exchange(&ex.x[i].relay_reads, 0)) any = 1;
     if (any) wake_supervisor();
 }
-
-void mproc__exec_relay_sleeps(void) { hand_back_all(); }
 
 void mproc__exec_relay_pump(void) {
     for (int i = 0; i < ex.k; i++) {
@@ -694,7 +690,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
 
 void mproc__exec_stop(void) {
     if (!ex.started) return;
-    hand_back_all(); /* the main thread watches no more */
+    mproc__exec_relay_sleeps(); /* the main thread watches no more */
     /* A last restart without a successor, after whatever is queued: each executor leaves on
      * SHUTDOWN (killed if a task keeps it past the grace), then the supervisor does. */
     pthread_mutex_lock(&ex.mu);
