@@ -28,7 +28,7 @@ if [ -n "${MPROC_CLUSTER_MPIRUN:-}" ]; then # inside the cluster, on h0
     # so both run on the same transport settings (it helps the floor too).
     export OMPI_MCA_btl_tcp_eager_limit=1052672 OMPI_MCA_btl_tcp_max_send_size=1052672
     if [ "$quick" = 1 ]; then wls=("rtt 2000" "apply 20000" "map 2000000" "gran 100 1 2000")
-    else wls=("rtt 10000" "apply 200000" "map 10000000" "gran 100 1"); fi
+    else wls=("rtt 10000" "apply 200000" "map 10000000" "gran 100 1 20000"); fi
     for r in $(seq 1 "$reps"); do
         for wl in "${wls[@]}"; do
             for cfg in $(printf '%s\n' mproc_nodes mproc_1node c_mpi_nodes c_mpi_1node | shuf); do

@@ -15,7 +15,7 @@ mkdir -p "$out"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$build" -j "$(nproc)" --target mproc_bench >/dev/null ||
     { echo "isolation.sh: building mproc_bench failed" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-workloads=("rtt 20000" "apply 100000" "map 10000000" "gran 100 1")
+workloads=("rtt 20000" "apply 100000" "map 10000000" "gran 100 1 20000")
 declare -A vals
 # value W MODE: one run's figure (gran: efficiency = serial / (2 workers x wall)).
 value() {
