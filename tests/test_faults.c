@@ -409,6 +409,46 @@ static void test_map_with_crashing_items_fails_only_them(void **state) {
     mproc_pool_free(pool);
 }
 
+/* Segfaults on items 30,000 apart. */
+static long crash_every_30000th(long i) {
+    if (i % 30000 == 29999) raise(SIGSEGV);
+    return i * 3;
+}
+MPROC_TASK_VALUE(crash_every_30000th, long, long);
+
+/* The same with chunks of 32 KB, which the MPI ranks receive straight into their executors'
+ * rings (src/backends/mpi/executor.c): the crashes restart executors while chunks stream into
+ * them, and every other item is still right. */
+static void test_map_of_big_chunks_with_crashing_items(void **state) {
+    enum { N = 120000 };
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, NULL), 0);
+    long *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+    int *status = calloc(N, sizeof *status);
+    assert_non_null(in);
+    assert_non_null(out);
+    assert_non_null(status);
+    for (long i = 0; i < N; i++) in[i] = i;
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, N * sizeof *out);
+        int rc = mproc_map(pool, &crash_every_30000th_task, in, sizeof *in, out, sizeof *out, N,
+                           &(mproc_call_opts){.chunksize = 4000, .item_status = status});
+        assert_int_equal(rc, MPROC_EWORKER);
+        for (long i = 0; i < N; i++) {
+            if (i % 30000 == 29999) {
+                assert_int_equal(status[i], MPROC_EWORKER);
+            } else {
+                assert_int_equal(status[i], 0);
+                assert_int_equal(out[i], i * 3);
+            }
+        }
+    }
+    free(in);
+    free(out);
+    free(status);
+    mproc_pool_free(pool);
+}
+
 /* A task past its time limit is stopped, not left running: its worker takes the next tasks at
  * once. (Under MPI before executors, the rank went on with the 30 s task and the next ones
  * waited behind it.) The bound is 15 s against 30 s of sleep: a hang, not a speed, is tested. */
@@ -544,6 +584,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_per_call_timeout),
     cmocka_unit_test(test_garbage_from_a_worker_kills_only_it),
     cmocka_unit_test(test_map_with_crashing_items_fails_only_them),
+    cmocka_unit_test(test_map_of_big_chunks_with_crashing_items),
     cmocka_unit_test(test_time_limit_frees_the_worker),
     cmocka_unit_test(test_terminate_stops_running_tasks),
     cmocka_unit_test(test_maxtasksperchild_recycles_the_process),

@@ -3,7 +3,8 @@
  * released, frames never straddle the end (the skip is released with the frame after it),
  * references outside the ring are refused, a wild tail written by the other side reads as
  * "full" rather than letting the writer overwrite, a second mapping of the memfd (the worker's)
- * sees the same bytes, and bad sizes are refused with a sentence. No workers.
+ * sees the same bytes, room reserved for a frame received in place is filled later and freed
+ * with the next frame released, and bad sizes are refused with a sentence. No workers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,6 +107,48 @@ static void full_ring_refuses_until_released(void **state) {
     mproc__ring_pair_unmap(&p);
 }
 
+/* A receive straight into the ring (backends/mpi/executor.c): room reserved, filled after the
+ * call and resolved through its reference; room reserved and never referenced (the frame left
+ * the ring) is freed with the next frame released after it; a full ring reserves nothing. */
+static void reserved_room_is_filled_later_and_freed_with_the_next(void **state) {
+    (void)state;
+    mproc__ring_pair a, b;
+    int fd;
+    assert_int_equal(make_pair(RING, &a, &fd), 0);
+    assert_int_equal(mproc__ring_pair_map(fd, &b), 0);
+    close(fd);
+    size_t len = 24 + 10000;
+    uint64_t pos, hole, next;
+    uint8_t *at = mproc__ring_reserve(&a.down, len, &pos);
+    assert_non_null(at);
+    mproc__hdr_encode(at, MPROC__FRAME_TASK, 5, 10000, 0);
+    memset(at + 24, 0x5a, 10000);
+    uint8_t ref[24], *f;
+    mproc__ring_ref_encode(ref, pos, len);
+    uint64_t cursor = 0;
+    size_t got = 0;
+    assert_non_null(f = mproc__ring_resolve(&b.down, ref, &cursor, &got)); /* the worker's view */
+    assert_int_equal(got, len);
+    assert_int_equal(mproc__hdr_id(f), 5);
+    assert_int_equal(f[24 + 9999], 0x5a);
+    /* A reservation that is never referenced, then a frame after it. */
+    assert_non_null(mproc__ring_reserve(&a.down, len, &hole));
+    assert_true(hole > pos);
+    assert_int_equal(put_bytes(&a.down, 3, 10000, &next), 1);
+    assert_true(next > hole);
+    /* Fill the rest; then releasing the last frame frees the hole too. */
+    uint64_t p2;
+    int n = 0;
+    while (mproc__ring_reserve(&a.down, len, &p2)) n++;
+    assert_int_equal(n, 3); /* 6 frames of 10,048+ bytes in 64 KiB */
+    mproc__ring_release_to(&a.down, mproc__ring_end(next, 10000));
+    assert_non_null(mproc__ring_reserve(&a.down, len, &p2));
+    assert_non_null(mproc__ring_reserve(&a.down, len, &p2));
+    assert_int_equal(p2 % RING, mproc__ring_end(pos, len) % RING); /* where the hole was */
+    mproc__ring_pair_unmap(&a);
+    mproc__ring_pair_unmap(&b);
+}
+
 static void references_outside_the_ring_are_refused(void **state) {
     (void)state;
     mproc__ring_pair p;
@@ -154,6 +197,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_between_two_mappings),
         cmocka_unit_test(full_ring_refuses_until_released),
+        cmocka_unit_test(reserved_room_is_filled_later_and_freed_with_the_next),
         cmocka_unit_test(references_outside_the_ring_are_refused),
         cmocka_unit_test(a_wild_tail_reads_as_full),
         cmocka_unit_test(bad_sizes_are_refused),

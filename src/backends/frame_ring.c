@@ -85,28 +85,33 @@ static size_t rounded(size_t len) { return (len + ALIGN - 1) & ~(size_t)(ALIGN -
 
 uint64_t mproc__ring_end(uint64_t pos, size_t len) { return pos + rounded(len); }
 
-int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos) {
+uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {
     size_t need = rounded(total);
-    if (!r->data || need > r->size / 2) return 0;
+    if (!r->data || need > r->size / 2) return NULL;
     uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_relaxed); /* ours */
     uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
     size_t off = (size_t)(head % r->size);
     uint64_t start = off + need > r->size ? head + (r->size - off) : head; /* never straddle */
     uint64_t used = head - tail; /* a wild tail (the other side's bug) reads as "full" */
-    if (tail > head || used > r->size) return 0;
+    if (tail > head || used > r->size) return NULL;
     /* Back to the ring's start as soon as the frame fits there: a stream of chunks then cycles
      * through the first few hundred KiB, which stay in cache, rather than through all of it
      * (measured: a fork map 1.3x faster with the same ring size). */
     uint64_t lap = head + (r->size - off);
     if (off >= RECYCLE_AFTER && start != lap && lap + need - tail <= r->size) start = lap;
-    if (start + need - tail > r->size) return 0;
-    uint8_t *dst = r->data + (size_t)(start % r->size);
+    if (start + need - tail > r->size) return NULL;
+    atomic_store_explicit(&r->ctl->head, start + need, memory_order_release);
+    *pos = start;
+    return r->data + (size_t)(start % r->size);
+}
+
+int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos) {
+    uint8_t *dst = mproc__ring_reserve(r, total, pos);
+    if (!dst) return 0;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(dst, iov[i].iov_base, iov[i].iov_len);
         dst += iov[i].iov_len;
     }
-    atomic_store_explicit(&r->ctl->head, start + need, memory_order_release);
-    *pos = start;
     return 1;
 }
 

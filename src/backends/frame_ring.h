@@ -64,6 +64,12 @@ int mproc__ring_size_wanted(const char *env, int workers, size_t *size);
 /* Writer: copies the frame (iovecs, total bytes) into r: 1 with its *pos, or 0 when it does not
  * fit now (send it another way). */
 int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t total, uint64_t *pos);
+/* Writer: room for a frame of total bytes that the caller fills itself before it sends the
+ * frame's reference (a receive straight into the ring): where it goes, with its *pos, or NULL
+ * when it does not fit now. The reader only ever looks where a reference points, so the frame
+ * may be written after this returns; room reserved and never referenced is freed with the
+ * next frame released after it. */
+uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos);
 /* Reader: the frame at pos of len bytes, or NULL when that is not inside the ring. */
 uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len);
 /* Where the frame at pos of len bytes ends (what releasing it up to its end means). */

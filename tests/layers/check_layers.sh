@@ -35,10 +35,11 @@ level() {
     backends/mpi/wait.c) echo 41 ;;
     backends/mpi/net_watch.c) echo 42 ;;
     backends/mpi/transport.c | backends/mpi/exec_rings.c) echo 42 ;;
-    backends/mpi/routing.c | backends/mpi/executor.c) echo 43 ;;
-    backends/mpi/watchdog.c) echo 44 ;;
-    backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 45 ;;
-    backends/mpi/master.c) echo 46 ;;
+    backends/mpi/exec_spawn.c) echo 43 ;;
+    backends/mpi/routing.c | backends/mpi/executor.c) echo 44 ;;
+    backends/mpi/watchdog.c) echo 45 ;;
+    backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 46 ;;
+    backends/mpi/master.c) echo 47 ;;
     backends/table.c) echo 50 ;;
     pool/backend_calls.c) echo 60 ;;
     pool/queue.c) echo 61 ;;

@@ -38,7 +38,7 @@ void mproc__exec_rings_retire(mproc__exec_rings *r) {
     if (!r) return;
     pthread_mutex_lock(&mproc__mpi.lock);
     r->dead = 1;
-    if (r->n == 0) destroy(r);
+    if (r->n == 0 && r->pins == 0) destroy(r);
     pthread_mutex_unlock(&mproc__mpi.lock);
 }
 
@@ -56,7 +56,13 @@ void mproc__exec_rings_given_back(void *owner, uint64_t token) {
         r->n -= k;
         r->first_seq += k;
     }
-    if (r->dead && r->n == 0) destroy(r);
+    if (r->dead && r->n == 0 && r->pins == 0) destroy(r);
+}
+
+void mproc__exec_rings_pin(mproc__exec_rings *r) { r->pins++; }
+
+void mproc__exec_rings_unpin(mproc__exec_rings *r) {
+    if (--r->pins == 0 && r->dead && r->n == 0) destroy(r);
 }
 
 uint64_t mproc__exec_rings_lend(mproc__exec_rings *r, uint64_t end) {

@@ -27,6 +27,7 @@
 #include "backend.h"
 #include "backends/frame_ring.h"
 #include "backends/mpi/exec_rings.h"
+#include "backends/mpi/exec_spawn.h"
 #include "backends/mpi/executor.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/wait.h"
@@ -140,6 +141,64 @@ static int ring_up(executor *x, const uint8_t *ref, uint8_t **frame, size_t *len
     return 1;
 }
 
+/* A frame received straight into x's down ring: its reference, to be sent. */
+static qitem *ring_item(uint64_t pos, size_t len) {
+    qitem *q = calloc(1, sizeof *q);
+    if (!q) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
+    mproc__ring_ref_encode(q->ref, pos, len);
+    q->frame = q->ref;
+    q->len = sizeof q->ref;
+    return q;
+}
+
+/* The frame being received into a down ring (mproc__exec_home), until mproc__exec_take hands it
+ * on. One at a time: only the main thread's receive homes frames, and its frame goes straight
+ * to exec_take, so no frame for the same executor comes between the room taken and the
+ * reference sent, and the references stay in the ring's order. */
+static struct {
+    uint8_t *at;
+    uint64_t pos;
+    size_t len;
+    const executor *x;
+    mproc__exec_rings *rings; /* pinned meanwhile: the supervisor may retire them */
+} homed;
+
+/* mproc__mpi_home's place; MPI lock held. */
+static uint8_t *home_place(void *ctx, const uint8_t *first, size_t first_len, size_t want) {
+    (void)ctx;
+    uint16_t kind = mproc__hdr_kind(first);
+    uint64_t e = mproc__hdr_id(first) >> MPROC__EXEC_ID_SHIFT;
+    if (first_len < MPROC__WIRE_HDR_SIZE || (kind != MPROC__FRAME_TASK && kind != MPROC__FRAME_BATCH) ||
+        e >= (uint64_t)ex.k || homed.at || want > UINT32_MAX)
+        return NULL;
+    /* Never wait for mu with the MPI lock held: spawn_locked takes them the other way. */
+    if (pthread_mutex_trylock(&ex.mu) != 0) return NULL;
+    executor *x = &ex.x[e];
+    uint8_t *at = NULL;
+    if (x->rings && x->fd >= 0 && !x->in_head && !x->restarting)
+        at = mproc__ring_reserve(&x->rings->p.down, want, &homed.pos);
+    if (at) {
+        homed.at = at;
+        homed.len = want;
+        homed.x = x;
+        homed.rings = x->rings;
+        mproc__exec_rings_pin(x->rings);
+    }
+    pthread_mutex_unlock(&ex.mu);
+    return at;
+}
+
+/* mproc__mpi_home's drop: the frame never came whole (the rank ends on it). MPI lock held. */
+static void home_drop(void *ctx) {
+    (void)ctx;
+    mproc__exec_rings_unpin(homed.rings);
+    homed.at = NULL;
+}
+
+static const mproc__mpi_home home = {home_place, home_drop, NULL};
+
+const mproc__mpi_home *mproc__exec_home(void) { return ex.started && ex.ring_size ? &home : NULL; }
+
 /* ---- to the master ---------------------------------------------------------------------- */
 
 static void send_master_hdr(uint16_t kind, uint64_t id, uint32_t arg) {
@@ -190,54 +249,12 @@ static int spawn_locked(executor *x) {
     char name[48];
     snprintf(name, sizeof name, "Worker-rank-%d", mproc__mpi.rank);
     if (ex.k > 1) snprintf(name, sizeof name, "Worker-rank-%d.%d", mproc__mpi.rank, x->index);
-    int ident = ex.ident_base + x->index;
-    int fd = -1, ring_fd = -1;
+    int fd = -1;
     pid_t pid = 0;
-    int rc;
-    mproc__exec_rings *rings = mproc__exec_rings_new(ex.ring_size, &ring_fd);
-    if (mproc__fserver_running()) {
-        rc = mproc__fserver_spawn(x->index, ident, name, ring_fd, &fd, &pid);
-    } else {
-        /* The program initialized MPI before mproc_init: no fork server could be made before
-         * MPI_Init, so the executor is forked from the rank itself (docs/mpi.md). */
-        int sv[2];
-        rc = mproc__fork_socketpair(sv);
-        mproc__taken_slot *slot = mproc__fserver_slot(x->index);
-        if (rc == 0 && slot) {
-            atomic_store(&slot->id, MPROC__TAKEN_NONE);
-            mproc__fserver_size_socket(sv);
-            pid_t me = getpid();
-            pid = mproc__fork_keeping(sv[1], ring_fd);
-            if (pid == 0) {
-                close(sv[0]);
-                mproc__socket_worker_main(sv[1], slot, name, ident, me, ring_fd);
-            }
-            mproc__fork_untrack_fd(sv[1]);
-            close(sv[1]);
-            fd = sv[0];
-            if (pid < 0) {
-                mproc__fork_untrack_fd(sv[0]);
-                close(sv[0]);
-                fd = -1;
-                rc = MPROC_ESYS;
-            }
-        } else if (rc == 0) {
-            for (int i = 0; i < 2; i++) {
-                mproc__fork_untrack_fd(sv[i]);
-                close(sv[i]);
-            }
-            rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
-        }
-    }
-    if (ring_fd >= 0) { /* the executor has its own now */
-        mproc__fork_untrack_fd(ring_fd);
-        close(ring_fd);
-    }
+    mproc__exec_rings *rings = NULL;
+    int rc = mproc__exec_spawn(x->index, ex.ident_base + x->index, name, ex.ring_size, &fd, &pid, &rings);
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
-    if (rc < 0) {
-        mproc__exec_rings_retire(rings); /* nothing lent from it yet: freed at once */
-        return rc;
-    }
+    if (rc < 0) return rc;
     x->rings = rings;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     x->fd = fd;
@@ -246,35 +263,6 @@ static int spawn_locked(executor *x) {
     x->retiring = 0;
     mproc__reader_reset(&x->reader);
     return 0;
-}
-
-/* The wait status of an executor whose socket closed: 1 and *status, or 0 if it could not be
- * had (it was killed after the grace). */
-static int reap(pid_t pid, int *status) {
-    if (!mproc__fserver_running()) {
-        if (mproc__wait_child(pid, REAP_GRACE, status) == 0) return 1;
-        kill(pid, SIGKILL);
-        return mproc__waitpid(pid, status, 0) == pid;
-    }
-    double deadline = mproc__deadline(REAP_GRACE);
-    int killed = 0;
-    for (;;) {
-        int rc = mproc__fserver_take_exit(pid, status);
-        if (rc == 1) return 1;
-        if (rc < 0) return 0; /* the server is gone: so is its child */
-        double left = mproc__remaining(deadline);
-        if (left <= 0) {
-            if (killed) return 0;
-            kill(pid, SIGKILL);
-            killed = 1;
-            deadline = mproc__deadline(REAP_GRACE);
-            continue;
-        }
-        /* Short steps: the rank's main thread may take the report off the socket for us (it
-         * then waits in the server's stash, where the next look finds it). */
-        struct pollfd p = {mproc__fserver_fd(), POLLIN, 0};
-        poll(&p, 1, left > 0.01 ? 10 : (int)(left * 1000) + 1);
-    }
 }
 
 /* x's socket ended (cause: NULL for a plain EOF, else why it was not trusted): the master hears
@@ -298,7 +286,7 @@ static void executor_ended(executor *x, const char *cause) {
     int status = 0;
     char how[96] = "exit status unknown";
     int code = 255;
-    if (reap(pid, &status)) {
+    if (mproc__exec_reap(pid, REAP_GRACE, &status)) {
         mproc__describe_exit(status, how, sizeof how);
         code = mproc__exitcode(status);
     }
@@ -340,6 +328,12 @@ static void give_locked(executor *x, qitem *q) {
     if (flush_out_locked(x) == 0 && x->out_head) wake_supervisor(); /* it watches for room */
 }
 
+static void unpin(mproc__exec_rings *r) {
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__exec_rings_unpin(r);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+}
+
 /* The executor a frame from the master is for; a bad index is the master's bug. */
 static executor *executor_at(uint64_t e) {
     if (e >= (uint64_t)ex.k)
@@ -353,7 +347,20 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
     executor *x = executor_at(id >> MPROC__EXEC_ID_SHIFT);
     id &= MPROC__EXEC_ID_MASK;
     mproc__put_u64(frame + 8, id); /* the executor sees the core's own id */
+    mproc__exec_rings *pinned = frame == homed.at ? homed.rings : NULL;
+    homed.at = NULL;
     pthread_mutex_lock(&ex.mu);
+    if (pinned) {
+        /* Only this thread queues frames, so nothing can be queued ahead of this one now; but the
+         * executor may have ended meanwhile: then the frame is answered as dropped, as below. */
+        int live = homed.x == x && x->rings == pinned && x->fd >= 0 && !x->in_head && !x->restarting;
+        if (live) give_locked(x, ring_item(homed.pos, len));
+        pthread_mutex_unlock(&ex.mu);
+        unpin(pinned);
+        if (!live) send_master_hdr(MPROC__FRAME_EXEC_DROPPED, id, 1);
+        else if (mproc__mpi_streaming()) atomic_store(&x->relay_reads, 1);
+        return;
+    }
     if (x->in_head || x->restarting) { /* a RESTART (or frames) ahead: in order, by the supervisor */
         push(&x->in_head, &x->in_tail, new_item(frame, len));
         pthread_mutex_unlock(&ex.mu);

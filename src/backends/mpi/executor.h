@@ -50,8 +50,13 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink);
 int mproc__exec_count(void);
 /* Executor e's pid now (0 if none). */
 long mproc__exec_pid(int e);
+/* Where the main thread receives the master's frames (mproc__mpi_try_recv_into): a big TASK
+ * or BATCH straight into its executor's down ring, as the next frame there, when it can go
+ * straight on (nothing queued ahead); the frame must then go to mproc__exec_take before the
+ * next one is received. NULL before the executors start. */
+const mproc__mpi_home *mproc__exec_home(void);
 /* A TASK, INIT or BATCH frame from the master (executor index in its id), taken over (freed
- * when done). MPI lock not held. */
+ * when done, unless it is in the down ring). MPI lock not held. */
 void mproc__exec_take(uint8_t *frame, size_t len);
 /* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
 void mproc__exec_kill(uint64_t e);

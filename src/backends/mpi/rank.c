@@ -153,7 +153,8 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
             continue;
         }
-        int src = 0, rc = mproc__mpi_try_recv(0, &src, frame, len);
+        /* A relay receives big task frames straight into the executor's ring (executor.h). */
+        int src = 0, rc = mproc__mpi_try_recv_into(0, &src, frame, len, rank_state.relaying ? mproc__exec_home() : NULL);
         if (rc < 0)
             mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
                              mproc_last_error());

@@ -524,9 +524,10 @@ static int recv_pieces(int src, uint8_t *to, size_t len) {
     return 0;
 }
 
-/* Checks a received first message against its header; grows it for a split frame, or receives
- * a split RESULT's data where mproc__mpi_place says (the frame keeps only its lead). */
-static int finish_frame(int src, uint8_t **buf, size_t *len) {
+/* Checks a received first message against its header; grows it for a split frame (or moves it
+ * where `to` says, *homed then set), or receives a split RESULT's data where mproc__mpi_place
+ * says (the frame keeps only its lead). */
+static int finish_frame(int src, uint8_t **buf, size_t *len, const mproc__mpi_home *to, int *homed) {
     mproc__frame_hdr h;
     if (mproc__hdr_decode(*buf, *len, &h) < 0) {
         char why[256]; /* a copy: the detail is written over the buffer it is read from */
@@ -546,6 +547,15 @@ static int finish_frame(int src, uint8_t **buf, size_t *len) {
         mproc__put_u32(*buf + 16, MPROC__WIRE_RESULT_PREFIX); /* what is left: the prefix */
         return recv_pieces(src, home, want - first);
     }
+    uint8_t *own = !result && to ? to->place(to->ctx, *buf, first, want) : NULL;
+    if (own) { /* the caller's buffer: the first bytes move there */
+        memcpy(own, *buf, first);
+        free(*buf);
+        *buf = own;
+        *len = want;
+        *homed = 1;
+        return recv_pieces(src, own + first, want - first);
+    }
     uint8_t *big = realloc(*buf, want);
     if (!big) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a %zu-byte frame", want);
     *buf = big;
@@ -554,7 +564,11 @@ static int finish_frame(int src, uint8_t **buf, size_t *len) {
 }
 
 int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {
-    int flag = 0, count = -1;
+    return mproc__mpi_try_recv_into(source, src, frame, len, NULL);
+}
+
+int mproc__mpi_try_recv_into(int source, int *src, uint8_t **frame, size_t *len, const mproc__mpi_home *home) {
+    int flag = 0, count = -1, homed = 0;
     MPI_Message msg;
     MPI_Status st;
     *frame = NULL;
@@ -571,9 +585,10 @@ int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len) {
     if (!buf) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for %d bytes", count);
     mproc__mpi_ok(MPI_Mrecv(buf, count, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv");
     size_t n = (size_t)count;
-    int rc = finish_frame(*src, &buf, &n);
+    int rc = finish_frame(*src, &buf, &n, home, &homed);
     if (rc < 0) {
-        free(buf);
+        if (homed) home->drop(home->ctx);
+        else free(buf);
         return rc;
     }
     *frame = buf;

@@ -83,6 +83,20 @@ extern mproc__mpi_placer mproc__mpi_place;
  * *frame (malloc'd) and *len; 0 if none; MPROC_EPROTO (detail in mproc_last_error()) or
  * MPROC_ENOMEM. Never blocks while no message is there. */
 int mproc__mpi_try_recv(int source, int *src, uint8_t **frame, size_t *len);
+/* Where a big frame is received instead of a malloc'd buffer (mproc__mpi_try_recv_into): asked,
+ * lock held, when the first message of a split frame that is not a placed RESULT (first,
+ * first_len bytes: its header and leading bytes) announces want bytes. place answers a buffer
+ * of want bytes that the caller owns, or NULL for a malloc'd frame as usual; the transport
+ * copies the first bytes to its start and receives the rest after them. If that fails, drop
+ * is called and the frame is not handed out. */
+typedef struct mproc__mpi_home {
+    uint8_t *(*place)(void *ctx, const uint8_t *first, size_t first_len, size_t want);
+    void (*drop)(void *ctx);
+    void *ctx;
+} mproc__mpi_home;
+/* As mproc__mpi_try_recv; home (may be NULL) may give a big frame its place: then *frame is
+ * there and is not malloc'd. */
+int mproc__mpi_try_recv_into(int source, int *src, uint8_t **frame, size_t *len, const mproc__mpi_home *home);
 
 /* Copies bytes [off, off+len) of the iovecs' concatenation into out. */
 void mproc__mpi_iov_copy(const struct iovec *iov, int iovcnt, size_t off, uint8_t *out,
