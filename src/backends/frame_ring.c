@@ -18,6 +18,7 @@
 
 /* The control page, then the down ring's bytes, then the up ring's. */
 #define CTL_BYTES 4096u
+_Static_assert(2 * sizeof(mproc__ring_ctl) + 2 * sizeof(mproc__mailbox) <= CTL_BYTES, "control page");
 #define ALIGN 64u
 /* Past this offset a frame goes back to the ring's start when that part is free already. */
 #define RECYCLE_AFTER (256u * 1024u)
@@ -26,8 +27,9 @@ static void lay_out(mproc__ring_pair *p, void *base, size_t map_len) {
     size_t size = (map_len - CTL_BYTES) / 2;
     p->base = base;
     p->map_len = map_len;
-    p->down = (mproc__ring){(mproc__ring_ctl *)base, (uint8_t *)base + CTL_BYTES, size};
-    p->up = (mproc__ring){(mproc__ring_ctl *)base + 1, (uint8_t *)base + CTL_BYTES + size, size};
+    mproc__mailbox *mail = (mproc__mailbox *)((mproc__ring_ctl *)base + 2);
+    p->down = (mproc__ring){(mproc__ring_ctl *)base, mail, (uint8_t *)base + CTL_BYTES, size};
+    p->up = (mproc__ring){(mproc__ring_ctl *)base + 1, mail + 1, (uint8_t *)base + CTL_BYTES + size, size};
 }
 
 static int map_fd(int fd, size_t map_len, mproc__ring_pair *p) {

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "backends/frame_mailbox.h"
+
 /* The control words of one ring, in the shared mapping: a cache line each. */
 typedef struct mproc__ring_ctl {
     _Atomic uint64_t head; /* written by the writer: end of the last frame published */
@@ -34,6 +36,7 @@ typedef struct mproc__ring_ctl {
 
 typedef struct mproc__ring {
     mproc__ring_ctl *ctl;
+    mproc__mailbox *mail; /* its mailbox (frame_mailbox.h), in the same control page */
     uint8_t *data;
     size_t size;
 } mproc__ring;

@@ -70,6 +70,9 @@ typedef struct child_chan {
     uint64_t ring_end;        /* where it ends (what releasing it frees) */
     double replied_at;        /* when the last reply went, while no frame came since (else 0) */
     double idle_mean;         /* mean time from a reply to the next frame (capped) */
+    int mail;                 /* the rings' mailboxes are on (frame_mailbox.h) */
+    uint64_t down_taken;      /* frames taken from the master, by socket or mailbox */
+    uint64_t up_sent, up_seq; /* frames sent to it; the seq of our last post */
 } child_chan;
 
 /* A reference frame: the frame it names, in the down ring. */
@@ -98,10 +101,15 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
  * the reply: while the gaps between a reply and the next frame stay that short, the worker
  * polls for the next frame for up to twice the mean gap before it sleeps, so neither side pays
  * a wake-up per call. A worker whose frames come slower (or are queued) never spins. */
-static void spin_for_next(child_chan *ch) {
-    if (ch->replied_at <= 0 || ch->idle_mean >= NEXT_SPIN_MAX_S) return;
+static double spin_deadline(const child_chan *ch) {
+    if (ch->replied_at <= 0 || ch->idle_mean >= NEXT_SPIN_MAX_S) return 0;
     double until = ch->replied_at + 2 * ch->idle_mean + 5e-6;
-    if (until > ch->replied_at + NEXT_SPIN_MAX_S) until = ch->replied_at + NEXT_SPIN_MAX_S;
+    return until > ch->replied_at + NEXT_SPIN_MAX_S ? ch->replied_at + NEXT_SPIN_MAX_S : until;
+}
+
+static void spin_for_next(child_chan *ch) {
+    double until = spin_deadline(ch);
+    if (until <= 0) return;
     struct pollfd pf = {ch->fd, POLLIN, 0};
     while (mproc__now() < until) {
         if (poll(&pf, 1, 0) != 0) return;
@@ -118,27 +126,84 @@ static void note_frame(child_chan *ch) {
     ch->replied_at = 0;
 }
 
+/* The next frame when the mailboxes are on (frame_mailbox.h): 1 with a frame read from the
+ * socket (malloc'd), 2 with the reference of the one taken from the mailbox (in ref), or an
+ * error. While replies are followed quickly by frames the look is a read of shared memory
+ * (yielding the core), not a system call; then the worker says it sleeps and sleeps in poll(). */
+static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t *len, uint8_t *ref) {
+    mproc__mailbox *m = ch->rings.down.mail;
+    double spin_until = spin_deadline(ch);
+    int readable = 0;
+    for (;;) {
+        uint64_t pos;
+        uint32_t n;
+        int more = readable || mproc__reader_pending(in) || mproc__mail_more(m, ch->down_taken);
+        /* Looked at again after `posted`: a frame posted before it is seen now. */
+        if (mproc__mail_take(m, ch->down_taken, &pos, &n)) {
+            ch->down_taken++;
+            mproc__ring_ref_encode(ref, pos, n);
+            return 2;
+        }
+        if (more) { /* the next frame is on the socket */
+            readable = 0;
+            int rc = mproc__reader_next(in, ch->fd, frame, len);
+            if (rc != 1) return rc < 0 ? rc : MPROC_EOF;
+            if (mproc__hdr_kind(*frame) == MPROC__FRAME_WAKE) {
+                free(*frame);
+                continue;
+            }
+            ch->down_taken++;
+            return 1;
+        }
+        if (spin_until > 0 && mproc__now() < spin_until) {
+            sched_yield(); /* the rank may need this core to send it */
+            continue;
+        }
+        mproc__mail_awake(m, 0);
+        if (!mproc__mail_more(m, ch->down_taken)) { /* see child_recv on poll() */
+            struct pollfd pf = {ch->fd, POLLIN, 0};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
+            }
+            readable = 1;
+        }
+        mproc__mail_awake(m, 1);
+    }
+}
+
 static int child_recv(void *impl, uint8_t **frame, size_t *len) {
     static mproc__reader in; /* one channel per worker process */
     child_chan *ch = impl;
-    if (!mproc__reader_pending(&in)) {
-        spin_for_next(ch);
-        /* Sleep in poll(), not in read(): a reader blocked in read() on an AF_UNIX socket is
-         * woken each time the master takes in a reply this worker sent (the kernel's "room to
-         * write again" wake-up goes to every sleeper on the socket; poll() sleepers filter it
-         * out) - a wasted context switch per task, measured at a sixth of a round trip. */
-        struct pollfd pf = {ch->fd, POLLIN, 0};
-        while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
+    uint8_t mref[MPROC__WIRE_HDR_SIZE];
+    int rc;
+    if (ch->mail) {
+        rc = mail_next(ch, &in, frame, len, mref);
+        if (rc < 0) return rc;
+        if (rc == 2) {
+            *frame = mref;
+            *len = sizeof mref;
         }
+    } else {
+        if (!mproc__reader_pending(&in)) {
+            spin_for_next(ch);
+            /* Sleep in poll(), not in read(): a reader blocked in read() on an AF_UNIX socket is
+             * woken each time the master takes in a reply this worker sent (the kernel's "room to
+             * write again" wake-up goes to every sleeper on the socket; poll() sleepers filter it
+             * out) - a wasted context switch per task, measured at a sixth of a round trip. */
+            struct pollfd pf = {ch->fd, POLLIN, 0};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
+            }
+        }
+        rc = mproc__reader_next(&in, ch->fd, frame, len);
+        if (rc != 1) return rc < 0 ? rc : MPROC_EOF;
     }
-    int rc = mproc__reader_next(&in, ch->fd, frame, len);
-    if (rc != 1) return rc < 0 ? rc : MPROC_EOF;
     note_frame(ch);
     if (mproc__hdr_kind(*frame) == MPROC__FRAME_RING && ch->rings.base) {
         uint8_t *ref = *frame;
         rc = take_ring_frame(ch, ref, frame, len);
-        free(ref);
+        if (ref != mref) free(ref);
         if (rc < 0) return rc;
+    } else if (*frame == mref) {
+        return mproc__error(MPROC_EPROTO, "a mailbox frame that is no ring reference");
     }
     /* The reader checked the header already: only its id is needed here. */
     atomic_store_explicit(&ch->taken->id, mproc__hdr_id(*frame), memory_order_release);
@@ -160,6 +225,19 @@ static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
     size_t total = mproc__iov_total(iov, iovcnt);
     uint64_t pos;
     int rc;
+    if (ch->mail && total >= MPROC__WIRE_HDR_SIZE && total <= UINT32_MAX &&
+        mproc__mail_ready(ch->rings.up.mail, ch->up_seq) && mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
+        rc = 0;
+        if (!mproc__mail_post(ch->rings.up.mail, ch->up_sent++, pos, (uint32_t)total, &ch->up_seq)) {
+            uint8_t wake[MPROC__WIRE_HDR_SIZE]; /* the rank may have gone to sleep meanwhile */
+            mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);
+            struct iovec w = {wake, sizeof wake};
+            rc = mproc__sock_write_frame(ch->fd, &w, 1, NULL, NULL);
+        }
+        ch->replied_at = mproc__now();
+        return rc < 0 ? MPROC_EOF : 0;
+    }
+    if (ch->mail) mproc__mail_count(ch->rings.up.mail, ++ch->up_sent);
     if (ch->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
         mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
         uint8_t ref[MPROC__WIRE_HDR_SIZE];
@@ -183,10 +261,12 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
      * handler the master installed for itself (a test runner's, say). */
     mproc__fork_child_signals();
     mproc__set_identity(name, index);
-    child_chan chan = {fd, taken, {0}, NULL, 0, 0, IDLE_GAP_CAP_S};
+    child_chan chan = {fd, taken, {0}, NULL, 0, 0, IDLE_GAP_CAP_S, 0, 0, 0, 0};
     if (ring_fd >= 0) {
         if (mproc__ring_pair_map(ring_fd, &chan.rings) < 0) _exit(70);
         close(ring_fd);
+        chan.mail = mproc__mail_on(chan.rings.down.mail);
+        if (chan.mail) mproc__mail_awake(chan.rings.down.mail, 1);
     }
     mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release};
     int rc = mproc__worker_serve(&ch, index);

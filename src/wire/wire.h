@@ -84,7 +84,11 @@ typedef enum mproc__frame_kind {
     /* Between a process and a worker it shares frame rings with (backends/frame_ring.h): the
      * frame is in the ring at position id, arg bytes long. Never sent over MPI. */
     MPROC__FRAME_RING = 20,
-    MPROC__FRAME_KIND_MAX = 20
+    /* Between the same two: nothing to do but look in the mailbox (backends/frame_mailbox.h),
+     * sent when its reader may have gone to sleep as a frame was posted there. Not counted as
+     * a frame; never sent over MPI. */
+    MPROC__FRAME_WAKE = 21,
+    MPROC__FRAME_KIND_MAX = 21
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

@@ -26,6 +26,7 @@ level() {
     wire/stream_reader.c) echo 11 ;;
     worker/*) echo 20 ;;
     backends/spawn.c | backends/frame_ring.c) echo 30 ;;
+    backends/frame_mailbox.c) echo 29 ;;
     backends/none.c | backends/socket_worker.c) echo 31 ;;
     backends/mpi_loader.c) echo 32 ;;
     backends/fork/processes.c) echo 33 ;;

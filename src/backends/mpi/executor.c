@@ -61,6 +61,14 @@ typedef struct executor {
     qitem *in_head, *in_tail;   /* master's frames and RESTARTs for the supervisor, in order */
     mproc__reader reader;     /* read_mu's: the supervisor's, or the main thread's (relay watch) */
     mproc__exec_rings *rings;        /* NULL: frames go through the socket only */
+    /* The mailboxes (backends/frame_mailbox.h), when its rings have them on: frames given so
+     * far (mu's) and the seq of our last post there; replies taken (read_mu's). */
+    uint64_t down_sent, down_seq, up_taken;
+    unsigned quiet_looks;     /* the relay watch's looks that skipped the socket (read_mu's) */
+    /* Its rings' up mailbox while they are alive (set and cleared with mu held, before the rings
+     * are retired): the main thread says there whether it watches, even holding only the MPI
+     * lock, under which the rings are never freed. */
+    _Atomic(mproc__mailbox *) watch_mail;
     /* Who reads its replies: 0 the supervisor, 1 the rank's main thread while it is awake
      * (relay watch, below). Only the main thread sets it; it clears it before it sleeps. */
     atomic_int relay_reads;
@@ -256,6 +264,8 @@ static int spawn_locked(executor *x) {
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
     if (rc < 0) return rc;
     x->rings = rings;
+    x->down_sent = x->down_seq = x->up_taken = 0;
+    atomic_store(&x->watch_mail, rings && mproc__mail_on(rings->p.up.mail) ? rings->p.up.mail : NULL);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     x->fd = fd;
     x->pid = pid;
@@ -278,6 +288,7 @@ static void executor_ended(executor *x, const char *cause) {
     x->pid = 0;
     mproc__exec_rings *rings = x->rings;
     x->rings = NULL;
+    atomic_store(&x->watch_mail, NULL);
     qitem *q;
     while ((q = pop(&x->out_head, &x->out_tail))) free_item(q); /* counted in `given`: unanswered */
     pthread_mutex_unlock(&ex.mu);
@@ -320,12 +331,48 @@ static int flush_out_locked(executor *x) {
     return 0;
 }
 
+/* Queues bytes for x's socket and writes what it can; mu held. counted: a frame (a WAKE is not). */
+static void queue_out_locked(executor *x, qitem *q, int counted) {
+    if (counted) {
+        x->down_sent++;
+        if (x->rings) mproc__mail_count(x->rings->p.down.mail, x->down_sent);
+    }
+    push(&x->out_head, &x->out_tail, q);
+    if (flush_out_locked(x) == 0 && x->out_head) wake_supervisor(); /* it watches for room */
+}
+
+/* Posts q's frame in x's down mailbox when the executor is awake for it and nothing is queued
+ * ahead (frame_mailbox.h): 1 (q freed), or 0 (it goes by socket). mu held. */
+static int mail_down_locked(executor *x, qitem *q) {
+    mproc__exec_rings *r = x->rings;
+    if (!r || x->out_head || x->fd < 0 || !mproc__mail_ready(r->p.down.mail, x->down_seq)) return 0;
+    uint64_t pos;
+    size_t len;
+    if (q->frame == q->ref) { /* received into the ring already */
+        pos = mproc__hdr_id(q->ref);
+        len = mproc__hdr_arg(q->ref);
+    } else {
+        struct iovec v = {q->frame, q->len};
+        if (q->len < MPROC__WIRE_HDR_SIZE || q->len > UINT32_MAX || !mproc__ring_put(&r->p.down, &v, 1, q->len, &pos))
+            return 0;
+        len = q->len;
+    }
+    free_item(q);
+    if (!mproc__mail_post(r->p.down.mail, x->down_sent++, pos, (uint32_t)len, &x->down_seq)) {
+        uint8_t *wake = malloc(MPROC__WIRE_HDR_SIZE); /* it may have gone to sleep meanwhile */
+        if (!wake) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
+        mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);
+        queue_out_locked(x, new_item(wake, MPROC__WIRE_HDR_SIZE), 0);
+    }
+    return 1;
+}
+
 /* Gives x's live executor a frame (taken over); mu held. */
 static void give_locked(executor *x, qitem *q) {
     x->given++;
+    if (mail_down_locked(x, q)) return;
     ring_down(x, q);
-    push(&x->out_head, &x->out_tail, q);
-    if (flush_out_locked(x) == 0 && x->out_head) wake_supervisor(); /* it watches for room */
+    queue_out_locked(x, q, 1);
 }
 
 static void unpin(mproc__exec_rings *r) {
@@ -342,6 +389,15 @@ static executor *executor_at(uint64_t e) {
     return &ex.x[e];
 }
 
+/* While frames stream in, the main thread watches for x's reply itself (the relay watch, below),
+ * and says so in x's up mailbox, so the executor posts its reply there; mu held. */
+static void watch_if_streaming_locked(executor *x) {
+    if (!mproc__mpi_streaming()) return;
+    mproc__mailbox *mb = atomic_load(&x->watch_mail);
+    if (mb) mproc__mail_awake(mb, 1);
+    atomic_store(&x->relay_reads, 1);
+}
+
 void mproc__exec_take(uint8_t *frame, size_t len) {
     uint64_t id = mproc__hdr_id(frame);
     executor *x = executor_at(id >> MPROC__EXEC_ID_SHIFT);
@@ -354,11 +410,13 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
         /* Only this thread queues frames, so nothing can be queued ahead of this one now; but the
          * executor may have ended meanwhile: then the frame is answered as dropped, as below. */
         int live = homed.x == x && x->rings == pinned && x->fd >= 0 && !x->in_head && !x->restarting;
-        if (live) give_locked(x, ring_item(homed.pos, len));
+        if (live) {
+            give_locked(x, ring_item(homed.pos, len));
+            watch_if_streaming_locked(x);
+        }
         pthread_mutex_unlock(&ex.mu);
         unpin(pinned);
         if (!live) send_master_hdr(MPROC__FRAME_EXEC_DROPPED, id, 1);
-        else if (mproc__mpi_streaming()) atomic_store(&x->relay_reads, 1);
         return;
     }
     if (x->in_head || x->restarting) { /* a RESTART (or frames) ahead: in order, by the supervisor */
@@ -374,8 +432,8 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
         return;
     }
     give_locked(x, new_item(frame, len));
+    watch_if_streaming_locked(x);
     pthread_mutex_unlock(&ex.mu);
-    if (mproc__mpi_streaming()) atomic_store(&x->relay_reads, 1);
 }
 
 void mproc__exec_kill(uint64_t e) {
@@ -419,13 +477,28 @@ long mproc__exec_pid(int e) {
  * (the reader keeps returning it), so that the main thread never waits to reap. */
 #define HAND_BACK (-2)
 
-/* Reads every whole frame x's executor has sent and forwards its replies; read_mu held.
- * Returns 0, or -1 when the executor ended (reported), or HAND_BACK (by_relay only). */
-static int pump_replies(executor *x, int by_relay) {
+static void relay_hand_all_back(void);
+
+/* The next frame x's executor sent, from its mailbox (the reference then in mref) or its
+ * socket (malloc'd): 1 with *f and *len; 0 when there is none now; -1 when the executor ended
+ * (reported), or HAND_BACK (by_relay only). read_mu held. */
+static int next_reply(executor *x, int by_relay, uint8_t *mref, uint8_t **f, size_t *len) {
     for (;;) {
-        uint8_t *f;
-        size_t len;
-        int rc = mproc__reader_next(&x->reader, x->fd, &f, &len);
+        mproc__mailbox *mb = x->rings && mproc__mail_on(x->rings->p.up.mail) ? x->rings->p.up.mail : NULL;
+        int more = mb && mproc__mail_more(mb, x->up_taken); /* before the mailbox: frame_mailbox.h */
+        uint64_t pos;
+        uint32_t n;
+        if (mb && mproc__mail_take(mb, x->up_taken, &pos, &n)) {
+            x->up_taken++;
+            mproc__ring_ref_encode(mref, pos, n);
+            *f = mref;
+            *len = MPROC__WIRE_HDR_SIZE;
+            return 1;
+        }
+        /* The watch skips the socket while the executor says it sent nothing more, but looks
+         * now and then all the same: an executor's end shows only there. */
+        if (by_relay && mb && !more && !mproc__reader_pending(&x->reader) && ++x->quiet_looks % 32 != 0) return 0;
+        int rc = mproc__reader_next(&x->reader, x->fd, f, len);
         if (rc == 0) return 0;
         if (rc < 0 && by_relay) return HAND_BACK;
         if (rc < 0 && rc != MPROC_EOF) {
@@ -438,27 +511,44 @@ static int pump_replies(executor *x, int by_relay) {
             executor_ended(x, NULL);
             return -1;
         }
+        if (mproc__hdr_kind(*f) != MPROC__FRAME_WAKE) {
+            x->up_taken++;
+            return 1;
+        }
+        free(*f); /* a WAKE: look in the mailbox again */
+    }
+}
+
+/* Reads every whole frame x's executor has sent and forwards its replies; read_mu held.
+ * Returns 0, or -1 when the executor ended (reported), or HAND_BACK (by_relay only). */
+static int pump_replies(executor *x, int by_relay) {
+    uint8_t mref[MPROC__WIRE_HDR_SIZE];
+    for (;;) {
+        uint8_t *f;
+        size_t len;
+        int rc = next_reply(x, by_relay, mref, &f, &len);
+        if (rc <= 0) return rc;
         uint16_t kind = mproc__hdr_kind(f);
         int lent = 0;
         uint64_t end = 0;
         if (kind == MPROC__FRAME_RING) { /* the reply is in the up ring */
             uint8_t *ref = f;
             lent = ring_up(x, ref, &f, &len, &end);
-            free(ref);
+            if (ref != mref) free(ref);
             if (!lent) {
                 executor_ended(x, "it sent a reference to no frame of its ring");
                 return -1;
             }
             kind = mproc__hdr_kind(f);
         }
-        if (kind == MPROC__FRAME_HELLO && !lent) { /* the same program, forked from us: nothing to check */
-            free(f);
+        if (kind == MPROC__FRAME_HELLO) { /* the same program, forked from us: nothing to check */
+            if (!lent) free(f); /* in the ring: released with the next reply released after it */
             continue;
         }
         /* A frame left in the ring unforwarded is never released: the executor ends anyway. */
         if (kind != MPROC__FRAME_RESULT && kind != MPROC__FRAME_INIT_RESULT && kind != MPROC__FRAME_BATCH) {
             if (!lent) free(f);
-            if (by_relay) mproc__exec_relay_sleeps(); /* nobody left unwatched while this one is reaped */
+            if (by_relay) relay_hand_all_back(); /* nobody left unwatched while this one is reaped */
             executor_ended(x, "it sent a frame of an unexpected kind");
             return -1;
         }
@@ -468,7 +558,7 @@ static int pump_replies(executor *x, int by_relay) {
         pthread_mutex_unlock(&ex.mu);
         if (extra) {
             if (!lent) free(f);
-            if (by_relay) mproc__exec_relay_sleeps();
+            if (by_relay) relay_hand_all_back();
             executor_ended(x, "it answered a frame it was not given");
             return -1;
         }
@@ -488,13 +578,28 @@ static int pump_replies(executor *x, int by_relay) {
  * is handed back too (the supervisor reaps and reports it, as before).
  * ------------------------------------------------------------------------------------------- */
 
+/* x back to the supervisor: its executor posts no more in the mailbox without a WAKE. x's rings
+ * are alive: the caller holds x's read_mu or the MPI lock (rings are freed under it). */
+static int unwatch(executor *x) {
+    if (!atomic_exchange(&x->relay_reads, 0)) return 0;
+    mproc__mailbox *mb = atomic_load(&x->watch_mail);
+    if (mb) mproc__mail_awake(mb, 0);
+    return 1;
+}
+
 /* Every executor back to the supervisor (wakes it to look at their sockets). Lock-free: called
  * by the main thread about to sleep, MPI lock held. */
 void mproc__exec_relay_sleeps(void) {
     int any = 0;
-    for (int i = 0; i < ex.k; i++)
-        if (atomic_exchange(&ex.x[i].relay_reads, 0)) any = 1;
+    for (int i = 0; i < ex.k; i++) any |= unwatch(&ex.x[i]);
     if (any) wake_supervisor();
+}
+
+/* The same without the MPI lock held (read_mu may be: that order is the forwarder's too). */
+static void relay_hand_all_back(void) {
+    pthread_mutex_lock(&mproc__mpi.lock);
+    mproc__exec_relay_sleeps();
+    pthread_mutex_unlock(&mproc__mpi.lock);
 }
 
 void mproc__exec_relay_pump(void) {
@@ -502,10 +607,8 @@ void mproc__exec_relay_pump(void) {
         executor *x = &ex.x[i];
         if (!atomic_load_explicit(&x->relay_reads, memory_order_relaxed)) continue;
         if (pthread_mutex_trylock(&x->read_mu) != 0) continue; /* the supervisor has it */
-        if (x->fd >= 0 && atomic_load(&x->relay_reads) && pump_replies(x, 1) == HAND_BACK) {
-            atomic_store(&x->relay_reads, 0);
+        if (x->fd >= 0 && atomic_load(&x->relay_reads) && pump_replies(x, 1) == HAND_BACK && unwatch(x))
             wake_supervisor();
-        }
         pthread_mutex_unlock(&x->read_mu);
     }
 }
@@ -529,6 +632,8 @@ static void restart_locked(executor *x, int last) {
         uint8_t *f = malloc(MPROC__WIRE_HDR_SIZE);
         if (f) {
             mproc__hdr_encode(f, MPROC__FRAME_SHUTDOWN, 0, 0, 0);
+            x->down_sent++;
+            if (x->rings) mproc__mail_count(x->rings->p.down.mail, x->down_sent);
             push(&x->out_head, &x->out_tail, new_item(f, MPROC__WIRE_HDR_SIZE));
         }
         x->retiring = 1;
@@ -697,7 +802,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
 
 void mproc__exec_stop(void) {
     if (!ex.started) return;
-    mproc__exec_relay_sleeps(); /* the main thread watches no more */
+    relay_hand_all_back(); /* the main thread watches no more */
     /* A last restart without a successor, after whatever is queued: each executor leaves on
      * SHUTDOWN (killed if a task keeps it past the grace), then the supervisor does. */
     pthread_mutex_lock(&ex.mu);
