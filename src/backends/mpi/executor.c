@@ -602,7 +602,8 @@ static void relay_hand_all_back(void) {
     pthread_mutex_unlock(&mproc__mpi.lock);
 }
 
-void mproc__exec_relay_pump(void) {
+int mproc__exec_relay_pump(void) {
+    int due = 0;
     for (int i = 0; i < ex.k; i++) {
         executor *x = &ex.x[i];
         if (!atomic_load_explicit(&x->relay_reads, memory_order_relaxed)) continue;
@@ -610,7 +611,11 @@ void mproc__exec_relay_pump(void) {
         if (x->fd >= 0 && atomic_load(&x->relay_reads) && pump_replies(x, 1) == HAND_BACK && unwatch(x))
             wake_supervisor();
         pthread_mutex_unlock(&x->read_mu);
+        pthread_mutex_lock(&ex.mu);
+        due |= x->given != x->answered;
+        pthread_mutex_unlock(&ex.mu);
     }
+    return due;
 }
 
 /* Asks x's live executor to leave and waits (bounded) for its end; then starts the next,

@@ -62,8 +62,9 @@ void mproc__exec_take(uint8_t *frame, size_t len);
 void mproc__exec_kill(uint64_t e);
 void mproc__exec_restart(uint64_t e);
 /* The relay watch (executor.c): the main thread, awake between its looks at MPI, reads the
- * replies of executors it handed a frame to while frames stream in (MPI lock not held)... */
-void mproc__exec_relay_pump(void);
+ * replies of executors it handed a frame to while frames stream in (MPI lock not held);
+ * nonzero while a reply is due from one it watches (that executor may share its core)... */
+int mproc__exec_relay_pump(void);
 /* ...and gives them back to the supervisor before it sleeps (its mproc__mpi_on_sleep hook;
  * lock-free). */
 void mproc__exec_relay_sleeps(void);

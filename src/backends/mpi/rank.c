@@ -167,7 +167,10 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         check_master();
         if (rank_state.relaying) { /* replies the main thread watches for (executor.c) */
             pthread_mutex_unlock(&mproc__mpi.lock);
-            mproc__exec_relay_pump();
+            /* An executor with a reply due may be on this core: then every look yields to it;
+             * with none due, no look does (an executor spinning for its next frame would only
+             * take the core while that frame comes). */
+            bo.yield = mproc__exec_relay_pump() ? 1 : 0;
             pthread_mutex_lock(&mproc__mpi.lock);
         }
         mproc__mpi_backoff_wait(&bo, -1.0);

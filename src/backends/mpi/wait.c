@@ -190,6 +190,7 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
     b->cap_ns = cap_ns;
     b->seen = atomic_load(&bells.mine->seq);
     b->spin_until = 0;
+    b->yield = -1;
 }
 
 /* While frames stream in (a map of small chunks), the next one is due within microseconds:
@@ -205,7 +206,7 @@ static int stream_spin(mproc__backoff *b, double deadline) {
     }
     if (now >= b->spin_until) return 0;
     pthread_mutex_unlock(&mproc__mpi.lock);
-    sched_yield();
+    if (b->yield != 0) sched_yield();
     pthread_mutex_lock(&mproc__mpi.lock);
     return 1;
 }
@@ -271,6 +272,7 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
     if (b->polls < SPIN_POLLS) {
         b->polls++;
         pthread_mutex_unlock(&mproc__mpi.lock);
+        if (b->yield == 1) sched_yield();
         pthread_mutex_lock(&mproc__mpi.lock);
         return;
     }

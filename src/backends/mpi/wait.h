@@ -15,6 +15,11 @@ typedef struct mproc__backoff {
     unsigned seen; /* our doorbell's count when we last polled */
     int rung;      /* the doorbell rang since this wait began */
     double spin_until; /* yield-polling until then while frames stream (0: not yet decided) */
+    /* The caller's say on yielding the core between polls: -1 (the default) only while frames
+     * stream (stream_spin); 1 on every poll (a process this thread waits for may share the
+     * core: a relaying rank's executor with a reply due); 0 never (nothing it waits for needs
+     * the core, and a yield would hand it to a spinning executor for nothing). */
+    int yield;
 } mproc__backoff;
 
 #define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
