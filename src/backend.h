@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 5
+#define MPROC__BACKEND_VERSION 6
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -121,6 +121,10 @@ typedef struct mproc__backend_ops {
 
     /* Workers a pool gets when it asks for 0: fork, one per CPU; MPI, every worker rank. */
     int (*default_workers)(void);
+    /* Frames a pool keeps queued per worker when it asks for 0 (NULL: 2). More where a relay
+     * stands between the master and the process that runs the task (an MPI rank and its
+     * executor): a worker's next frame should be past the relay when it answers. */
+    int (*default_inflight)(void);
 } mproc__backend_ops;
 
 /* ---- the backends (src/backends/) ------------------------------------------------------- */

@@ -362,6 +362,53 @@ static void test_maxtasksperchild_and_identity(void **state) {
     mproc_pool_free(pool);
 }
 
+/* Adds one to counter[0] (shared memory), then sleeps ms. */
+typedef struct count_arg {
+    mproc_array counter;
+    long ms;
+} count_arg;
+static int count_and_sleep(mproc_ctx *ctx, const count_arg *a, long *out) {
+    (void)ctx;
+    mproc_array_add_i64(&a->counter, 0, 1, NULL);
+    usleep((useconds_t)a->ms * 1000);
+    *out = 0;
+    return 0;
+}
+MPROC_TASK_TYPED(count_and_sleep, count_arg, long);
+
+/* The README: each worker is kept `inflight` frames deep, 2 by default, 3 under MPI with
+ * executors. Seen from outside: one worker busy with a 0.5 s task and 6 quick ones behind it;
+ * cancelled 0.2 s later, those still queued never run, and those already sent to the worker
+ * run anyway (their results dropped): inflight - 1 of them. A time limit keeps them unbatched. */
+static void test_workers_are_kept_inflight_deep(void **state) {
+    (void)state;
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1, .task_timeout = 60}), 0);
+    mproc_array counter;
+    assert_int_equal(mproc_array_create(&counter, sizeof(int64_t), 1, 0), 0);
+    count_arg busy = {counter, 500}, quick = {counter, 0};
+    mproc_async *a, *b[6];
+    assert_int_equal(mproc_apply_async(pool, &count_and_sleep_task, &busy, sizeof busy, NULL, &a), 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(mproc_apply_async(pool, &count_and_sleep_task, &quick, sizeof quick, NULL, &b[i]), 0);
+    usleep(200000);
+    for (int i = 0; i < 6; i++) assert_int_equal(mproc_async_cancel(b[i]), 1);
+    assert_int_equal(mproc_async_get(a, 30.0, NULL, NULL), 0);
+    int64_t runs = 0, was = -1;
+    for (int i = 0; i < 100 && runs != was; i++) { /* until the sent ones have run */
+        was = runs;
+        usleep(100000);
+        assert_int_equal(mproc_array_read(&counter, 0, &runs, sizeof runs), 0);
+    }
+    const char *in_rank = getenv("MPROC_MPI_EXECUTORS");
+    int executors = mproc_backend() == MPROC_BACKEND_MPI && !(in_rank && strcmp(in_rank, "0") == 0);
+    assert_int_equal(runs, executors ? 3 : 2);
+    mproc_async_free(a);
+    for (int i = 0; i < 6; i++) mproc_async_free(b[i]);
+    assert_int_equal(mproc_array_free(&counter), 0);
+    mproc_pool_free(pool);
+}
+
 static void test_terminate_fails_pending_work(void **state) {
     mproc_pool *pool = new_pool(1);
     long ms[8] = {300, 300, 300, 300, 300, 300, 300, 300}, out[8];
@@ -597,6 +644,7 @@ static const struct CMUnitTest tests[] = {
     /* Before terminate: under MPI a terminated pool's queued tasks still finish on their
      * ranks, and a 1 ms task waiting behind them would miss its 0.3 s limit. */
     cmocka_unit_test(test_task_time_limit),
+    cmocka_unit_test(test_workers_are_kept_inflight_deep),
     cmocka_unit_test(test_terminate_fails_pending_work),
     cmocka_unit_test(test_bad_input),
     cmocka_unit_test(test_bad_ring_size_is_refused),

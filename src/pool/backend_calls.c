@@ -59,6 +59,8 @@ int mproc__pool_max_workers(mproc_pool *p) { return p->be->max_workers(); }
 
 int mproc__pool_default_workers(mproc_pool *p) { return p->be->default_workers(); }
 
+int mproc__pool_default_inflight(mproc_pool *p) { return p->be->default_inflight ? p->be->default_inflight() : 2; }
+
 int mproc__pool_group_start(mproc_pool *p, mproc__group **out) { return p->be->group_start(p->n, out); }
 
 void mproc__pool_group_stop(mproc_pool *p, mproc__group *g, int graceful) { p->be->group_stop(g, graceful); }

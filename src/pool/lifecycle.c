@@ -95,7 +95,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     int maxw = mproc__pool_max_workers(p);
     p->n = o.processes ? o.processes : mproc__pool_default_workers(p);
     if (p->n > maxw) p->n = maxw;
-    p->inflight = o.inflight ? o.inflight : 2;
+    p->inflight = o.inflight ? o.inflight : mproc__pool_default_inflight(p);
     mproc__cond_init(&p->park);
     p->last_worker = -1;
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);

@@ -368,6 +368,7 @@ void mproc__pool_wake(mproc_pool *p);
 /* Sizing a new pool (no lock needed). */
 int mproc__pool_max_workers(mproc_pool *p);
 int mproc__pool_default_workers(mproc_pool *p);
+int mproc__pool_default_inflight(mproc_pool *p);
 /* Lock not held: the result thread starts and stops its group. */
 int mproc__pool_group_start(mproc_pool *p, mproc__group **out);
 void mproc__pool_group_stop(mproc_pool *p, mproc__group *g, int graceful);
