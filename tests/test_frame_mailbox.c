@@ -84,7 +84,7 @@ static void posts_only_when_ready(void **state) {
 /* The reader's side of the protocol, as socket_worker.c and executor.c follow it: the next frame
  * is the mailbox's if its number is next, else the socket's (a WAKE skipped, not counted); with
  * nothing announced, look a while, then say "asleep", look once more, and sleep in poll(). */
-static void read_in_order(mproc__ring *r, int sock, long n) {
+static void read_in_order(mproc__ring *r, int sock, long n, int ack) {
     mproc__mailbox *m = r->mail;
     mproc__reader in = {0};
     uint64_t taken = 0, released = 0;
@@ -130,13 +130,14 @@ static void read_in_order(mproc__ring *r, int sock, long n) {
         }
         free(f);
         taken++;
+        if (ack && write(sock, &taken, sizeof taken) != (ssize_t)sizeof taken) _exit(14);
     }
     free(in.buf);
 }
 
 /* The writer's side: frame i is a TASK with id i; it goes by mailbox when the mailbox is ready
  * and a coin says so, else by socket (counted), with a WAKE when a post may have gone unseen. */
-static void write_frames(mproc__ring *r, int sock, long n) {
+static void write_frames(mproc__ring *r, int sock, long n, int ack) {
     mproc__mailbox *m = r->mail;
     uint64_t seq = 0;
     unsigned coin = 12345;
@@ -157,12 +158,16 @@ static void write_frames(mproc__ring *r, int sock, long n) {
             mproc__mail_count(m, (uint64_t)i + 1);
             if (write(sock, f, sizeof f) != (ssize_t)sizeof f) _exit(13);
         }
+        if (ack) { /* one at a time; now and then a pause long enough for the reader to sleep */
+            uint64_t got = 0;
+            if (read(sock, &got, sizeof got) != (ssize_t)sizeof got || got != (uint64_t)i + 1) _exit(15);
+            if (i % 8 == 7) usleep(300);
+        }
     }
 }
 
-static void frames_keep_their_order_across_two_processes(void **state) {
-    (void)state;
-    enum { N = 200000 };
+/* n frames from a writer to a reader in another process; ack: the writer waits for each. */
+static void send_between_two_processes(long n, int ack) {
     mproc__ring_pair p;
     int fd, sv[2];
     make_pair(&p, &fd);
@@ -176,12 +181,12 @@ static void frames_keep_their_order_across_two_processes(void **state) {
         close(sv[0]);
         mproc__ring_pair q;
         if (mproc__ring_pair_map(fd, &q) < 0) _exit(9);
-        read_in_order(&q.down, sv[1], N);
+        read_in_order(&q.down, sv[1], n, ack);
         _exit(0);
     }
     close(sv[1]);
     alarm(60);
-    write_frames(&p.down, sv[0], N);
+    write_frames(&p.down, sv[0], n, ack);
     int status = 0;
     assert_int_equal(waitpid(reader, &status, 0), reader);
     alarm(0);
@@ -192,10 +197,23 @@ static void frames_keep_their_order_across_two_processes(void **state) {
     mproc__ring_pair_unmap(&p);
 }
 
+static void frames_keep_their_order_across_two_processes(void **state) {
+    (void)state;
+    send_between_two_processes(200000, 0);
+}
+
+/* One frame at a time, the reader often asleep when the next is posted: a post it did not see
+ * and no WAKE for it would leave both waiting (the alarm ends the test). */
+static void a_sleeping_reader_is_always_woken(void **state) {
+    (void)state;
+    send_between_two_processes(20000, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(posts_only_when_ready),
         cmocka_unit_test(frames_keep_their_order_across_two_processes),
+        cmocka_unit_test(a_sleeping_reader_is_always_woken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,7 @@ typedef struct executor {
      * far (mu's) and the seq of our last post there; replies taken (read_mu's). */
     uint64_t down_sent, down_seq, up_taken;
     unsigned quiet_looks;     /* the relay watch's looks that skipped the socket (read_mu's) */
+    atomic_int due;           /* given - answered, readable without mu (the relay watch's hint) */
     /* Its rings' up mailbox while they are alive (set and cleared with mu held, before the rings
      * are retired): the main thread says there whether it watches, even holding only the MPI
      * lock, under which the rings are never freed. */
@@ -270,6 +271,7 @@ static int spawn_locked(executor *x) {
     x->fd = fd;
     x->pid = pid;
     x->given = x->answered = 0;
+    atomic_store(&x->due, 0);
     x->retiring = 0;
     mproc__reader_reset(&x->reader);
     return 0;
@@ -370,6 +372,7 @@ static int mail_down_locked(executor *x, qitem *q) {
 /* Gives x's live executor a frame (taken over); mu held. */
 static void give_locked(executor *x, qitem *q) {
     x->given++;
+    atomic_fetch_add(&x->due, 1);
     if (mail_down_locked(x, q)) return;
     ring_down(x, q);
     queue_out_locked(x, q, 1);
@@ -479,11 +482,16 @@ long mproc__exec_pid(int e) {
 
 static void relay_hand_all_back(void);
 
+/* Frames (or WAKEs) one pump takes at most before it returns: an executor that floods its rank
+ * cannot hold the thread that reads it (the rest waits in the reader for its next pump). */
+#define PUMP_MAX 64
+#define PUMP_MORE 1
+
 /* The next frame x's executor sent, from its mailbox (the reference then in mref) or its
  * socket (malloc'd): 1 with *f and *len; 0 when there is none now; -1 when the executor ended
  * (reported), or HAND_BACK (by_relay only). read_mu held. */
 static int next_reply(executor *x, int by_relay, uint8_t *mref, uint8_t **f, size_t *len) {
-    for (;;) {
+    for (int wakes = 0; wakes < PUMP_MAX; wakes++) {
         mproc__mailbox *mb = x->rings && mproc__mail_on(x->rings->p.up.mail) ? x->rings->p.up.mail : NULL;
         int more = mb && mproc__mail_more(mb, x->up_taken); /* before the mailbox: frame_mailbox.h */
         uint64_t pos;
@@ -517,13 +525,16 @@ static int next_reply(executor *x, int by_relay, uint8_t *mref, uint8_t **f, siz
         }
         free(*f); /* a WAKE: look in the mailbox again */
     }
+    return 0; /* a flood of WAKEs: the caller comes back (the reader still holds the rest) */
 }
 
-/* Reads every whole frame x's executor has sent and forwards its replies; read_mu held.
- * Returns 0, or -1 when the executor ended (reported), or HAND_BACK (by_relay only). */
+/* Reads the whole frames x's executor has sent (PUMP_MAX at most) and forwards its replies;
+ * read_mu held. Returns 0, PUMP_MORE when it stopped at PUMP_MAX (more may wait where poll()
+ * does not see it: the mailbox, the reader), -1 when the executor ended (reported), or
+ * HAND_BACK (by_relay only). */
 static int pump_replies(executor *x, int by_relay) {
     uint8_t mref[MPROC__WIRE_HDR_SIZE];
-    for (;;) {
+    for (int taken = 0; taken < PUMP_MAX; taken++) {
         uint8_t *f;
         size_t len;
         int rc = next_reply(x, by_relay, mref, &f, &len);
@@ -536,13 +547,16 @@ static int pump_replies(executor *x, int by_relay) {
             lent = ring_up(x, ref, &f, &len, &end);
             if (ref != mref) free(ref);
             if (!lent) {
+                if (by_relay) relay_hand_all_back(); /* nobody left unwatched while this one is reaped */
                 executor_ended(x, "it sent a reference to no frame of its ring");
                 return -1;
             }
             kind = mproc__hdr_kind(f);
         }
-        if (kind == MPROC__FRAME_HELLO) { /* the same program, forked from us: nothing to check */
-            if (!lent) free(f); /* in the ring: released with the next reply released after it */
+        /* A HELLO, only as a generation's first frame: the same program, forked from us, nothing
+         * to check. In the ring, it is released with the next reply released after it. */
+        if (kind == MPROC__FRAME_HELLO && x->up_taken == 1) {
+            if (!lent) free(f);
             continue;
         }
         /* A frame left in the ring unforwarded is never released: the executor ends anyway. */
@@ -554,7 +568,10 @@ static int pump_replies(executor *x, int by_relay) {
         }
         pthread_mutex_lock(&ex.mu);
         int extra = x->answered == x->given; /* a reply to nothing it was given */
-        if (!extra) x->answered++;
+        if (!extra) {
+            x->answered++;
+            atomic_fetch_sub(&x->due, 1);
+        }
         pthread_mutex_unlock(&ex.mu);
         if (extra) {
             if (!lent) free(f);
@@ -564,6 +581,7 @@ static int pump_replies(executor *x, int by_relay) {
         }
         forward_to_master(x, f, len, lent, end);
     }
+    return PUMP_MORE;
 }
 
 /* ---- the relay watch ---------------------------------------------------------------------
@@ -607,13 +625,11 @@ int mproc__exec_relay_pump(void) {
     for (int i = 0; i < ex.k; i++) {
         executor *x = &ex.x[i];
         if (!atomic_load_explicit(&x->relay_reads, memory_order_relaxed)) continue;
+        due |= atomic_load_explicit(&x->due, memory_order_relaxed) > 0;
         if (pthread_mutex_trylock(&x->read_mu) != 0) continue; /* the supervisor has it */
         if (x->fd >= 0 && atomic_load(&x->relay_reads) && pump_replies(x, 1) == HAND_BACK && unwatch(x))
             wake_supervisor();
         pthread_mutex_unlock(&x->read_mu);
-        pthread_mutex_lock(&ex.mu);
-        due |= x->given != x->answered;
-        pthread_mutex_unlock(&ex.mu);
     }
     return due;
 }
@@ -631,6 +647,9 @@ static void restart(executor *x, int last) {
 
 /* read_mu held. */
 static void restart_locked(executor *x, int last) {
+    /* This thread reads x until it has gone, sleeping in poll(): replies must come by socket. */
+    mproc__mailbox *mb = atomic_load(&x->watch_mail);
+    if (mb) mproc__mail_awake(mb, 0);
     pthread_mutex_lock(&ex.mu);
     int live = x->fd >= 0;
     if (live) {
@@ -653,7 +672,8 @@ static void restart_locked(executor *x, int last) {
         if (want_out && flush_out_locked(x) < 0) want_out = 0;
         want_out = want_out && x->out_head != NULL;
         pthread_mutex_unlock(&ex.mu);
-        if (pump_replies(x, 0) < 0) break;
+        int pumped = pump_replies(x, 0);
+        if (pumped < 0) break;
         double left = mproc__remaining(deadline);
         if (left <= 0) {
             if (killed) { /* a SIGKILLed process whose socket never closes: give up on it */
@@ -666,7 +686,7 @@ static void restart_locked(executor *x, int last) {
             left = REAP_GRACE;
         }
         struct pollfd p = {x->fd, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0};
-        poll(&p, 1, (int)(left * 1000) + 1);
+        poll(&p, 1, pumped == PUMP_MORE ? 0 : (int)(left * 1000) + 1);
     }
     if (last) return;
     pthread_mutex_lock(&ex.mu);
@@ -729,7 +749,9 @@ static void *supervise(void *arg) {
     (void)arg;
     struct pollfd *p = calloc((size_t)ex.k + 1, sizeof *p);
     int *fds = calloc((size_t)ex.k, sizeof *fds);
-    if (!p || !fds) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
+    char *pumped_max = calloc((size_t)ex.k, 1); /* its last pump stopped at PUMP_MAX */
+    int more = 0;
+    if (!p || !fds || !pumped_max) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
     for (;;) {
         pthread_mutex_lock(&ex.mu);
         int done = 0;
@@ -743,7 +765,8 @@ static void *supervise(void *arg) {
         }
         pthread_mutex_unlock(&ex.mu);
         if (done == ex.k) break;
-        int r = poll(p, (nfds_t)ex.k + 1, -1);
+        int r = poll(p, (nfds_t)ex.k + 1, more ? 0 : -1);
+        more = 0;
         if (r < 0 && errno != EINTR) mproc__mpi_fatal("worker rank %d: poll: %s", mproc__mpi.rank, strerror(errno));
         if (r <= 0) continue;
         int woken = p[0].revents != 0;
@@ -762,9 +785,11 @@ static void *supervise(void *arg) {
             }
             /* Woken: the main thread may have handed x back with a frame or its end already
              * read into the reader, which no poll() would show. */
-            if ((woken || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) && !atomic_load(&x->relay_reads)) {
+            if ((woken || pumped_max[i] || (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) &&
+                !atomic_load(&x->relay_reads)) {
                 pthread_mutex_lock(&x->read_mu);
-                if (x->fd >= 0) pump_replies(x, 0);
+                pumped_max[i] = x->fd >= 0 && pump_replies(x, 0) == PUMP_MORE;
+                more |= pumped_max[i];
                 pthread_mutex_unlock(&x->read_mu);
             }
         }
@@ -772,6 +797,7 @@ static void *supervise(void *arg) {
     }
     free(p);
     free(fds);
+    free(pumped_max);
     return NULL;
 }
 
