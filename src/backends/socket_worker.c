@@ -72,7 +72,7 @@ typedef struct child_chan {
     double idle_mean;         /* mean time from a reply to the next frame (capped) */
     int mail;                 /* the rings' mailboxes are on (frame_mailbox.h) */
     uint64_t down_taken;      /* frames taken from the master, by socket or mailbox */
-    uint64_t up_sent, up_seq; /* frames sent to it; the seq of our last post */
+    uint64_t up_sent, up_seq; /* frames sent up, by socket or mailbox; the seq of our last post */
 } child_chan;
 
 /* A reference frame: the frame it names, in the down ring. */
