@@ -15,12 +15,12 @@ check() { # name expected-condition-description command...
     local name=$1; shift
     if "$@"; then pass=$((pass + 1)); echo "ok - $name"; else fail=$((fail + 1)); echo "not ok - $name"; fi
 }
-# Across nodes the Process's line comes from another host's daemon and the master's from this
-# one: mpirun forwards each node's output on its own, so only the lines, not their order, are
-# promised there (docs/mpi.md).
+# Under mpirun the Process's line comes through its rank's output and the master's through the
+# master's: mpirun forwards each on its own (and each node's, across nodes), so only the lines,
+# not their order, are promised there (docs/mpi.md; seen out of order on one node, 1 run in ~20).
 q3() { local out want; out=$(run "$dir/process_square") || return 1
        want=$(printf 'The square of 5 is 25\nMain process exiting')
-       if [ "$mode" = cluster ]; then out=$(sort <<<"$out"); want=$(sort <<<"$want"); fi
+       if [ "$mode" != fork ]; then out=$(sort <<<"$out"); want=$(sort <<<"$want"); fi
        [ "$out" = "$want" ] || { echo "$out"; return 1; }; }
 q5() { local out; out=$(run "$dir/pool_squares") || return 1
        [ "$out" = "[1, 4, 9, 16, 25]" ] || { echo "$out"; return 1; }; }
