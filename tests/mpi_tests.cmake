@@ -88,6 +88,9 @@ foreach(exe test_pool test_faults)
 endforeach()
 mproc_mpi_test(NAME test_pool_mpi3_no_rings COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_RING=0 $<TARGET_FILE:test_pool>)
+# The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
+mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)
 # Without executors (MPROC_MPI_EXECUTORS=0: tasks run inside the ranks) the pool suite still passes.
 mproc_mpi_test(NAME test_pool_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
   -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_pool>)

@@ -135,9 +135,62 @@ static void read_in_order(mproc__ring *r, int sock, long n, int ack) {
     free(in.buf);
 }
 
+/* The rank's side, as executor.c reads replies: it reads the socket whenever it is readable,
+ * not only when the writer announced a frame there. So the writer may post frame i and send
+ * i + 1 by socket between the reader's look at the mailbox and its read: after a socket frame
+ * the reader looks at the mailbox again, and if frame i is there, the socket's frame is i + 1
+ * (kept for the next take). Without that second look this reader takes i + 1 as i. */
+static void read_whenever_readable(mproc__ring *r, int sock, long n) {
+    mproc__mailbox *m = r->mail;
+    mproc__reader in = {0};
+    uint64_t taken = 0;
+    uint8_t *held = NULL;
+    unsigned misses = 0;
+    mproc__mail_awake(m, 1);
+    while ((long)taken < n) {
+        uint64_t pos;
+        uint32_t len;
+        uint8_t *f = NULL, *got = NULL;
+        if (held) {
+            got = f = held;
+            held = NULL;
+        } else if (mproc__mail_take(m, taken, &pos, &len)) {
+            got = mproc__ring_at(r, pos, len);
+        } else {
+            /* Now and then a pause between the look and the read (a thread woken late): the
+             * window in which a post and a later socket frame can both come. */
+            if (++misses % 4 == 0) usleep(5);
+            struct pollfd pf = {sock, POLLIN, 0};
+            if (!mproc__reader_pending(&in) && poll(&pf, 1, 0) == 0) {
+                sched_yield();
+                continue;
+            }
+            size_t flen;
+            if (mproc__reader_next(&in, sock, &f, &flen) != 1) _exit(10);
+            if (mproc__hdr_kind(f) == MPROC__FRAME_WAKE) {
+                free(f);
+                continue;
+            }
+            got = f;
+            if (mproc__mail_take(m, taken, &pos, &len)) { /* posted before f was sent */
+                held = f;
+                f = NULL;
+                got = mproc__ring_at(r, pos, len);
+            }
+        }
+        if (!got || mproc__hdr_kind(got) != MPROC__FRAME_TASK || mproc__hdr_id(got) != taken) _exit(11);
+        if (!f) mproc__ring_release_to(r, mproc__ring_end(pos, len));
+        free(f);
+        taken++;
+    }
+    free(in.buf);
+}
+
 /* The writer's side: frame i is a TASK with id i; it goes by mailbox when the mailbox is ready
- * and a coin says so, else by socket (counted), with a WAKE when a post may have gone unseen. */
-static void write_frames(mproc__ring *r, int sock, long n, int ack) {
+ * and a coin says so, else by socket (counted), with a WAKE when a post may have gone unseen.
+ * paced: a pause after every other frame, so that the reader is mostly caught up and looking
+ * (where a post and the next frame by socket can fall between its look and its read). */
+static void write_frames(mproc__ring *r, int sock, long n, int ack, int paced, pid_t reader) {
     mproc__mailbox *m = r->mail;
     uint64_t seq = 0;
     unsigned coin = 12345;
@@ -148,26 +201,33 @@ static void write_frames(mproc__ring *r, int sock, long n, int ack) {
         struct iovec v = {f, sizeof f};
         uint64_t pos;
         if ((coin >> 16) % 4 != 0 && mproc__mail_ready(m, seq)) {
-            while (!mproc__ring_put(r, &v, 1, sizeof f, &pos)) sched_yield(); /* the reader releases */
+            while (!mproc__ring_put(r, &v, 1, sizeof f, &pos)) { /* the reader releases */
+                int st;
+                if (waitpid(reader, &st, WNOHANG) == reader) /* ...unless it failed */
+                    fail_msg("the reader ended (status %#x) at frame %ld", (unsigned)st, i);
+                sched_yield();
+            }
             if (!mproc__mail_post(m, (uint64_t)i, pos, sizeof f, &seq)) {
                 uint8_t wake[MPROC__WIRE_HDR_SIZE];
                 mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);
-                if (write(sock, wake, sizeof wake) != (ssize_t)sizeof wake) _exit(12);
+                if (write(sock, wake, sizeof wake) != (ssize_t)sizeof wake) fail_msg("the reader is gone at frame %ld", i);
             }
         } else {
             mproc__mail_count(m, (uint64_t)i + 1);
-            if (write(sock, f, sizeof f) != (ssize_t)sizeof f) _exit(13);
+            if (write(sock, f, sizeof f) != (ssize_t)sizeof f) fail_msg("the reader is gone at frame %ld", i);
         }
         if (ack) { /* one at a time; now and then a pause long enough for the reader to sleep */
             uint64_t got = 0;
             if (read(sock, &got, sizeof got) != (ssize_t)sizeof got || got != (uint64_t)i + 1) _exit(15);
             if (i % 8 == 7) usleep(300);
         }
+        if (paced && i % 2 == 1) usleep(1); /* the reader mostly caught up, looking */
     }
 }
 
-/* n frames from a writer to a reader in another process; ack: the writer waits for each. */
-static void send_between_two_processes(long n, int ack) {
+/* n frames from a writer to a reader in another process; ack: the writer waits for each;
+ * greedy: the reader reads the socket whenever it is readable (read_whenever_readable). */
+static void send_between_two_processes(long n, int ack, int greedy) {
     mproc__ring_pair p;
     int fd, sv[2];
     make_pair(&p, &fd);
@@ -181,12 +241,13 @@ static void send_between_two_processes(long n, int ack) {
         close(sv[0]);
         mproc__ring_pair q;
         if (mproc__ring_pair_map(fd, &q) < 0) _exit(9);
-        read_in_order(&q.down, sv[1], n, ack);
+        if (greedy) read_whenever_readable(&q.down, sv[1], n);
+        else read_in_order(&q.down, sv[1], n, ack);
         _exit(0);
     }
     close(sv[1]);
     alarm(60);
-    write_frames(&p.down, sv[0], n, ack);
+    write_frames(&p.down, sv[0], n, ack, greedy, reader);
     int status = 0;
     assert_int_equal(waitpid(reader, &status, 0), reader);
     alarm(0);
@@ -199,21 +260,30 @@ static void send_between_two_processes(long n, int ack) {
 
 static void frames_keep_their_order_across_two_processes(void **state) {
     (void)state;
-    send_between_two_processes(200000, 0);
+    send_between_two_processes(200000, 0, 0);
 }
 
 /* One frame at a time, the reader often asleep when the next is posted: a post it did not see
  * and no WAKE for it would leave both waiting (the alarm ends the test). */
 static void a_sleeping_reader_is_always_woken(void **state) {
     (void)state;
-    send_between_two_processes(20000, 1);
+    send_between_two_processes(20000, 1, 0);
+}
+
+/* A reader that reads the socket whenever it can (as the rank does) still takes every frame in
+ * order: a frame posted just before a later one went by socket is not skipped. */
+static void a_greedy_socket_reader_keeps_the_order(void **state) {
+    (void)state;
+    send_between_two_processes(20000, 0, 1);
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* a reader that failed shows as a failed write */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(posts_only_when_ready),
         cmocka_unit_test(frames_keep_their_order_across_two_processes),
         cmocka_unit_test(a_sleeping_reader_is_always_woken),
+        cmocka_unit_test(a_greedy_socket_reader_keeps_the_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

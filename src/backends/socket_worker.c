@@ -72,6 +72,8 @@ typedef struct child_chan {
     double idle_mean;         /* mean time from a reply to the next frame (capped) */
     int mail;                 /* the rings' mailboxes are on (frame_mailbox.h) */
     uint64_t down_taken;      /* frames taken from the master, by socket or mailbox */
+    uint8_t *held;            /* a socket frame that came after the mailbox's: the next one */
+    size_t held_len;
     uint64_t up_sent, up_seq; /* frames sent up, by socket or mailbox; the seq of our last post */
 } child_chan;
 
@@ -134,6 +136,13 @@ static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t 
     mproc__mailbox *m = ch->rings.down.mail;
     double spin_until = spin_deadline(ch);
     int readable = 0;
+    if (ch->held) {
+        *frame = ch->held;
+        *len = ch->held_len;
+        ch->held = NULL;
+        ch->down_taken++;
+        return 1;
+    }
     for (;;) {
         uint64_t pos;
         uint32_t n;
@@ -151,6 +160,14 @@ static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t 
             if (mproc__hdr_kind(*frame) == MPROC__FRAME_WAKE) {
                 free(*frame);
                 continue;
+            }
+            /* Posted before this one was sent, after the look above? Then it comes first. */
+            if (mproc__mail_take(m, ch->down_taken, &pos, &n)) {
+                ch->held = *frame;
+                ch->held_len = *len;
+                ch->down_taken++;
+                mproc__ring_ref_encode(ref, pos, n);
+                return 2;
             }
             ch->down_taken++;
             return 1;
@@ -261,7 +278,7 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
      * handler the master installed for itself (a test runner's, say). */
     mproc__fork_child_signals();
     mproc__set_identity(name, index);
-    child_chan chan = {fd, taken, {0}, NULL, 0, 0, IDLE_GAP_CAP_S, 0, 0, 0, 0};
+    child_chan chan = {.fd = fd, .taken = taken, .idle_mean = IDLE_GAP_CAP_S};
     if (ring_fd >= 0) {
         if (mproc__ring_pair_map(ring_fd, &chan.rings) < 0) _exit(70);
         close(ring_fd);

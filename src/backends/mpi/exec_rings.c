@@ -24,11 +24,10 @@ mproc__exec_rings *mproc__exec_rings_new(size_t ring_size, int *memfd) {
     }
     *memfd = fd;
     madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
-    /* Both ends pass frames through the mailboxes too (frame_mailbox.h) only with
-     * MPROC_MPI_EXEC_MAILBOX=1: off by default while a lost frame is open (a map or imap with
-     * chunksize 1 under mpirun -np 3 lost one item in about 1 run of 3 with them on). */
+    /* Both ends pass frames through the mailboxes too (frame_mailbox.h) unless
+     * MPROC_MPI_EXEC_MAILBOX=0 (the socket alone, as before them: for comparisons). */
     const char *mail = getenv("MPROC_MPI_EXEC_MAILBOX");
-    if (mail && strcmp(mail, "1") == 0) {
+    if (!mail || strcmp(mail, "0") != 0) {
         mproc__mail_enable(r->p.down.mail);
         mproc__mail_enable(r->p.up.mail);
     }

@@ -64,6 +64,11 @@ typedef struct executor {
     /* The mailboxes (backends/frame_mailbox.h), when its rings have them on: frames given so
      * far (mu's) and the seq of our last post there; replies taken (read_mu's). */
     uint64_t down_sent, down_seq, up_taken;
+    /* A reply read from the socket that turned out to come after the one in the mailbox
+     * (frame_mailbox.h: a socket frame is checked against the mailbox after it is read): the
+     * next reply, kept for the next look (read_mu's). */
+    uint8_t *held;
+    size_t held_len;
     unsigned quiet_looks;     /* the relay watch's looks that skipped the socket (read_mu's) */
     atomic_int due;           /* given - answered, readable without mu (the relay watch's hint) */
     /* Its rings' up mailbox while they are alive (set and cleared with mu held, before the rings
@@ -304,6 +309,8 @@ static void executor_ended(executor *x, const char *cause) {
         code = mproc__exitcode(status);
     }
     mproc__reader_reset(&x->reader);
+    free(x->held); /* a reply of the ended executor: its task is unanswered */
+    x->held = NULL;
     if (retiring && unanswered == 0) return;
     char why[400];
     snprintf(why, sizeof why, "%.150s%s%s on rank %d (host %s)", cause ? cause : "", cause ? "; " : "", how,
@@ -491,6 +498,13 @@ static void relay_hand_all_back(void);
  * socket (malloc'd): 1 with *f and *len; 0 when there is none now; -1 when the executor ended
  * (reported), or HAND_BACK (by_relay only). read_mu held. */
 static int next_reply(executor *x, int by_relay, uint8_t *mref, uint8_t **f, size_t *len) {
+    if (x->held) {
+        *f = x->held;
+        *len = x->held_len;
+        x->held = NULL;
+        x->up_taken++;
+        return 1;
+    }
     for (int wakes = 0; wakes < PUMP_MAX; wakes++) {
         mproc__mailbox *mb = x->rings && mproc__mail_on(x->rings->p.up.mail) ? x->rings->p.up.mail : NULL;
         int more = mb && mproc__mail_more(mb, x->up_taken); /* before the mailbox: frame_mailbox.h */
@@ -520,6 +534,14 @@ static int next_reply(executor *x, int by_relay, uint8_t *mref, uint8_t **f, siz
             return -1;
         }
         if (mproc__hdr_kind(*f) != MPROC__FRAME_WAKE) {
+            /* Posted before this one was sent, after the look above? Then it comes first. */
+            if (mb && mproc__mail_take(mb, x->up_taken, &pos, &n)) {
+                x->held = *f;
+                x->held_len = *len;
+                mproc__ring_ref_encode(mref, pos, n);
+                *f = mref;
+                *len = MPROC__WIRE_HDR_SIZE;
+            }
             x->up_taken++;
             return 1;
         }
