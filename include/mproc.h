@@ -260,9 +260,10 @@ typedef struct mproc_pool_opts {
     const void *initarg;           /* copied */
     size_t initarg_len;
     int maxtasksperchild;          /* tasks before a worker is replaced; 0 = never */
-    int inflight;                  /* frames kept queued per worker; 0 = default (2; 3 under MPI
-                                    * with executors, whose relay is one more stage) */
-    double task_timeout;           /* seconds a task may run before its worker is killed; 0 = no limit */
+    int inflight;                  /* frames kept queued per worker, 0..64; 0 = default (2; 3 under
+                                    * MPI with executors, whose relay is one more stage) */
+    double task_timeout;           /* seconds a task may run before its worker is killed; 0 = no
+                                    * limit; negative or NaN: MPROC_EINVAL */
     int max_retries;               /* times a task whose worker died is retried; 0 = never */
 } mproc_pool_opts;
 

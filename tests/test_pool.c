@@ -2,6 +2,7 @@
  * mpirun (-np 2, 4, and 3 over TCP only): nothing here assumes a backend or a worker count
  * beyond what mproc_pool_size() reports.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -478,6 +479,12 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.processes = -1}), MPROC_EINVAL);
     assert_null(p2);
     assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.maxtasksperchild = -3}), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.task_timeout = -1}), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.task_timeout = NAN}), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "task_timeout is nan"));
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.inflight = 65}), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "0..64, got 65"));
+    assert_null(p2);
     assert_int_equal(mproc_apply(NULL, &square_task, &x, sizeof x, &y, sizeof y, NULL), MPROC_EBADHANDLE);
     assert_int_equal(mproc_apply(pool, NULL, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
     assert_int_equal(mproc_apply(pool, &stranger, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
