@@ -74,6 +74,7 @@ typedef struct child_chan {
     uint64_t down_taken;      /* frames taken from the master, by socket or mailbox */
     uint8_t *held;            /* a socket frame that came after the mailbox's: the next one */
     size_t held_len;
+    uint64_t placed_pos;      /* where child_place's last room is in the up ring */
     uint64_t up_sent, up_seq; /* frames sent up, by socket or mailbox; the seq of our last post */
 } child_chan;
 
@@ -237,35 +238,54 @@ static void child_release(void *impl, uint8_t *frame) {
     free(frame);
 }
 
+/* Sends the reference of a frame at pos in the up ring: in the mailbox when the master would
+ * see it there (with a WAKE if it may have gone to sleep meanwhile), else on the socket. */
+static int send_ring_ref(child_chan *ch, uint64_t pos, size_t total) {
+    int rc;
+    uint8_t hdr[MPROC__WIRE_HDR_SIZE];
+    struct iovec v = {hdr, sizeof hdr};
+    if (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_seq)) {
+        rc = 0;
+        if (!mproc__mail_post(ch->rings.up.mail, ch->up_sent++, pos, (uint32_t)total, &ch->up_seq)) {
+            mproc__hdr_encode(hdr, MPROC__FRAME_WAKE, 0, 0, 0);
+            rc = mproc__sock_write_frame(ch->fd, &v, 1, NULL, NULL);
+        }
+    } else {
+        if (ch->mail) mproc__mail_count(ch->rings.up.mail, ++ch->up_sent);
+        mproc__ring_ref_encode(hdr, pos, total);
+        rc = mproc__sock_write_frame(ch->fd, &v, 1, NULL, NULL);
+    }
+    ch->replied_at = mproc__now();
+    return rc < 0 ? MPROC_EOF : 0;
+}
+
 static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
     child_chan *ch = impl;
     size_t total = mproc__iov_total(iov, iovcnt);
     uint64_t pos;
-    int rc;
-    if (ch->mail && total >= MPROC__WIRE_HDR_SIZE && total <= UINT32_MAX &&
-        mproc__mail_ready(ch->rings.up.mail, ch->up_seq) && mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
-        rc = 0;
-        if (!mproc__mail_post(ch->rings.up.mail, ch->up_sent++, pos, (uint32_t)total, &ch->up_seq)) {
-            uint8_t wake[MPROC__WIRE_HDR_SIZE]; /* the rank may have gone to sleep meanwhile */
-            mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);
-            struct iovec w = {wake, sizeof wake};
-            rc = mproc__sock_write_frame(ch->fd, &w, 1, NULL, NULL);
-        }
-        ch->replied_at = mproc__now();
-        return rc < 0 ? MPROC_EOF : 0;
-    }
+    /* Into the up ring: a big frame (no copy through the kernel), or any frame whose reference
+     * the mailbox would take now (no system call at all). */
+    int ring = ch->rings.base && total >= MPROC__WIRE_HDR_SIZE && total <= UINT32_MAX &&
+               (total >= MPROC__RING_MIN_FRAME || (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_seq)));
+    if (ring && mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) return send_ring_ref(ch, pos, total);
     if (ch->mail) mproc__mail_count(ch->rings.up.mail, ++ch->up_sent);
-    if (ch->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
-        mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) {
-        uint8_t ref[MPROC__WIRE_HDR_SIZE];
-        mproc__ring_ref_encode(ref, pos, total);
-        struct iovec r = {ref, sizeof ref};
-        rc = mproc__sock_write_frame(ch->fd, &r, 1, NULL, NULL);
-    } else {
-        rc = mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL);
-    }
+    int rc = mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL);
     ch->replied_at = mproc__now();
     return rc < 0 ? MPROC_EOF : 0;
+}
+
+/* Room in the up ring for a result frame the worker builds in place (worker.h's place): the
+ * result is then never copied in this process. */
+static uint8_t *child_place(void *impl, size_t len) {
+    child_chan *ch = impl;
+    if (!ch->rings.base || len < MPROC__RING_MIN_FRAME || len > UINT32_MAX) return NULL;
+    return mproc__ring_reserve(&ch->rings.up, len, &ch->placed_pos);
+}
+
+static int child_send_placed(void *impl, uint8_t *frame, size_t len) {
+    child_chan *ch = impl;
+    (void)frame; /* the room child_place gave last: nothing was put in the ring since */
+    return send_ring_ref(ch, ch->placed_pos, len);
 }
 
 _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
@@ -285,7 +305,7 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
         chan.mail = mproc__mail_on(chan.rings.down.mail);
         if (chan.mail) mproc__mail_awake(chan.rings.down.mail, 1);
     }
-    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release};
+    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release, child_place, child_send_placed};
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);

@@ -2,7 +2,8 @@
  * the result frame; and the serve loop that does this until the master says stop.
  *
  * Backend-independent (a backend supplies the channel). Results of fixed-size tasks are written
- * straight into the outgoing frame; a by-value task's batch function runs a whole chunk in one
+ * straight into the outgoing frame, which is in the channel's frame ring when it gives room
+ * there (no copy of the results at all); a by-value task's batch function runs a whole chunk in one
  * tight loop. A task that fails, or returns an unexpected size, switches the chunk to the
  * table layout (status + length per item) so every item keeps its own outcome.
  */
@@ -170,8 +171,26 @@ static uint32_t run_fixed(const mproc_task *t, const mproc__items *it, mproc_ctx
     return i;
 }
 
+/* Where a result frame is built: the channel's room (mproc__wchan's place) when it gives one,
+ * else the heap. */
+typedef struct out_room {
+    const mproc__wchan *ch; /* NULL: the heap */
+    int placed;             /* the frame is in the channel's room */
+} out_room;
+
+static uint8_t *room_get(out_room *r, size_t len) {
+    uint8_t *at = r && r->ch && r->ch->place ? r->ch->place(r->ch->impl, len) : NULL;
+    if (r) r->placed = at != NULL;
+    return at ? at : malloc(len);
+}
+
+static void room_drop(out_room *r, uint8_t *frame) {
+    if (!(r && r->placed)) free(frame);
+    if (r) r->placed = 0;
+}
+
 static int execute_items(const mproc_task *t, const mproc__items *it, uint16_t kind,
-                         uint64_t id, uint8_t **frame, size_t *frame_len) {
+                         uint64_t id, out_room *room, uint8_t **frame, size_t *frame_len) {
     uint32_t n = it->count, done = 0;
     size_t cursor = 0;
     int rc = 0, stopped_early = 0; /* item `done` ran in run_fixed but needs the table layout */
@@ -180,7 +199,7 @@ static int execute_items(const mproc_task *t, const mproc__items *it, uint16_t k
     uint8_t *fixed = NULL;
     size_t fixed_payload = MPROC__WIRE_RESULT_PREFIX + (size_t)n * t->out_size;
     if (t->out_size && fixed_payload <= MPROC__WIRE_MAX_PAYLOAD) {
-        fixed = malloc(MPROC__WIRE_HDR_SIZE + fixed_payload);
+        fixed = room_get(room, MPROC__WIRE_HDR_SIZE + fixed_payload);
         if (!fixed) return mproc__error(MPROC_ENOMEM, "no memory for a result frame");
         uint8_t *out = fixed + MPROC__WIRE_HDR_SIZE + MPROC__WIRE_RESULT_PREFIX;
         if (t->batch && it->item_size == t->in_size) {
@@ -219,7 +238,7 @@ static int execute_items(const mproc_task *t, const mproc__items *it, uint16_t k
         int r = run_one(t, &ctx, in, len);
         err = table_put_ctx(&tb, i, r, &ctx);
     }
-    free(fixed);
+    room_drop(room, fixed);
     free(ctx.heap);
     if (!err)
         err = table_finish(&tb, kind == MPROC__FRAME_INIT ? MPROC__FRAME_INIT_RESULT : MPROC__FRAME_RESULT,
@@ -231,8 +250,8 @@ static int execute_items(const mproc_task *t, const mproc__items *it, uint16_t k
     return err;
 }
 
-int mproc__execute(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *payload,
-                   size_t payload_len, uint8_t **frame, size_t *frame_len) {
+static int execute_in(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *payload,
+                     size_t payload_len, out_room *room, uint8_t **frame, size_t *frame_len) {
     *frame = NULL;
     *frame_len = 0;
     mproc__items it;
@@ -243,9 +262,14 @@ int mproc__execute(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *
                                 task_id, mproc__registry_count());
     running_id = id;
     running_name = t->name;
-    rc = execute_items(t, &it, kind, id, frame, frame_len);
+    rc = execute_items(t, &it, kind, id, room, frame, frame_len);
     running_name = NULL;
     return rc;
+}
+
+int mproc__execute(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_t *payload,
+                   size_t payload_len, uint8_t **frame, size_t *frame_len) {
+    return execute_in(kind, id, task_id, payload, payload_len, NULL, frame, frame_len);
 }
 
 /* Sends a malloc'd frame and frees it (the channel may take it over instead of copying it). */
@@ -319,10 +343,11 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
     case MPROC__FRAME_INIT: {
         uint8_t *out;
         size_t out_len;
-        rc = mproc__execute(h.kind, h.id, h.arg, frame + MPROC__WIRE_HDR_SIZE, h.length, &out, &out_len);
+        out_room room = {ch->send_placed ? ch : NULL, 0};
+        rc = execute_in(h.kind, h.id, h.arg, frame + MPROC__WIRE_HDR_SIZE, h.length, &room, &out, &out_len);
         if (rc < 0) return rc;
         fflush(stdout); /* what a task printed appears now, not when the worker exits */
-        rc = send_and_free(ch, out, out_len);
+        rc = room.placed ? ch->send_placed(ch->impl, out, out_len) : send_and_free(ch, out, out_len);
         return rc < 0 ? rc : 1;
     }
     case MPROC__FRAME_BATCH:

@@ -29,6 +29,13 @@ typedef struct mproc__wchan {
     /* Optional: gives back a frame recv returned once it is served (the loop frees it when
      * NULL): a channel may hand out frames that are not malloc'd (backends/frame_ring.h). */
     void (*release)(void *impl, uint8_t *frame);
+    /* Optional, with send_placed: room for a result frame of len bytes where send_placed sends
+     * it without a copy (a frame ring), or NULL (the loop mallocs it). The tasks write their
+     * results straight into it. Room asked for and never sent is abandoned (the channel frees it
+     * with the next frame it sends). */
+    uint8_t *(*place)(void *impl, size_t len);
+    /* Sends the frame built in the room place gave (frame is that room, len at most its size). */
+    int (*send_placed)(void *impl, uint8_t *frame, size_t len);
 } mproc__wchan;
 
 /* The task this worker is running now (for crash reports from a signal handler): its name, or

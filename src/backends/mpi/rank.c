@@ -544,7 +544,7 @@ _Noreturn void mproc__mpi_rank_main(void) {
     } else {
         /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
         if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
-        mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned, NULL};
+        mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned, NULL, NULL, NULL};
         int rc = mproc__worker_serve(&ch, rank - 1);
         if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
     }
