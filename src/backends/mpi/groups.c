@@ -258,6 +258,23 @@ long mproc__mpi_worker_pid(mproc__group *g, int worker) {
     return pid;
 }
 
+/* Longest a stopping pool waits for the executors it killed to be reported gone: a rank reaps
+ * its executor within 2 s (executor.c's REAP_GRACE) even when the process will not die. */
+#define KILLED_GONE_S 5.0
+
+/* Every executor of the ranks marked in `killed` (a char per rank) is reported gone (its
+ * EXEC_DIED came: its view's pid is 0), or its rank is lost. Lock held. */
+static int killed_are_gone(const void *arg) {
+    const char *killed = arg;
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        if (!killed[r] || mproc__mpi_is_gone(r)) continue;
+        const mproc__exec_view *x = &mproc__master.exec[r];
+        for (int e = 0; e < x->nexec; e++)
+            if (mproc__master.wk[x->first + e].pid != 0) return 0;
+    }
+    return 1;
+}
+
 void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     (void)graceful; /* ranks are never stopped with a pool; see the file comment */
     if (!g) return;
@@ -270,9 +287,13 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     /* Work still running on a rank cannot be taken back: its replies are dropped on arrival.
      * Where it runs in an executor, the executor is killed, so the rank is free at once (the
      * next pool gets a fresh one). */
+    char *killed = calloc((size_t)mproc__mpi.size, 1);
+    int any_killed = 0;
     for (int r = 1; r < mproc__mpi.size && mproc__master.outstanding; r++) {
         if (mproc__master.outstanding[r] && mproc__master.exec[r].on && !mproc__mpi_is_gone(r)) {
             mproc__mpi_send_hdr(r, MPROC__FRAME_EXEC_KILL, MPROC__EXEC_ALL, 0, mproc__mpi_route);
+            if (killed) killed[r] = 1;
+            any_killed = 1;
             /* Every executor of the rank dies, in this pool or not: each is replaced by the
              * next pool that includes it. */
             const mproc__exec_view *x = &mproc__master.exec[r];
@@ -282,6 +303,10 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
         mproc__master.outstanding_total -= mproc__master.outstanding[r];
         mproc__master.outstanding[r] = 0;
     }
+    /* As Python's terminate(): when this returns, no task of the pool still runs or starts (a
+     * killed executor could otherwise take a frame already queued for it in the meantime). */
+    if (any_killed && killed) mproc__mpi_wait_until(killed_are_gone, killed, mproc__deadline(KILLED_GONE_S), MPROC__MPI_BUSY_CAP_NS);
+    free(killed);
     while (g->head) {
         mproc__mpi_event *e = g->head;
         g->head = e->next;
