@@ -108,8 +108,8 @@ const char *mproc_backend_name(void);
 /* CPUs this process may run on (its affinity mask), at least 1. */
 int mproc_cpu_count(void);
 /* How many workers a pool can have at most: under MPI every executor of every worker rank (one
- * per rank unless MPROC_MPI_EXECUTORS says otherwise; a lost rank's still count); under fork a
- * large number (limited by the system). */
+ * per rank unless MPROC_MPI_EXECUTORS says otherwise; a lost rank's still count); under fork
+ * 4096. A pool asked for more gets this many (mproc_pool_size says how many it has). */
 int mproc_max_workers(void);
 
 /* ---------------------------------------------------------------------------------------------
@@ -255,7 +255,8 @@ typedef struct mproc_async mproc_async;
 typedef struct mproc_iter mproc_iter;
 
 typedef struct mproc_pool_opts {
-    int processes;                 /* workers; 0 = one per CPU (fork) or every worker rank (MPI) */
+    int processes;                 /* workers; 0 = one per CPU (fork) or every worker rank (MPI);
+                                    * at most mproc_max_workers() (more is capped to it) */
     const mproc_task *initializer; /* run once in each worker as it starts; NULL = none */
     const void *initarg;           /* copied */
     size_t initarg_len;
@@ -313,8 +314,9 @@ typedef struct mproc_call_opts {
     int journal_sync;              /* MPROC_JOURNAL_INTERVAL (0), _ALWAYS or _NEVER */
 } mproc_call_opts;
 /* An option that does not apply to a call is MPROC_EINVAL naming it, never ignored: fail_fast,
- * item_status, callback and error_callback on imap; journal, fail_fast, item_status, progress
- * and progress_bar on apply_async. A negative or NaN timeout is MPROC_EINVAL. */
+ * item_status, callback and error_callback on imap; journal, fail_fast, item_status, progress,
+ * progress_bar, progress_hz and chunksize on apply_async; journal_sync without a journal. A
+ * negative or NaN timeout is MPROC_EINVAL. */
 
 /* Journal (mproc_call_opts.journal): every finished item's index, status and result are
  * appended to the file as checksummed records, in batched writes by a thread of their own

@@ -129,6 +129,7 @@ static void ended(mproc_process *p, int exitcode) {
 
 int mproc_process_join(mproc_process *p, double timeout) {
     int rc = check(p, "mproc_process_join");
+    if (rc == 0) rc = mproc__timeout_check(timeout, "mproc_process_join");
     if (rc < 0) return rc;
     if (p->state == P_CREATED) return mproc__error(MPROC_ESTATE, "mproc_process_join: process '%s' was never started", p->name);
     if (p->state == P_ENDED) return 0;

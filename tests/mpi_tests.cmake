@@ -88,6 +88,15 @@ foreach(exe test_pool test_faults)
 endforeach()
 mproc_mpi_test(NAME test_pool_mpi3_no_rings COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_RING=0 $<TARGET_FILE:test_pool>)
+# A bad value of a worker rank's variable ends the job at its start, with a sentence naming it.
+mproc_mpi_test(NAME mpi_bad_exec_ring_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXEC_RING=abc $<TARGET_FILE:test_process>)
+set_tests_properties(mpi_bad_exec_ring_env PROPERTIES
+  PASS_REGULAR_EXPRESSION "cannot start its executor: MPROC_MPI_EXEC_RING=abc: want 0 \\(no rings\\) or bytes")
+mproc_mpi_test(NAME mpi_bad_exec_mailbox_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXEC_MAILBOX=abc $<TARGET_FILE:test_process>)
+set_tests_properties(mpi_bad_exec_mailbox_env PROPERTIES
+  PASS_REGULAR_EXPRESSION "cannot start its executor: MPROC_MPI_EXEC_MAILBOX=abc: want 0 \\(off\\) or 1")
 # The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
 mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)

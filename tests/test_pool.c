@@ -525,6 +525,54 @@ static void test_bad_ring_size_is_refused(void **state) {
     else unsetenv("MPROC_FORK_RING");
 }
 
+/* Timeouts of every wait on a pool: INFINITY and 1e300 wait for ever as -1 does (they once
+ * made every timed wait fail at once, so the wait spun for ever after its result came); NaN is
+ * MPROC_EINVAL, also on a handle that is ready already. */
+static void test_endless_and_nan_timeouts(void **state) {
+    (void)state;
+    mproc_pool *pool = new_pool(2);
+    long x = 30, y = 0;
+    const double endless[] = {INFINITY, 1e300};
+    for (int k = 0; k < 2; k++) {
+        double t = endless[k];
+        mproc_async *a, *b;
+        assert_int_equal(mproc_apply_async(pool, &sleep_ms_task, &x, sizeof x, NULL, &a), 0);
+        assert_int_equal(mproc_async_wait(a, t), 0);
+        assert_int_equal(mproc_async_get_into(a, t, &y, sizeof y), 0);
+        assert_int_equal(mproc_async_wait(a, NAN), MPROC_EINVAL); /* ready, still refused */
+        assert_non_null(strstr(mproc_last_error(), "NaN"));
+        assert_int_equal(mproc_apply_async(pool, &sleep_ms_task, &x, sizeof x, NULL, &b), 0);
+        size_t idx = 9;
+        mproc_async *hs[2] = {a, b};
+        assert_int_equal(mproc_async_wait_any(&hs[1], 1, t, &idx), 0);
+        assert_int_equal(idx, 0);
+        assert_int_equal(mproc_async_wait_all(hs, 2, t), 0);
+        assert_int_equal(mproc_async_wait_any(hs, 2, NAN, &idx), MPROC_EINVAL);
+        assert_int_equal(mproc_async_wait_all(hs, 2, NAN), MPROC_EINVAL);
+        mproc_async_free(a);
+        mproc_async_free(b);
+        mproc_waitset *ws;
+        assert_int_equal(mproc_waitset_create(&ws), 0);
+        assert_int_equal(mproc_apply_async(pool, &sleep_ms_task, &x, sizeof x, NULL, &a), 0);
+        assert_int_equal(mproc_waitset_add(ws, a), 0);
+        assert_int_equal(mproc_waitset_next(ws, NAN, &b), MPROC_EINVAL);
+        assert_int_equal(mproc_waitset_next(ws, t, &b), 0);
+        assert_ptr_equal(b, a);
+        mproc_async_free(a);
+        mproc_waitset_free(ws);
+        long in[3] = {10, 20, 30};
+        mproc_iter *it;
+        assert_int_equal(mproc_imap(pool, &sleep_ms_task, in, sizeof in[0], 3, NULL, &it), 0);
+        const void *d;
+        size_t len, i;
+        assert_int_equal(mproc_iter_next(it, NAN, &d, &len, &i), MPROC_EINVAL);
+        for (int n = 0; n < 3; n++) assert_int_equal(mproc_iter_next(it, t, &d, &len, &i), 0);
+        assert_int_equal(mproc_iter_next(it, t, &d, &len, &i), MPROC_EOF);
+        mproc_iter_free(it);
+    }
+    assert_int_equal(mproc_pool_free(pool), 0);
+}
+
 static void test_bad_input(void **state) {
     mproc_pool *pool = new_pool(0);
     long x = 3, y;
@@ -552,6 +600,15 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 4, 1, NULL), MPROC_ESIZE);
     assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_ESIZE); /* as apply's */
     assert_int_equal(mproc_map(pool, &echo_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL); /* any size, but one */
+    if (mproc_backend() == MPROC_BACKEND_FORK) assert_int_equal(mproc_max_workers(), 4096); /* as the header says */
+    /* Options that do nothing on a call are refused, not ignored. */
+    assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, &(mproc_call_opts){.chunksize = 5}, &a),
+                     MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "chunksize"));
+    assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, &(mproc_call_opts){.progress_hz = 2}, &a),
+                     MPROC_EINVAL);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 8, 1, &(mproc_call_opts){.journal_sync = 5}), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "no journal"));
     short small;
     assert_int_equal(mproc_apply(pool, &square_task, &x, sizeof x, &small, sizeof small, NULL), MPROC_ESIZE);
     assert_non_null(strstr(mproc_last_error(), "out_cap"));
@@ -698,6 +755,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_map_sizes_and_chunks),
     cmocka_unit_test(test_map_errors_reach_caller_and_pool_goes_on),
     cmocka_unit_test(test_big_chunks_with_failures_keep_every_result),
+    cmocka_unit_test(test_endless_and_nan_timeouts),
     cmocka_unit_test(test_imap_ordered),
     cmocka_unit_test(test_imap_unordered_each_once_with_errors),
     cmocka_unit_test(test_imap_window_is_bounded),

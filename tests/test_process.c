@@ -1,6 +1,7 @@
 /* test_process - Process, end to end: start/join, exit codes as Python reports them, timeouts,
  * terminate and kill, names, and bad use. The same source runs under fork and under mpirun.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -115,7 +116,9 @@ static void test_seed_process_square(void **state) {
     assert_int_equal(strncmp(mproc_process_name(p), "Process-", 8), 0);
     assert_int_equal(mproc_process_start(p), 0);
     assert_true(mproc_process_pid(p) > 0);
-    assert_int_equal(mproc_process_join(p, -1), 0);
+    assert_int_equal(mproc_process_join(p, NAN), MPROC_EINVAL); /* a NaN timeout is refused */
+    assert_non_null(strstr(mproc_last_error(), "NaN"));
+    assert_int_equal(mproc_process_join(p, INFINITY), 0); /* waits for ever, as -1 */
     int code = -100;
     assert_int_equal(mproc_process_exitcode(p, &code), 0);
     assert_int_equal(code, 0);

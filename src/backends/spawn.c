@@ -153,11 +153,11 @@ static void nap(double seconds) {
 }
 
 int mproc__wait_child(pid_t pid, double timeout, int *status) {
-    if (timeout < 0) {
+    double deadline = mproc__deadline(timeout), step = 50e-6;
+    if (deadline < 0) { /* for ever (a negative or an endless timeout) */
         if (mproc__waitpid(pid, status, 0) == pid) return 0;
         return mproc__error(MPROC_ESYS, "waitpid(%ld): %s", (long)pid, strerror(errno));
     }
-    double deadline = mproc__deadline(timeout), step = 50e-6;
     int pfd = open_pidfd(pid);
     for (;;) {
         pid_t r = mproc__waitpid(pid, status, WNOHANG);

@@ -52,8 +52,11 @@ int mproc__require_init(const char *fn);
 
 /* Monotonic clock in seconds. */
 double mproc__now(void);
-/* Deadline for a timeout (< 0: infinite -> returns -1). */
+/* Deadline for a timeout (< 0, INFINITY or more than ~31 years: infinite -> returns -1). */
 double mproc__deadline(double timeout);
+/* MPROC_EINVAL naming fn when a blocking call's timeout is NaN, else 0: every blocking call
+ * checks it first, before it looks whether it must wait at all. */
+int mproc__timeout_check(double timeout, const char *fn);
 /* Seconds left until deadline (-1 for infinite, 0 if passed). */
 double mproc__remaining(double deadline);
 

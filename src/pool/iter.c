@@ -285,8 +285,12 @@ int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *l
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_next: iterator is NULL or freed");
     }
+    int rc = mproc__timeout_check(timeout, "mproc_iter_next");
+    if (rc < 0) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return rc;
+    }
     double deadline = mproc__deadline(timeout);
-    int rc;
     while (!next_step(it, &rc, data, len, index)) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {
             rc = mproc__error(MPROC_ETIMEDOUT, "mproc_iter_next: no result within %g s", timeout);

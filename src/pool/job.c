@@ -236,6 +236,7 @@ void mproc__job_fail_items(mproc_async *a, size_t first, size_t count, int err, 
 int mproc__async_wait(mproc_async *a, double timeout, const char *fn) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__async_check(a, fn);
+    if (rc == 0) rc = mproc__timeout_check(timeout, fn);
     double deadline = mproc__deadline(timeout);
     while (rc == 0 && !a->ready) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {

@@ -197,10 +197,13 @@ int mproc__call_opts_check(const mproc_call_opts *o, int kind, const char *fn) {
     if (!o) return 0;
     if (!(o->timeout >= 0)) /* negative or NaN */
         return mproc__error(MPROC_EINVAL, "%s: timeout is %g: want seconds >= 0 (0 = the pool's)", fn, o->timeout);
+    if (o->journal_sync && !o->journal)
+        return mproc__error(MPROC_EINVAL, "%s: journal_sync is %d but there is no journal", fn, o->journal_sync);
     if (kind == MPROC__CALL_MAP) return 0;
     const char *what = o->fail_fast ? "fail_fast" : NULL;
     if (kind == MPROC__CALL_APPLY && !what)
-        what = o->journal ? "journal" : o->item_status ? "item_status" : o->progress ? "progress" : o->progress_bar ? "progress_bar" : NULL;
+        what = o->journal ? "journal" : o->item_status ? "item_status" : o->progress ? "progress" : o->progress_bar ? "progress_bar"
+             : o->progress_hz ? "progress_hz" : o->chunksize ? "chunksize" : NULL;
     if (kind == MPROC__CALL_IMAP && !what)
         what = o->item_status ? "item_status" : o->callback ? "callback" : o->error_callback ? "error_callback" : NULL;
     if (!what) return 0;

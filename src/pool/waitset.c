@@ -103,6 +103,8 @@ int mproc_waitset_add(mproc_waitset *ws, mproc_async *a) {
 
 /* Lock held. */
 static int next_ready(mproc_waitset *ws, double timeout, mproc_async **a, const char *fn) {
+    int rc = mproc__timeout_check(timeout, fn);
+    if (rc < 0) return rc;
     double deadline = mproc__deadline(timeout);
     for (;;) {
         if (ws->ready_head) {
@@ -165,6 +167,7 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
     pthread_mutex_lock(&mproc__core_lock);
     int rc = check_array(handles, n, index, "mproc_async_wait_any");
     if (rc == 0 && n == 0) rc = mproc__error(MPROC_EINVAL, "mproc_async_wait_any: no handles");
+    if (rc == 0) rc = mproc__timeout_check(timeout, "mproc_async_wait_any");
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (handles[i]->ready) {
             *index = i;
@@ -211,6 +214,7 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
 int mproc_async_wait_all(mproc_async *const *handles, size_t n, double timeout) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = check_array(handles, n, NULL, "mproc_async_wait_all");
+    if (rc == 0) rc = mproc__timeout_check(timeout, "mproc_async_wait_all");
     double deadline = mproc__deadline(timeout);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         while (!handles[i]->ready) {

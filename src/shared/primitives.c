@@ -95,7 +95,8 @@ void mproc__sh_wake(_Atomic uint32_t *word, int n) {
 }
 
 int mproc__sh_deadline(double timeout, double *deadline, const char *fn) {
-    if (isnan(timeout)) return mproc__error(MPROC_EINVAL, "%s: the timeout is NaN", fn);
+    int rc = mproc__timeout_check(timeout, fn);
+    if (rc < 0) return rc;
     *deadline = mproc__deadline(timeout);
     return 0;
 }

@@ -830,6 +830,9 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     ex.ident_base = ident_base;
     int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &ex.ring_size);
     if (rc < 0) return rc;
+    const char *mail = getenv("MPROC_MPI_EXEC_MAILBOX"); /* read by exec_rings.c */
+    if (mail && strcmp(mail, "0") != 0 && strcmp(mail, "1") != 0)
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXEC_MAILBOX=%s: want 0 (off) or 1 (on, the default)", mail);
     if (gethostname(ex.host, sizeof ex.host) < 0) snprintf(ex.host, sizeof ex.host, "?");
     ex.host[sizeof ex.host - 1] = '\0';
     ex.x = calloc((size_t)k, sizeof *ex.x);
