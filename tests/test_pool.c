@@ -284,9 +284,11 @@ static int gen_longs(void *ud, size_t i, void *item) {
 static void test_imap_window_is_bounded(void **state) {
     mproc_pool *pool; /* 2 frames per worker, whatever the backend's default: the bound uses it */
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.inflight = 2}), 0);
-    gen_state g = {200000, 0};
+    gen_state g = {400000, 0};
     size_t chunk = 100;
-    size_t bound = (size_t)mproc_pool_size(pool) * 2 * 2 * chunk + 2 * chunk + 4 * chunk;
+    /* 2 chunks per frame in flight, times up to 64 for chunks of short tasks (so that every
+     * frame can carry a whole batch), and a few chunks being read or delivered. */
+    size_t bound = (size_t)mproc_pool_size(pool) * 2 * 2 * 64 * chunk + 2 * chunk + 4 * chunk;
     mproc_iter *it;
     assert_int_equal(mproc_imap_gen(pool, &square_task, gen_longs, &g, sizeof(long), 1, &(mproc_call_opts){.chunksize = chunk}, &it), 0);
     const void *data;

@@ -37,6 +37,15 @@ uint32_t mproc__batch_size(const mproc_pool *p) {
     return b > BATCH_MAX ? BATCH_MAX : (uint32_t)b;
 }
 
+size_t mproc__iter_window(const mproc_pool *p, size_t chunk_items, size_t chunk_bytes) {
+    size_t base = (size_t)p->n * (size_t)p->inflight * 2;
+    if (base < 4) base = 4;
+    if (!chunk_bytes || chunk_bytes > BATCH_ITEM_MAX || p->opts.maxtasksperchild > 0 || p->svc <= 0) return base;
+    double b = BATCH_TARGET_S / (p->svc * (double)(chunk_items ? chunk_items : 1));
+    if (b < 1) return base;
+    return base * (size_t)(b > BATCH_MAX ? BATCH_MAX : b);
+}
+
 void mproc__note_service(mproc_pool *p, int w, const mproc__chunk *c) {
     mproc__wstate *ws = &p->ws[w];
     double now = mproc__now();

@@ -118,6 +118,9 @@ static size_t generate(mproc_iter *it, uint8_t **buf) {
 
 /* Submits chunks until the window is full or the input ends (lock held). */
 static void top_up(mproc_iter *it) {
+    /* A journaled imap keeps the narrow window: what runs unrecorded when it is dropped (or
+     * killed) stays a few chunks per worker, as its resume promises. */
+    if (it->pool) it->window = mproc__iter_window(it->pool, it->chunksize, it->journal ? 0 : it->chunksize * it->owner.in_size);
     while (!it->input_done && it->owner.live_chunks < it->window && it->pool && it->pool->state == MPROC__POOL_RUN) {
         uint8_t *owned = NULL;
         size_t count;
@@ -383,8 +386,6 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     mproc__progress_resumed(it->owner.prog, got_done, got_failed);
     it->pool = pool;
     it->owner.pool = pool;
-    it->window = (size_t)pool->n * (size_t)pool->inflight * 2;
-    if (it->window < 4) it->window = 4;
     it->next_live = pool->iters;
     if (pool->iters) pool->iters->prev_live = it;
     pool->iters = it;

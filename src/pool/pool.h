@@ -379,6 +379,13 @@ int mproc__batchable(const mproc_pool *p, const mproc__chunk *c);
 /* Chunks worth putting in one frame now: ~1 ms of measured work, at most a share of what is
  * left, 1..64. */
 uint32_t mproc__batch_size(const mproc_pool *p);
+/* How many chunks of chunk_items items (chunk_bytes of input; 0: not known) an imap keeps
+ * submitted: two frames' worth per frame in flight; for chunks small enough to batch, once the
+ * pool has measured its tasks short, enough for every frame in flight to be a whole batch (an
+ * imap of chunksize 1 was otherwise a ping-pong of single tasks: 70-80k items/s against
+ * millions for a map). A constant either way: at most BATCH_MAX times the first, each chunk at
+ * most 16 KiB of input, so memory still does not grow with the input. */
+size_t mproc__iter_window(const mproc_pool *p, size_t chunk_items, size_t chunk_bytes);
 /* Sends chunks first..(frames in all) as one BATCH frame; releases the lock while sending. */
 int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames);
 /* A frame's last chunk completed on worker w: updates the service-time estimate. */
