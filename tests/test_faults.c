@@ -443,7 +443,7 @@ static long crash_every_30000th(long i) {
 MPROC_TASK_VALUE(crash_every_30000th, long, long);
 
 /* The same with chunks of 32 KB, which the MPI ranks receive straight into their executors'
- * rings (src/backends/mpi/executor.c): the crashes restart executors while chunks stream into
+ * rings (src/backends/mpi/exec_give.c): the crashes restart executors while chunks stream into
  * them, and every other item is still right. */
 static void test_map_of_big_chunks_with_crashing_items(void **state) {
     enum { N = 120000 };

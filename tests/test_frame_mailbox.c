@@ -81,7 +81,7 @@ static void posts_only_when_ready(void **state) {
     close(fd);
 }
 
-/* The reader's side of the protocol, as socket_worker.c and executor.c follow it: the next frame
+/* The reader's side of the protocol, as socket_worker.c and exec_give.c / exec_replies.c follow it: the next frame
  * is the mailbox's if its number is next, else the socket's (a WAKE skipped, not counted); with
  * nothing announced, look a while, then say "asleep", look once more, and sleep in poll(). */
 static void read_in_order(mproc__ring *r, int sock, long n, int ack) {
@@ -135,7 +135,7 @@ static void read_in_order(mproc__ring *r, int sock, long n, int ack) {
     free(in.buf);
 }
 
-/* The rank's side, as executor.c reads replies: it reads the socket whenever it is readable,
+/* The rank's side, as exec_replies.c reads replies: it reads the socket whenever it is readable,
  * not only when the writer announced a frame there. So the writer may post frame i and send
  * i + 1 by socket between the reader's look at the mailbox and its read: after a socket frame
  * the reader looks at the mailbox again, and if frame i is there, the socket's frame is i + 1

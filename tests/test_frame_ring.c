@@ -107,7 +107,7 @@ static void full_ring_refuses_until_released(void **state) {
     mproc__ring_pair_unmap(&p);
 }
 
-/* A receive straight into the ring (backends/mpi/executor.c): room reserved, filled after the
+/* A receive straight into the ring (backends/mpi/exec_give.c): room reserved, filled after the
  * call and resolved through its reference; room reserved and never referenced (the frame left
  * the ring) is freed with the next frame released after it; a full ring reserves nothing. */
 static void reserved_room_is_filled_later_and_freed_with_the_next(void **state) {

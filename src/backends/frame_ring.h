@@ -2,7 +2,7 @@
  * one-way rings, one toward a worker process and one back, in one memfd mapping.
  *
  * Why: a frame relayed through a socket is copied into the kernel and out again on each hop. A
- * rank that relays a map's chunks to its executor (backends/mpi/executor.c) paid four such
+ * rank that relays a map's chunks to its executor (backends/mpi/exec_give.c) paid four such
  * copies per chunk; through a ring the writer copies the frame once into shared memory and
  * sends only a 24-byte reference frame (MPROC__FRAME_RING: id = its position, arg = its length)
  * on the socket, which still carries everything else, in order. The reader uses the frame in

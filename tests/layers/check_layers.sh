@@ -37,10 +37,12 @@ level() {
     backends/mpi/net_watch.c) echo 42 ;;
     backends/mpi/transport.c | backends/mpi/exec_rings.c) echo 42 ;;
     backends/mpi/exec_spawn.c) echo 43 ;;
-    backends/mpi/routing.c | backends/mpi/executor.c) echo 44 ;;
-    backends/mpi/watchdog.c) echo 45 ;;
-    backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 46 ;;
-    backends/mpi/master.c) echo 47 ;;
+    backends/mpi/routing.c | backends/mpi/exec_state.c) echo 44 ;;
+    backends/mpi/exec_give.c | backends/mpi/exec_replies.c) echo 45 ;;
+    backends/mpi/executor.c) echo 46 ;;
+    backends/mpi/watchdog.c) echo 47 ;;
+    backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 48 ;;
+    backends/mpi/master.c) echo 49 ;;
     backends/table.c) echo 50 ;;
     pool/backend_calls.c) echo 60 ;;
     pool/queue.c) echo 61 ;;

@@ -1,5 +1,5 @@
 /* executor.h - the process a worker rank runs its tasks in, and the rank's supervision of it
- * (executor.c).
+ * (executor.c, exec_give.c, exec_replies.c, exec_state.c).
  *
  * A worker rank never runs a task itself: it relays the master's TASK, INIT and BATCH frames to
  * its executor (a socket_worker, the fork backend's worker code, forked by the rank's fork

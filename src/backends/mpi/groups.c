@@ -259,7 +259,7 @@ long mproc__mpi_worker_pid(mproc__group *g, int worker) {
 }
 
 /* Longest a stopping pool waits for the executors it killed to be reported gone: a rank reaps
- * its executor within 2 s (executor.c's REAP_GRACE) even when the process will not die. */
+ * its executor within 2 s (exec_state.h's MPROC__EXEC_REAP_GRACE) even when the process will not die. */
 #define KILLED_GONE_S 5.0
 
 /* Every executor of the ranks marked in `killed` (a char per rank) is reported gone (its

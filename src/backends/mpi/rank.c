@@ -165,7 +165,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         }
         if (rc == 1) break;
         check_master();
-        if (rank_state.relaying) { /* replies the main thread watches for (executor.c) */
+        if (rank_state.relaying) { /* replies the main thread watches for (exec_replies.c) */
             pthread_mutex_unlock(&mproc__mpi.lock);
             /* An executor with a reply due may be on this core: then every look yields to it;
              * with none due, no look does (an executor spinning for its next frame would only

@@ -178,7 +178,7 @@ void mproc__mpi_note_arrival(void) {
 
 int mproc__mpi_streaming(void) { return atomic_load_explicit(&streaming, memory_order_relaxed); }
 
-/* Called by this thread before each sleep (the relay's executor watch, executor.c). */
+/* Called by this thread before each sleep (the relay's executor watch, exec_replies.c). */
 static _Thread_local void (*sleep_hook)(void);
 
 void mproc__mpi_on_sleep(void (*fn)(void)) { sleep_hook = fn; }
