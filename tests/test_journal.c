@@ -234,6 +234,11 @@ static void test_journal_bad_options(void **state) {
                                &(mproc_call_opts){.journal = "/nonexistent-dir/j"}),
                      MPROC_ESYS);
     assert_non_null(strstr(mproc_last_error(), "/nonexistent-dir/j"));
+    /* An empty path is a mistake, not a file that cannot be opened. */
+    assert_int_equal(mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, 10,
+                               &(mproc_call_opts){.journal = ""}),
+                     MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "empty"));
     /* The pool is fine after refusals. */
     assert_int_equal(mproc_map(p, &counted_task, in, sizeof *in, out, sizeof *out, 10, NULL), 0);
     assert_int_equal(mproc_pool_free(p), 0);

@@ -397,6 +397,7 @@ uint64_t mproc__journal_fingerprint_items(const mproc_item *items, size_t n) {
 int mproc__journal_open(mproc__journal **out, const char *path, int sync, const char *task, size_t in_size,
                         size_t out_size, size_t n, uint64_t fp, mproc__journal_item_fn fn, void *ud, int keep_data) {
     *out = NULL;
+    if (!path[0]) return mproc__error(MPROC_EINVAL, "journal path is empty: want a file's path, or NULL for none");
     if (strlen(path) >= sizeof((mproc__journal *)0)->path)
         return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
     if (sync < MPROC_JOURNAL_NEVER || sync > MPROC_JOURNAL_ALWAYS)
