@@ -24,21 +24,36 @@
  *                         ~0.5 s serial; CHUNK = 1 or auto (ceil(n / (4 * workers)))
  *                         -> value = parallel wall s, serial = same tasks in-process
  *                         (mean of a run before and one after the parallel run)
+ * With FLOOR_RELAY=1 in the environment (peer name c_relay_floor; rtt, apply, map, gran)
+ * each worker rank runs its tasks in a child process forked before MPI_Init, as mproc's
+ * executors are, and relays: it receives a request straight into a slot of memory shared with
+ * the child (MPI_Improbe / MPI_Mrecv), bumps a counter, and sends the child's answer straight
+ * from the shared slot. The child polls the shared counter with sched_yield() between looks;
+ * the rank polls MPI and the counter, yielding only while an answer is due (the child may
+ * share its core); the master yields between its MPI_Test calls; each sleeps 100 us at a
+ * time after ~20,000 empty looks. This is the floor for fault isolation: what the extra process costs a
+ * hand-written program on the same cores.
  * The master calibrates and times the serial reference before releasing the
  * workers and again after stopping them (both times they wait on an
  * MPI_Ibarrier, testing it every 1 ms, so they do not busy-poll against the
  * master on a small box).  Timings exclude start-up and
  * input construction.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <math.h>
 #include <mpi.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
-#define PEER "c_mpi_floor"
+static const char *PEER = "c_mpi_floor";
 #define DEPTH 2
 #define MAXW 64
 #define TAG_STOP 1000
@@ -138,6 +153,162 @@ static void worker(int op)
     free(out);
 }
 
+/* ---- FLOOR_RELAY: the worker rank relays to a child through shared memory ---- */
+
+#define SLOTS 4          /* the master keeps DEPTH requests per worker: SLOTS > DEPTH */
+#define SLOT_LONGS 16384 /* the biggest chunk a slot holds */
+#define IDLE_LOOKS 20000 /* empty looks before a 100 us sleep (a gate, the master's set-up) */
+
+struct relay_shm {
+    _Atomic uint64_t down; /* requests put in slots so far (the rank's) */
+    _Atomic uint64_t up;   /* answers written so far (the child's) */
+    _Atomic int stop;
+    int op;
+    int len[SLOTS], tag[SLOTS];
+    long in[SLOTS][SLOT_LONGS], out[SLOTS][SLOT_LONGS];
+};
+
+static struct relay_shm *relay;
+static int relay_master; /* FLOOR_RELAY's rank 0 */
+static pid_t relay_child;
+
+/* An empty look: yield the core (yield: someone this process waits for may need it), and
+ * after IDLE_LOOKS of them sleep instead. */
+static void idle_look(unsigned *idle, int yield)
+{
+    if (++*idle < IDLE_LOOKS) {
+        if (yield)
+            sched_yield();
+        return;
+    }
+    struct timespec t = {0, 100000};
+    nanosleep(&t, NULL);
+}
+
+static void relay_child_loop(struct relay_shm *sh)
+{
+    uint64_t done = 0;
+    unsigned idle = 0;
+    for (;;) {
+        if (atomic_load_explicit(&sh->down, memory_order_acquire) > done) {
+            int s = (int)(done % SLOTS), n = sh->len[s];
+            const long *x = sh->in[s];
+            long *y = sh->out[s];
+            if (sh->op == OP_SQ)
+                for (int i = 0; i < n; i++)
+                    y[i] = x[i] * x[i];
+            else
+                for (int i = 0; i < n; i++)
+                    y[i] = spin(x[i]);
+            atomic_store_explicit(&sh->up, ++done, memory_order_release);
+            idle = 0;
+        } else if (atomic_load(&sh->stop)) {
+            break;
+        } else {
+            idle_look(&idle, 1);
+        }
+    }
+}
+
+/* Waits for a request with sched_yield() between tests, as the relay's master: its blocking
+ * calls would spin on a core the rank and its child need. */
+static void yield_wait(MPI_Request *rq)
+{
+    int done = 0;
+    for (;;) {
+        MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return;
+        sched_yield();
+    }
+}
+
+static void yield_waitany(int n, MPI_Request *rq, int *k)
+{
+    int done = 0;
+    for (;;) {
+        MPI_Testany(n, rq, k, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return;
+        sched_yield();
+    }
+}
+
+/* Before MPI_Init (the rank from Open MPI's environment): a worker rank forks its child. */
+static void relay_fork(void)
+{
+    const char *r = getenv("OMPI_COMM_WORLD_RANK");
+    if (!r || !strcmp(r, "0"))
+        return; /* the master: no child */
+    relay = mmap(NULL, sizeof *relay, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (relay == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    relay_child = fork();
+    if (relay_child < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (relay_child == 0) {
+        relay_child_loop(relay);
+        _exit(0);
+    }
+}
+
+static void relay_end(void)
+{
+    if (!relay)
+        return;
+    atomic_store(&relay->stop, 1);
+    waitpid(relay_child, NULL, 0);
+}
+
+static void relay_worker(int op)
+{
+    struct relay_shm *sh = relay;
+    sh->op = op;
+    uint64_t given = 0, answered = 0;
+    int stopping = 0;
+    unsigned idle = 0;
+    for (;;) {
+        int flag = 0;
+        if (!stopping && given - answered < SLOTS) {
+            MPI_Message m;
+            MPI_Status st;
+            MPI_Improbe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &m, &st);
+            if (flag && st.MPI_TAG == TAG_STOP) {
+                MPI_Mrecv(NULL, 0, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+                stopping = 1;
+            } else if (flag) {
+                int s = (int)(given % SLOTS), cnt;
+                MPI_Get_count(&st, MPI_LONG, &cnt);
+                if (cnt > SLOT_LONGS)
+                    MPI_Abort(MPI_COMM_WORLD, 3);
+                MPI_Mrecv(sh->in[s], cnt, MPI_LONG, &m, MPI_STATUS_IGNORE);
+                sh->len[s] = cnt;
+                sh->tag[s] = st.MPI_TAG;
+                atomic_store_explicit(&sh->down, ++given, memory_order_release);
+            }
+        }
+        if (atomic_load_explicit(&sh->up, memory_order_acquire) > answered) {
+            int s = (int)(answered % SLOTS);
+            MPI_Send(sh->out[s], sh->len[s], MPI_LONG, 0, sh->tag[s], MPI_COMM_WORLD);
+            answered++;
+            flag = 1;
+        }
+        if (stopping && given == answered)
+            break;
+        /* Yield only while an answer is due: the child may share this core. With none due,
+         * a yield would hand the core to the child polling for its next request, for
+         * nothing. */
+        if (flag)
+            idle = 0;
+        else
+            idle_look(&idle, given > answered);
+    }
+}
+
 /* Jobs as in c_fork_floor: chunks of in[] -> out[], or blob j -> out[j]. */
 struct run {
     int op;
@@ -172,7 +343,10 @@ static void run_jobs(const struct run *r, int nw)
             post(r, w, slot, next++, sr, rr);
     while (done < r->njobs) {
         int k;
-        MPI_Waitany(nw * DEPTH, rr, &k, MPI_STATUS_IGNORE);
+        if (relay_master)
+            yield_waitany(nw * DEPTH, rr, &k);
+        else
+            MPI_Waitany(nw * DEPTH, rr, &k, MPI_STATUS_IGNORE);
         MPI_Wait(&sr[k], MPI_STATUS_IGNORE);
         done++;
         if (next < r->njobs)
@@ -230,23 +404,61 @@ static size_t arg(int argc, char **argv, int i, size_t dflt)
 
 int main(int argc, char **argv)
 {
+    const char *rl = getenv("FLOOR_RELAY");
+    int relaying = rl && !strcmp(rl, "1");
+    if (relaying) {
+        PEER = "c_relay_floor";
+        relay_fork();
+    }
     MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    relay_master = relaying && rank == 0;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int nw = size - 1;
     const char *w = argc > 1 ? argv[1] : "";
     int op = !strcmp(w, "bytes") ? OP_LEN : !strcmp(w, "gran") ? OP_SPIN : OP_SQ;
     int known = !strcmp(w, "apply") || !strcmp(w, "map") || !strcmp(w, "bytes") ||
                 (!strcmp(w, "gran") && argc > 3) || !strcmp(w, "spawn") || !strcmp(w, "rtt");
+    if (relaying && (!strcmp(w, "bytes") || !strcmp(w, "spawn")))
+        known = 0; /* a slot holds chunks of longs */
     if (!known || nw < 1 || nw > MAXW) {
         if (rank == 0)
             fprintf(stderr,
                     "usage: mpirun -np 3 %s apply|map|bytes|rtt [N] | gran T 1|auto [NTASKS] | "
                     "spawn\n",
                     argv[0]);
+        if (relaying)
+            relay_end();
         MPI_Finalize();
         return 2;
+    }
+    if (relaying && !strcmp(w, "rtt")) {
+        /* The master as below; every worker rank relays (rank 1 gets the calls). */
+        size_t n = arg(argc, argv, 2, 20000);
+        long x = 0, y = 0, sum = 0, want = 0;
+        if (rank == 0) {
+            double t = 0;
+            for (size_t i = 0; i < n + 100; i++) {
+                if (i == 100)
+                    t = MPI_Wtime();
+                x = (long)(i % 1000);
+                MPI_Request sq, rq;
+                MPI_Irecv(&y, 1, MPI_LONG, 1, 0, MPI_COMM_WORLD, &rq);
+                MPI_Isend(&x, 1, MPI_LONG, 1, 0, MPI_COMM_WORLD, &sq);
+                yield_wait(&sq);
+                yield_wait(&rq);
+                if (i >= 100)
+                    sum += y, want += x * x;
+            }
+            result("rtt", "-", (MPI_Wtime() - t) / (double)n * 1e6, "us/call", -1, sum == want, n, "");
+            stop(nw);
+        } else {
+            relay_worker(OP_SQ);
+        }
+        relay_end();
+        MPI_Finalize();
+        return 0;
     }
     if (!strcmp(w, "rtt")) {
         /* The plain blocking ping-pong between rank 0 and rank 1: MPI_Send of the argument,
@@ -283,9 +495,14 @@ int main(int argc, char **argv)
     }
     if (rank != 0) {
         gate(rank);
-        worker(op);
+        if (relaying)
+            relay_worker(op);
+        else
+            worker(op);
         if (op == OP_SPIN)
             gate(rank); /* quiet again while the master times its second serial run */
+        if (relaying)
+            relay_end();
         MPI_Finalize();
         return 0;
     }
@@ -395,6 +612,8 @@ int main(int argc, char **argv)
         free(in);
         free(out);
     }
+    if (relaying)
+        relay_end();
     MPI_Finalize();
     return 0;
 }
