@@ -41,7 +41,8 @@
  *
  * An object lives until it is freed (mproc_X_free; a Pipe when both ends are closed). Freeing
  * one that a process waits in wakes that process, whose call returns MPROC_EBADHANDLE ("freed
- * while this call waited on it"); a Lock or RLock that is held is not freed (MPROC_EBUSY). An
+ * while this call waited on it"); a Lock or RLock that is held (by anyone, the caller included),
+ * or an Array or Condition whose own lock is held, is not freed (MPROC_EBUSY, nothing changed). An
  * object made in a pool task lives in that worker's arena unless the worker had mapped another
  * one first: if no other process has used it yet, it dies with the worker (pool freed, worker
  * recycled or crashed). Make objects in the master.

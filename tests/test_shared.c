@@ -714,6 +714,40 @@ static void test_free_wakes_waiters(void **state) {
     assert_int_equal(mproc_lock_free(&l), MPROC_EBUSY);
     assert_int_equal(mproc_lock_release(&l), 0);
     assert_int_equal(mproc_lock_free(&l), 0);
+    /* an RLock held by the caller, once or twice, is not freed either */
+    mproc_rlock rl, rl2;
+    assert_int_equal(mproc_rlock_create(&rl), 0);
+    rl2 = rl;
+    assert_int_equal(mproc_rlock_acquire(&rl, 0), 0);
+    assert_int_equal(mproc_rlock_acquire(&rl, 0), 0);
+    assert_int_equal(mproc_rlock_free(&rl), MPROC_EBUSY);
+    assert_int_equal(mproc_rlock_release(&rl2), 0);
+    assert_int_equal(mproc_rlock_free(&rl), MPROC_EBUSY);
+    assert_int_equal(mproc_rlock_release(&rl2), 0);
+    assert_int_equal(mproc_rlock_release(&rl2), MPROC_ESTATE);
+    assert_int_equal(mproc_rlock_free(&rl), 0);
+    /* an Array or Condition whose own lock is held refuses, names itself, and is still whole */
+    mproc_array arr, arr2;
+    mproc_lock al;
+    assert_int_equal(mproc_value_create(&arr, sizeof(long)), 0);
+    arr2 = arr;
+    assert_int_equal(mproc_array_lock(&arr, &al), 0);
+    assert_int_equal(mproc_lock_acquire(&al, 0), 0);
+    assert_int_equal(mproc_array_free(&arr), MPROC_EBUSY);
+    assert_non_null(strstr(mproc_last_error(), "mproc_array_free"));
+    assert_non_null(mproc_array_data(&arr2));
+    assert_int_equal(mproc_lock_release(&al), 0);
+    assert_int_equal(mproc_array_free(&arr2), 0);
+    assert_int_equal(mproc_lock_acquire(&al, 0), MPROC_EBADHANDLE); /* freed with it */
+    mproc_condition c, c2;
+    assert_int_equal(mproc_condition_create(&c, NULL), 0);
+    c2 = c;
+    assert_int_equal(mproc_condition_acquire(&c, 0), 0);
+    assert_int_equal(mproc_condition_free(&c), MPROC_EBUSY);
+    assert_non_null(strstr(mproc_last_error(), "mproc_condition_free"));
+    assert_int_equal(mproc_condition_notify(&c2, 1), 0); /* still whole */
+    assert_int_equal(mproc_condition_release(&c2), 0);
+    assert_int_equal(mproc_condition_free(&c2), 0);
 }
 
 /* A getter killed while it waits takes nothing put after its death (under MPI on another node:

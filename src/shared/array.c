@@ -134,8 +134,8 @@ int mproc_array_free(mproc_array *arr) {
     shared_array *a = array_of(arr, "mproc_array_free", &rc);
     if (!a && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_ARRAY_FREE, &arr->ref, "mproc_array_free");
     if (!a) return rc;
+    /* Its lock first: a held one refuses (EBUSY) and nothing is freed. */
     mproc_lock lock = a->lock;
-    int has_lock = a->has_lock;
-    if ((rc = mproc__sh_free(&arr->ref, MPROC__SH_ARRAY, "mproc_array_free")) < 0) return rc;
-    return has_lock ? mproc_lock_free(&lock) : 0;
+    if (a->has_lock && (rc = mproc__sh_lock_free_as(&lock, "mproc_array_free")) < 0) return rc;
+    return mproc__sh_free(&arr->ref, MPROC__SH_ARRAY, "mproc_array_free");
 }

@@ -239,13 +239,13 @@ int mproc_condition_free(mproc_condition *cond) {
     shared_condition *c = condition_of(cond, "mproc_condition_free", &rc);
     if (!c && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_COND_FREE, &cond->ref, "mproc_condition_free");
     if (!c) return rc;
+    /* Its own lock first: a held one refuses (EBUSY) and nothing is freed. */
     mproc_lock own = c->lock;
-    int owned = c->own_lock;
+    if (c->own_lock && (rc = mproc__sh_lock_free_as(&own, "mproc_condition_free")) < 0) return rc;
     atomic_store(&c->dead, 1);
     int busy = atomic_load(&c->sleepers) > 0;
     if (busy) mproc__sh_wake(&c->word, -1);
-    if ((rc = mproc__sh_free_ex(&cond->ref, MPROC__SH_CONDITION, "mproc_condition_free", !busy)) < 0) return rc;
-    return owned ? mproc_lock_free(&own) : 0;
+    return mproc__sh_free_ex(&cond->ref, MPROC__SH_CONDITION, "mproc_condition_free", !busy);
 }
 
 /* ---- Barrier -------------------------------------------------------------------------------- */

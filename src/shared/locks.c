@@ -10,8 +10,9 @@
 
 typedef struct shared_lock {
     pthread_mutex_t m;
-    _Atomic int32_t owner; /* the holder's thread id (a Lock's; 0 when free): what a Condition's
-                            * notify checks */
+    _Atomic int32_t owner; /* the holder's thread id (0 when free): what a Condition's notify
+                            * and a free check */
+    int32_t depth;         /* an RLock's acquisitions by its holder (the holder's alone) */
 } shared_lock;
 
 typedef struct shared_semaphore {
@@ -54,7 +55,12 @@ static int lock_acquire(const mproc_shared_ref *r, uint32_t kind, double timeout
     else if ((rc = mproc__sh_deadline(timeout, &dl, fn)) < 0) return rc;
     if (!l) return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_ACQUIRE : MPROC__OP_RLOCK_ACQUIRE, r, timeout, 0, fn);
     rc = mproc__sh_mutex_lock(&l->m, dl);
-    if (rc == 0 || rc == 1) atomic_store(&l->owner, my_tid());
+    if (rc == 0 || rc == 1) {
+        int32_t me = my_tid();
+        /* A holder's death (rc 1) leaves a stale depth: the count starts again. */
+        l->depth = rc == 0 && atomic_load(&l->owner) == me ? l->depth + 1 : 1;
+        atomic_store(&l->owner, me);
+    }
     if (rc == 1) return mproc__error(MPROC_EOWNERDEAD, "%s: acquired, but its last holder died (or ended) holding it", fn);
     if (rc == MPROC_ETIMEDOUT) return mproc__error(rc, "%s: not acquired within %g s", fn, timeout);
     if (rc == MPROC_ESTATE) return mproc__error(rc, "%s: the calling thread holds this Lock already", fn);
@@ -67,10 +73,14 @@ static int lock_release(const mproc_shared_ref *r, uint32_t kind, const char *fn
     if (!l && rc == MPROC__SH_REMOTE)
         return mproc__sh_forward(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_RELEASE : MPROC__OP_RLOCK_RELEASE, r, 0, 0, fn);
     if (!l) return rc;
-    int32_t was = atomic_load(&l->owner), me = my_tid();
-    if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, 0); /* before: the next holder sets its own */
+    int32_t was = atomic_load(&l->owner), me = my_tid(), depth = l->depth;
+    /* Cleared before the unlock: the next holder sets its own. */
+    int last = was == me && (kind == MPROC__SH_LOCK || depth <= 1);
+    if (was == me) l->depth = depth - 1;
+    if (last) atomic_store(&l->owner, 0);
     if (mproc__sh_mutex_unlock(&l->m) < 0) {
-        if (kind == MPROC__SH_LOCK && was == me) atomic_store(&l->owner, was);
+        if (was == me) l->depth = depth;
+        if (last) atomic_store(&l->owner, was);
         return mproc__error(MPROC_ESTATE, "%s: the calling thread does not hold it", fn);
     }
     return 0;
@@ -82,13 +92,16 @@ int mproc__sh_lock_held_by_me(const mproc_lock *lock) {
     return l && atomic_load(&l->owner) == my_tid();
 }
 
-/* A held lock is not freed (its holder would release freed memory); a dead holder's is. */
+/* A held lock is not freed (its holder would release freed memory); a dead holder's is. An
+ * RLock's trylock succeeds for its holder: its owner says so. */
 static int lock_free(mproc_shared_ref *r, uint32_t kind, const char *fn) {
     int rc;
     shared_lock *l = mproc__sh_get(r, kind, fn, &rc);
     if (!l && rc == MPROC__SH_REMOTE)
         return mproc__sh_forward_free(kind == MPROC__SH_LOCK ? MPROC__OP_LOCK_FREE : MPROC__OP_RLOCK_FREE, r, fn);
     if (!l) return rc;
+    if (atomic_load(&l->owner) == my_tid())
+        return mproc__error(MPROC_EBUSY, "%s: the calling thread holds it; release it before freeing it", fn);
     rc = pthread_mutex_trylock(&l->m);
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&l->m), rc = 0;
     if (rc != 0) return mproc__error(MPROC_EBUSY, "%s: the lock is held; release it before freeing it", fn);
@@ -108,6 +121,7 @@ int mproc_lock_release(const mproc_lock *lock) {
 int mproc_lock_free(mproc_lock *lock) {
     return lock_free(lock ? &lock->ref : NULL, MPROC__SH_LOCK, "mproc_lock_free");
 }
+int mproc__sh_lock_free_as(mproc_lock *lock, const char *fn) { return lock_free(&lock->ref, MPROC__SH_LOCK, fn); }
 
 int mproc_rlock_create(mproc_rlock *out) {
     return lock_create(out ? &out->ref : NULL, MPROC__SH_RLOCK, PTHREAD_MUTEX_RECURSIVE, "mproc_rlock_create");

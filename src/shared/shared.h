@@ -78,6 +78,8 @@ int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn);
 int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int reuse);
 /* 1 when the calling thread holds the Lock (locks.c), else 0. */
 int mproc__sh_lock_held_by_me(const mproc_lock *lock);
+/* mproc_lock_free as part of fn (an Array's or Condition's own lock): EBUSY when it is held. */
+int mproc__sh_lock_free_as(mproc_lock *lock, const char *fn);
 /* The error a call returns when the object it waited in was freed meanwhile. */
 int mproc__sh_freed_while_waiting(const char *fn);
 /* This process's first arena (where its own objects go), for the inline look-up below: tag 0
