@@ -78,8 +78,8 @@ typedef enum mproc__frame_kind {
     /* The MPI master asks a silent worker rank whether it is there (watchdog.c); it answers. */
     MPROC__FRAME_PING = 17,
     MPROC__FRAME_PONG = 18,
-    /* The MPI master tells each worker rank its pid (arg), so a rank on its node can tell when
-     * it is gone. */
+    /* The MPI master tells each worker rank its pid (arg) and its pid namespace (id: the
+     * namespace's inode), so a rank on its node, in its namespace, can tell when it is gone. */
     MPROC__FRAME_MASTER_INFO = 19,
     /* Between a process and a worker it shares frame rings with (backends/frame_ring.h): the
      * frame is in the ring at position id, arg bytes long. Never sent over MPI. */

@@ -182,9 +182,10 @@ static void master_start(double deadline) {
     mproc__master.pid[0] = (long)getpid();
     collect_hellos(deadline);
     number_workers();
+    uint64_t pidns = mproc__mpi_pid_namespace();
     pthread_mutex_lock(&mproc__mpi.lock);
     for (int r = 1; r < (int)n; r++)
-        mproc__mpi_send_hdr(r, MPROC__FRAME_MASTER_INFO, 0, (uint32_t)getpid(), mproc__mpi_route);
+        mproc__mpi_send_hdr(r, MPROC__FRAME_MASTER_INFO, pidns, (uint32_t)getpid(), mproc__mpi_route);
     pthread_mutex_unlock(&mproc__mpi.lock);
     mproc__mpi_place = mproc__mpi_place_result;
     if (mproc__mpi_watchdog_start() < 0) mproc__mpi_fatal("master: %s", mproc_last_error());

@@ -55,7 +55,8 @@ static struct {
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
     int peer_lost;    /* SHUTDOWN said: a rank is lost, so no collective can complete */
     int relaying;     /* tasks go to executors (relay()) */
-    pid_t master_pid; /* from MASTER_INFO; watched where the master shares our node */
+    pid_t master_pid; /* from MASTER_INFO; watched where the master shares our node... */
+    int master_pid_here; /* ...and our pid namespace (else its pid names another process) */
     double master_checked;
 } rank_state;
 
@@ -117,8 +118,14 @@ static int report_exits(void) {
 /* Where Open MPI keeps the job after a rank dies (--enable-recovery), nothing ends the worker
  * ranks when the master dies: one on the master's node sees it go (twice a second, while idle)
  * and leaves. Lock held. */
+static void note_master(const uint8_t *info) {
+    uint64_t ns = mproc__hdr_id(info);
+    rank_state.master_pid = (pid_t)mproc__hdr_arg(info);
+    rank_state.master_pid_here = ns != 0 && ns == mproc__mpi_pid_namespace();
+}
+
 static void check_master(void) {
-    if (!rank_state.master_pid || !mproc__mpi_shares_node(0)) return;
+    if (!rank_state.master_pid || !rank_state.master_pid_here || !mproc__mpi_shares_node(0)) return;
     double now = mproc__now();
     if (now - rank_state.master_checked < 0.5) return;
     rank_state.master_checked = now;
@@ -143,7 +150,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             *len = q->len;
             free(q);
             if (mproc__hdr_kind(*frame) == MPROC__FRAME_MASTER_INFO) { /* arrived while we sent */
-                rank_state.master_pid = (pid_t)mproc__hdr_arg(*frame);
+                note_master(*frame);
                 free(*frame);
                 continue;
             }
@@ -159,7 +166,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             mproc__mpi_fatal("worker rank %d: bad frame from the master: %s", mproc__mpi.rank,
                              mproc_last_error());
         if (rc == 1 && mproc__hdr_kind(*frame) == MPROC__FRAME_MASTER_INFO) {
-            rank_state.master_pid = (pid_t)mproc__hdr_arg(*frame);
+            note_master(*frame);
             free(*frame);
             continue;
         }

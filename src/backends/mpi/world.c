@@ -1,6 +1,7 @@
 /* world.c - the MPI backend's communicator, lock and fatal exit (world.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/mpi/world.h"
@@ -22,6 +23,11 @@ _Noreturn void mproc__mpi_fatal(const char *fmt, ...) {
     /* The whole job goes: a lost frame would otherwise leave some rank waiting forever. */
     MPI_Abort(mproc__mpi.size > 0 ? mproc__mpi.comm : MPI_COMM_WORLD, 1);
     _exit(1);
+}
+
+uint64_t mproc__mpi_pid_namespace(void) {
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 void mproc__mpi_ok(int rc, const char *what) {

@@ -12,6 +12,7 @@
 
 #include <mpi.h>
 #include <pthread.h>
+#include <stdint.h>
 
 typedef struct mproc__mpi_world {
     MPI_Comm comm;      /* our dup of MPI_COMM_WORLD: user traffic never meets ours */
@@ -41,6 +42,9 @@ _Noreturn void mproc__mpi_fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+/* This process's pid namespace (the inode of /proc/self/ns/pid; 0 if unknown): a pid means the
+ * same process only to a process in the same namespace. */
+uint64_t mproc__mpi_pid_namespace(void);
 /* Fatal unless rc is MPI_SUCCESS; what names the call. */
 void mproc__mpi_ok(int rc, const char *what);
 
