@@ -37,6 +37,18 @@ static long launcher_size(int *launched) {
     return 0;
 }
 
+/* A switch among the MPROC_ variables: unset, "0" or "1" (else EINVAL, named). */
+static int switch_env(const char *name, int *on) {
+    const char *v = getenv(name);
+    *on = -1;
+    if (!v) return 0;
+    if (!strcmp(v, "0") || !strcmp(v, "1")) {
+        *on = v[0] == '1';
+        return 0;
+    }
+    return mproc__error(MPROC_EINVAL, "%s=%s: want 0 or 1", name, v);
+}
+
 /* The backend to start: MPROC_BACKEND's, else MPI when an MPI launcher started more than one
  * rank, else fork. */
 static int choose(const mproc__backend_entry **out) {
@@ -48,7 +60,9 @@ static int choose(const mproc__backend_entry **out) {
             return mproc__error(MPROC_EINVAL, "MPROC_BACKEND=%s: expected one of %s", want, mproc__backend_names());
         /* Every rank of the launch would run the whole program with a fork pool of its own:
          * N copies of the job, each believing it is the only one. Never silently. */
-        if ((*out)->kind == MPROC_BACKEND_FORK && launched && size > 1 && !getenv("MPROC_FORK_EACH_RANK"))
+        int each_rank, rc = switch_env("MPROC_FORK_EACH_RANK", &each_rank);
+        if (rc < 0) return rc;
+        if ((*out)->kind == MPROC_BACKEND_FORK && launched && size > 1 && each_rank != 1)
             return mproc__error(MPROC_ESTATE,
                                 "MPROC_BACKEND=fork, but an MPI launcher started %ld ranks of this program: each "
                                 "would run the whole job on its own fork workers. Unset MPROC_BACKEND to use the "
@@ -80,8 +94,10 @@ int mproc_init(int *argc, char ***argv) {
     if (mproc__backend()) return mproc__error(MPROC_ESTATE, "mproc_init: already initialised");
     if (mproc__runtime_finalized())
         return mproc__error(MPROC_ESTATE, "mproc_init: cannot initialise again after finalize");
-    int rc = mproc__registry_freeze();
+    int broker_on;
+    int rc = switch_env("MPROC_SHARED_BROKER", &broker_on);
     if (rc < 0) return rc;
+    if ((rc = mproc__registry_freeze()) < 0) return rc;
     const mproc__backend_entry *chosen = NULL;
     if ((rc = choose(&chosen)) < 0) return rc;
     const mproc__backend_ops *ops = chosen->ops();
@@ -100,8 +116,7 @@ int mproc_init(int *argc, char ***argv) {
     atexit(finalize_at_exit);
     /* The master serves its shared objects to the ranks of other nodes. Without it (no IPv4
      * address, or MPROC_SHARED_BROKER=0) they get MPROC_EREMOTE there, saying so. */
-    const char *broker = getenv("MPROC_SHARED_BROKER");
-    if (chosen->kind == MPROC_BACKEND_MPI && !(broker && !strcmp(broker, "0"))) mproc__sh_broker_start();
+    if (chosen->kind == MPROC_BACKEND_MPI && broker_on != 0) mproc__sh_broker_start();
     return 0;
 }
 

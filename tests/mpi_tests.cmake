@@ -97,6 +97,19 @@ mproc_mpi_test(NAME mpi_bad_exec_mailbox_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC}
   -x MPROC_MPI_EXEC_MAILBOX=abc $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_bad_exec_mailbox_env PROPERTIES
   PASS_REGULAR_EXPRESSION "cannot start its executor: MPROC_MPI_EXEC_MAILBOX=abc: want 0 \\(off\\) or 1")
+# The other switches and numbers among the MPROC_ variables refuse what they cannot read.
+mproc_mpi_test(NAME mpi_bad_start_timeout_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_START_TIMEOUT=abc $<TARGET_FILE:test_process>)
+set_tests_properties(mpi_bad_start_timeout_env PROPERTIES
+  PASS_REGULAR_EXPRESSION "MPROC_MPI_START_TIMEOUT=abc: want seconds")
+mproc_mpi_test(NAME mpi_bad_shared_broker_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 2
+  -x MPROC_SHARED_BROKER=yes $<TARGET_FILE:test_process>)
+set_tests_properties(mpi_bad_shared_broker_env PROPERTIES
+  PASS_REGULAR_EXPRESSION "MPROC_SHARED_BROKER=yes: want 0 or 1")
+mproc_mpi_test(NAME mpi_bad_fork_each_rank_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 2
+  -x MPROC_BACKEND=fork -x MPROC_FORK_EACH_RANK=yes $<TARGET_FILE:test_process>)
+set_tests_properties(mpi_bad_fork_each_rank_env PROPERTIES
+  PASS_REGULAR_EXPRESSION "MPROC_FORK_EACH_RANK=yes: want 0 or 1")
 # The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
 mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)

@@ -34,7 +34,10 @@
 static double start_timeout(void) {
     const char *s = getenv("MPROC_MPI_START_TIMEOUT");
     if (!s || !*s) return 120.0;
-    double t = strtod(s, NULL);
+    char *end;
+    double t = strtod(s, &end);
+    if (*end || !(t >= 0)) /* read first at the master's start: the job cannot go on unsure */
+        mproc__mpi_fatal("MPROC_MPI_START_TIMEOUT=%s: want seconds (0: wait forever)", s);
     return t > 0 ? t : -1.0;
 }
 
