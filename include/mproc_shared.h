@@ -181,9 +181,10 @@ int mproc_queue_create(mproc_queue *out, const mproc_queue_opts *opts);
 /* 0, MPROC_EFULL (still full after the timeout), MPROC_ECLOSED (the queue was closed),
  * MPROC_ETOOBIG (the item can never fit: more than the capacity). len 0 is a valid item. */
 int mproc_queue_put(const mproc_queue *q, const void *data, size_t len, double timeout);
-/* Takes the first item into buf (cap bytes) and its length into *len: 0, MPROC_EEMPTY (still
- * empty after the timeout), MPROC_ECLOSED (closed and every item taken), or MPROC_ESIZE (the
- * item is longer than cap: *len says how long, the item stays first in the queue). */
+/* Takes the first item into buf (cap bytes) and its length into *len (len may be NULL when the
+ * length is not wanted): 0, MPROC_EEMPTY (still empty after the timeout), MPROC_ECLOSED (closed
+ * and every item taken), or MPROC_ESIZE (the item is longer than cap: *len says how long, the
+ * item stays first in the queue). */
 int mproc_queue_get(const mproc_queue *q, void *buf, size_t cap, size_t *len, double timeout);
 /* As mproc_queue_get into a buffer you own (free out->data with mproc_free; data is never NULL
  * on success, even for an empty item). */
@@ -230,7 +231,8 @@ int mproc_conn_recv_exact(const mproc_conn *c, void *buf, size_t size, double ti
 int mproc_conn_poll(const mproc_conn *c, double timeout);
 /* Closes this end, for every process: the other end's recv gets MPROC_EOF after what was sent,
  * its send MPROC_ECLOSED. The pipe's memory is freed when both ends are closed (a handle of it
- * is then MPROC_EBADHANDLE). Closing an end twice is fine. */
+ * is then MPROC_EBADHANDLE). Close clears *c; closing an end twice (that variable again, or
+ * a copy of it) is fine, as is closing a zeroed mproc_conn. */
 int mproc_conn_close(mproc_conn *c);
 
 /* ---------------------------------------------------------------------------------------------

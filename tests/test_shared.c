@@ -481,9 +481,14 @@ static void test_one_way_pipe(void **state) {
     assert_int_equal(MPROC_CONN_RECV(&r, &wrong, 0), MPROC_ESIZE); /* 16 bytes, not a long: stays */
     assert_int_equal(MPROC_CONN_RECV(&r, &got, 0), 0);
     assert_true(got.x == 1.5 && got.y == -2);
+    mproc_conn w_copy = w;
     assert_int_equal(mproc_conn_close(&w), 0);
+    assert_int_equal(mproc_conn_close(&w), 0);      /* twice, the same variable (cleared) */
+    assert_int_equal(mproc_conn_close(&w_copy), 0); /* and through a copy */
     assert_int_equal(mproc_conn_recv(&r, &m, 1), MPROC_EOF);
     assert_int_equal(mproc_conn_close(&r), 0);
+    assert_int_equal(mproc_conn_close(&r), 0);
+    assert_int_equal(mproc_conn_close(NULL), MPROC_EBADHANDLE); /* as every call given a NULL handle */
 }
 
 static void test_joinable_queue_join_waits_for_task_done(void **state) {

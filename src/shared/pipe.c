@@ -157,6 +157,8 @@ int mproc_conn_poll(const mproc_conn *c, double timeout) {
 }
 
 int mproc_conn_close(mproc_conn *c) {
+    static const mproc_shared_ref cleared; /* what an earlier close left in *c */
+    if (c && !memcmp(&c->ref, &cleared, sizeof cleared)) return 0; /* closing twice is fine */
     int rc = 0, e;
     shared_pipe *p = end_of(c, "mproc_conn_close", &rc, &e);
     if (rc == MPROC_ECLOSED) { /* closing twice is fine */
