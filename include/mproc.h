@@ -325,12 +325,15 @@ typedef struct mproc_call_opts {
  * kill -9, node loss), the call takes the items found there from it - their results land in
  * out, their statuses in item_status, failures fail again with their message - runs only the
  * others, and returns as if it had never stopped. A torn or corrupt tail is cut off. A journal
- * made by another call (task name, item sizes, count or a fingerprint of the input differ) is
- * refused with MPROC_EJOURNAL and left untouched. Items that never finished of their own
+ * made by another call (the kind of call - map, imap, map_items -, task name, item sizes, count
+ * or a fingerprint of the input differ) is refused with MPROC_EJOURNAL and left untouched. One
+ * run at a time per journal: two programs writing one file lose records (then more items run
+ * again on the next resume; nothing wrong is taken from it). Items that never finished of their own
  * (cancelled, the pool terminated) are not recorded, so they run again. A finished journal
- * stays: the same call then returns at once; delete the file to start over. A write error
- * (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once every item
- * has run. Sync policy: what was written survives a kill of the process; surviving a crash of
+ * stays: the same call then returns at once; delete the file to start over. A journal that
+ * cannot be opened, read or given its header is MPROC_ESYS before any item runs; a write error
+ * after that (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once
+ * every item has run. Sync policy: what was written survives a kill of the process; surviving a crash of
  * the machine needs fdatasync: at most once a second (INTERVAL: a machine crash loses about the
  * last second of records, which then run again), after every write and when the call ends
  * (ALWAYS), or never (NEVER: the kernel writes the file back in its own time). */

@@ -191,7 +191,7 @@ static void journal_end(mproc_async *a) {
     int err = mproc__journal_close(a->journal);
     a->journal = NULL;
     if (!err || a->err) return;
-    if (!why) snprintf(msg, sizeof msg, "%s", "journal: writing the last records failed");
+    if (!why) snprintf(msg, sizeof msg, "%s", mproc_last_error()); /* the last writes' failure */
     a->err = err;
     free(a->errmsg);
     a->errmsg = strdup(msg);

@@ -327,6 +327,7 @@ int mproc__journal_close(mproc__journal *j) {
         mproc__journal_flush(j, 1);
     }
     int err = j->err;
+    if (err) mproc__error(err, "%s", j->errmsg); /* a failure of the last writes too names the file */
     close(j->fd);
     free(j->buf);
     free(j->spare);
@@ -420,8 +421,9 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     } else if (len < 8 || memcmp(d, MAGIC, 8) != 0) {
         rc = mproc__error(MPROC_EJOURNAL, "journal %s: not an mproc journal (refused: it is left as it is)", path);
     } else if (len < hl || memcmp(d, head, hl) != 0) {
-        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call (another task, item sizes, item count "
-                          "or input than task '%s' over these %zu items); refused - delete it to start over",
+        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call (another kind of call - map, imap, "
+                          "map_items - or another task, item sizes, item count or input than task '%s' over "
+                          "these %zu items); refused - delete it to start over",
                           path, task, n);
     } else {
         end = replay(d, len, hl, n, fn, ud);
