@@ -282,9 +282,10 @@ static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const ch
     if (r->host != my_host) {
         *err = r->broker_port ? MPROC__SH_REMOTE /* the caller forwards it to the broker */
                               : mproc__error(MPROC_EREMOTE, "%s: the object was made on another node (by pid %" PRIu32
-                                                            " there) whose maker serves no broker (the MPI master's broker is "
-                                                            "off with MPROC_SHARED_BROKER=0, and no other process has one): "
-                                                            "only processes of that node reach it", fn, r->pid);
+                                                            " there) by a process that serves no broker (only the MPI master "
+                                                            "serves one, unless MPROC_SHARED_BROKER=0; objects made in tasks or "
+                                                            "Processes on other nodes are theirs): only processes of that node "
+                                                            "reach it", fn, r->pid);
         return NULL;
     }
     const mapped *m = find(r->arena);
