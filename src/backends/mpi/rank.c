@@ -115,15 +115,16 @@ static int report_exits(void) {
     return n;
 }
 
-/* Where Open MPI keeps the job after a rank dies (--enable-recovery), nothing ends the worker
- * ranks when the master dies: one on the master's node sees it go (twice a second, while idle)
- * and leaves. Lock held. */
+/* MASTER_INFO: the master's pid, and whether it means the master here (our pid namespace). */
 static void note_master(const uint8_t *info) {
     uint64_t ns = mproc__hdr_id(info);
     rank_state.master_pid = (pid_t)mproc__hdr_arg(info);
     rank_state.master_pid_here = ns != 0 && ns == mproc__mpi_pid_namespace();
 }
 
+/* Where Open MPI keeps the job after a rank dies (--enable-recovery), nothing ends the worker
+ * ranks when the master dies: one on the master's node sees it go (twice a second, while idle)
+ * and leaves. Lock held. */
 static void check_master(void) {
     if (!rank_state.master_pid || !rank_state.master_pid_here || !mproc__mpi_shares_node(0)) return;
     double now = mproc__now();
