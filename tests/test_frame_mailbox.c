@@ -1,7 +1,7 @@
 /* test_frame_mailbox.c - unit tests of the mailbox beside each frame ring
  * (src/backends/frame_mailbox.c): a writer may post only while the mailboxes are on, the reader
- * awake and the last post taken; the reader takes exactly the frame whose number is next and no
- * other; a post made while the reader says it sleeps tells the writer to wake it; and, across
+ * awake and the frame's slot free (up to MPROC__MAIL_SLOTS frames waiting); the reader takes
+ * exactly the frame whose number is next and no other; a post made while the reader says it sleeps tells the writer to wake it; and, across
  * two processes sharing the rings and a socketpair, 200,000 frames sent by mailbox or socket
  * at random, with the reader going to sleep now and then, arrive whole and in order with no
  * lost wake-up (an alarm fails the test rather than letting it hang). No workers.
@@ -49,30 +49,46 @@ static void posts_only_when_ready(void **state) {
     assert_false(mproc__mail_ready(m, 0)); /* the reader has not said it is awake */
     mproc__mail_awake(m, 1);
     assert_true(mproc__mail_ready(m, 0));
-    uint64_t seq = 0;
-    assert_int_equal(mproc__mail_post(m, 0, 128, 40, &seq), 1); /* reader awake: no wake needed */
-    assert_int_equal(seq, 1);
-    assert_false(mproc__mail_ready(m, seq)); /* not taken yet */
+    assert_int_equal(mproc__mail_post(m, 0, 128, 40), 1); /* reader awake: no wake needed */
     assert_true(mproc__mail_more(m, 0));
     assert_false(mproc__mail_more(m, 1));
+    /* Frame 0 untaken: the next frames have slots of their own, frame SLOTS (0's slot) has not. */
+    assert_true(mproc__mail_ready(m, 1));
+    assert_false(mproc__mail_ready(m, MPROC__MAIL_SLOTS));
     uint64_t pos = 0;
     uint32_t len = 0;
     assert_int_equal(mproc__mail_take(m, 1, &pos, &len), 0); /* not frame 1 */
     assert_int_equal(mproc__mail_take(m, 0, &pos, &len), 1);
     assert_int_equal(pos, 128);
     assert_int_equal(len, 40);
-    assert_int_equal(mproc__mail_take(m, 1, &pos, &len), 0); /* taken once only */
-    assert_true(mproc__mail_ready(m, seq));
-    /* Frame 1 went by socket: counted, so the reader knows to look there. */
-    mproc__mail_count(m, 2);
-    assert_true(mproc__mail_more(m, 1));
-    assert_int_equal(mproc__mail_take(m, 1, &pos, &len), 0);
+    assert_int_equal(mproc__mail_take(m, 1, &pos, &len), 0); /* frame 1 not posted yet */
+    /* Frames 1 .. SLOTS - 1 posted before the reader takes any; frame SLOTS waits for 0's slot,
+     * which is free now. */
+    for (uint64_t i = 1; i < MPROC__MAIL_SLOTS; i++) {
+        assert_true(mproc__mail_ready(m, i));
+        assert_int_equal(mproc__mail_post(m, i, 1000 + i, 24), 1);
+    }
+    assert_true(mproc__mail_ready(m, MPROC__MAIL_SLOTS));
+    assert_int_equal(mproc__mail_post(m, MPROC__MAIL_SLOTS, 5000, 24), 1);
+    assert_false(mproc__mail_ready(m, MPROC__MAIL_SLOTS + 1)); /* frame 1's slot: not taken yet */
+    assert_int_equal(mproc__mail_take(m, MPROC__MAIL_SLOTS + 1, &pos, &len), 0); /* its slot holds frame 1 */
+    for (uint64_t i = 1; i < MPROC__MAIL_SLOTS; i++) {
+        assert_int_equal(mproc__mail_take(m, i, &pos, &len), 1);
+        assert_int_equal(pos, 1000 + i);
+    }
+    assert_int_equal(mproc__mail_take(m, MPROC__MAIL_SLOTS, &pos, &len), 1);
+    assert_int_equal(pos, 5000);
+    uint64_t n = MPROC__MAIL_SLOTS + 1; /* frames sent so far */
+    assert_true(mproc__mail_ready(m, n));
+    /* Frame n went by socket: counted, so the reader knows to look there. */
+    mproc__mail_count(m, n + 1);
+    assert_true(mproc__mail_more(m, n));
+    assert_int_equal(mproc__mail_take(m, n, &pos, &len), 0);
     /* The reader says it sleeps: no post, and a post racing with that asks for a wake. */
     mproc__mail_awake(m, 0);
-    assert_false(mproc__mail_ready(m, seq));
-    assert_int_equal(mproc__mail_post(m, 2, 256, 24, &seq), 0);
-    assert_int_equal(seq, 3);
-    assert_int_equal(mproc__mail_take(m, 2, &pos, &len), 1);
+    assert_false(mproc__mail_ready(m, n + 1));
+    assert_int_equal(mproc__mail_post(m, n + 1, 256, 24), 0);
+    assert_int_equal(mproc__mail_take(m, n + 1, &pos, &len), 1);
     assert_int_equal(pos, 256);
     /* The up mailbox is another one. */
     assert_true(p.up.mail != p.down.mail);
@@ -136,10 +152,11 @@ static void read_in_order(mproc__ring *r, int sock, long n, int ack) {
 }
 
 /* The rank's side, as exec_replies.c reads replies: it reads the socket whenever it is readable,
- * not only when the writer announced a frame there. So the writer may post frame i and send
- * i + 1 by socket between the reader's look at the mailbox and its read: after a socket frame
- * the reader looks at the mailbox again, and if frame i is there, the socket's frame is i + 1
- * (kept for the next take). Without that second look this reader takes i + 1 as i. */
+ * not only when the writer announced a frame there. So the writer may post frame i (and more)
+ * and send a later one by socket between the reader's look at the mailbox and its read: after a
+ * socket frame the reader looks at the mailbox again, and if frame i is there, the socket's
+ * frame is later (held, and handed out only when the mailbox does not hold the next number).
+ * Without those looks this reader takes a later frame as i. */
 static void read_whenever_readable(mproc__ring *r, int sock, long n) {
     mproc__mailbox *m = r->mail;
     mproc__reader in = {0};
@@ -151,11 +168,11 @@ static void read_whenever_readable(mproc__ring *r, int sock, long n) {
         uint64_t pos;
         uint32_t len;
         uint8_t *f = NULL, *got = NULL;
-        if (held) {
+        if (mproc__mail_take(m, taken, &pos, &len)) {
+            got = mproc__ring_at(r, pos, len);
+        } else if (held) {
             got = f = held;
             held = NULL;
-        } else if (mproc__mail_take(m, taken, &pos, &len)) {
-            got = mproc__ring_at(r, pos, len);
         } else {
             /* Now and then a pause between the look and the read (a thread woken late): the
              * window in which a post and a later socket frame can both come. */
@@ -192,7 +209,6 @@ static void read_whenever_readable(mproc__ring *r, int sock, long n) {
  * (where a post and the next frame by socket can fall between its look and its read). */
 static void write_frames(mproc__ring *r, int sock, long n, int ack, int paced, pid_t reader) {
     mproc__mailbox *m = r->mail;
-    uint64_t seq = 0;
     unsigned coin = 12345;
     for (long i = 0; i < n; i++) {
         uint8_t f[MPROC__WIRE_HDR_SIZE + 8] = {0};
@@ -200,14 +216,14 @@ static void write_frames(mproc__ring *r, int sock, long n, int ack, int paced, p
         coin = coin * 1103515245u + 12345u;
         struct iovec v = {f, sizeof f};
         uint64_t pos;
-        if ((coin >> 16) % 4 != 0 && mproc__mail_ready(m, seq)) {
+        if ((coin >> 16) % 4 != 0 && mproc__mail_ready(m, (uint64_t)i)) {
             while (!mproc__ring_put(r, &v, 1, sizeof f, &pos)) { /* the reader releases */
                 int st;
                 if (waitpid(reader, &st, WNOHANG) == reader) /* ...unless it failed */
                     fail_msg("the reader ended (status %#x) at frame %ld", (unsigned)st, i);
                 sched_yield();
             }
-            if (!mproc__mail_post(m, (uint64_t)i, pos, sizeof f, &seq)) {
+            if (!mproc__mail_post(m, (uint64_t)i, pos, sizeof f)) {
                 uint8_t wake[MPROC__WIRE_HDR_SIZE];
                 mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);
                 if (write(sock, wake, sizeof wake) != (ssize_t)sizeof wake) fail_msg("the reader is gone at frame %ld", i);

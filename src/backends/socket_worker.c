@@ -75,7 +75,7 @@ typedef struct child_chan {
     uint8_t *held;            /* a socket frame that came after the mailbox's: the next one */
     size_t held_len;
     uint64_t placed_pos;      /* where child_place's last room is in the up ring */
-    uint64_t up_sent, up_seq; /* frames sent up, by socket or mailbox; the seq of our last post */
+    uint64_t up_sent; /* frames sent up, by socket or mailbox */
 } child_chan;
 
 /* A reference frame: the frame it names, in the down ring. */
@@ -137,16 +137,21 @@ static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t 
     mproc__mailbox *m = ch->rings.down.mail;
     double spin_until = spin_deadline(ch);
     int readable = 0;
-    if (ch->held) {
-        *frame = ch->held;
-        *len = ch->held_len;
-        ch->held = NULL;
-        ch->down_taken++;
-        return 1;
-    }
     for (;;) {
         uint64_t pos;
         uint32_t n;
+        if (ch->held) { /* the next frame, unless an earlier one is in the mailbox (frame_mailbox.h) */
+            if (mproc__mail_take(m, ch->down_taken, &pos, &n)) {
+                ch->down_taken++;
+                mproc__ring_ref_encode(ref, pos, n);
+                return 2;
+            }
+            *frame = ch->held;
+            *len = ch->held_len;
+            ch->held = NULL;
+            ch->down_taken++;
+            return 1;
+        }
         int more = readable || mproc__reader_pending(in) || mproc__mail_more(m, ch->down_taken);
         /* Looked at again after `posted`: a frame posted before it is seen now. */
         if (mproc__mail_take(m, ch->down_taken, &pos, &n)) {
@@ -244,9 +249,9 @@ static int send_ring_ref(child_chan *ch, uint64_t pos, size_t total) {
     int rc;
     uint8_t hdr[MPROC__WIRE_HDR_SIZE];
     struct iovec v = {hdr, sizeof hdr};
-    if (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_seq)) {
+    if (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_sent)) {
         rc = 0;
-        if (!mproc__mail_post(ch->rings.up.mail, ch->up_sent++, pos, (uint32_t)total, &ch->up_seq)) {
+        if (!mproc__mail_post(ch->rings.up.mail, ch->up_sent++, pos, (uint32_t)total)) {
             mproc__hdr_encode(hdr, MPROC__FRAME_WAKE, 0, 0, 0);
             rc = mproc__sock_write_frame(ch->fd, &v, 1, NULL, NULL);
         }
@@ -266,7 +271,7 @@ static int child_send(void *impl, const struct iovec *iov, int iovcnt) {
     /* Into the up ring: a big frame (no copy through the kernel), or any frame whose reference
      * the mailbox would take now (no system call at all). */
     int ring = ch->rings.base && total >= MPROC__WIRE_HDR_SIZE && total <= UINT32_MAX &&
-               (total >= MPROC__RING_MIN_FRAME || (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_seq)));
+               (total >= MPROC__RING_MIN_FRAME || (ch->mail && mproc__mail_ready(ch->rings.up.mail, ch->up_sent)));
     if (ring && mproc__ring_put(&ch->rings.up, iov, iovcnt, total, &pos)) return send_ring_ref(ch, pos, total);
     if (ch->mail) mproc__mail_count(ch->rings.up.mail, ++ch->up_sent);
     int rc = mproc__sock_write_frame(ch->fd, iov, iovcnt, NULL, NULL);

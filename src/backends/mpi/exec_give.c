@@ -131,7 +131,7 @@ static void queue_out_locked(mproc__executor *x, mproc__exec_item *q, int counte
  * ahead (frame_mailbox.h): 1 (q freed), or 0 (it goes by socket). mu held. */
 static int mail_down_locked(mproc__executor *x, mproc__exec_item *q) {
     mproc__exec_rings *r = x->rings;
-    if (!r || x->out_head || x->fd < 0 || !mproc__mail_ready(r->p.down.mail, x->down_seq)) return 0;
+    if (!r || x->out_head || x->fd < 0 || !mproc__mail_ready(r->p.down.mail, x->down_sent)) return 0;
     uint64_t pos;
     size_t len;
     if (q->frame == q->ref) { /* received into the ring already */
@@ -144,7 +144,7 @@ static int mail_down_locked(mproc__executor *x, mproc__exec_item *q) {
         len = q->len;
     }
     mproc__exec_item_free(q);
-    if (!mproc__mail_post(r->p.down.mail, x->down_sent++, pos, (uint32_t)len, &x->down_seq)) {
+    if (!mproc__mail_post(r->p.down.mail, x->down_sent++, pos, (uint32_t)len)) {
         uint8_t *wake = malloc(MPROC__WIRE_HDR_SIZE); /* it may have gone to sleep meanwhile */
         if (!wake) mproc__mpi_fatal("worker rank %d: out of memory", mproc__mpi.rank);
         mproc__hdr_encode(wake, MPROC__FRAME_WAKE, 0, 0, 0);

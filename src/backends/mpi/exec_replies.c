@@ -57,13 +57,6 @@ static void forward_to_master(const mproc__executor *x, uint8_t *frame, size_t l
  * socket (malloc'd): 1 with *f and *len; 0 when there is none now; -1 when the executor ended
  * (reported), or MPROC__EXEC_HAND_BACK (by_relay only). read_mu held. */
 static int next_reply(mproc__executor *x, int by_relay, uint8_t *mref, uint8_t **f, size_t *len) {
-    if (x->held) {
-        *f = x->held;
-        *len = x->held_len;
-        x->held = NULL;
-        x->up_taken++;
-        return 1;
-    }
     for (int wakes = 0; wakes < PUMP_MAX; wakes++) {
         mproc__mailbox *mb = x->rings && mproc__mail_on(x->rings->p.up.mail) ? x->rings->p.up.mail : NULL;
         int more = mb && mproc__mail_more(mb, x->up_taken); /* before the mailbox: frame_mailbox.h */
@@ -74,6 +67,13 @@ static int next_reply(mproc__executor *x, int by_relay, uint8_t *mref, uint8_t *
             mproc__ring_ref_encode(mref, pos, n);
             *f = mref;
             *len = MPROC__WIRE_HDR_SIZE;
+            return 1;
+        }
+        if (x->held) { /* the next reply: none earlier was in the mailbox */
+            *f = x->held;
+            *len = x->held_len;
+            x->held = NULL;
+            x->up_taken++;
             return 1;
         }
         /* The watch skips the socket while the executor says it sent nothing more, but looks

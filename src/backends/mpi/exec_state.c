@@ -100,7 +100,7 @@ int mproc__exec_spawn_next_locked(mproc__executor *x) {
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
     if (rc < 0) return rc;
     x->rings = rings;
-    x->down_sent = x->down_seq = x->up_taken = 0;
+    x->down_sent = x->up_taken = 0;
     atomic_store(&x->watch_mail, rings && mproc__mail_on(rings->p.up.mail) ? rings->p.up.mail : NULL);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     x->fd = fd;

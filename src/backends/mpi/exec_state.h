@@ -46,8 +46,8 @@ typedef struct mproc__executor {
     mproc__reader reader;     /* read_mu's: the supervisor's, or the main thread's (relay watch) */
     mproc__exec_rings *rings;        /* NULL: frames go through the socket only */
     /* The mailboxes (backends/frame_mailbox.h), when its rings have them on: frames given so
-     * far (mu's) and the seq of our last post there; replies taken (read_mu's). */
-    uint64_t down_sent, down_seq, up_taken;
+     * far (mu's); replies taken (read_mu's). */
+    uint64_t down_sent, up_taken;
     /* A reply read from the socket that turned out to come after the one in the mailbox
      * (frame_mailbox.h: a socket frame is checked against the mailbox after it is read): the
      * next reply, kept for the next look (read_mu's). */
