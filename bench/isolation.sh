@@ -3,8 +3,11 @@
 # inside the ranks (MPROC_MPI_EXECUTORS=0), in the same minutes: mproc_bench rtt (blocking apply,
 # one call at a time), apply (apply_async throughput), map (10M items) and gran 100 us chunksize 1
 # (efficiency of 100 us tasks), under mpirun -np 3 (a master and two worker ranks), the two modes
-# interleaved, REPS times (default 3; BENCH_REPS overrides). Writes bench/results/isolation.md
-# (BENCH_OUT overrides) and prints it.
+# interleaved, REPS times (default 3; BENCH_REPS overrides). Beside them, the floor for what
+# isolation costs a hand-written program: c_relay_floor (peers/c_mpi_floor.c with FLOOR_RELAY=1:
+# each worker rank relays to a child forked before MPI_Init, through shared memory) on rtt, map
+# and gran; its apply sends one task per message where mproc batches, so it is left out there.
+# Writes bench/results/isolation.md (BENCH_OUT overrides) and prints it.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -14,13 +17,20 @@ reps=${BENCH_REPS:-3}
 mkdir -p "$out"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$build" -j "$(nproc)" --target mproc_bench >/dev/null ||
     { echo "isolation.sh: building mproc_bench failed" >&2; exit 1; }
+sh "$here/peers/build.sh" "$build/bench-peers" >/dev/null || { echo "isolation.sh: building the C peers failed" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 workloads=("rtt 20000" "apply 100000" "map 10000000" "gran 100 1 20000")
 declare -A vals
-# value W MODE: one run's figure (gran: efficiency = serial / (2 workers x wall)).
+# value W MODE: one run's figure (gran: efficiency = serial / (2 workers x wall)); MODE 1 / 0:
+# mproc with executors / in the ranks, relay: the hand-written relay.
 value() {
     local line
-    line=$(timeout 300 mpirun --oversubscribe -np 3 -x MPROC_MPI_EXECUTORS="$2" "$build/bench/mproc_bench" $1 2>/dev/null | grep '^RESULT')
+    if [[ $2 == relay ]]; then
+        [[ $1 == apply* ]] && { echo "-"; return; }
+        line=$(timeout 300 mpirun --oversubscribe -np 3 -x FLOOR_RELAY=1 "$build/bench-peers/c_mpi_floor" $1 2>/dev/null | grep '^RESULT')
+    else
+        line=$(timeout 300 mpirun --oversubscribe -np 3 -x MPROC_MPI_EXECUTORS="$2" "$build/bench/mproc_bench" $1 2>/dev/null | grep '^RESULT')
+    fi
     local v s
     v=$(grep -o ' value=[0-9.e+-]*' <<<"$line" | cut -d= -f2)
     if [[ $1 == gran* ]]; then
@@ -32,20 +42,23 @@ value() {
 }
 for ((r = 1; r <= reps; r++)); do
     for w in "${workloads[@]}"; do
-        for mode in 1 0; do vals["$w|$mode"]="${vals["$w|$mode"]:-} $(value "$w" $mode)"; done
+        for mode in 1 0 relay; do vals["$w|$mode"]="${vals["$w|$mode"]:-} $(value "$w" $mode)"; done
     done
 done
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | grep -v '^-$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 {
     echo "Executors against in-rank execution, \`mpirun -np 3\`, $reps interleaved runs each, $(nproc) cores, $(date -u +%Y-%m-%d)."
     echo
-    echo "| workload | unit | executors (median) | in the rank (median) | executors / in the rank | runs (executors; in the rank) |"
-    echo "|---|---|---:|---:|---:|---|"
+    echo "| workload | unit | executors (median) | in the rank (median) | executors / in the rank | hand-written relay (median) | executors / relay | runs (executors; in the rank; relay) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---|"
     for w in "${workloads[@]}"; do
-        e=$(median "${vals["$w|1"]}") i=$(median "${vals["$w|0"]}")
+        e=$(median "${vals["$w|1"]}") i=$(median "${vals["$w|0"]}") f=$(median "${vals["$w|relay"]}")
         case $w in rtt*) unit="us per call (lower is better)" ;; apply*) unit="tasks/s" ;; map*) unit="items/s" ;; gran*) unit="efficiency" ;; esac
         ratio=$(awk -v e="$e" -v i="$i" 'BEGIN { if (i > 0) printf "%.2f", e / i; else print "nan" }')
-        echo "| ${w%% *} | $unit | $e | $i | $ratio | ${vals["$w|1"]}; ${vals["$w|0"]} |"
+        rr=$(awk -v e="$e" -v f="${f:--}" 'BEGIN { if (f > 0) printf "%.2f", e / f; else print "-" }')
+        echo "| ${w%% *} | $unit | $e | $i | $ratio | ${f:--} | $rr | ${vals["$w|1"]}; ${vals["$w|0"]}; ${vals["$w|relay"]} |"
     done
+    echo
+    echo "Ratios are mproc's figure over the other's: for rtt (time per call) lower is better, for the rest higher." 
 } >"$out/isolation.md"
 cat "$out/isolation.md"
