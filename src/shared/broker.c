@@ -112,6 +112,21 @@ static int room(served *s, size_t n) {
  * or the caller is gone (then "not yet" is answered to nobody). */
 typedef int (*waiter)(const void *obj, double t, void *ctx);
 
+/* The sentence of a wait that timed out in its last slice of t seconds, made to name the whole
+ * timeout: every waiter's sentence says its time as "<t> s" ("not set within 0.05 s"), so the
+ * last such number becomes the caller's timeout ("...within 5 s"). */
+static int timed_out_in_all(int code, double t, double timeout) {
+    char said[400], slice[48], whole[48];
+    snprintf(said, sizeof said, "%s", mproc_last_error()); /* a copy: the sentence is rewritten into the buffer it is read from */
+    snprintf(slice, sizeof slice, "%g s", t);
+    snprintf(whole, sizeof whole, "%g s", timeout);
+    char *at = NULL;
+    for (char *p = strstr(said, slice); p; p = strstr(p + 1, slice)) at = p;
+    if (!at) return mproc__error(code, "%s (a wait made from another node, %s in all)", said, whole);
+    *at = '\0';
+    return mproc__error(code, "%s%s%s (a wait made from another node)", said, whole, at + strlen(slice));
+}
+
 static int sliced(served *s, double timeout, int not_yet, waiter w, const void *obj, void *ctx) {
     double deadline = mproc__deadline(timeout);
     for (;;) {
@@ -119,12 +134,8 @@ static int sliced(served *s, double timeout, int not_yet, waiter w, const void *
         double t = deadline < 0 || left > SLICE_S ? SLICE_S : left;
         int rc = w(obj, t, ctx);
         if (rc != not_yet || !alive(s->fd)) return rc;
-        if (deadline >= 0 && mproc__remaining(deadline) <= 0) { /* the sentence named the slice: name the wait */
-            if (not_yet >= 0) return not_yet;
-            char said[400]; /* a copy: the sentence is rewritten into the buffer it is read from */
-            snprintf(said, sizeof said, "%s", mproc_last_error());
-            return mproc__error(not_yet, "%s (a wait made from another node, %g s in all)", said, timeout);
-        }
+        if (deadline >= 0 && mproc__remaining(deadline) <= 0) /* the sentence named the slice: name the wait */
+            return not_yet >= 0 ? not_yet : timed_out_in_all(not_yet, t, timeout);
     }
 }
 

@@ -45,7 +45,9 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
     if (!out->data_ok) snprintf(out->why, sizeof out->why, "%s", mproc_last_error());
     long one = 1, none;
     out->put_rc = MPROC_QUEUE_PUT(&in->queue, &one, 10);
-    out->get_rc = MPROC_QUEUE_GET(&in->empty, &none, 0.05); /* a timeout: its sentence must come back whole */
+    /* A timeout longer than the broker's slices of 0.1 s: its sentence must come back whole and
+     * name the caller's 0.25 s, not the last slice's. */
+    out->get_rc = MPROC_QUEUE_GET(&in->empty, &none, 0.25);
     snprintf(out->get_why, sizeof out->get_why, "%s", mproc_last_error());
     usleep(20000); /* so that the tasks spread over every worker */
     return 0;
@@ -91,7 +93,7 @@ int main(int argc, char **argv) {
         here ? local++ : remote++;
         int want = here || !nobroker ? 0 : MPROC_EREMOTE;
         int want_get = want ? want : MPROC_EEMPTY;
-        if (o->get_rc != want_get || (want_get == MPROC_EEMPTY && !strstr(o->get_why, "stayed empty")))
+        if (o->get_rc != want_get || (want_get == MPROC_EEMPTY && !strstr(o->get_why, "stayed empty for 0.25 s")))
             bad++, printf("task on %s: get %d: %s\n", o->host, o->get_rc, o->get_why);
         if (o->lock_rc != want || o->put_rc != want || o->data_ok != here ||
             (!here && !strstr(o->why, "another node")))
