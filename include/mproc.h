@@ -327,8 +327,10 @@ typedef struct mproc_call_opts {
  * others, and returns as if it had never stopped. A torn or corrupt tail is cut off. A journal
  * made by another call (the kind of call - map, imap, map_items -, task name, item sizes, count
  * or a fingerprint of the input differ) is refused with MPROC_EJOURNAL and left untouched. One
- * run at a time per journal: two programs writing one file lose records (then more items run
- * again on the next resume; nothing wrong is taken from it). Items that never finished of their own
+ * run at a time per journal: a call on a journal that another call of this program or another
+ * program is using is refused with MPROC_EBUSY (naming the other program's pid) and the file left
+ * untouched (a POSIX record lock: on a file system without them, such as some NFS mounts
+ * without a lock daemon, two programs are not kept apart). Items that never finished of their own
  * (cancelled, the pool terminated) are not recorded, so they run again. A finished journal
  * stays: the same call then returns at once; delete the file to start over. A journal that
  * cannot be opened, read or given its header is MPROC_ESYS before any item runs; a write error

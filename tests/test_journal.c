@@ -3,7 +3,9 @@
  * after it) resumes with only the lost items run again; failed and crashed items are recorded
  * and fail again from the journal with their message; another call's journal (other input,
  * task, sizes, count) or a file that is not a journal is refused and left untouched; items
- * cancelled are not recorded; bad options. Runs are counted in a file each task appends to.
+ * cancelled are not recorded; bad options; one run per journal at a time (a second call of this
+ * program, or a call while another program holds the journal, is MPROC_EBUSY and touches nothing).
+ * Runs are counted in a file each task appends to.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -223,6 +226,101 @@ static void test_another_calls_journal_is_refused(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+static void drain_imap(mproc_iter *it, size_t n, int ordered);
+
+/* Whether another process sees a write lock on path (a process never sees its own). */
+static int locked_for_others(const char *path) {
+    fflush(NULL);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_GETLK, &who) < 0) _exit(2);
+        _exit(who.l_type != F_UNLCK ? 1 : 0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(c, &status, 0), c);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) < 2);
+    return WEXITSTATUS(status);
+}
+
+/* Another program holding the journal: a child that locks it and waits for its pipe to close. */
+static pid_t hold_elsewhere(const char *path, int *release_fd) {
+    int ready[2], hold[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    fflush(NULL);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        close(ready[0]);
+        close(hold[1]);
+        int fd = open(path, O_RDWR | O_CREAT, 0644);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        char ok = fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1) _exit(1);
+        char b;
+        while (read(hold[0], &b, 1) > 0) {
+        }
+        _exit(0);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char ok = 0;
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    close(ready[0]);
+    *release_fd = hold[1];
+    return c;
+}
+
+static void test_a_journal_in_use_is_refused(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    char j[128], msg[300];
+    journal_path(j, sizeof j, "busy");
+    fill_input();
+    /* A second call of this program while an imap holds the journal. */
+    mproc_call_opts o = {.chunksize = 3, .journal = j};
+    mproc_iter *it, *it2 = NULL;
+    assert_int_equal(mproc_imap(p, &counted_task, in, sizeof *in, N, &o, &it), 0);
+    assert_true(locked_for_others(j));
+    long size = file_size(j);
+    assert_int_equal(mproc_imap(p, &counted_task, in, sizeof *in, N, &o, &it2), MPROC_EBUSY);
+    snprintf(msg, sizeof msg, "%s", mproc_last_error());
+    assert_non_null(strstr(msg, "in use by another call of this program"));
+    assert_non_null(strstr(msg, j));
+    assert_null(it2);
+    assert_int_equal(run_map(p, j, N), MPROC_EBUSY);
+    /* The refusals did not drop the first call's lock (closing any descriptor of the file would). */
+    assert_true(locked_for_others(j));
+    drain_imap(it, N, 1);
+    assert_int_equal(mproc_iter_free(it), 0);
+    assert_false(locked_for_others(j)); /* released when the call ends */
+    assert_true(file_size(j) > size);
+    unlink(j);
+    /* Another program holding it: refused, its pid named, the file untouched; then it is ours. */
+    int release_fd;
+    pid_t other = hold_elsewhere(j, &release_fd);
+    reset_runs();
+    assert_int_equal(run_map(p, j, N), MPROC_EBUSY);
+    snprintf(msg, sizeof msg, "%s", mproc_last_error());
+    char pid[32];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)other);
+    assert_non_null(strstr(msg, "in use by another program"));
+    assert_non_null(strstr(msg, pid));
+    assert_int_equal(file_size(j), 0);
+    assert_int_equal(runs(), 0);
+    close(release_fd);
+    int status;
+    assert_int_equal(waitpid(other, &status, 0), other);
+    assert_int_equal(run_map(p, j, N), 0);
+    check_results(N);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_journal_bad_options(void **state) {
     (void)state;
     mproc_pool *p = pool_of(1);
@@ -406,6 +504,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_torn_tail_is_cut_and_resumed),
         cmocka_unit_test(test_failures_come_back_from_the_journal),
         cmocka_unit_test(test_another_calls_journal_is_refused),
+        cmocka_unit_test(test_a_journal_in_use_is_refused),
         cmocka_unit_test(test_journal_bad_options),
         cmocka_unit_test(test_cancelled_items_are_not_recorded),
         cmocka_unit_test(test_imap_resumes_from_its_journal),

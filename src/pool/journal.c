@@ -17,9 +17,17 @@
  * the machine itself needs fdatasync, which the sync policy decides: at most once a second by
  * default (so a machine crash loses at most about a second of records, which then run again),
  * after every write and at the end with MPROC_JOURNAL_ALWAYS, never with MPROC_JOURNAL_NEVER.
+ *
+ * One run per journal at a time: two runs appending to one file would interleave their records.
+ * Another program is kept out by a POSIX record lock on the whole file (not an flock or an OFD
+ * lock: those belong to the open file, which every worker forked while the call runs would
+ * share and keep after the call), another call of this program by a list of the journals open
+ * here, looked at before the file is opened at all: closing any descriptor of a file drops this
+ * process's POSIX locks on it, so a refused call must not open it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +48,18 @@
  * (in a malloc'd copy) are as aligned as those from a worker: a caller may read a long. */
 #define PAD8(x) (((size_t)(x) + 7) & ~(size_t)7)
 
+/* A journal open in this process (see the top: one run per journal at a time). */
+typedef struct open_journal {
+    struct open_journal *next;
+    dev_t dev;
+    ino_t ino;
+} open_journal;
+
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static open_journal *open_list;
+
 struct mproc__journal {
+    open_journal *claim; /* its place in open_list */
     int fd;
     char path[256];
     int sync;           /* MPROC_JOURNAL_* */
@@ -314,6 +333,69 @@ int mproc__journal_flush(mproc__journal *j, int final) {
 
 const char *mproc__journal_error(const mproc__journal *j) { return j->err ? j->errmsg : NULL; }
 
+/* MPROC_EBUSY when another call of this program has the journal at path open (looked at before
+ * opening it: see the top), else 0. */
+static int check_path(const char *path) {
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    pthread_mutex_lock(&open_mu);
+    for (open_journal *o = open_list; exists && o; o = o->next)
+        if (o->dev == st.st_dev && o->ino == st.st_ino) {
+            pthread_mutex_unlock(&open_mu);
+            return mproc__error(MPROC_EBUSY, "journal %s is in use by another call of this program (one run per "
+                                "journal at a time); refused, the file is left as it is", path);
+        }
+    pthread_mutex_unlock(&open_mu);
+    return 0;
+}
+
+/* fd (open on path) for this call: listed as open here, and locked against other programs.
+ * MPROC_EBUSY when another program holds it or a call of ours listed it meanwhile; where the
+ * file system has no record locks (ENOLCK, EINVAL) the call goes on without one. */
+static int claim_fd(int fd, const char *path, open_journal **claim) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return mproc__error(MPROC_ESYS, "journal %s: fstat: %s", path, strerror(errno));
+    pthread_mutex_lock(&open_mu);
+    for (open_journal *o = open_list; o; o = o->next)
+        if (o->dev == st.st_dev && o->ino == st.st_ino) {
+            pthread_mutex_unlock(&open_mu);
+            return mproc__error(MPROC_EBUSY, "journal %s is in use by another call of this program (one run per "
+                                "journal at a time); refused", path);
+        }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_SETLK, &fl) < 0 && (errno == EACCES || errno == EAGAIN)) {
+        pthread_mutex_unlock(&open_mu);
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        return mproc__error(MPROC_EBUSY, "journal %s is in use by another program (pid %ld) (one run per journal at "
+                            "a time); refused, the file is left as it is", path, pid);
+    }
+    open_journal *o = malloc(sizeof *o);
+    if (!o) {
+        pthread_mutex_unlock(&open_mu);
+        return mproc__error(MPROC_ENOMEM, "journal %s: out of memory", path);
+    }
+    o->dev = st.st_dev;
+    o->ino = st.st_ino;
+    o->next = open_list;
+    open_list = o;
+    pthread_mutex_unlock(&open_mu);
+    *claim = o;
+    return 0;
+}
+
+static void release(open_journal *claim) {
+    if (!claim) return;
+    pthread_mutex_lock(&open_mu);
+    for (open_journal **p = &open_list; *p; p = &(*p)->next)
+        if (*p == claim) {
+            *p = claim->next;
+            break;
+        }
+    pthread_mutex_unlock(&open_mu);
+    free(claim);
+}
+
 int mproc__journal_close(mproc__journal *j) {
     if (!j) return 0;
     if (j->threaded) { /* the writer writes what is left (and syncs if ALWAYS), then ends */
@@ -328,7 +410,8 @@ int mproc__journal_close(mproc__journal *j) {
     }
     int err = j->err;
     if (err) mproc__error(err, "%s", j->errmsg); /* a failure of the last writes too names the file */
-    close(j->fd);
+    release(j->claim);
+    close(j->fd); /* drops the record lock */
     free(j->buf);
     free(j->spare);
     free(j->kept);
@@ -403,18 +486,26 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
         return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
     if (sync < MPROC_JOURNAL_NEVER || sync > MPROC_JOURNAL_ALWAYS)
         return mproc__error(MPROC_EINVAL, "journal_sync is %d: want MPROC_JOURNAL_INTERVAL, _ALWAYS or _NEVER", sync);
+    int rc = check_path(path);
+    if (rc < 0) return rc;
+    open_journal *claim = NULL;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return mproc__error(MPROC_ESYS, "journal %s: cannot open: %s", path, strerror(errno));
+    if ((rc = claim_fd(fd, path, &claim)) < 0) {
+        close(fd);
+        return rc;
+    }
     uint8_t head[300];
     size_t hl = make_header(head, sizeof head, task, in_size, out_size, n, fp);
     uint8_t *d;
     size_t len;
     if (slurp(fd, &d, &len) < 0) {
+        rc = mproc__error(MPROC_ESYS, "journal %s: cannot read: %s", path, strerror(errno));
+        release(claim);
         close(fd);
-        return mproc__error(MPROC_ESYS, "journal %s: cannot read: %s", path, strerror(errno));
+        return rc;
     }
     size_t end = hl;
-    int rc = 0;
     if (len == 0) { /* new */
         if (pwrite(fd, head, hl, 0) != (ssize_t)hl)
             rc = mproc__error(MPROC_ESYS, "journal %s: cannot write its header: %s", path, strerror(errno));
@@ -438,9 +529,11 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     if (rc < 0) {
         if (j) free(j->kept);
         free(j);
+        release(claim);
         close(fd);
         return rc;
     }
+    j->claim = claim;
     j->fd = fd;
     snprintf(j->path, sizeof j->path, "%s", path);
     j->sync = sync;
