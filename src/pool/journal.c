@@ -333,11 +333,14 @@ int mproc__journal_flush(mproc__journal *j, int final) {
 
 const char *mproc__journal_error(const mproc__journal *j) { return j->err ? j->errmsg : NULL; }
 
-/* MPROC_EBUSY when another call of this program has the journal at path open (looked at before
- * opening it: see the top), else 0. */
-static int check_path(const char *path) {
+/* The journal at path for this call: opened (into *fd), listed as open here and locked against
+ * other programs, all under open_mu, so that no two calls of ours race between the look and the
+ * listing. MPROC_EBUSY, with nothing opened, when another call of this program has it (looked
+ * at before opening: see the top); MPROC_EBUSY when another program holds it; where the file
+ * system has no record locks (ENOLCK, EINVAL) the call goes on without one. */
+static int claim_path(const char *path, int *fd, open_journal **claim) {
     struct stat st;
-    int exists = stat(path, &st) == 0;
+    int exists = stat(path, &st) == 0, rc = 0;
     pthread_mutex_lock(&open_mu);
     for (open_journal *o = open_list; exists && o; o = o->next)
         if (o->dev == st.st_dev && o->ino == st.st_ino) {
@@ -345,47 +348,40 @@ static int check_path(const char *path) {
             return mproc__error(MPROC_EBUSY, "journal %s is in use by another call of this program (one run per "
                                 "journal at a time); refused, the file is left as it is", path);
         }
-    pthread_mutex_unlock(&open_mu);
-    return 0;
-}
-
-/* fd (open on path) for this call: listed as open here, and locked against other programs.
- * MPROC_EBUSY when another program holds it or a call of ours listed it meanwhile; where the
- * file system has no record locks (ENOLCK, EINVAL) the call goes on without one. */
-static int claim_fd(int fd, const char *path, open_journal **claim) {
-    struct stat st;
-    if (fstat(fd, &st) < 0) return mproc__error(MPROC_ESYS, "journal %s: fstat: %s", path, strerror(errno));
-    pthread_mutex_lock(&open_mu);
-    for (open_journal *o = open_list; o; o = o->next)
-        if (o->dev == st.st_dev && o->ino == st.st_ino) {
-            pthread_mutex_unlock(&open_mu);
-            return mproc__error(MPROC_EBUSY, "journal %s is in use by another call of this program (one run per "
-                                "journal at a time); refused", path);
-        }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fcntl(fd, F_SETLK, &fl) < 0 && (errno == EACCES || errno == EAGAIN)) {
-        pthread_mutex_unlock(&open_mu);
-        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-        long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
-        return mproc__error(MPROC_EBUSY, "journal %s is in use by another program (pid %ld) (one run per journal at "
-                            "a time); refused, the file is left as it is", path, pid);
-    }
     open_journal *o = malloc(sizeof *o);
+    *fd = o ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     if (!o) {
-        pthread_mutex_unlock(&open_mu);
-        return mproc__error(MPROC_ENOMEM, "journal %s: out of memory", path);
+        rc = mproc__error(MPROC_ENOMEM, "journal %s: out of memory", path);
+    } else if (*fd < 0) {
+        rc = mproc__error(MPROC_ESYS, "journal %s: cannot open: %s", path, strerror(errno));
+    } else if (fstat(*fd, &st) < 0) {
+        rc = mproc__error(MPROC_ESYS, "journal %s: fstat: %s", path, strerror(errno));
+    } else if (fcntl(*fd, F_SETLK, &fl) < 0 && (errno == EACCES || errno == EAGAIN)) {
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        long pid = fcntl(*fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        rc = mproc__error(MPROC_EBUSY, "journal %s is in use by another program (pid %ld) (one run per journal at "
+                          "a time); refused, the file is left as it is", path, pid);
     }
-    o->dev = st.st_dev;
-    o->ino = st.st_ino;
-    o->next = open_list;
-    open_list = o;
+    if (rc < 0) {
+        if (*fd >= 0) close(*fd); /* holds no lock of ours: nothing of this path is listed */
+        *fd = -1;
+        free(o);
+    } else {
+        o->dev = st.st_dev;
+        o->ino = st.st_ino;
+        o->next = open_list;
+        open_list = o;
+        *claim = o;
+    }
     pthread_mutex_unlock(&open_mu);
-    *claim = o;
-    return 0;
+    return rc;
 }
 
-static void release(open_journal *claim) {
-    if (!claim) return;
+/* The journal's descriptor closed (dropping its lock) and then taken off the list, in that
+ * order: listed until closed, so no call of ours opens (and, closing, unlocks) it meanwhile. */
+static void close_and_release(int fd, open_journal *claim) {
+    close(fd);
     pthread_mutex_lock(&open_mu);
     for (open_journal **p = &open_list; *p; p = &(*p)->next)
         if (*p == claim) {
@@ -410,8 +406,7 @@ int mproc__journal_close(mproc__journal *j) {
     }
     int err = j->err;
     if (err) mproc__error(err, "%s", j->errmsg); /* a failure of the last writes too names the file */
-    release(j->claim);
-    close(j->fd); /* drops the record lock */
+    close_and_release(j->fd, j->claim);
     free(j->buf);
     free(j->spare);
     free(j->kept);
@@ -486,23 +481,16 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
         return mproc__error(MPROC_EINVAL, "journal path of %zu characters is too long", strlen(path));
     if (sync < MPROC_JOURNAL_NEVER || sync > MPROC_JOURNAL_ALWAYS)
         return mproc__error(MPROC_EINVAL, "journal_sync is %d: want MPROC_JOURNAL_INTERVAL, _ALWAYS or _NEVER", sync);
-    int rc = check_path(path);
-    if (rc < 0) return rc;
     open_journal *claim = NULL;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return mproc__error(MPROC_ESYS, "journal %s: cannot open: %s", path, strerror(errno));
-    if ((rc = claim_fd(fd, path, &claim)) < 0) {
-        close(fd);
-        return rc;
-    }
+    int fd = -1, rc = claim_path(path, &fd, &claim);
+    if (rc < 0) return rc;
     uint8_t head[300];
     size_t hl = make_header(head, sizeof head, task, in_size, out_size, n, fp);
     uint8_t *d;
     size_t len;
     if (slurp(fd, &d, &len) < 0) {
         rc = mproc__error(MPROC_ESYS, "journal %s: cannot read: %s", path, strerror(errno));
-        release(claim);
-        close(fd);
+        close_and_release(fd, claim);
         return rc;
     }
     size_t end = hl;
@@ -529,8 +517,7 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     if (rc < 0) {
         if (j) free(j->kept);
         free(j);
-        release(claim);
-        close(fd);
+        close_and_release(fd, claim);
         return rc;
     }
     j->claim = claim;
