@@ -96,6 +96,14 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
 /* Longest a worker looks for its next frame without sleeping after it answered: about what a
  * sleep and a wake-up cost together here. */
 #define NEXT_SPIN_MAX_S 50e-6
+/* The same for an executor whose frames come by mailbox (frame_mailbox.h), where a look is a
+ * read of shared memory and a sleep costs more: the rank's frame then goes by socket, and each
+ * side pays a system call and a context switch. A map's chunks reach an executor every
+ * 50-200 us on 2 cores: with 50 us the executor slept before three chunks in four (8 in 10
+ * pinned to one core), and the map ran at 0.74-0.85x the same map run inside the ranks; with
+ * 250 us at 0.95-1.0x (bench/README.md, stop 14). Still only while the gaps stay that short,
+ * and yielding the core between looks. */
+#define MAIL_SPIN_MAX_S 250e-6
 /* Idle gaps longer than this count as this long: a pause of seconds must not keep the worker
  * from spinning again once calls come back-to-back. */
 #define IDLE_GAP_CAP_S 1e-3
@@ -104,14 +112,14 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
  * the reply: while the gaps between a reply and the next frame stay that short, the worker
  * polls for the next frame for up to twice the mean gap before it sleeps, so neither side pays
  * a wake-up per call. A worker whose frames come slower (or are queued) never spins. */
-static double spin_deadline(const child_chan *ch) {
-    if (ch->replied_at <= 0 || ch->idle_mean >= NEXT_SPIN_MAX_S) return 0;
+static double spin_deadline(const child_chan *ch, double max_s) {
+    if (ch->replied_at <= 0 || ch->idle_mean >= max_s) return 0;
     double until = ch->replied_at + 2 * ch->idle_mean + 5e-6;
-    return until > ch->replied_at + NEXT_SPIN_MAX_S ? ch->replied_at + NEXT_SPIN_MAX_S : until;
+    return until > ch->replied_at + max_s ? ch->replied_at + max_s : until;
 }
 
 static void spin_for_next(child_chan *ch) {
-    double until = spin_deadline(ch);
+    double until = spin_deadline(ch, NEXT_SPIN_MAX_S);
     if (until <= 0) return;
     struct pollfd pf = {ch->fd, POLLIN, 0};
     while (mproc__now() < until) {
@@ -135,7 +143,7 @@ static void note_frame(child_chan *ch) {
  * (yielding the core), not a system call; then the worker says it sleeps and sleeps in poll(). */
 static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t *len, uint8_t *ref) {
     mproc__mailbox *m = ch->rings.down.mail;
-    double spin_until = spin_deadline(ch);
+    double spin_until = spin_deadline(ch, MAIL_SPIN_MAX_S);
     int readable = 0;
     for (;;) {
         uint64_t pos;
