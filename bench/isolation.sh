@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # isolation.sh - what running tasks in executor processes costs under MPI, against running them
 # inside the ranks (MPROC_MPI_EXECUTORS=0), in the same minutes: mproc_bench rtt (blocking apply,
-# one call at a time), apply (apply_async throughput), map (10M items) and gran 100 us chunksize 1
+# one call at a time), apply (apply_async throughput), map (10M items, 10 times on one pool: a
+# single 10M map lasts 30-80 ms here and its figure spread 2x run to run) and gran 100 us chunksize 1
 # (efficiency of 100 us tasks), under mpirun -np 3 (a master and two worker ranks), the two modes
 # interleaved, REPS times (default 3; BENCH_REPS overrides). Beside them, the floor for what
 # isolation costs a hand-written program: c_relay_floor (peers/c_mpi_floor.c with FLOOR_RELAY=1:
@@ -19,7 +20,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --bu
     { echo "isolation.sh: building mproc_bench failed" >&2; exit 1; }
 sh "$here/peers/build.sh" "$build/bench-peers" >/dev/null || { echo "isolation.sh: building the C peers failed" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-workloads=("rtt 20000" "apply 100000" "map 10000000" "gran 100 1 20000")
+workloads=("rtt 20000" "apply 100000" "map 10000000 10" "gran 100 1 20000")
 declare -A vals
 # value W MODE: one run's figure (gran: efficiency = serial / (2 workers x wall)); MODE 1 / 0:
 # mproc with executors / in the ranks, relay: the hand-written relay.
