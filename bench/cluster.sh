@@ -9,7 +9,8 @@
 #   mproc_nodes   mproc_bench across the 3 hosts            c_mpi_nodes   c_mpi_floor likewise
 #   mproc_1node   mproc_bench, 3 ranks on h0, TCP only       c_mpi_1node   c_mpi_floor likewise
 # Workloads: rtt (one blocking apply at a time; the floor: MPI_Send/MPI_Recv ping-pong), apply
-# (apply_async throughput), map (10M longs, chunks of 10k), gran 100 us chunksize 1.
+# (apply_async throughput), map (10M longs, chunks of 10k, 5 times on one pool / with the same
+# workers: a single map spread 2x run to run), gran 100 us chunksize 1.
 # Targets (issue 13): rtt across nodes <= 3x the ping-pong across nodes; apply across nodes >=
 # 0.8x one node over TCP; map across nodes >= 0.8x the hand-written MPI farm across nodes;
 # 100 us efficiency across nodes >= 0.9x one node over TCP.
@@ -28,7 +29,7 @@ if [ -n "${MPROC_CLUSTER_MPIRUN:-}" ]; then # inside the cluster, on h0
     # so both run on the same transport settings (it helps the floor too).
     export OMPI_MCA_btl_tcp_eager_limit=1052672 OMPI_MCA_btl_tcp_max_send_size=1052672
     if [ "$quick" = 1 ]; then wls=("rtt 2000" "apply 20000" "map 2000000" "gran 100 1 2000")
-    else wls=("rtt 10000" "apply 200000" "map 10000000" "gran 100 1 20000"); fi
+    else wls=("rtt 10000" "apply 200000" "map 10000000 5" "gran 100 1 20000"); fi
     for r in $(seq 1 "$reps"); do
         for wl in "${wls[@]}"; do
             for cfg in $(printf '%s\n' mproc_nodes mproc_1node c_mpi_nodes c_mpi_1node | shuf); do
