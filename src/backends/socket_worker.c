@@ -99,10 +99,9 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
 /* The same for an executor whose frames come by mailbox (frame_mailbox.h), where a look is a
  * read of shared memory and a sleep costs more: the rank's frame then goes by socket, and each
  * side pays a system call and a context switch. A map's chunks reach an executor every
- * 50-200 us on 2 cores: with 50 us the executor slept before three chunks in four (8 in 10
- * pinned to one core), and the map ran at 0.74-0.85x the same map run inside the ranks; with
- * 250 us at 0.95-1.0x (bench/README.md, stop 14). Still only while the gaps stay that short,
- * and yielding the core between looks. */
+ * 50-200 us on 2 cores: with 50 us the executor slept before three chunks in four, which cost
+ * the map about a tenth of its speed (bench/README.md, stop 14). Still only while the gaps stay
+ * that short, and yielding the core between looks. */
 #define MAIL_SPIN_MAX_S 250e-6
 /* Idle gaps longer than this count as this long: a pause of seconds must not keep the worker
  * from spinning again once calls come back-to-back. */
