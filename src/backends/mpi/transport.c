@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "backends/mpi/sends_in_flight.h"
 #include "backends/mpi/transport.h"
 #include "wire/wire.h"
 
@@ -206,154 +207,19 @@ static int send_split(int dest, const struct iovec *iov, int iovcnt, size_t tota
     return 0;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Sends in flight. A small frame is copied into a buffer of its own, so its sender need not wait
- * for MPI: the buffer waits here and is freed when its send completes, found by the next poll.
- * Waiting would cost dearly: Open MPI completes a shared-memory send only when the receiver has
- * taken the message (eager fragments come back to the sender; a rendezvous ends with the
- * receiver's FIN), so a master would sit out every task its worker is still busy with.
- * A retained send (mproc__mpi_send_retained) is a big frame whose payload MPI reads straight
- * from the caller's buffers after the call has returned; the caller keeps them alive until
- * mproc__mpi_complete_sends says MPI is done. MPI keeps the messages of one sender to one
- * receiver in order, in flight or not.
- * ------------------------------------------------------------------------------------------- */
-
-/* Who gets a frame back when MPI is done with it: free() when release is NULL, else the
- * lender's call (mproc__mpi_send_lent). */
-typedef struct lender {
-    mproc__mpi_release release;
-    void *owner;
-    uint64_t token;
-} lender;
-
-static void give_back(uint8_t *buf, const lender *l) {
-    if (l && l->release) l->release(l->owner, l->token);
-    else free(buf);
-}
-
-typedef struct pending_send {
-    uint8_t *buf;  /* ours, given back when the send is done (NULL: the caller's memory) */
-    lender lend;
-    int rank;      /* destination */
-    uint64_t seq;  /* retained sends: the caller's sequence number; 0 otherwise */
-} pending_send;
-
-static struct {
-    MPI_Request *req; /* apart from v[], so one MPI_Testsome looks at them all */
-    int *idx;         /* MPI_Testsome's output */
-    pending_send *v;
-    int n, cap;
-    int retained; /* how many of them are retained (seq > 0): most replies need no look */
-} pending;
-
-/* Lock held. Room for `more` sends; 0 or -1. */
-static int reserve_sends(int more) {
-    if (pending.cap - pending.n >= more) return 0;
-    int cap = pending.cap ? pending.cap : 16;
-    while (cap - pending.n < more) cap *= 2;
-    MPI_Request *r = realloc(pending.req, (size_t)cap * sizeof *r);
-    if (!r) return -1;
-    pending.req = r;
-    int *idx = realloc(pending.idx, (size_t)cap * sizeof *idx);
-    if (!idx) return -1;
-    pending.idx = idx;
-    pending_send *v = realloc(pending.v, (size_t)cap * sizeof *v);
-    if (!v) return -1;
-    pending.v = v;
-    pending.cap = cap;
-    return 0;
-}
-
-/* Lock held. Frees what completed sends owned; returns how many are still in flight. */
-static int reap_sends(void) {
-    if (pending.n == 0) return 0;
-    int done = 0;
-    mproc__mpi_ok(MPI_Testsome(pending.n, pending.req, &done, pending.idx, MPI_STATUSES_IGNORE), "MPI_Testsome");
-    if (done == MPI_UNDEFINED || done == 0) return pending.n;
-    int k = 0;
-    for (int i = 0; i < pending.n; i++) {
-        if (pending.req[i] == MPI_REQUEST_NULL) {
-            if (pending.v[i].buf) give_back(pending.v[i].buf, &pending.v[i].lend);
-            if (pending.v[i].seq) pending.retained--;
-            continue;
-        }
-        pending.req[k] = pending.req[i]; /* survivors keep their posting order */
-        pending.v[k++] = pending.v[i];
-    }
-    pending.n = k;
-    return k;
-}
-
-/* Lock held, room reserved. Remembers a posted send (buf given back through l, NULL: freed). */
-static void keep_send_lent(MPI_Request req, uint8_t *buf, const lender *l, int rank, uint64_t seq) {
-    pending.req[pending.n] = req;
-    pending.v[pending.n++] = (pending_send){buf, l ? *l : (lender){NULL, NULL, 0}, rank, seq};
-    if (seq) pending.retained++;
-}
-
-static void keep_send(MPI_Request req, uint8_t *buf, int rank, uint64_t seq) {
-    keep_send_lent(req, buf, NULL, rank, seq);
-}
-
-/* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
-static int retained_in_flight(int rank, uint64_t upto) {
-    if (pending.retained == 0) return 0; /* every reply asks: no scan of every pending send */
-    reap_sends();
-    for (int i = 0; i < pending.n; i++)
-        if (pending.v[i].seq && pending.v[i].seq <= upto && (rank < 0 || pending.v[i].rank == rank)) return 1;
-    return 0;
-}
-
-void mproc__mpi_abandon_sends(int rank) {
-    int k = 0;
-    for (int i = 0; i < pending.n; i++) {
-        if (pending.v[i].rank == rank) {
-            /* Freed by MPI whenever it is done with it; its buffer is leaked, not freed, in
-             * case MPI still reads it. */
-            if (pending.req[i] != MPI_REQUEST_NULL) MPI_Request_free(&pending.req[i]);
-            if (pending.v[i].seq) pending.retained--;
-            continue;
-        }
-        pending.req[k] = pending.req[i];
-        pending.v[k++] = pending.v[i];
-    }
-    pending.n = k;
-}
-
-/* Polls spent on a retained send before sleeping between looks. */
-#define COMPLETE_SPIN_S 200e-6
-
-void mproc__mpi_complete_sends(int rank, uint64_t upto) {
-    if (!retained_in_flight(rank, upto)) return;
-    /* Usually over within microseconds: the receiver took the frame and its FIN is on its way.
-     * Otherwise the receiver is busy, and we sleep between looks (the lock released). */
-    double spin_until = mproc__now() + COMPLETE_SPIN_S;
-    while (mproc__now() < spin_until)
-        if (!retained_in_flight(rank, upto)) return;
-    mproc__backoff bo;
-    mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
-    while (retained_in_flight(rank, upto)) {
-        if (mproc__mpi.watchdog) mproc__mpi.watchdog(); /* a lost rank's sends are abandoned */
-        mproc__mpi_backoff_wait(&bo, -1.0);
-    }
-}
-
 void mproc__mpi_flush_sends(mproc__mpi_sink sink) {
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
-    while (reap_sends() > 0)
+    while (mproc__mpi_sends_reap() > 0)
         if (mproc__mpi_drain(sink) == 0) {
             if (mproc__mpi.watchdog) mproc__mpi.watchdog();
             mproc__mpi_backoff_wait(&bo, -1.0);
         }
-    free(pending.req);
-    free(pending.idx);
-    free(pending.v);
-    memset(&pending, 0, sizeof pending);
+    mproc__mpi_sends_forget();
 }
 
 /* Lock held. Posts buf (ours) as one message, left in flight; gives it back when done. */
-static int post_owned(int dest, uint8_t *buf, size_t total, const lender *l, mproc__mpi_sink sink) {
+static int post_owned(int dest, uint8_t *buf, size_t total, const mproc__mpi_lender *l, mproc__mpi_sink sink) {
     MPI_Request req;
     int flag = 0;
     mproc__mpi_ok(MPI_Isend(buf, (int)total, MPI_BYTE, dest, MPROC__MPI_TAG, mproc__mpi.comm, &req),
@@ -362,12 +228,12 @@ static int post_owned(int dest, uint8_t *buf, size_t total, const lender *l, mpr
     /* Most small sends are done at once (copied into the receiver's shared memory). */
     mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
     if (flag) {
-        give_back(buf, l);
-    } else if (reserve_sends(1) == 0) {
-        keep_send_lent(req, buf, l, dest, 0);
+        mproc__mpi_give_back(buf, l);
+    } else if (mproc__mpi_sends_reserve(1) == 0) {
+        mproc__mpi_sends_keep_lent(req, buf, l, dest, 0);
     } else { /* no room to remember it: wait for it */
         wait_sends(dest, &req, 1, sink, 0);
-        give_back(buf, l);
+        mproc__mpi_give_back(buf, l);
     }
     return 0;
 }
@@ -406,8 +272,8 @@ int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint
     uint8_t *first = NULL;
     int n = post_split(dest, iov, iovcnt, total, &req, &first);
     if (n < 0) return n;
-    if (reserve_sends(n) == 0) {
-        for (int i = 0; i < n; i++) keep_send(req[i], i == 0 ? first : NULL, dest, seq);
+    if (mproc__mpi_sends_reserve(n) == 0) {
+        for (int i = 0; i < n; i++) mproc__mpi_sends_keep(req[i], i == 0 ? first : NULL, dest, seq);
     } else { /* no memory to remember them: wait for them here */
         wait_sends(dest, req, n, sink, (double)total / 1e9 + 0.002);
         free(first);
@@ -437,7 +303,7 @@ static int split_result(const uint8_t *first, size_t first_len, size_t want) {
 /* Lock held. Sends a RESULT of fixed-size items as its lead (header, count, item_size) and then
  * its data from frame itself, so that the master can receive the data straight into place. One
  * data piece is left in flight; more are waited for. Takes frame over. */
-static int send_result_split(int dest, uint8_t *frame, size_t len, const lender *l, mproc__mpi_sink sink) {
+static int send_result_split(int dest, uint8_t *frame, size_t len, const mproc__mpi_lender *l, mproc__mpi_sink sink) {
     size_t lead = MPROC__MPI_RESULT_LEAD, data = len - lead;
     int n = 1 + (int)((data + MPROC__MPI_PIECE - 1) / MPROC__MPI_PIECE);
     uint8_t *first = malloc(lead);
@@ -445,7 +311,7 @@ static int send_result_split(int dest, uint8_t *frame, size_t len, const lender 
     if (!first || !req) {
         free(first);
         free(req);
-        give_back(frame, l);
+        mproc__mpi_give_back(frame, l);
         return mproc__error(MPROC_ENOMEM, "mpi: out of memory sending %zu bytes", len);
     }
     memcpy(first, frame, lead);
@@ -458,20 +324,20 @@ static int send_result_split(int dest, uint8_t *frame, size_t len, const lender 
         off += piece;
     }
     mproc__mpi_ring(dest);
-    if (n == 2 && reserve_sends(2) == 0) {
-        keep_send(req[0], first, dest, 0);
+    if (n == 2 && mproc__mpi_sends_reserve(2) == 0) {
+        mproc__mpi_sends_keep(req[0], first, dest, 0);
         /* Given back by its base address when the data send is done. */
-        keep_send_lent(req[1], frame, l, dest, 0);
+        mproc__mpi_sends_keep_lent(req[1], frame, l, dest, 0);
     } else {
         wait_sends(dest, req, n, sink, (double)len / 1e9 + 0.002);
         free(first);
-        give_back(frame, l);
+        mproc__mpi_give_back(frame, l);
     }
     free(req);
     return 0;
 }
 
-static int send_given(int dest, uint8_t *frame, size_t len, const lender *l, mproc__mpi_sink sink) {
+static int send_given(int dest, uint8_t *frame, size_t len, const mproc__mpi_lender *l, mproc__mpi_sink sink) {
     int rc = check_frame(len);
     if (rc == 0 && len >= MPROC__MPI_RESULT_LEAD + MPROC__MPI_PLACE_MIN &&
         split_result(frame, MPROC__MPI_RESULT_LEAD, len))
@@ -479,7 +345,7 @@ static int send_given(int dest, uint8_t *frame, size_t len, const lender *l, mpr
     if (rc < 0 || len > MPROC__MPI_PACK_MAX) {
         struct iovec iov = {frame, len};
         if (rc == 0) rc = send_split(dest, &iov, 1, len, sink);
-        give_back(frame, l);
+        mproc__mpi_give_back(frame, l);
         return rc;
     }
     return post_owned(dest, frame, len, l, sink);
@@ -491,7 +357,7 @@ int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink 
 
 int mproc__mpi_send_lent(int dest, uint8_t *frame, size_t len, mproc__mpi_release release, void *owner,
                          uint64_t token, mproc__mpi_sink sink) {
-    lender l = {release, owner, token};
+    mproc__mpi_lender l = {release, owner, token};
     return send_given(dest, frame, len, &l, sink);
 }
 
@@ -573,7 +439,7 @@ int mproc__mpi_try_recv_into(int source, int *src, uint8_t **frame, size_t *len,
     MPI_Status st;
     *frame = NULL;
     *len = 0;
-    reap_sends();
+    mproc__mpi_sends_reap();
     /* Improbe + Mrecv: the message is ours once matched, whatever other threads do. */
     mproc__mpi_ok(MPI_Improbe(source, MPROC__MPI_TAG, mproc__mpi.comm, &flag, &msg, &st),
                   "MPI_Improbe");

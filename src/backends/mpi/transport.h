@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "backends/mpi/sends_in_flight.h"
 #include "backends/mpi/wait.h"
 #include "backends/mpi/world.h"
 #include "wire/wire.h"
@@ -52,8 +53,7 @@ int mproc__mpi_send_frame(int dest, const struct iovec *iov, int iovcnt, mproc__
 int mproc__mpi_send_owned(int dest, uint8_t *frame, size_t len, mproc__mpi_sink sink);
 /* Lock held. As send_owned, for a frame in memory the caller lends: instead of freeing it,
  * release(owner, token) is called (lock held, from whichever thread finds the send done, maybe
- * before this returns) when MPI no longer reads it; also on error. */
-typedef void (*mproc__mpi_release)(void *owner, uint64_t token);
+ * before this returns) when MPI no longer reads it; also on error (sends_in_flight.h). */
 int mproc__mpi_send_lent(int dest, uint8_t *frame, size_t len, mproc__mpi_release release, void *owner,
                          uint64_t token, mproc__mpi_sink sink);
 /* Lock held. Sends a frame to dest without waiting for MPI and without copying its payload
@@ -63,11 +63,7 @@ int mproc__mpi_send_lent(int dest, uint8_t *frame, size_t len, mproc__mpi_releas
  * caller's frames to dest in sending order. Smaller frames are sent as by send_frame. */
 int mproc__mpi_send_retained(int dest, const struct iovec *iov, int iovcnt, uint64_t seq,
                              mproc__mpi_sink sink);
-/* Lock held. Returns when every retained send to rank (< 0: any) numbered <= upto is done,
- * sleeping between looks (lock released) while the receiver has not taken it yet. */
-void mproc__mpi_complete_sends(int rank, uint64_t upto);
-/* Lock held. Forgets every send in flight to rank (lost: it will never take them). */
-void mproc__mpi_abandon_sends(int rank);
+/* mproc__mpi_complete_sends, mproc__mpi_abandon_sends: sends_in_flight.h. */
 /* Lock held. Waits until every send left in flight is done, handing incoming frames to sink;
  * mproc__mpi_quiesce does this first. */
 void mproc__mpi_flush_sends(mproc__mpi_sink sink);
