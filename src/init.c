@@ -55,13 +55,14 @@ static int choose(const mproc__backend_entry **out) {
     const char *want = getenv("MPROC_BACKEND");
     int launched;
     long size = launcher_size(&launched);
+    /* Read whatever the backend, so that a bad value is refused even where it does not matter. */
+    int each_rank, rc = switch_env("MPROC_FORK_EACH_RANK", &each_rank);
+    if (rc < 0) return rc;
     if (want && *want) {
         if (!(*out = mproc__backend_find(want)))
             return mproc__error(MPROC_EINVAL, "MPROC_BACKEND=%s: expected one of %s", want, mproc__backend_names());
         /* Every rank of the launch would run the whole program with a fork pool of its own:
          * N copies of the job, each believing it is the only one. Never silently. */
-        int each_rank, rc = switch_env("MPROC_FORK_EACH_RANK", &each_rank);
-        if (rc < 0) return rc;
         if ((*out)->kind == MPROC_BACKEND_FORK && launched && size > 1 && each_rank != 1)
             return mproc__error(MPROC_ESTATE,
                                 "MPROC_BACKEND=fork, but an MPI launcher started %ld ranks of this program: each "

@@ -88,10 +88,17 @@ static int ranks(void) {
     return s ? atoi(s) : 0;
 }
 
-/* Executors per worker rank: the tests set MPROC_MPI_EXECUTORS (mpi_tests.cmake). */
+/* Executors per worker rank, as MPROC_MPI_EXECUTORS asks (mpi_tests.cmake sets it, or unsets it
+ * and runs every rank on this node unbound, so each may use the CPUs the master may): a number;
+ * `auto`, one per CPU; unset, the CPUs shared among the ranks on the node, at least 1. */
 static int per_rank(void) {
     const char *s = getenv("MPROC_MPI_EXECUTORS");
-    int k = s ? atoi(s) : 1;
+    if (s && !strcmp(s, "auto")) return mproc_cpu_count();
+    if (!s) {
+        int per = mproc_cpu_count() / ranks();
+        return per > 1 ? per : 1;
+    }
+    int k = atoi(s);
     return k > 0 ? k : 1;
 }
 

@@ -56,6 +56,8 @@ endforeach()
 mproc_mpi_test(NAME test_faults_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_faults>)
 mproc_mpi_test(NAME test_faults_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_faults>)
+# The fault table's fine print (sentences, retries counted, per-item limits, life cycle).
+mproc_mpi_test(NAME test_fault_rules_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_fault_rules>)
 # Cancel, fail_fast, waiting on many and progress: a cancelled running task's executor is killed.
 mproc_mpi_test(NAME test_futures_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_futures>)
 mproc_mpi_test(NAME test_futures_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
@@ -80,6 +82,13 @@ foreach(exe test_pool test_process test_faults)
 endforeach()
 mproc_mpi_test(NAME mpi_backend_hybrid COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:mpi_backend>)
+# `auto` (an executor per CPU a rank may use) and unset (the node's CPUs shared among its ranks):
+# the pool's size is what docs/mpi.md says, and the backend's checks pass. Unbound, so that every
+# rank may use the CPUs the master may.
+mproc_mpi_test(NAME mpi_backend_executors_auto COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe --bind-to none
+  -x MPROC_MPI_EXECUTORS=auto $<TARGET_FILE:mpi_backend>)
+mproc_mpi_test(NAME mpi_backend_executors_unset COMMAND env -u MPROC_MPI_EXECUTORS ${MPROC_MPIEXEC} -np 3
+  --oversubscribe --bind-to none $<TARGET_FILE:mpi_backend>)
 # Frame rings of 64 KiB (MPROC_MPI_EXEC_RING): frames of 32 KiB and up, and any that meet a full
 # ring, take the socket, interleaved with ring frames in one order; and with no rings at all.
 foreach(exe test_pool test_faults)
@@ -88,28 +97,29 @@ foreach(exe test_pool test_faults)
 endforeach()
 mproc_mpi_test(NAME test_pool_mpi3_no_rings COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_RING=0 $<TARGET_FILE:test_pool>)
-# A bad value of a worker rank's variable ends the job at its start, with a sentence naming it.
-mproc_mpi_test(NAME mpi_bad_exec_ring_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
-  -x MPROC_MPI_EXEC_RING=abc $<TARGET_FILE:test_process>)
-set_tests_properties(mpi_bad_exec_ring_env PROPERTIES
-  PASS_REGULAR_EXPRESSION "cannot start its executor: MPROC_MPI_EXEC_RING=abc: want 0 \\(no rings\\) or bytes")
-mproc_mpi_test(NAME mpi_bad_exec_mailbox_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
-  -x MPROC_MPI_EXEC_MAILBOX=abc $<TARGET_FILE:test_process>)
-set_tests_properties(mpi_bad_exec_mailbox_env PROPERTIES
-  PASS_REGULAR_EXPRESSION "cannot start its executor: MPROC_MPI_EXEC_MAILBOX=abc: want 0 \\(off\\) or 1")
-# The other switches and numbers among the MPROC_ variables refuse what they cannot read.
-mproc_mpi_test(NAME mpi_bad_start_timeout_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
-  -x MPROC_MPI_START_TIMEOUT=abc $<TARGET_FILE:test_process>)
-set_tests_properties(mpi_bad_start_timeout_env PROPERTIES
-  PASS_REGULAR_EXPRESSION "MPROC_MPI_START_TIMEOUT=abc: want seconds")
-mproc_mpi_test(NAME mpi_bad_shared_broker_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 2
-  -x MPROC_SHARED_BROKER=yes $<TARGET_FILE:test_process>)
-set_tests_properties(mpi_bad_shared_broker_env PROPERTIES
-  PASS_REGULAR_EXPRESSION "MPROC_SHARED_BROKER=yes: want 0 or 1")
-mproc_mpi_test(NAME mpi_bad_fork_each_rank_env TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 2
-  -x MPROC_BACKEND=fork -x MPROC_FORK_EACH_RANK=yes $<TARGET_FILE:test_process>)
-set_tests_properties(mpi_bad_fork_each_rank_env PROPERTIES
-  PASS_REGULAR_EXPRESSION "MPROC_FORK_EACH_RANK=yes: want 0 or 1")
+# A bad value among the MPROC_ variables ends the job at its start (mpi_expect_fail.sh: within
+# 60 s, a non-zero exit, and a sentence naming the variable on stderr), read by a worker rank
+# (executor ring, mailbox, count) or by the master (start and lost timeouts, broker, fork switch).
+function(mproc_mpi_bad_env name np var value pattern)
+  mproc_mpi_test(NAME ${name} TIMEOUT 90 COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "${pattern}"
+    ${MPROC_MPIEXEC} -np ${np} --oversubscribe ${ARGN} -x ${var}=${value} $<TARGET_FILE:test_process>)
+endfunction()
+mproc_mpi_bad_env(mpi_bad_exec_ring_env 3 MPROC_MPI_EXEC_RING abc
+  "cannot start its executor: MPROC_MPI_EXEC_RING=abc: want 0 [(]no rings[)] or bytes")
+mproc_mpi_bad_env(mpi_bad_exec_mailbox_env 3 MPROC_MPI_EXEC_MAILBOX abc
+  "cannot start its executor: MPROC_MPI_EXEC_MAILBOX=abc: want 0 [(]off[)] or 1")
+mproc_mpi_bad_env(mpi_bad_executors_env 3 MPROC_MPI_EXECUTORS abc
+  "worker rank [0-9]+: MPROC_MPI_EXECUTORS=abc: want 0 [(]tasks in the rank[)], 1..256 or auto")
+mproc_mpi_bad_env(mpi_bad_executors_count_env 3 MPROC_MPI_EXECUTORS 257
+  "MPROC_MPI_EXECUTORS=257: want 0 [(]tasks in the rank[)], 1..256 or auto")
+mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "MPROC_MPI_START_TIMEOUT=abc: want seconds")
+mproc_mpi_bad_env(mpi_bad_lost_timeout_env 3 MPROC_MPI_LOST_TIMEOUT abc
+  "master: MPROC_MPI_LOST_TIMEOUT=abc: want seconds [(]0: never[)]")
+mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "MPROC_SHARED_BROKER=yes: want 0 or 1")
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK=yes: want 0 or 1"
+  -x MPROC_BACKEND=fork)
+# Refused on MPI too, where it does not matter: a typo is never silently taken.
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env_on_mpi 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK=yes: want 0 or 1")
 # The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
 mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)
