@@ -98,8 +98,9 @@ typedef enum mproc_backend_kind {
  * unless MPROC_FORK_EACH_RANK=1 says that is meant. mproc_finalize() is also registered with
  * atexit(). */
 int mproc_init(int *argc, char ***argv);
-/* Frees every pool and process still open (terminating their workers), stops worker ranks, and
- * finalizes MPI if mproc initialized it. Safe to call more than once. */
+/* Frees every pool still open (terminating its workers), waits for every Process started and
+ * not yet joined (as Python waits for its non-daemon children; it does not free them), stops
+ * worker ranks, and finalizes MPI if mproc initialized it. Safe to call more than once. */
 int mproc_finalize(void);
 /* The backend in use, or 0 before mproc_init. */
 mproc_backend_kind mproc_backend(void);

@@ -174,13 +174,13 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_registry_mismatch.sh ${MPROC_MPIEXEC}
   $<TARGET_FILE:mpi_registry_a> $<TARGET_FILE:mpi_registry_b>)
 
-# Without executors (MPROC_MPI_EXECUTORS=0), a worker rank that segfaults mid-map: the job ends
-# within 10 s, non-zero, rank and task named.
 # Worker ranks in pid namespaces of their own on the master's host name (docs/shared.md: two
 # nodes): they must not watch the master's pid, which means another process there.
 mproc_mpi_test(NAME mpi_pid_namespace TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pid_namespace.sh ${MPROC_MPIEXEC} $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_pid_namespace PROPERTIES SKIP_RETURN_CODE 77)
+# Without executors (MPROC_MPI_EXECUTORS=0), a worker rank that segfaults mid-map: the job ends
+# within 10 s, non-zero, rank and task named.
 mproc_mpi_exe(mpi_rank_crash mpi_rank_crash.c)
 mproc_mpi_test(NAME mpi_rank_crash TIMEOUT 120
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_crash.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_rank_crash> 1)

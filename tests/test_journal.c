@@ -46,6 +46,10 @@ MPROC_TASK_TYPED(counted, long, long);
 static long other(long x) { return x; }
 MPROC_TASK_VALUE(other, long, long);
 
+/* Any length in, the same bytes out: one task for calls of different item sizes. */
+static int echo_bytes(mproc_ctx *ctx, const void *in, size_t len) { return mproc_return(ctx, in, len); }
+MPROC_TASK(echo_bytes);
+
 static long runs(void) {
     struct stat st;
     return stat(runs_path, &st) == 0 ? (long)st.st_size : 0;
@@ -492,6 +496,32 @@ static void test_records_of_slow_tasks_are_written_soon(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* The same task and bytes cut into items of another size, or results of another size, are
+ * another call: EJOURNAL, the file left as it is; the first call still resumes from it. */
+static void test_other_item_sizes_are_refused(void **state) {
+    (void)state;
+    enum { M = 100 };
+    static long in8[M], out8[M], out16[2 * M];
+    for (long i = 0; i < M; i++) in8[i] = i * 7;
+    mproc_pool *p = pool_of(2);
+    char j[128];
+    journal_path(j, sizeof j, "sizes");
+    mproc_call_opts co = {.journal = j};
+    assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8, out8, sizeof *out8, M, &co), 0);
+    long size = file_size(j);
+    assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8, out16, 2 * sizeof *out16, M, &co),
+                     MPROC_EJOURNAL);
+    assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8 / 2, out8, sizeof *out8 / 2, 2 * M, &co),
+                     MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "another call"));
+    assert_int_equal(file_size(j), size);
+    memset(out8, 0, sizeof out8);
+    assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8, out8, sizeof *out8, M, &co), 0);
+    for (long i = 0; i < M; i++) assert_int_equal(out8[i], i * 7);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 int main(int argc, char **argv) {
     /* One runs file for the master and its workers: fork workers inherit the master's
      * environment; MPI ranks, started alike by one launcher, share their parent. */
@@ -504,6 +534,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_torn_tail_is_cut_and_resumed),
         cmocka_unit_test(test_failures_come_back_from_the_journal),
         cmocka_unit_test(test_another_calls_journal_is_refused),
+        cmocka_unit_test(test_other_item_sizes_are_refused),
         cmocka_unit_test(test_a_journal_in_use_is_refused),
         cmocka_unit_test(test_journal_bad_options),
         cmocka_unit_test(test_cancelled_items_are_not_recorded),

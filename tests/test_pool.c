@@ -482,8 +482,9 @@ static void test_terminate_fails_pending_work(void **state) {
 }
 
 static void test_task_time_limit(void **state) {
-    /* fork: the worker is killed and replaced; MPI: the task fails now and its rank finishes
-     * it in the background. Either way the caller sees ETIMEDOUT and the rest completes. */
+    /* The worker (under MPI the rank's executor) is killed and replaced; with tasks in the
+     * ranks (MPROC_MPI_EXECUTORS=0) the task fails now and its rank finishes it in the
+     * background. Either way the caller sees ETIMEDOUT and the rest completes. */
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.task_timeout = 0.3}), 0);
     long in[4] = {1, 1500, 2, 3}, out[4] = {0};
