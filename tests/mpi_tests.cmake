@@ -179,6 +179,10 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
 mproc_mpi_test(NAME mpi_pid_namespace TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pid_namespace.sh ${MPROC_MPIEXEC} $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_pid_namespace PROPERTIES SKIP_RETURN_CODE 77)
+# A job ended from outside (SIGTERM or SIGINT to mpirun, SIGKILL to the master or a worker rank)
+# leaves no rank, fork server or executor behind.
+mproc_mpi_test(NAME mpi_signal_cleanup TIMEOUT 300
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_signal_cleanup.sh ${MPROC_MPIEXEC} $<TARGET_FILE:fault_master>)
 # Without executors (MPROC_MPI_EXECUTORS=0), a worker rank that segfaults mid-map: the job ends
 # within 10 s, non-zero, rank and task named.
 mproc_mpi_exe(mpi_rank_crash mpi_rank_crash.c)
