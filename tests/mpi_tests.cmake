@@ -179,6 +179,19 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
 mproc_mpi_test(NAME mpi_pid_namespace TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pid_namespace.sh ${MPROC_MPIEXEC} $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_pid_namespace PROPERTIES SKIP_RETURN_CODE 77)
+# A rank that never reaches mproc_init (here: sleeps 60 s before it, a worker or the master):
+# with MPROC_MPI_START_TIMEOUT=2 the job ends within seconds, non-zero, saying why; MPI_Init
+# itself waits for every rank, so the bound must hold there too.
+mproc_mpi_exe(mpi_late_rank mpi_late_rank.c)
+foreach(late 2 0)
+  mproc_mpi_test(NAME mpi_start_timeout_rank${late} TIMEOUT 120
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 30 "MPI_Init did not finish within 2 s: some of the job's 3 ranks never called mproc_init"
+    ${MPROC_MPIEXEC} -np 3 --oversubscribe -x MPROC_TEST_LATE_RANK=${late} -x MPROC_MPI_START_TIMEOUT=2
+    $<TARGET_FILE:mpi_late_rank>)
+endforeach()
+mproc_mpi_test(NAME mpi_start_timeout_none_late TIMEOUT 120
+  COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe -x MPROC_MPI_START_TIMEOUT=2 $<TARGET_FILE:mpi_late_rank>)
+set_tests_properties(mpi_start_timeout_none_late PROPERTIES PASS_REGULAR_EXPRESSION "mpi_late_rank: ok")
 # A job ended from outside (SIGTERM or SIGINT to mpirun, SIGKILL to the master or a worker rank)
 # leaves no rank, fork server or executor behind.
 mproc_mpi_test(NAME mpi_signal_cleanup TIMEOUT 300

@@ -31,7 +31,7 @@ level() {
     backends/mpi_loader.c) echo 32 ;;
     backends/fork/processes.c) echo 33 ;;
     backends/fork/backend.c) echo 34 ;;
-    backends/mpi/fork_server.c) echo 39 ;;
+    backends/mpi/fork_server.c | backends/mpi/init_watch.c) echo 39 ;;
     backends/mpi/world.c) echo 40 ;;
     backends/mpi/wait.c) echo 41 ;;
     backends/mpi/net_watch.c | backends/mpi/sends_in_flight.c) echo 42 ;;

@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/groups.h"
+#include "backends/mpi/init_watch.h"
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/net_watch.h"
 #include "backends/mpi/processes.h"
@@ -30,15 +31,12 @@
  * Start-up: MPI, the communicator, the ranks' start messages and the task-table check.
  * ------------------------------------------------------------------------------------------- */
 
-/* Seconds the master waits for every rank to reach mproc_init (MPROC_MPI_START_TIMEOUT). */
+/* Seconds the master waits for every rank to reach mproc_init (MPROC_MPI_START_TIMEOUT; -1 for
+ * ever). A bad value was refused before MPI_Init (mpi_init). */
 static double start_timeout(void) {
-    const char *s = getenv("MPROC_MPI_START_TIMEOUT");
-    if (!s || !*s) return 120.0;
-    char *end;
-    double t = strtod(s, &end);
-    if (*end || !(t >= 0)) /* read first at the master's start: the job cannot go on unsure */
-        mproc__mpi_fatal("MPROC_MPI_START_TIMEOUT=%s: want seconds (0: wait forever)", s);
-    return t > 0 ? t : -1.0;
+    double t;
+    if (mproc__mpi_start_timeout(&t) < 0) mproc__mpi_fatal("%s", mproc_last_error());
+    return t;
 }
 
 /* MPI_Comm_idup polled with backoff: a rank that is slow to reach mproc_init must not make the
@@ -291,6 +289,10 @@ static int mpi_init(int *argc, char ***argv) {
     MPI_Finalized(&finalized);
     if (finalized)
         return mproc__error(MPROC_ESTATE, "mpi: MPI is already finalized; call mproc_init first");
+    double start_secs;
+    int rc0 = mproc__mpi_start_timeout(&start_secs);
+    if (rc0 < 0) return rc0;
+    double start_deadline = mproc__deadline(start_secs); /* MPI_Init and our start-up, together */
     if (!inited) {
         /* A worker rank's executors come from a fork server made now, before MPI exists in
          * this process (fork_server.h). The master needs none: where the launcher says which
@@ -311,8 +313,10 @@ static int mpi_init(int *argc, char ***argv) {
         /* SERIALIZED is all we need: one lock covers every MPI call mproc makes, so MULTIPLE
          * would only add Open MPI's own locking to each call. */
         int provided = 0;
+        mproc__mpi_init_watch_start(start_secs);
         int rc = argc && argv ? MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided)
                               : MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+        mproc__mpi_init_watch_stop();
         if (rc != MPI_SUCCESS) return mproc__error(MPROC_ESYS, "mpi: MPI_Init_thread failed");
         mproc__mpi.we_initialized = 1;
     }
@@ -327,7 +331,7 @@ static int mpi_init(int *argc, char ***argv) {
         return 1;
     }
     mproc__mpi.rank = rank;
-    double deadline = rank == 0 ? mproc__deadline(start_timeout()) : -1.0;
+    double deadline = rank == 0 ? start_deadline : -1.0;
     dup_world(deadline);
     mproc__mpi.size = size;
     mproc__mpi_bells_init();
