@@ -426,8 +426,9 @@ int mproc_waitset_free(mproc_waitset *ws);
 int mproc_async_progress(mproc_async *a, mproc_progress *out);
 
 /* map: out[i] = task(in[i]) for n items of in_size bytes, results of out_size bytes each, in
- * input order (out_size 0, out NULL: the results are dropped, each item's status kept). Items whose task failed leave out[i] untouched; the call returns, after every
- * item has run, the code of the failed item with the lowest index (message in
+ * input order (out_size 0, out NULL: the results are dropped, each item's status kept; out_size
+ * 0 with an out array is MPROC_ESIZE). Items whose task failed leave out[i] untouched; the call
+ * returns, after every item has run, the code of the failed item with the lowest index (message in
  * mproc_last_error()), whatever order the results arrived in. */
 int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t in_size,
               void *out, size_t out_size, size_t n, const mproc_call_opts *opts);

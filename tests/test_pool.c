@@ -603,6 +603,13 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 4, 1, NULL), MPROC_ESIZE);
     assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_ESIZE); /* as apply's */
     assert_int_equal(mproc_map(pool, &echo_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL); /* any size, but one */
+    /* An out array with out_size 0 would drop every result: only out NULL asks for that. */
+    y = 5;
+    assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 0, 1, NULL), MPROC_ESIZE);
+    assert_non_null(strstr(mproc_last_error(), "out_size is 0"));
+    assert_int_equal(mproc_map_async(pool, &square_task, &x, 8, &y, 0, 1, NULL, &a), MPROC_ESIZE);
+    assert_int_equal(y, 5);
+    assert_int_equal(mproc_map(pool, &square_task, &x, 8, NULL, 0, 1, NULL), 0);
     if (mproc_backend() == MPROC_BACKEND_FORK) assert_int_equal(mproc_max_workers(), 4096); /* as the header says */
     /* Options that do nothing on a call are refused, not ignored. */
     assert_int_equal(mproc_apply_async(pool, &square_task, &x, sizeof x, &(mproc_call_opts){.chunksize = 5}, &a),

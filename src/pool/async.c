@@ -279,6 +279,11 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
                             task->name, task->in_size, in_size);
     if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
     if (!out && out_size) return mproc__error(MPROC_EINVAL, "%s: out is NULL but out_size is %zu", fn, out_size);
+    /* Results are dropped only when asked for with out NULL: an out array with out_size 0 is
+     * a slip (a sizeof of the wrong thing) that would lose every result without a word. */
+    if (out && !out_size)
+        return mproc__error(MPROC_ESIZE, "%s: out_size is 0 but out is not NULL (pass out NULL and out_size 0 "
+                            "to drop the results)", fn);
     if (task->out_size && out_size && out_size != task->out_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' returns %zu-byte results; out_size is %zu", fn,
                             task->name, task->out_size, out_size);
