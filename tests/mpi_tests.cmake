@@ -179,6 +179,18 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
 mproc_mpi_test(NAME mpi_pid_namespace TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pid_namespace.sh ${MPROC_MPIEXEC} $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_pid_namespace PROPERTIES SKIP_RETURN_CODE 77)
+# Worker ranks with different numbers of executors (as nodes of different sizes, each rank
+# reading its own MPROC_MPI_EXECUTORS): every task's index and name agree with the master's
+# numbering. Also a rank that runs its tasks itself beside one with executors.
+mproc_mpi_exe(mpi_uneven_executors mpi_uneven_executors.c)
+mproc_mpi_test(NAME mpi_uneven_executors COMMAND ${MPROC_MPIEXEC} --oversubscribe
+  -np 1 $<TARGET_FILE:mpi_uneven_executors> 3 1 : -np 1 -x MPROC_MPI_EXECUTORS=3 $<TARGET_FILE:mpi_uneven_executors> 3 1
+  : -np 1 -x MPROC_MPI_EXECUTORS=1 $<TARGET_FILE:mpi_uneven_executors> 3 1)
+set_tests_properties(mpi_uneven_executors PROPERTIES PASS_REGULAR_EXPRESSION "mpi_uneven_executors: ok")
+mproc_mpi_test(NAME mpi_uneven_executors_in_rank COMMAND ${MPROC_MPIEXEC} --oversubscribe
+  -np 1 $<TARGET_FILE:mpi_uneven_executors> 0 2 : -np 1 -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:mpi_uneven_executors> 0 2
+  : -np 1 -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:mpi_uneven_executors> 0 2)
+set_tests_properties(mpi_uneven_executors_in_rank PROPERTIES PASS_REGULAR_EXPRESSION "mpi_uneven_executors: ok")
 # A rank that never reaches mproc_init (here: sleeps 60 s before it, a worker or the master):
 # with MPROC_MPI_START_TIMEOUT=2 the job ends within seconds, non-zero, saying why; MPI_Init
 # itself waits for every rank, so the bound must hold there too.

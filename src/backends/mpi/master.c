@@ -39,18 +39,15 @@ static double start_timeout(void) {
     return t;
 }
 
-/* MPI_Comm_idup polled with backoff: a rank that is slow to reach mproc_init must not make the
- * others spin in a blocking collective. */
-static void dup_world(double deadline) {
-    MPI_Request req;
-    MPI_Comm comm;
+/* A start-up collective polled with backoff: a rank that is slow to reach mproc_init must not
+ * make the others spin in a blocking one. */
+static void wait_collective(MPI_Request *req, double deadline) {
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
-    mproc__mpi_ok(MPI_Comm_idup(MPI_COMM_WORLD, &comm, &req), "MPI_Comm_idup");
     pthread_mutex_lock(&mproc__mpi.lock);
     for (;;) {
         int flag = 0;
-        mproc__mpi_ok(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+        mproc__mpi_ok(MPI_Test(req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
         if (flag) break;
         if (deadline >= 0 && mproc__remaining(deadline) <= 0)
             mproc__mpi_fatal("not every rank called mproc_init within %.0f s: every rank runs the "
@@ -59,9 +56,27 @@ static void dup_world(double deadline) {
         mproc__mpi_backoff_wait(&bo, deadline);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
+}
+
+static void dup_world(double deadline) {
+    MPI_Request req;
+    MPI_Comm comm;
+    mproc__mpi_ok(MPI_Comm_idup(MPI_COMM_WORLD, &comm, &req), "MPI_Comm_idup");
+    wait_collective(&req, deadline);
     /* Our errors come back as codes, so a failure is reported by mproc, not by a bare abort. */
     mproc__mpi_ok(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     mproc__mpi.comm = comm;
+}
+
+/* The pool workers of the ranks before ours (an exclusive prefix sum of each rank's `mine`, 0
+ * for the master): a worker rank's first worker index, as number_workers numbers them, also
+ * when the ranks run different numbers of executors. Every rank calls it once at start. */
+static int workers_before(int mine, double deadline) {
+    int before = 0;
+    MPI_Request req;
+    mproc__mpi_ok(MPI_Iexscan(&mine, &before, 1, MPI_INT, MPI_SUM, mproc__mpi.comm, &req), "MPI_Iexscan");
+    wait_collective(&req, deadline);
+    return mproc__mpi.rank == 0 ? 0 : before; /* undefined on rank 0 */
 }
 
 /* A rank's start message (rank.c, send_start_message): its executors, pid and host. */
@@ -338,7 +353,11 @@ static int mpi_init(int *argc, char ***argv) {
     /* The master hears from every rank, a worker rank from the master: where any of them is
      * on another node, its frames come over TCP, which no doorbell announces. */
     if (rank == 0 ? !mproc__mpi_all_local() : !mproc__mpi_shares_node(0)) mproc__mpi_net_watch_start();
-    if (rank != 0) mproc__mpi_rank_main();
+    if (rank != 0) {
+        int k = mproc__mpi_rank_executors(rank);
+        mproc__mpi_rank_main(k, workers_before(k > 0 ? k : 1, deadline));
+    }
+    workers_before(0, deadline);
     master_start(deadline);
     if (!mproc__mpi.we_initialized) watch_program_finalize();
     mproc__mpi.ready = 1;

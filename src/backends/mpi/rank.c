@@ -445,7 +445,7 @@ static void exit_watch(void) {
 /* How many executors this rank runs (MPROC_MPI_EXECUTORS): 0 runs tasks inside the rank; a
  * number, that many; `auto`, one per CPU this rank may use; unset, the CPUs it may use shared
  * among the ranks on its node (1 with a rank per core, every core with a rank per node). */
-static int executors_wanted(int rank) {
+int mproc__mpi_rank_executors(int rank) {
     const char *s = getenv("MPROC_MPI_EXECUTORS");
     int cpus = mproc_cpu_count();
     if (cpus > MPROC__FSERVER_MAX_EXECUTORS) cpus = MPROC__FSERVER_MAX_EXECUTORS;
@@ -535,17 +535,16 @@ static void relay(int rank) {
     }
 }
 
-_Noreturn void mproc__mpi_rank_main(void) {
+_Noreturn void mproc__mpi_rank_main(int k, int first_worker) {
     int rank = mproc__mpi.rank;
     char name[32];
     snprintf(name, sizeof name, "Worker-rank-%d", rank);
-    mproc__set_identity(name, rank - 1);
+    mproc__set_identity(name, first_worker);
     install_crash_handlers(rank);
     atexit(exit_watch);
     mproc__mpi.ready = 1;
-    int k = executors_wanted(rank);
     if (k > 0) {
-        if (mproc__exec_start(k, (rank - 1) * k, queue_sink) < 0)
+        if (mproc__exec_start(k, first_worker, queue_sink) < 0)
             mproc__mpi_fatal("worker rank %d cannot start its executor: %s", rank, mproc_last_error());
         relay(rank);
         mproc__exec_stop();

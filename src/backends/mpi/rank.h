@@ -2,8 +2,11 @@
 #ifndef MPROC_MPI_RANK_H
 #define MPROC_MPI_RANK_H
 
-/* The body of a worker rank after init; serves until SHUTDOWN, then finalizes MPI
- * and exits. */
-_Noreturn void mproc__mpi_rank_main(void);
+/* How many executors this rank runs (MPROC_MPI_EXECUTORS; 0: tasks in the rank). Ends the job
+ * on a bad value. */
+int mproc__mpi_rank_executors(int rank);
+/* The body of a worker rank after init, with k executors (rank_executors) whose pool worker
+ * indexes start at first_worker; serves until SHUTDOWN, then finalizes MPI and exits. */
+_Noreturn void mproc__mpi_rank_main(int k, int first_worker);
 
 #endif /* MPROC_MPI_RANK_H */
