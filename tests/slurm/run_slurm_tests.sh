@@ -277,10 +277,10 @@ else
     sub=$?
 fi
 if ((sub == 0)); then
-    if wait_job "$id" && [[ $JOB_STATE == FAILED && -n $JOB_EXIT && $JOB_EXIT != 0:0 ]]; then
+    if wait_job "$id" && [[ $JOB_STATE == FAILED && $JOB_EXIT == 3:0 ]]; then
         pass "d) $fail_how: FAILED, ExitCode=$JOB_EXIT"
     else
-        fail "d) $fail_how (want FAILED with a non-zero ExitCode)"
+        fail "d) $fail_how (want FAILED with ExitCode=3:0, the master's exit status)"
         report_job
     fi
 else
