@@ -204,6 +204,8 @@ endforeach()
 mproc_mpi_test(NAME mpi_start_timeout_none_late TIMEOUT 120
   COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe -x MPROC_MPI_START_TIMEOUT=2 $<TARGET_FILE:mpi_late_rank>)
 set_tests_properties(mpi_start_timeout_none_late PROPERTIES PASS_REGULAR_EXPRESSION "mpi_late_rank: ok")
+mproc_mpi_test(NAME finalize_waits_mpi3 TIMEOUT 60 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:finalize_waits>)
+set_tests_properties(finalize_waits_mpi3 PROPERTIES PASS_REGULAR_EXPRESSION "finalize_waits: ok")
 # A job ended from outside (SIGTERM or SIGINT to mpirun, SIGKILL to the master or a worker rank)
 # leaves no rank, fork server or executor behind.
 mproc_mpi_test(NAME mpi_signal_cleanup TIMEOUT 300
