@@ -48,6 +48,11 @@ int main(int argc, char **argv) {
     double took = now() - t0;
     int marked = access(path, F_OK) == 0;
     unlink(path);
+    int ec = -1;
+    if (mproc_process_exitcode(p, &ec) < 0 || ec != 0 || mproc_process_free(p) < 0) { /* still yours to free */
+        fprintf(stderr, "finalize_waits: after finalize: exit code %d, %s\n", ec, mproc_last_error());
+        return 1;
+    }
     if (!marked || took < 0.3 || y != 49) {
         fprintf(stderr, "finalize_waits: finalize returned after %.2f s, the Process's file %s\n", took,
                 marked ? "is there" : "is missing");
