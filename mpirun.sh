@@ -54,7 +54,8 @@ Environment:
   MPROC_MPI_EXECUTORS  executor processes per worker rank, each a pool worker: a number,
                     auto (one per CPU the rank may use) or 0 (tasks run inside the rank; a
                     crash then ends the job). Default: the CPUs a rank may use shared among
-                    the ranks on its node (1 with a rank per core)
+                    the ranks on its node (1 with a rank per core). A pool may use fewer:
+                    mproc_pool_opts.workers_per_rank
   MPROC_MPI_LOST_TIMEOUT  seconds a silent worker rank has to answer before it is taken as
                     lost (default 10; 0 = never); only matters under --enable-recovery
 

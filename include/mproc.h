@@ -109,8 +109,9 @@ const char *mproc_backend_name(void);
 /* CPUs this process may run on (its affinity mask), at least 1. */
 int mproc_cpu_count(void);
 /* How many workers a pool can have at most: under MPI every executor of every worker rank (one
- * per rank unless MPROC_MPI_EXECUTORS says otherwise; a lost rank's still count); under fork
- * 4096. A pool asked for more gets this many (mproc_pool_size says how many it has). */
+ * per rank unless MPROC_MPI_EXECUTORS says otherwise; a lost rank's still count; a pool with
+ * workers_per_rank set can have fewer); under fork 4096. A pool asked for more gets this many
+ * (mproc_pool_size says how many it has). */
 int mproc_max_workers(void);
 
 /* ---------------------------------------------------------------------------------------------
@@ -256,7 +257,8 @@ typedef struct mproc_async mproc_async;
 typedef struct mproc_iter mproc_iter;
 
 typedef struct mproc_pool_opts {
-    int processes;                 /* workers; 0 = one per CPU (fork) or every worker rank (MPI);
+    int processes;                 /* workers; 0 = one per CPU (fork) or every worker the worker
+                                    * ranks run (MPI: their executors, see workers_per_rank);
                                     * at most mproc_max_workers() (more is capped to it) */
     const mproc_task *initializer; /* run once in each worker as it starts; NULL = none */
     const void *initarg;           /* copied */
@@ -267,6 +269,11 @@ typedef struct mproc_pool_opts {
     double task_timeout;           /* seconds a task may run before its worker is killed; 0 = no
                                     * limit; negative or NaN: MPROC_EINVAL */
     int max_retries;               /* times a task whose worker died is retried; 0 = never */
+    int workers_per_rank;          /* MPI: at most this many workers on each worker rank (its
+                                    * first executors; a rank per node with 32 executors and 1
+                                    * here runs one task per node); 0 = all it runs
+                                    * (MPROC_MPI_EXECUTORS). More than a rank runs is capped to
+                                    * what it runs. Ignored under fork; negative: MPROC_EINVAL */
 } mproc_pool_opts;
 
 /* Callbacks run in the master, on the thread that runs the pool's loop (its result thread, or

@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 6
+#define MPROC__BACKEND_VERSION 7
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -84,9 +84,12 @@ typedef struct mproc__backend_ops {
     /* Largest useful worker count (MPI: ranks - 1), or a big number. */
     int (*max_workers)(void);
 
+    /* Largest worker count of a pool with at most per_rank workers on each worker rank (0: no
+     * such limit). NULL: max_workers (a backend without ranks ignores per_rank). */
+    int (*pool_capacity)(int per_rank);
     /* Starts n workers, each serving frames (worker/worker.h); *out cleared on failure. n is already
-     * capped by max_workers. */
-    int (*group_start)(int n, mproc__group **out);
+     * capped by pool_capacity(per_rank). */
+    int (*group_start)(int n, int per_rank, mproc__group **out);
     /* Sends one whole frame (the iovecs concatenated) to a worker; blocks until it is handed to
      * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). flags:
      * hint may be NULL. */

@@ -191,6 +191,20 @@ mproc_mpi_test(NAME mpi_uneven_executors_in_rank COMMAND ${MPROC_MPIEXEC} --over
   -np 1 $<TARGET_FILE:mpi_uneven_executors> 0 2 : -np 1 -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:mpi_uneven_executors> 0 2
   : -np 1 -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:mpi_uneven_executors> 0 2)
 set_tests_properties(mpi_uneven_executors_in_rank PROPERTIES PASS_REGULAR_EXPRESSION "mpi_uneven_executors: ok")
+# The pool option workers_per_rank: pools with 1, 2 (and 3 processes), 99 and the default, one
+# after another, each get exactly each rank's first few workers, numbered 0..size-1 as tasks see
+# them; also beside a rank that runs its tasks itself (told its number in each pool).
+mproc_mpi_exe(mpi_workers_per_rank mpi_workers_per_rank.c)
+foreach(layout "3;2" "2;0")
+  string(REPLACE ";" "_" tag "${layout}")
+  list(GET layout 0 k1)
+  list(GET layout 1 k2)
+  mproc_mpi_test(NAME mpi_workers_per_rank_${tag} COMMAND ${MPROC_MPIEXEC} --oversubscribe
+    -np 1 $<TARGET_FILE:mpi_workers_per_rank> ${k1} ${k2}
+    : -np 1 -x MPROC_MPI_EXECUTORS=${k1} $<TARGET_FILE:mpi_workers_per_rank> ${k1} ${k2}
+    : -np 1 -x MPROC_MPI_EXECUTORS=${k2} $<TARGET_FILE:mpi_workers_per_rank> ${k1} ${k2})
+  set_tests_properties(mpi_workers_per_rank_${tag} PROPERTIES PASS_REGULAR_EXPRESSION "mpi_workers_per_rank: ok")
+endforeach()
 # A rank that never reaches mproc_init (here: sleeps 60 s before it, a worker or the master):
 # with MPROC_MPI_START_TIMEOUT=2 the job ends within seconds, non-zero, saying why; MPI_Init
 # itself waits for every rank, so the bound must hold there too.

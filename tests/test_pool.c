@@ -591,7 +591,15 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(mproc_last_error(), "task_timeout is nan"));
     assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.inflight = 65}), MPROC_EINVAL);
     assert_non_null(strstr(mproc_last_error(), "0..64, got 65"));
+    assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.workers_per_rank = -1}), MPROC_EINVAL);
+    assert_non_null(strstr(mproc_last_error(), "workers_per_rank must be >= 0"));
     assert_null(p2);
+    if (mproc_backend() == MPROC_BACKEND_FORK) { /* no ranks: workers_per_rank is ignored */
+        assert_int_equal(mproc_pool_create(&p2, &(mproc_pool_opts){.processes = 3, .workers_per_rank = 1}), 0);
+        assert_int_equal(mproc_pool_size(p2), 3);
+        assert_int_equal(mproc_pool_free(p2), 0);
+        p2 = NULL;
+    }
     assert_int_equal(mproc_apply(NULL, &square_task, &x, sizeof x, &y, sizeof y, NULL), MPROC_EBADHANDLE);
     assert_int_equal(mproc_apply(pool, NULL, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);
     assert_int_equal(mproc_apply(pool, &stranger, &x, sizeof x, &y, sizeof y, NULL), MPROC_ENOTASK);

@@ -18,8 +18,9 @@ static int none_init(int *argc, char ***argv) {
 }
 static int none_finalize(void) { return not_built(); }
 static int none_max_workers(void) { return not_built(); }
-static int none_group_start(int n, mproc__group **out) {
+static int none_group_start(int n, int per_rank, mproc__group **out) {
     (void)n;
+    (void)per_rank;
     if (out) *out = NULL;
     return not_built();
 }

@@ -55,12 +55,14 @@ void mproc__pool_wake(mproc_pool *p) {
     if (p->parked) pthread_cond_signal(&p->park);
 }
 
-int mproc__pool_max_workers(mproc_pool *p) { return p->be->max_workers(); }
+int mproc__pool_max_workers(mproc_pool *p) {
+    return p->be->pool_capacity ? p->be->pool_capacity(p->opts.workers_per_rank) : p->be->max_workers();
+}
 
 int mproc__pool_default_workers(mproc_pool *p) { return p->be->default_workers(); }
 
 int mproc__pool_default_inflight(mproc_pool *p) { return p->be->default_inflight ? p->be->default_inflight() : 2; }
 
-int mproc__pool_group_start(mproc_pool *p, mproc__group **out) { return p->be->group_start(p->n, out); }
+int mproc__pool_group_start(mproc_pool *p, mproc__group **out) { return p->be->group_start(p->n, p->opts.workers_per_rank, out); }
 
 void mproc__pool_group_stop(mproc_pool *p, mproc__group *g, int graceful) { p->be->group_stop(g, graceful); }

@@ -18,6 +18,9 @@ static int check_opts(const mproc_pool_opts *o) {
     if (!(o->task_timeout >= 0)) /* negative or NaN (a NaN would silently mean "no limit") */
         return mproc__error(MPROC_EINVAL, "mproc_pool_create: task_timeout is %g: want seconds >= 0 (0 = no limit)", o->task_timeout);
     if (o->max_retries < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: max_retries must be >= 0");
+    if (o->workers_per_rank < 0)
+        return mproc__error(MPROC_EINVAL, "mproc_pool_create: workers_per_rank must be >= 0 (0 = all a rank runs), got %d",
+                            o->workers_per_rank);
     if (o->initarg_len && !o->initarg) return mproc__error(MPROC_EINVAL, "mproc_pool_create: initarg is NULL but initarg_len is %zu", o->initarg_len);
     if (o->initarg_len > MPROC__WIRE_MAX_PAYLOAD / 2) return mproc__error(MPROC_ETOOBIG, "mproc_pool_create: initarg too large");
     if (o->initializer) return mproc__task_check(o->initializer, "mproc_pool_create");

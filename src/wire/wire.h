@@ -88,7 +88,10 @@ typedef enum mproc__frame_kind {
      * sent when its reader may have gone to sleep as a frame was posted there. Not counted as
      * a frame; never sent over MPI. */
     MPROC__FRAME_WAKE = 21,
-    MPROC__FRAME_KIND_MAX = 21
+    /* The MPI master tells a worker rank that runs its tasks itself its worker number in the
+     * pool now starting (arg; mproc_current_index). Executors learn theirs from EXEC_RESTART. */
+    MPROC__FRAME_WORKER_INDEX = 22,
+    MPROC__FRAME_KIND_MAX = 22
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

@@ -360,7 +360,8 @@ static int fork_max_workers(void) { return 4096; }
 
 static void fork_group_stop(mproc__group *g, int graceful);
 
-static int fork_group_start(int n, mproc__group **out) {
+static int fork_group_start(int n, int per_rank, mproc__group **out) {
+    (void)per_rank; /* one host, no ranks */
     *out = NULL;
     mproc__group *g = calloc(1, sizeof *g);
     if (!g) return mproc__error(MPROC_ENOMEM, "no memory for a worker group");

@@ -240,9 +240,10 @@ void mproc__exec_kill(uint64_t e) {
     if (queued) mproc__exec_wake_supervisor();
 }
 
-void mproc__exec_restart(uint64_t e) {
+void mproc__exec_restart(uint64_t e, int ident) {
     mproc__executor *x = executor_at(e);
     pthread_mutex_lock(&mproc__execs.mu);
+    x->ident = ident; /* what its next generation's tasks see as their worker index */
     mproc__exec_push(&x->in_head, &x->in_tail, mproc__exec_item_new(NULL, 0));
     pthread_mutex_unlock(&mproc__execs.mu);
     mproc__exec_wake_supervisor();

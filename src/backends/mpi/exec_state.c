@@ -95,7 +95,7 @@ int mproc__exec_spawn_next_locked(mproc__executor *x) {
     int fd = -1;
     pid_t pid = 0;
     mproc__exec_rings *rings = NULL;
-    int rc = mproc__exec_spawn(x->index, mproc__execs.ident_base + x->index, name, mproc__execs.ring_size, &fd, &pid,
+    int rc = mproc__exec_spawn(x->index, x->ident, name, mproc__execs.ring_size, &fd, &pid,
                                &rings);
     x->gen++; /* a failed start too: the generation the master now expects is the one that failed */
     if (rc < 0) return rc;

@@ -34,6 +34,7 @@ typedef struct mproc__exec_item {
 /* One executor of this rank. */
 typedef struct mproc__executor {
     int index;                /* its place among the rank's executors (the master's `e`) */
+    int ident;                /* the worker index its tasks see (mproc_current_index) */
     pid_t pid;
     int fd;                   /* the rank's end of its socket (non-blocking); -1: none alive */
     uint32_t gen;
@@ -73,7 +74,6 @@ typedef struct mproc__exec_set {
     mproc__mpi_sink sink;
     int k;
     mproc__executor *x;
-    int ident_base;           /* mproc_current_index() of executor 0 */
     size_t ring_size;         /* bytes of each frame ring; 0: none */
     char host[64];
 } mproc__exec_set;

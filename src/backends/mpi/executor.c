@@ -205,7 +205,6 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
         return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
     mproc__execs.sink = sink;
-    mproc__execs.ident_base = ident_base;
     int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &mproc__execs.ring_size);
     if (rc < 0) return rc;
     const char *mail = getenv("MPROC_MPI_EXEC_MAILBOX"); /* read by exec_rings.c */
@@ -223,6 +222,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     pthread_mutex_lock(&mproc__execs.mu);
     for (int i = 0; i < k && rc == 0; i++) {
         mproc__execs.x[i].index = i;
+        mproc__execs.x[i].ident = ident_base + i; /* until a pool numbers it (EXEC_RESTART) */
         mproc__execs.x[i].fd = -1;
         pthread_mutex_init(&mproc__execs.x[i].read_mu, NULL);
         rc = mproc__exec_spawn_next_locked(&mproc__execs.x[i]);

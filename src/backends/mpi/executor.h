@@ -16,8 +16,9 @@
  *   MPROC__TAKEN_NONE), u32 its index, then a sentence (exit status, rank, host).
  * - EXEC_STARTED (rank -> master): id = generation | index << 32, arg = pid of a new executor.
  * - EXEC_KILL (master -> rank): id = index: SIGKILL the executor (a time limit, terminate).
- * - EXEC_RESTART (master -> rank): id = index: retire the executor (SHUTDOWN, killed after 5 s)
- *   and start its next generation; frames sent after it go to the new one.
+ * - EXEC_RESTART (master -> rank): id = index, arg = the worker number its tasks are to see
+ *   (mproc_current_index): retire the executor (SHUTDOWN, killed after 5 s) and start its next
+ *   generation with that number; frames sent after it go to the new one.
  * - EXEC_DROPPED (rank -> master): arg frames arrived while no executor was alive and will never
  *   be answered (their tasks go back to the master's queue; the count keeps its books).
  *
@@ -60,7 +61,7 @@ const mproc__mpi_home *mproc__exec_home(void);
 void mproc__exec_take(uint8_t *frame, size_t len);
 /* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
 void mproc__exec_kill(uint64_t e);
-void mproc__exec_restart(uint64_t e);
+void mproc__exec_restart(uint64_t e, int ident);
 /* The relay watch (executor.c): the main thread, awake between its looks at MPI, reads the
  * replies of executors it handed a frame to while frames stream in (MPI lock not held);
  * nonzero while a reply is due from one it watches (that executor may share its core)... */

@@ -1,4 +1,7 @@
-/* groups.c - a pool's workers under MPI: the worker ranks 1..n (worker index i = rank i+1).
+/* groups.c - a pool's workers under MPI: the first n of every worker rank's executors (or of the
+ * ranks that run tasks themselves), rank by rank; with workers_per_rank, only each rank's first
+ * few. The pool numbers its workers 0..n-1 and each one's tasks see that number: a worker whose
+ * number changes is restarted (an executor) or told (a rank running tasks itself).
  * Only one group lives at a time; stopping it leaves the ranks serving, so a later pool reuses
  * them (they get SHUTDOWN in finalize). Frames for the group are routed to its queue by
  * routing.c; wait() polls and sleeps until one is there.
@@ -18,10 +21,11 @@
 #include "wire/wire.h"
 
 
-/* Lock held. Asks worker v's rank for a new executor in its place. */
-static int restart_executor(mproc__worker_view *v) {
-    int rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_EXEC_RESTART, (uint64_t)v->e, 0, mproc__mpi_route);
+/* Lock held. Asks worker v's rank for a new executor in its place, as worker number ident. */
+static int restart_executor(mproc__worker_view *v, int ident) {
+    int rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_EXEC_RESTART, (uint64_t)v->e, (uint32_t)ident, mproc__mpi_route);
     if (rc < 0) return rc;
+    v->ident = ident;
     v->gen++;
     v->used = v->broken = 0;
     v->pid = 0; /* until its EXEC_STARTED */
@@ -48,34 +52,71 @@ static int name_executor(const struct iovec *iov, int iovcnt, int e, uint8_t hdr
     return n;
 }
 
-int mproc__mpi_group_start(int n, mproc__group **out) {
+static void group_free(mproc__group *g) {
+    if (!g) return;
+    free(g->slot);
+    free(g->pool_of);
+    free(g);
+}
+
+/* The group's workers: rank by rank, each rank's first per_rank (0: all), the first n of them. */
+static mproc__group *group_new(int n, int per_rank) {
+    mproc__group *g = calloc(1, sizeof *g);
+    int total = mproc__master.nworkers;
+    if (!g || !(g->slot = calloc((size_t)total, sizeof *g->slot)) ||
+        !(g->pool_of = malloc((size_t)total * sizeof *g->pool_of))) {
+        group_free(g);
+        return NULL;
+    }
+    for (int i = 0; i < total; i++) g->pool_of[i] = -1;
+    for (int r = 1; r < mproc__mpi.size && g->n < n; r++) {
+        const mproc__exec_view *x = &mproc__master.exec[r];
+        int take = per_rank > 0 && per_rank < x->nexec ? per_rank : x->nexec;
+        for (int e = 0; e < take && g->n < n; e++) {
+            g->pool_of[x->first + e] = g->n;
+            g->slot[g->n++] = x->first + e;
+        }
+    }
+    atomic_init(&g->woken, 0);
+    return g;
+}
+
+/* Lock held. Worker w of the new group g, fresh and numbered w: as on fork, an executor that ran
+ * an earlier pool's tasks (and its initializer) or had another number is replaced first; frames
+ * sent from now on go to the new one. A rank running tasks itself is told its number. */
+static void group_take_worker(mproc__group *g, int w) {
+    mproc__worker_view *v = &mproc__master.wk[g->slot[w]];
+    if (mproc__mpi_is_gone(v->rank)) { /* lost earlier: this pool has a worker less */
+        mproc__mpi_push_lost_worker(g->slot[w]);
+        return;
+    }
+    if (!mproc__master.exec[v->rank].on) {
+        if (v->ident != w && mproc__mpi_send_hdr(v->rank, MPROC__FRAME_WORKER_INDEX, 0, (uint32_t)w, mproc__mpi_route) == 0)
+            v->ident = w;
+        return;
+    }
+    /* pid 0: it died (or was killed with its rank's others) while no pool counted on it. */
+    if (!v->used && !v->broken && v->pid && v->ident == w) return;
+    restart_executor(v, w);
+}
+
+int mproc__mpi_group_start(int n, int per_rank, mproc__group **out) {
     *out = NULL;
     if (n < 1) return mproc__error(MPROC_EINVAL, "mpi: a pool needs at least one worker");
     if (!mproc__mpi.ready) return mproc__error(MPROC_ESTATE, "mpi: the backend is not started");
-    mproc__group *g = calloc(1, sizeof *g);
-    if (!g) return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a pool");
     pthread_mutex_lock(&mproc__mpi.lock);
     if (mproc__master.group) {
         pthread_mutex_unlock(&mproc__mpi.lock);
-        free(g);
         return mproc__error(MPROC_EBUSY, "mpi: another pool is using the worker ranks; under MPI "
                                          "one pool runs at a time (free it first)");
     }
-    g->n = n < mproc__master.nworkers ? n : mproc__master.nworkers;
-    atomic_init(&g->woken, 0);
-    /* A pool's workers start fresh, as on fork: an executor that ran an earlier pool's tasks
-     * (and its initializer) is replaced first. Frames sent from now on go to the new one. */
-    mproc__master.group = g;
-    for (int w = 0; w < g->n; w++) {
-        mproc__worker_view *v = &mproc__master.wk[w];
-        if (mproc__mpi_is_gone(v->rank)) { /* lost earlier: this pool has a worker less */
-            mproc__mpi_push_lost_worker(w);
-            continue;
-        }
-        /* pid 0: it died (or was killed with its rank's others) while no pool counted on it. */
-        if (!mproc__master.exec[v->rank].on || (!v->used && !v->broken && v->pid)) continue;
-        restart_executor(v);
+    mproc__group *g = group_new(n, per_rank);
+    if (!g) {
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        return mproc__error(MPROC_ENOMEM, "mpi: out of memory for a pool");
     }
+    mproc__master.group = g;
+    for (int w = 0; w < g->n; w++) group_take_worker(g, w);
     pthread_mutex_unlock(&mproc__mpi.lock);
     *out = g;
     return 0;
@@ -93,7 +134,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
     /* Ranks outlive pools (a later pool reuses them); they get SHUTDOWN in finalize only. */
     if (kind == MPROC__FRAME_SHUTDOWN) return 0;
     int counted = kind == MPROC__FRAME_TASK || kind == MPROC__FRAME_INIT || kind == MPROC__FRAME_BATCH;
-    mproc__worker_view *v = &mproc__master.wk[worker];
+    mproc__worker_view *v = &mproc__master.wk[g->slot[worker]];
     int r = v->rank, rc;
     struct iovec named[17];
     if (counted && v->e > 0) {
@@ -114,7 +155,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
      * send still waits. */
     uint64_t id = mproc__hdr_id(hdr) & MPROC__EXEC_ID_MASK;
     int placing = kind == MPROC__FRAME_TASK && hint && hint->reply_to && !mproc__mpi_placement_find(r, id) &&
-                  mproc__mpi_placement_add(r, worker, id, hint->reply_to, hint->reply_len) == 0;
+                  mproc__mpi_placement_add(r, g->slot[worker], id, hint->reply_to, hint->reply_len) == 0;
     if (counted) {
         v->used = 1;
         mproc__master.outstanding[r]++;
@@ -152,9 +193,9 @@ static int group_ready(const void *arg) {
 }
 
 /* An EXEC_DIED (executor.h) as the core's DIED event; frees it. */
-static void died_event(mproc__mpi_event *e, mproc__event *ev) {
+static void died_event(const mproc__group *g, mproc__mpi_event *e, mproc__event *ev) {
     ev->kind = MPROC__EV_DIED;
-    ev->worker = e->worker;
+    ev->worker = g->pool_of[e->worker];
     if (e->died == 2) { /* its whole rank was lost (watchdog.c) */
         const mproc__worker_view *v = &mproc__master.wk[e->worker];
         const mproc__exec_view *x = &mproc__master.exec[v->rank];
@@ -167,8 +208,6 @@ static void died_event(mproc__mpi_event *e, mproc__event *ev) {
     }
     const uint8_t *p = e->frame + MPROC__WIRE_HDR_SIZE;
     size_t wl = e->len - MPROC__WIRE_HDR_SIZE - MPROC__EXEC_DIED_MIN;
-    ev->kind = MPROC__EV_DIED;
-    ev->worker = e->worker;
     ev->exitcode = (int32_t)mproc__get_u32(p);
     ev->pid = (long)mproc__get_u32(p + 4);
     ev->taken_known = 1;
@@ -193,13 +232,13 @@ int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev) {
         mproc__mpi_event *e = g->head;
         g->head = e->next;
         if (!g->head) g->tail = NULL;
-        died_event(e, ev);
+        died_event(g, e, ev);
     } else if (g->head) {
         mproc__mpi_event *e = g->head;
         g->head = e->next;
         if (!g->head) g->tail = NULL;
         ev->kind = MPROC__EV_FRAME;
-        ev->worker = e->worker;
+        ev->worker = g->pool_of[e->worker];
         ev->frame = e->frame;
         ev->frame_len = e->len;
         ev->placed = e->placed;
@@ -220,7 +259,7 @@ void mproc__mpi_wake(mproc__group *g) {
 /* Worker's view: 0 and *v, or an error where its rank runs tasks itself. */
 static int executor_of(mproc__group *g, int worker, const char *what, mproc__worker_view **v) {
     if (!g || worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "mpi: no worker %d in this pool", worker);
-    *v = &mproc__master.wk[worker];
+    *v = &mproc__master.wk[g->slot[worker]];
     if (!mproc__master.exec[(*v)->rank].on)
         return mproc__error(MPROC_ENOTBUILT, "mpi: cannot %s worker %d: rank %d runs its tasks in itself "
                                              "(MPROC_MPI_EXECUTORS=0)", what, worker, (*v)->rank);
@@ -245,7 +284,7 @@ int mproc__mpi_restart_worker(mproc__group *g, int worker) {
         rc = mproc__error(MPROC_ESYS, "mpi: worker rank %d (host %s) is lost", v->rank, mproc__master.exec[v->rank].host);
     else if (rc == 0 && v->broken)
         rc = mproc__error(MPROC_ESYS, "mpi: rank %d could not start an executor", v->rank);
-    if (rc == 0) rc = restart_executor(v);
+    if (rc == 0) rc = restart_executor(v, worker);
     pthread_mutex_unlock(&mproc__mpi.lock);
     return rc;
 }
@@ -253,7 +292,7 @@ int mproc__mpi_restart_worker(mproc__group *g, int worker) {
 long mproc__mpi_worker_pid(mproc__group *g, int worker) {
     if (!g || worker < 0 || worker >= g->n || !mproc__master.wk) return 0;
     pthread_mutex_lock(&mproc__mpi.lock);
-    long pid = mproc__master.wk[worker].pid;
+    long pid = mproc__master.wk[g->slot[worker]].pid;
     pthread_mutex_unlock(&mproc__mpi.lock);
     return pid;
 }
@@ -315,6 +354,6 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     }
     if (mproc__master.group == g) mproc__master.group = NULL;
     pthread_mutex_unlock(&mproc__mpi.lock);
-    free(g);
+    group_free(g);
 }
 

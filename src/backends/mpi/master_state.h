@@ -33,7 +33,7 @@ struct mproc__child {
 /* A TASK whose reply's data has a home (mproc__send_hint.reply_to), until that reply arrives. */
 typedef struct mproc__placement {
     int rank;
-    int worker;    /* the pool worker it went to */
+    int worker;    /* the worker it went to (its index in wk) */
     uint64_t id;   /* the TASK's (and its reply's) id */
     uint8_t *to;
     size_t len;
@@ -43,7 +43,7 @@ typedef struct mproc__placement {
 /* A frame routed to the live group, waiting for its wait() to take it. */
 typedef struct mproc__mpi_event {
     struct mproc__mpi_event *next;
-    int worker;
+    int worker;    /* its index in wk (the group's wait() says the pool worker) */
     uint8_t *frame;
     size_t len;
     int placed; /* its data went to its TASK's reply_to */
@@ -69,10 +69,15 @@ typedef struct mproc__worker_view {
     uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
     int used;      /* a task frame went there since its last restart */
     int broken;    /* its rank could not start one: the worker cannot be replaced */
+    int ident;     /* the worker index its tasks see (mproc_current_index): its place in the pool
+                    * that last started it, its place here until then */
 } mproc__worker_view;
 
+/* A pool's workers: all of wk in order, or, with workers_per_rank, each rank's first few. */
 struct mproc__group {
     int n;
+    int *slot;     /* pool worker -> its index in wk */
+    int *pool_of;  /* index in wk -> pool worker, or -1: not in this pool */
     atomic_int woken;
     mproc__mpi_event *head, *tail; /* frames for this group, routed by whichever thread received them */
 };

@@ -331,6 +331,9 @@ static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *fr
     case MPROC__FRAME_PROC_SIGNAL:
         signal_child(id, (int)mproc__hdr_arg(frame));
         return 0;
+    case MPROC__FRAME_WORKER_INDEX: /* a pool starts in which this rank has another number */
+        mproc__set_identity(mproc_current_name(), (int)mproc__hdr_arg(frame));
+        return 0;
     default:
         return mproc__error(MPROC_EPROTO, "worker rank %d got an unexpected frame of kind %u",
                             mproc__mpi.rank, (unsigned)kind);
@@ -515,7 +518,7 @@ static void relay(int rank) {
             mproc__exec_kill(mproc__hdr_id(f));
             break;
         case MPROC__FRAME_EXEC_RESTART:
-            mproc__exec_restart(mproc__hdr_id(f));
+            mproc__exec_restart(mproc__hdr_id(f), (int)mproc__hdr_arg(f));
             break;
         case MPROC__FRAME_PING: /* the master's watchdog: we are here */
             pthread_mutex_lock(&mproc__mpi.lock);

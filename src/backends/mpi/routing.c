@@ -78,7 +78,7 @@ static void route_result(int src, uint8_t *f, size_t len) {
     }
     int w = reply_worker(src, f);
     mproc__group *g = mproc__master.group;
-    if (!g || w >= g->n) {
+    if (!g || g->pool_of[w] < 0) {
         free(f);
         return;
     }
@@ -96,7 +96,7 @@ static void route_result(int src, uint8_t *f, size_t len) {
 
 void mproc__mpi_group_push(mproc__mpi_event *e) {
     mproc__group *g = mproc__master.group;
-    if (!g || e->worker >= g->n) {
+    if (!g || g->pool_of[e->worker] < 0) {
         free(e->frame);
         free(e);
         return;
