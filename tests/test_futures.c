@@ -79,6 +79,28 @@ static void test_cancel_queued_and_running(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* The README: cancelling a call whose task runs kills and replaces that worker; another call's
+ * task already sent behind it on the same worker runs on the replacement, unharmed. */
+static void test_cancel_leaves_the_call_behind_alone(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(1);
+    long slow = 3000, seven = 7, r = 0;
+    mproc_async *running, *behind;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    assert_int_equal(mproc_apply_async(p, &nap_task, &seven, sizeof seven, NULL, &behind), 0);
+    nap(200);
+    double t0 = now_s();
+    assert_int_equal(mproc_async_cancel(running), 1);
+    assert_int_equal(mproc_async_wait(behind, 2.0), 0); /* not after the slow one's 3 s */
+    assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(MPROC_GET(behind, &r), 0);
+    assert_int_equal(r, 7);
+    assert_int_equal(mproc_async_get(running, 0, NULL, NULL), MPROC_ECANCELLED);
+    mproc_async_free(running);
+    mproc_async_free(behind);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_cancel_after_ready_is_nothing(void **state) {
     (void)state;
     mproc_pool *p = make_pool(2);
@@ -187,6 +209,43 @@ static void test_fail_fast_stops_at_a_failure(void **state) {
     (void)state;
     run_fail_fast(1, MPROC_ETASK);
     assert_non_null(strstr(mproc_last_error(), "item 50 is bad"));
+}
+
+/* fail_fast on map_async with chunks of 10: the failing item's chunk comes back whole (its other
+ * items finished and kept), the call fails with the item's own error, most items never run. */
+static void test_fail_fast_async_with_chunks(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    enum { N = 2000 };
+    long *in = malloc(N * sizeof *in), *out = calloc(N, sizeof *out);
+    int *st = malloc(N * sizeof *st);
+    assert_non_null(in);
+    for (int i = 0; i < N; i++) in[i] = i, st[i] = 99;
+    /* picky fails item 50 (its value is 50); its chunk is 50..59 */
+    mproc_async *a = NULL;
+    assert_int_equal(mproc_map_async(p, &picky_task, in, sizeof *in, out, sizeof *out, N,
+                                     &(mproc_call_opts){.chunksize = 10, .item_status = st, .fail_fast = 1}, &a),
+                     0);
+    assert_int_equal(mproc_async_wait(a, 3.0), 0); /* all of it would take 2 s */
+    assert_int_equal(mproc_async_get(a, 0, NULL, NULL), MPROC_ETASK);
+    assert_non_null(strstr(mproc_last_error(), "item 50 is bad"));
+    assert_int_equal(st[50], MPROC_ETASK);
+    for (int i = 51; i < 60; i++) {
+        assert_int_equal(st[i], 0); /* the rest of its chunk ran */
+        assert_int_equal(out[i], (long)i * 3);
+    }
+    int cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(st[i] == 0 || st[i] == MPROC_ECANCELLED || i == 50);
+        if (st[i] == 0) assert_int_equal(out[i], (long)i * 3);
+        cancelled += st[i] == MPROC_ECANCELLED;
+    }
+    assert_true(cancelled > N / 2);
+    mproc_async_free(a);
+    free(in);
+    free(out);
+    free(st);
+    assert_int_equal(mproc_pool_free(p), 0);
 }
 
 static void test_fail_fast_stops_at_a_crash(void **state) {
@@ -498,10 +557,12 @@ static void test_options_that_do_not_apply(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_queued_and_running),
+    cmocka_unit_test(test_cancel_leaves_the_call_behind_alone),
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),
     cmocka_unit_test(test_fail_fast_stops_at_a_crash),
+    cmocka_unit_test(test_fail_fast_async_with_chunks),
     cmocka_unit_test(test_wait_any_and_all),
     cmocka_unit_test(test_waitset_in_completion_order),
     cmocka_unit_test(test_waitset_many_handles),
