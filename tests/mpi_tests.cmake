@@ -179,6 +179,12 @@ mproc_mpi_test(NAME mpi_registry_mismatch TIMEOUT 200
 mproc_mpi_test(NAME mpi_pid_namespace TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pid_namespace.sh ${MPROC_MPIEXEC} $<TARGET_FILE:test_process>)
 set_tests_properties(mpi_pid_namespace PROPERTIES SKIP_RETURN_CODE 77)
+# Cancel where ranks run tasks themselves: the call settles at once, the task runs on, its
+# result is dropped and never taken for the next call's (README, "Cancel, wait, fail fast").
+mproc_mpi_exe(mpi_cancel_in_rank mpi_cancel_in_rank.c)
+mproc_mpi_test(NAME mpi_cancel_in_rank COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:mpi_cancel_in_rank>)
+set_tests_properties(mpi_cancel_in_rank PROPERTIES PASS_REGULAR_EXPRESSION "mpi_cancel_in_rank: ok")
 # Worker ranks with different numbers of executors (as nodes of different sizes, each rank
 # reading its own MPROC_MPI_EXECUTORS): every task's index and name agree with the master's
 # numbering. Also a rank that runs its tasks itself beside one with executors.
