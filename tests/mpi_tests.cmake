@@ -266,3 +266,10 @@ mproc_mpi_test(NAME mpi_fork_each_rank COMMAND ${MPROC_MPIEXEC} -np 2 --oversubs
 
 # Across nodes: clusters simulated with network namespaces (label cluster).
 include(${CMAKE_CURRENT_SOURCE_DIR}/cluster/cluster_tests.cmake)
+
+# The MPI backend as a module of its own: MPROC_MPI_MODULE loads a copy from elsewhere; a module
+# that cannot be loaded is MPROC_ENOTBUILT with the loader's reason (MPROC_BACKEND=mpi), or, chosen
+# by itself under mpirun, the job once on rank 0's fork workers after saying why (docs/mpi.md).
+mproc_mpi_test(NAME mpi_module TIMEOUT 300
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_module.sh ${MPROC_MPIEXEC} $<TARGET_FILE:primes> $<TARGET_FILE:mproc_mpi>)
+set_tests_properties(mpi_module PROPERTIES PASS_REGULAR_EXPRESSION "mpi_module: ok")
