@@ -243,8 +243,11 @@ void mproc__exec_kill(uint64_t e) {
 void mproc__exec_restart(uint64_t e, int ident) {
     mproc__executor *x = executor_at(e);
     pthread_mutex_lock(&mproc__execs.mu);
-    x->ident = ident; /* what its next generation's tasks see as their worker index */
-    mproc__exec_push(&x->in_head, &x->in_tail, mproc__exec_item_new(NULL, 0));
+    mproc__exec_item *q = mproc__exec_item_new(NULL, 0);
+    /* Taken on when the RESTART is carried out: a generation started for an earlier RESTART
+     * still queued (its pool stopped meanwhile) keeps that one's number. */
+    q->ident = ident;
+    mproc__exec_push(&x->in_head, &x->in_tail, q);
     pthread_mutex_unlock(&mproc__execs.mu);
     mproc__exec_wake_supervisor();
 }

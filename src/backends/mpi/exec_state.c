@@ -52,7 +52,7 @@ mproc__exec_item *mproc__exec_pop(mproc__exec_item **head, mproc__exec_item **ta
 mproc__exec_item *mproc__exec_item_new(uint8_t *frame, size_t len) {
     mproc__exec_item *q = malloc(sizeof *q);
     if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
-    *q = (mproc__exec_item){NULL, frame, len, 0, {0}};
+    *q = (mproc__exec_item){NULL, frame, len, 0, 0, {0}};
     return q;
 }
 

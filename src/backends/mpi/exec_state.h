@@ -28,6 +28,7 @@ typedef struct mproc__exec_item {
     struct mproc__exec_item *next;
     uint8_t *frame; /* NULL: a RESTART (len 1: the last one, with no successor; len 2: a KILL) */
     size_t len, off;
+    int ident;      /* a RESTART: the worker number of the generation it starts */
     uint8_t ref[MPROC__WIRE_HDR_SIZE]; /* frame == ref: the frame went into the down ring */
 } mproc__exec_item;
 

@@ -124,6 +124,7 @@ static void work_inbox(mproc__executor *x) {
         if (!q->frame) {
             int last = q->len == 1;
             x->restarting = 1;
+            if (!last) x->ident = q->ident; /* what its next generation's tasks see as their index */
             pthread_mutex_unlock(&mproc__execs.mu);
             free(q);
             restart(x, last);

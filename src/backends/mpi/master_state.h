@@ -55,13 +55,14 @@ typedef struct mproc__mpi_event {
 typedef struct mproc__exec_view {
     int on;        /* the rank runs tasks in executors (else inside itself) */
     int nexec;     /* its pool workers: its executors, or 1 (itself) */
-    int first;     /* the pool worker index of its first one */
+    int first;     /* the index in wk of its first one */
     double heard;  /* when it last sent anything (watchdog.c) */
     double pinged; /* when it was asked whether it is there, unanswered (0: not asked) */
     char host[64]; /* its host name, from its start message */
 } mproc__exec_view;
 
-/* One pool worker: an executor of a rank (executor.h), or a rank that runs tasks itself. */
+/* One worker (a pool's, when the pool includes it): an executor of a rank (executor.h), or a
+ * rank that runs tasks itself. */
 typedef struct mproc__worker_view {
     int rank;
     int e;         /* its index among the rank's executors */
@@ -93,7 +94,7 @@ typedef struct mproc__mpi_master_state {
     uint64_t *sent;        /* per rank: TASK/INIT/BATCH frames ever sent there (numbers them) */
     uint64_t *replied;     /* per rank: replies ever received from there (one per such frame) */
     mproc__exec_view *exec; /* per rank */
-    mproc__worker_view *wk; /* per pool worker, nworkers of them (ranks in order) */
+    mproc__worker_view *wk; /* every worker, nworkers of them (ranks in order; a group's slot maps its own) */
     long **start_pids;      /* at start only: per rank, its workers' pids from its start message */
     int nworkers;
     mproc__placement *place; /* the live group's TASKs with a home for their reply's data */

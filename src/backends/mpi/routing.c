@@ -54,7 +54,7 @@ uint8_t *mproc__mpi_place_result(int src, const uint8_t *first, size_t first_len
     return pl->to;
 }
 
-/* The pool worker that sent a reply from rank src: its executor's index is in the top byte of
+/* The worker (its index in wk) that sent a reply from rank src: its executor's index is in the top byte of
  * the reply's id (executor.h), which is put back as the core sent it. */
 static int reply_worker(int src, uint8_t *f) {
     uint64_t id = mproc__hdr_id(f);
