@@ -134,6 +134,12 @@ mproc_mpi_test(NAME mpi_lost_rank TIMEOUT 200
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank>)
 mproc_mpi_test(NAME mpi_lost_rank_tcp TIMEOUT 200
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank> --mca btl tcp,self)
+# Four worker ranks lost one after another, down to none: a Process whose rank is lost ends -9, a
+# task lost twice fails with MPROC_EWORKER, with no live rank left every task fails at once.
+mproc_mpi_exe(mpi_lost_ranks mpi_lost_ranks.c)
+mproc_mpi_test(NAME mpi_lost_ranks TIMEOUT 200
+  COMMAND env MPROC_TEST_NP=5 MPROC_TEST_LOSSES=4
+  ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_ranks>)
 
 # Scale: 32 and 64 ranks on this machine (oversubscribed), alone so their timing does not
 # disturb other tests.

@@ -66,6 +66,26 @@ void mproc__fork_child_signals(void) {
     pthread_sigmask(SIG_SETMASK, &none, NULL);
 }
 
+int mproc__gate_signal(void) { return SIGRTMAX - 3; }
+
+void mproc__gate_block(sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, mproc__gate_signal());
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void mproc__gate_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
+void mproc__gate_wait(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, mproc__gate_signal());
+    int sig;
+    while (sigwait(&set, &sig) != 0) {
+    }
+}
+
 int mproc__fork_socketpair(int sv[2]) {
     pthread_mutex_lock(&fd_lock);
     int rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);

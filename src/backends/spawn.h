@@ -7,6 +7,7 @@
 #define MPROC_FORK_SPAWN_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* Registers / forgets a master-side descriptor that children must close. */
@@ -30,6 +31,17 @@ void mproc__fork_child_stdio(void);
  * blocked, so the child dies of its own crash (the master sees the real signal) and
  * terminate/kill reach it, whatever handlers or mask the forking thread had. */
 void mproc__fork_child_signals(void);
+/* A gate for a forked child that must not run its task before its parent's word: an MPI
+ * Process, which starts only once the master knows it was started, so that a rank lost while
+ * starting it is known not to have run it and it can start elsewhere without running twice.
+ * The parent blocks the gate's signal around fork (mproc__gate_block, then mproc__gate_restore
+ * with what it returned); the child calls mproc__gate_wait before anything else touches its
+ * signal mask, and the word is kill(child, mproc__gate_signal()). A real-time signal: sent
+ * early it waits queued, and it never merges with a signal of the program's own. */
+int mproc__gate_signal(void);
+void mproc__gate_block(sigset_t *old);
+void mproc__gate_restore(const sigset_t *old);
+void mproc__gate_wait(void);
 /* socketpair(AF_UNIX, SOCK_STREAM) with both ends tracked (see mproc__fork_track_fd) from the
  * moment they exist, so no child forked meanwhile by another thread keeps either open. The
  * caller untracks an end when it closes it. 0, or MPROC_ESYS. */

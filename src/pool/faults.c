@@ -74,12 +74,7 @@ static int split_to_front(mproc_pool *p, mproc__chunk *c) {
 
 /* The chunk that was running when its worker died: split it so only the culprit item fails,
  * retry it if allowed, or fail it. */
-static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why,
-                             int innocent) {
-    if (innocent && c->innocent_reruns++ < 1) { /* a lost rank is not the task's fault: once more */
-        mproc__pool_push_front(p, c);
-        return;
-    }
+static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
     if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
     if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
         c->attempts++;
@@ -143,6 +138,34 @@ static mproc__chunk *settle_cancelled(mproc_pool *p, mproc__chunk *head) {
     return keep;
 }
 
+/* Its whole rank was lost (MPI's watchdog): nobody knows which of the chunks it held was
+ * running - its executor runs them in order, and results finished just before may have died in
+ * the rank - nor is a lost rank any task's fault. So each goes back, in order, to run with
+ * nothing else in flight on its worker (suspect, never batched); one that was with a lost rank
+ * before (then alone, or a chunk split from such a one) is the culprit and settles as a crash's
+ * would. A task that kills its rank thus costs two ranks, not one per re-run. */
+static void settle_lost_rank(mproc_pool *p, int w, const mproc__event *ev, mproc__chunk *all) {
+    mproc__chunk *back = NULL, *last = NULL;
+    for (mproc__chunk *c = all, *next; c; c = next) {
+        next = c->next;
+        c->next = NULL;
+        if (c->ghost) { /* its task was failed already */
+            free(c);
+            continue;
+        }
+        if (c->innocent_reruns++ >= 1) {
+            settle_dead_head(p, w, ev->pid, c, MPROC_EWORKER, ev->why);
+            continue;
+        }
+        c->suspect = c->solo = 1;
+        c->batched = 0;
+        if (last) last->next = c;
+        else back = c;
+        last = c;
+    }
+    if (back) mproc__pool_push_front_list(p, back, last);
+}
+
 int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     int w = ev->worker;
     mproc__wstate *ws = &p->ws[w];
@@ -154,6 +177,11 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     ws->frames_out = 0;
     ws->alive = ws->ready = ws->killed_for_time = ws->killed_for_cancel = 0;
     mproc__chunk *head = settle_cancelled(p, all);
+    if (ev->innocent) {
+        settle_lost_rank(p, w, ev, head);
+        note_init_death(p, ev, was_ready);
+        return p->state != MPROC__POOL_TERMINATED && !p->broken_err;
+    }
     if (head != all) timed_out = 0; /* the running chunk was the cancelled call's */
     mproc__chunk *rest = head ? head->next : NULL;
     if (head && !head->ghost &&
@@ -185,7 +213,7 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     }
     if (head) {
         head->next = NULL;
-        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why, ev->innocent);
+        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
     }
     note_init_death(p, ev, was_ready);
     /* A broken pool fails all its work (dispatch); a replacement would only run the failing

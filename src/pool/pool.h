@@ -213,6 +213,8 @@ struct mproc__chunk {
     int attempts;
     int unread_deaths;        /* workers that died with it sent but unread (faults.c) */
     int innocent_reruns;      /* times re-run because its worker's rank was lost (faults.c) */
+    int suspect;              /* was with a worker whose rank was lost: runs with nothing else
+                               * in flight on its worker, so a second loss names it (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */

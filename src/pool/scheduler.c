@@ -77,6 +77,7 @@ static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
     if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->killed_for_cancel ||
         ws->frames_out >= p->inflight)
         return 0;
+    if (ws->head && ws->head->suspect) return 0; /* it runs alone (faults.c, a lost rank) */
     int max = p->opts.maxtasksperchild;
     return max <= 0 || ws->tasks_done + ws->frames_out < max;
 }
@@ -151,6 +152,12 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
     else send_chunk(p, w, c);
 }
 
+/* A chunk that was with a lost rank (suspect, faults.c) goes only to a worker with nothing in
+ * flight, so that if this rank is lost too, the chunk is known to be the one it ran. */
+static int fits(const mproc__wstate *ws, const mproc__chunk *c) {
+    return !c->suspect || ws->frames_out == 0;
+}
+
 /* Hands queued chunks to workers with free slots. Workers wait their turn in the pool's ring,
  * one frame each per turn (balance), so an event costs the workers it concerns, not a scan of
  * all of them: a worker leaves the ring when it cannot take more and comes back when a slot
@@ -165,7 +172,7 @@ static void dispatch(mproc_pool *p) {
      * worker sleep twice as long. */
     int hot = p->last_worker;
     if (p->driver == MPROC__DRIVER_CALLER && p->outstanding == 1 && p->qhead && hot >= 0 && hot < p->n &&
-        can_take(p, &p->ws[hot])) {
+        can_take(p, &p->ws[hot]) && fits(&p->ws[hot], p->qhead)) {
         mproc__chunk *c = mproc__pool_next_chunk(p);
         if (c) give(p, hot, c);
         return;
@@ -178,6 +185,10 @@ static void dispatch(mproc_pool *p) {
         if (!c) {
             mproc__pool_worker_may_take(p, w);
             break;
+        }
+        if (!fits(&p->ws[w], c)) { /* back in the ring when a slot frees */
+            mproc__pool_push_front(p, c);
+            continue;
         }
         give(p, w, c);
         if (can_take(p, &p->ws[w])) mproc__pool_worker_may_take(p, w);

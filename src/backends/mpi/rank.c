@@ -227,6 +227,7 @@ static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
 /* Body of a Process child: it must never touch MPI or return into the rank's loop. */
 _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
                                  const char *name, pid_t parent) {
+    mproc__gate_wait(); /* the master's word that it knows we started (spawn.h) */
     /* Its own crash is its exit code (-11), not a rank's death. */
     mproc__fork_child_signals();
     signal(SIGCHLD, SIG_DFL);
@@ -276,8 +277,11 @@ static pid_t fork_process(const mproc_task *t, uint32_t task_id, const uint8_t *
     }
     pid_t parent = getpid();
     watch_children();
+    sigset_t mask;
+    mproc__gate_block(&mask);
     pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
     if (pid == 0) child_main(t, arg, alen, name, parent);
+    mproc__gate_restore(&mask);
     return pid;
 }
 
