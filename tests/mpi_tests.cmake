@@ -141,6 +141,11 @@ mproc_mpi_test(NAME mpi_lost_ranks TIMEOUT 200
   COMMAND env MPROC_TEST_NP=5 MPROC_TEST_LOSSES=4
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_ranks>)
 
+# The master SIGKILLed under --enable-recovery: the worker ranks on its node end themselves.
+mproc_mpi_exe(mpi_dead_master mpi_dead_master.c)
+mproc_mpi_test(NAME mpi_dead_master TIMEOUT 120
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_dead_master.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_dead_master>)
+
 # Scale: 32 and 64 ranks on this machine (oversubscribed), alone so their timing does not
 # disturb other tests.
 foreach(np 32 64)
