@@ -52,6 +52,10 @@ typedef struct mproc__event {
     /* DIED: not the tasks' doing (MPI: the worker's whole rank was lost). What was running is
      * re-run once without counting against max_retries, and the worker is not replaced. */
     int innocent;
+    /* DIED, innocent: since when (mproc__now()) the backend has taken the worker for gone; a
+     * frame sent to it later never reached it (its DIED events come one by one, and the pool
+     * may give a worker of a lost rank work between them). 0: unknown. */
+    double gone_since;
 } mproc__event;
 
 #define MPROC__TAKEN_NONE UINT64_MAX

@@ -153,7 +153,8 @@ static void settle_lost_rank(mproc_pool *p, int w, const mproc__event *ev, mproc
             free(c);
             continue;
         }
-        if (c->innocent_reruns++ >= 1) {
+        int reached = !(ev->gone_since > 0 && c->given >= ev->gone_since); /* sent before the loss */
+        if (reached && c->innocent_reruns++ >= 1) {
             settle_dead_head(p, w, ev->pid, c, MPROC_EWORKER, ev->why);
             continue;
         }

@@ -208,6 +208,7 @@ struct mproc__chunk {
     int slot_end;             /* the last chunk of its frame: completing it frees the slot */
     uint32_t frame_items;     /* slot_end: items in the whole frame */
     double sent;              /* slot_end: when its frame was sent */
+    double given;             /* when it was last sent to a worker */
     int ghost;                /* stands in for a chunk already failed by its time limit on a
                                * worker that could not be killed: its late result is dropped */
     int attempts;

@@ -139,13 +139,15 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
         items += n->count;
         bytes += n->in_len;
     }
+    double now = mproc__now();
     for (mproc__chunk *k = c;; k = k->next) {
         k->batched = frames > 1;
         k->slot_end = k == last;
+        k->given = now;
         if (k == last) break;
     }
     last->frame_items = items;
-    last->sent = mproc__now();
+    last->sent = now;
     ws->frames_out++;
     if (mproc__chunk_timeout(p, c) > 0) p->any_limit = 1;
     if (frames > 1) mproc__send_batch(p, w, c, frames);

@@ -139,7 +139,7 @@ static void serve_spawn(int ctl, int sfd, const fs_msg *req, int ring_fd) {
 _Noreturn static void process_child(const fs_msg *req, const uint8_t *blob, size_t len, pid_t server) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != server) _exit(1);
-    mproc__gate_wait(); /* the master's word that it knows we started (spawn.h) */
+    mproc__gate_wait(); /* the rank's word that the master knows we started (spawn.h) */
     mproc__fork_child_signals();
     signal(SIGINT, SIG_DFL); /* the server ignores it; a Process is the program's, as on fork */
     const mproc_task *t = mproc__registry_get((uint32_t)req->index);

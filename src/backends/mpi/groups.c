@@ -202,6 +202,7 @@ static void died_event(const mproc__group *g, mproc__mpi_event *e, mproc__event 
         ev->exitcode = -9;
         ev->pid = v->pid;
         ev->innocent = 1;
+        ev->gone_since = x->lost_at;
         snprintf(ev->why, sizeof ev->why, "its rank %d (host %s) was lost", v->rank, x->host[0] ? x->host : "?");
         free(e);
         return;

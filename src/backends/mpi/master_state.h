@@ -58,6 +58,7 @@ typedef struct mproc__exec_view {
     int first;     /* the index in wk of its first one */
     double heard;  /* when it last sent anything (watchdog.c) */
     double pinged; /* when it was asked whether it is there, unanswered (0: not asked) */
+    double lost_at; /* when the watchdog took it for lost (0: it is not) */
     char host[64]; /* its host name, from its start message */
 } mproc__exec_view;
 

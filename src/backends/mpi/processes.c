@@ -8,7 +8,6 @@
 
 #include "common/common.h"
 #include "backends/mpi/transport.h"
-#include "backends/spawn.h"
 #include "backends/mpi/master_state.h"
 #include "backends/mpi/processes.h"
 #include "backends/mpi/routing.h"
@@ -98,11 +97,10 @@ int mproc__mpi_proc_start(const mproc_task *target, const void *arg, size_t len,
         mproc__master.nchild[c->rank]++;
         rc = send_start(c, target, arg, len, name);
     } while (rc < 0 && mproc__mpi_is_gone(c->rank));
-    /* Now that we know it started, it may run (spawn.h's gate): had its rank been lost before
-     * this, it never ran, and went to another rank above - a Process never runs twice. */
-    if (rc == 0)
-        rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, (uint32_t)mproc__gate_signal(),
-                                 mproc__mpi_route);
+    /* Now that we know it started, it may run: signal 0 tells its rank to open its gate
+     * (spawn.h). Had its rank been lost before this, it never ran and went to another rank
+     * above - a Process never runs twice. */
+    if (rc == 0) rc = mproc__mpi_send_hdr(c->rank, MPROC__FRAME_PROC_SIGNAL, c->id, 0, mproc__mpi_route);
     if (rc < 0) {
         child_unlink(c);
         free(c);

@@ -39,6 +39,7 @@ typedef struct rchild {
     pid_t pid;
     uint64_t id;    /* the master's id for this Process */
     int via_server; /* forked by the fork server (its end comes as the server's report) */
+    int released;   /* its gate (spawn.h) opened: it runs its target */
 } rchild;
 
 typedef struct qnode {
@@ -227,17 +228,18 @@ static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
 /* Body of a Process child: it must never touch MPI or return into the rank's loop. */
 _Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
                                  const char *name, pid_t parent) {
-    mproc__gate_wait(); /* the master's word that it knows we started (spawn.h) */
-    /* Its own crash is its exit code (-11), not a rank's death. */
-    mproc__fork_child_signals();
-    signal(SIGCHLD, SIG_DFL);
 #ifdef __linux__
-    /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open. */
+    /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open
+     * (also while it waits at its gate, below). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
 #else
     (void)parent;
 #endif
+    mproc__gate_wait(); /* the rank's word that the master knows we started (spawn.h) */
+    /* Its own crash is its exit code (-11), not a rank's death. */
+    mproc__fork_child_signals();
+    signal(SIGCHLD, SIG_DFL);
     mproc__set_identity(name, -1);
     int code = mproc__process_main(t, arg, len, name);
     fflush(NULL);
@@ -285,6 +287,14 @@ static pid_t fork_process(const mproc_task *t, uint32_t task_id, const uint8_t *
     return pid;
 }
 
+/* Opens a Process's gate (spawn.h), once: a second gate signal would reach it unblocked and
+ * end it. */
+static void release_child(rchild *k) {
+    if (k->released) return;
+    k->released = 1;
+    kill(k->pid, mproc__gate_signal());
+}
+
 static int start_child(uint64_t id, const uint8_t *p, size_t n) {
     char why[160];
     if (n < MPROC__MPI_START_PREFIX || mproc__get_u32(p + 4) > n - MPROC__MPI_START_PREFIX)
@@ -317,13 +327,23 @@ static int start_child(uint64_t id, const uint8_t *p, size_t n) {
         snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
         return reply_started(id, MPROC_ESYS, 0, why);
     }
-    rank_state.kids[rank_state.nkids++] = (rchild){pid, id, via_server};
-    return reply_started(id, 0, pid, "");
+    rchild *k = &rank_state.kids[rank_state.nkids++];
+    *k = (rchild){pid, id, via_server, 0};
+    int rc = reply_started(id, 0, pid, "");
+    /* A rank that runs tasks itself reads the master's word only after the task it runs next:
+     * its Process must not wait for that (a task may wait for the Process). It starts at once,
+     * so a rank lost in this window may have started it (docs/mpi.md). */
+    if (!rank_state.relaying) release_child(k);
+    return rc;
 }
 
+/* Signal 0 is the master's word that it knows the Process started (processes.c). */
 static void signal_child(uint64_t id, int signo) {
-    for (size_t i = 0; i < rank_state.nkids; i++)
-        if (rank_state.kids[i].id == id) kill(rank_state.kids[i].pid, signo);
+    for (size_t i = 0; i < rank_state.nkids; i++) {
+        if (rank_state.kids[i].id != id) continue;
+        if (signo == 0) release_child(&rank_state.kids[i]);
+        else kill(rank_state.kids[i].pid, signo);
+    }
     /* Not found: it ended already and its PROC_EXIT is on the way; nothing to do. */
 }
 

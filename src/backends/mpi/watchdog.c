@@ -34,6 +34,7 @@ static void rank_lost(int r, double silent) {
     mproc__exec_view *x = &mproc__master.exec[r];
     mproc__mpi.gone[r] = 1;
     mproc__mpi.any_gone = 1;
+    x->lost_at = mproc__now();
     fprintf(stderr, "mproc: warning: worker rank %d (host %s) is lost: no answer for %.0f s; what it was "
             "running goes back to the queue, and it gets no more work\n", r, x->host[0] ? x->host : "?", silent);
     mproc__mpi_abandon_sends(r);
