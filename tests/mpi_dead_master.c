@@ -15,18 +15,10 @@
 #include "mproc.h"
 #include "test_support.h"
 
-static long parent_of(long pid) {
-    char buf[512];
-    const char *st = mproc_test_stat(pid, buf, sizeof buf);
-    long ppid = -1;
-    if (st) sscanf(st, "%*c %ld", &ppid);
-    return ppid;
-}
-
 /* An executor's pid, its fork server's and its rank's. */
 static int family(mproc_ctx *ctx, const void *in, size_t len) {
     (void)in, (void)len;
-    long me = (long)getpid(), server = parent_of(me), pids[3] = {me, server, parent_of(server)};
+    long me = (long)getpid(), server = mproc_test_parent_of(me), pids[3] = {me, server, mproc_test_parent_of(server)};
     usleep(200000); /* so that each worker takes one */
     return mproc_return(ctx, pids, sizeof pids);
 }

@@ -23,18 +23,9 @@ static const char *marker_path(void) {
     return m && *m ? m : "/tmp/mproc-lost-rank-marker";
 }
 
-/* The parent pid of pid, from /proc. */
-static long parent_of(long pid) {
-    char buf[512];
-    const char *st = mproc_test_stat(pid, buf, sizeof buf);
-    long ppid = -1;
-    if (st) sscanf(st, "%*c %ld", &ppid);
-    return ppid;
-}
-
 static long square_or_kill_rank(long x) {
     if (x == 100) {
-        long rank = parent_of(parent_of((long)getpid())); /* executor -> fork server -> rank */
+        long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid())); /* executor -> fork server -> rank */
         int fd = open(marker_path(), O_CREAT | O_EXCL | O_WRONLY, 0600);
         if (fd >= 0) { /* the first run only: its re-run elsewhere must succeed */
             close(fd);

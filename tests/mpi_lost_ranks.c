@@ -23,17 +23,9 @@
 #include "mproc.h"
 #include "test_support.h"
 
-static long parent_of(long pid) {
-    char buf[512];
-    const char *st = mproc_test_stat(pid, buf, sizeof buf);
-    long ppid = -1;
-    if (st) sscanf(st, "%*c %ld", &ppid);
-    return ppid;
-}
-
 /* Kills the rank this task runs on, then waits to die with it. */
 static void kill_my_rank(void) {
-    long rank = parent_of(parent_of((long)getpid()));
+    long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
     if (rank > 1) kill((pid_t)rank, SIGKILL);
     pause();
 }

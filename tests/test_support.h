@@ -24,6 +24,15 @@ static inline const char *mproc_test_stat(long pid, char *buf, size_t len) {
     return rp && rp[1] && rp[2] ? rp + 2 : NULL;
 }
 
+/* The parent pid of pid, or -1 when it is gone. */
+static inline long mproc_test_parent_of(long pid) {
+    char buf[512];
+    const char *st = mproc_test_stat(pid, buf, sizeof buf);
+    long ppid = -1;
+    if (st) sscanf(st, "%*c %ld", &ppid);
+    return ppid;
+}
+
 /* 1 when pid is no longer running: gone, or a zombie reparented to init awaiting its reaping. */
 static inline int mproc_test_gone(long pid) {
     if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
