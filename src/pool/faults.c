@@ -115,6 +115,17 @@ static void note_init_death(mproc_pool *p, const mproc__event *ev, int was_ready
              p->opts.initializer->name, ev->worker, ev->why);
 }
 
+/* A worker whose whole rank was lost before its initializer finished. A rank lost before the
+ * pool began (its slot closed at start) is nobody's doing; one lost while the initializer ran
+ * may be the initializer's (one that kills its rank), but lost ranks are never replaced, so no
+ * loop can follow: the pool goes on with the ranks left, and only if none is left does it say
+ * (MPROC_EINITFAIL) that the initializer was running when a rank was lost. */
+static void note_init_loss(mproc_pool *p, const mproc__event *ev, int was_ready) {
+    if (!p->opts.initializer || was_ready || p->broken_err || p->init_lost[0]) return;
+    if (ev->gone_since > 0 && ev->gone_since < p->started_at) return;
+    snprintf(p->init_lost, sizeof p->init_lost, "worker %d: %.120s", ev->worker, ev->why);
+}
+
 /* Settles every chunk of a cancelled call in the list at *head (the dead worker's frames) and
  * keeps the others in order. The running one may have been its worker's death: a cancelled
  * call's chunk is never retried, split or blamed. */
@@ -180,7 +191,7 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     mproc__chunk *head = settle_cancelled(p, all);
     if (ev->innocent) {
         settle_lost_rank(p, w, ev, head);
-        note_init_death(p, ev, was_ready);
+        note_init_loss(p, ev, was_ready);
         return p->state != MPROC__POOL_TERMINATED && !p->broken_err;
     }
     if (head != all) timed_out = 0; /* the running chunk was the cancelled call's */
@@ -228,9 +239,16 @@ void mproc__faults_check_alive(mproc_pool *p) {
     if (p->broken_err) return;
     /* Nothing can run what is queued or what comes later: every task fails at once, as
      * with a failed initializer, instead of waiting for a worker that will never exist. */
-    p->broken_err = MPROC_EWORKER;
-    snprintf(p->broken_msg, sizeof p->broken_msg, "every worker of the pool died and none could be replaced: %.180s",
-             mproc_last_error());
+    if (p->init_lost[0]) {
+        p->broken_err = MPROC_EINITFAIL;
+        snprintf(p->broken_msg, sizeof p->broken_msg,
+                 "every worker of the pool is gone; pool initializer '%.48s' was running when a rank was lost (%.100s)",
+                 p->opts.initializer->name, p->init_lost);
+    } else {
+        p->broken_err = MPROC_EWORKER;
+        snprintf(p->broken_msg, sizeof p->broken_msg, "every worker of the pool died and none could be replaced: %.180s",
+                 mproc_last_error());
+    }
     mproc__pool_fail_queue(p, p->broken_err, p->broken_msg);
 }
 

@@ -278,6 +278,9 @@ struct mproc_pool {
     int broken_err;            /* 0, or what every task now fails with: MPROC_EINITFAIL (the
                                 * initializer failed) or MPROC_EWORKER (no worker left) */
     int init_unread_deaths;    /* fresh workers that died before reading their INIT frame */
+    double started_at;         /* mproc__now() when the result thread started the workers */
+    char init_lost[160];       /* "" or why a rank was lost while its worker ran the
+                                * initializer: the reason given if no worker is left */
     char broken_msg[256];
     mproc_iter *iters;         /* live iterators */
     struct mproc_pool *next_live, *prev_live;

@@ -456,6 +456,7 @@ void *mproc__pool_result_thread(void *arg) {
     mproc_pool *p = arg;
     mproc__group *g = NULL;
     /* Workers are forked from this thread so their parent-death signal follows the pool. */
+    p->started_at = mproc__now(); /* read by this thread only (faults.c) */
     int rc = mproc__pool_group_start(p, &g);
     pthread_mutex_lock(&mproc__core_lock);
     p->g = g;

@@ -1,0 +1,104 @@
+/* mpi_init_kills_rank.c - a pool initializer that kills the rank it runs on, under `mpirun
+ * --enable-recovery` (mpi_lost_rank.sh runs it at -np 4: a master and three worker ranks).
+ *
+ * 1. The initializer kills worker 0's rank only: the pool goes on with the other two workers,
+ *    each of which ran the initializer (a lost rank is not the initializer's failure while
+ *    workers are left; lost ranks are never replaced, so nothing can loop).
+ * 2. A new pool, two ranks left, whose initializer kills every rank: its apply fails with
+ *    MPROC_EINITFAIL naming the initializer and the lost rank, and never hangs.
+ * (mpi_lost_ranks: a pool made after ranks were lost runs its initializer on the ones left.)
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mproc.h"
+#include "test_support.h"
+
+static int initialized, kill_all;
+
+/* The executor's rank is its parent's parent (executor -> fork server -> rank). */
+static int init_or_kill_rank(mproc_ctx *ctx, const void *in, size_t len) {
+    (void)ctx, (void)in, (void)len;
+    if (kill_all || mproc_current_index() == 0) {
+        long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
+        if (rank > 1) kill((pid_t)rank, SIGKILL);
+        pause();
+    }
+    initialized = 1;
+    return 0;
+}
+MPROC_TASK(init_or_kill_rank);
+
+static int init_kills_every_rank(mproc_ctx *ctx, const void *in, size_t len) {
+    kill_all = 1;
+    return init_or_kill_rank(ctx, in, len);
+}
+MPROC_TASK(init_kills_every_rank);
+
+static long square_if_initialized(long x) {
+    return initialized ? x * x : -1;
+}
+MPROC_TASK_VALUE(square_if_initialized, long, long);
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
+            fprintf(stderr, " (last error: %s)\n", mproc_last_error());                           \
+            fflush(NULL);                                                                         \
+            return 1;                                                                             \
+        }                                                                                         \
+    } while (0)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (mproc_init(&argc, &argv) < 0) {
+        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        return 2;
+    }
+    mproc_pool *pool;
+    CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers_per_rank = 1,
+                                                      .initializer = &init_or_kill_rank_task}) == 0, "pool");
+    CHECK(mproc_pool_size(pool) == 3, "pool of %d workers, want 3 (run at -np 4)", mproc_pool_size(pool));
+    long in[60], out[60];
+    for (int i = 0; i < 60; i++) in[i] = i;
+    int rc = mproc_map(pool, &square_if_initialized_task, in, sizeof *in, out, sizeof *out, 60,
+                       &(mproc_call_opts){.chunksize = 1});
+    CHECK(rc == 0, "map on the workers whose initializer did not kill their rank: %s", mproc_err_name(rc));
+    for (int i = 0; i < 60; i++) CHECK(out[i] == (long)i * i, "item %d is %ld", i, out[i]);
+    /* The map may end before rank 1 is taken for lost (MPROC_MPI_LOST_TIMEOUT=3 in the script):
+     * once it surely is, the pool must still work. */
+    sleep(6);
+    memset(out, 0, sizeof out);
+    rc = mproc_map(pool, &square_if_initialized_task, in, sizeof *in, out, sizeof *out, 60,
+                   &(mproc_call_opts){.chunksize = 1});
+    CHECK(rc == 0, "map after worker 0's rank was lost: %s", mproc_err_name(rc));
+    for (int i = 0; i < 60; i++) CHECK(out[i] == (long)i * i, "item %d is %ld", i, out[i]);
+    mproc_pool_free(pool);
+    printf("step 1: the initializer killed one rank, the pool went on with the two others\n");
+
+    CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers_per_rank = 1,
+                                                      .initializer = &init_kills_every_rank_task}) == 0,
+          "second pool");
+    long x = 3, y = 0;
+    double t0 = now_s();
+    rc = MPROC_APPLY(pool, square_if_initialized, &x, &y);
+    double took = now_s() - t0;
+    CHECK(rc == MPROC_EINITFAIL, "apply in a pool whose initializer kills every rank returned %s", mproc_err_name(rc));
+    const char *msg = mproc_last_error();
+    CHECK(strstr(msg, "init_kills_every_rank") && strstr(msg, "was lost"), "message: %s", msg);
+    CHECK(took < 60, "it took %.1f s", took);
+    printf("step 2: an initializer that kills every rank: MPROC_EINITFAIL after %.1f s (%s)\n", took, msg);
+    mproc_pool_free(pool);
+    printf("ok: an initializer that kills its rank\n");
+    fflush(stdout);
+    return mproc_finalize() < 0;
+}
