@@ -140,12 +140,12 @@ mproc_mpi_exe(mpi_lost_ranks mpi_lost_ranks.c)
 mproc_mpi_test(NAME mpi_lost_ranks TIMEOUT 200
   COMMAND env MPROC_TEST_NP=5 MPROC_TEST_LOSSES=4
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_ranks>)
-# A pool initializer that kills its rank: the pool goes on with the ranks left; with none left
-# every task fails with MPROC_EINITFAIL naming it.
-mproc_mpi_exe(mpi_init_kills_rank mpi_init_kills_rank.c)
-mproc_mpi_test(NAME mpi_init_kills_rank TIMEOUT 200
+# Ranks lost in a pool initializer (the pool goes on with the ranks left; with none left every
+# task fails with MPROC_EINITFAIL naming it) and under a task past its time limit (ETIMEDOUT).
+mproc_mpi_exe(mpi_lost_rank_edges mpi_lost_rank_edges.c)
+mproc_mpi_test(NAME mpi_lost_rank_edges TIMEOUT 200
   COMMAND env MPROC_TEST_LOSSES=3
-  ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_init_kills_rank>)
+  ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_edges>)
 
 # The master SIGKILLed under --enable-recovery: the worker ranks on its node end themselves.
 mproc_mpi_exe(mpi_dead_master mpi_dead_master.c)

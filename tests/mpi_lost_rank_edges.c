@@ -1,10 +1,14 @@
-/* mpi_init_kills_rank.c - a pool initializer that kills the rank it runs on, under `mpirun
- * --enable-recovery` (mpi_lost_rank.sh runs it at -np 4: a master and three worker ranks).
+/* mpi_lost_rank_edges.c - ranks lost at the edges of a task's life, under `mpirun
+ * --enable-recovery` (mpi_lost_rank.sh runs it at -np 4: a master and three worker ranks, all
+ * three lost by the end).
  *
- * 1. The initializer kills worker 0's rank only: the pool goes on with the other two workers,
- *    each of which ran the initializer (a lost rank is not the initializer's failure while
- *    workers are left; lost ranks are never replaced, so nothing can loop).
- * 2. A new pool, two ranks left, whose initializer kills every rank: its apply fails with
+ * 1. A pool initializer kills worker 0's rank only: the pool goes on with the other two
+ *    workers, each of which ran the initializer (a lost rank is not the initializer's failure
+ *    while workers are left; lost ranks are never replaced, so nothing can loop).
+ * 2. A task with a 1 s time limit kills its rank: the kill at its limit cannot reach it, and when
+ *    the rank is taken for lost the task fails with MPROC_ETIMEDOUT saying so; it is not re-run
+ *    for another whole limit (where it would kill a second rank).
+ * 3. A new pool, one rank left, whose initializer kills every rank: its apply fails with
  *    MPROC_EINITFAIL naming the initializer and the lost rank, and never hangs.
  * (mpi_lost_ranks: a pool made after ranks were lost runs its initializer on the ones left.)
  */
@@ -37,6 +41,14 @@ static int init_kills_every_rank(mproc_ctx *ctx, const void *in, size_t len) {
     return init_or_kill_rank(ctx, in, len);
 }
 MPROC_TASK(init_kills_every_rank);
+
+static long kill_my_rank(long x) {
+    long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
+    if (rank > 1) kill((pid_t)rank, SIGKILL);
+    pause();
+    return x;
+}
+MPROC_TASK_VALUE(kill_my_rank, long, long);
 
 static long square_if_initialized(long x) {
     return initialized ? x * x : -1;
@@ -82,23 +94,36 @@ int main(int argc, char **argv) {
                    &(mproc_call_opts){.chunksize = 1});
     CHECK(rc == 0, "map after worker 0's rank was lost: %s", mproc_err_name(rc));
     for (int i = 0; i < 60; i++) CHECK(out[i] == (long)i * i, "item %d is %ld", i, out[i]);
-    mproc_pool_free(pool);
     printf("step 1: the initializer killed one rank, the pool went on with the two others\n");
+
+    long x = 3, y = 0;
+    double t0 = now_s();
+    mproc_async *a;
+    CHECK(mproc_apply_async(pool, &kill_my_rank_task, &x, sizeof x, &(mproc_call_opts){.timeout = 1}, &a) == 0,
+          "apply_async");
+    rc = mproc_async_get_into(a, 60, &y, sizeof y);
+    double took = now_s() - t0;
+    CHECK(rc == MPROC_ETIMEDOUT, "a task past its limit whose rank was lost returned %s", mproc_err_name(rc));
+    const char *msg = mproc_last_error();
+    CHECK(strstr(msg, "time limit") && strstr(msg, "was lost"), "message: %s", msg);
+    CHECK(took < 30, "it took %.1f s", took);
+    printf("step 2: a task past its limit whose rank was lost: MPROC_ETIMEDOUT after %.1f s (%s)\n", took, msg);
+    mproc_async_free(a);
+    mproc_pool_free(pool);
 
     CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers_per_rank = 1,
                                                       .initializer = &init_kills_every_rank_task}) == 0,
           "second pool");
-    long x = 3, y = 0;
-    double t0 = now_s();
+    t0 = now_s();
     rc = MPROC_APPLY(pool, square_if_initialized, &x, &y);
-    double took = now_s() - t0;
+    took = now_s() - t0;
     CHECK(rc == MPROC_EINITFAIL, "apply in a pool whose initializer kills every rank returned %s", mproc_err_name(rc));
-    const char *msg = mproc_last_error();
+    msg = mproc_last_error();
     CHECK(strstr(msg, "init_kills_every_rank") && strstr(msg, "was lost"), "message: %s", msg);
     CHECK(took < 60, "it took %.1f s", took);
-    printf("step 2: an initializer that kills every rank: MPROC_EINITFAIL after %.1f s (%s)\n", took, msg);
+    printf("step 3: an initializer that kills every rank: MPROC_EINITFAIL after %.1f s (%s)\n", took, msg);
     mproc_pool_free(pool);
-    printf("ok: an initializer that kills its rank\n");
+    printf("ok: ranks lost in an initializer and past a time limit\n");
     fflush(stdout);
     return mproc_finalize() < 0;
 }
