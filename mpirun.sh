@@ -77,7 +77,12 @@ die() {
 
 # --- arguments: ours, mpirun's, then the program and its own ----------------------------
 np="" opts=() user_oversub=0 user_root=0
+# With a -- further on, a word right after an option we do not know is that option's value
+# (usage: "put -- before PROGRAM"); without one it is PROGRAM.
+dashdash=0 after_unknown=0
+for a in "$@"; do [ "$a" = -- ] && { dashdash=1; break; }; done
 while [ $# -gt 0 ]; do
+    value_of_unknown=$after_unknown after_unknown=0
     case $1 in
     -h | --help) usage; exit 0 ;;
     -np | -n | --np | --n)
@@ -98,8 +103,9 @@ while [ $# -gt 0 ]; do
         opts+=("$1" "$2"); shift 2 ;;
     --oversubscribe | -oversubscribe) user_oversub=1; opts+=("$1"); shift ;;
     --allow-run-as-root | -allow-run-as-root) user_root=1; opts+=("$1"); shift ;;
-    -*) opts+=("$1"); shift ;;
-    *) break ;;
+    -*) opts+=("$1"); shift; after_unknown=1 ;;
+    *) [ $dashdash = 1 ] && [ $value_of_unknown = 1 ] || break
+        opts+=("$1"); shift ;;
     esac
 done
 [ $# -ge 1 ] || { usage >&2; exit 2; }
