@@ -175,6 +175,13 @@ mproc_mpi_test(NAME mpi_backend COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $
 mproc_mpi_test(NAME mpi_backend_tcp COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:mpi_backend>)
 
+# The Open MPI settings mproc gives a job (TCP eager limit, send size, yield) only where the user
+# set none: read back through MPI_T.
+mproc_mpi_exe(mpi_mca_defaults mpi_mca_defaults.c)
+target_link_libraries(mpi_mca_defaults PRIVATE MPI::MPI_C)
+mproc_mpi_test(NAME mpi_mca_defaults TIMEOUT 150
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_mca_defaults.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_mca_defaults>)
+
 # A program that calls MPI_Init itself: mproc uses its MPI and leaves finalizing to it.
 mproc_mpi_exe(mpi_user_init mpi_user_init.c)
 target_link_libraries(mpi_user_init PRIVATE MPI::MPI_C)
