@@ -2,10 +2,10 @@
  * program. It reports its pid, serves task frames with mproc__worker_serve() over an MPI
  * channel until the master's SHUTDOWN, then finalizes MPI and exits.
  *
- * Under MPI a Process runs as a forked child of a worker rank: PROC_START forks it (reply
- * PROC_STARTED with its pid), PROC_SIGNAL kill()s it, and the receive loop reaps children and
- * reports PROC_EXIT with Python's exit code (minus the signal number). The loop never blocks in
- * MPI: it polls with a backoff, so an idle rank leaves its core to ranks that have work.
+ * The rank's Processes (PROC_START, PROC_SIGNAL, their gate and their ends) are
+ * rank_children.c's: this loop hands it those frames and has it report ended children as it
+ * polls. The loop never blocks in MPI: it polls with a backoff, so an idle rank leaves its core
+ * to ranks that have work.
  *
  * A rank that crashes ends the whole job (Open MPI's rule); before it goes, a signal handler
  * says which rank, which pid and which task, so the user is not left with a bare "exited on
@@ -18,11 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "backends/spawn.h"
 #include "common/common.h"
@@ -30,17 +26,11 @@
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/net_watch.h"
 #include "backends/mpi/rank.h"
+#include "backends/mpi/rank_children.h"
 #include "backends/mpi/transport.h"
 #include "backends/mpi/wait.h"
 #include "wire/wire.h"
 #include "worker/worker.h"
-
-typedef struct rchild {
-    pid_t pid;
-    uint64_t id;    /* the master's id for this Process */
-    int via_server; /* forked by the fork server (its end comes as the server's report) */
-    int released;   /* its gate (spawn.h) opened: it runs its target */
-} rchild;
 
 typedef struct qnode {
     struct qnode *next;
@@ -48,10 +38,8 @@ typedef struct qnode {
     size_t len;
 } qnode;
 
-/* Children of this rank, and frames that arrived while this rank was sending. */
+/* Frames that arrived while this rank was sending, and the state of its loop. */
 static struct {
-    rchild *kids;
-    size_t nkids, cap;
     qnode *qhead, *qtail;
     int wait_program; /* SHUTDOWN said: the master's program finalizes MPI itself, later */
     int peer_lost;    /* SHUTDOWN said: a rank is lost, so no collective can complete */
@@ -83,37 +71,6 @@ static void queue_sink(int src, uint8_t *frame, size_t len) {
 /* Lock held. */
 static int send_to_master(const struct iovec *iov, int iovcnt) {
     return mproc__mpi_send_frame(0, iov, iovcnt, queue_sink);
-}
-
-/* Lock held. Reaps children that ended and reports each with PROC_EXIT; returns how many. */
-static int report_exits(void) {
-    int n = 0;
-    for (size_t i = 0; i < rank_state.nkids;) {
-        int st = 0, code;
-        if (rank_state.kids[i].via_server) {
-            int rc = mproc__fserver_take_exit(rank_state.kids[i].pid, &st);
-            if (rc == 0) {
-                i++;
-                continue;
-            }
-            code = rc < 0 ? 255 : mproc__exitcode(st); /* the server gone: so is its child */
-        } else {
-            pid_t r = mproc__waitpid(rank_state.kids[i].pid, &st, WNOHANG);
-            if (r == 0) {
-                i++;
-                continue;
-            }
-            code = r < 0 ? 255 : mproc__exitcode(st);
-        }
-        uint8_t f[MPROC__WIRE_HDR_SIZE + 4];
-        mproc__hdr_encode(f, MPROC__FRAME_PROC_EXIT, rank_state.kids[i].id, 4, 0);
-        mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)code);
-        rank_state.kids[i] = rank_state.kids[--rank_state.nkids];
-        struct iovec iov = {f, sizeof f};
-        send_to_master(&iov, 1);
-        n++;
-    }
-    return n;
 }
 
 /* MASTER_INFO: the master's pid, and whether it means the master here (our pid namespace). */
@@ -158,7 +115,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             }
             break;
         }
-        if (report_exits() > 0) {
+        if (mproc__mpi_rank_report_exits(queue_sink) > 0) {
             mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
             continue;
         }
@@ -210,150 +167,17 @@ static int ch_send_owned(void *impl, uint8_t *frame, size_t len) {
     return rc;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Processes: children of this rank.
- * ------------------------------------------------------------------------------------------- */
-
-/* Answers PROC_START: status 0 and the pid, or an error code and a sentence. */
-static int reply_started(uint64_t id, int status, pid_t pid, const char *why) {
-    size_t wl = strlen(why);
-    uint8_t f[MPROC__WIRE_HDR_SIZE + MPROC__MPI_STARTED_MIN];
-    mproc__hdr_encode(f, MPROC__FRAME_PROC_STARTED, id, (uint32_t)(MPROC__MPI_STARTED_MIN + wl), 0);
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE, (uint32_t)status);
-    mproc__put_u32(f + MPROC__WIRE_HDR_SIZE + 4, (uint32_t)pid);
-    struct iovec iov[2] = {{f, sizeof f}, {(void *)why, wl}};
-    return ch_send(NULL, iov, 2);
-}
-
-/* Body of a Process child: it must never touch MPI or return into the rank's loop. */
-_Noreturn static void child_main(const mproc_task *t, const uint8_t *arg, size_t len,
-                                 const char *name, pid_t parent) {
-#ifdef __linux__
-    /* If the rank dies, the child goes too: an orphan would hold mpirun's output pipes open
-     * (also while it waits at its gate, below). */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-#else
-    (void)parent;
-#endif
-    mproc__gate_wait(); /* the rank's word that the master knows we started (spawn.h) */
-    /* Its own crash is its exit code (-11), not a rank's death. */
-    mproc__fork_child_signals();
-    signal(SIGCHLD, SIG_DFL);
-    mproc__set_identity(name, -1);
-    int code = mproc__process_main(t, arg, len, name);
-    fflush(NULL);
-    _exit(code & 0xff);
-}
-
-/* A child's end rings our own doorbell, so the loop reports it at once rather than at its next
- * poll. Ringing is async-signal-safe (an atomic add and a futex call). */
-static void on_sigchld(int sig) {
-    (void)sig;
-    int saved = errno;
-    mproc__mpi_ring_self();
-    errno = saved;
-}
-
-static void watch_children(void) {
-    static int installed;
-    if (installed) return;
-    installed = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigchld;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP; /* tasks' own syscalls go on undisturbed */
-    sigaction(SIGCHLD, &sa, NULL);
-}
-
-/* Forks a Process: from the fork server where there is one (*via_server set: the child inherits
- * nothing of MPI's, and its end comes as the server's report), else from the rank itself. Its
- * pid, or -1 with the error set. */
-static pid_t fork_process(const mproc_task *t, uint32_t task_id, const uint8_t *arg, size_t alen,
-                          const char *name, int *via_server) {
-    if (mproc__fserver_running()) {
-        pid_t pid = 0;
-        *via_server = 1;
-        return mproc__fserver_spawn_process(task_id, name, arg, alen, &pid) < 0 ? -1 : pid;
-    }
-    pid_t parent = getpid();
-    watch_children();
-    sigset_t mask;
-    mproc__gate_block(&mask);
-    pid_t pid = mproc__fork(-1); /* the same fork as the fork backend's: stdio, fds, signals */
-    if (pid == 0) child_main(t, arg, alen, name, parent);
-    mproc__gate_restore(&mask);
-    return pid;
-}
-
-/* Opens a Process's gate (spawn.h), once: a second gate signal would reach it unblocked and
- * end it. */
-static void release_child(rchild *k) {
-    if (k->released) return;
-    k->released = 1;
-    kill(k->pid, mproc__gate_signal());
-}
-
-static int start_child(uint64_t id, const uint8_t *p, size_t n) {
-    char why[160];
-    if (n < MPROC__MPI_START_PREFIX || mproc__get_u32(p + 4) > n - MPROC__MPI_START_PREFIX)
-        return mproc__error(MPROC_EPROTO, "worker rank %d: malformed PROC_START", mproc__mpi.rank);
-    uint32_t task_id = mproc__get_u32(p), nlen = mproc__get_u32(p + 4);
-    const uint8_t *arg = p + MPROC__MPI_START_PREFIX + nlen;
-    size_t alen = n - MPROC__MPI_START_PREFIX - nlen;
-    const mproc_task *t = mproc__registry_get(task_id);
-    if (rank_state.nkids == rank_state.cap) {
-        size_t cap = rank_state.cap ? rank_state.cap * 2 : 8;
-        rchild *k = realloc(rank_state.kids, cap * sizeof *k);
-        if (k) {
-            rank_state.kids = k;
-            rank_state.cap = cap;
-        }
-    }
-    char *name = malloc((size_t)nlen + 1);
-    if (!t || !name || rank_state.nkids == rank_state.cap) {
-        free(name);
-        snprintf(why, sizeof why, "%s on rank %d", !t ? "unknown task id" : "out of memory",
-                 mproc__mpi.rank);
-        return reply_started(id, !t ? MPROC_ENOTASK : MPROC_ENOMEM, 0, why);
-    }
-    memcpy(name, p + MPROC__MPI_START_PREFIX, nlen);
-    name[nlen] = '\0';
-    int via_server = 0;
-    pid_t pid = fork_process(t, task_id, arg, alen, name, &via_server);
-    free(name);
-    if (pid < 0) {
-        snprintf(why, sizeof why, "on rank %d: %.120s", mproc__mpi.rank, mproc_last_error());
-        return reply_started(id, MPROC_ESYS, 0, why);
-    }
-    rchild *k = &rank_state.kids[rank_state.nkids++];
-    *k = (rchild){pid, id, via_server, 0};
-    int rc = reply_started(id, 0, pid, "");
-    /* A rank that runs tasks itself reads the master's word only after the task it runs next:
-     * its Process must not wait for that (a task may wait for the Process). It starts at once,
-     * so a rank lost in this window may have started it (docs/mpi.md). */
-    if (!rank_state.relaying) release_child(k);
-    return rc;
-}
-
-/* Signal 0 is the master's word that it knows the Process started (processes.c). */
-static void signal_child(uint64_t id, int signo) {
-    for (size_t i = 0; i < rank_state.nkids; i++) {
-        if (rank_state.kids[i].id != id) continue;
-        if (signo == 0) release_child(&rank_state.kids[i]);
-        else kill(rank_state.kids[i].pid, signo);
-    }
-    /* Not found: it ended already and its PROC_EXIT is on the way; nothing to do. */
-}
-
 static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *frame, size_t len) {
     (void)impl;
     switch (kind) {
     case MPROC__FRAME_PROC_START:
-        return start_child(id, frame + MPROC__WIRE_HDR_SIZE, len - MPROC__WIRE_HDR_SIZE);
+        /* A rank that runs tasks itself reads the master's word only after the task it runs next:
+         * its Process must not wait for that (a task may wait for the Process). It starts at once,
+         * so a rank lost in this window may have started it (docs/mpi.md). */
+        return mproc__mpi_rank_start_child(id, frame + MPROC__WIRE_HDR_SIZE, len - MPROC__WIRE_HDR_SIZE,
+                                           !rank_state.relaying, queue_sink);
     case MPROC__FRAME_PROC_SIGNAL:
-        signal_child(id, (int)mproc__hdr_arg(frame));
+        mproc__mpi_rank_signal_child(id, (int)mproc__hdr_arg(frame));
         return 0;
     case MPROC__FRAME_WORKER_INDEX: /* a pool starts in which this rank has another number */
         mproc__set_identity(mproc_current_name(), (int)mproc__hdr_arg(frame));
@@ -362,16 +186,6 @@ static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *fr
         return mproc__error(MPROC_EPROTO, "worker rank %d got an unexpected frame of kind %u",
                             mproc__mpi.rank, (unsigned)kind);
     }
-}
-
-/* At shutdown no Process should be left (the master frees them first); if one is, it goes. */
-static void end_children(void) {
-    for (size_t i = 0; i < rank_state.nkids; i++) {
-        kill(rank_state.kids[i].pid, SIGKILL);
-        while (waitpid(rank_state.kids[i].pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
-    rank_state.nkids = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -582,7 +396,7 @@ _Noreturn void mproc__mpi_rank_main(int k, int first_worker) {
         int rc = mproc__worker_serve(&ch, rank - 1);
         if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
     }
-    end_children();
+    mproc__mpi_rank_end_children();
     pthread_mutex_lock(&mproc__mpi.lock);
     /* With a rank lost no collective can complete: the barriers (and the doorbells' window,
      * whose freeing is one) are skipped. */
