@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 7
+#define MPROC__BACKEND_VERSION 8
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -113,6 +113,10 @@ typedef struct mproc__backend_ops {
     int (*restart_worker)(mproc__group *g, int worker);
     /* Process id of a worker (on its host), or 0. */
     long (*worker_pid)(mproc__group *g, int worker);
+    /* The lowest worker of the group lost together with `worker` when the process hosting
+     * them goes (MPI: the executors of one rank): work suspected of killing its host runs with
+     * nothing else there. NULL: every worker alone. */
+    int (*fault_domain)(mproc__group *g, int worker);
     /* Stops every worker (graceful: SHUTDOWN and wait for them to exit; else kill), reaps them
      * all, and frees the group. */
     void (*group_stop)(mproc__group *g, int graceful);

@@ -140,6 +140,13 @@ mproc_mpi_exe(mpi_lost_ranks mpi_lost_ranks.c)
 mproc_mpi_test(NAME mpi_lost_ranks TIMEOUT 200
   COMMAND env MPROC_TEST_NP=5 MPROC_TEST_LOSSES=4
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_ranks>)
+# The hybrid layout (two executors per rank): an item that kills every rank it runs on fails
+# alone; the chunks re-run after the first loss never share its rank.
+mproc_mpi_exe(mpi_lost_rank_hybrid mpi_lost_rank_hybrid.c)
+mproc_mpi_test(NAME mpi_lost_rank_hybrid TIMEOUT 200
+  COMMAND env MPROC_TEST_LOSSES=2
+  ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_hybrid> -x MPROC_MPI_EXECUTORS=2)
+
 # Ranks lost in a pool initializer (the pool goes on with the ranks left; with none left every
 # task fails with MPROC_EINITFAIL naming it) and under a task past its time limit (ETIMEDOUT).
 mproc_mpi_exe(mpi_lost_rank_edges mpi_lost_rank_edges.c)

@@ -39,6 +39,10 @@ int mproc__pool_kill_worker(mproc_pool *p, int w) { return p->be->kill_worker(p-
 
 long mproc__pool_worker_pid(mproc_pool *p, int w) { return p->be->worker_pid(p->g, w); }
 
+int mproc__pool_fault_domain(mproc_pool *p, int w) {
+    return p->be->fault_domain ? p->be->fault_domain(p->g, w) : w;
+}
+
 void mproc__pool_kick(mproc_pool *p) {
     /* An awake thread finds new work on its next loop; only a sleeping one needs the wake-up
      * (a syscall), and a wake-up stays pending until it is consumed, so none is lost. */

@@ -38,6 +38,7 @@ static void pool_destroy(mproc_pool *p) {
     free(p->ws);
     free(p->ring);
     free(p->in_ring);
+    free(p->dom_next);
     free(p->initarg);
     p->next_live = dead_pools; /* the live list's link, free now */
     dead_pools = p;
@@ -105,8 +106,9 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
     p->ring = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ring);
     p->in_ring = calloc((size_t)(p->n > 0 ? p->n : 1), 1);
+    p->dom_next = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->dom_next);
     if (o.initarg_len) p->initarg = malloc(o.initarg_len);
-    if (!p->ws || !p->ring || !p->in_ring || (o.initarg_len && !p->initarg)) {
+    if (!p->ws || !p->ring || !p->in_ring || !p->dom_next || (o.initarg_len && !p->initarg)) {
         pool_discard(p);
         return mproc__error(MPROC_ENOMEM, "mproc_pool_create: out of memory");
     }

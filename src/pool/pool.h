@@ -6,6 +6,7 @@
  *   batch.c progress.c waitset.c journal.c
  *                   batching small chunks into one frame; a call's progress and its bar;
  *                   sets of handles waited on; a map's journal file
+ *   domains.c       fault domains: workers lost together (one MPI rank's executors)
  *   faults.c        what a worker's death or a missed time limit does to its chunks
  *   scheduler.c cancel.c
  *                   the result thread: feeds workers, takes results, acts on faults;
@@ -215,7 +216,8 @@ struct mproc__chunk {
     int unread_deaths;        /* workers that died with it sent but unread (faults.c) */
     int innocent_reruns;      /* times re-run because its worker's rank was lost (faults.c) */
     int suspect;              /* was with a worker whose rank was lost: runs with nothing else
-                               * in flight on its worker, so a second loss names it (faults.c) */
+                               * in flight in its fault domain (domains.c), so a second loss
+                               * names it (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */
@@ -268,6 +270,8 @@ struct mproc_pool {
     int *ring;                 /* workers that may have a free slot, FIFO (so dispatch never
                                 * scans every worker per event); in_ring marks members */
     unsigned char *in_ring;
+    int *dom_next;             /* per worker: the next worker of its fault domain (domains.c) */
+    int suspects_seen;         /* some chunk was made suspect (a rank was lost): domains matter */
     int ring_head, ring_len;
     int any_limit;             /* some chunk with a time limit was sent: timeouts are checked */
     mproc__chunk *qhead, *qtail;
@@ -367,6 +371,8 @@ int mproc__pool_restart_worker(mproc_pool *p, int w);
 /* These two do not block, so they keep the lock. */
 int mproc__pool_kill_worker(mproc_pool *p, int w);
 long mproc__pool_worker_pid(mproc_pool *p, int w);
+/* The lowest worker lost together with w (backend op fault_domain; w itself where none). */
+int mproc__pool_fault_domain(mproc_pool *p, int w);
 /* Wakes the result thread if it sleeps in the backend's wait (new work, or a stop). */
 void mproc__pool_kick(mproc_pool *p);
 /* Wakes it even if it is about to sleep: a stop must never wait for the next event. */
@@ -442,6 +448,18 @@ const char *mproc__journal_error(const mproc__journal *j);
 /* Flushes, syncs as the policy says and closes; returns 0 or the first write error. The lock is
  * dropped meanwhile (the writer thread finishes with it). */
 int mproc__journal_close(mproc__journal *j);
+
+/* ---- domains.c (lock held) ------------------------------------------------------------- */
+
+/* Builds dom_next from the backend's fault domains, once the group has started. */
+void mproc__domains_map(mproc_pool *p);
+/* 1 when some worker of w's domain has a frame in flight. */
+int mproc__domain_busy(const mproc_pool *p, int w);
+/* 1 when a suspect chunk runs in w's domain: nothing else may start there. */
+int mproc__domain_runs_suspect(const mproc_pool *p, int w);
+/* Puts w's domain-mates back in the dispatch ring (a suspect there ended or was lost), once a
+ * rank has been lost; a no-op before. */
+void mproc__domain_may_take(mproc_pool *p, int w);
 
 /* ---- faults.c -------------------------------------------------------------------------- */
 

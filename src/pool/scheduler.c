@@ -73,11 +73,12 @@ static void worker_started(mproc_pool *p, int w) {
     }
 }
 
-static int can_take(const mproc_pool *p, const mproc__wstate *ws) {
+static int can_take(const mproc_pool *p, int w) {
+    const mproc__wstate *ws = &p->ws[w];
     if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->killed_for_cancel ||
         ws->frames_out >= p->inflight)
         return 0;
-    if (ws->head && ws->head->suspect) return 0; /* it runs alone (faults.c, a lost rank) */
+    if (mproc__domain_runs_suspect(p, w)) return 0; /* it runs alone there (faults.c, a lost rank) */
     int max = p->opts.maxtasksperchild;
     return max <= 0 || ws->tasks_done + ws->frames_out < max;
 }
@@ -154,10 +155,11 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
     else send_chunk(p, w, c);
 }
 
-/* A chunk that was with a lost rank (suspect, faults.c) goes only to a worker with nothing in
- * flight, so that if this rank is lost too, the chunk is known to be the one it ran. */
-static int fits(const mproc__wstate *ws, const mproc__chunk *c) {
-    return !c->suspect || ws->frames_out == 0;
+/* A chunk that was with a lost rank (suspect, faults.c) goes only to a worker whose whole fault
+ * domain (its rank) has nothing in flight, so that if this rank is lost too, the chunk is known
+ * to be the one it ran. */
+static int fits(const mproc_pool *p, int w, const mproc__chunk *c) {
+    return !c->suspect || !mproc__domain_busy(p, w);
 }
 
 /* Hands queued chunks to workers with free slots. Workers wait their turn in the pool's ring,
@@ -174,7 +176,7 @@ static void dispatch(mproc_pool *p) {
      * worker sleep twice as long. */
     int hot = p->last_worker;
     if (p->driver == MPROC__DRIVER_CALLER && p->outstanding == 1 && p->qhead && hot >= 0 && hot < p->n &&
-        can_take(p, &p->ws[hot]) && fits(&p->ws[hot], p->qhead)) {
+        can_take(p, hot) && fits(p, hot, p->qhead)) {
         mproc__chunk *c = mproc__pool_next_chunk(p);
         if (c) give(p, hot, c);
         return;
@@ -182,18 +184,18 @@ static void dispatch(mproc_pool *p) {
     while ((p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
         int w = mproc__pool_next_worker(p);
         if (w < 0) break;
-        if (!can_take(p, &p->ws[w])) continue; /* back in the ring when that changes */
+        if (!can_take(p, w)) continue; /* back in the ring when that changes */
         mproc__chunk *c = mproc__pool_next_chunk(p);
         if (!c) {
             mproc__pool_worker_may_take(p, w);
             break;
         }
-        if (!fits(&p->ws[w], c)) { /* back in the ring when a slot frees */
+        if (!fits(p, w, c)) { /* back in the ring when a slot frees */
             mproc__pool_push_front(p, c);
             continue;
         }
         give(p, w, c);
-        if (can_take(p, &p->ws[w])) mproc__pool_worker_may_take(p, w);
+        if (can_take(p, w)) mproc__pool_worker_may_take(p, w);
     }
 }
 
@@ -210,6 +212,7 @@ static mproc__chunk *take_inflight(mproc_pool *p, int w, uint64_t id) {
         if (c->slot_end) {
             ws->frames_out--;
             mproc__pool_worker_may_take(p, w);
+            mproc__domain_may_take(p, w); /* a suspect may have held its domain-mates back */
         }
         if (ws->head && !prev) ws->head->started = mproc__now();
         c->next = NULL;
@@ -347,8 +350,12 @@ static void on_frame(mproc_pool *p, mproc__event *ev) {
 /* ---- the result thread ------------------------------------------------------------------- */
 
 static void handle_event(mproc_pool *p, mproc__event *ev) {
-    if (ev->kind == MPROC__EV_FRAME) on_frame(p, ev);
-    else if (ev->kind == MPROC__EV_DIED && mproc__faults_on_died(p, ev)) replace_worker(p, ev->worker);
+    if (ev->kind == MPROC__EV_FRAME) {
+        on_frame(p, ev);
+    } else if (ev->kind == MPROC__EV_DIED) {
+        if (mproc__faults_on_died(p, ev)) replace_worker(p, ev->worker);
+        mproc__domain_may_take(p, ev->worker); /* its suspect, if it ran one, is gone */
+    }
 }
 
 /* One turn of the scheduler loop: feed workers, enforce time limits, wait (at most cap seconds;
@@ -460,6 +467,7 @@ void *mproc__pool_result_thread(void *arg) {
     int rc = mproc__pool_group_start(p, &g);
     pthread_mutex_lock(&mproc__core_lock);
     p->g = g;
+    if (rc >= 0) mproc__domains_map(p);
     p->thread_running = rc < 0 ? -1 : 1;
     p->start_rc = rc;
     if (rc < 0) snprintf(p->broken_msg, sizeof p->broken_msg, "%s", mproc_last_error());

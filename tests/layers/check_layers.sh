@@ -46,7 +46,7 @@ level() {
     backends/table.c) echo 51 ;;
     pool/backend_calls.c) echo 60 ;;
     pool/queue.c) echo 61 ;;
-    pool/batch.c | pool/progress.c | pool/waitset.c | pool/journal.c) echo 62 ;;
+    pool/batch.c | pool/progress.c | pool/waitset.c | pool/journal.c | pool/domains.c) echo 62 ;;
     pool/faults.c) echo 63 ;;
     pool/scheduler.c | pool/cancel.c) echo 64 ;;
     pool/job.c | pool/iter_journal.c) echo 65 ;;

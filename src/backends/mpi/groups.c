@@ -290,6 +290,15 @@ int mproc__mpi_restart_worker(mproc__group *g, int worker) {
     return rc;
 }
 
+int mproc__mpi_fault_domain(mproc__group *g, int worker) {
+    if (!g || worker < 0 || worker >= g->n || !mproc__master.wk) return worker;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    const mproc__exec_view *x = &mproc__master.exec[mproc__master.wk[g->slot[worker]].rank];
+    int first = g->pool_of[x->first]; /* the group takes each rank's executors from its first */
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return first >= 0 ? first : worker;
+}
+
 long mproc__mpi_worker_pid(mproc__group *g, int worker) {
     if (!g || worker < 0 || worker >= g->n || !mproc__master.wk) return 0;
     pthread_mutex_lock(&mproc__mpi.lock);

@@ -11,6 +11,8 @@ void mproc__mpi_wake(mproc__group *g);
 int mproc__mpi_kill_worker(mproc__group *g, int worker);
 int mproc__mpi_restart_worker(mproc__group *g, int worker);
 long mproc__mpi_worker_pid(mproc__group *g, int worker);
+/* The group's lowest worker on the same rank as `worker` (backend op fault_domain). */
+int mproc__mpi_fault_domain(mproc__group *g, int worker);
 void mproc__mpi_group_stop(mproc__group *g, int graceful);
 
 #endif /* MPROC_MPI_GROUPS_H */

@@ -403,6 +403,7 @@ const mproc__backend_ops mproc__backend_mpi = {
     .kill_worker = mproc__mpi_kill_worker,
     .restart_worker = mproc__mpi_restart_worker,
     .worker_pid = mproc__mpi_worker_pid,
+    .fault_domain = mproc__mpi_fault_domain,
     .group_stop = mproc__mpi_group_stop,
     .proc_start = mproc__mpi_proc_start,
     .proc_wait = mproc__mpi_proc_wait,
