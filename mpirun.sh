@@ -33,8 +33,9 @@ What it adds for you:
 Other mpirun options before PROGRAM go to mpirun unchanged, e.g.
   ./mpirun.sh -np 8 --mca btl tcp,self build/jobs/primes     (TCP only, as across nodes)
   ./mpirun.sh --hostfile hosts -np 16 build/jobs/primes
-Options that take a value (--mca K V, -x V, --host V, --map-by V, ...) are recognised; for any
-other option with a value, put -- before PROGRAM.
+Options that take a value (--mca K V, -x V, --host V, --map-by V, ...) and the usual ones
+that take none (--enable-recovery, --tag-output, --report-bindings, ...) are recognised; for
+any other option, put -- before PROGRAM (./mpirun.sh --some-opt V -- PROGRAM ARGS...).
 
 Building: when PROGRAM lies in the build directory, mproc is (re)built first if that
 directory is missing or any file in src/ include/ jobs/ cmake/ or CMakeLists.txt is newer
@@ -77,10 +78,22 @@ die() {
 
 # --- arguments: ours, mpirun's, then the program and its own ----------------------------
 np="" opts=() user_oversub=0 user_root=0
-# With a -- further on, a word right after an option we do not know is that option's value
-# (usage: "put -- before PROGRAM"); without one it is PROGRAM.
-dashdash=0 after_unknown=0
-for a in "$@"; do [ "$a" = -- ] && { dashdash=1; break; }; done
+# A word right after an option we do not know: its value if a -- follows before anything
+# that can only be the program's (a word after a word), so "--opt val -- PROGRAM" works as the
+# usage says; otherwise it is PROGRAM (whose own arguments may hold a --).
+separator_ahead() {
+    local after_option=1 a
+    for a; do
+        case $a in
+        --) return 0 ;;
+        -*) after_option=1 ;;
+        *) [ $after_option = 1 ] || return 1
+            after_option=0 ;;
+        esac
+    done
+    return 1
+}
+after_unknown=0
 while [ $# -gt 0 ]; do
     value_of_unknown=$after_unknown after_unknown=0
     case $1 in
@@ -96,15 +109,23 @@ while [ $# -gt 0 ]; do
     -x | --host | -host | -H | --hostfile | -hostfile | --machinefile | -machinefile | \
         --map-by | -map-by | --rank-by | -rank-by | --bind-to | -bind-to | --npernode | \
         -npernode | --npersocket | -npersocket | --wdir | -wdir | -wd | --output-filename | \
-        -output-filename | --timeout | -timeout | --prefix | --rankfile | -rf | --am | \
+        -output-filename | --timeout | -timeout | --prefix | --rankfile | -rf | --am | -N | \
         --tune | --cpus-per-proc | --cpus-per-rank | --path | --preload-files | --stdin)
         [ $# -ge 2 ] || die "$1 needs a value"
         case $2 in *OVERSUBSCRIBE* | *oversubscribe*) user_oversub=1 ;; esac
         opts+=("$1" "$2"); shift 2 ;;
     --oversubscribe | -oversubscribe) user_oversub=1; opts+=("$1"); shift ;;
     --allow-run-as-root | -allow-run-as-root) user_root=1; opts+=("$1"); shift ;;
+    --enable-recovery | -enable-recovery | --disable-recovery | -disable-recovery | \
+        --tag-output | -tag-output | --timestamp-output | -timestamp-output | \
+        --report-bindings | -report-bindings | --display-map | -display-map | \
+        --display-allocation | -display-allocation | --display-devel-map | \
+        --merge-stderr-to-stdout | --use-hwthread-cpus | -use-hwthread-cpus | --nolocal | \
+        -nolocal | --nooversubscribe | -nooversubscribe | --pernode | -pernode | -q | --quiet | \
+        -v | --verbose | --noprefix | --show-progress | --xml | -xml | --do-not-launch)
+        opts+=("$1"); shift ;; # mpirun's options without a value
     -*) opts+=("$1"); shift; after_unknown=1 ;;
-    *) [ $dashdash = 1 ] && [ $value_of_unknown = 1 ] || break
+    *) [ $value_of_unknown = 1 ] && separator_ahead "$@" || break
         opts+=("$1"); shift ;;
     esac
 done

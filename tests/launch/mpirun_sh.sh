@@ -88,6 +88,18 @@ launch "$root/mpirun.sh" -np 2 "$tmp/prog" a -- b >"$tmp/f" 2>&1
 has "$tmp/f" -np 2 "$tmp/prog" a -- b || fail "a -- among the program's arguments: $(tr '\n' ' ' <"$tmp/f")"
 launch "$root/mpirun.sh" -np 2 --some-flag "$tmp/prog" a >"$tmp/f" 2>&1
 has "$tmp/f" --some-flag -np 2 "$tmp/prog" a || fail "an unknown flag without --: $(tr '\n' ' ' <"$tmp/f")"
+launch "$root/mpirun.sh" -np 2 --some-flag -- "$tmp/prog" a -- b >"$tmp/f" 2>&1
+has "$tmp/f" --some-flag -np 2 "$tmp/prog" a -- b || fail "an unknown flag, --, the program with a --: $(tr '\n' ' ' <"$tmp/f")"
+# Flags without a value that mpirun.sh knows: the program after them is the program, whatever
+# its own arguments hold (a -- among them took it for the flag's value).
+for flag in --enable-recovery --tag-output --report-bindings; do
+    launch "$root/mpirun.sh" -np 2 "$flag" "$tmp/prog" a -- b >"$tmp/f" 2>&1
+    has "$tmp/f" "$flag" -np 2 "$tmp/prog" a -- b || fail "$flag, then the program with a -- in its arguments: $(tr '\n' ' ' <"$tmp/f")"
+    launch "$root/mpirun.sh" -np 2 "$flag" "$tmp/prog" -- b >"$tmp/f" 2>&1
+    has "$tmp/f" "$flag" -np 2 "$tmp/prog" -- b || fail "$flag, then the program and -- b: $(tr '\n' ' ' <"$tmp/f")"
+done
+launch "$root/mpirun.sh" -np 2 --foo val --hostfile h -- "$tmp/prog" a >"$tmp/f" 2>&1
+has "$tmp/f" --foo val --hostfile h -np 2 "$tmp/prog" a || fail "two options before --: $(tr '\n' ' ' <"$tmp/f")"
 
 # 7. Clear errors, exit 2, nothing launched.
 for bad in 0 abc -3; do
