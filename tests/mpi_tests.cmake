@@ -148,10 +148,10 @@ mproc_mpi_test(NAME mpi_lost_rank_hybrid TIMEOUT 200
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_hybrid> -x MPROC_MPI_EXECUTORS=2)
 
 # Ranks lost in a pool initializer (the pool goes on with the ranks left; with none left every
-# task fails with MPROC_EINITFAIL naming it) and under a task past its time limit (ETIMEDOUT).
+# task fails with MPROC_EINITFAIL naming it) and by a task under a time limit (EWORKER, two ranks).
 mproc_mpi_exe(mpi_lost_rank_edges mpi_lost_rank_edges.c)
 mproc_mpi_test(NAME mpi_lost_rank_edges TIMEOUT 200
-  COMMAND env MPROC_TEST_LOSSES=3
+  COMMAND env MPROC_TEST_NP=5 MPROC_TEST_LOSSES=4
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_edges>)
 
 # The master SIGKILLed under --enable-recovery: the worker ranks on its node end themselves.

@@ -55,6 +55,7 @@ static void stop_in_flight(mproc_pool *p, const mproc__owner *o, mproc__chunk **
             ws->killed_for_cancel = 0; /* it cannot be killed (MPI inside the ranks) */
         }
         ghost_out(ws, o, tail);
+        mproc__domain_may_take(p, w); /* a suspect ghosted here no longer holds its rank back */
     }
 }
 

@@ -73,8 +73,7 @@ static int split_to_front(mproc_pool *p, mproc__chunk *c) {
 }
 
 /* The chunk that was running when its worker died: split it so only the culprit item fails,
- * retry it if allowed, or fail it. why: how the worker ended (for MPROC_ETIMEDOUT NULL when
- * the pool killed it for its time, else the way it ended first). */
+ * retry it if allowed, or fail it. */
 static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, int err, const char *why) {
     if (c->count > 1 && !c->isolated && split_to_front(p, c) == 0) return;
     if (err == MPROC_EWORKER && c->attempts < p->opts.max_retries) {
@@ -84,10 +83,7 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
     }
     c->blamed = 1;
     char msg[320];
-    if (err == MPROC_ETIMEDOUT && why) /* its rank was lost while it ran past its limit */
-        snprintf(msg, sizeof msg, "task '%.64s' ran past its %.3g s time limit; worker %d could not be killed: %.160s",
-                 mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w, why);
-    else if (err == MPROC_ETIMEDOUT)
+    if (err == MPROC_ETIMEDOUT)
         snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
                  mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w);
     else
@@ -195,14 +191,6 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     ws->alive = ws->ready = ws->killed_for_time = ws->killed_for_cancel = 0;
     mproc__chunk *head = settle_cancelled(p, all);
     if (ev->innocent) {
-        if (timed_out && head == all && !head->ghost) {
-            /* It had run past its limit when its rank was lost (the kill could not reach it):
-             * it ends as it would have, not re-run for another whole limit. */
-            mproc__chunk *rest = head->next;
-            head->next = NULL;
-            settle_dead_head(p, w, ev->pid, head, MPROC_ETIMEDOUT, ev->why);
-            head = rest;
-        }
         settle_lost_rank(p, w, ev, head);
         note_init_loss(p, ev, was_ready);
         return p->state != MPROC__POOL_TERMINATED && !p->broken_err;
@@ -238,7 +226,7 @@ int mproc__faults_on_died(mproc_pool *p, const mproc__event *ev) {
     }
     if (head) {
         head->next = NULL;
-        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, timed_out ? NULL : ev->why);
+        settle_dead_head(p, w, ev->pid, head, timed_out ? MPROC_ETIMEDOUT : MPROC_EWORKER, ev->why);
     }
     note_init_death(p, ev, was_ready);
     /* A broken pool fails all its work (dispatch); a replacement would only run the failing
@@ -252,7 +240,7 @@ void mproc__faults_check_alive(mproc_pool *p) {
     if (p->broken_err) return;
     /* Nothing can run what is queued or what comes later: every task fails at once, as
      * with a failed initializer, instead of waiting for a worker that will never exist. */
-    if (p->init_lost[0]) {
+    if (p->init_lost[0] && !p->init_ever_ready) { /* the initializer never finished anywhere */
         p->broken_err = MPROC_EINITFAIL;
         snprintf(p->broken_msg, sizeof p->broken_msg,
                  "every worker of the pool is gone; pool initializer '%.48s' was running when a rank was lost (%.100s)",
@@ -317,6 +305,7 @@ double mproc__faults_check_timeouts(mproc_pool *p) {
             if (mproc__pool_kill_worker(p, w) < 0) {
                 ws->killed_for_time = 0; /* cannot kill (MPI): fail the task now, drop its result later */
                 mproc__pool_worker_may_take(p, w);
+                mproc__domain_may_take(p, w); /* its suspect, if it ran one, is a ghost now */
                 expire_late(p, w);
             }
         } else if (next < 0 || left < next) {

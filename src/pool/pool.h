@@ -285,6 +285,7 @@ struct mproc_pool {
     double started_at;         /* mproc__now() when the result thread started the workers */
     char init_lost[160];       /* "" or why a rank was lost while its worker ran the
                                 * initializer: the reason given if no worker is left */
+    int init_ever_ready;       /* some worker finished the initializer: losses are not its */
     char broken_msg[256];
     mproc_iter *iters;         /* live iterators */
     struct mproc_pool *next_live, *prev_live;

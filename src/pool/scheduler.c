@@ -244,6 +244,7 @@ static void on_init_result(mproc_pool *p, int w, const uint8_t *payload, size_t 
         blob = mproc__results_next(&r, 0, &cur, &status, &blen);
     if (status == 0) {
         p->ws[w].ready = 1;
+        p->init_ever_ready = 1;
         mproc__pool_worker_may_take(p, w);
         return;
     }
@@ -463,7 +464,7 @@ void *mproc__pool_result_thread(void *arg) {
     mproc_pool *p = arg;
     mproc__group *g = NULL;
     /* Workers are forked from this thread so their parent-death signal follows the pool. */
-    p->started_at = mproc__now(); /* read by this thread only (faults.c) */
+    p->started_at = mproc__now(); /* published under the lock below, before any event */
     int rc = mproc__pool_group_start(p, &g);
     pthread_mutex_lock(&mproc__core_lock);
     p->g = g;
