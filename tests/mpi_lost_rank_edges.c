@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
     CHECK(took < 60, "it took %.1f s", took);
     printf("step 3: an initializer that kills every rank: MPROC_EINITFAIL after %.1f s (%s)\n", took, msg);
     mproc_pool_free(pool);
-    printf("ok: ranks lost in an initializer and past a time limit\n");
+    printf("ok: ranks lost in an initializer and under a time limit\n");
     fflush(stdout);
     return mproc_finalize() < 0;
 }
