@@ -25,12 +25,10 @@ static const char *marker_path(void) {
 
 static long square_or_kill_rank(long x) {
     if (x == 100) {
-        long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid())); /* executor -> fork server -> rank */
         int fd = open(marker_path(), O_CREAT | O_EXCL | O_WRONLY, 0600);
         if (fd >= 0) { /* the first run only: its re-run elsewhere must succeed */
             close(fd);
-            if (rank > 1) kill((pid_t)rank, SIGKILL);
-            pause(); /* dies with its rank */
+            mproc_test_kill_my_rank();
         }
     }
     usleep(2000);
@@ -44,14 +42,7 @@ static int child_says_hello(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(child_says_hello);
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fprintf(stderr, " (%s)\n", mproc_last_error());                                       \
-            return 1;                                                                             \
-        }                                                                                         \
-    } while (0)
+#define CHECK MPROC_TEST_CHECK
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {

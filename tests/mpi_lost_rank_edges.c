@@ -28,9 +28,7 @@ static int initialized, kill_all;
 static int init_or_kill_rank(mproc_ctx *ctx, const void *in, size_t len) {
     (void)ctx, (void)in, (void)len;
     if (kill_all || mproc_current_index() == 0) {
-        long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
-        if (rank > 1) kill((pid_t)rank, SIGKILL);
-        pause();
+        mproc_test_kill_my_rank();
     }
     initialized = 1;
     return 0;
@@ -44,9 +42,7 @@ static int init_kills_every_rank(mproc_ctx *ctx, const void *in, size_t len) {
 MPROC_TASK(init_kills_every_rank);
 
 static long kill_my_rank(long x) {
-    long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
-    if (rank > 1) kill((pid_t)rank, SIGKILL);
-    pause();
+    mproc_test_kill_my_rank();
     return x;
 }
 MPROC_TASK_VALUE(kill_my_rank, long, long);
@@ -56,21 +52,7 @@ static long square_if_initialized(long x) {
 }
 MPROC_TASK_VALUE(square_if_initialized, long, long);
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fprintf(stderr, " (last error: %s)\n", mproc_last_error());                           \
-            fflush(NULL);                                                                         \
-            return 1;                                                                             \
-        }                                                                                         \
-    } while (0)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define CHECK MPROC_TEST_CHECK
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
@@ -98,12 +80,12 @@ int main(int argc, char **argv) {
     printf("step 1: the initializer killed one rank, the pool went on with the three others\n");
 
     long x = 3, y = 0;
-    double t0 = now_s();
+    double t0 = mproc_test_now();
     mproc_async *a;
     CHECK(mproc_apply_async(pool, &kill_my_rank_task, &x, sizeof x, &(mproc_call_opts){.timeout = 1}, &a) == 0,
           "apply_async");
     rc = mproc_async_get_into(a, 60, &y, sizeof y);
-    double took = now_s() - t0;
+    double took = mproc_test_now() - t0;
     CHECK(rc == MPROC_EWORKER, "a task under a limit that kills its rank returned %s", mproc_err_name(rc));
     const char *msg = mproc_last_error();
     CHECK(strstr(msg, "was lost") && !strstr(msg, "time limit"), "message: %s", msg);
@@ -116,9 +98,9 @@ int main(int argc, char **argv) {
     CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.workers_per_rank = 1,
                                                       .initializer = &init_kills_every_rank_task}) == 0,
           "second pool");
-    t0 = now_s();
+    t0 = mproc_test_now();
     rc = MPROC_APPLY(pool, square_if_initialized, &x, &y);
-    took = now_s() - t0;
+    took = mproc_test_now() - t0;
     CHECK(rc == MPROC_EINITFAIL, "apply in a pool whose initializer kills every rank returned %s", mproc_err_name(rc));
     msg = mproc_last_error();
     CHECK(strstr(msg, "init_kills_every_rank") && strstr(msg, "was lost"), "message: %s", msg);

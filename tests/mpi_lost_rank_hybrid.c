@@ -20,9 +20,7 @@ enum { N = 120, CULPRIT = 10 };
 
 static long square_or_kill_rank(long x) {
     if (x == CULPRIT) {
-        long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid())); /* executor -> fork server -> rank */
-        if (rank > 1) kill((pid_t)rank, SIGKILL);
-        pause();
+        mproc_test_kill_my_rank();
     }
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
@@ -30,15 +28,7 @@ static long square_or_kill_rank(long x) {
 }
 MPROC_TASK_VALUE(square_or_kill_rank, long, long);
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fprintf(stderr, " (last error: %s)\n", mproc_last_error());                           \
-            fflush(NULL);                                                                         \
-            return 1;                                                                             \
-        }                                                                                         \
-    } while (0)
+#define CHECK MPROC_TEST_CHECK
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {

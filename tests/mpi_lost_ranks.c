@@ -25,15 +25,8 @@
 #include "mproc.h"
 #include "test_support.h"
 
-/* Kills the rank this task runs on, then waits to die with it. */
-static void kill_my_rank(void) {
-    long rank = mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
-    if (rank > 1) kill((pid_t)rank, SIGKILL);
-    pause();
-}
-
 static long square_or_kill_rank(long x) {
-    if (x < 0) kill_my_rank();
+    if (x < 0) mproc_test_kill_my_rank();
     usleep(1000);
     return x * x;
 }
@@ -55,7 +48,7 @@ MPROC_TASK_VALUE(square_if_initialized, long, long);
 
 static int process_kills_its_rank(mproc_ctx *ctx, const void *in, size_t len) {
     (void)ctx, (void)in, (void)len;
-    kill_my_rank();
+    mproc_test_kill_my_rank();
     return 0;
 }
 MPROC_TASK(process_kills_its_rank);
@@ -66,20 +59,7 @@ static int process_says_hello(mproc_ctx *ctx, const void *in, size_t len) {
 }
 MPROC_TASK(process_says_hello);
 
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                \
-            fprintf(stderr, " (last error: %s)\n", mproc_last_error());                           \
-            return 1;                                                                             \
-        }                                                                                         \
-    } while (0)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define CHECK MPROC_TEST_CHECK
 
 /* 1: a Process whose rank is lost ends with -9. */
 static int process_loses_its_rank(void) {
@@ -126,9 +106,9 @@ static int none_left(int n0) {
     rc = MPROC_APPLY(pool, square_or_kill_rank, &x, &y);
     CHECK(rc == MPROC_EWORKER, "apply that kills the last rank returned %s", mproc_err_name(rc));
     x = 3;
-    double t0 = now_s();
+    double t0 = mproc_test_now();
     rc = MPROC_APPLY(pool, square_or_kill_rank, &x, &y);
-    double took = now_s() - t0;
+    double took = mproc_test_now() - t0;
     CHECK(rc == MPROC_EWORKER, "apply with no live worker returned %s", mproc_err_name(rc));
     CHECK(took < 2.0, "apply with no live worker took %.2f s, want at once", took);
     long in[4] = {1, 2, 3, 4}, out[4];
@@ -139,9 +119,9 @@ static int none_left(int n0) {
     mproc_pool_free(pool); /* under MPI one pool runs at a time */
     mproc_pool *again;
     CHECK(mproc_pool_create(&again, NULL) == 0, "a pool after every rank is lost");
-    t0 = now_s();
+    t0 = mproc_test_now();
     rc = MPROC_APPLY(again, square_or_kill_rank, &x, &y);
-    took = now_s() - t0;
+    took = mproc_test_now() - t0;
     CHECK(rc == MPROC_EWORKER && took < 2.0, "a new pool's apply with no live worker: %s after %.2f s",
           mproc_err_name(rc), took);
     mproc_pool_free(again);
@@ -153,7 +133,7 @@ static int none_left(int n0) {
 static int process_with_no_rank(void) {
     mproc_process *p;
     CHECK(mproc_process_create(&p, &process_says_hello_task, NULL, 0, NULL) == 0, "process create");
-    double t0 = now_s();
+    double t0 = mproc_test_now();
     int rc = mproc_process_start(p);
     const char *how;
     if (rc == 0) {
@@ -164,7 +144,7 @@ static int process_with_no_rank(void) {
     } else {
         how = mproc_err_name(rc);
     }
-    double took = now_s() - t0;
+    double took = mproc_test_now() - t0;
     CHECK(took < 5.0, "a Process with no live rank took %.1f s", took);
     mproc_process_free(p);
     printf("step 4: a Process with no live rank: %s\n", how);

@@ -1,6 +1,8 @@
-/* test_support.h - what several cmocka test programs share: a main() that starts mproc before
- * running the group (so worker ranks under mpirun never reach cmocka), and a check that a
- * process no longer runs. Include after <cmocka.h> and "mproc.h".
+/* test_support.h - what several test programs share: a main() that starts mproc before
+ * running a cmocka group (so worker ranks under mpirun never reach cmocka), a check that a
+ * process no longer runs, and for the stand-alone MPI programs a CHECK that fails main, a
+ * monotonic clock and a task's way to kill its own rank. Include after "mproc.h" (and
+ * <cmocka.h> where used).
  */
 #ifndef MPROC_TEST_SUPPORT_H
 #define MPROC_TEST_SUPPORT_H
@@ -9,6 +11,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The fields of /proc/<pid>/stat after the command name (state first), read into buf; NULL
  * when the process is gone. */
@@ -40,6 +44,38 @@ static inline int mproc_test_gone(long pid) {
     const char *st = mproc_test_stat(pid, buf, sizeof buf);
     return !st || st[0] == 'Z';
 }
+
+/* The pid of the worker rank whose executor (or Process) runs this task: executor -> the rank's
+ * fork server -> the rank. */
+static inline long mproc_test_my_rank(void) {
+    return mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
+}
+
+/* SIGKILLs the rank this task runs on and waits to die with it (under --enable-recovery). */
+static inline void mproc_test_kill_my_rank(void) {
+    long rank = mproc_test_my_rank();
+    if (rank > 1) kill((pid_t)rank, SIGKILL);
+    pause();
+}
+
+/* Seconds on the monotonic clock. */
+static inline double mproc_test_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* In a stand-alone test's step function (returning int): on a false cond, say FAIL, the
+ * message and mproc's last error on stderr, and return 1. */
+#define MPROC_TEST_CHECK(cond, ...)                                                              \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "FAIL: " __VA_ARGS__);                                               \
+            fprintf(stderr, " (last error: %s)\n", mproc_last_error());                          \
+            fflush(NULL);                                                                        \
+            return 1;                                                                            \
+        }                                                                                        \
+    } while (0)
 
 /* main(): mproc_init, run the CMUnitTest array `tests`, mproc_finalize. */
 #define MPROC_TEST_MAIN(tests)                                                                   \
