@@ -152,9 +152,10 @@ static mproc__chunk *settle_cancelled(mproc_pool *p, mproc__chunk *head) {
 /* Its whole rank was lost (MPI's watchdog): nobody knows which of the chunks it held was
  * running - its executor runs them in order, and results finished just before may have died in
  * the rank - nor is a lost rank any task's fault. So each goes back, in order, to run with
- * nothing else in flight on its worker (suspect, never batched); one that was with a lost rank
- * before (then alone in its rank, or a chunk split from such a one) is the culprit and settles as a crash's
- * would. A task that kills its rank thus costs two ranks, not one per re-run. */
+ * nothing else in flight on its rank (suspect, never batched; domains.c); one that was with a
+ * lost rank before (then alone there, or a chunk split from such a one) is the culprit and
+ * settles as a crash's would. A task that kills its rank thus costs two ranks, not one per
+ * re-run. */
 static void settle_lost_rank(mproc_pool *p, int w, const mproc__event *ev, mproc__chunk *all) {
     mproc__chunk *back = NULL, *last = NULL;
     for (mproc__chunk *c = all, *next; c; c = next) {
