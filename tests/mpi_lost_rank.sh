@@ -8,10 +8,10 @@ set -u
 mpiexec=$1 prog=$2 limit=120 np=${MPROC_TEST_NP:-4} losses=${MPROC_TEST_LOSSES:-1}
 shift 2
 out=$(mktemp) err=$(mktemp) marker=/tmp/mproc-lost-rank-$$-$RANDOM
-trap 'rm -f "$out" "$err" "$marker"' EXIT
+trap 'rm -f "$out" "$err" "$marker" "$marker".*' EXIT
 t0=$SECONDS
 timeout "$limit" "$mpiexec" --oversubscribe --enable-recovery --mca orte_abort_on_non_zero_status 0 \
-    -np "$np" -x MPROC_MPI_LOST_TIMEOUT=3 -x MPROC_LOST_RANK_MARKER="$marker" "$@" "$prog" >"$out" 2>"$err"
+    -np "$np" -x MPROC_MPI_LOST_TIMEOUT=3 -x MPROC_LOST_RANK_MARKER="$marker" -x MPROC_TEST_STDERR="$err" "$@" "$prog" >"$out" 2>"$err"
 rc=$?
 took=$((SECONDS - t0))
 fail() { echo "FAIL: $* (exit $rc after ${took}s)"; echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; exit 1; }

@@ -147,6 +147,12 @@ mproc_mpi_test(NAME mpi_lost_rank_hybrid TIMEOUT 200
   COMMAND env MPROC_TEST_LOSSES=2
   ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_hybrid> -x MPROC_MPI_EXECUTORS=2)
 
+# Work queued behind a lost rank's re-run chunks goes out while they wait for a rank to drain
+# (one rank is kept for them); held back until a rank drained, this map waits on itself.
+mproc_mpi_exe(mpi_lost_rank_queue mpi_lost_rank_queue.c)
+mproc_mpi_test(NAME mpi_lost_rank_queue TIMEOUT 200
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_lost_rank.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_lost_rank_queue> -x MPROC_MPI_EXECUTORS=2)
+
 # Ranks lost in a pool initializer (the pool goes on with the ranks left; with none left every
 # task fails with MPROC_EINITFAIL naming it) and by a task under a time limit (EWORKER, two ranks).
 mproc_mpi_exe(mpi_lost_rank_edges mpi_lost_rank_edges.c)

@@ -59,24 +59,6 @@ static void stop_in_flight(mproc_pool *p, const mproc__owner *o, mproc__chunk **
     }
 }
 
-/* Moves o's chunks out of the pool's queue onto *tail, in order. */
-static void unqueue_owner(mproc_pool *p, const mproc__owner *o, mproc__chunk ***tail) {
-    mproc__chunk **pp = &p->qhead, *last = NULL;
-    while (*pp) {
-        mproc__chunk *c = *pp;
-        if (c->owner == o) {
-            *pp = c->next;
-            c->next = NULL;
-            **tail = c;
-            *tail = &c->next;
-        } else {
-            last = c;
-            pp = &c->next;
-        }
-    }
-    p->qtail = last;
-}
-
 int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg) {
     if (o->cancel_err || o->live_chunks == 0) return 0;
     o->cancel_err = err;
@@ -85,7 +67,7 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
      * with the lock dropped, when anyone may change the queue and the workers' lists. */
     mproc__chunk *mine = NULL, **tail = &mine;
     if (p->g && p->state != MPROC__POOL_TERMINATED) stop_in_flight(p, o, &tail); /* else all die anyway */
-    unqueue_owner(p, o, &tail);
+    *tail = mproc__pool_unqueue_owner(p, o);
     int unmade = 0;
     for (mproc__owner *f = p->feed_head; f; f = f->feed_next) unmade |= f == o;
     if (unmade) mproc__pool_feed_remove(p, o);

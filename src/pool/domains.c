@@ -33,6 +33,15 @@ int mproc__domain_busy(const mproc_pool *p, int w) {
     return 0;
 }
 
+int mproc__domain_has(const mproc_pool *p, int d, int w) {
+    int v = w;
+    do {
+        if (v == d) return 1;
+        v = p->dom_next[v];
+    } while (v != w);
+    return 0;
+}
+
 int mproc__domain_runs_suspect(const mproc_pool *p, int w) {
     if (!p->suspects_seen) return 0;
     int v = w;

@@ -427,20 +427,12 @@ int mproc_imap_items(mproc_pool *pool, const mproc_task *task, const mproc_item 
 static void unqueue(mproc_iter *it) {
     mproc_pool *p = it->pool;
     if (!p) return;
-    mproc__chunk **pp = &p->qhead, *last = NULL;
-    while (*pp) {
-        mproc__chunk *c = *pp;
-        if (c->owner == &it->owner) {
-            *pp = c->next;
-            iter_chunk_free(c);
-            p->outstanding--;
-            it->owner.live_chunks--;
-        } else {
-            last = c;
-            pp = &c->next;
-        }
+    for (mproc__chunk *c = mproc__pool_unqueue_owner(p, &it->owner), *next; c; c = next) {
+        next = c->next;
+        iter_chunk_free(c);
+        p->outstanding--;
+        it->owner.live_chunks--;
     }
-    p->qtail = last;
 }
 
 int mproc_iter_free(mproc_iter *it) {

@@ -103,6 +103,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts) {
     p->inflight = o.inflight ? o.inflight : mproc__pool_default_inflight(p);
     mproc__cond_init(&p->park);
     p->last_worker = -1;
+    p->suspect_room = -1;
     p->ws = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ws);
     p->ring = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *p->ring);
     p->in_ring = calloc((size_t)(p->n > 0 ? p->n : 1), 1);

@@ -275,6 +275,9 @@ struct mproc_pool {
     int ring_head, ring_len;
     int any_limit;             /* some chunk with a time limit was sent: timeouts are checked */
     mproc__chunk *qhead, *qtail;
+    mproc__chunk *sq_head, *sq_tail; /* suspects (faults.c): each waits for a rank of its own */
+    int suspect_room;          /* -1, or a worker whose rank gets no new work until it drains
+                                * for the suspect at sq_head (scheduler.c) */
     mproc__owner *feed_head, *feed_tail; /* owners with chunks not yet made */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
     uint64_t next_id;
@@ -316,11 +319,18 @@ size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, s
 void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
 /* Adds an owner that makes its chunks lazily (its chunks already count as outstanding). */
 void mproc__pool_feed_add(mproc_pool *p, mproc__owner *o);
-/* Puts a chunk (or a list ending at last) back at the queue's front. */
+/* Puts a chunk (or a list ending at last) back at the queue's front, in order; suspects go to
+ * the front of the suspects' queue. */
 void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c);
 void mproc__pool_push_front_list(mproc_pool *p, mproc__chunk *first, mproc__chunk *last);
-/* The next chunk to send: the queue first, then the owners' unmade chunks; NULL if none. */
+/* The next chunk to send that is not a suspect: the queue first, then the owners' unmade
+ * chunks; NULL if none. */
 mproc__chunk *mproc__pool_next_chunk(mproc_pool *p);
+/* The next suspect (a lost rank's re-run) to send; NULL if none. */
+mproc__chunk *mproc__pool_next_suspect(mproc_pool *p);
+/* Takes owner o's queued chunks out of the queues: a list of its suspects, then its others,
+ * each in queue order. */
+mproc__chunk *mproc__pool_unqueue_owner(mproc_pool *p, const mproc__owner *o);
 /* Settles a chunk for good as failed: it goes to its owner. */
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
 /* Settles a chunk of a cancelled owner with the owner's cancel code and message. */
@@ -456,6 +466,8 @@ int mproc__journal_close(mproc__journal *j);
 void mproc__domains_map(mproc_pool *p);
 /* 1 when some worker of w's domain has a frame in flight. */
 int mproc__domain_busy(const mproc_pool *p, int w);
+/* 1 when workers d and w share a fault domain. */
+int mproc__domain_has(const mproc_pool *p, int d, int w);
 /* 1 when a suspect chunk runs in w's domain: nothing else may start there. */
 int mproc__domain_runs_suspect(const mproc_pool *p, int w);
 /* Puts w's domain-mates back in the dispatch ring (a suspect there ended or was lost), once a

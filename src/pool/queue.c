@@ -84,10 +84,32 @@ void mproc__pool_feed_add(mproc_pool *p, mproc__owner *o) {
     mproc__pool_kick(p);
 }
 
+/* Puts the list first..last back at the front of its queue, in order: a suspect (a lost rank's
+ * re-run, faults.c) in the suspects' queue, any other chunk in the pool's queue. */
 void mproc__pool_push_front_list(mproc_pool *p, mproc__chunk *first, mproc__chunk *last) {
-    last->next = p->qhead;
-    p->qhead = first;
-    if (!p->qtail) p->qtail = last;
+    mproc__chunk *plain = NULL, **ptail = &plain, *sus = NULL, **stail = &sus, *plain_last = NULL, *sus_last = NULL;
+    last->next = NULL;
+    for (mproc__chunk *c = first, *next; c; c = next) {
+        next = c->next;
+        c->next = NULL;
+        if (c->suspect) {
+            *stail = sus_last = c;
+            stail = &c->next;
+        } else {
+            *ptail = plain_last = c;
+            ptail = &c->next;
+        }
+    }
+    if (plain) {
+        plain_last->next = p->qhead;
+        p->qhead = plain;
+        if (!p->qtail) p->qtail = plain_last;
+    }
+    if (sus) {
+        sus_last->next = p->sq_head;
+        p->sq_head = sus;
+        if (!p->sq_tail) p->sq_tail = sus_last;
+    }
 }
 
 void mproc__pool_push_front(mproc_pool *p, mproc__chunk *c) { mproc__pool_push_front_list(p, c, c); }
@@ -107,6 +129,43 @@ void mproc__pool_feed_remove(mproc_pool *p, mproc__owner *o) {
         f->feed_next = NULL;
         return;
     }
+}
+
+mproc__chunk *mproc__pool_next_suspect(mproc_pool *p) {
+    mproc__chunk *c;
+    while ((c = p->sq_head)) {
+        p->sq_head = c->next;
+        if (!p->sq_head) p->sq_tail = NULL;
+        c->next = NULL;
+        if (!c->owner->cancel_err) return c;
+        mproc__pool_settle_cancelled(p, c);
+    }
+    return NULL;
+}
+
+/* Unlinks o's chunks from the queue at *head / *tail onto **out, in order. */
+static void take_owner_from(mproc__chunk **head, mproc__chunk **tail, const mproc__owner *o, mproc__chunk ***out) {
+    mproc__chunk **pp = head, *last = NULL;
+    while (*pp) {
+        mproc__chunk *c = *pp;
+        if (c->owner == o) {
+            *pp = c->next;
+            c->next = NULL;
+            **out = c;
+            *out = &c->next;
+        } else {
+            last = c;
+            pp = &c->next;
+        }
+    }
+    *tail = last;
+}
+
+mproc__chunk *mproc__pool_unqueue_owner(mproc_pool *p, const mproc__owner *o) {
+    mproc__chunk *mine = NULL, **out = &mine;
+    take_owner_from(&p->sq_head, &p->sq_tail, o, &out);
+    take_owner_from(&p->qhead, &p->qtail, o, &out);
+    return mine;
 }
 
 mproc__chunk *mproc__pool_next_chunk(mproc_pool *p) {
@@ -148,6 +207,11 @@ void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {
         p->outstanding -= o->ops->fail_unmade(p, o, err, msg);
     }
     mproc__chunk *c;
+    while ((c = p->sq_head)) {
+        p->sq_head = c->next;
+        if (!p->sq_head) p->sq_tail = NULL;
+        mproc__pool_settle_fail(p, c, err, msg);
+    }
     while ((c = p->qhead)) {
         p->qhead = c->next;
         if (!p->qhead) p->qtail = NULL;

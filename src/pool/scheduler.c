@@ -155,11 +155,32 @@ static void give(mproc_pool *p, int w, mproc__chunk *c) {
     else send_chunk(p, w, c);
 }
 
-/* A chunk that was with a lost rank (suspect, faults.c) goes only to a worker whose whole fault
- * domain (its rank) has nothing in flight, so that if this rank is lost too, the chunk is known
- * to be the one it ran. */
-static int fits(const mproc_pool *p, int w, const mproc__chunk *c) {
-    return !c->suspect || !mproc__domain_busy(p, w);
+/* What worker w (free to take a frame) gets next. A chunk that was with a lost rank (suspect,
+ * faults.c) goes only to a worker whose whole fault domain (its rank) has nothing in flight, so
+ * that if this rank is lost too, the chunk is known to be the one it ran. While suspects wait,
+ * one rank at a time (suspect_room) gets no new work so that it drains for them; the others go
+ * on with the chunks queued behind them. NULL with *held set: w waits for its rank to drain. */
+static mproc__chunk *next_for(mproc_pool *p, int w, int *held) {
+    *held = 0;
+    if (!p->sq_head) p->suspect_room = -1;
+    else {
+        if (!mproc__domain_busy(p, w)) {
+            mproc__chunk *c = mproc__pool_next_suspect(p);
+            if (c) {
+                /* The room, if this was it, is taken; else it goes on draining for the next. */
+                if (p->suspect_room >= 0 && mproc__domain_has(p, p->suspect_room, w)) p->suspect_room = -1;
+                return c;
+            }
+        } else {
+            int room = p->suspect_room;
+            if (room < 0 || !p->ws[room].alive) p->suspect_room = room = w;
+            if (mproc__domain_has(p, room, w)) {
+                *held = 1; /* back in the ring when a slot of its rank frees (take_inflight) */
+                return NULL;
+            }
+        }
+    }
+    return mproc__pool_next_chunk(p);
 }
 
 /* Hands queued chunks to workers with free slots. Workers wait their turn in the pool's ring,
@@ -176,24 +197,35 @@ static void dispatch(mproc_pool *p) {
      * worker sleep twice as long. */
     int hot = p->last_worker;
     if (p->driver == MPROC__DRIVER_CALLER && p->outstanding == 1 && p->qhead && hot >= 0 && hot < p->n &&
-        can_take(p, hot) && fits(p, hot, p->qhead)) {
+        can_take(p, hot)) {
         mproc__chunk *c = mproc__pool_next_chunk(p);
         if (c) give(p, hot, c);
         return;
     }
-    while ((p->qhead || p->feed_head) && p->state != MPROC__POOL_TERMINATED) {
+    int aside = -1;
+    while ((p->qhead || p->feed_head || p->sq_head) && p->state != MPROC__POOL_TERMINATED) {
         int w = mproc__pool_next_worker(p);
         if (w < 0) break;
-        if (!can_take(p, w)) continue; /* back in the ring when that changes */
-        mproc__chunk *c = mproc__pool_next_chunk(p);
-        if (!c) {
-            mproc__pool_worker_may_take(p, w);
-            break;
-        }
-        if (!fits(p, w, c)) { /* back in the ring when a slot frees */
-            mproc__pool_push_front(p, c);
+        if (!can_take(p, w)) { /* back in the ring when that changes */
+            aside = -1;
             continue;
         }
+        int held;
+        mproc__chunk *c = next_for(p, w, &held);
+        if (held) {
+            aside = -1; /* the ring changed: every worker left in it is looked at again */
+            continue;
+        }
+        if (!c) {
+            mproc__pool_worker_may_take(p, w);
+            /* Only suspects are left, and w's rank is busy: another's may be free. Each worker
+             * waiting in the ring is looked at once after the last change (a chunk given, a
+             * worker held): back at the first set aside, nobody can take anything. */
+            if (!p->sq_head || aside == w) break;
+            if (aside < 0) aside = w;
+            continue;
+        }
+        aside = -1;
         give(p, w, c);
         if (can_take(p, w)) mproc__pool_worker_may_take(p, w);
     }
@@ -394,7 +426,7 @@ static int serve_step(mproc_pool *p, double cap, const int *done) {
 #define PARK_LOOK_S 0.25 /* a parked result thread looks at its idle workers this often */
 
 static int pool_idle(const mproc_pool *p) {
-    return p->outstanding == 0 && !p->qhead && !p->feed_head && !p->restarts_due && !p->broken_err &&
+    return p->outstanding == 0 && !p->qhead && !p->sq_head && !p->feed_head && !p->restarts_due && !p->broken_err &&
            p->state == MPROC__POOL_RUN;
 }
 
