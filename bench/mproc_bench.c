@@ -79,7 +79,12 @@ static double calibrate(void) { /* iterations per microsecond, best of 5 */
     return (double)n / (dt * 1e6);
 }
 
-static const char *peer(void) { return mproc_backend() == MPROC_BACKEND_MPI ? "mproc_mpi" : "mproc_fork"; }
+/* Under MPI with MPROC_MPI_EXECUTORS=0 the tasks run inside the ranks: a peer of its own. */
+static const char *peer(void) {
+    if (mproc_backend() != MPROC_BACKEND_MPI) return "mproc_fork";
+    const char *x = getenv("MPROC_MPI_EXECUTORS");
+    return x && strcmp(x, "0") == 0 ? "mproc_mpi_inrank" : "mproc_mpi";
+}
 
 static void result(const char *w, const char *param, double value, const char *unit, double serial,
                    int ok, size_t n, const char *extra) {

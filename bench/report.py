@@ -13,7 +13,8 @@ import re
 import statistics
 import sys
 
-PEERS = ["mproc_fork", "mproc_mpi", "c_fork_floor", "c_mpi_floor", "py_pool", "py_futures", "py_mpi4py"]
+PEERS = ["mproc_fork", "mproc_mpi", "c_fork_floor", "c_mpi_floor", "py_pool", "py_futures", "py_mpi4py",
+         "mproc_mpi_inrank", "c_relay_floor"]
 MAIN = ["rtt", "apply", "map", "spawn", "bytes"]
 TS = [1000, 100, 10, 1]
 CHUNKS = ["1", "auto"]
@@ -292,6 +293,19 @@ def main():
                    % (a, b, ma / mb, fmt(ma), fmt(mb), hi))
         else:
             target(None, "rtt %s / %s <= %gx (missing data)" % (a, b, hi))
+    # Each MPI mode against its own floor: tasks inside the ranks (MPROC_MPI_EXECUTORS=0) against
+    # the plain ping-pong and Mprobe farm; tasks in executors against a hand-written relay.
+    ma, mb = med("mproc_mpi_inrank", "rtt"), med("c_mpi_floor", "rtt")
+    if ma is not None and mb:
+        target(ma / mb <= 3.0, "rtt in the ranks: mproc_mpi_inrank / c_mpi_floor = %.2fx (%s vs %s us/call; need <= 3x)"
+               % (ma / mb, fmt(ma), fmt(mb)))
+    rate_target("map", "mproc_mpi_inrank", "c_mpi_floor", 0.9)
+    for w in ("rtt", "map"):
+        ma, mb = med("mproc_mpi", w), med("c_relay_floor", w)
+        if ma is not None and mb:
+            T_.append("- INFO %s with executors against a hand-written relay: mproc_mpi / c_relay_floor = %s "
+                      "(%s vs %s %s; %s)" % (w, fratio(ma / mb), fmt(ma, units.get(w, "")), fmt(mb, units.get(w, "")),
+                                             units.get(w, ""), "lower is better" if w == "rtt" else "higher is better"))
     ma, mb = med("mproc_fork", "spawn"), med("c_fork_floor", "spawn")
     if ma is not None and mb:
         target(ma / mb <= 1.3, "spawn: mproc_fork time / c_fork_floor time = %.2fx (%s vs %s us/proc; need <= 1.3x)"

@@ -100,7 +100,10 @@ done
 workloads+=("imapmem $A_imap")
 
 peers=(mproc_fork c_fork_floor py_pool py_futures)
-[ $have_mpi = 1 ] && peers+=(mproc_mpi c_mpi_floor)
+# mproc_mpi_inrank (tasks inside the ranks, MPROC_MPI_EXECUTORS=0) and c_relay_floor (a
+# hand-written relay to a child of each worker rank) run rtt and map only: the floor of each MPI
+# mode on one call at a time and on big maps, in the same minutes.
+[ $have_mpi = 1 ] && peers+=(mproc_mpi c_mpi_floor mproc_mpi_inrank c_relay_floor)
 [ $have_mpi4py = 1 ] && peers+=(py_mpi4py)
 
 # cmd_for PEER -> the command prefix in array CMD
@@ -108,6 +111,8 @@ cmd_for() {
     case $1 in
     mproc_fork) CMD=(env MPROC_BACKEND=fork "$MB") ;;
     mproc_mpi) CMD=("${MPI[@]}" "$MB") ;;
+    mproc_mpi_inrank) CMD=("${MPI[@]}" -x MPROC_MPI_EXECUTORS=0 "$MB") ;;
+    c_relay_floor) CMD=("${MPI[@]}" -x FLOOR_RELAY=1 "$peers_dir/c_mpi_floor") ;;
     c_fork_floor) CMD=("$peers_dir/c_fork_floor") ;;
     c_mpi_floor) CMD=("${MPI[@]}" "$peers_dir/c_mpi_floor") ;;
     py_pool) CMD=("$PY" "$here/peers/py_pool.py") ;;
@@ -145,6 +150,7 @@ for r in $(seq 1 "$reps"); do
             # imapmem exists only in mproc_bench, gran static only in c_fork_floor.
             [ "$w" = imapmem ] && case $p in mproc_*) ;; *) continue ;; esac
             [ "${args[2]:-}" = static ] && [ "$p" != c_fork_floor ] && continue
+            case $p in mproc_mpi_inrank | c_relay_floor) case $w in rtt | map) ;; *) continue ;; esac ;; esac
             cmd_for "$p"
             t0=$(date +%s.%N)
             res=$(timeout -k 10 "$tmo" "${CMD[@]}" "${args[@]}" </dev/null 2>"$out/.stderr.tmp")
