@@ -5,8 +5,7 @@
 # --oversubscribe past the cores (not twice when given), every MPROC_* variable passed with -x,
 # mpirun's options (with their values) kept in order, the program's own arguments untouched,
 # clear errors (exit 2) for a bad rank count or a missing program, --help, and the fallback to
-# local fork workers when there is no launcher. (Building before a launch is not checked here:
-# it would rebuild the whole tree.)
+# local fork workers when there is no launcher, and building first (with a fake cmake).
 set -u
 root=$1
 tmp=$(mktemp -d)
@@ -127,5 +126,38 @@ rc=$?
 [ "$(grep -c "^prog ran with MPROC_BACKEND=fork args: a b$" "$tmp/i")" = 1 ] || fail "fallback: program not run once on fork: $(cat "$tmp/i")"
 grep -q "apt-get install openmpi-bin libopenmpi-dev" "$tmp/i" || fail "fallback: no word on installing Open MPI"
 
+# 10. Building first: a program in the build directory is (re)built when a source is newer
+# than the last build, once; not with MPROC_NO_BUILD=1, nor for a program elsewhere. A fake
+# cmake first on PATH records its calls (the real tree is never rebuilt); the sources are made
+# "newer" by dating the stamp of the last build back.
+bdir=$tmp/build
+mkdir -p "$tmp/bin" "$bdir"
+cat >"$tmp/bin/cmake" <<EOS
+#!/bin/sh
+echo "cmake \$*" >>"$tmp/cmake.log"
+EOS
+chmod +x "$tmp/bin/cmake"
+cp "$tmp/prog" "$bdir/prog"
+built() { PATH="$tmp/bin:$PATH" env -u SLURM_NTASKS MPROC_BUILD_DIR="$bdir" MPROC_MPIRUN="$tmp/fake-mpirun" "$@"; }
+calls() { [ -f "$tmp/cmake.log" ] && grep -c . "$tmp/cmake.log" || echo 0; }
+touch -d '2000-01-01' "$bdir/.mproc_built"
+built "$root/mpirun.sh" -np 1 "$bdir/prog" >"$tmp/j" 2>&1 || fail "build launch exited $?: $(cat "$tmp/j")"
+[ "$(calls)" = 2 ] || fail "sources newer than the last build: want cmake configure + build, got $(calls) calls"
+grep -q -- "--build $bdir" "$tmp/cmake.log" || fail "the build was not in MPROC_BUILD_DIR: $(cat "$tmp/cmake.log")"
+grep -q "building mproc in $bdir" "$tmp/j" || fail "no word that it builds"
+has "$tmp/j" -np 1 "$bdir/prog" || fail "after the build: not launched"
+built "$root/mpirun.sh" -np 1 "$bdir/prog" >"$tmp/j" 2>&1
+[ "$(calls)" = 2 ] || fail "nothing moved since the last build: built again ($(calls) cmake calls)"
+touch -d '2000-01-01' "$bdir/.mproc_built"
+built env MPROC_NO_BUILD=1 "$root/mpirun.sh" -np 1 "$bdir/prog" >"$tmp/j" 2>&1
+[ "$(calls)" = 2 ] || fail "MPROC_NO_BUILD=1: built anyway"
+built "$root/mpirun.sh" -np 1 "$tmp/prog" >"$tmp/j" 2>&1
+[ "$(calls)" = 2 ] || fail "a program outside the build directory: built anyway"
+printf '#!/bin/sh\nexit 1\n' >"$tmp/bin/cmake"
+built "$root/mpirun.sh" -np 1 "$bdir/prog" >"$tmp/j" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q "the build failed" "$tmp/j" || fail "a failing build: want exit 2 and 'the build failed', got $rc: $(cat "$tmp/j")"
+grep -qx -- "$bdir/prog" "$tmp/j" && fail "a failing build: launched anyway"
+
 [ $fails = 0 ] || exit 1
-echo "ok: mpirun.sh's rank counts, flags, variables, errors and fallback"
+echo "ok: mpirun.sh's rank counts, flags, variables, errors, fallback and building first"
