@@ -343,7 +343,9 @@ typedef struct mproc_call_opts {
  * stays: the same call then returns at once; delete the file to start over. A journal that
  * cannot be opened, read or given its header is MPROC_ESYS before any item runs; a write error
  * after that (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once
- * every item has run. Sync policy: what was written survives a kill of the process; surviving a crash of
+ * every item has run (also when items failed: their statuses are as without a journal and the
+ * first failure is named in the message; a cancelled or closed call keeps its code, the
+ * journal's failure in its message). Sync policy: what was written survives a kill of the process; surviving a crash of
  * the machine needs fdatasync: at most once a second (INTERVAL: a machine crash loses about the
  * last second of records, which then run again), after every write and when the call ends
  * (ALWAYS), or never (NEVER: the kernel writes the file back in its own time). */

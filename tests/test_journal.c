@@ -3,7 +3,8 @@
  * after it) resumes with only the lost items run again; failed and crashed items are recorded
  * and fail again from the journal with their message; another call's journal (other input,
  * task, sizes, count) or a file that is not a journal is refused and left untouched; items
- * cancelled are not recorded; bad options; one run per journal at a time (a second call of this
+ * cancelled are not recorded; a write error (the file size limit) said with MPROC_ESYS, also
+ * when items failed; bad options; one run per journal at a time (a second call of this
  * program, or a call while another program holds the journal, is MPROC_EBUSY and touches nothing).
  * Runs are counted in a file each task appends to.
  */
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,6 +191,34 @@ static void test_failures_come_back_from_the_journal(void **state) {
     assert_int_equal(out[13], -1);
     assert_int_equal(out[12], 12 * 12 + 1);
     assert_int_equal(st[12], 0);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* A journal that cannot be written to (here: the file size limit) does not stop the map, which
+ * ends with MPROC_ESYS naming the file - also when items failed, whose first failure is named
+ * too and whose statuses are as without a journal. */
+static void test_a_journal_write_error_is_said(void **state) {
+    (void)state;
+    mproc_pool *p = pool_of(2); /* its workers are made with the usual limits */
+    char j[128];
+    journal_path(j, sizeof j, "full");
+    for (long i = 0; i < N; i++) in[i] = i; /* 13 fails */
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = (struct rlimit){1024, old.rlim_max};
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = run_map(p, j, N);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(rc, MPROC_ESYS);
+    assert_non_null(strstr(mproc_last_error(), j));
+    assert_non_null(strstr(mproc_last_error(), "thirteen is unlucky"));
+    assert_int_equal(st[13], MPROC_ETASK);
+    for (long i = 0; i < N; i++)
+        if (i != 13) assert_int_equal(out[i], i * i + 1);
+    assert_true(file_size(j) <= 1024);
     unlink(j);
     assert_int_equal(mproc_pool_free(p), 0);
 }
@@ -533,6 +563,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_finished_journal_runs_nothing),
         cmocka_unit_test(test_torn_tail_is_cut_and_resumed),
         cmocka_unit_test(test_failures_come_back_from_the_journal),
+        cmocka_unit_test(test_a_journal_write_error_is_said),
         cmocka_unit_test(test_another_calls_journal_is_refused),
         cmocka_unit_test(test_other_item_sizes_are_refused),
         cmocka_unit_test(test_a_journal_in_use_is_refused),

@@ -190,11 +190,20 @@ static void journal_end(mproc_async *a) {
     snprintf(msg, sizeof msg, "%s", why ? why : "");
     int err = mproc__journal_close(a->journal);
     a->journal = NULL;
-    if (!err || a->err) return;
+    if (!err) return;
     if (!why) snprintf(msg, sizeof msg, "%s", mproc_last_error()); /* the last writes' failure */
-    a->err = err;
+    /* A journal that missed records must be said even when items failed: its items would run
+     * again on resume. Items' own failures stay in item_status; their first is named too. A
+     * cancelled or closed call keeps its code, with the journal's failure in its message. */
+    int keep = a->err == MPROC_ECANCELLED || a->err == MPROC_ECLOSED;
+    char both[640];
+    const char *own = a->errmsg ? a->errmsg : a->err ? mproc_strerror(a->err) : NULL;
+    if (!own) snprintf(both, sizeof both, "%s", msg);
+    else if (keep) snprintf(both, sizeof both, "%.300s (and %.300s)", own, msg);
+    else snprintf(both, sizeof both, "%.300s; besides, %.300s", msg, own);
+    if (!keep) a->err = err;
     free(a->errmsg);
-    a->errmsg = strdup(msg);
+    a->errmsg = strdup(both);
 }
 
 /* Records the first failure of an item that failed in its worker, as a sentence naming it. */
