@@ -185,7 +185,7 @@ int mproc_process_free(mproc_process *p) {
     if (rc < 0) return rc;
     if (p->state == P_STARTED && mproc_process_join(p, 0) == MPROC_ETIMEDOUT)
         return mproc__error(MPROC_EBUSY, "mproc_process_free: process '%s' is still running; join or kill it first", p->name);
-    p->magic = PROCESS_DEAD;
+    mproc__mark_dead(&p->magic, PROCESS_DEAD);
     free(p->arg);
     free(p);
     return 0;

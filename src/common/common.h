@@ -60,4 +60,10 @@ int mproc__timeout_check(double timeout, const char *fn);
 /* Seconds left until deadline (-1 for infinite, 0 if passed). */
 double mproc__remaining(double deadline);
 
+/* Marks a handle dead just before its memory is freed. A plain store there is dead to the
+ * compiler (nothing reads it before the free) and is dropped; this one stays, so a second free
+ * or a use after free finds the mark wherever the allocator leaves those bytes alone (valgrind,
+ * other mallocs) and fails with MPROC_EBADHANDLE. */
+static inline void mproc__mark_dead(uint32_t *magic, uint32_t dead) { *(volatile uint32_t *)magic = dead; }
+
 #endif /* MPROC_COMMON_H */

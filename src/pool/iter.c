@@ -19,7 +19,7 @@ static void iter_chunk_free(mproc__chunk *c) {
 }
 
 static void iter_destroy(mproc_iter *it) {
-    it->magic = MPROC__DEAD_MAGIC;
+    mproc__mark_dead(&it->magic, MPROC__DEAD_MAGIC);
     mproc__progress_free(it->owner.prog);
     free(it->owner.cancel_msg);
     free(it);
@@ -458,7 +458,7 @@ int mproc_iter_free(mproc_iter *it) {
         iter_chunk_free(c);
         it->owner.live_chunks--;
     }
-    it->magic = MPROC__DEAD_MAGIC;
+    mproc__mark_dead(&it->magic, MPROC__DEAD_MAGIC);
     if (it->owner.live_chunks == 0) iter_destroy(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     mproc__iter_journal_end(j);

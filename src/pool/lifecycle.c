@@ -33,7 +33,7 @@ static int check_opts(const mproc_pool_opts *o) {
 static mproc_pool *dead_pools;
 
 static void pool_destroy(mproc_pool *p) {
-    p->magic = MPROC__DEAD_MAGIC;
+    mproc__mark_dead(&p->magic, MPROC__DEAD_MAGIC);
     pthread_cond_destroy(&p->park);
     free(p->ws);
     free(p->ring);

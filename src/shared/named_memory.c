@@ -110,7 +110,7 @@ int mproc_shm_close(mproc_shm *shm) {
     if (!shm) return 0;
     if (!valid(shm)) return mproc__error(MPROC_EBADHANDLE, "mproc_shm_close: not a SharedMemory handle (or closed)");
     munmap(shm->data, shm->size ? shm->size : 1);
-    shm->magic = 0;
+    mproc__mark_dead(&shm->magic, 0);
     free(shm);
     return 0;
 }

@@ -29,6 +29,7 @@ int mproc__fork_proc_start(const mproc_task *target, const void *arg, size_t len
     if (!c) return mproc__error(MPROC_ENOMEM, "no memory for a process");
     pid_t p = mproc__fork(-1);
     if (p == 0) {
+        free(c); /* the parent's record: not the child's to keep (valgrind counts it lost) */
         mproc__fork_child_signals();
         mproc__set_identity(name, -1);
         int code = mproc__process_main(target, arg, len, name);
