@@ -35,10 +35,16 @@ int main(int argc, char **argv) {
         setenv("MPROC_SHARED_BYTES", "1048576", 1);
         mproc_queue big, q[64];
         EXPECT(mproc_queue_create(&big, &(mproc_queue_opts){.capacity = 2 << 20}) == MPROC_ENOMEM);
+        EXPECT(strncmp(mproc_last_error(), "mproc_queue_create: ", 20) == 0); /* the call named */
+        EXPECT(strstr(mproc_last_error(), "MPROC_SHARED_BYTES") != NULL);
+        mproc_array a;
+        EXPECT(mproc_value_create(&a, 2 << 20) == MPROC_ENOMEM);
+        EXPECT(strncmp(mproc_last_error(), "mproc_value_create: ", 20) == 0);
         int n = 0, rc;
         while (n < 64 && (rc = mproc_queue_create(&q[n], &(mproc_queue_opts){.capacity = 60000})) == 0) n++;
         EXPECT(n > 4 && n < 64);
         EXPECT(rc == MPROC_ENOMEM && strstr(mproc_last_error(), "full") != NULL);
+        EXPECT(strncmp(mproc_last_error(), "mproc_queue_create: ", 20) == 0);
         EXPECT(mproc_queue_put(&q[0], "x", 1, 0) == 0); /* what was made still works */
         EXPECT(mproc_queue_free(&q[n / 2]) == 0);
         EXPECT(mproc_queue_create(&q[n / 2], &(mproc_queue_opts){.capacity = 60000}) == 0); /* reused */

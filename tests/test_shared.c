@@ -753,6 +753,14 @@ static void test_free_wakes_waiters(void **state) {
     assert_int_equal(mproc_condition_notify(&c2, 1), 0); /* still whole */
     assert_int_equal(mproc_condition_release(&c2), 0);
     assert_int_equal(mproc_condition_free(&c2), 0);
+    /* A condition made with the user's lock, that lock freed under it: waiting says so. */
+    mproc_lock ul;
+    assert_int_equal(mproc_lock_create(&ul), 0);
+    assert_int_equal(mproc_condition_create(&c, &ul), 0);
+    assert_int_equal(mproc_lock_free(&ul), 0);
+    assert_int_equal(mproc_condition_wait(&c, 0.1), MPROC_EBADHANDLE);
+    assert_non_null(strstr(mproc_last_error(), "mproc_condition_wait: the condition's lock was freed"));
+    assert_int_equal(mproc_condition_free(&c), 0);
 }
 
 /* A getter killed while it waits takes nothing put after its death (under MPI on another node:

@@ -230,7 +230,7 @@ static void make_ref(const mapped *m, uint64_t off, const block_header *b, mproc
                               .broker_port = broker_port};
 }
 
-int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj) {
+int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj, const char *fn) {
     pthread_once(&atfork_once, setup_once);
     memset(ref, 0, sizeof *ref);
     *obj = NULL;
@@ -242,7 +242,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     }
     const mapped *m = &arenas[0];
     arena_header *h = (arena_header *)m->base;
-    if (size > h->size) return mproc__error(MPROC_ENOMEM, "shared objects: %zu bytes is more than the arena (MPROC_SHARED_BYTES)", size);
+    if (size > h->size) return mproc__error(MPROC_ENOMEM, "%s: %zu bytes is more than the arena of shared objects (%" PRIu64 " bytes; MPROC_SHARED_BYTES sets it)", fn, size, h->size);
     uint32_t c = class_for(size + sizeof(block_header));
     uint64_t bytes = (uint64_t)MIN_BLOCK << c, off = 0;
     mproc__sh_enter(&h->mu);
@@ -261,7 +261,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     }
     mproc__sh_leave(&h->mu);
     if (!b)
-        return mproc__error(MPROC_ENOMEM, "shared objects: the arena of %" PRIu64 " bytes is full (raise MPROC_SHARED_BYTES)", h->size);
+        return mproc__error(MPROC_ENOMEM, "%s: the arena of shared objects (%" PRIu64 " bytes) is full (raise MPROC_SHARED_BYTES)", fn, h->size);
     memset(b + 1, 0, size); /* only what was asked: a queue's ring is touched as it fills */
     b->kind = kind; /* last: until now a stale handle sees the block as not of its kind */
     make_ref(m, off, b, ref);

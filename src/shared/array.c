@@ -11,16 +11,17 @@ typedef struct shared_array {
     char pad[128 - 16 - sizeof(mproc_lock) - sizeof(int)]; /* elements on cache lines of their own */
 } shared_array;
 
-int mproc_array_create(mproc_array *out, size_t elem_size, size_t count, int with_lock) {
-    if (!out) return mproc__error(MPROC_EINVAL, "mproc_array_create: out is NULL");
-    if (elem_size == 0 || count == 0) return mproc__error(MPROC_EINVAL, "mproc_array_create: %zu elements of %zu bytes: want at least one byte", count, elem_size);
+static int array_create(mproc_array *out, size_t elem_size, size_t count, int with_lock, const char *fn) {
+    if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
+    if (elem_size == 0 || count == 0)
+        return mproc__error(MPROC_EINVAL, "%s: %zu elements of %zu bytes: want at least one byte", fn, count, elem_size);
     if (count > ((size_t)1 << 40) / elem_size)
-        return mproc__error(MPROC_EINVAL, "mproc_array_create: %zu elements of %zu bytes is too large", count, elem_size);
+        return mproc__error(MPROC_EINVAL, "%s: %zu elements of %zu bytes is too large", fn, count, elem_size);
     int rc;
     mproc_lock lock = {{0}};
     if (with_lock && (rc = mproc_lock_create(&lock)) < 0) return rc;
     shared_array *a;
-    if ((rc = mproc__sh_alloc(MPROC__SH_ARRAY, sizeof *a + elem_size * count, &out->ref, (void **)&a)) < 0) {
+    if ((rc = mproc__sh_alloc(MPROC__SH_ARRAY, sizeof *a + elem_size * count, &out->ref, (void **)&a, fn)) < 0) {
         if (with_lock) mproc_lock_free(&lock);
         return rc;
     }
@@ -31,7 +32,13 @@ int mproc_array_create(mproc_array *out, size_t elem_size, size_t count, int wit
     return 0;
 }
 
-int mproc_value_create(mproc_array *out, size_t size) { return mproc_array_create(out, size, 1, 1); }
+int mproc_array_create(mproc_array *out, size_t elem_size, size_t count, int with_lock) {
+    return array_create(out, elem_size, count, with_lock, "mproc_array_create");
+}
+
+int mproc_value_create(mproc_array *out, size_t size) {
+    return array_create(out, size, 1, 1, "mproc_value_create");
+}
 
 static shared_array *array_of(const mproc_array *arr, const char *fn, int *rc) {
     return mproc__sh_get(arr ? &arr->ref : NULL, MPROC__SH_ARRAY, fn, rc);

@@ -35,7 +35,7 @@ typedef struct shared_barrier {
 int mproc_event_create(mproc_event *out) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_event_create: out is NULL");
     shared_event *e;
-    return mproc__sh_alloc(MPROC__SH_EVENT, sizeof *e, &out->ref, (void **)&e);
+    return mproc__sh_alloc(MPROC__SH_EVENT, sizeof *e, &out->ref, (void **)&e, "mproc_event_create");
 }
 
 static shared_event *event_of(const mproc_event *ev, const char *fn, int *rc) {
@@ -113,7 +113,7 @@ int mproc_condition_create(mproc_condition *out, const mproc_lock *lock) {
     mproc_lock own = {{0}};
     if (!lock && (rc = mproc_lock_create(&own)) < 0) return rc;
     shared_condition *c;
-    if ((rc = mproc__sh_alloc(MPROC__SH_CONDITION, sizeof *c, &out->ref, (void **)&c)) < 0) {
+    if ((rc = mproc__sh_alloc(MPROC__SH_CONDITION, sizeof *c, &out->ref, (void **)&c, "mproc_condition_create")) < 0) {
         if (!lock) mproc_lock_free(&own);
         return rc;
     }
@@ -152,7 +152,10 @@ int mproc_condition_release(const mproc_condition *cond) {
 static int condition_wait_in(shared_condition *c, double timeout, double slice, int (*still_there)(void *), void *arg) {
     double dl = mproc__deadline(timeout);
     uint32_t seen = atomic_load(&c->word); /* read with the lock held: a notify cannot slip by */
-    if (mproc_lock_release(&c->lock) < 0)
+    int released = mproc_lock_release(&c->lock);
+    if (released == MPROC_EBADHANDLE)
+        return mproc__error(MPROC_EBADHANDLE, "mproc_condition_wait: the condition's lock was freed");
+    if (released < 0)
         return mproc__error(MPROC_ESTATE, "mproc_condition_wait: call it with the condition's lock held");
     int waited = 0, rc;
     atomic_fetch_add(&c->sleepers, 1);
@@ -254,7 +257,7 @@ int mproc_barrier_create(mproc_barrier *out, unsigned parties) {
     if (!out) return mproc__error(MPROC_EINVAL, "mproc_barrier_create: out is NULL");
     if (parties < 1 || parties > INT32_MAX) return mproc__error(MPROC_EINVAL, "mproc_barrier_create: parties is %u, want 1 or more", parties);
     shared_barrier *b;
-    int rc = mproc__sh_alloc(MPROC__SH_BARRIER, sizeof *b, &out->ref, (void **)&b);
+    int rc = mproc__sh_alloc(MPROC__SH_BARRIER, sizeof *b, &out->ref, (void **)&b, "mproc_barrier_create");
     if (rc < 0) return rc;
     if ((rc = mproc__sh_mutex_init(&b->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
         mproc__sh_free(&out->ref, MPROC__SH_BARRIER, "mproc_barrier_create");

@@ -40,7 +40,7 @@ static int32_t my_tid(void) {
 static int lock_create(mproc_shared_ref *out, uint32_t kind, int type, const char *fn) {
     if (!out) return mproc__error(MPROC_EINVAL, "%s: out is NULL", fn);
     shared_lock *l;
-    int rc = mproc__sh_alloc(kind, sizeof *l, out, (void **)&l);
+    int rc = mproc__sh_alloc(kind, sizeof *l, out, (void **)&l, fn);
     if (rc < 0) return rc;
     if ((rc = mproc__sh_mutex_init(&l->m, type)) < 0) mproc__sh_free(out, kind, fn);
     return rc;
@@ -142,7 +142,7 @@ int mproc_semaphore_create(mproc_semaphore *out, unsigned value, unsigned bound)
         return mproc__error(MPROC_EINVAL, "mproc_semaphore_create: value %u is above its bound %u", value, bound);
     if (value > INT32_MAX) return mproc__error(MPROC_EINVAL, "mproc_semaphore_create: value %u is too large", value);
     shared_semaphore *s;
-    int rc = mproc__sh_alloc(MPROC__SH_SEMAPHORE, sizeof *s, &out->ref, (void **)&s);
+    int rc = mproc__sh_alloc(MPROC__SH_SEMAPHORE, sizeof *s, &out->ref, (void **)&s, "mproc_semaphore_create");
     if (rc < 0) return rc;
     if ((rc = mproc__sh_mutex_init(&s->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
         mproc__sh_free(&out->ref, MPROC__SH_SEMAPHORE, "mproc_semaphore_create");

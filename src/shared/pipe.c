@@ -27,7 +27,7 @@ int mproc_pipe(mproc_conn *a, mproc_conn *b, int duplex, size_t capacity) {
         return mproc__error(MPROC_EINVAL, "mproc_pipe: capacity %zu bytes, want 64..2^40 (0 for 1 MiB)", capacity);
     size_t qbytes = round64(mproc__sh_queue_bytes(capacity)), head = round64(sizeof(shared_pipe));
     shared_pipe *p;
-    int rc = mproc__sh_alloc(MPROC__SH_PIPE, head + 2 * qbytes, &a->ref, (void **)&p);
+    int rc = mproc__sh_alloc(MPROC__SH_PIPE, head + 2 * qbytes, &a->ref, (void **)&p, "mproc_pipe");
     if (rc < 0) return rc;
     for (int e = 0; e < 2 && rc == 0; e++) {
         p->queue_at[e] = head + (uint64_t)e * qbytes;

@@ -175,7 +175,7 @@ int mproc_queue_create(mproc_queue *out, const mproc_queue_opts *opts) {
     if (cap < 64 || cap > ((size_t)1 << 40))
         return mproc__error(MPROC_EINVAL, "mproc_queue_create: capacity %zu bytes, want 64..2^40 (0 for 1 MiB)", cap);
     mproc__sh_queue *q;
-    int rc = mproc__sh_alloc(MPROC__SH_QUEUE, mproc__sh_queue_bytes(cap), &out->ref, (void **)&q);
+    int rc = mproc__sh_alloc(MPROC__SH_QUEUE, mproc__sh_queue_bytes(cap), &out->ref, (void **)&q, "mproc_queue_create");
     if (rc < 0) return rc;
     if ((rc = mproc__sh_queue_init(q, maxsize, cap, RING_AT)) < 0) mproc__sh_free(&out->ref, MPROC__SH_QUEUE, "mproc_queue_create");
     return rc;

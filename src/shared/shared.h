@@ -67,7 +67,7 @@ void mproc__sh_set_broker(uint32_t ip, uint16_t port);
 
 /* A new zeroed object of `size` bytes and kind in this process's arena (made on first use):
  * 0 with *obj and the handle, or ENOMEM / ESYS. */
-int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj);
+int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **obj, const char *fn);
 /* The object a handle names, mapped in this process: NULL with *err (EBADHANDLE, EREMOTE, ESYS)
  * and the sentence for mproc_last_error() naming fn. */
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err);
