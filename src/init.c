@@ -109,6 +109,9 @@ int mproc_init(int *argc, char ***argv) {
     if (rc == MPROC_ENOTBUILT && chosen->kind == MPROC_BACKEND_MPI && !getenv("MPROC_BACKEND")) {
         rc = without_mpi_build(argc, argv, &chosen);
     } else if (rc == 1) { /* one MPI rank only: run on local fork workers */
+        if (getenv("MPROC_BACKEND")) /* asked for by name: say why it is not MPI */
+            fprintf(stderr, "mproc: MPROC_BACKEND=mpi, but this program is the only rank (start it with "
+                            "mpirun -np N, N > 1): running on local fork workers\n");
         chosen = mproc__backend_find("fork");
         rc = chosen->ops()->init(argc, argv);
     }

@@ -7,7 +7,8 @@
 #   b) it names a file that is not there: MPROC_BACKEND=mpi gets MPROC_ENOTBUILT, with the
 #      loader's reason naming that file;
 #   c) the same under mpirun -np 3 without MPROC_BACKEND: the reason is printed, the job runs
-#      once, on rank 0's fork workers, and ends 0.
+#      once, on rank 0's fork workers, and ends 0;
+#   d) MPROC_BACKEND=mpi in a program started alone: fork workers, and a line saying why.
 set -u
 mpiexec=$1 prog=$2 module=$3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -38,4 +39,10 @@ out=$(timeout 120 "$mpiexec" -np 3 --oversubscribe -x MPROC_MPI_MODULE="$tmp/not
 grep -q "^backend fork, " <<<"$out" || fail "c) not on fork workers: $out"
 grep -q "not_there.so" <<<"$out" || fail "c) the reason was not printed: $out"
 echo "mpi_module: c) under mpirun with a missing module: ran once on fork workers, said why"
+
+# d) MPROC_BACKEND=mpi in a program started alone (one rank): it runs on fork workers and says why.
+out=$(MPROC_BACKEND=mpi timeout 60 "$prog" --limit 2000 2>&1) || fail "d) one rank: exit $?: $out"
+grep -q "^backend fork, " <<<"$out" || fail "d) one rank: not on fork workers: $out"
+grep -q "MPROC_BACKEND=mpi, but this program is the only rank" <<<"$out" || fail "d) one rank: not said why: $out"
+echo "mpi_module: d) MPROC_BACKEND=mpi with one rank: fork workers, said why"
 echo "mpi_module: ok"
