@@ -504,7 +504,9 @@ int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *l
                     size_t *index);
 /* An iterator's progress: items finished so far, whether read by mproc_iter_next or not. */
 int mproc_iter_progress(mproc_iter *it, mproc_progress *out);
-/* Stops early if needed; NULL is a no-op. */
+/* Stops early if needed, as mproc_async_cancel: items not yet sent are dropped, and a worker
+ * running one of its tasks is killed and replaced (with MPROC_MPI_EXECUTORS=0 the task runs on
+ * and its result is dropped). NULL is a no-op. */
 int mproc_iter_free(mproc_iter *it);
 
 /* ---------------------------------------------------------------------------------------------

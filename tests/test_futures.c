@@ -79,6 +79,24 @@ static void test_cancel_queued_and_running(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* Freeing an imap part-read stops its running tasks as a cancel does: the pool is free at once
+ * (before: the tasks already sent ran to their end, their results dropped). */
+static void test_iter_free_stops_its_running_tasks(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    static const long slow[6] = {3000, 3000, 3000, 3000, 3000, 3000};
+    mproc_iter *it;
+    assert_int_equal(mproc_imap_unordered(p, &nap_task, slow, sizeof *slow, 6, NULL, &it), 0);
+    nap(300); /* two are running, more are sent behind them */
+    double t0 = now_s();
+    assert_int_equal(mproc_iter_free(it), 0);
+    long r = 0, seven = 7;
+    assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0);
+    assert_int_equal(r, 7);
+    assert_true(now_s() - t0 < 2.0); /* well before the 3 s tasks' end */
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 /* The README: cancelling a call whose task runs kills and replaces that worker; another call's
  * task already sent behind it on the same worker runs on the replacement, unharmed. */
 static void test_cancel_leaves_the_call_behind_alone(void **state) {
@@ -558,6 +576,7 @@ static void test_options_that_do_not_apply(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_queued_and_running),
     cmocka_unit_test(test_cancel_leaves_the_call_behind_alone),
+    cmocka_unit_test(test_iter_free_stops_its_running_tasks),
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),

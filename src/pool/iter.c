@@ -446,6 +446,9 @@ int mproc_iter_free(mproc_iter *it) {
     mproc__progress_mute(it->owner.prog); /* nobody to tell; a bar still ends its line */
     mproc__progress_end(it->owner.prog);
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
+    /* Nobody will read what is left: as a cancel, a worker running one of its chunks is killed
+     * and replaced (the pool is free at once, not after tasks whose results are dropped). */
+    if (it->pool) mproc__owner_cancel(it->pool, &it->owner, MPROC_ECANCELLED, "the iterator was freed");
     unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;
