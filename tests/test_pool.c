@@ -739,6 +739,11 @@ static void drain_after_pool_freed(mproc_iter *it, size_t already, size_t n_know
     if (n_known) assert_int_equal(delivered + closed, n_known);
     for (size_t i = 0; i < delivered + closed; i++) assert_int_equal(seen[i], 1); /* no gaps */
     assert_true(closed > 0);
+    mproc_progress pr; /* the progress counts what was reported: every item, the closed failed */
+    assert_int_equal(mproc_iter_progress(it, &pr), 0);
+    assert_int_equal(pr.done, delivered + closed);
+    assert_int_equal(pr.failed, closed);
+    assert_int_equal(pr.finished, 1);
     free(seen);
 }
 

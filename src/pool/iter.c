@@ -215,6 +215,7 @@ static int unsubmitted_item(mproc_iter *it, size_t *index) {
     if (index) *index = i;
     it->want_item = ++it->next_item;
     if (it->gen || it->next_item >= it->n) it->input_done = 1;
+    mproc__progress_note(it->owner.prog, 1, 1); /* counted as reported: ended, failed */
     if (it->gen)
         return mproc__error(MPROC_ECLOSED, "mproc_iter_next: the pool was %s before the generated input "
                             "ended; item %zu and any after it were never generated", it->pool ? "closed" : "freed", i);
