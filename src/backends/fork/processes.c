@@ -29,7 +29,8 @@ int mproc__fork_proc_start(const mproc_task *target, const void *arg, size_t len
     if (!c) return mproc__error(MPROC_ENOMEM, "no memory for a process");
     pid_t p = mproc__fork(-1);
     if (p == 0) {
-        free(c); /* the parent's record: not the child's to keep (valgrind counts it lost) */
+        /* c is left to the exit, not freed: free() after fork in a threaded program can hang
+         * on an allocator lock another thread held at the fork (AddressSanitizer's does). */
         mproc__fork_child_signals();
         mproc__set_identity(name, -1);
         int code = mproc__process_main(target, arg, len, name);
