@@ -424,18 +424,6 @@ int mproc_imap_items(mproc_pool *pool, const mproc_task *task, const mproc_item 
     return iter_create(pool, task, &src, ordered != 0, opts, out);
 }
 
-/* Drops this iterator's chunks still waiting in the pool's queue (lock held). */
-static void unqueue(mproc_iter *it) {
-    mproc_pool *p = it->pool;
-    if (!p) return;
-    for (mproc__chunk *c = mproc__pool_unqueue_owner(p, &it->owner), *next; c; c = next) {
-        next = c->next;
-        iter_chunk_free(c);
-        p->outstanding--;
-        it->owner.live_chunks--;
-    }
-}
-
 int mproc_iter_free(mproc_iter *it) {
     if (!it) return 0;
     pthread_mutex_lock(&mproc__core_lock);
@@ -447,10 +435,10 @@ int mproc_iter_free(mproc_iter *it) {
     mproc__progress_mute(it->owner.prog); /* nobody to tell; a bar still ends its line */
     mproc__progress_end(it->owner.prog);
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
-    /* Nobody will read what is left: as a cancel, a worker running one of its chunks is killed
-     * and replaced (the pool is free at once, not after tasks whose results are dropped). */
+    /* Nobody will read what is left: as a cancel, its queued chunks are dropped (settled onto
+     * it->done, freed below) and a worker running one of them is killed and replaced (the pool
+     * is free at once, not after tasks whose results are dropped). */
     if (it->pool) mproc__owner_cancel(it->pool, &it->owner, MPROC_ECANCELLED, "the iterator was freed");
-    unqueue(it);
     iter_unlink(it);
     mproc__chunk *c;
     if (it->cur) {

@@ -200,23 +200,24 @@ void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c) {
     mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg ? o->cancel_msg : mproc_strerror(o->cancel_err));
 }
 
+/* Fails every chunk of the queue at *head / *tail. */
+static void fail_list(mproc_pool *p, mproc__chunk **head, mproc__chunk **tail, int err, const char *msg) {
+    mproc__chunk *c;
+    while ((c = *head)) {
+        *head = c->next;
+        if (!*head) *tail = NULL;
+        mproc__pool_settle_fail(p, c, err, msg);
+    }
+}
+
 void mproc__pool_fail_queue(mproc_pool *p, int err, const char *msg) {
     while (p->feed_head) {
         mproc__owner *o = p->feed_head;
         feed_pop(p);
         p->outstanding -= o->ops->fail_unmade(p, o, err, msg);
     }
-    mproc__chunk *c;
-    while ((c = p->sq_head)) {
-        p->sq_head = c->next;
-        if (!p->sq_head) p->sq_tail = NULL;
-        mproc__pool_settle_fail(p, c, err, msg);
-    }
-    while ((c = p->qhead)) {
-        p->qhead = c->next;
-        if (!p->qhead) p->qtail = NULL;
-        mproc__pool_settle_fail(p, c, err, msg);
-    }
+    fail_list(p, &p->sq_head, &p->sq_tail, err, msg);
+    fail_list(p, &p->qhead, &p->qtail, err, msg);
 }
 
 void mproc__pool_worker_may_take(mproc_pool *p, int w) {
