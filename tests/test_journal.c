@@ -236,12 +236,15 @@ static void test_another_calls_journal_is_refused(void **state) {
     reset_runs();
     assert_int_equal(run_map(p, j, 100), MPROC_EJOURNAL);
     assert_non_null(strstr(mproc_last_error(), "another call"));
+    assert_non_null(strstr(mproc_last_error(), "but other input"));
     assert_int_equal(runs(), 0);
     in[50]--;
-    /* Another count, another task, another result size. */
+    /* Another count, another task: the message says which. */
     assert_int_equal(run_map(p, j, 99), MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "it was made for 100 items, this call has 99"));
     assert_int_equal(mproc_map(p, &other_task, in, sizeof *in, out, sizeof *out, 100, &(mproc_call_opts){.journal = j}),
                      MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "this call runs task 'other'"));
     assert_int_equal(file_size(j), size); /* untouched */
     /* The right call still resumes from it. */
     assert_int_equal(run_map(p, j, 100), 0);
@@ -541,6 +544,7 @@ static void test_other_item_sizes_are_refused(void **state) {
     long size = file_size(j);
     assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8, out16, 2 * sizeof *out16, M, &co),
                      MPROC_EJOURNAL);
+    assert_non_null(strstr(mproc_last_error(), "its items are 8 bytes in and 8 out, this call's 8 and 16"));
     assert_int_equal(mproc_map(p, &echo_bytes_task, in8, sizeof *in8 / 2, out8, sizeof *out8 / 2, 2 * M, &co),
                      MPROC_EJOURNAL);
     assert_non_null(strstr(mproc_last_error(), "another call"));
