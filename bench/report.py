@@ -14,7 +14,7 @@ import statistics
 import sys
 
 PEERS = ["mproc_fork", "mproc_mpi", "c_fork_floor", "c_mpi_floor", "py_pool", "py_futures", "py_mpi4py",
-         "mproc_mpi_inrank", "c_relay_floor"]
+         "mproc_mpi_inrank", "c_relay_floor", "c_fork_spin_floor"]
 MAIN = ["rtt", "apply", "map", "spawn", "bytes"]
 TS = [1000, 100, 10, 1]
 CHUNKS = ["1", "auto"]
@@ -288,6 +288,11 @@ def main():
         rate_target(w, "mproc_mpi", "py_mpi4py", 50)
     for a, b, hi in (("mproc_fork", "c_fork_floor", 1.25), ("mproc_mpi", "c_mpi_floor", 3.0)):
         ma, mb = med(a, "rtt"), med(b, "rtt")
+        # The fork floor is the better of the blocking and the spinning ping-pong (a weak floor
+        # makes a ratio a lie; the blocking one's wake-ups are bimodal on a VM).
+        ms = med("c_fork_spin_floor", "rtt") if b == "c_fork_floor" else None
+        if ms and (not mb or ms < mb):
+            b, mb = "c_fork_spin_floor", ms
         if ma is not None and mb:
             target(ma / mb <= hi, "rtt (one blocking call at a time): %s / %s = %.2fx (%s vs %s us/call; need <= %gx)"
                    % (a, b, ma / mb, fmt(ma), fmt(mb), hi))

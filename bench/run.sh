@@ -99,7 +99,10 @@ for T in 1000 100; do
 done
 workloads+=("imapmem $A_imap")
 
-peers=(mproc_fork c_fork_floor py_pool py_futures)
+peers=(mproc_fork c_fork_floor c_fork_spin_floor py_pool py_futures)
+# c_fork_spin_floor (the pipe ping-pong whose two ends look for the next message for up to 50 us
+# before they sleep, as mproc's fork backend does) runs rtt only: the blocking ping-pong's
+# wake-ups are bimodal on a VM (5-36 us), and the fork rtt target takes the better of the two.
 # mproc_mpi_inrank (tasks inside the ranks, MPROC_MPI_EXECUTORS=0) and c_relay_floor (a
 # hand-written relay to a child of each worker rank) run rtt and map only: the floor of each MPI
 # mode on one call at a time and on big maps, in the same minutes.
@@ -114,6 +117,7 @@ cmd_for() {
     mproc_mpi_inrank) CMD=("${MPI[@]}" -x MPROC_MPI_EXECUTORS=0 "$MB") ;;
     c_relay_floor) CMD=("${MPI[@]}" -x FLOOR_RELAY=1 "$peers_dir/c_mpi_floor") ;;
     c_fork_floor) CMD=("$peers_dir/c_fork_floor") ;;
+    c_fork_spin_floor) CMD=(env FLOOR_SPIN=1 "$peers_dir/c_fork_floor") ;;
     c_mpi_floor) CMD=("${MPI[@]}" "$peers_dir/c_mpi_floor") ;;
     py_pool) CMD=("$PY" "$here/peers/py_pool.py") ;;
     py_futures) CMD=("$PY" "$here/peers/py_futures.py") ;;
@@ -151,6 +155,7 @@ for r in $(seq 1 "$reps"); do
             [ "$w" = imapmem ] && case $p in mproc_*) ;; *) continue ;; esac
             [ "${args[2]:-}" = static ] && [ "$p" != c_fork_floor ] && continue
             case $p in mproc_mpi_inrank | c_relay_floor) case $w in rtt | map) ;; *) continue ;; esac ;; esac
+            [ "$p" = c_fork_spin_floor ] && [ "$w" != rtt ] && continue
             cmd_for "$p"
             t0=$(date +%s.%N)
             res=$(timeout -k 10 "$tmo" "${CMD[@]}" "${args[@]}" </dev/null 2>"$out/.stderr.tmp")

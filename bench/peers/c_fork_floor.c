@@ -379,6 +379,9 @@ static void run_jobs(const struct run *r)
     }
 }
 
+/* FLOOR_SPIN=1 in the environment: the rtt's spinning variant, reported as its own peer. */
+static const char *peer_name = PEER;
+
 static void result(const char *w, const char *param, double value, const char *unit,
                    double serial, int ok, size_t n, const char *extra)
 {
@@ -386,7 +389,7 @@ static void result(const char *w, const char *param, double value, const char *u
     if (serial >= 0)
         snprintf(ser, sizeof ser, "%.6f", serial);
     printf("RESULT peer=%s workload=%s param=%s value=%.*f unit=%s serial=%s check=%s n=%zu%s\n",
-           PEER, w, param, strcmp(unit, "s") ? 2 : 6, value, unit, ser, ok ? "ok" : "BAD", n,
+           peer_name, w, param, strcmp(unit, "s") ? 2 : 6, value, unit, ser, ok ? "ok" : "BAD", n,
            extra ? extra : "");
     fflush(stdout);
 }
@@ -523,7 +526,9 @@ int main(int argc, char **argv)
          * to 50 us first (non-blocking reads and sched_yield), as mproc's fork backend does:
          * the floor for that policy (bench/README.md). */
         size_t n = arg(argc, argv, 2, 20000);
-        spin_reads = argc > 3 && !strcmp(argv[3], "spin");
+        spin_reads = (argc > 3 && !strcmp(argv[3], "spin")) || getenv("FLOOR_SPIN");
+        if (getenv("FLOOR_SPIN"))
+            peer_name = "c_fork_spin_floor";
         int to[2], from[2];
         if (pipe(to) < 0 || pipe(from) < 0)
             die("pipe");
