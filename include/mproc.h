@@ -332,23 +332,23 @@ typedef struct mproc_call_opts {
  * again with the same journal after the program was killed (walltime, kill -9, node loss), the
  * call takes the items found there from it - their results land in out, their statuses in
  * item_status, failures fail again with their message - runs only the others, and returns as if it
- * had never stopped. A torn or corrupt tail is cut off. A journal made by another call (the kind
- * of call - map, imap, map_items -, task name, item sizes, count or a fingerprint of the input
- * differ; the message says which) is refused with MPROC_EJOURNAL and left untouched. One run at a
- * time per journal: a call on a journal that another call of this program or another program is
- * using is refused with MPROC_EBUSY (naming the other program's pid) and the file left untouched
- * (a POSIX record lock: on a file system without them, such as some NFS mounts without a lock
- * daemon, two programs are not kept apart). Items that never finished of their own (cancelled, the
- * pool terminated) are not recorded, so they run again. A finished journal stays: the same call
- * then returns at once; delete the file to start over. A journal that cannot be opened, read or
- * given its header is MPROC_ESYS before any item runs; a write error after that (disk full) does
- * not stop the map: it ends with MPROC_ESYS naming the file once every item has run (also when
- * items failed: their statuses are as without a journal and the first failure is named in the
- * message; a cancelled or closed call keeps its code, the journal's failure in its message). Sync
- * policy: what was written survives a kill of the process; surviving a crash of the machine needs
- * fdatasync: at most once a second (INTERVAL: a machine crash loses about the last second of
- * records, which then run again), after every write and when the call ends (ALWAYS), or never
- * (NEVER: the kernel writes the file back in its own time). */
+ * had never stopped. A torn or corrupt tail is cut off. A journal made by another call (task name,
+ * item sizes, count or a fingerprint of the input differ, the message says which; a map's and an
+ * imap's or map_items' differ in their item sizes) is refused with MPROC_EJOURNAL and left
+ * untouched. One run at a time per journal: a call on a journal that another call of this program
+ * or another program is using is refused with MPROC_EBUSY (naming the other program's pid) and the
+ * file left untouched (a POSIX record lock: on a file system without them, such as some NFS mounts
+ * without a lock daemon, two programs are not kept apart). Items that never finished of their own
+ * (cancelled, the pool terminated) are not recorded, so they run again. A finished journal stays:
+ * the same call then returns at once; delete the file to start over. A journal that cannot be
+ * opened, read or given its header is MPROC_ESYS before any item runs; a write error after that
+ * (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once every item has
+ * run (also when items failed: their statuses are as without a journal and the first failure is
+ * named in the message; a cancelled or closed call keeps its code, the journal's failure in its
+ * message). Sync policy: what was written survives a kill of the process; surviving a crash of the
+ * machine needs fdatasync: at most once a second (INTERVAL: a machine crash loses about the last
+ * second of records, which then run again), after every write and when the call ends (ALWAYS), or
+ * never (NEVER: the kernel writes the file back in its own time). */
 enum { MPROC_JOURNAL_NEVER = -1, MPROC_JOURNAL_INTERVAL = 0, MPROC_JOURNAL_ALWAYS = 1 };
 
 /* opts may be NULL. Under MPI a pool uses the worker ranks: asking for more than exist gives

@@ -258,6 +258,18 @@ static void test_another_calls_journal_is_refused(void **state) {
     assert_int_equal(run_map(p, notj, 100), MPROC_EJOURNAL);
     assert_non_null(strstr(mproc_last_error(), "not an mproc journal"));
     assert_int_equal(file_size(notj), 17);
+    /* A journal's magic and a header cut short, or one whose name length runs past the file:
+     * refused as damaged, never read past its end. */
+    static const unsigned char shorts[][24] = {{'M', 'P', 'R', 'O', 'C', 'J', '1', '\n', 9},
+                                               {'M', 'P', 'R', 'O', 'C', 'J', '1', '\n', 0, 0, 0, 0, 250, 0, 'x'}};
+    for (int k = 0; k < 2; k++) {
+        f = fopen(notj, "w");
+        fwrite(shorts[k], 1, sizeof shorts[k], f);
+        fclose(f);
+        assert_int_equal(run_map(p, notj, 100), MPROC_EJOURNAL);
+        assert_non_null(strstr(mproc_last_error(), "its header is damaged"));
+        assert_int_equal(file_size(notj), (long)sizeof shorts[k]);
+    }
     unlink(notj);
     unlink(j);
     assert_int_equal(mproc_pool_free(p), 0);

@@ -526,9 +526,11 @@ int main(int argc, char **argv)
          * to 50 us first (non-blocking reads and sched_yield), as mproc's fork backend does:
          * the floor for that policy (bench/README.md). */
         size_t n = arg(argc, argv, 2, 20000);
-        spin_reads = (argc > 3 && !strcmp(argv[3], "spin")) || getenv("FLOOR_SPIN");
-        if (getenv("FLOOR_SPIN"))
+        const char *fs = getenv("FLOOR_SPIN");
+        int spin_env = fs && strcmp(fs, "0") && strcmp(fs, "");
+        if (spin_env)
             peer_name = "c_fork_spin_floor";
+        spin_reads = (argc > 3 && !strcmp(argv[3], "spin")) || spin_env;
         int to[2], from[2];
         if (pipe(to) < 0 || pipe(from) < 0)
             die("pipe");

@@ -155,28 +155,31 @@ static size_t make_header(uint8_t *b, size_t cap, const char *task, size_t in_si
 }
 
 /* What differs between a journal's header d (len bytes, its magic checked) and this call's,
- * in words for the EJOURNAL message: the first of task, item count, item sizes, input. */
+ * in words for the EJOURNAL message: the first of task, item count, item sizes, input. A map's
+ * journal and an imap's or map_items' differ in their item sizes (0: of the items' own lengths). */
 static void header_difference(char *why, size_t cap, const uint8_t *d, size_t len, const char *task, size_t in_size,
-                              size_t out_size, size_t n) {
+                              size_t out_size, size_t n, uint64_t fp) {
     size_t nl = len >= 14 ? d[12] : 0, fields = PAD8(14 + nl);
     if (len < fields + 8 * 5 || nl > 200 || get64(d + fields + 32) != hash_more(1, d, fields + 32)) {
         snprintf(why, cap, "its header is damaged or from another version of mproc");
         return;
     }
     const uint8_t *q = d + fields;
-    uint64_t j_in = get64(q), j_out = get64(q + 8), j_n = get64(q + 16);
-    size_t tl = strlen(task);
-    if (tl > 200) tl = 200;
-    if (nl != tl || memcmp(d + 14, task, nl) != 0)
-        snprintf(why, cap, "it was made for task '%.*s', this call runs task '%s'", (int)nl, (const char *)d + 14, task);
+    uint64_t j_in = get64(q), j_out = get64(q + 8), j_n = get64(q + 16), j_fp = get64(q + 24);
+    char name[201]; /* the file's task name, printable: the file is not trusted */
+    for (size_t i = 0; i < nl; i++) name[i] = d[14 + i] >= 0x20 && d[14 + i] < 0x7f ? (char)d[14 + i] : '?';
+    name[nl] = 0;
+    if (strlen(task) != nl || memcmp(d + 14, task, nl) != 0)
+        snprintf(why, cap, "it was made for task '%s', this call runs task '%.200s'", name, task);
     else if (j_n != n)
         snprintf(why, cap, "it was made for %" PRIu64 " items, this call has %zu", j_n, n);
     else if (j_in != in_size || j_out != out_size)
         snprintf(why, cap, "its items are %" PRIu64 " bytes in and %" PRIu64 " out, this call's %zu and %zu "
-                 "(0 bytes: items of their own lengths in, or an imap's results out)", j_in, j_out, in_size, out_size);
+                 "(0: items of their own lengths, or an imap's results)", j_in, j_out, in_size, out_size);
+    else if (j_fp != fp)
+        snprintf(why, cap, "the same task over %zu items of the same sizes, but other input", n);
     else
-        snprintf(why, cap, "the same task '%s' over %zu items, but other input (or another kind of call: map, "
-                 "imap, map_items)", task, n);
+        snprintf(why, cap, "its header is damaged or from another version of mproc");
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -526,10 +529,10 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
     } else if (len < 8 || memcmp(d, MAGIC, 8) != 0) {
         rc = mproc__error(MPROC_EJOURNAL, "journal %s: not an mproc journal (refused: it is left as it is)", path);
     } else if (len < hl || memcmp(d, head, hl) != 0) {
-        char why[300];
-        header_difference(why, sizeof why, d, len, task, in_size, out_size, n);
-        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call: %s; refused (the file is left "
-                          "as it is) - delete it to start over", path, why);
+        char why[400];
+        header_difference(why, sizeof why, d, len, task, in_size, out_size, n, fp);
+        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call and is refused, left as it is "
+                          "(delete it to start over): %s", path, why);
     } else {
         end = replay(d, len, hl, n, fn, ud);
         if (end < len && ftruncate(fd, (off_t)end) < 0) /* cut a torn or corrupt tail */
