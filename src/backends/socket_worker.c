@@ -96,8 +96,8 @@ static int take_ring_frame(child_chan *ch, const uint8_t *ref, uint8_t **frame, 
 /* Longest a worker looks for its next frame without sleeping after it answered: about what a
  * sleep and a wake-up cost together here. */
 #define NEXT_SPIN_MAX_S 50e-6
-/* The same for an executor whose frames come by mailbox (frame_mailbox.h), where a look is a
- * read of shared memory and a sleep costs more: the rank's frame then goes by socket, and each
+/* The same for a worker or executor whose frames come by mailbox (frame_mailbox.h), where a look
+ * is a read of shared memory and a sleep costs more: the rank's frame then goes by socket, and each
  * side pays a system call and a context switch. A map's chunks reach an executor every
  * 50-200 us on 2 cores: with 50 us the executor slept before three chunks in four, which cost
  * the map about a tenth of its speed (bench/README.md, stop 14). Still only while the gaps stay

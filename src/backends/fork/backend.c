@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "backends/fork/processes.h"
+#include "backends/frame_mailbox.h"
 #include "backends/frame_ring.h"
 #include "backends/socket_worker.h"
 #include "wire/stream_reader.h"
@@ -48,6 +49,14 @@ typedef struct fworker {
     reply_home *homes;     /* frames in flight whose replies have a home */
     int nhomes, cap_homes;
     int owed;              /* frames sent to it that a reply will answer */
+    /* The rings' mailboxes (frame_mailbox.h): frames pass without a system call while the
+     * reader looks for them. Its frames go by mailbox only while it spins for its next one, ours
+     * only while the master spins for a lone reply (spin_for_reply). */
+    int mail;
+    uint64_t down_sent;    /* frames sent to it, by socket or mailbox */
+    uint64_t up_taken;     /* frames taken from it, by socket or mailbox */
+    uint8_t *held;         /* a socket frame that came after the mailbox's next one */
+    size_t held_len;
 } fworker;
 
 typedef struct queued {
@@ -69,6 +78,7 @@ struct mproc__group {
      * reply rather than sleeping, when replies have come that fast (fork_wait). */
     int owed;                     /* frames owed a reply, all workers */
     double sent_at;               /* when the only frame owed was sent */
+    int lone;                     /* the worker that owes it */
     double reply_s;               /* how long such a reply took (moving average) */
 };
 
@@ -81,6 +91,8 @@ static unsigned long worker_counter; /* PoolWorker-<n> numbering, as Python's */
 static int new_rings(mproc__group *g, fworker *w) {
     mproc__ring_pair_unmap(&w->rings);
     w->up_next = 0;
+    w->mail = 0;
+    w->down_sent = w->up_taken = 0;
     if (g->ring_size == 0) return -1;
     int memfd = mproc__fork_memfd("mproc-frame-rings");
     if (memfd < 0) return -1;
@@ -91,6 +103,9 @@ static int new_rings(mproc__group *g, fworker *w) {
     }
     /* Workers forked later must not see this worker's frames. */
     madvise(w->rings.base, w->rings.map_len, MADV_DONTFORK);
+    mproc__mail_enable(w->rings.down.mail);
+    mproc__mail_enable(w->rings.up.mail);
+    w->mail = 1;
     return memfd;
 }
 
@@ -136,6 +151,9 @@ static void close_worker_fd(fworker *w) {
     }
     mproc__reader_reset(&w->in);
     mproc__ring_pair_unmap(&w->rings);
+    w->mail = 0;
+    free(w->held);
+    w->held = NULL;
     w->nhomes = 0; /* its frames are the core's to settle (DIED) */
 }
 
@@ -242,44 +260,101 @@ static int take_ring_reply(fworker *w, const uint8_t *f, size_t len, mproc__even
     return 0;
 }
 
+/* A reference to a reply in worker i's up ring (from its socket or its mailbox): *ev, or the
+ * worker's DIED event when the reference is bad. Returns 1. */
+static int ring_ref_event(mproc__group *g, int i, const uint8_t *ref, mproc__event *ev) {
+    fworker *w = &g->w[i];
+    memset(ev, 0, sizeof *ev);
+    ev->kind = MPROC__EV_FRAME;
+    ev->worker = i;
+    size_t flen = 0;
+    const uint8_t *f = w->rings.base ? mproc__ring_resolve(&w->rings.up, ref, &w->up_next, &flen) : NULL;
+    if (!f) {
+        worker_died(g, i, ev, "sent a reference to no frame of its ring");
+        return 1;
+    }
+    if (is_reply(mproc__hdr_kind(f))) note_reply(g, w);
+    if (take_ring_reply(w, f, flen, ev) < 0) worker_died(g, i, ev, mproc_last_error());
+    return 1;
+}
+
+/* A whole frame from worker i (malloc'd, taken over): *ev. Returns 1. */
+static int frame_event(mproc__group *g, int i, uint8_t *frame, size_t len, mproc__event *ev) {
+    fworker *w = &g->w[i];
+    w->up_taken++;
+    if (mproc__hdr_kind(frame) == MPROC__FRAME_RING) {
+        ring_ref_event(g, i, frame, ev);
+        free(frame);
+        return 1;
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->kind = MPROC__EV_FRAME;
+    ev->worker = i;
+    ev->frame = frame;
+    ev->frame_len = len;
+    if (is_reply(mproc__hdr_kind(frame))) note_reply(g, w);
+    if (w->nhomes && mproc__hdr_kind(frame) == MPROC__FRAME_RESULT) {
+        reply_home h; /* came by the socket: the core copies it into place itself */
+        take_home(w, mproc__hdr_id(frame), &h);
+    }
+    return 1;
+}
+
+/* Worker i's next frame when its mailbox holds it: 1 with *ev. No system call. */
+static int take_mail(mproc__group *g, int i, mproc__event *ev) {
+    fworker *w = &g->w[i];
+    uint64_t pos;
+    uint32_t n;
+    if (!w->mail || w->fd < 0 || !mproc__mail_take(w->rings.up.mail, w->up_taken, &pos, &n)) return 0;
+    w->up_taken++;
+    uint8_t ref[MPROC__WIRE_HDR_SIZE];
+    mproc__ring_ref_encode(ref, pos, n);
+    return ring_ref_event(g, i, ref, ev);
+}
+
+/* Worker i's next frame from its mailbox or the one held back, without reading its socket:
+ * 1 with *ev. */
+static int take_buffered(mproc__group *g, int i, mproc__event *ev) {
+    fworker *w = &g->w[i];
+    if (take_mail(g, i, ev)) return 1; /* before a held frame: the mailbox's came first */
+    if (!w->held) return 0;
+    uint8_t *frame = w->held;
+    w->held = NULL;
+    return frame_event(g, i, frame, w->held_len, ev);
+}
+
 /* Reads what is available from worker i. Returns 1 with *ev set when a frame completed or the
  * worker died, 0 when more bytes are needed. */
 static int read_worker(mproc__group *g, int i, mproc__event *ev) {
-    uint8_t *frame;
-    size_t len;
     fworker *w = &g->w[i];
-    int rc = mproc__reader_next(&w->in, w->fd, &frame, &len);
-    if (rc == 0) return 0;
-    if (rc == 1) {
-        memset(ev, 0, sizeof *ev);
-        ev->kind = MPROC__EV_FRAME;
-        ev->worker = i;
-        ev->frame = frame;
-        ev->frame_len = len;
-        if (mproc__hdr_kind(frame) != MPROC__FRAME_RING) {
-            if (is_reply(mproc__hdr_kind(frame))) note_reply(g, w);
-            if (w->nhomes && mproc__hdr_kind(frame) == MPROC__FRAME_RESULT) {
-                reply_home h; /* came by the socket: the core copies it into place itself */
-                take_home(w, mproc__hdr_id(frame), &h);
+    for (;;) {
+        if (take_buffered(g, i, ev)) return 1;
+        uint8_t *frame;
+        size_t len;
+        int rc = mproc__reader_next(&w->in, w->fd, &frame, &len);
+        if (rc == 0) return 0;
+        if (rc == 1) {
+            if (w->mail && mproc__hdr_kind(frame) == MPROC__FRAME_WAKE) { /* a post while we stopped looking */
+                free(frame);
+                continue;
             }
-            return 1;
+            /* Sent after a frame it posted to the mailbox, which we had not looked at since? */
+            if (take_mail(g, i, ev)) {
+                if (w->fd >= 0) {
+                    w->held = frame;
+                    w->held_len = len;
+                } else {
+                    free(frame); /* the mailbox's frame was bad: the worker is gone */
+                }
+                return 1;
+            }
+            return frame_event(g, i, frame, len, ev);
         }
-        size_t flen = 0;
-        const uint8_t *f = w->rings.base ? mproc__ring_resolve(&w->rings.up, frame, &w->up_next, &flen) : NULL;
-        free(frame);
-        if (!f) {
-            worker_died(g, i, ev, "sent a reference to no frame of its ring");
-            return 1;
-        }
-        if (is_reply(mproc__hdr_kind(f))) note_reply(g, w);
-        if ((rc = take_ring_reply(w, f, flen, ev)) == 0) return 1;
-        worker_died(g, i, ev, mproc_last_error());
+        char cause[200];
+        snprintf(cause, sizeof cause, "%s", rc == MPROC_EOF ? "" : mproc_last_error());
+        worker_died(g, i, ev, rc == MPROC_EOF ? NULL : cause);
         return 1;
     }
-    char cause[200];
-    snprintf(cause, sizeof cause, "%s", rc == MPROC_EOF ? "" : mproc_last_error());
-    worker_died(g, i, ev, rc == MPROC_EOF ? NULL : cause);
-    return 1;
 }
 
 static int enqueue(mproc__group *g, const mproc__event *ev) {
@@ -426,8 +501,11 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     uint16_t kind = mproc__hdr_kind(iov[0].iov_base);
     /* Noted before the write: a reply may be read while the write waits for room. */
     note_home(w, mproc__hdr_id(iov[0].iov_base), hint);
-    if (w->rings.base && total >= MPROC__RING_MIN_FRAME && total <= UINT32_MAX &&
-        mproc__ring_put(&w->rings.down, iov, iovcnt, total, &pos)) {
+    /* Into the ring also when small if the worker looks at its mailbox now: no system call. */
+    int post = w->mail && mproc__mail_ready(w->rings.down.mail, w->down_sent);
+    int in_ring = w->rings.base && total >= MPROC__WIRE_HDR_SIZE && total <= UINT32_MAX &&
+                  (total >= MPROC__RING_MIN_FRAME || post) && mproc__ring_put(&w->rings.down, iov, iovcnt, total, &pos);
+    if (in_ring) {
         mproc__ring_ref_encode(ref, pos, total);
         iov = &rv;
         iovcnt = 1;
@@ -435,6 +513,13 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     if (is_request(kind)) { /* counted before the write: its reply may be read during it */
         w->owed++;
         g->sent_at = ++g->owed == 1 ? mproc__now() : 0;
+        g->lone = worker;
+    }
+    if (in_ring && post) {
+        if (mproc__mail_post(w->rings.down.mail, w->down_sent++, pos, (uint32_t)total)) return 0;
+        mproc__hdr_encode(ref, MPROC__FRAME_WAKE, 0, 0, 0); /* it may have gone to sleep: wake it */
+    } else if (w->mail) {
+        mproc__mail_count(w->rings.down.mail, ++w->down_sent);
     }
     int rc = mproc__sock_write_frame(w->fd, iov, iovcnt, drain_group, &sw);
     if (rc == MPROC_EWORKER) {
@@ -450,31 +535,47 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
 
 /* While the only frame owed was sent moments ago and such replies come within SPIN_MAX_S,
  * looks for it without sleeping (a caller of mproc_apply in a loop saves the wake-up: the
- * round trip went from 1.5x to 1.2x a pipe ping-pong). Never past deadline (< 0: none).
- * Returns poll's count (0: nothing yet). */
-static int spin_for_reply(mproc__group *g, double deadline) {
+ * round trip went from 1.5x to 1.2x a pipe ping-pong). Meanwhile its worker may post the reply
+ * to the mailbox instead of its socket: 1 with *ev when it came so. Never past deadline (< 0:
+ * none). *ready: poll's count (0: nothing yet). */
+static int spin_for_reply(mproc__group *g, double deadline, int *ready, mproc__event *ev) {
+    *ready = 0;
     if (g->owed != 1 || g->sent_at <= 0 || g->reply_s >= SPIN_MAX_S) return 0;
     double until = g->sent_at + (g->reply_s > 0 ? 2 * g->reply_s + 5e-6 : SPIN_MAX_S);
     if (until > g->sent_at + SPIN_MAX_S) until = g->sent_at + SPIN_MAX_S;
     if (deadline >= 0 && until > deadline) until = deadline;
-    int r = 0;
+    fworker *w = &g->w[g->lone];
+    int mail = w->mail && w->fd >= 0, got = 0, r = 0;
+    if (mail) mproc__mail_awake(w->rings.up.mail, 1);
     while (r == 0 && mproc__now() < until) {
+        if (mail && (got = take_mail(g, g->lone, ev))) break;
         r = poll_group(g, 0);
         if (r == 0) sched_yield(); /* with more processes than cores, the worker may need ours */
     }
-    return r;
+    if (mail && w->fd >= 0) {
+        mproc__mail_awake(w->rings.up.mail, 0);
+        /* Posted before it saw us stop looking: it sends no WAKE, so look once more. */
+        if (!got) got = take_mail(g, g->lone, ev);
+    }
+    *ready = r;
+    return got;
 }
 
 static int fork_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (dequeue(g, ev)) return 0;
-    /* Frames already in a read buffer would not wake poll(). */
-    for (int i = 0; i < g->n; i++)
-        if (g->w[i].fd >= 0 && mproc__reader_pending(&g->w[i].in) && read_worker(g, i, ev)) return 0;
+    /* Frames already in a read buffer, held back or in a mailbox would not wake poll(). */
+    for (int i = 0; i < g->n; i++) {
+        fworker *w = &g->w[i];
+        if (w->fd < 0) continue;
+        if (take_buffered(g, i, ev)) return 0;
+        if (mproc__reader_pending(&w->in) && read_worker(g, i, ev)) return 0;
+    }
     double deadline = mproc__deadline(timeout);
     for (;;) {
         double left = mproc__remaining(deadline);
         int ms = left < 0 ? -1 : (int)(left * 1000.0 + 0.999);
-        int r = spin_for_reply(g, deadline);
+        int r;
+        if (spin_for_reply(g, deadline, &r, ev)) return 0;
         if (r == 0) r = poll_group(g, ms);
         if (r < 0) return mproc__error(MPROC_ESYS, "poll: %s", strerror(errno));
         if (r == 0 && left >= 0 && mproc__remaining(deadline) <= 0) {
@@ -523,6 +624,7 @@ static void retire_worker(mproc__group *g, int i, int graceful) {
         uint8_t f[MPROC__WIRE_HDR_SIZE];
         mproc__hdr_encode(f, MPROC__FRAME_SHUTDOWN, 0, 0, 0);
         struct iovec iov = {f, sizeof f};
+        if (w->mail) mproc__mail_count(w->rings.down.mail, ++w->down_sent);
         mproc__sock_write_frame(w->fd, &iov, 1, NULL, NULL);
     } else {
         kill(w->pid, SIGKILL);
