@@ -105,6 +105,44 @@ static void test_seed_apply_async(void **state) {
     assert_int_equal(mproc_pool_free(pool), 0);
 }
 
+/* Blocking calls one at a time (the frames then pass through the rings' mailboxes: the worker
+ * and the caller look for them without sleeping) alternating with bursts of calls in flight
+ * together, small and big (some by mailbox, some by socket, some by ring), and a map: every
+ * result right and in its place, whichever way each frame went. */
+static void test_calls_in_a_loop_mixed_with_bursts(void **state) {
+    (void)state;
+    mproc_pool *pool = new_pool(2);
+    enum { ROUNDS = 15, LOOP = 150, BURST = 40 };
+    static char blob[BURST][3000];
+    long in[200], out[200];
+    for (int r = 0; r < ROUNDS; r++) {
+        for (long i = 0; i < LOOP; i++) {
+            long x = r * 1000 + i, y = -1;
+            assert_int_equal(MPROC_APPLY(pool, square, &x, &y), 0);
+            assert_int_equal(y, x * x);
+        }
+        mproc_async *a[BURST];
+        for (int k = 0; k < BURST; k++) {
+            size_t len = (size_t)(k % 4 == 0 ? 2000 + k : 8 + k); /* over and under a ring frame */
+            memset(blob[k], 'a' + (r + k) % 26, len);
+            assert_int_equal(mproc_apply_async(pool, &echo_task, blob[k], len, NULL, &a[k]), 0);
+        }
+        for (int k = BURST - 1; k >= 0; k--) { /* collected out of order */
+            size_t got = 0, len = (size_t)(k % 4 == 0 ? 2000 + k : 8 + k);
+            const void *d = NULL;
+            assert_int_equal(mproc_async_get(a[k], 30.0, &d, &got), 0);
+            assert_int_equal(got, len);
+            assert_memory_equal(d, blob[k], len);
+            assert_int_equal(mproc_async_free(a[k]), 0);
+        }
+        for (int i = 0; i < 200; i++) in[i] = r - i, out[i] = 0;
+        assert_int_equal(mproc_map(pool, &square_task, in, sizeof *in, out, sizeof *out, 200,
+                                   &(mproc_call_opts){.chunksize = 1 + r % 7}), 0);
+        for (int i = 0; i < 200; i++) assert_int_equal(out[i], in[i] * in[i]);
+    }
+    assert_int_equal(mproc_pool_free(pool), 0);
+}
+
 static void map_check(mproc_pool *pool, size_t n, size_t chunksize) {
     long *in = calloc(n ? n : 1, sizeof *in), *out = calloc(n ? n : 1, sizeof *out);
     for (size_t i = 0; i < n; i++) {
@@ -775,6 +813,7 @@ static void test_iterator_ends_when_its_pool_is_freed(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_seed_apply_async),
+    cmocka_unit_test(test_calls_in_a_loop_mixed_with_bursts),
     cmocka_unit_test(test_map_sizes_and_chunks),
     cmocka_unit_test(test_map_errors_reach_caller_and_pool_goes_on),
     cmocka_unit_test(test_big_chunks_with_failures_keep_every_result),

@@ -79,6 +79,10 @@ struct mproc__group {
     int owed;                     /* frames owed a reply, all workers */
     double sent_at;               /* when the only frame owed was sent */
     int lone;                     /* the worker that owes it */
+    /* Where frames may wait that poll() would not show: the worker whose up mailbox the master
+     * last looked at while awake (-1: none left there), and how many workers hold a frame back. */
+    int spun;
+    int nheld;
     double reply_s;               /* how long such a reply took (moving average) */
 };
 
@@ -143,7 +147,7 @@ static int spawn_worker(mproc__group *g, int i) {
     return 0;
 }
 
-static void close_worker_fd(fworker *w) {
+static void close_worker_fd(mproc__group *g, fworker *w) {
     if (w->fd >= 0) {
         mproc__fork_untrack_fd(w->fd);
         close(w->fd);
@@ -152,8 +156,11 @@ static void close_worker_fd(fworker *w) {
     mproc__reader_reset(&w->in);
     mproc__ring_pair_unmap(&w->rings);
     w->mail = 0;
-    free(w->held);
-    w->held = NULL;
+    if (w->held) {
+        free(w->held);
+        w->held = NULL;
+        g->nheld--;
+    }
     w->nhomes = 0; /* its frames are the core's to settle (DIED) */
 }
 
@@ -211,7 +218,7 @@ static void worker_died(mproc__group *g, int i, mproc__event *ev, const char *ca
     ev->taken_known = 1;
     ev->taken_id = atomic_load_explicit(&g->taken[i].id, memory_order_acquire);
     if (cause) kill(w->pid, SIGKILL); /* garbage on the wire: the worker is not to be trusted */
-    close_worker_fd(w);
+    close_worker_fd(g, w);
     reap_worker(w, ev, cause);
 }
 
@@ -320,6 +327,7 @@ static int take_buffered(mproc__group *g, int i, mproc__event *ev) {
     if (!w->held) return 0;
     uint8_t *frame = w->held;
     w->held = NULL;
+    g->nheld--;
     return frame_event(g, i, frame, w->held_len, ev);
 }
 
@@ -343,6 +351,7 @@ static int read_worker(mproc__group *g, int i, mproc__event *ev) {
                 if (w->fd >= 0) {
                     w->held = frame;
                     w->held_len = len;
+                    g->nheld++;
                 } else {
                     free(frame); /* the mailbox's frame was bad: the worker is gone */
                 }
@@ -441,6 +450,7 @@ static int fork_group_start(int n, int per_rank, mproc__group **out) {
     mproc__group *g = calloc(1, sizeof *g);
     if (!g) return mproc__error(MPROC_ENOMEM, "no memory for a worker group");
     g->n = n;
+    g->spun = -1;
     g->w = calloc((size_t)n, sizeof *g->w);
     g->pfds = calloc((size_t)n + 1, sizeof *g->pfds);
     g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -517,8 +527,13 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     }
     if (in_ring && post) {
         if (mproc__mail_post(w->rings.down.mail, w->down_sent++, pos, (uint32_t)total)) return 0;
-        mproc__hdr_encode(ref, MPROC__FRAME_WAKE, 0, 0, 0); /* it may have gone to sleep: wake it */
-    } else if (w->mail) {
+        /* It may have gone to sleep: wake it. The frame is its already, so this write's failure
+         * is not the send's (a worker that died meanwhile is found by its EOF). */
+        mproc__hdr_encode(ref, MPROC__FRAME_WAKE, 0, 0, 0);
+        mproc__sock_write_frame(w->fd, iov, iovcnt, drain_group, &sw);
+        return 0;
+    }
+    if (w->mail) {
         mproc__mail_count(w->rings.down.mail, ++w->down_sent);
     }
     int rc = mproc__sock_write_frame(w->fd, iov, iovcnt, drain_group, &sw);
@@ -546,7 +561,10 @@ static int spin_for_reply(mproc__group *g, double deadline, int *ready, mproc__e
     if (deadline >= 0 && until > deadline) until = deadline;
     fworker *w = &g->w[g->lone];
     int mail = w->mail && w->fd >= 0, got = 0, r = 0;
-    if (mail) mproc__mail_awake(w->rings.up.mail, 1);
+    if (mail) {
+        mproc__mail_awake(w->rings.up.mail, 1);
+        g->spun = g->lone;
+    }
     while (r == 0 && mproc__now() < until) {
         if (mail && (got = take_mail(g, g->lone, ev))) break;
         r = poll_group(g, 0);
@@ -554,8 +572,10 @@ static int spin_for_reply(mproc__group *g, double deadline, int *ready, mproc__e
     }
     if (mail && w->fd >= 0) {
         mproc__mail_awake(w->rings.up.mail, 0);
-        /* Posted before it saw us stop looking: it sends no WAKE, so look once more. */
-        if (!got) got = take_mail(g, g->lone, ev);
+        /* Posted before it saw us stop looking: it sends no WAKE, so look once more - at the
+         * count of frames it sent (a sequentially consistent load, as frame_mailbox.h wants of
+         * a reader going to sleep), then at the slot. More sent but not posted: on the socket. */
+        if (!got && mproc__mail_more(w->rings.up.mail, w->up_taken)) got = take_mail(g, g->lone, ev);
     }
     *ready = r;
     return got;
@@ -563,11 +583,16 @@ static int spin_for_reply(mproc__group *g, double deadline, int *ready, mproc__e
 
 static int fork_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (dequeue(g, ev)) return 0;
-    /* Frames already in a read buffer, held back or in a mailbox would not wake poll(). */
+    /* Frames already in a read buffer, held back or in a mailbox would not wake poll(). Only
+     * the worker we last spun for can have posted to its mailbox unseen (else a WAKE came). */
+    if (g->spun >= 0) {
+        if (take_buffered(g, g->spun, ev)) return 0;
+        g->spun = -1; /* its mailbox is empty, and it posts no more while we do not look */
+    }
     for (int i = 0; i < g->n; i++) {
         fworker *w = &g->w[i];
         if (w->fd < 0) continue;
-        if (take_buffered(g, i, ev)) return 0;
+        if (g->nheld && take_buffered(g, i, ev)) return 0;
         if (mproc__reader_pending(&w->in) && read_worker(g, i, ev)) return 0;
     }
     double deadline = mproc__deadline(timeout);
@@ -617,7 +642,7 @@ static void retire_worker(mproc__group *g, int i, int graceful) {
     fworker *w = &g->w[i];
     forget_owed(g, w);
     if (w->pid <= 0) {
-        close_worker_fd(w);
+        close_worker_fd(g, w);
         return;
     }
     if (graceful && w->fd >= 0) {
@@ -629,7 +654,7 @@ static void retire_worker(mproc__group *g, int i, int graceful) {
     } else {
         kill(w->pid, SIGKILL);
     }
-    close_worker_fd(w);
+    close_worker_fd(g, w);
     int status;
     if (mproc__wait_child(w->pid, graceful ? 5.0 : -1.0, &status) == MPROC_ETIMEDOUT) {
         kill(w->pid, SIGKILL);
