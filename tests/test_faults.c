@@ -230,6 +230,7 @@ static void test_exit_in_a_task_fails_only_it(void **state) {
 #else
     assert_non_null(strstr(mproc_last_error(), "exited with status 4"));
 #endif
+    assert_non_null(strstr(mproc_last_error(), "a task must return, not call exit()"));
     mproc_async_free(a);
     long x = 5;
     assert_int_equal(MPROC_APPLY(pool, sleepy, &x, &out), 0);

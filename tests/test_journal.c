@@ -267,9 +267,16 @@ static void test_another_calls_journal_is_refused(void **state) {
         fwrite(shorts[k], 1, sizeof shorts[k], f);
         fclose(f);
         assert_int_equal(run_map(p, notj, 100), MPROC_EJOURNAL);
-        assert_non_null(strstr(mproc_last_error(), "its header is damaged"));
+        assert_non_null(strstr(mproc_last_error(), "its header is cut short, damaged"));
+        assert_null(strstr(mproc_last_error(), "another call"));
         assert_int_equal(file_size(notj), (long)sizeof shorts[k]);
     }
+    /* An imap's refusal names the call, as a map's does. */
+    mproc_iter *it = NULL;
+    assert_int_equal(mproc_imap(p, &counted_task, in, sizeof *in, 100, &(mproc_call_opts){.journal = notj}, &it),
+                     MPROC_EJOURNAL);
+    assert_int_equal(strncmp(mproc_last_error(), "mproc_imap: journal ", 20), 0);
+    assert_null(it);
     unlink(notj);
     unlink(j);
     assert_int_equal(mproc_pool_free(p), 0);

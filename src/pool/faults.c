@@ -82,13 +82,14 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
         return;
     }
     c->blamed = 1;
-    char msg[320];
+    char msg[400];
     if (err == MPROC_ETIMEDOUT)
         snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
                  mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w);
     else
-        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s", w, pid,
-                 mproc__chunk_task_name(c), why);
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s%s", w, pid,
+                 mproc__chunk_task_name(c), why,
+                 strstr(why, "exited with status") ? " (a task must return, not call exit())" : "");
     mproc__pool_settle_fail(p, c, err, msg);
 }
 

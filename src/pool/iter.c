@@ -370,7 +370,10 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     rc = mproc__iter_journal_open(it, opts, &got_done, &got_failed);
     if (rc < 0) {
         free(it);
-        return rc;
+        if (strncmp(mproc_last_error(), "mproc_", 6) == 0) return rc; /* names the call already */
+        char keep[512];
+        snprintf(keep, sizeof keep, "%s", mproc_last_error());
+        return mproc__error(rc, "%s: %s", fn, keep);
     }
     pthread_mutex_lock(&mproc__core_lock);
     rc = mproc__pool_check(pool, fn);

@@ -156,14 +156,12 @@ static size_t make_header(uint8_t *b, size_t cap, const char *task, size_t in_si
 
 /* What differs between a journal's header d (len bytes, its magic checked) and this call's,
  * in words for the EJOURNAL message: the first of task, item count, item sizes, input. A map's
- * journal and an imap's or map_items' differ in their item sizes (0: of the items' own lengths). */
-static void header_difference(char *why, size_t cap, const uint8_t *d, size_t len, const char *task, size_t in_size,
-                              size_t out_size, size_t n, uint64_t fp) {
+ * journal and an imap's or map_items' differ in their item sizes (0: of the items' own lengths).
+ * 1, or 0 when the header does not check out or differs in nothing of these (damaged). */
+static int header_difference(char *why, size_t cap, const uint8_t *d, size_t len, const char *task, size_t in_size,
+                             size_t out_size, size_t n, uint64_t fp) {
     size_t nl = len >= 14 ? d[12] : 0, fields = PAD8(14 + nl);
-    if (len < fields + 8 * 5 || nl > 200 || get64(d + fields + 32) != hash_more(1, d, fields + 32)) {
-        snprintf(why, cap, "its header is damaged or from another version of mproc");
-        return;
-    }
+    if (len < fields + 8 * 5 || nl > 200 || get64(d + fields + 32) != hash_more(1, d, fields + 32)) return 0;
     const uint8_t *q = d + fields;
     uint64_t j_in = get64(q), j_out = get64(q + 8), j_n = get64(q + 16), j_fp = get64(q + 24);
     char name[201]; /* the file's task name, printable: the file is not trusted */
@@ -179,7 +177,8 @@ static void header_difference(char *why, size_t cap, const uint8_t *d, size_t le
     else if (j_fp != fp)
         snprintf(why, cap, "the same task over %zu items of the same sizes, but other input", n);
     else
-        snprintf(why, cap, "its header is damaged or from another version of mproc");
+        return 0;
+    return 1;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -530,9 +529,12 @@ int mproc__journal_open(mproc__journal **out, const char *path, int sync, const 
         rc = mproc__error(MPROC_EJOURNAL, "journal %s: not an mproc journal (refused: it is left as it is)", path);
     } else if (len < hl || memcmp(d, head, hl) != 0) {
         char why[400];
-        header_difference(why, sizeof why, d, len, task, in_size, out_size, n, fp);
-        rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call and is refused, left as it is "
-                          "(delete it to start over): %s", path, why);
+        if (header_difference(why, sizeof why, d, len, task, in_size, out_size, n, fp))
+            rc = mproc__error(MPROC_EJOURNAL, "journal %s was made by another call and is refused, left as it is "
+                              "(delete it to start over): %s", path, why);
+        else
+            rc = mproc__error(MPROC_EJOURNAL, "journal %s: its header is cut short, damaged or from another version "
+                              "of mproc; refused, left as it is (delete it to start over)", path);
     } else {
         end = replay(d, len, hl, n, fn, ud);
         if (end < len && ftruncate(fd, (off_t)end) < 0) /* cut a torn or corrupt tail */
