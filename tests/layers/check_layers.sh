@@ -29,8 +29,9 @@ level() {
     backends/frame_mailbox.c) echo 29 ;;
     backends/none.c | backends/socket_worker.c) echo 31 ;;
     backends/mpi_loader.c) echo 32 ;;
-    backends/fork/processes.c) echo 33 ;;
-    backends/fork/backend.c) echo 34 ;;
+    backends/fork/processes.c | backends/fork/workers.c) echo 33 ;;
+    backends/fork/receive.c) echo 34 ;;
+    backends/fork/backend.c) echo 35 ;;
     backends/mpi/fork_server.c | backends/mpi/init_watch.c) echo 39 ;;
     backends/mpi/world.c) echo 40 ;;
     backends/mpi/wait.c) echo 41 ;;
