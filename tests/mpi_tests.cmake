@@ -113,6 +113,8 @@ mproc_mpi_bad_env(mpi_bad_executors_env 3 MPROC_MPI_EXECUTORS abc
 mproc_mpi_bad_env(mpi_bad_executors_count_env 3 MPROC_MPI_EXECUTORS 257
   "MPROC_MPI_EXECUTORS=257: want 0 [(]tasks in the rank[)], 1..256 or auto")
 mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "MPROC_MPI_START_TIMEOUT=abc: want seconds")
+mproc_mpi_bad_env(mpi_bad_lost_timeout_nan_env 3 MPROC_MPI_LOST_TIMEOUT nan
+  "master: MPROC_MPI_LOST_TIMEOUT=nan: want seconds [(]0: never[)]")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_env 3 MPROC_MPI_LOST_TIMEOUT abc
   "master: MPROC_MPI_LOST_TIMEOUT=abc: want seconds [(]0: never[)]")
 mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "MPROC_SHARED_BROKER=yes: want 0 or 1")

@@ -1,6 +1,7 @@
 /* test_core - unit tests of the core that need no worker: the error table, the registry and
  * its fingerprint, and mproc__execute() turning task frames into result frames in-process
- * (fixed, batch, table layouts, failures, wrong sizes), plus calls made before mproc_init.
+ * (fixed, batch, table layouts, failures, wrong sizes), plus calls made before mproc_init and
+ * the strict reading of the MPROC_ variables' numbers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,6 +51,39 @@ static void test_before_init(void **state) {
     assert_int_equal(mproc_backend(), 0);
     assert_string_equal(mproc_backend_name(), "none");
     assert_true(mproc_cpu_count() >= 1);
+}
+
+/* The MPROC_ variables' numbers are read whole and strictly: what strtoull/strtod would bend
+ * into something else (a space, a sign, hex, nan, inf, a unit) is refused. */
+static void test_env_numbers(void **state) {
+    (void)state;
+    uint64_t n = 7;
+    const char *counts[] = {"0", "65536", "18446744073709551615"};
+    const uint64_t want[] = {0, 65536, UINT64_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(mproc__parse_count(counts[i], &n), 0);
+        assert_true(n == want[i]);
+    }
+    const char *bad_counts[] = {"", " 1", "+1", "-1", "0x10", "1 ", "1e3", "1.0", "18446744073709551616", NULL};
+    for (size_t i = 0; bad_counts[i]; i++) {
+        n = 7;
+        assert_int_equal(mproc__parse_count(bad_counts[i], &n), -1);
+        assert_true(n == 7); /* left as it was */
+    }
+    assert_int_equal(mproc__parse_count(NULL, &n), -1);
+    double s = -1;
+    const char *secs[] = {"0", "0.5", ".5", "10", "1e3", "2.5E-1", "3.", NULL};
+    const double want_s[] = {0, 0.5, 0.5, 10, 1000, 0.25, 3};
+    for (size_t i = 0; secs[i]; i++) {
+        assert_int_equal(mproc__parse_seconds(secs[i], &s), 0);
+        assert_true(s == want_s[i]);
+    }
+    const char *bad_secs[] = {"", " 1", "-1", "+1", "nan", "inf", "0x1p3", "1e", "1e+", "1.2.3", ".", "1e400", "5s", "1 ", NULL};
+    for (size_t i = 0; bad_secs[i]; i++) {
+        s = -1;
+        assert_int_equal(mproc__parse_seconds(bad_secs[i], &s), -1);
+        assert_true(s == -1);
+    }
 }
 
 static void test_registry(void **state) {
@@ -192,6 +226,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_before_init),
+        cmocka_unit_test(test_env_numbers),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_execute_batch),
         cmocka_unit_test(test_execute_failures_switch_to_table),

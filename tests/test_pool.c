@@ -547,7 +547,7 @@ static void test_bad_ring_size_is_refused(void **state) {
     const char *old = getenv("MPROC_FORK_RING");
     char keep[64] = "";
     if (old) snprintf(keep, sizeof keep, "%s", old);
-    const char *bad[] = {"abc", "100", "-5", "99999999999999"};
+    const char *bad[] = {"abc", "100", "-5", "99999999999999", " 65536", "+65536", "65536 ", "0x10000"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("MPROC_FORK_RING", bad[i], 1);
         mproc_pool *p = NULL;

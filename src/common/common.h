@@ -1,5 +1,6 @@
 /* common.h - what every layer of the library may use: error reporting (errors.c), the task
- * registry (registry.c), clocks (clock.c) and the run-time state (runtime.c). Nothing here
+ * registry (registry.c), clocks (clock.c), the run-time state (runtime.c) and strict numbers
+ * for the MPROC_ environment variables (numbers.c). Nothing here
  * is public, and nothing here calls any other part of mproc.
  */
 #ifndef MPROC_COMMON_H
@@ -21,6 +22,12 @@
 int mproc__error(int code, const char *fmt, ...) MPROC__PRINTF(2, 3);
 /* Keeps the detail already recorded (set by a deeper call) and returns code. */
 int mproc__error_keep(int code);
+
+/* The numbers of MPROC_ variables (numbers.c), whole strings or nothing: no spaces, no sign, no
+ * hexadecimal, nan or inf. A count: decimal digits only. Seconds: a plain decimal, at most one
+ * point, an optional exponent, finite. 0, or -1 (the caller names the variable in its error). */
+int mproc__parse_count(const char *s, uint64_t *out);
+int mproc__parse_seconds(const char *s, double *out);
 
 /* Registry (registry.c). Freezing sorts the table by name and assigns ids; done by mproc_init,
  * idempotent. */

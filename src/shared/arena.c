@@ -135,10 +135,8 @@ static int arena_bytes(uint64_t *out) {
     const char *s = getenv("MPROC_SHARED_BYTES");
     *out = DEFAULT_BYTES;
     if (!s || !*s) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < (1ull << 20) || v > (1ull << 40))
+    uint64_t v;
+    if (mproc__parse_count(s, &v) < 0 || v < (1ull << 20) || v > (1ull << 40))
         return mproc__error(MPROC_EINVAL, "MPROC_SHARED_BYTES=%s: want bytes, 1048576..1099511627776", s);
     *out = v;
     return 0;

@@ -13,7 +13,7 @@ objs=$(find "$build/src/CMakeFiles" -name '*.c.o' \( -path '*/mproc.dir/*' -o -p
 # level FILE: the file's place, bottom (0) to top. Files on one level must not call each other.
 level() {
     case $1 in
-    common/errors.c) echo 0 ;;
+    common/errors.c | common/numbers.c) echo 0 ;;
     common/clock.c) echo 1 ;;
     common/registry.c) echo 2 ;;
     common/runtime.c) echo 3 ;;

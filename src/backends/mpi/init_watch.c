@@ -32,9 +32,8 @@ int mproc__mpi_start_timeout(double *secs) {
     const char *s = getenv("MPROC_MPI_START_TIMEOUT");
     *secs = 120.0;
     if (!s || !*s) return 0;
-    char *end;
-    double t = strtod(s, &end);
-    if (*end || !(t >= 0) || t > 1e9)
+    double t;
+    if (mproc__parse_seconds(s, &t) < 0 || t > 1e9)
         return mproc__error(MPROC_EINVAL, "MPROC_MPI_START_TIMEOUT=%s: want seconds (0: wait forever)", s);
     *secs = t > 0 ? t : -1.0;
     return 0;

@@ -295,9 +295,8 @@ int mproc__mpi_rank_executors(int rank) {
         return per > 1 ? per : 1;
     }
     if (strcmp(s, "auto") == 0) return cpus;
-    char *end;
-    long k = strtol(s, &end, 10);
-    if (*end || k < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
+    uint64_t k;
+    if (mproc__parse_count(s, &k) < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
         mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS=%s: want 0 (tasks in the rank), 1..%d or auto", rank, s,
                          MPROC__FSERVER_MAX_EXECUTORS);
     return (int)k;
