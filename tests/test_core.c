@@ -78,7 +78,7 @@ static void test_env_numbers(void **state) {
         assert_int_equal(mproc__parse_seconds(secs[i], &s), 0);
         assert_true(s == want_s[i]);
     }
-    const char *bad_secs[] = {"", " 1", "-1", "+1", "nan", "inf", "0x1p3", "1e", "1e+", "1.2.3", ".", "1e400", "5s", "1 ", NULL};
+    const char *bad_secs[] = {"", " 1", "-1", "+1", "nan", "inf", "0x1p3", "1e", "1e+", "1.2.3", ".", "1e400", "1e-400", "5s", "1 ", "0,5", NULL};
     for (size_t i = 0; bad_secs[i]; i++) {
         s = -1;
         assert_int_equal(mproc__parse_seconds(bad_secs[i], &s), -1);

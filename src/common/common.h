@@ -25,7 +25,9 @@ int mproc__error_keep(int code);
 
 /* The numbers of MPROC_ variables (numbers.c), whole strings or nothing: no spaces, no sign, no
  * hexadecimal, nan or inf. A count: decimal digits only. Seconds: a plain decimal, at most one
- * point, an optional exponent, finite. 0, or -1 (the caller names the variable in its error). */
+ * point ('.', whatever the program's locale), an optional exponent, finite and not so small
+ * that it rounds to 0 ("1e-400": a tiny timeout must not turn into "never"). 0, or -1 (the
+ * caller names the variable in its error). */
 int mproc__parse_count(const char *s, uint64_t *out);
 int mproc__parse_seconds(const char *s, double *out);
 

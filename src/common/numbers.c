@@ -4,7 +4,11 @@
  * count), hexadecimal, "nan" and "inf". A setting mistyped that way must be refused with its
  * name, not taken as something else, so every numeric MPROC_ variable goes through here.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strtod_l */
+#endif
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -40,10 +44,16 @@ int mproc__parse_seconds(const char *s, double *out) {
         for (; *p; p++)
             if (*p < '0' || *p > '9') return -1;
     }
+    /* Read in the C locale: a program that called setlocale() for a language whose decimal
+     * point is a comma must still get "0.5" as a half. */
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c == (locale_t)0) return -1;
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (*end || errno == ERANGE || !isfinite(v)) return -1;
+    double v = strtod_l(s, &end, c);
+    int range = errno == ERANGE;
+    freelocale(c);
+    if (*end || range || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }

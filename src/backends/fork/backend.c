@@ -1,6 +1,6 @@
 /* backend.c - the fork backend's ops: pool workers are forked children, each talking to the
- * master over its own socketpair and a pair of shared-memory frame rings (frame_ring.h) with
- * their mailboxes (frame_mailbox.h). This file starts and stops a group and sends frames;
+ * master over its own socketpair and, where they can be made (MPROC_FORK_RING=0: not), a pair of
+ * shared-memory frame rings (frame_ring.h) with their mailboxes (frame_mailbox.h). This file starts and stops a group and sends frames;
  * workers.c owns the processes, receive.c the frames coming back and the wait.
  *
  * The master never blocks on a write while a worker blocks writing back (the classic pipe
@@ -9,7 +9,6 @@
  * DIED event with its exit status described; the core decides what to do with its tasks.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -158,7 +157,7 @@ static long fork_worker_pid(mproc__group *g, int worker) {
 static void fork_group_stop(mproc__group *g, int graceful) {
     if (!g) return;
     for (int i = 0; i < g->n; i++) {
-        mproc__fork_worker_retire(g, i, graceful); /* unmaps its rings too (mproc__fork_worker_close) */
+        mproc__fork_worker_retire(g, i, graceful); /* unmaps its rings too */
         free(g->w[i].homes);
     }
     mproc__event ev;

@@ -72,13 +72,11 @@ struct mproc__group {
 
 /* Forks worker i's next process (with fresh rings when the group has them). 0 or MPROC_ESYS. */
 int mproc__fork_worker_spawn(mproc__group *g, int i);
-/* Closes the master's end of w (socket, rings, a held frame); its frames are the core's to
- * settle. */
-void mproc__fork_worker_close(mproc__group *g, fworker *w);
 /* Worker i is gone or not to be trusted (cause non-NULL: it is killed): *ev is its DIED event,
  * with its exit described. */
 void mproc__fork_worker_died(mproc__group *g, int i, mproc__event *ev, const char *cause);
-/* Asks worker i to leave (SHUTDOWN; graceful 0: SIGKILL), waits for it, kills it if it lingers. */
+/* Ends worker i: asks it to leave (SHUTDOWN) when graceful and its socket is open, else kills it;
+ * waits for it (5 s when graceful) and kills it if it lingers. Its rings are unmapped. */
 void mproc__fork_worker_retire(mproc__group *g, int i, int graceful);
 
 /* ---- receive.c ---------------------------------------------------------------------------- */

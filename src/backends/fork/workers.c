@@ -79,7 +79,9 @@ int mproc__fork_worker_spawn(mproc__group *g, int i) {
     return 0;
 }
 
-void mproc__fork_worker_close(mproc__group *g, fworker *w) {
+/* Closes the master's end of w (socket, rings, a held frame); its frames are the core's to
+ * settle. */
+static void close_worker_fd(mproc__group *g, fworker *w) {
     if (w->fd >= 0) {
         mproc__fork_untrack_fd(w->fd);
         close(w->fd);
@@ -135,7 +137,7 @@ void mproc__fork_worker_died(mproc__group *g, int i, mproc__event *ev, const cha
     ev->taken_known = 1;
     ev->taken_id = atomic_load_explicit(&g->taken[i].id, memory_order_acquire);
     if (cause) kill(w->pid, SIGKILL); /* garbage on the wire: the worker is not to be trusted */
-    mproc__fork_worker_close(g, w);
+    close_worker_fd(g, w);
     reap_worker(w, ev, cause);
 }
 
@@ -144,7 +146,7 @@ void mproc__fork_worker_retire(mproc__group *g, int i, int graceful) {
     fworker *w = &g->w[i];
     forget_owed(g, w);
     if (w->pid <= 0) {
-        mproc__fork_worker_close(g, w);
+        close_worker_fd(g, w);
         return;
     }
     if (graceful && w->fd >= 0) {
@@ -156,7 +158,7 @@ void mproc__fork_worker_retire(mproc__group *g, int i, int graceful) {
     } else {
         kill(w->pid, SIGKILL);
     }
-    mproc__fork_worker_close(g, w);
+    close_worker_fd(g, w);
     int status;
     if (mproc__wait_child(w->pid, graceful ? 5.0 : -1.0, &status) == MPROC_ETIMEDOUT) {
         kill(w->pid, SIGKILL);

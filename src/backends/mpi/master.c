@@ -290,7 +290,8 @@ static int mpi_finalize(void) {
  * says it is rank 0, nor when executors are turned off (MPROC_MPI_EXECUTORS=0). */
 static int wants_fork_server(void) {
     const char *off = getenv("MPROC_MPI_EXECUTORS");
-    if (off && strcmp(off, "0") == 0) return 0;
+    uint64_t k;
+    if (off && mproc__parse_count(off, &k) == 0 && k == 0) return 0; /* "00" too, as rank.c reads it */
     static const char *rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
     for (size_t i = 0; i < sizeof rank_vars / sizeof *rank_vars; i++) {
         const char *v = getenv(rank_vars[i]);
