@@ -258,7 +258,8 @@ typedef struct mproc_iter mproc_iter;
 
 typedef struct mproc_pool_opts {
     int processes;                 /* workers; 0 = one per CPU (fork) or every worker the worker
-                                    * ranks run (MPI: their executors, see workers_per_rank);
+                                    * ranks run (MPI: their executors, see workers_per_rank;
+                                    * fewer are spread over the ranks, a round at a time);
                                     * at most mproc_max_workers() (more is capped to it) */
     const mproc_task *initializer; /* run once in each worker as it starts; NULL = none */
     const void *initarg;           /* copied */

@@ -1,8 +1,9 @@
 /* mpi_workers_per_rank K1 K2 ... - the pool option workers_per_rank (docs/mpi.md): ranks that run
  * K1, K2 ... executors (each reads its own MPROC_MPI_EXECUTORS; mpi_tests.cmake launches one rank
  * per count, 0 = tasks in the rank). Pools made one after another with workers_per_rank 0, 1, 2
- * (with processes 3), 99 and 1 again (with maxtasksperchild 1: a fresh executor per task) must
- * each have exactly each rank's first workers_per_rank workers, rank by rank, numbered 0..size-1:
+ * (with processes 3), 99, 0 with processes 2 and 1 again (with maxtasksperchild 1: a fresh
+ * executor per task) must each have exactly each rank's first workers_per_rank workers (a pool
+ * smaller than that spread over the ranks, a round at a time), numbered 0..size-1 rank by rank:
  * a task's mproc_current_index() and mproc_current_name() agree with that list, one pid per
  * index, every worker seen; a negative value is MPROC_EINVAL; the last pool, with the default
  * again, numbers every worker as the first did. */
@@ -34,17 +35,26 @@ MPROC_TASK(whoami);
 
 static int ranks, per[64];
 
-/* The names the pool's workers must have, in pool order. */
+/* The names the pool's workers must have, in pool order: each rank's share (its first
+ * per_rank), and when processes wants fewer, taken a round at a time over the ranks (every
+ * rank's first, then every rank's second...); numbered rank by rank. */
 static int expected(int per_rank, int processes, char names[][40]) {
-    int n = 0;
+    int take[64] = {0}, share[64], total = 0;
     for (int r = 0; r < ranks; r++) {
         int has = per[r] > 0 ? per[r] : 1;
-        int take = per_rank > 0 && per_rank < has ? per_rank : has;
-        for (int e = 0; e < take && (processes == 0 || n < processes); e++, n++) {
+        share[r] = per_rank > 0 && per_rank < has ? per_rank : has;
+        total += share[r];
+    }
+    int want = processes > 0 && processes < total ? processes : total;
+    for (int round = 0, got = 0; got < want; round++)
+        for (int r = 0; r < ranks && got < want; r++)
+            if (round < share[r]) take[r]++, got++;
+    int n = 0;
+    for (int r = 0; r < ranks; r++)
+        for (int e = 0; e < take[r]; e++, n++) {
             if (per[r] > 1) snprintf(names[n], 40, "Worker-rank-%d.%d", r + 1, e);
             else snprintf(names[n], 40, "Worker-rank-%d", r + 1);
         }
-    }
     return n;
 }
 
@@ -87,6 +97,7 @@ int main(int argc, char **argv) {
     check_pool(1, 0, 0);
     check_pool(2, 3, 0);
     check_pool(99, 0, 0);
+    check_pool(0, 2, 0); /* fewer than the ranks run: one on each rank, not two on the first */
     check_pool(1, 0, 1);
     mproc_pool *pool = NULL;
     int rc = mproc_pool_create(&pool, &(mproc_pool_opts){.workers_per_rank = -1});

@@ -1,6 +1,6 @@
-/* groups.c - a pool's workers under MPI: the first n of every worker rank's executors (or of the
- * ranks that run tasks themselves), rank by rank; with workers_per_rank, only each rank's first
- * few. The pool numbers its workers 0..n-1 and each one's tasks see that number: a worker whose
+/* groups.c - a pool's workers under MPI: n of the worker ranks' executors (or of the ranks that
+ * run tasks themselves), spread over the ranks, numbered rank by rank; with workers_per_rank,
+ * only each rank's first few. The pool numbers its workers 0..n-1 and each one's tasks see that number: a worker whose
  * number changes is restarted (an executor) or told (a rank running tasks itself).
  * Only one group lives at a time; stopping it leaves the ranks serving, so a later pool reuses
  * them (they get SHUTDOWN in finalize). Frames for the group are routed to its queue by
@@ -59,24 +59,44 @@ static void group_free(mproc__group *g) {
     free(g);
 }
 
-/* The group's workers: rank by rank, each rank's first per_rank (0: all), the first n of them. */
+/* How many of rank r's executors a pool with this per_rank may take. */
+static int rank_share(int r, int per_rank) {
+    int has = mproc__master.exec[r].nexec;
+    return per_rank > 0 && per_rank < has ? per_rank : has;
+}
+
+/* The group's workers: each rank's first per_rank (0: all). A pool that wants fewer than that
+ * takes them a round at a time over the ranks (every rank's first, then every rank's second...),
+ * so that it is spread over as many ranks, and so nodes, as it can be: with a rank per node,
+ * filling the first rank's executors left the other nodes idle and sent every frame through one
+ * relay and one network link (bench/README.md). Numbered rank by rank either way. */
 static mproc__group *group_new(int n, int per_rank) {
     mproc__group *g = calloc(1, sizeof *g);
-    int total = mproc__master.nworkers;
-    if (!g || !(g->slot = calloc((size_t)total, sizeof *g->slot)) ||
+    int total = mproc__master.nworkers, size = mproc__mpi.size;
+    int *take = calloc((size_t)size, sizeof *take);
+    if (!g || !take || !(g->slot = calloc((size_t)total, sizeof *g->slot)) ||
         !(g->pool_of = malloc((size_t)total * sizeof *g->pool_of))) {
+        free(take);
         group_free(g);
         return NULL;
     }
     for (int i = 0; i < total; i++) g->pool_of[i] = -1;
-    for (int r = 1; r < mproc__mpi.size && g->n < n; r++) {
-        const mproc__exec_view *x = &mproc__master.exec[r];
-        int take = per_rank > 0 && per_rank < x->nexec ? per_rank : x->nexec;
-        for (int e = 0; e < take && g->n < n; e++) {
-            g->pool_of[x->first + e] = g->n;
-            g->slot[g->n++] = x->first + e;
-        }
+    for (int round = 0, left = n, more = 1; left > 0 && more; round++) {
+        more = 0;
+        for (int r = 1; r < size && left > 0; r++)
+            if (round < rank_share(r, per_rank)) {
+                take[r]++;
+                left--;
+                more = 1;
+            }
     }
+    for (int r = 1; r < size; r++)
+        for (int e = 0; e < take[r]; e++) {
+            int slot = mproc__master.exec[r].first + e;
+            g->pool_of[slot] = g->n;
+            g->slot[g->n++] = slot;
+        }
+    free(take);
     atomic_init(&g->woken, 0);
     return g;
 }
