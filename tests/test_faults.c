@@ -494,6 +494,44 @@ static void test_time_limit_frees_the_worker(void **state) {
     mproc_pool_free(pool);
 }
 
+/* A task that forks a helper and returns: the helper (pid returned) lives on for `secs`. */
+static long fork_helper(long secs) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        sleep((unsigned)secs);
+        _exit(0);
+    }
+    return (long)pid;
+}
+MPROC_TASK_VALUE(fork_helper, long, long);
+
+/* A helper a task forked and left running must not hide its worker's death: the master learns
+ * of a crash, and of the kill at a time limit, from the end of the worker's socket, which the
+ * helper held open (found by a new-user trial: a crash came back 15 s late, when the helper
+ * ended, and a time limit of 2 s took 15 s). The helpers live 20 s; each fault must come back
+ * well before (10 s: a hang, not a speed, is tested). Both backends (MPI: in an executor). */
+static void test_a_forked_helper_does_not_hide_a_death(void **state) {
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1, .task_timeout = 0.5}), 0);
+    long secs = 20, helper[2] = {0, 0}, x = 1, out = 0;
+    assert_int_equal(MPROC_APPLY(pool, fork_helper, &secs, &helper[0]), 0);
+    double t0 = now_s();
+    assert_int_equal(MPROC_APPLY(pool, kill_self, &x, &out), MPROC_EWORKER);
+    assert_true(now_s() - t0 < 10.0);
+    assert_int_equal(MPROC_APPLY(pool, fork_helper, &secs, &helper[1]), 0);
+    long slow = 30000;
+    t0 = now_s();
+    assert_int_equal(MPROC_APPLY(pool, sleepy, &slow, &out), MPROC_ETIMEDOUT);
+    assert_true(now_s() - t0 < 10.0);
+    x = 7;
+    assert_int_equal(MPROC_APPLY(pool, fork_helper, &x, &out), 0); /* the pool goes on */
+    assert_true(out > 0);
+    mproc_pool_free(pool);
+    for (int i = 0; i < 2; i++)
+        if (helper[i] > 0) kill((pid_t)helper[i], SIGKILL);
+    if (out > 0) kill((pid_t)out, SIGKILL);
+}
+
 /* terminate stops the tasks that are running: a new pool gets its workers at once. */
 static void test_terminate_stops_running_tasks(void **state) {
     mproc_pool *pool;
@@ -650,6 +688,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_map_with_crashing_items_fails_only_them),
     cmocka_unit_test(test_map_of_big_chunks_with_crashing_items),
     cmocka_unit_test(test_time_limit_frees_the_worker),
+    cmocka_unit_test(test_a_forked_helper_does_not_hide_a_death),
     cmocka_unit_test(test_terminate_stops_running_tasks),
     cmocka_unit_test(test_no_task_starts_after_terminate_and_free),
     cmocka_unit_test(test_maxtasksperchild_recycles_the_process),

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -300,6 +301,17 @@ static int child_send_placed(void *impl, uint8_t *frame, size_t len) {
     return send_ring_ref(ch, ch->placed_pos, len);
 }
 
+/* This worker's end of its channel, for the fork handler below. */
+static int channel_fd = -1;
+
+/* A process a task forks (without exec: the socket is close-on-exec) must not hold this worker's
+ * socket open: the master learns of the worker's death (a crash, or its kill at a time limit)
+ * from the socket's end, which a surviving child would hold back for as long as it lives. */
+static void close_channel_in_child(void) {
+    if (channel_fd >= 0) close(channel_fd);
+    channel_fd = -1;
+}
+
 _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const char *name,
                                          int index, pid_t parent, int ring_fd) {
     /* Die with the parent even mid-task; Ctrl-C is the master's to handle. */
@@ -310,6 +322,8 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
      * handler the master installed for itself (a test runner's, say). */
     mproc__fork_child_signals();
     mproc__set_identity(name, index);
+    channel_fd = fd;
+    if (pthread_atfork(NULL, NULL, close_channel_in_child) != 0) _exit(70);
     child_chan chan = {.fd = fd, .taken = taken, .idle_mean = IDLE_GAP_CAP_S};
     if (ring_fd >= 0) {
         if (mproc__ring_pair_map(ring_fd, &chan.rings) < 0) _exit(70);
