@@ -312,3 +312,14 @@ include(${CMAKE_CURRENT_SOURCE_DIR}/cluster/cluster_tests.cmake)
 mproc_mpi_test(NAME mpi_module TIMEOUT 300
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_module.sh ${MPROC_MPIEXEC} $<TARGET_FILE:primes> $<TARGET_FILE:mproc_mpi>)
 set_tests_properties(mpi_module PROPERTIES PASS_REGULAR_EXPRESSION "mpi_module: ok")
+
+# More executors than the CPUs a rank's binding allows (mpirun binds each rank to one core with
+# --bind-to core, its default at -np 2 and below): the rank warns, naming the fix, and works on.
+cmake_host_system_information(RESULT mproc_cores QUERY NUMBER_OF_LOGICAL_CORES)
+if(mproc_cores GREATER_EQUAL 2)
+  mproc_mpi_test(NAME mpi_executors_bound_warning COMMAND ${MPROC_MPIEXEC} -np 2 --bind-to core
+    -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:test_process>)
+  set_tests_properties(mpi_executors_bound_warning PROPERTIES
+    PASS_REGULAR_EXPRESSION "warning: worker rank 1 [(]host [^)]*[)] runs 2 executors [(]MPROC_MPI_EXECUTORS[)] on the 1 of [0-9]+ CPUs its binding lets it use[^~]*add --bind-to none[^~]*PASSED"
+    FAIL_REGULAR_EXPRESSION "FAILED")
+endif()

@@ -283,6 +283,24 @@ static void exit_watch(void) {
     fflush(stderr);
 }
 
+/* More executors asked for than the CPUs this rank may use, where the binding (not the machine)
+ * is what limits it: the classic slip is mpirun binding each rank to one core (its default at
+ * -np 2 and below), so that k executors share that core and a map runs k times slower without a
+ * word (found by a new-user trial). Ranks left unbound on a machine with fewer cores than
+ * executors are not warned about: that may be meant (tasks that wait on I/O). */
+static void warn_if_bound_tighter(int k, int rank) {
+    int cpus = mproc_cpu_count();
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (k <= cpus || online <= cpus) return;
+    char host[64] = "?";
+    if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = '\0';
+    fprintf(stderr, "mproc: warning: worker rank %d (host %s) runs %d executors (MPROC_MPI_EXECUTORS) on the %d of %ld "
+                    "CPUs its binding lets it use: they share them (mpirun binds a rank to one core at -np 2 and below; "
+                    "add --bind-to none, or --map-by ppr:1:node:pe=N)\n", rank, host, k, cpus, online);
+    fflush(stderr);
+}
+
 /* How many executors this rank runs (MPROC_MPI_EXECUTORS): 0 runs tasks inside the rank; a
  * number, that many; `auto`, one per CPU this rank may use; unset, the CPUs it may use shared
  * among the ranks on its node (1 with a rank per core, every core with a rank per node). */
@@ -299,6 +317,7 @@ int mproc__mpi_rank_executors(int rank) {
     if (mproc__parse_count(s, &k) < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
         mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS=%s: want 0 (tasks in the rank), 1..%d or auto", rank, s,
                          MPROC__FSERVER_MAX_EXECUTORS);
+    warn_if_bound_tighter((int)k, rank);
     return (int)k;
 }
 
