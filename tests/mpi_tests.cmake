@@ -77,7 +77,7 @@ mproc_mpi_test(NAME progress_tty_mpi TIMEOUT 120 COMMAND ${CMAKE_CURRENT_SOURCE_
 set_tests_properties(progress_tty_mpi PROPERTIES SKIP_RETURN_CODE 77)
 # The hybrid layout: 2 executors per worker rank (as one rank per node runs one per core).
 foreach(exe test_pool test_process test_faults)
-  mproc_mpi_test(NAME ${exe}_mpi2_hybrid COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
+  mproc_mpi_test(NAME ${exe}_mpi2_hybrid COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe --bind-to none
     -x MPROC_MPI_EXECUTORS=2 $<TARGET_FILE:${exe}>)
 endforeach()
 mproc_mpi_test(NAME mpi_backend_hybrid COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
