@@ -323,3 +323,11 @@ if(mproc_cores GREATER_EQUAL 2)
     PASS_REGULAR_EXPRESSION "warning: worker rank 1 [(]host [^)]*[)] runs 2 executors [(]MPROC_MPI_EXECUTORS[)] on the 1 of [0-9]+ CPUs its binding lets it use[^~]*add --bind-to none[^~]*PASSED"
     FAIL_REGULAR_EXPRESSION "FAILED")
 endif()
+
+# A worker rank's fork server killed mid-job: the task running there fails, the rank warns and
+# forks its executors and Processes itself from then on; every worker keeps working.
+mproc_mpi_exe(mpi_fork_server_killed mpi_fork_server_killed.c)
+mproc_mpi_test(NAME mpi_fork_server_killed TIMEOUT 120 COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
+  $<TARGET_FILE:mpi_fork_server_killed>)
+set_tests_properties(mpi_fork_server_killed PROPERTIES
+  PASS_REGULAR_EXPRESSION "warning: worker rank [12] [(]host [^)]*[)]: its fork server [(]pid [0-9]+[)] killed by signal 9 [^~]*forked from the rank from now on[^~]*mpi_fork_server_killed: ok")

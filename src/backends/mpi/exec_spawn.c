@@ -1,4 +1,6 @@
-/* exec_spawn.c - starting one executor process and collecting its exit status (exec_spawn.h).
+/* exec_spawn.c - starting one executor process and collecting its exit status (exec_spawn.h):
+ * from the rank's fork server, or from the rank itself where there is none (MPI initialized by
+ * the program) or it has ended (killed).
  */
 #include <poll.h>
 #include <signal.h>
@@ -8,9 +10,46 @@
 #include "backend.h"
 #include "backends/mpi/exec_spawn.h"
 #include "backends/mpi/fork_server.h"
+#include "backends/mpi/world.h"
 #include "backends/socket_worker.h"
 #include "backends/spawn.h"
 #include "common/common.h"
+
+/* Forks the executor from the rank itself: where the program initialized MPI before mproc_init
+ * (no fork server could be made before MPI_Init, docs/mpi.md), or once the server has ended. */
+static int fork_from_rank(int index, int ident, const char *name, int ring_fd, int *fd, pid_t *pid) {
+    int rc;
+    int sv[2];
+    rc = mproc__fork_socketpair(sv);
+    mproc__taken_slot *slot = mproc__fserver_slot(index);
+    if (rc == 0 && slot) {
+        atomic_store(&slot->id, MPROC__TAKEN_NONE);
+        mproc__fserver_size_socket(sv);
+        pid_t me = getpid();
+        *pid = mproc__fork_keeping(sv[1], ring_fd);
+        if (*pid == 0) {
+            close(sv[0]);
+            mproc__socket_worker_main(sv[1], slot, name, ident, me, ring_fd);
+        }
+        mproc__fork_untrack_fd(sv[1]);
+        close(sv[1]);
+        *fd = sv[0];
+        if (*pid < 0) {
+            mproc__fork_untrack_fd(sv[0]);
+            close(sv[0]);
+            *fd = -1;
+            *pid = 0;
+            rc = MPROC_ESYS;
+        }
+    } else if (rc == 0) {
+        for (int i = 0; i < 2; i++) {
+            mproc__fork_untrack_fd(sv[i]);
+            close(sv[i]);
+        }
+        rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
+    }
+    return rc;
+}
 
 int mproc__exec_spawn(int index, int ident, const char *name, size_t ring_size, int *fd, pid_t *pid,
                       mproc__exec_rings **rings) {
@@ -18,41 +57,12 @@ int mproc__exec_spawn(int index, int ident, const char *name, size_t ring_size, 
     *fd = -1;
     *pid = 0;
     mproc__exec_rings *r = mproc__exec_rings_new(ring_size, &ring_fd);
+    rc = MPROC_ESYS;
     if (mproc__fserver_running()) {
         rc = mproc__fserver_spawn(index, ident, name, ring_fd, fd, pid);
-    } else {
-        /* The program initialized MPI before mproc_init: no fork server could be made before
-         * MPI_Init, so the executor is forked from the rank itself (docs/mpi.md). */
-        int sv[2];
-        rc = mproc__fork_socketpair(sv);
-        mproc__taken_slot *slot = mproc__fserver_slot(index);
-        if (rc == 0 && slot) {
-            atomic_store(&slot->id, MPROC__TAKEN_NONE);
-            mproc__fserver_size_socket(sv);
-            pid_t me = getpid();
-            *pid = mproc__fork_keeping(sv[1], ring_fd);
-            if (*pid == 0) {
-                close(sv[0]);
-                mproc__socket_worker_main(sv[1], slot, name, ident, me, ring_fd);
-            }
-            mproc__fork_untrack_fd(sv[1]);
-            close(sv[1]);
-            *fd = sv[0];
-            if (*pid < 0) {
-                mproc__fork_untrack_fd(sv[0]);
-                close(sv[0]);
-                *fd = -1;
-                *pid = 0;
-                rc = MPROC_ESYS;
-            }
-        } else if (rc == 0) {
-            for (int i = 0; i < 2; i++) {
-                mproc__fork_untrack_fd(sv[i]);
-                close(sv[i]);
-            }
-            rc = mproc__error(MPROC_ESYS, "no memory shared with the executor");
-        }
+        if (rc < 0) mproc__fserver_ended(mproc__mpi.rank); /* killed: then from the rank */
     }
+    if (!mproc__fserver_running()) rc = fork_from_rank(index, ident, name, ring_fd, fd, pid);
     if (ring_fd >= 0) { /* the executor has its own now */
         mproc__fork_untrack_fd(ring_fd);
         close(ring_fd);

@@ -426,6 +426,32 @@ int mproc__fserver_take_exit(pid_t pid, int *status) {
     return rc;
 }
 
+int mproc__fserver_ended(int rank) {
+    pthread_mutex_lock(&fs.mu);
+    int st, ended = fs.fd >= 0 && fs.pid > 0 && mproc__waitpid(fs.pid, &st, WNOHANG) == fs.pid;
+    int fd = fs.fd;
+    pid_t pid = fs.pid;
+    if (ended) {
+        fs.fd = -1;
+        fs.pid = 0;
+    }
+    pthread_mutex_unlock(&fs.mu);
+    if (ended) {
+        mproc__fork_untrack_fd(fd);
+        close(fd);
+        /* Said once (the server is not asked again), instead of this rank's workers being lost
+         * one by one in silence. */
+        char host[64] = "?", how[96];
+        if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
+        host[sizeof host - 1] = '\0';
+        mproc__describe_exit(st, how, sizeof how);
+        fprintf(stderr, "mproc: warning: worker rank %d (host %s): its fork server (pid %ld) %s; its executors and "
+                        "Processes are forked from the rank from now on\n", rank, host, (long)pid, how);
+        fflush(stderr);
+    }
+    return ended;
+}
+
 void mproc__fserver_stop(void) {
     pthread_mutex_lock(&fs.mu);
     int fd = fs.fd;

@@ -44,6 +44,10 @@ int mproc__fserver_fd(void);
 int mproc__fserver_take_exit(pid_t pid, int *status);
 /* Gives both ends of an executor's socket room for whole frames. */
 void mproc__fserver_size_socket(const int sv[2]);
+/* 1 when the server has ended on its own (killed): it is reaped, a warning naming rank (ours),
+ * host and how it ended is printed, and it is no longer used, so that executors and Processes
+ * are forked from the rank from then on. 0 while it runs. */
+int mproc__fserver_ended(int rank);
 /* Ends the server (its executors die with it). */
 void mproc__fserver_stop(void);
 

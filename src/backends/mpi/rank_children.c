@@ -133,7 +133,9 @@ static pid_t fork_process(const mproc_task *t, uint32_t task_id, const uint8_t *
     if (mproc__fserver_running()) {
         pid_t pid = 0;
         *via_server = 1;
-        return mproc__fserver_spawn_process(task_id, name, arg, alen, &pid) < 0 ? -1 : pid;
+        if (mproc__fserver_spawn_process(task_id, name, arg, alen, &pid) == 0) return pid;
+        if (!mproc__fserver_ended(mproc__mpi.rank)) return -1;
+        *via_server = 0; /* the server was killed: the rank forks it */
     }
     pid_t parent = getpid();
     watch_children();
