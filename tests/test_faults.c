@@ -333,6 +333,12 @@ static void test_retries_recover_a_crashed_task(void **state) {
     assert_int_equal(MPROC_APPLY(pool, crash_once, &a, &out), 0);
     assert_int_equal(out, 70);
     mproc_pool_free(pool);
+    /* Retries used up: the message says how often it ran, or max_retries looks ignored. */
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2, .max_retries = 2}), 0);
+    long x = 1;
+    assert_int_equal(MPROC_APPLY(pool, kill_self, &x, &out), MPROC_EWORKER);
+    assert_non_null(strstr(mproc_last_error(), "; run 3 times (max_retries 2)"));
+    mproc_pool_free(pool);
     /* Without retries the same task fails, naming the signal. */
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
     a.id = 8;
@@ -485,7 +491,9 @@ static void test_time_limit_frees_the_worker(void **state) {
     long slow = 30000, out = 0;
     double t0 = now_s();
     assert_int_equal(MPROC_APPLY(pool, sleepy, &slow, &out), MPROC_ETIMEDOUT);
-    assert_non_null(strstr(mproc_last_error(), "time limit"));
+    assert_non_null(strstr(mproc_last_error(), "time limit; worker 0 (pid "));
+    if (mproc_backend() == MPROC_BACKEND_MPI) /* and where */
+        assert_non_null(strstr(mproc_last_error(), ") was killed on rank "));
     long quick[3] = {100, 100, 100}, res[3] = {0};
     assert_int_equal(mproc_map(pool, &sleepy_task, quick, sizeof quick[0], res, sizeof res[0], 3,
                                &(mproc_call_opts){.chunksize = 1}), 0);

@@ -82,14 +82,19 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
         return;
     }
     c->blamed = 1;
-    char msg[400];
-    if (err == MPROC_ETIMEDOUT)
-        snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d was killed",
-                 mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w);
-    else
-        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s%s", w, pid,
+    char msg[400], tries[64] = "";
+    if (c->attempts > 0) /* retried: say so, or max_retries looks ignored */
+        snprintf(tries, sizeof tries, "; run %d times (max_retries %d)", c->attempts + 1, p->opts.max_retries);
+    if (err == MPROC_ETIMEDOUT) {
+        /* Where it was killed: under MPI the backend's account ends " on rank R (host H)". */
+        const char *where = why ? strstr(why, " on rank ") : NULL;
+        snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d (pid %ld) was killed%.80s%s",
+                 mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w, pid, where ? where : "", tries);
+    } else {
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s%s%s", w, pid,
                  mproc__chunk_task_name(c), why,
-                 strstr(why, "exited with status") ? " (a task must return, not call exit())" : "");
+                 strstr(why, "exited with status") ? " (a task must return, not call exit())" : "", tries);
+    }
     mproc__pool_settle_fail(p, c, err, msg);
 }
 
