@@ -331,3 +331,6 @@ mproc_mpi_test(NAME mpi_fork_server_killed TIMEOUT 120 COMMAND ${MPROC_MPIEXEC} 
   $<TARGET_FILE:mpi_fork_server_killed>)
 set_tests_properties(mpi_fork_server_killed PROPERTIES
   PASS_REGULAR_EXPRESSION "warning: worker rank [12] [(]host [^)]*[)]: its fork server [(]pid [0-9]+[)] killed by signal 9 [^~]*forked from the rank from now on[^~]*mpi_fork_server_killed: ok")
+mproc_mpi_test(NAME mpi_fork_server_killed_process TIMEOUT 120 COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
+  $<TARGET_FILE:mpi_fork_server_killed> process)
+set_tests_properties(mpi_fork_server_killed_process PROPERTIES PASS_REGULAR_EXPRESSION "mpi_fork_server_killed: ok")

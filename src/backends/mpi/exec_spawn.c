@@ -86,7 +86,10 @@ int mproc__exec_reap(pid_t pid, double grace, int *status) {
     for (;;) {
         int rc = mproc__fserver_take_exit(pid, status);
         if (rc == 1) return 1;
-        if (rc < 0) return 0; /* the server is gone: so is its child */
+        if (rc < 0) { /* the server is gone: so is its child, SIGKILLed with it */
+            *status = SIGKILL;
+            return 2;
+        }
         double left = mproc__remaining(deadline);
         if (left <= 0) {
             if (killed) return 0;

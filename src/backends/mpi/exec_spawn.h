@@ -19,8 +19,9 @@
  * then carries everything), or an error with nothing left behind. */
 int mproc__exec_spawn(int index, int ident, const char *name, size_t ring_size, int *fd, pid_t *pid,
                       mproc__exec_rings **rings);
-/* The wait status of an executor whose socket closed: 1 and *status, or 0 if it could not be
- * had within grace seconds, then again after a SIGKILL. */
+/* The wait status of an executor whose socket closed: 1 and *status; 2 when its fork server
+ * ended first (the executor was killed with it: PR_SET_PDEATHSIG, SIGKILL; *status says so);
+ * or 0 if it could not be had within grace seconds, then again after a SIGKILL. */
 int mproc__exec_reap(pid_t pid, double grace, int *status);
 
 #endif /* MPROC_MPI_EXEC_SPAWN_H */

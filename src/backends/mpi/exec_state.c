@@ -135,10 +135,13 @@ void mproc__exec_ended(mproc__executor *x, const char *cause) {
     int status = 0;
     char how[96] = "exit status unknown";
     int code = 255;
-    if (mproc__exec_reap(pid, MPROC__EXEC_REAP_GRACE, &status)) {
+    int reaped = mproc__exec_reap(pid, MPROC__EXEC_REAP_GRACE, &status);
+    if (reaped) {
         mproc__describe_exit(status, how, sizeof how);
         code = mproc__exitcode(status);
     }
+    if (reaped == 2) /* its fork server was killed: say so, not a bare signal 9 */
+        snprintf(how, sizeof how, "killed by signal 9 with its fork server, which was killed");
     mproc__reader_reset(&x->reader);
     free(x->held); /* a reply of the ended executor: its task is unanswered */
     x->held = NULL;

@@ -49,7 +49,8 @@ int mproc__mpi_rank_report_exits(mproc__mpi_sink sink) {
                 i++;
                 continue;
             }
-            code = rc < 0 ? 255 : mproc__exitcode(st); /* the server gone: so is its child */
+            /* The server gone: so is its child, SIGKILLed with it (PR_SET_PDEATHSIG). */
+            code = rc < 0 ? -SIGKILL : mproc__exitcode(st);
         } else {
             pid_t r = mproc__waitpid(children.kids[i].pid, &st, WNOHANG);
             if (r == 0) {
