@@ -513,11 +513,20 @@ static long fork_helper(long secs) {
 }
 MPROC_TASK_VALUE(fork_helper, long, long);
 
+/* The same through a shell: system() execs it, so the close-on-exec socket is not inherited. */
+static long shell_helper(long secs) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "sleep %ld >/dev/null 2>&1 &", secs);
+    return system(cmd);
+}
+MPROC_TASK_VALUE(shell_helper, long, long);
+
 /* A helper a task forked and left running must not hide its worker's death: the master learns
  * of a crash, and of the kill at a time limit, from the end of the worker's socket, which the
  * helper held open (found by a new-user trial: a crash came back 15 s late, when the helper
  * ended, and a time limit of 2 s took 15 s). The helpers live 20 s; each fault must come back
- * well before (10 s: a hang, not a speed, is tested). Both backends (MPI: in an executor). */
+ * well before (10 s: a hang, not a speed, is tested). Helpers by fork() and by system("... &").
+ * Both backends (MPI: in an executor). */
 static void test_a_forked_helper_does_not_hide_a_death(void **state) {
     mproc_pool *pool;
     assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1, .task_timeout = 0.5}), 0);
@@ -530,6 +539,12 @@ static void test_a_forked_helper_does_not_hide_a_death(void **state) {
     long slow = 30000;
     t0 = now_s();
     assert_int_equal(MPROC_APPLY(pool, sleepy, &slow, &out), MPROC_ETIMEDOUT);
+    assert_true(now_s() - t0 < 10.0);
+    assert_int_equal(MPROC_APPLY(pool, shell_helper, &secs, &out), 0);
+    assert_int_equal(out, 0);
+    x = 1;
+    t0 = now_s();
+    assert_int_equal(MPROC_APPLY(pool, kill_self, &x, &out), MPROC_EWORKER);
     assert_true(now_s() - t0 < 10.0);
     x = 7;
     assert_int_equal(MPROC_APPLY(pool, fork_helper, &x, &out), 0); /* the pool goes on */
