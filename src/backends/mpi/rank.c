@@ -283,6 +283,12 @@ static void exit_watch(void) {
     fflush(stderr);
 }
 
+/* This machine's name, for messages and the master ("?" if it has none we can read). */
+static void this_host(char host[64]) {
+    if (gethostname(host, 64) < 0) snprintf(host, 64, "?");
+    host[63] = '\0';
+}
+
 /* More executors asked for than the CPUs this rank may use, where the binding (not the machine)
  * is what limits it: the classic slip is mpirun binding each rank to one core (its default at
  * -np 2 and below), so that k executors share that core and a map runs k times slower without a
@@ -292,9 +298,8 @@ static void warn_if_bound_tighter(int k, int rank) {
     int cpus = mproc_cpu_count();
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     if (k <= cpus || online <= cpus) return;
-    char host[64] = "?";
-    if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
-    host[sizeof host - 1] = '\0';
+    char host[64];
+    this_host(host);
     fprintf(stderr, "mproc: warning: worker rank %d (host %s) runs %d executors (MPROC_MPI_EXECUTORS) on the %d of %ld "
                     "CPUs its binding lets it use: they share them (mpirun binds a rank to one core at -np 2 and below; "
                     "add --bind-to none, or --map-by ppr:1:node:pe=N)\n", rank, host, k, cpus, online);
@@ -324,9 +329,8 @@ int mproc__mpi_rank_executors(int rank) {
 /* The first message (a PROC_STARTED with id 0): u32 how many executors run our tasks (0:
  * the rank itself), u32 our pid, u32 our host name's length, the name, then each executor's pid. */
 static int send_start_message(void) {
-    char host[64] = "?";
-    if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "?");
-    host[sizeof host - 1] = '\0';
+    char host[64];
+    this_host(host);
     uint32_t hl = (uint32_t)strlen(host), k = (uint32_t)mproc__exec_count();
     size_t len = 12 + hl + 4 * (size_t)k;
     uint8_t *f = malloc(MPROC__WIRE_HDR_SIZE + len);
