@@ -46,7 +46,7 @@ static int switch_env(const char *name, int *on) {
         *on = v[0] == '1';
         return 0;
     }
-    return mproc__error(MPROC_EINVAL, "%s=%s: want 0 or 1", name, v);
+    return mproc__error(MPROC_EINVAL, "%s='%s': want 0 or 1", name, v);
 }
 
 /* The backend to start: MPROC_BACKEND's, else MPI when an MPI launcher started more than one
@@ -60,7 +60,7 @@ static int choose(const mproc__backend_entry **out) {
     if (rc < 0) return rc;
     if (want && *want) {
         if (!(*out = mproc__backend_find(want)))
-            return mproc__error(MPROC_EINVAL, "MPROC_BACKEND=%s: expected one of %s", want, mproc__backend_names());
+            return mproc__error(MPROC_EINVAL, "MPROC_BACKEND='%s': expected one of %s", want, mproc__backend_names());
         /* Every rank of the launch would run the whole program with a fork pool of its own:
          * N copies of the job, each believing it is the only one. Never silently. */
         if ((*out)->kind == MPROC_BACKEND_FORK && launched && size > 1 && each_rank != 1)

@@ -105,23 +105,23 @@ function(mproc_mpi_bad_env name np var value pattern)
     ${MPROC_MPIEXEC} -np ${np} --oversubscribe ${ARGN} -x ${var}=${value} $<TARGET_FILE:test_process>)
 endfunction()
 mproc_mpi_bad_env(mpi_bad_exec_ring_env 3 MPROC_MPI_EXEC_RING abc
-  "cannot start its executor: MPROC_MPI_EXEC_RING=abc: want 0 [(]no rings[)] or bytes")
+  "cannot start its executor: MPROC_MPI_EXEC_RING='abc': want 0 [(]no rings[)] or bytes")
 mproc_mpi_bad_env(mpi_bad_exec_mailbox_env 3 MPROC_MPI_EXEC_MAILBOX abc
-  "cannot start its executor: MPROC_MPI_EXEC_MAILBOX=abc: want 0 [(]off[)] or 1")
+  "cannot start its executor: MPROC_MPI_EXEC_MAILBOX='abc': want 0 [(]off[)] or 1")
 mproc_mpi_bad_env(mpi_bad_executors_env 3 MPROC_MPI_EXECUTORS abc
-  "worker rank [0-9]+: MPROC_MPI_EXECUTORS=abc: want 0 [(]tasks in the rank[)], 1..256 or auto")
+  "worker rank [0-9]+: MPROC_MPI_EXECUTORS='abc': want 0 [(]tasks in the rank[)], 1..256 or auto")
 mproc_mpi_bad_env(mpi_bad_executors_count_env 3 MPROC_MPI_EXECUTORS 257
-  "MPROC_MPI_EXECUTORS=257: want 0 [(]tasks in the rank[)], 1..256 or auto")
-mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "MPROC_MPI_START_TIMEOUT=abc: want seconds")
+  "MPROC_MPI_EXECUTORS='257': want 0 [(]tasks in the rank[)], 1..256 or auto")
+mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "MPROC_MPI_START_TIMEOUT='abc': want seconds")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_nan_env 3 MPROC_MPI_LOST_TIMEOUT nan
-  "master: MPROC_MPI_LOST_TIMEOUT=nan: want seconds [(]0: never[)]")
+  "master: MPROC_MPI_LOST_TIMEOUT='nan': want seconds [(]0: never[)]")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_env 3 MPROC_MPI_LOST_TIMEOUT abc
-  "master: MPROC_MPI_LOST_TIMEOUT=abc: want seconds [(]0: never[)]")
-mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "MPROC_SHARED_BROKER=yes: want 0 or 1")
-mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK=yes: want 0 or 1"
+  "master: MPROC_MPI_LOST_TIMEOUT='abc': want seconds [(]0: never[)]")
+mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "MPROC_SHARED_BROKER='yes': want 0 or 1")
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK='yes': want 0 or 1"
   -x MPROC_BACKEND=fork)
 # Refused on MPI too, where it does not matter: a typo is never silently taken.
-mproc_mpi_bad_env(mpi_bad_fork_each_rank_env_on_mpi 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK=yes: want 0 or 1")
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env_on_mpi 2 MPROC_FORK_EACH_RANK yes "MPROC_FORK_EACH_RANK='yes': want 0 or 1")
 # The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
 mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)

@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
         setenv("MPROC_SHARED_BYTES", argv[2], 1);
         mproc_lock l;
         EXPECT(mproc_lock_create(&l) == MPROC_EINVAL);
-        EXPECT(strstr(mproc_last_error(), "MPROC_SHARED_BYTES") != NULL);
+        EXPECT(strncmp(mproc_last_error(), "mproc_lock_create: MPROC_SHARED_BYTES='", 39) == 0); /* the call named */
         EXPECT(mproc_lock_acquire(&l, 0) == MPROC_EBADHANDLE); /* cleared on failure */
         return 0;
     }

@@ -554,6 +554,9 @@ static void test_bad_ring_size_is_refused(void **state) {
         assert_int_equal(mproc_pool_create(&p, NULL), MPROC_EINVAL);
         assert_null(p);
         assert_non_null(strstr(mproc_last_error(), "MPROC_FORK_RING"));
+        char quoted[64]; /* the value as given, quoted: a space in it is seen */
+        snprintf(quoted, sizeof quoted, "MPROC_FORK_RING='%s'", bad[i]);
+        assert_non_null(strstr(mproc_last_error(), quoted));
     }
     setenv("MPROC_FORK_RING", "0", 1); /* no rings: the socket alone */
     mproc_pool *p;

@@ -76,7 +76,7 @@ int mproc__ring_size_wanted(const char *env, int workers, size_t *size) {
     }
     uint64_t b;
     if (mproc__parse_count(v, &b) < 0 || (b != 0 && (b < 65536 || b > (1ull << 30))))
-        return mproc__error(MPROC_EINVAL, "%s=%s: want 0 (no rings) or bytes, 65536..1073741824", env, v);
+        return mproc__error(MPROC_EINVAL, "%s='%s': want 0 (no rings) or bytes, 65536..1073741824", env, v);
     *size = (size_t)b & ~(size_t)4095;
     return 0;
 }

@@ -131,34 +131,34 @@ static int publish(uint64_t tag, char *base, uint64_t size) { /* under map_mu */
     return 0;
 }
 
-static int arena_bytes(uint64_t *out) {
+static int arena_bytes(uint64_t *out, const char *fn) {
     const char *s = getenv("MPROC_SHARED_BYTES");
     *out = DEFAULT_BYTES;
     if (!s || !*s) return 0;
     uint64_t v;
     if (mproc__parse_count(s, &v) < 0 || v < (1ull << 20) || v > (1ull << 40))
-        return mproc__error(MPROC_EINVAL, "MPROC_SHARED_BYTES=%s: want bytes, 1048576..1099511627776", s);
+        return mproc__error(MPROC_EINVAL, "%s: MPROC_SHARED_BYTES='%s': want bytes, 1048576..1099511627776", fn, s);
     *out = v;
     return 0;
 }
 
-static int create_arena(void) { /* under map_mu, with no arena mapped */
+static int create_arena(const char *fn) { /* under map_mu, with no arena mapped */
     uint64_t size, tag;
-    int rc = arena_bytes(&size);
+    int rc = arena_bytes(&size, fn);
     if (rc < 0) return rc;
     if (getrandom(&tag, sizeof tag, 0) != (ssize_t)sizeof tag) tag = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&tag;
     int fd = memfd_create("mproc-shared", MFD_CLOEXEC);
-    if (fd < 0) return mproc__error(MPROC_ESYS, "shared objects: memfd_create: %s", strerror(errno));
+    if (fd < 0) return mproc__error(MPROC_ESYS, "%s: memfd_create for the shared objects: %s", fn, strerror(errno));
     if (ftruncate(fd, (off_t)size) < 0) {
         int e = errno;
         close(fd);
-        return mproc__error(MPROC_ESYS, "shared objects: sizing the arena to %" PRIu64 " bytes: %s", size, strerror(e));
+        return mproc__error(MPROC_ESYS, "%s: sizing the arena of shared objects to %" PRIu64 " bytes: %s", fn, size, strerror(e));
     }
     char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         int e = errno;
         close(fd);
-        return mproc__error(MPROC_ESYS, "shared objects: mapping the arena: %s", strerror(e));
+        return mproc__error(MPROC_ESYS, "%s: mapping the arena of shared objects: %s", fn, strerror(e));
     }
     arena_header *h = (arena_header *)base;
     h->tag = tag;
@@ -234,7 +234,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     *obj = NULL;
     if (atomic_load_explicit(&n_arenas, memory_order_acquire) == 0) {
         pthread_mutex_lock(&map_mu);
-        int rc = atomic_load(&n_arenas) == 0 ? create_arena() : 0;
+        int rc = atomic_load(&n_arenas) == 0 ? create_arena(fn) : 0;
         pthread_mutex_unlock(&map_mu);
         if (rc < 0) return rc;
     }

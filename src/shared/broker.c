@@ -47,7 +47,7 @@ static uint32_t advertised_ip(void) {
     struct in_addr a;
     if (env && *env) {
         if (inet_pton(AF_INET, env, &a) == 1 && usable(a.s_addr)) return a.s_addr;
-        fprintf(stderr, "mproc: MPROC_SHARED_BROKER_ADDR=%s is not an IPv4 address other nodes can reach; shared "
+        fprintf(stderr, "mproc: MPROC_SHARED_BROKER_ADDR='%s' is not an IPv4 address other nodes can reach; shared "
                         "objects will not reach other nodes (MPROC_EREMOTE there)\n", env);
         return 0;
     }

@@ -34,7 +34,7 @@ int mproc__mpi_start_timeout(double *secs) {
     if (!s || !*s) return 0;
     double t;
     if (mproc__parse_seconds(s, &t) < 0 || t > 1e9)
-        return mproc__error(MPROC_EINVAL, "MPROC_MPI_START_TIMEOUT=%s: want seconds (0: wait forever)", s);
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_START_TIMEOUT='%s': want seconds (0: wait forever)", s);
     *secs = t > 0 ? t : -1.0;
     return 0;
 }
@@ -69,7 +69,7 @@ static void *watch_main(void *unused) {
     pthread_mutex_unlock(&watch.mu);
     if (done) return NULL;
     fprintf(stderr,
-            "mproc: rank %s: MPI_Init did not finish within %.0f s: some of the job's %s ranks never called "
+            "mproc: rank %s: MPI_Init did not finish within %g s: some of the job's %s ranks never called "
             "mproc_init (every rank must run the same program and reach mproc_init; set "
             "MPROC_MPI_START_TIMEOUT=seconds, 0 = forever); ending this rank\n",
             rank, watch.secs, size);

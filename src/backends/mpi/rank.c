@@ -320,7 +320,7 @@ int mproc__mpi_rank_executors(int rank) {
     if (strcmp(s, "auto") == 0) return cpus;
     uint64_t k;
     if (mproc__parse_count(s, &k) < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
-        mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS=%s: want 0 (tasks in the rank), 1..%d or auto", rank, s,
+        mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS='%s': want 0 (tasks in the rank), 1..%d or auto", rank, s,
                          MPROC__FSERVER_MAX_EXECUTORS);
     warn_if_bound_tighter((int)k, rank);
     return (int)k;

@@ -107,7 +107,7 @@ int mproc__mpi_watchdog_start(void) {
     const char *s = getenv("MPROC_MPI_LOST_TIMEOUT");
     if (s && *s) {
         double v;
-        if (mproc__parse_seconds(s, &v) < 0) return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT=%s: want seconds (0: never)", s);
+        if (mproc__parse_seconds(s, &v) < 0) return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT='%s': want seconds (0: never)", s);
         lost_after_s = v;
     }
     mproc__mpi.gone = calloc((size_t)mproc__mpi.size, 1);
