@@ -91,9 +91,13 @@ static void settle_dead_head(mproc_pool *p, int w, long pid, mproc__chunk *c, in
         snprintf(msg, sizeof msg, "task '%s' ran past its %.3g s time limit; worker %d (pid %ld) was killed%.80s%s",
                  mproc__chunk_task_name(c), mproc__chunk_timeout(p, c), w, pid, where ? where : "", tries);
     } else {
-        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.200s%s%s", w, pid,
-                 mproc__chunk_task_name(c), why,
-                 strstr(why, "exited with status") ? " (a task must return, not call exit())" : "", tries);
+        /* The hint goes right after the status, before MPI's " on rank R (host H)". */
+        const char *where = strstr(why, " on rank ");
+        int head = where ? (int)(where - why) : (int)strlen(why);
+        snprintf(msg, sizeof msg, "worker %d (pid %ld) died while running task '%.64s': %.*s%s%.80s%s", w, pid,
+                 mproc__chunk_task_name(c), head < 200 ? head : 200, why,
+                 strstr(why, "exited with status") ? " (a task must return, not call exit())" : "",
+                 where ? where : "", tries);
     }
     mproc__pool_settle_fail(p, c, err, msg);
 }

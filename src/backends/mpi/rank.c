@@ -301,7 +301,7 @@ static void warn_if_bound_tighter(int k, int rank) {
     char host[64];
     this_host(host);
     fprintf(stderr, "mproc: warning: worker rank %d (host %s) runs %d executors (MPROC_MPI_EXECUTORS) on the %d of %ld "
-                    "CPUs its binding lets it use: they share them (mpirun binds a rank to one core at -np 2 and below; "
+                    "CPUs its binding lets it use: they share them (by default mpirun binds each rank to one core at -np 2 and below; "
                     "add --bind-to none, or --map-by ppr:1:node:pe=N)\n", rank, host, k, cpus, online);
     fflush(stderr);
 }
