@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 8
+#define MPROC__BACKEND_VERSION 9
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -107,6 +107,13 @@ typedef struct mproc__backend_ops {
     /* Kills a worker (SIGKILL or the transport's equivalent); its DIED event follows. A
      * backend that cannot (MPI) returns an error and the worker keeps running. */
     int (*kill_worker)(mproc__group *g, int worker);
+    /* Frame id, sent to worker with a send hint, is settled before its reply (its call was
+     * cancelled while it waited behind another call's task): when this returns the transport
+     * reads none of its MPROC__SEND_RETAIN input any more and puts nothing more at its reply_to;
+     * a reply that still comes is an ordinary frame. May wait for a send in flight to end.
+     * Called by the thread that calls send() and wait(), never during them. NULL: the backend
+     * keeps no such references past send(). */
+    void (*withdraw)(mproc__group *g, int worker, uint64_t id);
     /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
      * (it is asked to exit first). MPROC_ENOTBUILT where a backend cannot replace workers (the
      * worker keeps running); any other error: the old worker is gone and no new one started. */

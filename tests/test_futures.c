@@ -266,6 +266,56 @@ static void test_fail_fast_async_with_chunks(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* 1 MiB items in and out: big enough that a transport reads the input in place after the send
+ * and receives the results straight into the caller's output. Item 0 fails after 20 ms; the
+ * others take 50 ms and fill their result with 'R'. */
+typedef struct {
+    char b[1024 * 1024];
+} big_item;
+static int fill(mproc_ctx *ctx, const big_item *x, big_item *out) {
+    if (x->b[0] == 0) {
+        nap(20);
+        return mproc_fail(ctx, "item 0 fails");
+    }
+    nap(50);
+    memset(out->b, 'R', sizeof out->b);
+    return 0;
+}
+MPROC_TASK_TYPED(fill, big_item, big_item);
+
+/* A blocking map's chunks queued on a worker behind another call's running task are cancelled
+ * by fail_fast without killing that task; once the map has returned, their late results must
+ * not land in its output, which the caller owns again (found by a review: they did, 0x52 in
+ * an output zeroed after the return, or a heap-use-after-free once it was freed). */
+static void test_fail_fast_leaves_the_callers_memory_alone(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    long slow = 1000;
+    mproc_async *other;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &other), 0);
+    nap(100); /* it runs on one worker; the map's chunks queue behind it there */
+    enum { N = 4 };
+    big_item *in = calloc(N, sizeof *in), *out = calloc(N, sizeof *out);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (int i = 0; i < N; i++) in[i].b[0] = (char)i;
+    assert_int_equal(mproc_map(p, &fill_task, in, sizeof *in, out, sizeof *out, N,
+                               &(mproc_call_opts){.chunksize = 1, .fail_fast = 1}),
+                     MPROC_ETASK);
+    memset(out, 0, N * sizeof *out); /* ours again */
+    assert_int_equal(mproc_async_wait(other, 10.0), 0);
+    nap(300); /* the queued chunks ran meanwhile */
+    for (int i = 0; i < N; i++)
+        for (size_t k = 0; k < sizeof out[i].b; k += 4096) assert_int_equal(out[i].b[k], 0);
+    long r = 0, seven = 7; /* the pool goes on */
+    assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0);
+    assert_int_equal(r, 7);
+    mproc_async_free(other);
+    free(in);
+    free(out);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_fail_fast_stops_at_a_crash(void **state) {
     (void)state;
     run_fail_fast(-1, MPROC_EWORKER);
@@ -580,7 +630,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),
-    cmocka_unit_test(test_fail_fast_stops_at_a_crash),
+    cmocka_unit_test(test_fail_fast_leaves_the_callers_memory_alone),
+        cmocka_unit_test(test_fail_fast_stops_at_a_crash),
     cmocka_unit_test(test_fail_fast_async_with_chunks),
     cmocka_unit_test(test_wait_any_and_all),
     cmocka_unit_test(test_waitset_in_completion_order),

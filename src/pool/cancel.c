@@ -4,9 +4,11 @@
  * worker running one of its frames is killed, and that worker's death (faults.c) settles the
  * chunks it held and puts other calls' chunks back in the queue, unblamed. A chunk of the call
  * that comes back to the queue later (a re-run) is settled when it is next picked (queue.c).
- * A chunk already sent to a worker behind another call's running frame settles now too, but
- * the worker may still run it (a ghost drops its result): taking it back would mean killing a
- * task nobody cancelled.
+ * A chunk already sent to a worker behind another call's running frame settles too, but the
+ * worker may still run it (a ghost drops its result): taking it back would mean killing a task
+ * nobody cancelled. If the transport may still read its input or write its results into the
+ * caller's output (its send hints), it settles only once the driver has taken those back
+ * (mproc__pool_settle_withdrawn): its caller may free both the moment the call is over.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +25,28 @@ static int runs_owner(const mproc__wstate *ws, const mproc__owner *o) {
     return 0;
 }
 
-/* Takes every chunk of o out of worker w's in-flight list onto *tail, each leaving a ghost
- * behind to drop its late result: the worker still runs those it had not started. */
-static void ghost_out(mproc__wstate *ws, const mproc__owner *o, mproc__chunk ***tail) {
+/* Whether the transport may still hold c's input or its results' home (send_chunk's hints). */
+static int lent_to_transport(const mproc_pool *p, const mproc__chunk *c) {
+    size_t len;
+    return mproc__pool_can_withdraw(p) && !c->batched &&
+           (mproc__chunk_input_outlives_reply(p, c) || mproc__chunk_reply_home(p, c, &len));
+}
+
+/* Takes every chunk of o out of worker w's in-flight list onto *tail (or, lent to the
+ * transport, onto the pool's withdrawn list), each leaving a ghost behind to drop its late
+ * result: the worker still runs those it had not started. */
+static void ghost_out(mproc_pool *p, int w, const mproc__owner *o, mproc__chunk ***tail) {
+    mproc__wstate *ws = &p->ws[w];
     mproc__chunk *prev = NULL, *c = ws->head;
     while (c) {
         mproc__chunk *next = c->next;
         mproc__chunk *out = !c->ghost && c->owner == o ? mproc__faults_ghost_in_place(ws, prev, c) : NULL;
-        if (out) {
+        if (out && lent_to_transport(p, out)) {
+            out->withdraw_from = w;
+            out->next = p->withdrawn;
+            p->withdrawn = out;
+            prev = prev ? prev->next : ws->head;
+        } else if (out) {
             **tail = out;
             *tail = &out->next;
             prev = prev ? prev->next : ws->head; /* the ghost */
@@ -54,7 +70,7 @@ static void stop_in_flight(mproc_pool *p, const mproc__owner *o, mproc__chunk **
             if (mproc__pool_kill_worker(p, w) == 0) continue;
             ws->killed_for_cancel = 0; /* it cannot be killed (MPI inside the ranks) */
         }
-        ghost_out(ws, o, tail);
+        ghost_out(p, w, o, tail);
         mproc__domain_may_take(p, w); /* a suspect ghosted here no longer holds its rank back */
     }
 }
@@ -66,7 +82,9 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
     /* Nothing settles before the lists are taken apart: settling a chunk may run callbacks
      * with the lock dropped, when anyone may change the queue and the workers' lists. */
     mproc__chunk *mine = NULL, **tail = &mine;
+    mproc__chunk *withdrawn = p->withdrawn;
     if (p->g && p->state != MPROC__POOL_TERMINATED) stop_in_flight(p, o, &tail); /* else all die anyway */
+    if (p->withdrawn != withdrawn) mproc__pool_wake(p); /* the driver settles them */
     *tail = mproc__pool_unqueue_owner(p, o);
     int unmade = 0;
     for (mproc__owner *f = p->feed_head; f; f = f->feed_next) unmade |= f == o;

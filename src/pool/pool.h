@@ -219,6 +219,7 @@ struct mproc__chunk {
                                * in flight in its fault domain (domains.c), so a second loss
                                * names it (faults.c) */
     double started;           /* when it became the worker's running chunk */
+    int withdraw_from;        /* on the pool's withdrawn list: the worker it was sent to */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */
     uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
@@ -265,6 +266,9 @@ struct mproc_pool {
     int last_worker;           /* the worker whose result came last (-1: none yet) */
     const mproc__owner *sending; /* an owner whose caller-held input a send is reading now */
     int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
+    mproc__chunk *withdrawn;   /* cancelled chunks the transport may still read from or write
+                                * to (their send hints), settled by the driver after it has
+                                * withdrawn them (mproc__pool_settle_withdrawn) */
     pthread_t thread;
     mproc__wstate *ws;
     int *ring;                 /* workers that may have a free slot, FIFO (so dispatch never
@@ -335,6 +339,10 @@ mproc__chunk *mproc__pool_unqueue_owner(mproc_pool *p, const mproc__owner *o);
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
 /* Settles a chunk of a cancelled owner with the owner's cancel code and message. */
 void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c);
+/* Settles the withdrawn list: each chunk's send hints taken back from the transport first
+ * (when the group still runs; the lock is dropped meanwhile). Only the driver calls it, never
+ * while its own send or wait is under way (or after the group stopped). */
+void mproc__pool_settle_withdrawn(mproc_pool *p);
 /* Takes owner o out of the list of owners with chunks to make (o cancelled). */
 void mproc__pool_feed_remove(mproc_pool *p, mproc__owner *o);
 /* Fails everything queued and every item not yet made into a chunk. */
@@ -351,6 +359,17 @@ void mproc__chunk_free(mproc__chunk *c);
 const char *mproc__chunk_task_name(const mproc__chunk *c);
 /* Time limit of a chunk in seconds (its items' share), 0 = none. */
 double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
+/* 1 when the chunk's input outlives its reply and the group (a send may then be
+ * MPROC__SEND_RETAIN): its own copy, or a map's input (the map is not done before every chunk
+ * is; a cancelled chunk is withdrawn first, cancel.c), and no time limit (a chunk that times
+ * out is settled before its reply). An iterator's array input is not: the iterator may be
+ * freed, and the input with it, while its chunks are out. */
+int mproc__chunk_input_outlives_reply(const mproc_pool *p, const mproc__chunk *c);
+/* Where a chunk's results may be received straight into (mproc__send_hint), or NULL: a
+ * blocking map's output, which its caller cannot free before the map returns (an async map's
+ * handle may be freed early, and its output with it). Not with a time limit: such a chunk may
+ * be settled before its reply. */
+void *mproc__chunk_reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len);
 /* The sentence for an item of c that failed in its worker with message msg (len bytes, not
  * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);
@@ -381,6 +400,10 @@ int mproc__pool_wait_event(mproc_pool *p, double timeout, mproc__event *ev);
 int mproc__pool_restart_worker(mproc_pool *p, int w);
 /* These two do not block, so they keep the lock. */
 int mproc__pool_kill_worker(mproc_pool *p, int w);
+/* Whether the backend would still hold a cancelled chunk's send hints (it has a withdraw op). */
+int mproc__pool_can_withdraw(const mproc_pool *p);
+/* The backend's withdraw (backend.h) for frame id sent to worker w; the lock is dropped. */
+void mproc__pool_withdraw(mproc_pool *p, int w, uint64_t id);
 long mproc__pool_worker_pid(mproc_pool *p, int w);
 /* The lowest worker lost together with w (backend op fault_domain; w itself where none). */
 int mproc__pool_fault_domain(mproc_pool *p, int w);

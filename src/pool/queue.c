@@ -200,6 +200,16 @@ void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c) {
     mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg ? o->cancel_msg : mproc_strerror(o->cancel_err));
 }
 
+void mproc__pool_settle_withdrawn(mproc_pool *p) {
+    mproc__chunk *c;
+    while ((c = p->withdrawn)) { /* a cancel may add more while the lock is dropped */
+        p->withdrawn = c->next;
+        c->next = NULL;
+        if (p->g) mproc__pool_withdraw(p, c->withdraw_from, c->id);
+        mproc__pool_settle_cancelled(p, c);
+    }
+}
+
 /* Fails every chunk of the queue at *head / *tail. */
 static void fail_list(mproc_pool *p, mproc__chunk **head, mproc__chunk **tail, int err, const char *msg) {
     mproc__chunk *c;
@@ -250,6 +260,19 @@ double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
     double t = c->owner->timeout;
     if (t <= 0) t = p->opts.task_timeout;
     return t > 0 ? t * c->count : 0;
+}
+
+int mproc__chunk_input_outlives_reply(const mproc_pool *p, const mproc__chunk *c) {
+    if (mproc__chunk_timeout(p, c) > 0) return 0;
+    if (c->owned && c->in == c->owned) return 1;
+    return c->owner->input_outlives_reply;
+}
+
+void *mproc__chunk_reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len) {
+    const mproc__owner *o = c->owner;
+    if (!o->reply_base || !o->out_size || mproc__chunk_timeout(p, c) > 0) return NULL;
+    *len = (size_t)c->count * o->out_size;
+    return o->reply_base + c->first * o->out_size;
 }
 
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len) {

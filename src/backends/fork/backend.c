@@ -84,6 +84,15 @@ static int note_home(fworker *w, uint64_t id, const mproc__send_hint *hint) {
     return 0;
 }
 
+/* A cancelled frame's reply has no home any more (a fork send copies its input: nothing else to
+ * give up). Its reply, when it comes, takes the usual path. */
+static void fork_withdraw(mproc__group *g, int worker, uint64_t id) {
+    if (worker < 0 || worker >= g->n) return;
+    fworker *w = &g->w[worker];
+    for (int k = 0; k < w->nhomes; k++)
+        if (w->homes[k].id == id) w->homes[k--] = w->homes[--w->nhomes];
+}
+
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
                      const mproc__send_hint *hint) {
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
@@ -184,6 +193,7 @@ const mproc__backend_ops mproc__backend_fork = {
     .wait = mproc__fork_receive_wait,
     .wake = fork_wake,
     .kill_worker = fork_kill_worker,
+    .withdraw = fork_withdraw,
     .restart_worker = fork_restart_worker,
     .worker_pid = fork_worker_pid,
     .group_stop = fork_group_stop,

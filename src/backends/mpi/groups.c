@@ -297,6 +297,18 @@ int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     return rc;
 }
 
+void mproc__mpi_withdraw(mproc__group *g, int worker, uint64_t id) {
+    if (!g || worker < 0 || worker >= g->n) return;
+    pthread_mutex_lock(&mproc__mpi.lock);
+    int r = mproc__master.wk[g->slot[worker]].rank;
+    mproc__placement *pl = mproc__mpi_placement_find(r, id & MPROC__EXEC_ID_MASK);
+    if (pl && !pl->used) mproc__mpi_placement_drop(pl); /* a used one was written before we came */
+    /* Retained sends read the caller's input until the rank has taken them: wait for every one
+     * to the rank (it takes frames as they come; a lost rank's are abandoned meanwhile). */
+    mproc__mpi_complete_sends(r, mproc__master.sent[r]);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+}
+
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {
     pthread_mutex_lock(&mproc__mpi.lock);
     mproc__worker_view *v = NULL;
