@@ -340,7 +340,7 @@ typedef struct mproc_call_opts {
  * or another program is using is refused with MPROC_EBUSY (naming the other program's pid) and the
  * file left untouched (a POSIX record lock: on a file system without them, such as some NFS mounts
  * without a lock daemon, two programs are not kept apart). Items that never finished of their own
- * (cancelled, the pool terminated) are not recorded, so they run again. A finished journal stays:
+ * (cancelled, the pool terminated) and results over 64 MiB are not recorded, so they run again. A finished journal stays:
  * the same call then returns at once; delete the file to start over. A journal that cannot be
  * opened, read or given its header is MPROC_ESYS before any item runs; a write error after that
  * (disk full) does not stop the map: it ends with MPROC_ESYS naming the file once every item has

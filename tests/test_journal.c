@@ -406,6 +406,46 @@ static long slow_sq(long x) {
 }
 MPROC_TASK_VALUE(slow_sq, long, long);
 
+/* A result larger than a journal record (64 MiB) is not recorded: the item runs again on resume.
+ * (It was recorded as an empty success: a resumed map returned 0 with out never written.) */
+enum { HUGE_RESULT = (65 << 20) };
+static int huge_fill(mproc_ctx *ctx, const void *arg, size_t len) {
+    (void)len;
+    uint8_t *b = malloc(HUGE_RESULT);
+    if (!b) return mproc_fail(ctx, "no memory");
+    memset(b, 0x5A + *(const int *)arg, HUGE_RESULT);
+    int rc = mproc_return(ctx, b, HUGE_RESULT);
+    free(b);
+    return rc;
+}
+MPROC_TASK(huge_fill);
+
+static void test_a_result_too_big_to_record_runs_again(void **state) {
+    (void)state;
+    char j[256];
+    journal_path(j, sizeof j, "huge");
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1}), 0);
+    int args[2] = {0, 1}, sts[2];
+    uint8_t *res = malloc(2 * (size_t)HUGE_RESULT);
+    assert_non_null(res);
+    for (int run = 0; run < 2; run++) {
+        memset(res, 0, 2 * (size_t)HUGE_RESULT);
+        sts[0] = sts[1] = 99;
+        assert_int_equal(mproc_map(p, &huge_fill_task, args, sizeof *args, res, HUGE_RESULT, 2,
+                                   &(mproc_call_opts){.journal = j, .item_status = sts, .chunksize = 1}),
+                         0);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(sts[i], 0);
+            assert_int_equal(res[(size_t)i * HUGE_RESULT], 0x5A + i);
+            assert_int_equal(res[(size_t)(i + 1) * HUGE_RESULT - 1], 0x5A + i);
+        }
+    }
+    free(res);
+    unlink(j);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_cancelled_items_are_not_recorded(void **state) {
     (void)state;
     mproc_pool *p = pool_of(2);
@@ -592,6 +632,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_a_journal_in_use_is_refused),
         cmocka_unit_test(test_journal_bad_options),
         cmocka_unit_test(test_cancelled_items_are_not_recorded),
+        cmocka_unit_test(test_a_result_too_big_to_record_runs_again),
         cmocka_unit_test(test_imap_resumes_from_its_journal),
         cmocka_unit_test(test_records_of_slow_tasks_are_written_soon),
     };

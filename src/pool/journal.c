@@ -241,7 +241,9 @@ static void close_run(mproc__journal *j) {
 void mproc__journal_add(mproc__journal *j, size_t index, int status, const void *bytes, size_t len) {
     if (j->err) return;
     close_run(j);
-    if (len > REC_MAX_BYTES) len = 0; /* never: results that large do not fit a frame either */
+    /* A result this big is not kept (the item runs again on resume): recording it empty would
+     * replay a success with no result. Frames carry up to 2 GiB; a record, 64 MiB. */
+    if (len > REC_MAX_BYTES) return;
     uint8_t *r = room(j, len);
     if (r) seal(j, r, REC_TAG, (uint32_t)len, index, (uint32_t)status, bytes, len);
 }
