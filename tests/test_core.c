@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "pool/pool.h"
 #include "mproc.h"
 #include "wire/wire.h"
 #include "worker/worker.h"
@@ -51,6 +52,28 @@ static void test_before_init(void **state) {
     assert_int_equal(mproc_backend(), 0);
     assert_string_equal(mproc_backend_name(), "none");
     assert_true(mproc_cpu_count() >= 1);
+}
+
+/* A chunk of items has room for its largest item in a frame: at least one item (an item of 1 GiB,
+ * the most allowed, made a chunk of 0 items: a division by zero in map, nothing in imap), and no
+ * more than fit whatever the mean says. */
+static void test_chunk_cap(void **state) {
+    (void)state;
+    const size_t gib = (size_t)1 << 30;
+    assert_int_equal(mproc__chunk_cap(100, gib), 1);
+    assert_int_equal(mproc__chunk_cap(100, gib / 4), 4);
+    assert_int_equal(mproc__chunk_cap(3, 8), 3);
+    assert_int_equal(mproc__chunk_cap(0, 8), 0); /* 0 (automatic) is the caller's to settle */
+    assert_true(mproc__chunk_cap(SIZE_MAX, 1) <= MPROC__WIRE_MAX_ITEMS);
+    /* One 1 GiB item among small ones: the mean is small, the largest is what caps. */
+    static char small[16];
+    mproc_item items[4] = {{small, 16}, {small, 16}, {small, 0}, {NULL, 0}};
+    items[3].len = gib; /* never read */
+    size_t largest = 0;
+    size_t mean = mproc__items_mean(items, 4, &largest);
+    assert_true(mean < gib / 2);
+    assert_true(largest == gib);
+    assert_int_equal(mproc__chunk_cap(mean, largest), 1);
 }
 
 /* The MPROC_ variables' numbers are read whole and strictly: what strtoull/strtod would bend
@@ -233,6 +256,7 @@ int main(void) {
         cmocka_unit_test(test_execute_wrong_input_size_and_codes),
         cmocka_unit_test(test_execute_rejects_bad_frames),
         cmocka_unit_test(test_ctx_results),
+        cmocka_unit_test(test_chunk_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

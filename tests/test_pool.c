@@ -652,6 +652,17 @@ static void test_bad_input(void **state) {
     assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 4, 1, NULL), MPROC_ESIZE);
     assert_int_equal(mproc_map(pool, &square_task, &x, 0, &y, 8, 1, NULL), MPROC_ESIZE); /* as apply's */
     assert_int_equal(mproc_map(pool, &echo_task, &x, 0, &y, 8, 1, NULL), MPROC_EINVAL); /* any size, but one */
+    /* imap's sizes as map's (in_size 0 for a typed task was EINVAL there) */
+    mproc_iter *sized = NULL;
+    assert_int_equal(mproc_imap(pool, &square_task, &x, 0, 1, NULL, &sized), MPROC_ESIZE);
+    assert_int_equal(mproc_imap(pool, &echo_task, &x, 0, 1, NULL, &sized), MPROC_EINVAL);
+    assert_null(sized);
+    /* A result over 1 GiB cannot travel: refused up front (a division by zero sizing its chunks
+     * killed the program before), nothing written. */
+    y = 5;
+    assert_int_equal(mproc_map(pool, &echo_task, &x, 8, &y, ((size_t)1 << 30) + 1, 1, NULL), MPROC_ETOOBIG);
+    assert_non_null(strstr(mproc_last_error(), "results of 1073741825 bytes are over 1 GiB"));
+    assert_int_equal(y, 5);
     /* An out array with out_size 0 would drop every result: only out NULL asks for that. */
     y = 5;
     assert_int_equal(mproc_map(pool, &square_task, &x, 8, &y, 0, 1, NULL), MPROC_ESIZE);

@@ -21,8 +21,10 @@ static size_t deliver_items(mproc_async *a, const mproc__chunk *c, const mproc__
         int st;
         size_t len;
         const uint8_t *blob = mproc__results_next(r, i, &cur, &st, &len);
-        if (st == 0) {
-            mproc__job_store(a, c->first + i, blob, len);
+        if (st == 0 && mproc__job_store(a, c->first + i, blob, len) < 0) {
+            st = MPROC_ENOMEM; /* the item fails (not recorded: it runs again on resume) */
+            failed++;
+        } else if (st == 0) {
             mproc__job_journal_item(a, c->first + i, 0, blob, len);
         } else {
             mproc__job_item_error(a, c, c->first + i, st, blob, len);
@@ -291,6 +293,8 @@ static int check_map(const mproc_task *task, const void *in, size_t in_size, con
         return mproc__error(MPROC_ETOOBIG, "%s: %zu items overflow memory sizes", fn, n);
     if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2)
         return mproc__error(MPROC_ETOOBIG, "%s: items of %zu bytes are over 1 GiB", fn, in_size);
+    if (out_size > MPROC__WIRE_MAX_PAYLOAD / 2)
+        return mproc__error(MPROC_ETOOBIG, "%s: results of %zu bytes are over 1 GiB", fn, out_size);
     return 0;
 }
 
@@ -309,12 +313,10 @@ typedef struct map_spec {
 
 /* Items per chunk: the caller's, or Python's rule on the items' mean size. */
 static size_t map_chunksize(const mproc_pool *pool, const map_spec *m, const mproc_call_opts *opts) {
-    size_t item = m->in_size > m->out_size ? m->in_size : m->out_size;
-    if (m->is_items) item = mproc__items_mean(m->items, m->n);
+    size_t item = m->in_size > m->out_size ? m->in_size : m->out_size, largest = item;
+    if (m->is_items) item = mproc__items_mean(m->items, m->n, &largest); /* the mean to choose, the largest to cap */
     size_t cs = mproc__auto_chunksize(pool, m->n, item, opts ? opts->chunksize : 0);
-    size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / item;
-    if (cs > cap) cs = cap;
-    return cs > MPROC__WIRE_MAX_ITEMS ? MPROC__WIRE_MAX_ITEMS : cs;
+    return mproc__chunk_cap(cs, largest);
 }
 
 /* A new map job for m; lock held. 0 or an error (nothing made). */

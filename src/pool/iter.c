@@ -316,20 +316,24 @@ typedef struct iter_input {
     int is_items;
 } iter_input;
 
-/* Checks what an iterator reads; *chunk_item: the bytes an item counts for in the chunk size. */
-static int check_input(const mproc_task *task, const iter_input *src, size_t *chunk_item, const char *fn) {
+/* Checks what an iterator reads; *chunk_item: the bytes an item counts for in the chunk size,
+ * *largest: the longest item (what a chunk must have room for). */
+static int check_input(const mproc_task *task, const iter_input *src, size_t *chunk_item, size_t *largest,
+                       const char *fn) {
     size_t in_size = src->in_size, n = src->n;
-    *chunk_item = in_size;
+    *chunk_item = *largest = in_size;
     if (src->is_items) {
         if (n && !src->items) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
-        *chunk_item = mproc__items_mean(src->items, n);
+        *chunk_item = mproc__items_mean(src->items, n, largest);
         return mproc__items_check(task, src->items, n, fn);
     }
-    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
-    if (!src->gen && !src->in && n) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
+    /* As map: a size the task disagrees with (zero included) is ESIZE, a zero size for a task
+     * that takes any size EINVAL. */
     if (task->in_size && in_size != task->in_size)
         return mproc__error(MPROC_ESIZE, "%s: task '%s' takes %zu-byte items; in_size is %zu", fn,
                             task->name, task->in_size, in_size);
+    if (in_size == 0) return mproc__error(MPROC_EINVAL, "%s: in_size must be > 0", fn);
+    if (!src->gen && !src->in && n) return mproc__error(MPROC_EINVAL, "%s: in is NULL", fn);
     if (in_size > MPROC__WIRE_MAX_PAYLOAD / 2 || (!src->gen && n > SIZE_MAX / in_size))
         return mproc__error(MPROC_ETOOBIG, "%s: input too large", fn);
     return 0;
@@ -346,7 +350,8 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     if (rc == 0) rc = mproc__pool_check(pool, fn);
     if (rc == 0) rc = mproc__task_check(task, fn);
     if (rc == 0) rc = mproc__call_opts_check(opts, MPROC__CALL_IMAP, fn);
-    if (rc == 0) rc = check_input(task, src, &in_size, fn);
+    size_t largest = 1;
+    if (rc == 0) rc = check_input(task, src, &in_size, &largest, fn);
     if (rc < 0) return rc;
     mproc_iter *it = calloc(1, sizeof *it);
     if (!it) return mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
@@ -363,8 +368,7 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     it->owner.timeout = opts ? opts->timeout : 0;
     size_t asked = opts ? opts->chunksize : 0;
     it->chunksize = mproc__auto_chunksize(pool, gen ? (size_t)pool->n * 4 * 1024 : n, in_size, asked);
-    if (it->chunksize > (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size) it->chunksize = (MPROC__WIRE_MAX_PAYLOAD / 2) / in_size;
-    if (it->chunksize > MPROC__WIRE_MAX_ITEMS) it->chunksize = MPROC__WIRE_MAX_ITEMS;
+    it->chunksize = mproc__chunk_cap(it->chunksize, largest);
     it->input_done = !gen && n == 0;
     size_t got_done, got_failed; /* the journal is read before anyone can see the iterator */
     rc = mproc__iter_journal_open(it, opts, &got_done, &got_failed);

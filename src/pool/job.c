@@ -99,17 +99,17 @@ void mproc__job_complete(mproc_async *a) {
     mproc__async_unref(a);
 }
 
-void mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len) {
-    if (!a->bufs || a->user_freed) return;
+int mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len) {
+    if (!a->bufs || a->user_freed) return 0;
     void *b = malloc(len ? len : 1);
     if (!b) {
         mproc__job_record_error(a, i, MPROC_ENOMEM, "no memory for the result", 24);
-        mproc__job_set_status(a, i, MPROC_ENOMEM);
-        return;
+        return MPROC_ENOMEM;
     }
     if (len) memcpy(b, bytes, len);
     a->bufs[i].data = b;
     a->bufs[i].len = len;
+    return 0;
 }
 
 void mproc__job_set_status(mproc_async *a, size_t i, int st) {
@@ -140,8 +140,10 @@ static void replay_item(void *ud, size_t i, int st, const uint8_t *bytes, size_t
     rc->done++;
     if (st == 0 && a->out && a->owner.out_size && len == a->owner.out_size)
         memcpy((uint8_t *)a->out + i * a->owner.out_size, bytes, len);
-    if (st == 0 && a->bufs) mproc__job_store(a, i, bytes, len);
-    if (st < 0) {
+    if (st == 0 && a->bufs && mproc__job_store(a, i, bytes, len) < 0) {
+        st = MPROC_ENOMEM; /* recorded by the store */
+        rc->failed++;
+    } else if (st < 0) {
         mproc__job_record_error(a, i, st, (const char *)bytes, len);
         rc->failed++;
     }

@@ -380,8 +380,11 @@ int mproc__call_opts_check(const mproc_call_opts *o, int kind, const char *fn);
 /* Checks variable-length items for fn: NULL data with a length (EINVAL), a length the task
  * disagrees with (ESIZE), over 1 GiB (ETOOBIG); the message names the item. 0 or the error. */
 int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n, const char *fn);
-/* The items' mean length (at least 1), for the chunk size. */
-size_t mproc__items_mean(const mproc_item *items, size_t n);
+/* The items' mean length (at least 1), for the chunk size; *largest: the longest (at least 1). */
+size_t mproc__items_mean(const mproc_item *items, size_t n, size_t *largest);
+/* chunksize capped so that a chunk of items of up to `largest` bytes each fits a frame (at
+ * least 1 item) and its item count the wire's limit. */
+size_t mproc__chunk_cap(size_t chunksize, size_t largest);
 /* Packs count variable-length items into one buffer, as a TASK payload carries them after its
  * prefix: their length table, then their bytes. 0 with *buf (malloc'd) and *len, or -1 if out
  * of memory. */
@@ -544,9 +547,9 @@ void mproc__job_item_error(mproc_async *a, const mproc__chunk *c, size_t index, 
                            size_t len);
 /* count items from first on failed with err and msg (statuses set, the error recorded). */
 void mproc__job_fail_items(mproc_async *a, size_t first, size_t count, int err, const char *msg);
-/* map_items: item i's result, copied into a buffer the caller owns (out of memory: the item
- * fails with MPROC_ENOMEM). */
-void mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len);
+/* map_items: item i's result, copied into a buffer the caller owns: 0, or MPROC_ENOMEM with the
+ * item's error recorded (the caller then fails the item: its status, its count). */
+int mproc__job_store(mproc_async *a, size_t i, const void *bytes, size_t len);
 /* map: item i's status, into the caller's item_status if given. */
 void mproc__job_set_status(mproc_async *a, size_t i, int st);
 /* A chunk of items items (failed of them failed) settled: journal flushed when due, a failing

@@ -314,10 +314,21 @@ int mproc__items_check(const mproc_task *task, const mproc_item *items, size_t n
     return 0;
 }
 
-size_t mproc__items_mean(const mproc_item *items, size_t n) {
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += items[i].len;
+size_t mproc__items_mean(const mproc_item *items, size_t n, size_t *largest) {
+    size_t total = 0, top = 1;
+    for (size_t i = 0; i < n; i++) {
+        total += items[i].len;
+        if (items[i].len > top) top = items[i].len;
+    }
+    *largest = top;
     return n ? total / n + 1 : 1;
+}
+
+size_t mproc__chunk_cap(size_t chunksize, size_t largest) {
+    size_t cap = (MPROC__WIRE_MAX_PAYLOAD / 2) / (largest ? largest : 1);
+    if (cap < 1) cap = 1; /* one item always fits: items are at most 1 GiB */
+    if (chunksize > cap) chunksize = cap;
+    return chunksize > MPROC__WIRE_MAX_ITEMS ? MPROC__WIRE_MAX_ITEMS : chunksize;
 }
 
 int mproc__items_pack(const mproc_item *items, size_t count, uint8_t **buf, size_t *len) {
