@@ -402,7 +402,8 @@ int mproc_async_free(mproc_async *a);
  * ready at once or within milliseconds: wait for it as usual), 0 when the handle was already
  * ready (nothing to cancel). A map's items that had finished keep their results; its error is
  * MPROC_ECANCELLED unless an item failed of its own. The error callback, if any, runs in the
- * calling thread when the handle becomes ready here. Under MPI with tasks run inside the ranks
+ * calling thread when the handle becomes ready here; when it becomes ready later (a worker had
+ * to be stopped), in the pool's result thread, as other callbacks. Under MPI with tasks run inside the ranks
  * (MPROC_MPI_EXECUTORS=0) a running task cannot be stopped: it fails at once and its result is
  * dropped when it comes. */
 int mproc_async_cancel(mproc_async *a);

@@ -75,6 +75,9 @@ typedef struct mproc__send_hint {
      * the reply or group_stop() has returned. */
     void *reply_to;
     size_t reply_len;
+    /* Set by send(): 1 when the transport keeps a reference past send() (input it reads later,
+     * or the reply's home): the core withdraws the frame before it settles it early. */
+    int kept;
 } mproc__send_hint;
 
 typedef struct mproc__backend_ops {
@@ -98,7 +101,7 @@ typedef struct mproc__backend_ops {
      * the transport. A dead worker gives MPROC_EWORKER (its DIED event still comes). flags:
      * hint may be NULL. */
     int (*send)(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
-                const mproc__send_hint *hint);
+                mproc__send_hint *hint);
     /* Blocks up to timeout seconds (< 0: forever) for the next event. Returns 0 with *ev set,
      * or an error. Must not busy-wait for long: an idle master leaves its core to workers. */
     int (*wait)(mproc__group *g, double timeout, mproc__event *ev);

@@ -3,6 +3,7 @@
  * handles), progress (the counters, the callback's rate and last call, imap's total once a
  * generator ends) and the progress bar written to a file; bad input to each.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,16 +52,31 @@ static mproc_pool *make_pool(int n) {
 
 /* ---- cancel ------------------------------------------------------------------------------ */
 
+static int queued_errors;
+static pthread_t queued_error_thread;
+static void on_queued_error(void *ud, int err, const char *msg) {
+    (void)ud;
+    (void)msg;
+    queued_errors += err == MPROC_ECANCELLED;
+    queued_error_thread = pthread_self();
+}
+
 static void test_cancel_queued_and_running(void **state) {
     (void)state;
     mproc_pool *p = make_pool(1);
     long slow = 3000, quick = 1;
     mproc_async *running, *queued;
     assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
-    assert_int_equal(mproc_apply_async(p, &nap_task, &quick, sizeof quick, NULL, &queued), 0);
+    assert_int_equal(mproc_apply_async(p, &nap_task, &quick, sizeof quick,
+                                       &(mproc_call_opts){.error_callback = on_queued_error}, &queued),
+                     0);
     nap(200); /* the slow one is running */
     double t0 = now_s();
+    queued_errors = 0;
     assert_int_equal(mproc_async_cancel(queued), 1);
+    /* Nothing of it ran: it ended inside the cancel, its error callback in this thread. */
+    assert_int_equal(queued_errors, 1);
+    assert_true(pthread_equal(queued_error_thread, pthread_self()));
     assert_int_equal(mproc_async_wait(queued, 1.0), 0);
     assert_int_equal(mproc_async_get(queued, 0, NULL, NULL), MPROC_ECANCELLED);
     assert_non_null(strstr(mproc_last_error(), "cancelled"));

@@ -25,7 +25,7 @@ static int none_group_start(int n, int per_rank, mproc__group **out) {
     return not_built();
 }
 static int none_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
-                     const mproc__send_hint *hint) {
+                     mproc__send_hint *hint) {
     (void)g, (void)worker, (void)iov, (void)iovcnt, (void)hint;
     return not_built();
 }

@@ -9,7 +9,7 @@
 
 pthread_mutex_t mproc__core_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, const mproc__send_hint *hint) {
+int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, mproc__send_hint *hint) {
     mproc__group *g = p->g;
     pthread_mutex_unlock(&mproc__core_lock);
     int rc = p->be->send(g, w, iov, iovcnt, hint);

@@ -25,11 +25,10 @@ static int runs_owner(const mproc__wstate *ws, const mproc__owner *o) {
     return 0;
 }
 
-/* Whether the transport may still hold c's input or its results' home (send_chunk's hints). */
+/* Whether c must be settled by the driver: a send is reading it now, or its send left the
+ * transport a reference to its input or its results' home (send_chunk). */
 static int lent_to_transport(const mproc_pool *p, const mproc__chunk *c) {
-    size_t len;
-    return mproc__pool_can_withdraw(p) && !c->batched &&
-           (mproc__chunk_input_outlives_reply(p, c) || mproc__chunk_reply_home(p, c, &len));
+    return c == p->sending_chunk || (c->lent && mproc__pool_can_withdraw(p));
 }
 
 /* Takes every chunk of o out of worker w's in-flight list onto *tail (or, lent to the

@@ -220,6 +220,7 @@ struct mproc__chunk {
                                * names it (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int withdraw_from;        /* on the pool's withdrawn list: the worker it was sent to */
+    int lent;                 /* its send left the transport a reference (mproc__send_hint.kept) */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */
     uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
@@ -265,6 +266,7 @@ struct mproc_pool {
     int restarts_due;          /* workers with restart_due set */
     int last_worker;           /* the worker whose result came last (-1: none yet) */
     const mproc__owner *sending; /* an owner whose caller-held input a send is reading now */
+    const mproc__chunk *sending_chunk; /* the chunk a send (lock dropped) is reading now */
     int sending_waited;        /* someone waits for that send to end (mproc__pool_wait_send) */
     mproc__chunk *withdrawn;   /* cancelled chunks the transport may still read from or write
                                 * to (their send hints), settled by the driver after it has
@@ -398,7 +400,7 @@ size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_M
 
 /* ---- backend_calls.c: lock held on entry and exit, released during the backend's call --- */
 
-int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, const mproc__send_hint *hint);
+int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, mproc__send_hint *hint);
 int mproc__pool_wait_event(mproc_pool *p, double timeout, mproc__event *ev);
 int mproc__pool_restart_worker(mproc_pool *p, int w);
 /* These two do not block, so they keep the lock. */

@@ -205,7 +205,7 @@ void mproc__pool_settle_withdrawn(mproc_pool *p) {
     while ((c = p->withdrawn)) { /* a cancel may add more while the lock is dropped */
         p->withdrawn = c->next;
         c->next = NULL;
-        if (p->g) mproc__pool_withdraw(p, c->withdraw_from, c->id);
+        if (p->g && c->lent) mproc__pool_withdraw(p, c->withdraw_from, c->id);
         mproc__pool_settle_cancelled(p, c);
     }
 }

@@ -14,13 +14,16 @@ static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     uint8_t head[MPROC__CHUNK_HEAD_MAX];
     size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
-    mproc__send_hint hint = {mproc__chunk_input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0};
+    mproc__send_hint hint = {mproc__chunk_input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0, 0};
     hint.reply_to = mproc__chunk_reply_home(p, c, &hint.reply_len);
     /* Input in the caller's memory that may go away before the reply (an iterator's array,
      * once mproc_iter_free returns): the free waits for this send to be done with it. */
     p->sending = !c->owned && !c->owner->input_outlives_reply ? c->owner : NULL;
+    p->sending_chunk = c; /* a cancel meanwhile leaves c to us (cancel.c) */
     int rc = mproc__pool_send(p, w, iov, c->in_len ? 2 : 1, &hint);
     p->sending = NULL;
+    p->sending_chunk = NULL;
+    c->lent = hint.kept;
     if (p->sending_waited) {
         p->sending_waited = 0;
         mproc__core_broadcast();

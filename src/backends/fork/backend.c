@@ -70,8 +70,8 @@ static int fork_group_start(int n, int per_rank, mproc__group **out) {
 }
 
 /* Notes where frame id's reply data may go (the send hint), for a reply that comes through the
- * ring. 0, or -1 without memory (the reply then takes the usual path). */
-static int note_home(fworker *w, uint64_t id, const mproc__send_hint *hint) {
+ * ring (hint->kept then set). 0, or -1 without memory (the reply then takes the usual path). */
+static int note_home(fworker *w, uint64_t id, mproc__send_hint *hint) {
     if (!hint || !hint->reply_to || !w->rings.base) return 0;
     if (w->nhomes == w->cap_homes) {
         int cap = w->cap_homes ? 2 * w->cap_homes : 8;
@@ -81,6 +81,7 @@ static int note_home(fworker *w, uint64_t id, const mproc__send_hint *hint) {
         w->cap_homes = cap;
     }
     w->homes[w->nhomes++] = (reply_home){id, hint->reply_to, hint->reply_len};
+    hint->kept = 1;
     return 0;
 }
 
@@ -94,7 +95,7 @@ static void fork_withdraw(mproc__group *g, int worker, uint64_t id) {
 }
 
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
-                     const mproc__send_hint *hint) {
+                     mproc__send_hint *hint) {
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     fworker *w = &g->w[worker];
     if (w->fd < 0) return MPROC_EWORKER;

@@ -143,7 +143,7 @@ int mproc__mpi_group_start(int n, int per_rank, mproc__group **out) {
 }
 
 int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
-                    const mproc__send_hint *hint) {
+                    mproc__send_hint *hint) {
     uint8_t hdr[MPROC__WIRE_HDR_SIZE];
     if (!g || worker < 0 || worker >= g->n || !iov || iovcnt < 1)
         return mproc__error(MPROC_EINVAL, "mpi send: no worker %d in this pool", worker);
@@ -182,9 +182,11 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
         mproc__master.outstanding_total++;
         mproc__master.sent[r]++;
     }
-    if (counted && hint && (hint->flags & MPROC__SEND_RETAIN))
+    if (hint) hint->kept = placing;
+    if (counted && hint && (hint->flags & MPROC__SEND_RETAIN)) {
         rc = mproc__mpi_send_retained(r, iov, iovcnt, mproc__master.sent[r], mproc__mpi_route);
-    else
+        if (mproc__iov_total(iov, iovcnt) >= MPROC__MPI_RETAIN_MIN) hint->kept = 1; /* may read it later */
+    } else
         rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
     if (rc < 0 && counted) {
         mproc__master.outstanding[r]--;

@@ -5,7 +5,7 @@
 #include "backend.h"
 
 int mproc__mpi_group_start(int n, int per_rank, mproc__group **out);
-int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, const mproc__send_hint *hint);
+int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt, mproc__send_hint *hint);
 int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev);
 void mproc__mpi_wake(mproc__group *g);
 int mproc__mpi_kill_worker(mproc__group *g, int worker);
