@@ -404,6 +404,34 @@ static void test_process_killed_holding_a_lock(void **state) {
     mproc_event_free(&a.held);
 }
 
+/* A task that returns holding a lock (its worker still alive) leaves it held; the pool's end
+ * ends its worker, and the lock is handed on with EOWNERDEAD. Under MPI the executors outlive
+ * the pool: they were retired only when a next pool needed them, so the lock stayed held until
+ * then (found by a new-user trial: ETIMEDOUT after pool_free on MPI, EOWNERDEAD on fork). */
+static int keep_lock(mproc_ctx *ctx, const mproc_lock *l, long *out) {
+    (void)ctx;
+    *out = mproc_lock_acquire(l, 5);
+    return 0;
+}
+MPROC_TASK_TYPED(keep_lock, mproc_lock, long);
+
+static void test_a_lock_a_task_kept_is_handed_on_when_the_pool_ends(void **state) {
+    const char *in_rank = getenv("MPROC_MPI_EXECUTORS");
+    if (mproc_backend() == MPROC_BACKEND_MPI && in_rank && !strcmp(in_rank, "0")) return; /* the rank lives on */
+    mproc_lock l;
+    assert_int_equal(mproc_lock_create(&l), 0);
+    mproc_pool *p;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1}), 0);
+    long got = 1;
+    assert_int_equal(mproc_apply(p, &keep_lock_task, &l, sizeof l, &got, sizeof got, NULL), 0);
+    assert_int_equal(got, 0); /* the task holds it */
+    assert_int_equal(mproc_lock_acquire(&l, 0.05), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_pool_free(p), 0);
+    assert_int_equal(mproc_lock_acquire(&l, 10), MPROC_EOWNERDEAD);
+    assert_int_equal(mproc_lock_release(&l), 0);
+    mproc_lock_free(&l);
+}
+
 static void test_producer_killed_mid_put_leaves_no_torn_item(void **state) {
     for (int round = 0; round < 3; round++) {
         struct blob_arg a;
@@ -928,6 +956,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_barrier_of_every_worker),
         cmocka_unit_test(test_barrier_timeout_breaks_it_and_reset_mends),
         cmocka_unit_test(test_process_killed_holding_a_lock),
+        cmocka_unit_test(test_a_lock_a_task_kept_is_handed_on_when_the_pool_ends),
         cmocka_unit_test(test_producer_killed_mid_put_leaves_no_torn_item),
         cmocka_unit_test(test_pipe_both_ways_and_eof),
         cmocka_unit_test(test_one_way_pipe),

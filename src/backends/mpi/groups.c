@@ -29,6 +29,7 @@ static int restart_executor(mproc__worker_view *v, int ident) {
     v->gen++;
     v->used = v->broken = 0;
     v->pid = 0; /* until its EXEC_STARTED */
+    v->starting = 1;
     return 0;
 }
 
@@ -115,8 +116,9 @@ static void group_take_worker(mproc__group *g, int w) {
             v->ident = w;
         return;
     }
-    /* pid 0: it died (or was killed with its rank's others) while no pool counted on it. */
-    if (!v->used && !v->broken && v->pid && v->ident == w) return;
+    /* pid 0 and not starting: it died (or was killed with its rank's others) while no pool
+     * counted on it. Starting: the pool before replaced it as it stopped. */
+    if (!v->used && !v->broken && (v->pid || v->starting) && v->ident == w) return;
     restart_executor(v, w);
 }
 
@@ -358,6 +360,17 @@ static int killed_are_gone(const void *arg) {
     return 1;
 }
 
+/* Lock held. As a fork pool's workers end with it, the executors that ran this pool's tasks go
+ * now (SHUTDOWN: a task may have left a Lock held, memory, files), not when a pool next needs
+ * them; a fresh one waits in each's place. Those killed above are gone already. */
+static void retire_used_executors(mproc__group *g, const char *killed) {
+    for (int w = 0; w < g->n; w++) {
+        mproc__worker_view *v = &mproc__master.wk[g->slot[w]];
+        if (v->used && mproc__master.exec[v->rank].on && !mproc__mpi_is_gone(v->rank) && !(killed && killed[v->rank]))
+            restart_executor(v, v->ident);
+    }
+}
+
 void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     (void)graceful; /* ranks are never stopped with a pool; see the file comment */
     if (!g) return;
@@ -389,6 +402,7 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     /* As Python's terminate(): when this returns, no task of the pool still runs or starts (a
      * killed executor could otherwise take a frame already queued for it in the meantime). */
     if (any_killed && killed) mproc__mpi_wait_until(killed_are_gone, killed, mproc__deadline(KILLED_GONE_S), MPROC__MPI_BUSY_CAP_NS);
+    retire_used_executors(g, killed);
     free(killed);
     while (g->head) {
         mproc__mpi_event *e = g->head;

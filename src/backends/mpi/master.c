@@ -114,7 +114,7 @@ static void number_workers(void) {
         const mproc__exec_view *x = &mproc__master.exec[r];
         for (int e = 0; e < x->nexec; e++)
             mproc__master.wk[x->first + e] =
-                (mproc__worker_view){r, e, mproc__master.start_pids[r][e], 1, 0, 0, x->first + e};
+                (mproc__worker_view){.rank = r, .e = e, .pid = mproc__master.start_pids[r][e], .gen = 1, .ident = x->first + e};
         free(mproc__master.start_pids[r]);
     }
     free(mproc__master.start_pids);

@@ -71,6 +71,7 @@ typedef struct mproc__worker_view {
     uint32_t gen;  /* the generation frames go to now: one more per EXEC_RESTART sent */
     int used;      /* a task frame went there since its last restart */
     int broken;    /* its rank could not start one: the worker cannot be replaced */
+    int starting;  /* asked for (EXEC_RESTART) and not yet reported started or dead */
     int ident;     /* the worker index its tasks see (mproc_current_index): its place in the pool
                     * that last started it, its place here until then */
 } mproc__worker_view;

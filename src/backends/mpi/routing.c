@@ -151,6 +151,7 @@ static void route_exec_died(int src, uint8_t *f, size_t len) {
     mproc__mpi_drop_placements_of(src, w);
     if (mproc__get_u32(f + MPROC__WIRE_HDR_SIZE + 4) == 0) v->broken = 1; /* none could start */
     v->pid = 0;
+    v->starting = 0;
     mproc__mpi_event *ev = malloc(sizeof *ev);
     if (!ev) mproc__mpi_fatal("master: out of memory queueing news from rank %d", src);
     *ev = (mproc__mpi_event){NULL, w, f, len, 0, 1};
@@ -168,7 +169,10 @@ static void route_exec_news(int src, uint16_t kind, uint8_t *f, size_t len) {
         uint32_t e = (uint32_t)(id >> 32);
         if (e < (uint32_t)x->nexec) {
             mproc__worker_view *v = &mproc__master.wk[x->first + e];
-            if ((uint32_t)id == v->gen) v->pid = (long)mproc__hdr_arg(f);
+            if ((uint32_t)id == v->gen) {
+                v->pid = (long)mproc__hdr_arg(f);
+                v->starting = 0;
+            }
         }
     }
     if (kind == MPROC__FRAME_EXEC_DROPPED) {
