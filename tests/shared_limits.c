@@ -43,13 +43,17 @@ int main(int argc, char **argv) {
         int n = 0, rc;
         while (n < 64 && (rc = mproc_queue_create(&q[n], &(mproc_queue_opts){.capacity = 60000})) == 0) n++;
         EXPECT(n > 4 && n < 64);
-        EXPECT(rc == MPROC_ENOMEM && strstr(mproc_last_error(), "full") != NULL);
+        EXPECT(rc == MPROC_ENOMEM && strstr(mproc_last_error(), "no free block of 65536 bytes") != NULL);
         EXPECT(strncmp(mproc_last_error(), "mproc_queue_create: ", 20) == 0);
         EXPECT(mproc_queue_put(&q[0], "x", 1, 0) == 0); /* what was made still works */
         EXPECT(mproc_queue_free(&q[n / 2]) == 0);
         EXPECT(mproc_queue_create(&q[n / 2], &(mproc_queue_opts){.capacity = 60000}) == 0); /* reused */
         EXPECT(mproc_queue_create(&big, &(mproc_queue_opts){.capacity = 60000}) == MPROC_ENOMEM);
         for (int i = 0; i < n; i++) EXPECT(mproc_queue_free(&q[i]) == 0);
+        /* Half the arena and more: its block (the next power of two) cannot fit beside the
+         * arena's header, even empty; the message says why, not "full". */
+        EXPECT(mproc_queue_create(&big, &(mproc_queue_opts){.capacity = 600 << 10}) == MPROC_ENOMEM);
+        EXPECT(strstr(mproc_last_error(), "takes a block of the next power of two bytes, more than the arena") != NULL);
         return 0;
     }
     fprintf(stderr, "usage: shared_limits bad BYTES | full\n");

@@ -240,9 +240,13 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     }
     const mapped *m = &arenas[0];
     arena_header *h = (arena_header *)m->base;
-    if (size > h->size) return mproc__error(MPROC_ENOMEM, "%s: %zu bytes is more than the arena of shared objects (%" PRIu64 " bytes; MPROC_SHARED_BYTES sets it)", fn, size, h->size);
-    uint32_t c = class_for(size + sizeof(block_header));
-    uint64_t bytes = (uint64_t)MIN_BLOCK << c, off = 0;
+    /* Objects take blocks of a power of two bytes (never split or merged, see the top). */
+    uint64_t first = (sizeof *h + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK;
+    uint32_t c = size > h->size ? CLASSES : class_for(size + sizeof(block_header));
+    if (c >= CLASSES || ((uint64_t)MIN_BLOCK << c) > h->size - first)
+        return mproc__error(MPROC_ENOMEM, "%s: a %zu-byte object takes a block of the next power of two bytes, more than the "
+                            "arena of shared objects holds (%" PRIu64 " bytes; MPROC_SHARED_BYTES sets it)", fn, size, h->size);
+    uint64_t bytes = (uint64_t)MIN_BLOCK << c, off = 0, never_used = 0;
     mproc__sh_enter(&h->mu);
     if (c < CLASSES && h->free_head[c]) {
         off = h->free_head[c];
@@ -252,6 +256,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
         h->bump += bytes;
     }
     block_header *b = off ? (block_header *)(m->base + off) : NULL;
+    if (!b) never_used = h->size - h->bump;
     if (b) {
         b->cls = c;
         b->next_free = 0;
@@ -259,7 +264,9 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     }
     mproc__sh_leave(&h->mu);
     if (!b)
-        return mproc__error(MPROC_ENOMEM, "%s: the arena of shared objects (%" PRIu64 " bytes) is full (raise MPROC_SHARED_BYTES)", fn, h->size);
+        return mproc__error(MPROC_ENOMEM, "%s: no free block of %" PRIu64 " bytes for a %zu-byte object: the arena of shared "
+                            "objects (%" PRIu64 " bytes) has %" PRIu64 " never used and none of that size freed (raise "
+                            "MPROC_SHARED_BYTES)", fn, bytes, size, h->size, never_used);
     memset(b + 1, 0, size); /* only what was asked: a queue's ring is touched as it fills */
     b->kind = kind; /* last: until now a stale handle sees the block as not of its kind */
     make_ref(m, off, b, ref);
