@@ -525,6 +525,31 @@ static void test_iter_progress_learns_its_total(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* An imap freed before its end is done too: its callback hears so once, finished, before
+ * mproc_iter_free returns (it never did: a new-user trial). */
+static void test_iter_freed_early_reports_finished(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    enum { N = 40 };
+    long in[N];
+    for (int i = 0; i < N; i++) in[i] = 50;
+    seen_progress s = {0};
+    mproc_iter *it;
+    assert_int_equal(mproc_imap(p, &nap_task, in, sizeof *in, N,
+                                &(mproc_call_opts){.chunksize = 1, .progress = on_progress, .userdata = &s}, &it),
+                     0);
+    const void *d;
+    assert_int_equal(mproc_iter_next(it, 10.0, &d, NULL, NULL), 0);
+    assert_int_equal(mproc_iter_free(it), 0);
+    assert_int_equal(s.finished_calls, 1);
+    assert_true(s.last_done >= 1 && s.last_done < N);
+    assert_int_equal(s.total, N);
+    int calls = s.calls;
+    nap(200); /* nothing after it */
+    assert_int_equal(s.calls, calls);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_progress_bad_options(void **state) {
     (void)state;
     mproc_pool *p = make_pool(1);
@@ -654,6 +679,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_waitset_many_handles),
     cmocka_unit_test(test_progress_counts_and_callback),
     cmocka_unit_test(test_iter_progress_learns_its_total),
+    cmocka_unit_test(test_iter_freed_early_reports_finished),
     cmocka_unit_test(test_progress_bad_options),
     cmocka_unit_test(test_progress_bar_into_a_file),
     cmocka_unit_test(test_options_that_do_not_apply),

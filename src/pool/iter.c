@@ -438,9 +438,11 @@ int mproc_iter_free(mproc_iter *it) {
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
     }
-    if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
-    mproc__progress_mute(it->owner.prog); /* nobody to tell; a bar still ends its line */
+    /* The call is done: its progress callback is called once more, finished (in this thread,
+     * the lock dropped), and what the cancel below settles is no longer counted. First, as a
+     * send may start meanwhile. */
     mproc__progress_end(it->owner.prog);
+    if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
     /* Nobody will read what is left: as a cancel, its queued chunks are dropped (settled onto
      * it->done, freed below) and a worker running one of them is killed and replaced (the pool
