@@ -883,6 +883,17 @@ static void test_pipe_misuse(void **state) {
     assert_int_equal(mproc_conn_send(&b, "x", 1, 0), MPROC_ECLOSED); /* the peer is closed */
     assert_int_equal(mproc_conn_close(&b), 0);
     assert_int_equal(mproc_conn_send(&a_copy, "x", 1, 0), MPROC_EBADHANDLE); /* freed with both ends */
+    /* Closing once more through a copy after both ends were closed (so the pipe was freed) is
+     * still closing twice: fine (it was EBADHANDLE "the object was freed": a new-user trial). */
+    assert_int_equal(mproc_conn_close(&a_copy), 0);
+    mproc_conn c, d;
+    assert_int_equal(mproc_pipe(&c, &d, 1, 0), 0);
+    mproc_conn d_in_child = d; /* the Process's copy, closed there */
+    assert_int_equal(mproc_conn_close(&d_in_child), 0);
+    assert_int_equal(mproc_conn_close(&c), 0);
+    assert_int_equal(mproc_conn_close(&d), 0);
+    mproc_conn zero = {{0}};
+    assert_int_equal(mproc_conn_close(&zero), 0); /* a cleared handle: as after a close */
 }
 
 static void test_bad_input(void **state) {

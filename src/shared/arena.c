@@ -308,6 +308,14 @@ static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const ch
     return b;
 }
 
+int mproc__sh_was_freed(const mproc_shared_ref *r, uint32_t kind) {
+    if (!r || r->kind != kind || r->arena == 0 || r->host != my_host) return 0;
+    const mapped *m = find(r->arena);
+    if (!m || r->offset < sizeof(arena_header) || r->offset % MIN_BLOCK || r->offset > m->size - MIN_BLOCK) return 0;
+    const block_header *b = (const block_header *)(m->base + r->offset);
+    return b->kind != kind || b->gen != r->gen;
+}
+
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err) {
     block_header *b = block_of(ref, kind, fn, err, NULL);
     return b ? b + 1 : NULL;

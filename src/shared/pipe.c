@@ -165,6 +165,12 @@ int mproc_conn_close(mproc_conn *c) {
         memset(&c->ref, 0, sizeof c->ref);
         return 0;
     }
+    /* Freed: a pipe is freed only when both its ends are closed, so this end was closed
+     * already (through a copy of this handle): closing twice is fine. */
+    if (!p && rc == MPROC_EBADHANDLE && mproc__sh_was_freed(&c->ref, MPROC__SH_PIPE)) {
+        memset(&c->ref, 0, sizeof c->ref);
+        return 0;
+    }
     if (!p && rc == MPROC__SH_REMOTE) return mproc__sh_forward_free(MPROC__OP_CONN_CLOSE, &c->ref, "mproc_conn_close");
     if (!p) return rc;
     uint32_t before = atomic_fetch_and(&p->open_ends, ~(1u << e));
