@@ -213,6 +213,7 @@ static void test_a_journal_write_error_is_said(void **state) {
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, SIG_DFL);
     assert_int_equal(rc, MPROC_ESYS);
+    assert_int_equal(strncmp(mproc_last_error(), "mproc_map: journal ", 19), 0); /* the call named */
     assert_non_null(strstr(mproc_last_error(), j));
     assert_non_null(strstr(mproc_last_error(), "thirteen is unlucky"));
     assert_int_equal(st[13], MPROC_ETASK);

@@ -325,6 +325,7 @@ static int map_job(mproc_pool *pool, const mproc_task *task, const map_spec *m, 
     int rc = check_open(pool, fn);
     mproc_async *a = NULL;
     if (rc == 0 && !(a = mproc__job_new(1, task, opts, &job_ops))) rc = mproc__error(MPROC_ENOMEM, "%s: out of memory", fn);
+    if (a) a->fn = fn;
     if (rc == 0 && (rc = mproc__progress_start(&a->owner.prog, opts, m->n, task->name, fn)) < 0) {
         a->refs = 1;
         mproc__async_unref(a);

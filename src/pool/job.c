@@ -189,11 +189,12 @@ static void journal_end(mproc_async *a) {
     if (!a->journal) return;
     const char *why = mproc__journal_error(a->journal);
     char msg[320];
-    snprintf(msg, sizeof msg, "%s", why ? why : "");
+    const char *fn = a->fn ? a->fn : "mproc_map_async";
+    snprintf(msg, sizeof msg, "%s: %s", fn, why ? why : "");
     int err = mproc__journal_close(a->journal);
     a->journal = NULL;
     if (!err) return;
-    if (!why) snprintf(msg, sizeof msg, "%s", mproc_last_error()); /* the last writes' failure */
+    if (!why) snprintf(msg, sizeof msg, "%s: %s", fn, mproc_last_error()); /* the last writes' failure */
     /* A journal that missed records must be said even when items failed: its items would run
      * again on resume. Items' own failures stay in item_status; their first is named too. A
      * cancelled or closed call keeps its code, with the journal's failure in its message. */

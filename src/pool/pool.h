@@ -118,6 +118,7 @@ struct mproc_async {
     int refs;                 /* the user's handle + one per pool reference */
     int user_freed;
     int is_map;               /* map/map_async, else apply */
+    const char *fn;           /* the call that made it ("mproc_map"...), named by journal errors */
     mproc__job_opts opts;     /* what the job needs of the call's options after submission */
     size_t n;
     void *out;                /* map: the caller's array */
