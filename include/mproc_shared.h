@@ -75,7 +75,7 @@ typedef struct mproc_shared_ref {
     uint64_t offset;  /* the object's block in the arena */
     uint32_t pid;     /* the arena's creator */
     int32_t fd;       /* its memfd in the creator */
-    uint32_t gen;     /* the block's generation: a freed object's handle no longer matches */
+    uint32_t gen;     /* the object's generation, unique in its arena: a freed object's handle no longer matches */
     uint32_t host;    /* a hash of the creator's host name */
     uint32_t kind;    /* which kind of object */
     uint32_t aux;     /* per kind (a Pipe end's side) */

@@ -896,6 +896,23 @@ static void test_pipe_misuse(void **state) {
     assert_int_equal(mproc_conn_close(&zero), 0); /* a cleared handle: as after a close */
 }
 
+/* A handle whose offset was corrupted onto another live object of its kind is refused (both
+ * objects had generation 1 and it was taken as the other: a new-user trial). */
+static void test_a_handle_moved_onto_another_object_is_refused(void **state) {
+    mproc_queue q1, q2;
+    assert_int_equal(mproc_queue_create(&q1, NULL), 0);
+    assert_int_equal(mproc_queue_create(&q2, NULL), 0);
+    assert_int_equal(mproc_queue_put(&q2, "x", 1, 0), 0);
+    mproc_queue moved = q1;
+    moved.ref.offset = q2.ref.offset;
+    assert_int_equal(mproc_queue_qsize(&moved), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_queue_put(&moved, "y", 1, 0), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_queue_qsize(&q2), 1); /* untouched */
+    assert_int_equal(mproc_queue_free(&moved), MPROC_EBADHANDLE);
+    assert_int_equal(mproc_queue_free(&q1), 0);
+    assert_int_equal(mproc_queue_free(&q2), 0);
+}
+
 static void test_bad_input(void **state) {
     mproc_lock zero = {{0}}, l;
     assert_int_equal(mproc_lock_acquire(NULL, 0), MPROC_EBADHANDLE);
@@ -984,6 +1001,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_condition_notify_rules_and_wait_for),
         cmocka_unit_test(test_pipe_misuse),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_a_handle_moved_onto_another_object_is_refused),
     };
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {

@@ -7,8 +7,9 @@
  * kill -9 could leave behind: the memory goes when the last process that maps it ends.
  *
  * Blocks are powers of two from 64 bytes and are never split or merged, so a block's header
- * stays at its offset for good: a freed object's handle meets a higher generation there (or a
- * free block) and is refused, never misread.
+ * stays at its offset for good: a freed object's handle meets another generation there (or a
+ * free block) and is refused, never misread. Generations are the arena's, not the block's: no
+ * two objects ever had the same, so a handle pointing at the wrong block is refused too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +37,9 @@ typedef struct arena_header {
     uint64_t magic, tag, size;
     uint32_t host, pid;
     int32_t fd;
-    uint32_t pad;
+    uint32_t gens;                /* generations handed out: each block's gen is the arena's next,
+                                   * so no two live objects share one and a handle whose offset
+                                   * was corrupted onto another object is refused, not taken */
     pthread_mutex_t mu;
     uint64_t bump;                /* next never-used byte */
     uint64_t free_head[CLASSES];  /* per class, offset of the first free block, 0 = none */
@@ -260,7 +263,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     if (b) {
         b->cls = c;
         b->next_free = 0;
-        b->gen++;
+        b->gen = ++h->gens;
     }
     mproc__sh_leave(&h->mu);
     if (!b)
@@ -332,7 +335,7 @@ int mproc__sh_free_ex(mproc_shared_ref *ref, uint32_t kind, const char *fn, int 
     mproc__sh_enter(&h->mu);
     if (b->kind == kind && b->gen == ref->gen) { /* not freed by another process meanwhile */
         b->kind = 0;
-        b->gen++;
+        b->gen = ++h->gens;
         if (reuse && b->cls < CLASSES) { /* else kept out of use: a waiter may still be inside */
             b->next_free = h->free_head[b->cls];
             h->free_head[b->cls] = ref->offset;
