@@ -75,9 +75,10 @@ typedef struct mproc__send_hint {
      * the reply or group_stop() has returned. */
     void *reply_to;
     size_t reply_len;
-    /* Set by send(): 1 when the transport keeps a reference past send() (input it reads later,
-     * or the reply's home): the core withdraws the frame before it settles it early. */
-    int kept;
+    /* Set by send(): non-zero (a token for withdraw) when the transport keeps a reference past
+     * send() (input it reads later, or the reply's home): the core withdraws the frame before
+     * it settles it early. */
+    uint64_t kept;
 } mproc__send_hint;
 
 typedef struct mproc__backend_ops {
@@ -110,13 +111,14 @@ typedef struct mproc__backend_ops {
     /* Kills a worker (SIGKILL or the transport's equivalent); its DIED event follows. A
      * backend that cannot (MPI) returns an error and the worker keeps running. */
     int (*kill_worker)(mproc__group *g, int worker);
-    /* Frame id, sent to worker with a send hint, is settled before its reply (its call was
-     * cancelled while it waited behind another call's task): when this returns the transport
-     * reads none of its MPROC__SEND_RETAIN input any more and puts nothing more at its reply_to;
-     * a reply that still comes is an ordinary frame. May wait for a send in flight to end.
-     * Called by the thread that calls send() and wait(), never during them. NULL: the backend
-     * keeps no such references past send(). */
-    void (*withdraw)(mproc__group *g, int worker, uint64_t id);
+    /* Frame id, sent to worker with a send hint that kept a reference (kept, the token send()
+     * gave), is to be settled before its reply (its call was cancelled while it waited behind
+     * another call's task): its reply_to is forgotten (a reply that still comes is an ordinary
+     * frame), and 1 is returned once the transport reads none of its MPROC__SEND_RETAIN input
+     * any more; 0: a send of it is still in flight (the receiver busy), ask again later. Never
+     * waits. Called by the thread that calls send() and wait(), never during them. NULL: the
+     * backend keeps no such references past send(). */
+    int (*withdraw)(mproc__group *g, int worker, uint64_t id, uint64_t kept);
     /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
      * (it is asked to exit first). MPROC_ENOTBUILT where a backend cannot replace workers (the
      * worker keeps running); any other error: the old worker is gone and no new one started. */

@@ -39,12 +39,8 @@ int mproc__pool_kill_worker(mproc_pool *p, int w) { return p->be->kill_worker(p-
 
 int mproc__pool_can_withdraw(const mproc_pool *p) { return p->be->withdraw != NULL; }
 
-void mproc__pool_withdraw(mproc_pool *p, int w, uint64_t id) {
-    mproc__group *g = p->g;
-    if (!g || !p->be->withdraw) return;
-    pthread_mutex_unlock(&mproc__core_lock); /* it may wait for a send in flight to end */
-    p->be->withdraw(g, w, id);
-    pthread_mutex_lock(&mproc__core_lock);
+int mproc__pool_withdraw(mproc_pool *p, int w, const mproc__chunk *c) {
+    return !p->g || !p->be->withdraw || p->be->withdraw(p->g, w, c->id, c->lent);
 }
 
 long mproc__pool_worker_pid(mproc_pool *p, int w) { return p->be->worker_pid(p->g, w); }

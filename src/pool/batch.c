@@ -71,6 +71,7 @@ int mproc__send_batch(mproc_pool *p, int w, mproc__chunk *first, uint32_t frames
     size_t off = MPROC__WIRE_HDR_SIZE;
     c = first;
     for (uint32_t i = 0; i < frames; i++, c = c->next) {
+        c->lent = 0; /* copied: a batch leaves the transport nothing of it */
         size_t hl = mproc__chunk_head(c, buf + off);
         if (c->in_len) memcpy(buf + off + hl, c->in, c->in_len);
         off += mproc__batch_padded(hl + c->in_len);

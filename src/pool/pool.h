@@ -221,7 +221,7 @@ struct mproc__chunk {
                                * names it (faults.c) */
     double started;           /* when it became the worker's running chunk */
     int withdraw_from;        /* on the pool's withdrawn list: the worker it was sent to */
-    int lent;                 /* its send left the transport a reference (mproc__send_hint.kept) */
+    uint64_t lent;            /* its send left the transport a reference: the token (mproc__send_hint.kept) */
     int ran_on;               /* the worker whose results it carries, and that worker's pid */
     long ran_pid;             /* (for the messages of failed items) */
     uint8_t *frame;           /* iterator chunks: the result frame once it arrived */
@@ -342,10 +342,10 @@ mproc__chunk *mproc__pool_unqueue_owner(mproc_pool *p, const mproc__owner *o);
 void mproc__pool_settle_fail(mproc_pool *p, mproc__chunk *c, int err, const char *msg);
 /* Settles a chunk of a cancelled owner with the owner's cancel code and message. */
 void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c);
-/* Settles the withdrawn list: each chunk's send hints taken back from the transport first
- * (when the group still runs; the lock is dropped meanwhile). Only the driver calls it, never
- * while its own send or wait is under way (or after the group stopped). */
-void mproc__pool_settle_withdrawn(mproc_pool *p);
+/* Settles what it can of the withdrawn list: each chunk once the transport holds nothing of it
+ * (withdraw; after the group stopped, every one). 1 when chunks are left for a later look.
+ * Only the driver calls it, never while its own send or wait is under way. */
+int mproc__pool_settle_withdrawn(mproc_pool *p);
 /* Takes owner o out of the list of owners with chunks to make (o cancelled). */
 void mproc__pool_feed_remove(mproc_pool *p, mproc__owner *o);
 /* Fails everything queued and every item not yet made into a chunk. */
@@ -408,8 +408,9 @@ int mproc__pool_restart_worker(mproc_pool *p, int w);
 int mproc__pool_kill_worker(mproc_pool *p, int w);
 /* Whether the backend would still hold a cancelled chunk's send hints (it has a withdraw op). */
 int mproc__pool_can_withdraw(const mproc_pool *p);
-/* The backend's withdraw (backend.h) for frame id sent to worker w; the lock is dropped. */
-void mproc__pool_withdraw(mproc_pool *p, int w, uint64_t id);
+/* The backend's withdraw (backend.h) for chunk c sent to worker w: 1 when the transport holds
+ * nothing of it any more, 0 to ask again later. */
+int mproc__pool_withdraw(mproc_pool *p, int w, const mproc__chunk *c);
 long mproc__pool_worker_pid(mproc_pool *p, int w);
 /* The lowest worker lost together with w (backend op fault_domain; w itself where none). */
 int mproc__pool_fault_domain(mproc_pool *p, int w);

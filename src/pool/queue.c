@@ -200,14 +200,20 @@ void mproc__pool_settle_cancelled(mproc_pool *p, mproc__chunk *c) {
     mproc__pool_settle_fail(p, c, o->cancel_err, o->cancel_msg ? o->cancel_msg : mproc_strerror(o->cancel_err));
 }
 
-void mproc__pool_settle_withdrawn(mproc_pool *p) {
-    mproc__chunk *c;
-    while ((c = p->withdrawn)) { /* a cancel may add more while the lock is dropped */
+int mproc__pool_settle_withdrawn(mproc_pool *p) {
+    mproc__chunk *left = NULL, *c;
+    while ((c = p->withdrawn)) { /* settling drops the lock: a cancel may add more meanwhile */
         p->withdrawn = c->next;
         c->next = NULL;
-        if (p->g && c->lent) mproc__pool_withdraw(p, c->withdraw_from, c->id);
+        if (c->lent && !mproc__pool_withdraw(p, c->withdraw_from, c)) {
+            c->next = left; /* its input still in a send: next time */
+            left = c;
+            continue;
+        }
         mproc__pool_settle_cancelled(p, c);
     }
+    p->withdrawn = left;
+    return left != NULL;
 }
 
 /* Fails every chunk of the queue at *head / *tail. */

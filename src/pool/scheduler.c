@@ -15,6 +15,7 @@ static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
     mproc__send_hint hint = {mproc__chunk_input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0, 0};
+    c->lent = 0;
     hint.reply_to = mproc__chunk_reply_home(p, c, &hint.reply_len);
     /* Input in the caller's memory that may go away before the reply (an iterator's array,
      * once mproc_iter_free returns): the free waits for this send to be done with it. */
@@ -377,12 +378,17 @@ static void handle_event(mproc_pool *p, mproc__event *ev) {
  * < 0: no cap) for one event and handle it; no wait when *done (if given) turned true before it
  * (dispatch and time limits can settle a job: a broken pool fails its queue). 0, or < 0 when the
  * transport failed (the pool is then terminated with the reason). */
+/* A withdrawn chunk still in a send (its receiver busy) is looked at again this often. */
+#define WITHDRAW_LOOK_S 0.002
+
 static int serve_step(mproc_pool *p, double cap, const int *done) {
-    if (p->withdrawn) mproc__pool_settle_withdrawn(p); /* cancelled: ours to settle, between sends and waits */
+    /* Cancelled chunks the transport held: ours to settle, between sends and waits. */
+    int again = p->withdrawn && mproc__pool_settle_withdrawn(p);
     dispatch(p);
     double timeout = mproc__faults_check_timeouts(p);
     if (done && *done) return 0;
     if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
+    if (again && (timeout < 0 || timeout > WITHDRAW_LOOK_S)) timeout = WITHDRAW_LOOK_S;
     mproc__event ev;
     int rc = mproc__pool_wait_event(p, timeout, &ev);
     if (rc < 0) { /* the transport failed: every task fails with its reason, not ECLOSED */

@@ -316,7 +316,9 @@ int mproc__sh_was_freed(const mproc_shared_ref *r, uint32_t kind) {
     const mapped *m = find(r->arena);
     if (!m || r->offset < sizeof(arena_header) || r->offset % MIN_BLOCK || r->offset > m->size - MIN_BLOCK) return 0;
     const block_header *b = (const block_header *)(m->base + r->offset);
-    return b->kind != kind || b->gen != r->gen;
+    /* Generations only grow: a freed object's block has a newer one (free, or reused). A handle
+     * pointing at an older block is not one of a freed object but a bad one. */
+    return b->gen > r->gen;
 }
 
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err) {

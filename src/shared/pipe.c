@@ -167,7 +167,7 @@ int mproc_conn_close(mproc_conn *c) {
     }
     /* Freed: a pipe is freed only when both its ends are closed, so this end was closed
      * already (through a copy of this handle): closing twice is fine. */
-    if (!p && rc == MPROC_EBADHANDLE && mproc__sh_was_freed(&c->ref, MPROC__SH_PIPE)) {
+    if (!p && c && rc == MPROC_EBADHANDLE && mproc__sh_was_freed(&c->ref, MPROC__SH_PIPE)) {
         memset(&c->ref, 0, sizeof c->ref);
         return 0;
     }

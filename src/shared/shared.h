@@ -72,7 +72,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
  * and the sentence for mproc_last_error() naming fn. */
 void *mproc__sh_resolve(const mproc_shared_ref *ref, uint32_t kind, const char *fn, int *err);
 /* 1 when ref names an object of kind in an arena this process maps that has since been freed
- * (its block free, or another object's now), else 0. */
+ * (its block free, or another object's now: a newer generation there), else 0. */
 int mproc__sh_was_freed(const mproc_shared_ref *ref, uint32_t kind);
 /* Frees the object (its handles stop matching) and clears *ref. 0 or an error. */
 int mproc__sh_free(mproc_shared_ref *ref, uint32_t kind, const char *fn);

@@ -87,11 +87,13 @@ static int note_home(fworker *w, uint64_t id, mproc__send_hint *hint) {
 
 /* A cancelled frame's reply has no home any more (a fork send copies its input: nothing else to
  * give up). Its reply, when it comes, takes the usual path. */
-static void fork_withdraw(mproc__group *g, int worker, uint64_t id) {
-    if (worker < 0 || worker >= g->n) return;
+static int fork_withdraw(mproc__group *g, int worker, uint64_t id, uint64_t kept) {
+    (void)kept;
+    if (worker < 0 || worker >= g->n) return 1;
     fworker *w = &g->w[worker];
     for (int k = 0; k < w->nhomes; k++)
         if (w->homes[k].id == id) w->homes[k--] = w->homes[--w->nhomes];
+    return 1;
 }
 
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,

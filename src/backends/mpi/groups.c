@@ -184,10 +184,10 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
         mproc__master.outstanding_total++;
         mproc__master.sent[r]++;
     }
-    if (hint) hint->kept = placing;
+    if (hint) hint->kept = placing; /* a token for withdraw: the retained send's number, else 1 */
     if (counted && hint && (hint->flags & MPROC__SEND_RETAIN)) {
         rc = mproc__mpi_send_retained(r, iov, iovcnt, mproc__master.sent[r], mproc__mpi_route);
-        if (mproc__iov_total(iov, iovcnt) >= MPROC__MPI_RETAIN_MIN) hint->kept = 1; /* may read it later */
+        if (mproc__iov_total(iov, iovcnt) >= MPROC__MPI_RETAIN_MIN) hint->kept = mproc__master.sent[r]; /* read later */
     } else
         rc = mproc__mpi_send_frame(r, iov, iovcnt, mproc__mpi_route);
     if (rc < 0 && counted) {
@@ -301,16 +301,19 @@ int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     return rc;
 }
 
-void mproc__mpi_withdraw(mproc__group *g, int worker, uint64_t id) {
-    if (!g || worker < 0 || worker >= g->n) return;
+int mproc__mpi_withdraw(mproc__group *g, int worker, uint64_t id, uint64_t kept) {
+    if (!g || worker < 0 || worker >= g->n) return 1;
     pthread_mutex_lock(&mproc__mpi.lock);
     int r = mproc__master.wk[g->slot[worker]].rank;
     mproc__placement *pl = mproc__mpi_placement_find(r, id & MPROC__EXEC_ID_MASK);
     if (pl && !pl->used) mproc__mpi_placement_drop(pl); /* a used one was written before we came */
-    /* Retained sends read the caller's input until the rank has taken them: wait for every one
-     * to the rank (it takes frames as they come; a lost rank's are abandoned meanwhile). */
-    mproc__mpi_complete_sends(r, mproc__master.sent[r]);
+    /* A retained send (kept: its number to the rank) reads the caller's input until the rank
+     * has taken it: a rank running a task in itself takes it only when that task ends, so we
+     * do not wait here (the pool asks again); a lost rank's sends are abandoned. */
+    if (mproc__mpi.watchdog) mproc__mpi.watchdog();
+    int done = !mproc__mpi_retained_in_flight(r, kept);
     pthread_mutex_unlock(&mproc__mpi.lock);
+    return done;
 }
 
 int mproc__mpi_restart_worker(mproc__group *g, int worker) {

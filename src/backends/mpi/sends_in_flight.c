@@ -86,8 +86,7 @@ void mproc__mpi_sends_keep(MPI_Request req, uint8_t *buf, int rank, uint64_t seq
     mproc__mpi_sends_keep_lent(req, buf, NULL, rank, seq);
 }
 
-/* Lock held. 1 while a retained send to rank numbered <= upto is in flight. */
-static int retained_in_flight(int rank, uint64_t upto) {
+int mproc__mpi_retained_in_flight(int rank, uint64_t upto) {
     if (pending.retained == 0) return 0; /* every reply asks: no scan of every pending send */
     mproc__mpi_sends_reap();
     for (int i = 0; i < pending.n; i++)
@@ -115,15 +114,15 @@ void mproc__mpi_abandon_sends(int rank) {
 #define COMPLETE_SPIN_S 200e-6
 
 void mproc__mpi_complete_sends(int rank, uint64_t upto) {
-    if (!retained_in_flight(rank, upto)) return;
+    if (!mproc__mpi_retained_in_flight(rank, upto)) return;
     /* Usually over within microseconds: the receiver took the frame and its FIN is on its way.
      * Otherwise the receiver is busy, and we sleep between looks (the lock released). */
     double spin_until = mproc__now() + COMPLETE_SPIN_S;
     while (mproc__now() < spin_until)
-        if (!retained_in_flight(rank, upto)) return;
+        if (!mproc__mpi_retained_in_flight(rank, upto)) return;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_SEND_CAP_NS);
-    while (retained_in_flight(rank, upto)) {
+    while (mproc__mpi_retained_in_flight(rank, upto)) {
         if (mproc__mpi.watchdog) mproc__mpi.watchdog(); /* a lost rank's sends are abandoned */
         mproc__mpi_backoff_wait(&bo, -1.0);
     }

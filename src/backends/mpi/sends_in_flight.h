@@ -29,6 +29,8 @@ void mproc__mpi_sends_keep_lent(MPI_Request req, uint8_t *buf, const mproc__mpi_
 void mproc__mpi_sends_keep(MPI_Request req, uint8_t *buf, int rank, uint64_t seq);
 /* Gives back what completed sends held; returns how many are still in flight. */
 int mproc__mpi_sends_reap(void);
+/* Lock held. 1 while a retained send to rank (< 0: any) numbered <= upto is in flight. */
+int mproc__mpi_retained_in_flight(int rank, uint64_t upto);
 /* Returns when every retained send to rank (< 0: any) numbered <= upto is done, sleeping
  * between looks (lock released) while the receiver has not taken it yet. */
 void mproc__mpi_complete_sends(int rank, uint64_t upto);
