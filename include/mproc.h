@@ -266,7 +266,8 @@ typedef struct mproc_pool_opts {
     size_t initarg_len;
     int maxtasksperchild;          /* tasks before a worker is replaced; 0 = never */
     int inflight;                  /* frames kept queued per worker, 0..64; 0 = default (2; 3 under
-                                    * MPI with executors, whose relay is one more stage) */
+                                    * MPI with executors, whose relay is one more stage); none is
+                                    * queued behind a frame running for over 1 ms */
     double task_timeout;           /* seconds a task may run before its worker is killed; 0 = no
                                     * limit; negative or NaN: MPROC_EINVAL */
     int max_retries;               /* times a task whose worker died is retried; 0 = never */
@@ -403,9 +404,11 @@ int mproc_async_free(mproc_async *a);
  * ready (nothing to cancel). A map's items that had finished keep their results; its error is
  * MPROC_ECANCELLED unless an item failed of its own. The error callback, if any, runs in the
  * calling thread when the handle becomes ready here; when it becomes ready later (a worker had
- * to be stopped), in the pool's result thread, as other callbacks. Under MPI with tasks run inside the ranks
+ * to be stopped, or the transport still held a queued task of it: a blocking map's output on
+ * fork, a 16 KiB+ input under MPI), in the pool's result thread, as other callbacks. Under MPI with tasks run inside the ranks
  * (MPROC_MPI_EXECUTORS=0) a running task cannot be stopped: it fails at once and its result is
- * dropped when it comes. */
+ * dropped when it comes; a task of 16 KiB or more input queued behind it on its rank keeps the
+ * call open until it ends (MPI reads that input from your array until the rank takes it). */
 int mproc_async_cancel(mproc_async *a);
 
 /* Waits until any of n handles is ready: 0 with *index the lowest index of a ready one,

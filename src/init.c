@@ -60,7 +60,7 @@ static int choose(const mproc__backend_entry **out) {
     if (rc < 0) return rc;
     if (want && *want) {
         if (!(*out = mproc__backend_find(want)))
-            return mproc__error(MPROC_EINVAL, "MPROC_BACKEND='%s': expected one of %s", want, mproc__backend_names());
+            return mproc__error(MPROC_EINVAL, "mproc_init: MPROC_BACKEND='%s': expected one of %s", want, mproc__backend_names());
         /* Every rank of the launch would run the whole program with a fork pool of its own:
          * N copies of the job, each believing it is the only one. Never silently. */
         if ((*out)->kind == MPROC_BACKEND_FORK && launched && size > 1 && each_rank != 1)

@@ -334,6 +334,43 @@ static void test_fail_fast_leaves_the_callers_memory_alone(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* Item 1 fails, the others take 100 ms. */
+static int second_fails(mproc_ctx *ctx, const long *x, long *out) {
+    if (*x == 1) return mproc_fail(ctx, "item 1 fails");
+    nap(100);
+    *out = *x;
+    return 0;
+}
+MPROC_TASK_TYPED(second_fails, long, long);
+
+/* Nothing is queued behind a task that has run for a while: a fail_fast map while another
+ * call's 3 s task runs on one of two workers stops as soon as its failing item runs on the
+ * other (its items were queued behind the long task and the stop came when it ended, 2.3 s). */
+static void test_nothing_waits_behind_a_long_task(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(2);
+    long slow = 3000;
+    mproc_async *other;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &other), 0);
+    nap(200);
+    enum { N = 6 };
+    long in[N], out[N];
+    int st[N];
+    for (int i = 0; i < N; i++) in[i] = i;
+    double t0 = now_s();
+    assert_int_equal(mproc_map(p, &second_fails_task, in, sizeof *in, out, sizeof *out, N,
+                               &(mproc_call_opts){.chunksize = 1, .fail_fast = 1, .item_status = st}),
+                     MPROC_ETASK);
+    assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(st[1], MPROC_ETASK);
+    int cancelled = 0;
+    for (int i = 2; i < N; i++) cancelled += st[i] == MPROC_ECANCELLED;
+    assert_true(cancelled >= 1); /* stopped before the end */
+    assert_int_equal(mproc_async_cancel(other), 1);
+    mproc_async_free(other);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 static void test_fail_fast_stops_at_a_crash(void **state) {
     (void)state;
     run_fail_fast(-1, MPROC_EWORKER);
@@ -446,7 +483,7 @@ static void test_waitset_many_handles(void **state) {
 
 typedef struct seen_progress {
     int calls, finished_calls, went_back;
-    size_t last_done, total;
+    size_t last_done, last_failed, total;
     double first, last;
 } seen_progress;
 
@@ -457,6 +494,7 @@ static void on_progress(void *ud, const mproc_progress *pr) {
     s->last = t;
     if (pr->done < s->last_done) s->went_back = 1;
     s->last_done = pr->done;
+    s->last_failed = pr->failed;
     s->total = pr->total;
     s->finished_calls += pr->finished;
 }
@@ -544,7 +582,9 @@ static void test_iter_freed_early_reports_finished(void **state) {
     assert_int_equal(mproc_iter_next(it, 10.0, &d, NULL, NULL), 0);
     assert_int_equal(mproc_iter_free(it), 0);
     assert_int_equal(s.finished_calls, 1);
-    assert_true(s.last_done >= 1 && s.last_done < N);
+    /* As a cancelled map's: every item counted, those never finished as failed (cancelled). */
+    assert_int_equal(s.last_done, N);
+    assert_true(s.last_failed >= 1 && s.last_failed < N);
     assert_int_equal(s.total, N);
     int calls = s.calls;
     nap(200); /* nothing after it */
@@ -674,7 +714,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),
     cmocka_unit_test(test_fail_fast_leaves_the_callers_memory_alone),
-        cmocka_unit_test(test_fail_fast_stops_at_a_crash),
+        cmocka_unit_test(test_nothing_waits_behind_a_long_task),
+    cmocka_unit_test(test_fail_fast_stops_at_a_crash),
     cmocka_unit_test(test_fail_fast_async_with_chunks),
     cmocka_unit_test(test_wait_any_and_all),
     cmocka_unit_test(test_waitset_in_completion_order),

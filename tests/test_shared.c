@@ -870,6 +870,32 @@ static void test_condition_notify_rules_and_wait_for(void **state) {
     mproc_barrier_free(&b);
 }
 
+/* A recv waiting on an end that is closed meanwhile (by another thread or process holding a copy)
+ * says so: ECLOSED, not EOF "the other end was closed" (a new-user trial: the writer was open). */
+static mproc_conn waiting_end;
+static int waiting_rc;
+static void *recv_waiter(void *arg) {
+    (void)arg;
+    mproc_buf m;
+    waiting_rc = mproc_conn_recv(&waiting_end, &m, 10);
+    return NULL;
+}
+
+static void test_a_recv_on_an_end_closed_meanwhile_says_so(void **state) {
+    mproc_conn a, b;
+    assert_int_equal(mproc_pipe(&a, &b, 0, 0), 0);
+    waiting_end = a;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, recv_waiter, NULL), 0);
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    assert_int_equal(mproc_conn_close(&a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(waiting_rc, MPROC_ECLOSED);
+    assert_int_equal(mproc_conn_send(&b, "x", 1, 0), MPROC_ECLOSED);
+    assert_int_equal(mproc_conn_close(&b), 0);
+}
+
 static void test_pipe_misuse(void **state) {
     mproc_conn a, b;
     assert_int_equal(mproc_pipe(&a, &a, 1, 0), MPROC_EINVAL);
@@ -1000,6 +1026,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_killed_sleeper_takes_no_wakeup),
         cmocka_unit_test(test_condition_notify_rules_and_wait_for),
         cmocka_unit_test(test_pipe_misuse),
+        cmocka_unit_test(test_a_recv_on_an_end_closed_meanwhile_says_so),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_a_handle_moved_onto_another_object_is_refused),
     };

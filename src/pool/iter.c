@@ -441,7 +441,7 @@ int mproc_iter_free(mproc_iter *it) {
     /* The call is done: its progress callback is called once more, finished (in this thread,
      * the lock dropped), and what the cancel below settles is no longer counted. First, as a
      * send may start meanwhile. */
-    mproc__progress_end(it->owner.prog);
+    mproc__progress_end_stopped(it->owner.prog); /* the items never delivered count as cancelled */
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
     /* Nobody will read what is left: as a cancel, its queued chunks are dropped (settled onto

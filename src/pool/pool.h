@@ -459,6 +459,9 @@ void mproc__progress_note(mproc__progress *g, size_t done, size_t failed);
 void mproc__progress_resumed(mproc__progress *g, size_t done, size_t failed);
 /* The call is over: the last report (the bar ends its line). */
 void mproc__progress_end(mproc__progress *g);
+/* The call was stopped before its end (an imap freed early): its items not finished count as
+ * finished and failed (cancelled), as a cancelled map's do, then the last report. */
+void mproc__progress_end_stopped(mproc__progress *g);
 /* The public view. */
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
 /* Nobody is to be told any more (the handle was freed); a bar still ends its line. */

@@ -203,6 +203,15 @@ void mproc__progress_note(mproc__progress *g, size_t done, size_t failed) {
     if (g->rep && g->rep->cb && now - g->rep->last_report >= g->rep->period) call_back(g, now);
 }
 
+void mproc__progress_end_stopped(mproc__progress *g) {
+    if (!g || g->ended) return;
+    if (g->total > g->done) { /* as a cancelled map counts them: finished, failed */
+        g->failed += g->total - g->done;
+        g->done = g->total;
+    }
+    mproc__progress_end(g);
+}
+
 void mproc__progress_end(mproc__progress *g) {
     if (!g || g->ended) return;
     g->ended = 1;

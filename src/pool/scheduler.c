@@ -56,11 +56,20 @@ static void worker_started(mproc_pool *p, int w) {
     }
 }
 
+/* A worker whose running frame has run longer than this gets nothing more queued behind it
+ * until that frame ends: queued frames wait for it however long it takes (a frame sent cannot
+ * be taken back), while a free worker may idle (a fail_fast stop waited 2.3 s behind another
+ * call's task: a new-user trial). Keeping workers `inflight` deep pays only for short tasks,
+ * where the master's answer time counts; a frame queued when its worker answers still goes,
+ * the new running frame being young then. */
+#define QUEUE_BEHIND_MAX_S 1e-3
+
 static int can_take(const mproc_pool *p, int w) {
     const mproc__wstate *ws = &p->ws[w];
     if (!ws->alive || !ws->ready || ws->recycling || ws->killed_for_time || ws->killed_for_cancel ||
         ws->frames_out >= p->inflight)
         return 0;
+    if (ws->frames_out > 0 && ws->head && mproc__now() - ws->head->started > QUEUE_BEHIND_MAX_S) return 0;
     if (mproc__domain_runs_suspect(p, w)) return 0; /* it runs alone there (faults.c, a lost rank) */
     int max = p->opts.maxtasksperchild;
     return max <= 0 || ws->tasks_done + ws->frames_out < max;

@@ -247,8 +247,10 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     uint64_t first = (sizeof *h + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK;
     uint32_t c = size > h->size ? CLASSES : class_for(size + sizeof(block_header));
     if (c >= CLASSES || ((uint64_t)MIN_BLOCK << c) > h->size - first)
-        return mproc__error(MPROC_ENOMEM, "%s: a %zu-byte object takes a block of the next power of two bytes, more than the "
-                            "arena of shared objects holds (%" PRIu64 " bytes; MPROC_SHARED_BYTES sets it)", fn, size, h->size);
+        return mproc__error(MPROC_ENOMEM, "%s: a %zu-byte object needs a block of %" PRIu64 " bytes (the next power of two "
+                            "of its size and a 64-byte header); the arena of shared objects (%" PRIu64 " bytes, %" PRIu64
+                            " of them its own header) cannot hold it (MPROC_SHARED_BYTES sets its size)", fn, size,
+                            c < CLASSES ? (uint64_t)MIN_BLOCK << c : 0, h->size, first);
     uint64_t bytes = (uint64_t)MIN_BLOCK << c, off = 0, never_used = 0;
     mproc__sh_enter(&h->mu);
     if (c < CLASSES && h->free_head[c]) {

@@ -108,7 +108,9 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, int exact, void
         return mproc__sh_freed_while_waiting(fn);
     case MPROC_EEMPTY:
         return mproc__error(MPROC_ETIMEDOUT, "%s: nothing came within %g s", fn, timeout);
-    case MPROC_ECLOSED:
+    case MPROC_ECLOSED: /* either end's close closes both queues: say which */
+        if (!(atomic_load(&p->open_ends) & (1u << e)))
+            return mproc__error(MPROC_ECLOSED, "%s: this end of the pipe was closed", fn);
         return mproc__error(MPROC_EOF, "%s: the other end was closed and everything it sent was taken", fn);
     case MPROC_ESIZE:
         return mproc__error(rc, "%s: the next message is %zu bytes, %s %zu (it stays)", fn, *len,
