@@ -108,10 +108,15 @@ static int conn_recv(const mproc_conn *c, void *buf, size_t cap, int exact, void
         return mproc__sh_freed_while_waiting(fn);
     case MPROC_EEMPTY:
         return mproc__error(MPROC_ETIMEDOUT, "%s: nothing came within %g s", fn, timeout);
-    case MPROC_ECLOSED: /* either end's close closes both queues: say which */
-        if (!(atomic_load(&p->open_ends) & (1u << e)))
+    case MPROC_ECLOSED: { /* either end's close closes both queues: say which */
+        /* Looked up again: once both ends are closed the pipe may be freed (and its block
+         * reused), and then ours was closed too. */
+        int gone = 0;
+        const shared_pipe *now = mproc__sh_get(&c->ref, MPROC__SH_PIPE, fn, &gone);
+        if (!now || !(atomic_load(&now->open_ends) & (1u << e)))
             return mproc__error(MPROC_ECLOSED, "%s: this end of the pipe was closed", fn);
         return mproc__error(MPROC_EOF, "%s: the other end was closed and everything it sent was taken", fn);
+    }
     case MPROC_ESIZE:
         return mproc__error(rc, "%s: the next message is %zu bytes, %s %zu (it stays)", fn, *len,
                             exact ? "want exactly" : "the buffer holds", cap);
