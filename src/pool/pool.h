@@ -362,17 +362,6 @@ void mproc__chunk_free(mproc__chunk *c);
 const char *mproc__chunk_task_name(const mproc__chunk *c);
 /* Time limit of a chunk in seconds (its items' share), 0 = none. */
 double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c);
-/* 1 when the chunk's input outlives its reply and the group (a send may then be
- * MPROC__SEND_RETAIN): its own copy, or a map's input (the map is not done before every chunk
- * is; a cancelled chunk is withdrawn first, cancel.c), and no time limit (a chunk that times
- * out is settled before its reply). An iterator's array input is not: the iterator may be
- * freed, and the input with it, while its chunks are out. */
-int mproc__chunk_input_outlives_reply(const mproc_pool *p, const mproc__chunk *c);
-/* Where a chunk's results may be received straight into (mproc__send_hint), or NULL: a
- * blocking map's output, which its caller cannot free before the map returns (an async map's
- * handle may be freed early, and its output with it). Not with a time limit: such a chunk may
- * be settled before its reply. */
-void *mproc__chunk_reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len);
 /* The sentence for an item of c that failed in its worker with message msg (len bytes, not
  * NUL-terminated): "task 'f' failed on worker 1 (pid 4242): msg". Returns its length. */
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len);

@@ -268,19 +268,6 @@ double mproc__chunk_timeout(const mproc_pool *p, const mproc__chunk *c) {
     return t > 0 ? t * c->count : 0;
 }
 
-int mproc__chunk_input_outlives_reply(const mproc_pool *p, const mproc__chunk *c) {
-    if (mproc__chunk_timeout(p, c) > 0) return 0;
-    if (c->owned && c->in == c->owned) return 1;
-    return c->owner->input_outlives_reply;
-}
-
-void *mproc__chunk_reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len) {
-    const mproc__owner *o = c->owner;
-    if (!o->reply_base || !o->out_size || mproc__chunk_timeout(p, c) > 0) return NULL;
-    *len = (size_t)c->count * o->out_size;
-    return o->reply_base + c->first * o->out_size;
-}
-
 size_t mproc__item_failure(char *buf, size_t cap, const mproc__chunk *c, const uint8_t *msg, size_t len) {
     int k = snprintf(buf, cap, "task '%.64s' failed on worker %d (pid %ld): %.*s", mproc__chunk_task_name(c),
                      c->ran_on, c->ran_pid, (int)(len > 700 ? 700 : len), msg ? (const char *)msg : "");

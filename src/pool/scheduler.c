@@ -10,13 +10,34 @@
 
 #include "pool/pool.h"
 
+/* 1 when the chunk's input outlives its reply and the group (MPROC__SEND_RETAIN): its own copy,
+ * or a map's input (the map is not done before every chunk is; a cancelled chunk is withdrawn
+ * first, cancel.c), and no time limit (a chunk that times out is settled before its reply). An
+ * iterator's array input is not: the iterator may be freed, and the input with it, while its
+ * chunks are out. */
+static int input_outlives_reply(const mproc_pool *p, const mproc__chunk *c) {
+    if (mproc__chunk_timeout(p, c) > 0) return 0;
+    if (c->owned && c->in == c->owned) return 1;
+    return c->owner->input_outlives_reply;
+}
+
+/* Where a chunk's results may be received straight into (mproc__send_hint): a blocking map's
+ * output, which its caller cannot free before the map returns (an async map's handle may be
+ * freed early, and its output with it). Not with a time limit: such a chunk may be settled
+ * before its reply. */
+static void *reply_home(const mproc_pool *p, const mproc__chunk *c, size_t *len) {
+    const mproc__owner *o = c->owner;
+    if (!o->reply_base || !o->out_size || mproc__chunk_timeout(p, c) > 0) return NULL;
+    *len = (size_t)c->count * o->out_size;
+    return o->reply_base + c->first * o->out_size;
+}
+
 static int send_chunk(mproc_pool *p, int w, mproc__chunk *c) {
     uint8_t head[MPROC__CHUNK_HEAD_MAX];
     size_t head_len = mproc__chunk_head(c, head);
     struct iovec iov[2] = {{head, head_len}, {(void *)c->in, c->in_len}};
-    mproc__send_hint hint = {mproc__chunk_input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0, 0};
-    c->lent = 0;
-    hint.reply_to = mproc__chunk_reply_home(p, c, &hint.reply_len);
+    mproc__send_hint hint = {input_outlives_reply(p, c) ? MPROC__SEND_RETAIN : 0, NULL, 0, 0};
+    hint.reply_to = reply_home(p, c, &hint.reply_len);
     /* Input in the caller's memory that may go away before the reply (an iterator's array,
      * once mproc_iter_free returns): the free waits for this send to be done with it. */
     p->sending = !c->owned && !c->owner->input_outlives_reply ? c->owner : NULL;

@@ -57,6 +57,9 @@ typedef struct block_header {
 
 _Static_assert(sizeof(block_header) == 64, "mproc__sh_get finds an object 64 bytes after its block");
 
+/* Where the first block starts: past the arena's header, on a block boundary. */
+#define FIRST_BLOCK ((sizeof(arena_header) + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK)
+
 typedef struct mapped {
     uint64_t tag;
     char *base;
@@ -169,7 +172,7 @@ static int create_arena(const char *fn) { /* under map_mu, with no arena mapped 
     h->host = my_host;
     h->pid = (uint32_t)getpid();
     h->fd = fd; /* kept open for good: other processes open it through /proc */
-    h->bump = (sizeof *h + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK;
+    h->bump = FIRST_BLOCK;
     if ((rc = mproc__sh_mutex_init(&h->mu, PTHREAD_MUTEX_NORMAL)) < 0) {
         munmap(base, size);
         close(fd);
@@ -244,7 +247,7 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     const mapped *m = &arenas[0];
     arena_header *h = (arena_header *)m->base;
     /* Objects take blocks of a power of two bytes (never split or merged, see the top). */
-    uint64_t first = (sizeof *h + MIN_BLOCK - 1) / MIN_BLOCK * MIN_BLOCK;
+    const uint64_t first = FIRST_BLOCK;
     uint32_t c = size > h->size ? CLASSES : class_for(size + sizeof(block_header));
     if (c >= CLASSES || ((uint64_t)MIN_BLOCK << c) > h->size - first)
         return mproc__error(MPROC_ENOMEM, "%s: a %zu-byte object needs a block of %" PRIu64 " bytes (the next power of two "
@@ -279,6 +282,12 @@ int mproc__sh_alloc(uint32_t kind, size_t size, mproc_shared_ref *ref, void **ob
     return 0;
 }
 
+/* The block at offset in m, or NULL where no block can start. */
+static block_header *block_at(const mapped *m, uint64_t offset) {
+    if (offset < sizeof(arena_header) || offset % MIN_BLOCK || offset > m->size - MIN_BLOCK) return NULL;
+    return (block_header *)(m->base + offset);
+}
+
 static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const char *fn, int *err, const mapped **mp) {
     if (__builtin_expect(!my_host, 0)) pthread_once(&atfork_once, setup_once); /* set once, never 0 after */
     if (!r) {
@@ -300,11 +309,11 @@ static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const ch
     }
     const mapped *m = find(r->arena);
     if (!m && !(m = open_arena(r, fn, err))) return NULL;
-    if (r->offset < sizeof(arena_header) || r->offset % MIN_BLOCK || r->offset > m->size - MIN_BLOCK) {
+    block_header *b = block_at(m, r->offset);
+    if (!b) {
         *err = mproc__error(MPROC_EBADHANDLE, "%s: the handle is corrupt (offset outside its arena)", fn);
         return NULL;
     }
-    block_header *b = (block_header *)(m->base + r->offset);
     if (b->kind != kind || b->gen != r->gen) {
         *err = mproc__error(MPROC_EBADHANDLE, "%s: the object was freed", fn);
         return NULL;
@@ -316,8 +325,8 @@ static block_header *block_of(const mproc_shared_ref *r, uint32_t kind, const ch
 int mproc__sh_was_freed(const mproc_shared_ref *r, uint32_t kind) {
     if (!r || r->kind != kind || r->arena == 0 || r->host != my_host) return 0;
     const mapped *m = find(r->arena);
-    if (!m || r->offset < sizeof(arena_header) || r->offset % MIN_BLOCK || r->offset > m->size - MIN_BLOCK) return 0;
-    const block_header *b = (const block_header *)(m->base + r->offset);
+    const block_header *b = m ? block_at(m, r->offset) : NULL;
+    if (!b) return 0;
     /* Generations only grow: a freed object's block has a newer one (free, or reused). A handle
      * pointing at an older block is not one of a freed object but a bad one. */
     return b->gen > r->gen;
