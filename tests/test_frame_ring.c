@@ -4,7 +4,8 @@
  * references outside the ring are refused, a wild tail written by the other side reads as
  * "full" rather than letting the writer overwrite, a second mapping of the memfd (the worker's)
  * sees the same bytes, room reserved for a frame received in place is filled later and freed
- * with the next frame released, and bad sizes are refused with a sentence. No workers.
+ * with the next frame released, pages that big frames made memory past the kept part go back
+ * once no frame lies there, and bad sizes are refused with a sentence. No workers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,6 +178,62 @@ static void a_wild_tail_reads_as_full(void **state) {
     mproc__ring_pair_unmap(&p);
 }
 
+/* Pages of [off, off+len) of a mapping that are memory now (mincore). */
+static size_t resident_pages(uint8_t *at, size_t len) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, count = 0;
+    unsigned char *v = malloc(n);
+    assert_non_null(v);
+    assert_int_equal(mincore(at, len, v), 0);
+    for (size_t i = 0; i < n; i++) count += v[i] & 1;
+    free(v);
+    return count;
+}
+
+/* An 8 MiB frame makes pages past MPROC__RING_KEEP memory; they go back when a later frame
+ * finds none in use there, never while a frame still lies there (its bytes stay). */
+static void pages_past_the_kept_part_go_back_once_free(void **state) {
+    (void)state;
+    const size_t big = (size_t)8 << 20, size = (size_t)32 << 20, keep = MPROC__RING_KEEP;
+    mproc__ring_pair a, b;
+    int fd;
+    assert_int_equal(make_pair(size, &a, &fd), 0);
+    assert_int_equal(mproc__ring_pair_map(fd, &b), 0); /* the reader's view */
+    close(fd);
+    uint64_t p1, p2, p3, p4;
+    assert_int_equal(put_bytes(&a.down, 0xab, big, &p1), 1);
+    assert_int_equal(p1, 0);
+    assert_true(resident_pages(b.down.data + keep, big - keep) > 0);
+    /* A small frame after it, the big one still in use: it goes after the big one, and the
+     * big one's pages stay. */
+    assert_int_equal(put_bytes(&a.down, 0x11, 1000, &p2), 1);
+    assert_true(p2 >= big);
+    mproc__ring_release_to(&b.down, mproc__ring_end(p1, big));
+    /* The next small frame goes back to the start, but the one at p2 lies past the kept part:
+     * nothing is given back and its bytes are intact. */
+    assert_int_equal(put_bytes(&a.down, 0x22, 1000, &p3), 1);
+    assert_int_equal(p3 % size, 0);
+    uint8_t *second = mproc__ring_at(&b.down, p2, 1000);
+    assert_non_null(second);
+    for (size_t i = 0; i < 1000; i++) assert_int_equal(second[i], 0x11);
+    /* Both released: the next frame finds nothing past the kept part, which goes back. */
+    mproc__ring_release_to(&b.down, mproc__ring_end(p3, 1000));
+    assert_true(resident_pages(b.down.data + keep, big - keep) > 0);
+    assert_int_equal(put_bytes(&a.down, 0x33, 1000, &p4), 1);
+    assert_int_equal(resident_pages(b.down.data + keep, size - keep), 0);
+    assert_true(resident_pages(b.down.data, keep) > 0); /* the kept part stays */
+    /* Given-back pages read as zeros and take the next big frame like fresh ones. */
+    mproc__ring_release_to(&b.down, mproc__ring_end(p4, 1000));
+    assert_int_equal(b.down.data[keep + 4096], 0);
+    uint64_t p5;
+    assert_int_equal(put_bytes(&a.down, 0x44, big, &p5), 1);
+    uint8_t *again = mproc__ring_at(&b.down, p5, big);
+    assert_non_null(again);
+    assert_int_equal(again[0], 0x44);
+    assert_int_equal(again[big - 1], 0x44);
+    mproc__ring_pair_unmap(&a);
+    mproc__ring_pair_unmap(&b);
+}
+
 static void bad_sizes_are_refused(void **state) {
     (void)state;
     mproc__ring_pair p;
@@ -200,6 +257,7 @@ int main(void) {
         cmocka_unit_test(reserved_room_is_filled_later_and_freed_with_the_next),
         cmocka_unit_test(references_outside_the_ring_are_refused),
         cmocka_unit_test(a_wild_tail_reads_as_full),
+        cmocka_unit_test(pages_past_the_kept_part_go_back_once_free),
         cmocka_unit_test(bad_sizes_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

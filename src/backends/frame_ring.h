@@ -39,6 +39,7 @@ typedef struct mproc__ring {
     mproc__mailbox *mail; /* its mailbox (frame_mailbox.h), in the same control page */
     uint8_t *data;
     size_t size;
+    size_t touched; /* the writer's: how far into data its frames have reached since the last trim */
 } mproc__ring;
 
 /* Both rings of one worker: down (to the worker) and up (from it), in one mapping. */
@@ -47,6 +48,10 @@ typedef struct mproc__ring_pair {
     size_t map_len;
     mproc__ring down, up;
 } mproc__ring_pair;
+
+/* What a ring keeps in memory for good: a stream of chunks cycles through its first few
+ * hundred KiB; pages past this are given back once the frames that reached them are released. */
+#define MPROC__RING_KEEP ((size_t)4 << 20)
 
 /* Smallest frame worth a ring: below it the socket's copy costs no more than ours. */
 #define MPROC__RING_MIN_FRAME 512u
@@ -60,8 +65,11 @@ int mproc__ring_pair_map(int memfd, mproc__ring_pair *p);
 void mproc__ring_pair_unmap(mproc__ring_pair *p);
 
 /* The size of each ring for one of `workers` workers: from the environment variable env
- * (bytes, 0 = no rings), else 64 MiB shared among the workers, 256 KiB..4 MiB each, so a map's
- * chunks fit and many workers do not pin much memory. 0, or MPROC_EINVAL with a sentence. */
+ * (bytes, 0 = no rings), else 256 MiB shared among the workers, 256 KiB..32 MiB each, so that
+ * frames up to 16 MiB (8 MiB blobs among 16 workers) skip the socket's two copies. That is
+ * address space more than memory: a page is memory only once a frame reached it, and a writer
+ * gives back what lies past the first MPROC__RING_KEEP bytes once no frame is there (the
+ * trim in mproc__ring_reserve). 0, or MPROC_EINVAL with a sentence. */
 int mproc__ring_size_wanted(const char *env, int workers, size_t *size);
 
 /* Writer: copies the frame (iovecs, total bytes) into r: 1 with its *pos, or 0 when it does not
