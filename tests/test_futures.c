@@ -714,7 +714,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),
     cmocka_unit_test(test_fail_fast_leaves_the_callers_memory_alone),
-        cmocka_unit_test(test_nothing_waits_behind_a_long_task),
+    cmocka_unit_test(test_nothing_waits_behind_a_long_task),
     cmocka_unit_test(test_fail_fast_stops_at_a_crash),
     cmocka_unit_test(test_fail_fast_async_with_chunks),
     cmocka_unit_test(test_wait_any_and_all),

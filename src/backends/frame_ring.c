@@ -28,8 +28,14 @@ static void lay_out(mproc__ring_pair *p, void *base, size_t map_len) {
     p->base = base;
     p->map_len = map_len;
     mproc__mailbox *mail = (mproc__mailbox *)((mproc__ring_ctl *)base + 2);
-    p->down = (mproc__ring){(mproc__ring_ctl *)base, mail, (uint8_t *)base + CTL_BYTES, size, 0};
-    p->up = (mproc__ring){(mproc__ring_ctl *)base + 1, mail + 1, (uint8_t *)base + CTL_BYTES + size, size, 0};
+    mproc__ring_ctl *ctl = base;
+    p->down = (mproc__ring){ctl, mail, (uint8_t *)base + CTL_BYTES, size, 0, 0, ctl[0].keep_pages != 0};
+    p->up = (mproc__ring){ctl + 1, mail + 1, (uint8_t *)base + CTL_BYTES + size, size, 0, 0, ctl[1].keep_pages != 0};
+}
+
+void mproc__ring_keep_pages(mproc__ring *r) {
+    r->ctl->keep_pages = 1;
+    r->keep_pages = 1;
 }
 
 static int map_fd(int fd, size_t map_len, mproc__ring_pair *p) {
@@ -68,7 +74,7 @@ void mproc__ring_pair_unmap(mproc__ring_pair *p) {
 int mproc__ring_size_wanted(const char *env, int workers, size_t *size) {
     const char *v = getenv(env);
     if (!v || !*v) {
-        size_t s = ((size_t)256 << 20) / (size_t)(workers > 0 ? workers : 1);
+        size_t s = ((size_t)512 << 20) / (size_t)(workers > 0 ? workers : 1);
         if (s > ((size_t)32 << 20)) s = (size_t)32 << 20;
         if (s < ((size_t)256 << 10)) s = (size_t)256 << 10;
         *size = s & ~(size_t)4095;
@@ -90,7 +96,12 @@ uint64_t mproc__ring_end(uint64_t pos, size_t len) { return pos + rounded(len); 
  * frames anywhere, so neither side touches them until the writer does again (fresh zero pages
  * then). A failure only keeps the memory. */
 static void trim(mproc__ring *r) {
-    (void)madvise(r->data + MPROC__RING_KEEP, r->touched - MPROC__RING_KEEP, MADV_REMOVE);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)r->data + MPROC__RING_KEEP + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)r->data + r->touched + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)r->data + r->size) & ~(page - 1); /* a page shared with the next ring stays */
+    if (to > end) to = end;
+    if (to > from) (void)madvise((void *)from, to - from, MADV_REMOVE);
     r->touched = MPROC__RING_KEEP;
 }
 
@@ -109,11 +120,15 @@ uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {
     uint64_t lap = head + (r->size - off);
     if (off >= RECYCLE_AFTER && start != lap && lap + need - tail <= r->size) start = lap;
     if (start + need - tail > r->size) return NULL;
-    /* Pages past MPROC__RING_KEEP that big frames made memory go back once no frame lies there
-     * (the frames in use all sit below it, or none is) and this one does not go there. */
+    /* Pages past MPROC__RING_KEEP that big frames made memory go back once frames have stayed
+     * below it for a while, no frame lies there (the frames in use all sit below it, or none
+     * is) and this one does not go there. */
     size_t end_off = (size_t)(start % r->size) + need;
+    if (end_off > MPROC__RING_KEEP) r->small_run = 0;
+    else if (r->small_run < MPROC__RING_TRIM_AFTER) r->small_run++;
     int none_past_keep = used == 0 || (size_t)(tail % r->size) + used <= MPROC__RING_KEEP;
-    if (r->touched > MPROC__RING_KEEP && end_off <= MPROC__RING_KEEP && none_past_keep) trim(r);
+    if (r->touched > MPROC__RING_KEEP && r->small_run >= MPROC__RING_TRIM_AFTER && none_past_keep && !r->keep_pages)
+        trim(r);
     if (end_off > r->touched) r->touched = end_off;
     atomic_store_explicit(&r->ctl->head, start + need, memory_order_release);
     *pos = start;

@@ -29,7 +29,8 @@
 /* The control words of one ring, in the shared mapping: a cache line each. */
 typedef struct mproc__ring_ctl {
     _Atomic uint64_t head; /* written by the writer: end of the last frame published */
-    char pad0[64 - sizeof(uint64_t)];
+    uint32_t keep_pages;   /* set by the maker before the other side maps it: never trim */
+    char pad0[64 - sizeof(uint64_t) - sizeof(uint32_t)];
     _Atomic uint64_t tail; /* written by the releaser: everything before it is free again */
     char pad1[64 - sizeof(uint64_t)];
 } mproc__ring_ctl;
@@ -39,7 +40,12 @@ typedef struct mproc__ring {
     mproc__mailbox *mail; /* its mailbox (frame_mailbox.h), in the same control page */
     uint8_t *data;
     size_t size;
-    size_t touched; /* the writer's: how far into data its frames have reached since the last trim */
+    /* The writer's, for the trim (mproc__ring_reserve): how far into data its frames have
+     * reached since the last trim, how many frames in a row stayed within MPROC__RING_KEEP,
+     * and whether this ring is never trimmed (mproc__ring_keep_pages). */
+    size_t touched;
+    uint32_t small_run;
+    int keep_pages;
 } mproc__ring;
 
 /* Both rings of one worker: down (to the worker) and up (from it), in one mapping. */
@@ -50,8 +56,11 @@ typedef struct mproc__ring_pair {
 } mproc__ring_pair;
 
 /* What a ring keeps in memory for good: a stream of chunks cycles through its first few
- * hundred KiB; pages past this are given back once the frames that reached them are released. */
+ * hundred KiB; pages past this are given back once the frames that reached them are released
+ * and MPROC__RING_TRIM_AFTER frames in a row have stayed below it (so that big and small
+ * frames taking turns do not give pages back and fault them in again each time). */
 #define MPROC__RING_KEEP ((size_t)4 << 20)
+#define MPROC__RING_TRIM_AFTER 64u
 
 /* Smallest frame worth a ring: below it the socket's copy costs no more than ours. */
 #define MPROC__RING_MIN_FRAME 512u
@@ -60,16 +69,20 @@ typedef struct mproc__ring_pair {
  * 1 GiB) and maps them into *p. The caller makes the memfd (backends/spawn.h: one that no
  * other child inherits). 0, or an error. */
 int mproc__ring_pair_create(int memfd, size_t ring_size, mproc__ring_pair *p);
+/* The maker, before the other side maps the pair: r's writer never gives its pages back. For a
+ * ring whose reader hands its frames to MPI in place (an executor's up ring): an MPI that caches
+ * memory registrations learns of a trim only from its own process, not from the writer's. */
+void mproc__ring_keep_pages(mproc__ring *r);
 /* Maps a pair made by mproc__ring_pair_create from its memfd (the worker's side). 0 or an error. */
 int mproc__ring_pair_map(int memfd, mproc__ring_pair *p);
 void mproc__ring_pair_unmap(mproc__ring_pair *p);
 
 /* The size of each ring for one of `workers` workers: from the environment variable env
- * (bytes, 0 = no rings), else 256 MiB shared among the workers, 256 KiB..32 MiB each, so that
- * frames up to 16 MiB (8 MiB blobs among 16 workers) skip the socket's two copies. That is
- * address space more than memory: a page is memory only once a frame reached it, and a writer
- * gives back what lies past the first MPROC__RING_KEEP bytes once no frame is there (the
- * trim in mproc__ring_reserve). 0, or MPROC_EINVAL with a sentence. */
+ * (bytes, 0 = no rings), else 512 MiB shared among the workers, 256 KiB..32 MiB each, so that
+ * frames up to half a ring (16 MiB with up to 16 workers: 8 MiB blobs) skip the socket's two
+ * copies. That is address space more than memory: a page is memory only once a frame reached
+ * it, and a writer gives back what lies past the first MPROC__RING_KEEP bytes once frames have
+ * stayed below it for a while (the trim in mproc__ring_reserve). 0, or MPROC_EINVAL. */
 int mproc__ring_size_wanted(const char *env, int workers, size_t *size);
 
 /* Writer: copies the frame (iovecs, total bytes) into r: 1 with its *pos, or 0 when it does not

@@ -23,6 +23,9 @@ mproc__exec_rings *mproc__exec_rings_new(size_t ring_size, int *memfd) {
         return NULL;
     }
     *memfd = fd;
+    /* The rank sends results to the master with MPI straight from the up ring (exec_replies.c):
+     * the executor must not give those pages back under a registration MPI may have cached. */
+    mproc__ring_keep_pages(&r->p.up);
     madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
     /* Both ends pass frames through the mailboxes too (frame_mailbox.h) unless
      * MPROC_MPI_EXEC_MAILBOX=0 (the socket alone, as before them: for comparisons). */
