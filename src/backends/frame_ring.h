@@ -34,6 +34,7 @@ typedef struct mproc__ring_ctl {
     _Atomic uint64_t tail; /* written by the releaser: everything before it is free again */
     char pad1[64 - sizeof(uint64_t)];
 } mproc__ring_ctl;
+_Static_assert(sizeof(mproc__ring_ctl) == 128 && offsetof(mproc__ring_ctl, tail) == 64, "a cache line each");
 
 typedef struct mproc__ring {
     mproc__ring_ctl *ctl;
