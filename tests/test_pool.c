@@ -401,15 +401,32 @@ static void test_callbacks(void **state) {
     mproc_pool_free(pool);
 }
 
-static void test_bytes_results_of_any_size(void **state) {
-    mproc_pool *pool = new_pool(0);
-    size_t n = 3u << 20;
-    char *big = malloc(n), *back = malloc(n);
-    for (size_t i = 0; i < n; i++) big[i] = (char)(i * 31);
+/* Echoes a fresh pattern of n bytes (seeded so that stale bytes from an earlier call show). */
+static void echo_checked(mproc_pool *pool, char *big, char *back, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) big[i] = (char)(i * 31 + seed);
+    memset(back, 0, n);
     size_t got = 0;
     assert_int_equal(mproc_apply(pool, &echo_task, big, n, back, n, &got), 0);
     assert_int_equal(got, n);
     assert_memory_equal(big, back, n);
+}
+
+/* Inputs and results of 3 MiB and 12 MiB go through the frame rings (32 MiB each by default),
+ * 20 MiB ones over the socket (more than half a ring); then 100 small calls (after 64 the rings
+ * give back the pages the big frames reached) and a big one again, into fresh pages. */
+static void test_bytes_results_of_any_size(void **state) {
+    mproc_pool *pool = new_pool(0);
+    size_t sizes[] = {3u << 20, 12u << 20, 20u << 20, 1024, 12u << 20}, most = 20u << 20;
+    char *big = malloc(most), *back = malloc(most);
+    assert_non_null(big);
+    assert_non_null(back);
+    for (unsigned k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        if (sizes[k] == 1024)
+            for (unsigned j = 0; j < 100; j++) echo_checked(pool, big, back, 1024, 7 * j);
+        else
+            echo_checked(pool, big, back, sizes[k], k);
+    }
+    size_t got = 0;
     assert_int_equal(mproc_apply(pool, &echo_task, NULL, 0, NULL, 0, &got), 0);
     assert_int_equal(got, 0);
     assert_int_equal(mproc_apply(pool, &echo_task, big, 10, back, 5, &got), MPROC_ESIZE);
@@ -475,9 +492,12 @@ static int count_and_sleep(mproc_ctx *ctx, const count_arg *a, long *out) {
 MPROC_TASK_TYPED(count_and_sleep, count_arg, long);
 
 /* The README: each worker is kept `inflight` frames deep, 2 by default, 3 under MPI with
- * executors. Seen from outside: one worker busy with a 0.5 s task and 6 quick ones behind it;
- * cancelled 0.2 s later, those still queued never run, and those already sent to the worker
- * run anyway (their results dropped): inflight - 1 of them. A time limit keeps them unbatched. */
+ * executors, but nothing is queued behind a frame that has run for over 1 ms. Seen from
+ * outside: one worker busy with a 0.5 s task and 6 quick ones behind it; cancelled 0.2 s later,
+ * those still queued never run, and those already sent to the worker run anyway (their results
+ * dropped): at most inflight - 1 of them, none when the quick ones came after the busy frame
+ * had run 1 ms (under valgrind or a loaded host: seen once in 3 valgrind runs). A time limit
+ * keeps them unbatched. */
 static void test_workers_are_kept_inflight_deep(void **state) {
     (void)state;
     mproc_pool *pool;
@@ -500,7 +520,7 @@ static void test_workers_are_kept_inflight_deep(void **state) {
     }
     const char *in_rank = getenv("MPROC_MPI_EXECUTORS");
     int executors = mproc_backend() == MPROC_BACKEND_MPI && !(in_rank && strcmp(in_rank, "0") == 0);
-    assert_int_equal(runs, executors ? 3 : 2);
+    assert_true(runs >= 1 && runs <= (executors ? 3 : 2));
     mproc_async_free(a);
     for (int i = 0; i < 6; i++) mproc_async_free(b[i]);
     assert_int_equal(mproc_array_free(&counter), 0);
