@@ -54,6 +54,29 @@ MPROC_TASK_TYPED(sleep_ms, long, long);
 static int echo(mproc_ctx *ctx, const void *in, size_t len) { return mproc_return(ctx, in, len); }
 MPROC_TASK(echo);
 
+/* A line of this process's /proc/self/status in kB ("RssAnon:", "RssShmem:"), or -1. */
+static long own_status_kb(const char *field) {
+    long kb = -1;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0 && sscanf(line + strlen(field), "%ld", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+/* The worker's own private memory (RssAnon, kB), and its pid (the same worker each time). */
+typedef struct worker_mem {
+    long pid, rss_anon_kb;
+} worker_mem;
+static int worker_memory(mproc_ctx *ctx, const int *unused, worker_mem *m) {
+    (void)ctx, (void)unused;
+    m->pid = mproc_current_pid();
+    m->rss_anon_kb = own_status_kb("RssAnon:");
+    return 0;
+}
+MPROC_TASK_TYPED(worker_memory, int, worker_mem);
+
 typedef struct who {
     long pid;
     int index;
@@ -430,6 +453,46 @@ static void test_bytes_results_of_any_size(void **state) {
     assert_int_equal(mproc_apply(pool, &echo_task, NULL, 0, NULL, 0, &got), 0);
     assert_int_equal(got, 0);
     assert_int_equal(mproc_apply(pool, &echo_task, big, 10, back, 5, &got), MPROC_ESIZE);
+    free(big);
+    free(back);
+    mproc_pool_free(pool);
+}
+
+/* A worker that handled a 40 MiB input and result gives that memory back after 100 ms with
+ * nothing to do (README, "Frame rings"); without the idle trim it kept 80 MiB more. So do a fork pool's rings, past their first 4 MiB, after a 12 MiB echo. How much it keeps while frames keep coming is not checked: from here the
+ * worker's idle time cannot be told (a 40 MiB reply takes tens of ms to check and relay). Tasks
+ * in the ranks (MPROC_MPI_EXECUTORS=0) run in the rank itself, and valgrind's allocator has
+ * nothing to trim: there it only runs. */
+static void test_an_idle_worker_gives_back_big_frames_memory(void **state) {
+    (void)state;
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}), 0);
+    size_t n = 40u << 20;
+    char *big = malloc(n), *back = malloc(n);
+    assert_non_null(big);
+    assert_non_null(back);
+    int unused = 0;
+    worker_mem before, idle;
+    assert_int_equal(MPROC_APPLY(pool, worker_memory, &unused, &before), 0);
+    long shm_before = own_status_kb("RssShmem:");
+    echo_checked(pool, big, back, n, 3);
+    echo_checked(pool, big, back, 12u << 20, 5); /* through the rings, both ways */
+    usleep(800000); /* a parked pool looks every 0.25 s: two looks without a send */
+    long shm_idle = own_status_kb("RssShmem:");
+    assert_int_equal(MPROC_APPLY(pool, worker_memory, &unused, &idle), 0);
+    /* Fork: the master wrote the 12 MiB input into the down ring and read the result from the
+     * up ring; past each ring's first 4 MiB those pages go back when idle (master and worker). */
+    if (mproc_backend() == MPROC_BACKEND_FORK) assert_true(shm_idle - shm_before <= 9 * 1024);
+    const char *in_rank = getenv("MPROC_MPI_EXECUTORS"), *preload = getenv("LD_PRELOAD");
+    int measured = !(mproc_backend() == MPROC_BACKEND_MPI && in_rank && strcmp(in_rank, "0") == 0) &&
+                   !(preload && strstr(preload, "vgpreload"));
+    if (measured) {
+        assert_true(before.pid == idle.pid);
+        /* Given back when idle: without the trim it kept 80 MiB more; with it, most runs keep
+         * none, some one 40 MiB block (not understood yet: stop 23's note). */
+        assert_true(idle.rss_anon_kb - before.rss_anon_kb <= 48 * 1024);
+    }
+    echo_checked(pool, big, back, n, 4); /* and a big frame after it still round-trips */
     free(big);
     free(back);
     mproc_pool_free(pool);
@@ -858,6 +921,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_timeout_then_success),
     cmocka_unit_test(test_callbacks),
     cmocka_unit_test(test_bytes_results_of_any_size),
+    cmocka_unit_test(test_an_idle_worker_gives_back_big_frames_memory),
     cmocka_unit_test(test_initializer),
     cmocka_unit_test(test_maxtasksperchild_and_identity),
     /* Before terminate: under MPI a terminated pool's queued tasks still finish on their

@@ -105,6 +105,20 @@ static void trim(mproc__ring *r) {
     r->touched = MPROC__RING_KEEP;
 }
 
+/* No frame (released or not) lies past MPROC__RING_KEEP: the frames in use all sit below it,
+ * or none is. */
+static int none_past_keep(const mproc__ring *r, uint64_t head, uint64_t tail) {
+    uint64_t used = head - tail;
+    return used == 0 || (tail <= head && (size_t)(tail % r->size) + used <= MPROC__RING_KEEP);
+}
+
+void mproc__ring_trim_idle(mproc__ring *r) {
+    if (!r->data || r->keep_pages || r->touched <= MPROC__RING_KEEP) return;
+    uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_relaxed); /* ours */
+    uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
+    if (none_past_keep(r, head, tail)) trim(r);
+}
+
 uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {
     size_t need = rounded(total);
     if (!r->data || need > r->size / 2) return NULL;
@@ -126,8 +140,8 @@ uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {
     size_t end_off = (size_t)(start % r->size) + need;
     if (end_off > MPROC__RING_KEEP) r->small_run = 0;
     else if (r->small_run < MPROC__RING_TRIM_AFTER) r->small_run++;
-    int none_past_keep = used == 0 || (size_t)(tail % r->size) + used <= MPROC__RING_KEEP;
-    if (r->touched > MPROC__RING_KEEP && r->small_run >= MPROC__RING_TRIM_AFTER && none_past_keep && !r->keep_pages)
+    if (r->touched > MPROC__RING_KEEP && r->small_run >= MPROC__RING_TRIM_AFTER && !r->keep_pages &&
+        none_past_keep(r, head, tail))
         trim(r);
     if (end_off > r->touched) r->touched = end_off;
     atomic_store_explicit(&r->ctl->head, start + need, memory_order_release);

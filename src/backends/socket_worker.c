@@ -2,6 +2,7 @@
  * the worker side of the fork backend, and the MPI backend's executors.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -128,6 +129,25 @@ static void spin_for_next(child_chan *ch) {
     }
 }
 
+/* Idle this long, a worker gives back the memory its biggest frames left: the heap keeps freed
+ * blocks for the next big frame (worker.c's mallopt), and its up ring the pages a big result
+ * reached. Frames that follow each other closer than this keep both. */
+#define IDLE_TRIM_MS 100
+
+/* Sleeps until the master's socket is readable (poll, not read: see child_recv), giving memory
+ * back once it has slept IDLE_TRIM_MS with nothing to do. */
+static void sleep_until_readable(child_chan *ch) {
+    struct pollfd pf = {ch->fd, POLLIN, 0};
+    int r;
+    while ((r = poll(&pf, 1, IDLE_TRIM_MS)) < 0 && errno == EINTR) {
+    }
+    if (r != 0) return;
+    malloc_trim(0);
+    if (ch->rings.base) mproc__ring_trim_idle(&ch->rings.up);
+    while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
 /* A frame came: how long after our last reply (the moving mean spin_for_next uses). */
 static void note_frame(child_chan *ch) {
     if (ch->replied_at <= 0) return;
@@ -192,9 +212,7 @@ static int mail_next(child_chan *ch, mproc__reader *in, uint8_t **frame, size_t 
         }
         mproc__mail_awake(m, 0);
         if (!mproc__mail_more(m, ch->down_taken)) { /* see child_recv on poll() */
-            struct pollfd pf = {ch->fd, POLLIN, 0};
-            while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
-            }
+            sleep_until_readable(ch);
             readable = 1;
         }
         mproc__mail_awake(m, 1);
@@ -220,9 +238,7 @@ static int child_recv(void *impl, uint8_t **frame, size_t *len) {
              * woken each time the master takes in a reply this worker sent (the kernel's "room to
              * write again" wake-up goes to every sleeper on the socket; poll() sleepers filter it
              * out) - a wasted context switch per task, measured at a sixth of a round trip. */
-            struct pollfd pf = {ch->fd, POLLIN, 0};
-            while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
-            }
+            sleep_until_readable(ch);
         }
         rc = mproc__reader_next(&in, ch->fd, frame, len);
         if (rc != 1) return rc < 0 ? rc : MPROC_EOF;

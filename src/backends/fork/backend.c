@@ -101,6 +101,7 @@ static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int i
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
     fworker *w = &g->w[worker];
     if (w->fd < 0) return MPROC_EWORKER;
+    g->sends++;
     mproc__fork_send_wait sw = {g, w->fd, worker};
     /* A frame that fits goes into the worker's down ring (one copy, the socket then carries a
      * 24-byte reference); a socket write is done with the caller's buffers when it returns. */

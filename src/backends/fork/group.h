@@ -66,6 +66,9 @@ struct mproc__group {
     int spun;
     int nheld;
     double reply_s;               /* how long such a reply took (moving average) */
+    /* Frames sent so far, and as of the last wait that returned at once (a parked pool's look):
+     * none sent between two such looks, the down rings are trimmed (receive.c). */
+    unsigned long sends, sends_at_look;
 };
 
 /* ---- workers.c ---------------------------------------------------------------------------- */

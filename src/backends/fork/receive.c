@@ -275,6 +275,33 @@ static int spin_for_reply(mproc__group *g, double deadline, int *ready, mproc__e
     return got;
 }
 
+/* Idle this long with pages past a down ring's kept part (big inputs went that way), the
+ * master gives them back, as a worker does with its up ring (socket_worker.c): frames that
+ * follow each other closer than this keep them. */
+#define IDLE_TRIM_MS 100
+
+static int down_rings_to_trim(const mproc__group *g) {
+    for (int i = 0; i < g->n; i++)
+        if (g->w[i].rings.base && g->w[i].rings.down.touched > MPROC__RING_KEEP) return 1;
+    return 0;
+}
+
+static void trim_down_rings(mproc__group *g) {
+    for (int i = 0; i < g->n; i++)
+        if (g->w[i].rings.base) mproc__ring_trim_idle(&g->w[i].rings.down);
+}
+
+/* poll_group, but after IDLE_TRIM_MS with nothing to do the down rings are trimmed first. */
+static int poll_group_idle(mproc__group *g, int ms) {
+    if (ms == 0 && g->sends == g->sends_at_look && down_rings_to_trim(g)) trim_down_rings(g);
+    if (ms == 0) g->sends_at_look = g->sends; /* a parked pool looks every 0.25 s (scheduler.c) */
+    if ((ms >= 0 && ms <= IDLE_TRIM_MS) || !down_rings_to_trim(g)) return poll_group(g, ms);
+    int r = poll_group(g, IDLE_TRIM_MS);
+    if (r != 0) return r;
+    trim_down_rings(g);
+    return poll_group(g, ms < 0 ? -1 : ms - IDLE_TRIM_MS);
+}
+
 int mproc__fork_receive_wait(mproc__group *g, double timeout, mproc__event *ev) {
     if (mproc__fork_receive_dequeue(g, ev)) return 0;
     /* Frames already in a read buffer, held back or in a mailbox would not wake poll(). Only
@@ -295,7 +322,7 @@ int mproc__fork_receive_wait(mproc__group *g, double timeout, mproc__event *ev) 
         int ms = left < 0 ? -1 : (int)(left * 1000.0 + 0.999);
         int r;
         if (spin_for_reply(g, deadline, &r, ev)) return 0;
-        if (r == 0) r = poll_group(g, ms);
+        if (r == 0) r = poll_group_idle(g, ms);
         if (r < 0) return mproc__error(MPROC_ESYS, "poll: %s", strerror(errno));
         if (r == 0 && left >= 0 && mproc__remaining(deadline) <= 0) {
             memset(ev, 0, sizeof *ev);
