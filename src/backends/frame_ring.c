@@ -112,11 +112,13 @@ static int none_past_keep(const mproc__ring *r, uint64_t head, uint64_t tail) {
     return used == 0 || (tail <= head && (size_t)(tail % r->size) + used <= MPROC__RING_KEEP);
 }
 
-void mproc__ring_trim_idle(mproc__ring *r) {
-    if (!r->data || r->keep_pages || r->touched <= MPROC__RING_KEEP) return;
+int mproc__ring_trim_idle(mproc__ring *r) {
+    if (!r->data || r->keep_pages || r->touched <= MPROC__RING_KEEP) return 0;
     uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_relaxed); /* ours */
     uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
-    if (none_past_keep(r, head, tail)) trim(r);
+    if (!none_past_keep(r, head, tail)) return 1;
+    trim(r);
+    return 0;
 }
 
 uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {

@@ -97,8 +97,9 @@ int mproc__ring_put(mproc__ring *r, const struct iovec *iov, int iovcnt, size_t 
 uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos);
 /* Writer, idle (nothing to send for a while): gives back at once what lies past
  * MPROC__RING_KEEP if no frame lies there (the wait for MPROC__RING_TRIM_AFTER frames is for a
- * writer still sending). */
-void mproc__ring_trim_idle(mproc__ring *r);
+ * writer still sending). 1 when pages there remain to give back (a frame the reader has not
+ * released yet lies there: try again later), else 0. */
+int mproc__ring_trim_idle(mproc__ring *r);
 /* Reader: the frame at pos of len bytes, or NULL when that is not inside the ring. */
 uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len);
 /* Where the frame at pos of len bytes ends (what releasing it up to its end means). */

@@ -138,12 +138,20 @@ static void spin_for_next(child_chan *ch) {
  * back once it has slept IDLE_TRIM_MS with nothing to do. */
 static void sleep_until_readable(child_chan *ch) {
     struct pollfd pf = {ch->fd, POLLIN, 0};
-    int r;
-    while ((r = poll(&pf, 1, IDLE_TRIM_MS)) < 0 && errno == EINTR) {
+    /* A result the master has not released yet may still lie in the up ring: look again,
+     * less and less often (0.1 s, then up to 1 s apart, 8 times), before sleeping for good. */
+    int wait_ms = IDLE_TRIM_MS;
+    for (int tries = 0; tries < 8; tries++, wait_ms = wait_ms < 500 ? 2 * wait_ms : 1000) {
+        double until = mproc__now() + wait_ms / 1000.0; /* a signal does not restart the wait */
+        int r;
+        do {
+            double left_ms = (until - mproc__now()) * 1000.0;
+            r = poll(&pf, 1, left_ms > 0 ? (int)(left_ms + 0.999) : 0);
+        } while (r < 0 && errno == EINTR && mproc__now() < until);
+        if (r > 0) return;
+        if (tries == 0) malloc_trim(0);
+        if (!ch->rings.base || !mproc__ring_trim_idle(&ch->rings.up)) break;
     }
-    if (r != 0) return;
-    malloc_trim(0);
-    if (ch->rings.base) mproc__ring_trim_idle(&ch->rings.up);
     while (poll(&pf, 1, -1) < 0 && errno == EINTR) {
     }
 }
