@@ -371,7 +371,11 @@ int mproc_pool_join(mproc_pool *pool);
 int mproc_pool_free(mproc_pool *pool);
 
 /* Blocking apply. Result bytes: copied into out when out_cap >= result length (else ESIZE) and
- * the length stored in *out_len (may be NULL). */
+ * the length stored in *out_len (may be NULL). For a task with a declared out_size, out_cap
+ * below it is ESIZE before anything runs; for a task of any size the length is known only once
+ * it has run, so a result longer than out_cap is ESIZE after the task ran (out NULL with out_cap
+ * 0 suits a task that returns nothing). Use mproc_apply_async + mproc_async_get for results
+ * whose size you cannot bound. */
 int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_t arg_len,
                 void *out, size_t out_cap, size_t *out_len);
 /* arg is copied; free the handle with mproc_async_free(). */

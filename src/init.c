@@ -39,7 +39,7 @@ static long launcher_size(int *launched) {
 
 /* A switch among the MPROC_ variables: unset, "0" or "1" (else EINVAL, named). */
 static int switch_env(const char *name, int *on) {
-    const char *v = getenv(name);
+    const char *v = mproc__env(name);
     *on = -1;
     if (!v) return 0;
     if (!strcmp(v, "0") || !strcmp(v, "1")) {
@@ -52,7 +52,7 @@ static int switch_env(const char *name, int *on) {
 /* The backend to start: MPROC_BACKEND's, else MPI when an MPI launcher started more than one
  * rank, else fork. */
 static int choose(const mproc__backend_entry **out) {
-    const char *want = getenv("MPROC_BACKEND");
+    const char *want = mproc__env("MPROC_BACKEND");
     int launched;
     long size = launcher_size(&launched);
     /* Read whatever the backend, so that a bad value is refused even where it does not matter. */
@@ -106,10 +106,10 @@ int mproc_init(int *argc, char ***argv) {
         return mproc__error(MPROC_ENOTBUILT, "mproc_init: the %s backend speaks interface version %d, this "
                             "library %d: rebuild them together", chosen->name, ops->version, MPROC__BACKEND_VERSION);
     rc = ops->init(argc, argv);
-    if (rc == MPROC_ENOTBUILT && chosen->kind == MPROC_BACKEND_MPI && !getenv("MPROC_BACKEND")) {
+    if (rc == MPROC_ENOTBUILT && chosen->kind == MPROC_BACKEND_MPI && !mproc__env("MPROC_BACKEND")) {
         rc = without_mpi_build(argc, argv, &chosen);
     } else if (rc == 1) { /* one MPI rank only: run on local fork workers */
-        if (getenv("MPROC_BACKEND")) /* asked for by name: say why it is not MPI */
+        if (mproc__env("MPROC_BACKEND")) /* asked for by name: say why it is not MPI */
             fprintf(stderr, "mproc: MPROC_BACKEND=mpi, but this program is the only rank (start it with "
                             "mpirun -np N, N > 1): running on local fork workers\n");
         chosen = mproc__backend_find("fork");

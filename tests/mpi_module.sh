@@ -8,7 +8,9 @@
 #      loader's reason naming that file;
 #   c) the same under mpirun -np 3 without MPROC_BACKEND: the reason is printed, the job runs
 #      once, on rank 0's fork workers, and ends 0;
-#   d) MPROC_BACKEND=mpi in a program started alone: fork workers, and a line saying why.
+#   d) MPROC_BACKEND=mpi in a program started alone: fork workers, and a line saying why;
+#   e) every MPROC_ setting set but empty (`MPROC_X= prog`) means its default: alone on fork
+#      workers, under mpirun -np 3 on MPI with executors, the right answer both times.
 set -u
 mpiexec=$1 prog=$2 module=$3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -45,4 +47,18 @@ out=$(MPROC_BACKEND=mpi timeout 60 "$prog" --limit 2000 2>&1) || fail "d) one ra
 grep -q "^backend fork, " <<<"$out" || fail "d) one rank: not on fork workers: $out"
 grep -q "MPROC_BACKEND=mpi, but this program is the only rank" <<<"$out" || fail "d) one rank: not said why: $out"
 echo "mpi_module: d) MPROC_BACKEND=mpi with one rank: fork workers, said why"
+# e) Empty settings are unset ones (README): none refused, none taken as 0.
+empty=(MPROC_BACKEND= MPROC_FORK_EACH_RANK= MPROC_MPI_MODULE= MPROC_MPI_EXECUTORS= MPROC_MPI_EXEC_RING=
+    MPROC_MPI_EXEC_MAILBOX= MPROC_MPI_LOST_TIMEOUT= MPROC_MPI_START_TIMEOUT= MPROC_SHARED_BYTES=
+    MPROC_SHARED_BROKER= MPROC_SHARED_BROKER_ADDR= MPROC_PROGRESS= MPROC_FORK_RING=)
+out=$(env "${empty[@]}" timeout 60 "$prog" --limit 20000 2>&1) || fail "e) empty settings alone: exit $?: $out"
+grep -q "^backend fork, " <<<"$out" || fail "e) empty settings alone: not on fork workers: $out"
+grep -q '^primes below 20000: 2262$' <<<"$out" || fail "e) empty settings alone: wrong answer: $out"
+xs=()
+for e in "${empty[@]}"; do xs+=(-x "$e"); done
+out=$(env "${empty[@]}" timeout 120 "$mpiexec" -np 3 --oversubscribe "${xs[@]}" "$prog" --limit 20000 2>&1) ||
+    fail "e) empty settings under mpirun: exit $?: $out"
+grep -q "^backend mpi, " <<<"$out" || fail "e) empty settings under mpirun: not on MPI: $out"
+[ "$(grep -c '^primes below 20000: 2262$' <<<"$out")" = 1 ] || fail "e) empty settings under mpirun: not run once, right: $out"
+echo "mpi_module: e) every MPROC_ setting empty: defaults, alone and under mpirun"
 echo "mpi_module: ok"

@@ -611,6 +611,8 @@ static void test_progress_bad_options(void **state) {
     /* The call's own option wins over the variable. */
     assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, &(mproc_call_opts){.progress_bar = -1}),
                      0);
+    setenv("MPROC_PROGRESS", "", 1); /* empty: unset, no bar */
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, NULL), 0);
     unsetenv("MPROC_PROGRESS");
     assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, 2, NULL), 0);
     assert_int_equal(out[1], 2);

@@ -646,8 +646,14 @@ static void test_bad_ring_size_is_refused(void **state) {
         snprintf(quoted, sizeof quoted, "MPROC_FORK_RING='%s'", bad[i]);
         assert_non_null(strstr(mproc_last_error(), quoted));
     }
-    setenv("MPROC_FORK_RING", "0", 1); /* no rings: the socket alone */
+    setenv("MPROC_FORK_RING", "", 1); /* empty: unset, the default rings (README) */
     mproc_pool *p;
+    assert_int_equal(mproc_pool_create(&p, NULL), 0);
+    long v = 6, w = 0;
+    assert_int_equal(MPROC_APPLY(p, square, &v, &w), 0);
+    assert_int_equal(w, 36);
+    mproc_pool_free(p);
+    setenv("MPROC_FORK_RING", "0", 1); /* no rings: the socket alone */
     assert_int_equal(mproc_pool_create(&p, NULL), 0);
     long x = 7, y = 0;
     assert_int_equal(MPROC_APPLY(p, square, &x, &y), 0);

@@ -72,7 +72,7 @@ void mproc__ring_pair_unmap(mproc__ring_pair *p) {
 }
 
 int mproc__ring_size_wanted(const char *env, int workers, size_t *size) {
-    const char *v = getenv(env);
+    const char *v = mproc__env(env);
     if (!v || !*v) {
         size_t s = ((size_t)512 << 20) / (size_t)(workers > 0 ? workers : 1);
         if (s > ((size_t)32 << 20)) s = (size_t)32 << 20;

@@ -15,7 +15,7 @@
 #ifdef MPROC_HAVE_MPI
 /* MPROC_MPI_MODULE, else libmproc_mpi.so in the directory libmproc.so was loaded from. */
 static void module_path(char *path, size_t len) {
-    const char *env = getenv("MPROC_MPI_MODULE");
+    const char *env = mproc__env("MPROC_MPI_MODULE");
     if (env && *env) {
         snprintf(path, len, "%s", env);
         return;

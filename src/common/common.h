@@ -30,6 +30,9 @@ int mproc__error_keep(int code);
  * caller names the variable in its error). */
 int mproc__parse_count(const char *s, uint64_t *out);
 int mproc__parse_seconds(const char *s, double *out);
+/* An MPROC_ variable's value, or NULL when it is unset or empty: `MPROC_X= prog` (a job script
+ * that clears a setting that way) means the default, for every variable alike. */
+const char *mproc__env(const char *name);
 
 /* Registry (registry.c). Freezing sorts the table by name and assigns ids; done by mproc_init,
  * idempotent. */

@@ -2,7 +2,8 @@
  *
  * strtoull and strtod accept more than a user means: leading spaces, a sign ("-5" becomes a huge
  * count), hexadecimal, "nan" and "inf". A setting mistyped that way must be refused with its
- * name, not taken as something else, so every numeric MPROC_ variable goes through here.
+ * name, not taken as something else, so every numeric MPROC_ variable goes through here. Every
+ * MPROC_ variable is read through mproc__env, so that an empty one means unset everywhere.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strtod_l */
@@ -56,4 +57,9 @@ int mproc__parse_seconds(const char *s, double *out) {
     if (*end || range || !isfinite(v)) return -1;
     *out = v;
     return 0;
+}
+
+const char *mproc__env(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
 }

@@ -78,8 +78,8 @@ static int start_pool(mproc_pool *p) {
     pthread_mutex_unlock(&mproc__core_lock);
     if (rc < 0) {
         pthread_join(p->thread, NULL);
-        return mproc__error(p->start_rc < 0 ? p->start_rc : MPROC_ESYS, "mproc_pool_create: cannot start %d workers: %s",
-                            p->n, p->broken_msg);
+        return mproc__error(p->start_rc < 0 ? p->start_rc : MPROC_ESYS, "mproc_pool_create: cannot start %d worker%s: %s",
+                            p->n, p->n == 1 ? "" : "s", p->broken_msg);
     }
     return 0;
 }

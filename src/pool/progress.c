@@ -34,7 +34,7 @@ static int bar_wanted(const mproc_call_opts *o, int *want, const char *fn) {
         *want = o->progress_bar == 1;
         return 0;
     }
-    const char *e = getenv("MPROC_PROGRESS");
+    const char *e = mproc__env("MPROC_PROGRESS");
     if (!e || !*e || strcmp(e, "0") == 0) return 0;
     if (strcmp(e, "1") != 0)
         return mproc__error(MPROC_EINVAL, "%s: MPROC_PROGRESS='%.40s': want 0 (no bar) or 1 (a bar on stderr)", fn, e);

@@ -138,7 +138,7 @@ static int publish(uint64_t tag, char *base, uint64_t size) { /* under map_mu */
 }
 
 static int arena_bytes(uint64_t *out, const char *fn) {
-    const char *s = getenv("MPROC_SHARED_BYTES");
+    const char *s = mproc__env("MPROC_SHARED_BYTES");
     *out = DEFAULT_BYTES;
     if (!s || !*s) return 0;
     uint64_t v;

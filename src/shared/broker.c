@@ -43,7 +43,7 @@ static int usable(uint32_t ip) { return ip && (ntohl(ip) >> 24) != 127; }
 /* MPROC_SHARED_BROKER_ADDR, else what our host name resolves to, else the first IPv4 address
  * of an interface that is up and not loopback. */
 static uint32_t advertised_ip(void) {
-    const char *env = getenv("MPROC_SHARED_BROKER_ADDR");
+    const char *env = mproc__env("MPROC_SHARED_BROKER_ADDR");
     struct in_addr a;
     if (env && *env) {
         if (inet_pton(AF_INET, env, &a) == 1 && usable(a.s_addr)) return a.s_addr;

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "backends/mpi/exec_rings.h"
 #include "backends/mpi/world.h"
 #include "backends/spawn.h"
@@ -29,7 +30,7 @@ mproc__exec_rings *mproc__exec_rings_new(size_t ring_size, int *memfd) {
     madvise(r->p.base, r->p.map_len, MADV_DONTFORK);
     /* Both ends pass frames through the mailboxes too (frame_mailbox.h) unless
      * MPROC_MPI_EXEC_MAILBOX=0 (the socket alone, as before them: for comparisons). */
-    const char *mail = getenv("MPROC_MPI_EXEC_MAILBOX");
+    const char *mail = mproc__env("MPROC_MPI_EXEC_MAILBOX");
     if (!mail || strcmp(mail, "0") != 0) {
         mproc__mail_enable(r->p.down.mail);
         mproc__mail_enable(r->p.up.mail);

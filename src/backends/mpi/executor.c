@@ -208,7 +208,7 @@ int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
     mproc__execs.sink = sink;
     int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &mproc__execs.ring_size);
     if (rc < 0) return rc;
-    const char *mail = getenv("MPROC_MPI_EXEC_MAILBOX"); /* read by exec_rings.c */
+    const char *mail = mproc__env("MPROC_MPI_EXEC_MAILBOX"); /* read by exec_rings.c */
     if (mail && strcmp(mail, "0") != 0 && strcmp(mail, "1") != 0)
         return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXEC_MAILBOX='%s': want 0 (off) or 1 (on, the default)", mail);
     if (gethostname(mproc__execs.host, sizeof mproc__execs.host) < 0)

@@ -29,7 +29,7 @@ static struct {
 } watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 int mproc__mpi_start_timeout(double *secs) {
-    const char *s = getenv("MPROC_MPI_START_TIMEOUT");
+    const char *s = mproc__env("MPROC_MPI_START_TIMEOUT");
     *secs = 120.0;
     if (!s || !*s) return 0;
     double t;

@@ -310,7 +310,7 @@ static void warn_if_bound_tighter(int k, int rank) {
  * number, that many; `auto`, one per CPU this rank may use; unset, the CPUs it may use shared
  * among the ranks on its node (1 with a rank per core, every core with a rank per node). */
 int mproc__mpi_rank_executors(int rank) {
-    const char *s = getenv("MPROC_MPI_EXECUTORS");
+    const char *s = mproc__env("MPROC_MPI_EXECUTORS");
     int cpus = mproc_cpu_count();
     if (cpus > MPROC__FSERVER_MAX_EXECUTORS) cpus = MPROC__FSERVER_MAX_EXECUTORS;
     if (!s || !*s) {

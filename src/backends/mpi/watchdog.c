@@ -104,7 +104,7 @@ void mproc__mpi_watchdog_roll_call(void) {
 }
 
 int mproc__mpi_watchdog_start(void) {
-    const char *s = getenv("MPROC_MPI_LOST_TIMEOUT");
+    const char *s = mproc__env("MPROC_MPI_LOST_TIMEOUT");
     if (s && *s) {
         double v;
         if (mproc__parse_seconds(s, &v) < 0) return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT='%s': want seconds (0: never)", s);
