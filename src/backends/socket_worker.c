@@ -2,7 +2,6 @@
  * the worker side of the fork backend, and the MPI backend's executors.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -130,7 +129,7 @@ static void spin_for_next(child_chan *ch) {
 }
 
 /* Idle this long, a worker gives back the memory its biggest frames left: the heap keeps freed
- * blocks for the next big frame (worker.c's mallopt), and its up ring the pages a big result
+ * blocks for the next big frame (worker.c's keep_big_blocks), and its up ring the pages a big result
  * reached. Frames that follow each other closer than this keep both. */
 #define IDLE_TRIM_MS 100
 
@@ -149,7 +148,7 @@ static void sleep_until_readable(child_chan *ch) {
             r = poll(&pf, 1, left_ms > 0 ? (int)(left_ms + 0.999) : 0);
         } while (r < 0 && errno == EINTR && mproc__now() < until);
         if (r > 0) return;
-        if (tries == 0) malloc_trim(0);
+        if (tries == 0) mproc__worker_give_back_heap();
         if (!ch->rings.base || !mproc__ring_trim_idle(&ch->rings.up)) break;
     }
     while (poll(&pf, 1, -1) < 0 && errno == EINTR) {

@@ -363,11 +363,34 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
     }
 }
 
-int mproc__worker_serve(const mproc__wchan *ch, int index) {
+#define KEEP_TRIM_THRESHOLD (512 << 20)
+
+void mproc__worker_keep_big_blocks(void) {
     /* Frames of megabytes arrive again and again: keep such blocks in the heap instead of
      * mapping (and page-faulting) fresh memory for each one. Workers are mproc's processes. */
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD);
+}
+
+void mproc__worker_give_back_heap(void) {
+    malloc_trim(0);
+    /* glibc's malloc_trim gives back the free pages inside every arena but shrinks only the
+     * main arena's top. A thread's arena shrinks its top only when a free() of 64 KiB or more
+     * lands in it while that top is past M_TRIM_THRESHOLD (glibc's heap_trim), which
+     * keep_big_blocks holds at 512 MiB: so a 40 MiB block freed into it stayed for good. A fork
+     * worker runs on the arena of the master's thread that forked it, a rank's supervisor on
+     * its own. One such free here, with the threshold at 0 for it, shrinks this thread's. */
+    mallopt(M_TRIM_THRESHOLD, 0);
+    volatile char *p = malloc(128 << 10);
+    if (p) {
+        p[0] = 0;
+        free((void *)p);
+    }
+    mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD);
+}
+
+int mproc__worker_serve(const mproc__wchan *ch, int index) {
+    mproc__worker_keep_big_blocks();
     int rc = send_hello(ch, index);
     while (rc >= 0) {
         uint8_t *frame = NULL;

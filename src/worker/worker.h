@@ -45,6 +45,13 @@ const char *mproc__running_task(uint64_t *id);
 /* Sets who this process is, for mproc_current_*(). */
 void mproc__set_identity(const char *name, int index);
 
+/* Big frames' heap (worker.c): keep_big_blocks has freed blocks of megabytes kept for the next
+ * big frame instead of being mapped and page-faulted afresh each time (serve calls it; so does
+ * a relaying rank); give_back_heap, called once a process has been idle a while, returns them:
+ * every arena's free pages and the calling thread's arena's top. */
+void mproc__worker_keep_big_blocks(void);
+void mproc__worker_give_back_heap(void);
+
 /* Sends HELLO (arg = index), then serves frames until SHUTDOWN (returns 0) or the channel
  * closes (returns MPROC_EOF) or a malformed frame arrives (MPROC_EPROTO). The caller exits
  * afterwards with _exit()/MPI_Finalize. */

@@ -5,7 +5,8 @@
  * frame straight to the executor (its down mailbox, its down ring, its socket) when nothing is
  * queued ahead of it (the common case, no thread hand-off), else appends it to the inbox that
  * the supervisor (executor.c) works through in order (RESTART entries included). A big TASK or
- * BATCH is received from MPI straight into the executor's down ring (mproc__exec_home).
+ * BATCH is received from MPI straight into the executor's down ring (mproc__exec_home). When the
+ * rank is idle it trims those rings (mproc__exec_trim_idle).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -261,3 +262,20 @@ long mproc__exec_pid(int e) {
     return pid;
 }
 
+
+int mproc__exec_trim_idle(void) {
+    int left = 0;
+    pthread_mutex_lock(&mproc__execs.mu); /* the down rings' writer lock (ring_down, exec_home) */
+    for (int i = 0; i < mproc__execs.k; i++) {
+        mproc__executor *x = &mproc__execs.x[i];
+        if (x->rings && !x->restarting) left |= mproc__ring_trim_idle(&x->rings->p.down);
+    }
+    pthread_mutex_unlock(&mproc__execs.mu);
+    return left;
+}
+
+int mproc__exec_replies_due(void) {
+    for (int i = 0; i < mproc__execs.k; i++)
+        if (atomic_load_explicit(&mproc__execs.x[i].due, memory_order_relaxed) > 0) return 1;
+    return 0;
+}

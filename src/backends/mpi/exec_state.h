@@ -72,6 +72,7 @@ typedef struct mproc__exec_set {
     pthread_t thread;
     int started;
     int efd;                  /* wakes the supervisor */
+    atomic_int give_back_heap; /* the idle rank asks the supervisor to trim its arena */
     mproc__mpi_sink sink;
     int k;
     mproc__executor *x;

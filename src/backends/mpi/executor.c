@@ -31,6 +31,7 @@
 #include "backends/spawn.h"
 #include "common/common.h"
 #include "wire/wire.h"
+#include "worker/worker.h"
 
 #define RETIRE_GRACE 5.0 /* seconds an executor asked to leave may take */
 
@@ -146,6 +147,11 @@ static void work_inbox(mproc__executor *x) {
     }
 }
 
+void mproc__exec_give_back_heap(void) {
+    atomic_store(&mproc__execs.give_back_heap, 1);
+    mproc__exec_wake_supervisor();
+}
+
 static void *supervise(void *arg) {
     (void)arg;
     struct pollfd *p = calloc((size_t)mproc__execs.k + 1, sizeof *p);
@@ -176,6 +182,7 @@ static void *supervise(void *arg) {
             while (read(mproc__execs.efd, &v, sizeof v) < 0 && errno == EINTR) {
             }
         }
+        if (woken && atomic_exchange(&mproc__execs.give_back_heap, 0)) mproc__worker_give_back_heap();
         for (int i = 0; i < mproc__execs.k; i++) {
             mproc__executor *x = &mproc__execs.x[i];
             if (fds[i] < 0 || fds[i] != x->fd) continue; /* restarted meanwhile: look again */

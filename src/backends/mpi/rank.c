@@ -12,7 +12,6 @@
  * signal 11".
  */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "backends/mpi/net_watch.h"
 #include "backends/mpi/rank.h"
 #include "backends/mpi/rank_children.h"
+#include "backends/mpi/sends_in_flight.h"
 #include "backends/mpi/transport.h"
 #include "backends/mpi/wait.h"
 #include "wire/wire.h"
@@ -95,10 +95,51 @@ static void check_master(void) {
     _exit(1); /* its executors and fork server die with it */
 }
 
+/* What big frames left behind goes back once the rank has waited IDLE_TRIM_S for its next
+ * frame, as an idle worker's does (socket_worker.c): its heap (worker.c's keep_big_blocks keeps
+ * freed blocks of megabytes for the next big frame: a rank held 85 MB after 40 MiB items), its
+ * supervisor thread's too, and its executors' down rings past their kept part. A ring whose last frame the
+ * executor has not released yet is looked at again, 0.1 s then up to 1 s apart, 8 times. */
+#define IDLE_TRIM_S 0.1
+#define IDLE_TRIM_TRIES 8
+typedef struct idle_trim {
+    double next, gap;
+    int tries;
+} idle_trim;
+
+static void idle_trim_start(idle_trim *t) {
+    t->gap = IDLE_TRIM_S;
+    t->next = mproc__now() + t->gap;
+    t->tries = 0;
+}
+
+/* MPI lock held; released while it trims (exec_trim_idle takes the executors' lock). Idle
+ * means no frame from the master, no reply owed by an executor and no send of ours in flight
+ * (a big result's buffer is freed only when MPI is done with it): the trim waits for all three. */
+static void idle_trim_look(idle_trim *t) {
+    if (t->tries >= IDLE_TRIM_TRIES || mproc__now() < t->next) return;
+    if ((rank_state.relaying && mproc__exec_replies_due()) || mproc__mpi_sends_reap() > 0) {
+        idle_trim_start(t);
+        return;
+    }
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    if (t->tries == 0) {
+        mproc__worker_give_back_heap();
+        if (rank_state.relaying) mproc__exec_give_back_heap(); /* the supervisor's arena */
+    }
+    int left = rank_state.relaying && mproc__exec_trim_idle();
+    pthread_mutex_lock(&mproc__mpi.lock);
+    t->tries = left ? t->tries + 1 : IDLE_TRIM_TRIES;
+    t->gap = t->gap < 0.5 ? 2 * t->gap : 1.0;
+    t->next = mproc__now() + t->gap;
+}
+
 static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     (void)impl;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
+    idle_trim idle;
+    idle_trim_start(&idle);
     pthread_mutex_lock(&mproc__mpi.lock);
     for (;;) {
         if (rank_state.qhead) {
@@ -139,6 +180,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             bo.yield = mproc__exec_relay_pump() ? 1 : 0;
             pthread_mutex_lock(&mproc__mpi.lock);
         }
+        idle_trim_look(&idle);
         mproc__mpi_backoff_wait(&bo, -1.0);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -351,10 +393,8 @@ static int send_start_message(void) {
 /* The rank as a relay: the master's task frames go to the executors, its control frames are
  * acted on here, until SHUTDOWN. */
 static void relay(int rank) {
-    /* Frames of megabytes pass through again and again: keep such blocks in the heap instead of
-     * mapping, trimming and page-faulting fresh memory for each (as worker_serve does). */
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    /* Frames of megabytes pass through again and again (as in a worker). */
+    mproc__worker_keep_big_blocks();
     if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
     uint8_t hello[MPROC__WIRE_HDR_SIZE + MPROC__WIRE_HELLO_SIZE];
     mproc__hdr_encode(hello, MPROC__FRAME_HELLO, 0, MPROC__WIRE_HELLO_SIZE, (uint32_t)(rank - 1));
