@@ -62,6 +62,9 @@ mproc_mpi_test(NAME test_fault_rules_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --overs
 mproc_mpi_test(NAME test_futures_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_futures>)
 mproc_mpi_test(NAME test_futures_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   --mca btl tcp,self $<TARGET_FILE:test_futures>)
+# The same with tasks inside the ranks (MPROC_MPI_EXECUTORS=0): a cancelled running task runs on.
+mproc_mpi_test(NAME test_futures_mpi4_in_rank COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe
+  -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:test_futures>)
 # Queue, Lock, Event, Barrier... between the master and tasks/Processes on worker ranks.
 mproc_mpi_test(NAME test_shared_mpi4 COMMAND ${MPROC_MPIEXEC} -np 4 --oversubscribe $<TARGET_FILE:test_shared>)
 mproc_mpi_test(NAME test_shared_mpi3_tcp COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe

@@ -43,6 +43,14 @@ static long die_at_3(long x) {
 }
 MPROC_TASK_VALUE(die_at_3, long, long);
 
+/* Closes every descriptor from 3 up, the worker's channel to the master among them (a task
+ * "cleaning up" before it runs a tool), then returns x. */
+static long close_all_fds(long x) {
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    return x;
+}
+MPROC_TASK_VALUE(close_all_fds, long, long);
+
 /* Appends a byte to the file named by the master's pid, then kills its worker. */
 static long count_and_die(long master) {
     char path[96];
@@ -149,6 +157,35 @@ static void test_abort_sentence(void **state) { check_death(2, "killed by signal
 static void test_exit_sentence(void **state) { check_death(3, "exited with status 7"); }
 
 /* max_retries = N: a task that always kills its worker runs 1 + N times, then fails. */
+/* A worker whose channel a task closed ends with a sentence that says so, not "a task must
+ * return, not call exit()" (it returned; its worker then read EOF from a closed descriptor and
+ * exited 0, which was blamed on the task). Its result may still reach the master first (through
+ * the ring), so a call may also succeed; the pool goes on either way. */
+static void test_a_task_closing_the_channel_is_named(void **state) {
+    (void)state;
+    mproc_pool *pool;
+    assert_int_equal(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 2}), 0);
+    int failed = 0;
+    for (long i = 0; i < 6; i++) {
+        long y = -1;
+        int rc = MPROC_APPLY(pool, close_all_fds, &i, &y);
+        if (rc == 0) {
+            assert_int_equal(y, i);
+            continue;
+        }
+        failed++;
+        assert_int_equal(rc, MPROC_EWORKER);
+        assert_died_sentence(mproc_last_error(), 2, "close_all_fds",
+                             "lost its channel to the master (a task closed file descriptors it did not open?)");
+        assert_null(strstr(mproc_last_error(), "exit()"));
+    }
+    assert_true(failed > 0); /* 9 or 10 of 10 fail here: the worker dies before its reply is read */
+    long x = 4, y = 0;
+    assert_int_equal(MPROC_APPLY(pool, die_at_3, &x, &y), 0);
+    assert_int_equal(y, 16);
+    mproc_pool_free(pool);
+}
+
 static void test_retries_run_the_task_n_more_times(void **state) {
     char path[96];
     snprintf(path, sizeof path, "/tmp/mproc-rules-%ld", (long)getpid());
@@ -320,6 +357,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_segfault_sentence),
     cmocka_unit_test(test_abort_sentence),
     cmocka_unit_test(test_exit_sentence),
+    cmocka_unit_test(test_a_task_closing_the_channel_is_named),
     cmocka_unit_test(test_retries_run_the_task_n_more_times),
     cmocka_unit_test(test_time_limit_is_per_item),
     cmocka_unit_test(test_maxtasksperchild_counts_a_chunk_once),

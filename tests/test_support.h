@@ -85,6 +85,8 @@ static inline double mproc_test_now(void) {
             fprintf(stderr, "mproc_init: %s\n", mproc_last_error());                             \
             return 1;                                                                            \
         }                                                                                        \
+        if (getenv("MPROC_TEST_FILTER")) /* one test (or a glob) while debugging */            \
+            cmocka_set_test_filter(getenv("MPROC_TEST_FILTER"));                                 \
         rc_ = cmocka_run_group_tests(tests, NULL, NULL);                                         \
         mproc_finalize();                                                                        \
         return rc_;                                                                              \

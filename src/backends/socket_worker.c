@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/frame_ring.h"
@@ -357,5 +358,8 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
     mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release, child_place, child_send_placed};
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
+    struct stat st;
+    if (rc < 0 && (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))) /* EOF included: a read of a closed fd */
+        _exit(MPROC__WORKER_EXIT_CHANNEL_LOST);
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
 }

@@ -149,6 +149,13 @@ void mproc__describe_exit(int status, char *buf, size_t len) {
         snprintf(buf, len, "ended (wait status 0x%x)", status);
 }
 
+void mproc__describe_worker_exit(int status, char *buf, size_t len) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == MPROC__WORKER_EXIT_CHANNEL_LOST)
+        snprintf(buf, len, "lost its channel to the master (a task closed file descriptors it did not open?)");
+    else
+        mproc__describe_exit(status, buf, len);
+}
+
 pid_t mproc__waitpid(pid_t pid, int *status, int flags) {
     pid_t r;
     do r = waitpid(pid, status, flags);

@@ -113,7 +113,7 @@ static void reap_worker(fworker *w, mproc__event *ev, const char *cause) {
     }
     char how[96] = "was already reaped";
     if (r == w->pid) {
-        mproc__describe_exit(status, how, sizeof how);
+        mproc__describe_worker_exit(status, how, sizeof how);
         ev->exitcode = mproc__exitcode(status);
     }
     if (cause) snprintf(ev->why, sizeof ev->why, "%.200s; %s", cause, how);

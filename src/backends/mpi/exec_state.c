@@ -137,7 +137,7 @@ void mproc__exec_ended(mproc__executor *x, const char *cause) {
     int code = 255;
     int reaped = mproc__exec_reap(pid, MPROC__EXEC_REAP_GRACE, &status);
     if (reaped) {
-        mproc__describe_exit(status, how, sizeof how);
+        mproc__describe_worker_exit(status, how, sizeof how);
         code = mproc__exitcode(status);
     }
     if (reaped == 2) /* its fork server was killed: say so, not a bare signal 9 */
