@@ -121,6 +121,16 @@ int mproc__ring_trim_idle(mproc__ring *r) {
     return 0;
 }
 
+int mproc__ring_trim_quiet(mproc__ring *r) {
+    if (!r->data || r->size <= MPROC__RING_KEEP) return 0;
+    uint64_t head = atomic_load_explicit(&r->ctl->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
+    if (head != tail) return 1;
+    r->touched = r->size; /* which pages the writer reached is the writer's to know: all of them */
+    trim(r);
+    return 0;
+}
+
 uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos) {
     size_t need = rounded(total);
     if (!r->data || need > r->size / 2) return NULL;

@@ -100,6 +100,12 @@ uint8_t *mproc__ring_reserve(mproc__ring *r, size_t total, uint64_t *pos);
  * writer still sending). 1 when pages there remain to give back (a frame the reader has not
  * released yet lies there: try again later), else 0. */
 int mproc__ring_trim_idle(mproc__ring *r);
+/* Reader of a ring whose writer keeps its pages (mproc__ring_keep_pages), at a moment the
+ * caller knows the writer is writing nothing (it writes only in answer to what the caller hands
+ * it, and owes nothing): once every frame is released, gives back what lies past
+ * MPROC__RING_KEEP from this process, where an MPI that cached the pages learns of it. 1 while a
+ * frame is not released yet (try again later), else 0. */
+int mproc__ring_trim_quiet(mproc__ring *r);
 /* Reader: the frame at pos of len bytes, or NULL when that is not inside the ring. */
 uint8_t *mproc__ring_at(const mproc__ring *r, uint64_t pos, size_t len);
 /* Where the frame at pos of len bytes ends (what releasing it up to its end means). */

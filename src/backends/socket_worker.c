@@ -356,10 +356,15 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
         if (chan.mail) mproc__mail_awake(chan.rings.down.mail, 1);
     }
     mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release, child_place, child_send_placed};
+    struct stat mine, now;
+    if (fstat(fd, &mine) < 0) _exit(70);
     int rc = mproc__worker_serve(&ch, index);
     fflush(NULL);
-    struct stat st;
-    if (rc < 0 && (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))) /* EOF included: a read of a closed fd */
-        _exit(MPROC__WORKER_EXIT_CHANNEL_LOST);
+    /* Gone from under us (closed, or its number reused), rather than closed by the master: any
+     * error, MPROC_EOF included (a failed write reads as the peer gone). */
+    if (rc < 0 && (fstat(fd, &now) < 0 || now.st_dev != mine.st_dev || now.st_ino != mine.st_ino)) {
+        atomic_store(&taken->channel_lost, 1);
+        _exit(70);
+    }
     _exit(rc == 0 || rc == MPROC_EOF ? 0 : 70);
 }

@@ -17,8 +17,19 @@
  * cache line each, so workers do not share lines. */
 typedef struct mproc__taken_slot {
     _Atomic uint64_t id;
-    char pad[64 - sizeof(uint64_t)];
+    /* Set by the worker as it leaves because its channel is gone from under it (a task closed
+     * descriptors it did not open), so that its supervisor says so instead of blaming an exit()
+     * in the task; no exit status could tell the two apart. */
+    _Atomic uint32_t channel_lost;
+    char pad[64 - sizeof(uint64_t) - sizeof(uint32_t)];
 } mproc__taken_slot;
+
+/* A slot for a worker about to start: nothing taken (backend.h's MPROC__TAKEN_NONE), its
+ * channel not lost. */
+static inline void mproc__taken_slot_reset(mproc__taken_slot *s) {
+    atomic_store(&s->id, UINT64_MAX);
+    atomic_store(&s->channel_lost, 0);
+}
 
 /* Writes a whole frame (the iovecs concatenated, 1..16 of them) on a blocking or non-blocking
  * socket; MSG_NOSIGNAL, so a dead peer is an error, not SIGPIPE. When the socket is full,

@@ -149,9 +149,9 @@ void mproc__describe_exit(int status, char *buf, size_t len) {
         snprintf(buf, len, "ended (wait status 0x%x)", status);
 }
 
-void mproc__describe_worker_exit(int status, char *buf, size_t len) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == MPROC__WORKER_EXIT_CHANNEL_LOST)
-        snprintf(buf, len, "lost its channel to the master (a task closed file descriptors it did not open?)");
+void mproc__describe_worker_exit(int status, int channel_lost, char *buf, size_t len) {
+    if (channel_lost && WIFEXITED(status))
+        snprintf(buf, len, "lost its channel (a task closed file descriptors it did not open?)");
     else
         mproc__describe_exit(status, buf, len);
 }

@@ -53,12 +53,9 @@ extern const int mproc__crash_signals[5];
 int mproc__exitcode(int status);
 /* "exited with status 3" / "killed by signal 11 (Segmentation fault)". */
 void mproc__describe_exit(int status, char *buf, size_t len);
-/* A socket_worker's own exit status when its channel to the master is gone from under it (the
- * descriptor closed or replaced: a task that closed descriptors it did not open), not a task's
- * exit() that the master would otherwise blame. */
-#define MPROC__WORKER_EXIT_CHANNEL_LOST 71
-/* describe_exit for a worker (fork worker, MPI executor): its channel-lost status is said so. */
-void mproc__describe_worker_exit(int status, char *buf, size_t len);
+/* describe_exit for a worker (fork worker, MPI executor): channel_lost (its taken slot's word,
+ * socket_worker.h) says it left because its channel was gone, whatever its status. */
+void mproc__describe_worker_exit(int status, int channel_lost, char *buf, size_t len);
 
 /* waitpid that retries on EINTR; returns waitpid's result. */
 pid_t mproc__waitpid(pid_t pid, int *status, int flags);

@@ -8,6 +8,7 @@
  * table layout (status + length per item) so every item keeps its own outcome.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,14 +380,18 @@ void mproc__worker_give_back_heap(void) {
      * lands in it while that top is past M_TRIM_THRESHOLD (glibc's heap_trim), which
      * keep_big_blocks holds at 512 MiB: so a 40 MiB block freed into it stayed for good. A fork
      * worker runs on the arena of the master's thread that forked it, a rank's supervisor on
-     * its own. One such free here, with the threshold at 0 for it, shrinks this thread's. */
+     * its own. One such free here, with the threshold at 0 for it, shrinks this thread's (the
+     * threshold is back to keep_big_blocks' own at once: only its callers call this). */
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER; /* the threshold is global */
+    pthread_mutex_lock(&one_at_a_time);
     mallopt(M_TRIM_THRESHOLD, 0);
-    volatile char *p = malloc(128 << 10);
+    volatile char *p = malloc(64 << 10); /* a chunk just past 64 KiB, below any mmap threshold */
     if (p) {
         p[0] = 0;
         free((void *)p);
     }
     mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD);
+    pthread_mutex_unlock(&one_at_a_time);
 }
 
 int mproc__worker_serve(const mproc__wchan *ch, int index) {

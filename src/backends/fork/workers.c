@@ -50,7 +50,7 @@ int mproc__fork_worker_spawn(mproc__group *g, int i) {
     if (mproc__fork_socketpair(sv) < 0) return MPROC_ESYS;
     int ring_fd = new_rings(g, &g->w[i]);
     worker_counter++;
-    atomic_store(&g->taken[i].id, MPROC__TAKEN_NONE);
+    mproc__taken_slot_reset(&g->taken[i]);
     pid_t master = getpid();
     pid_t pid = mproc__fork_keeping(sv[1], ring_fd);
     if (pid == 0) {
@@ -100,7 +100,7 @@ static void close_worker_fd(mproc__group *g, fworker *w) {
 
 /* Reaps a worker whose socket closed: give it a moment to exit on its own (so its real status
  * is reported), then kill it. */
-static void reap_worker(fworker *w, mproc__event *ev, const char *cause) {
+static void reap_worker(fworker *w, const mproc__taken_slot *slot, mproc__event *ev, const char *cause) {
     int status = 0;
     pid_t r = 0;
     for (int i = 0; i < 200 && r == 0; i++) {
@@ -113,7 +113,7 @@ static void reap_worker(fworker *w, mproc__event *ev, const char *cause) {
     }
     char how[96] = "was already reaped";
     if (r == w->pid) {
-        mproc__describe_worker_exit(status, how, sizeof how);
+        mproc__describe_worker_exit(status, (int)atomic_load(&slot->channel_lost), how, sizeof how);
         ev->exitcode = mproc__exitcode(status);
     }
     if (cause) snprintf(ev->why, sizeof ev->why, "%.200s; %s", cause, how);
@@ -138,7 +138,7 @@ void mproc__fork_worker_died(mproc__group *g, int i, mproc__event *ev, const cha
     ev->taken_id = atomic_load_explicit(&g->taken[i].id, memory_order_acquire);
     if (cause) kill(w->pid, SIGKILL); /* garbage on the wire: the worker is not to be trusted */
     close_worker_fd(g, w);
-    reap_worker(w, ev, cause);
+    reap_worker(w, &g->taken[i], ev, cause);
 }
 
 /* Asks a live worker to leave (SHUTDOWN), waits for it briefly, kills it if it lingers. */

@@ -268,7 +268,12 @@ int mproc__exec_trim_idle(void) {
     pthread_mutex_lock(&mproc__execs.mu); /* the down rings' writer lock (ring_down, exec_home) */
     for (int i = 0; i < mproc__execs.k; i++) {
         mproc__executor *x = &mproc__execs.x[i];
-        if (x->rings && !x->restarting) left |= mproc__ring_trim_idle(&x->rings->p.down);
+        if (!x->rings || x->restarting) continue;
+        left |= mproc__ring_trim_idle(&x->rings->p.down);
+        /* Its up ring: the executor writes there only in answer to a frame given to it (under
+         * mu, held here), so with none owed it is quiet; the rank trims it itself, where an MPI
+         * that sent from those pages hears of it. Not released yet (MPI still sending): later. */
+        if (x->fd >= 0 && atomic_load(&x->due) == 0) left |= mproc__ring_trim_quiet(&x->rings->p.up);
     }
     pthread_mutex_unlock(&mproc__execs.mu);
     return left;
@@ -279,3 +284,5 @@ int mproc__exec_replies_due(void) {
         if (atomic_load_explicit(&mproc__execs.x[i].due, memory_order_relaxed) > 0) return 1;
     return 0;
 }
+
+unsigned mproc__exec_forwarded(void) { return mproc__execs.forwarded; }

@@ -45,6 +45,7 @@ static void forward_to_master(const mproc__executor *x, uint8_t *frame, size_t l
     } else {
         rc = mproc__mpi_send_owned(0, frame, len, mproc__execs.sink);
     }
+    mproc__execs.forwarded++;
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (rc < 0) mproc__mpi_fatal("worker rank %d: cannot send a result: %s", mproc__mpi.rank, mproc_last_error());
 }

@@ -23,7 +23,7 @@ static int fork_from_rank(int index, int ident, const char *name, int ring_fd, i
     rc = mproc__fork_socketpair(sv);
     mproc__taken_slot *slot = mproc__fserver_slot(index);
     if (rc == 0 && slot) {
-        atomic_store(&slot->id, MPROC__TAKEN_NONE);
+        mproc__taken_slot_reset(slot);
         mproc__fserver_size_socket(sv);
         pid_t me = getpid();
         *pid = mproc__fork_keeping(sv[1], ring_fd);

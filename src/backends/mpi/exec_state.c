@@ -136,8 +136,9 @@ void mproc__exec_ended(mproc__executor *x, const char *cause) {
     char how[96] = "exit status unknown";
     int code = 255;
     int reaped = mproc__exec_reap(pid, MPROC__EXEC_REAP_GRACE, &status);
+    mproc__taken_slot *slot = mproc__fserver_slot(x->index);
     if (reaped) {
-        mproc__describe_worker_exit(status, how, sizeof how);
+        mproc__describe_worker_exit(status, slot ? (int)atomic_load(&slot->channel_lost) : 0, how, sizeof how);
         code = mproc__exitcode(status);
     }
     if (reaped == 2) /* its fork server was killed: say so, not a bare signal 9 */
@@ -149,7 +150,6 @@ void mproc__exec_ended(mproc__executor *x, const char *cause) {
     char why[400];
     snprintf(why, sizeof why, "%.150s%s%s on rank %d (host %s)", cause ? cause : "", cause ? "; " : "", how,
              mproc__mpi.rank, mproc__execs.host);
-    mproc__taken_slot *slot = mproc__fserver_slot(x->index);
     mproc__exec_send_died(x, gen, unanswered, code, pid, slot ? atomic_load(&slot->id) : MPROC__TAKEN_NONE, why);
 }
 

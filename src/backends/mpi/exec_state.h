@@ -73,6 +73,7 @@ typedef struct mproc__exec_set {
     int started;
     int efd;                  /* wakes the supervisor */
     atomic_int give_back_heap; /* the idle rank asks the supervisor to trim its arena */
+    unsigned forwarded;       /* replies sent on to the master (the MPI lock's): the idle trim's clock */
     mproc__mpi_sink sink;
     int k;
     mproc__executor *x;

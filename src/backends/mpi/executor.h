@@ -69,16 +69,20 @@ int mproc__exec_relay_pump(void);
 /* ...and gives them back to the supervisor before it sleeps (its mproc__mpi_on_sleep hook;
  * lock-free). */
 void mproc__exec_relay_sleeps(void);
-/* The rank idle (rank.c): its executors' down rings give back their pages past the kept part
- * (frame_ring.h's mproc__ring_trim_idle; the rank writes them). 1 while a frame not yet
- * released still lies there (look again later). MPI lock not held. */
+/* The rank idle (rank.c): its executors' rings give back their pages past the kept part (the
+ * down rings as their writer, frame_ring.h's mproc__ring_trim_idle; the up rings of executors
+ * that owe nothing as their reader, mproc__ring_trim_quiet). 1 while a frame not yet released
+ * still lies there (look again later). MPI lock not held. */
 int mproc__exec_trim_idle(void);
 /* The idle rank (rank.c): the supervisor thread gives back its own heap arena's free top
  * (worker.h's mproc__worker_give_back_heap: replies read from the sockets were malloc'd there),
  * soon, from its own thread. Lock-free. */
 void mproc__exec_give_back_heap(void);
-/* 1 while an executor owes a reply to a frame it was given (lock-free). */
+/* 1 while an executor owes a reply to a frame it was given (lock-free); how many replies have
+ * been sent on to the master so far (MPI lock held), which tells an idle rank that something
+ * happened since it last looked (a reply counted as no longer due a moment before its send). */
 int mproc__exec_replies_due(void);
+unsigned mproc__exec_forwarded(void);
 /* At the rank's end: every executor is asked to leave (killed after 5 s), the supervisor joins. */
 void mproc__exec_stop(void);
 

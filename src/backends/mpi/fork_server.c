@@ -115,7 +115,7 @@ static void serve_spawn(int ctl, int sfd, const fs_msg *req, int ring_fd) {
         send_msg(ctl, &ans, -1);
         return;
     }
-    atomic_store(&slot->id, UINT64_MAX); /* MPROC__TAKEN_NONE: nothing taken yet */
+    mproc__taken_slot_reset(slot);
     mproc__fserver_size_socket(sv);
     pid_t me = getpid();
     pid_t pid = fork();

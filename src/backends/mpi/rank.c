@@ -95,16 +95,21 @@ static void check_master(void) {
     _exit(1); /* its executors and fork server die with it */
 }
 
-/* What big frames left behind goes back once the rank has waited IDLE_TRIM_S for its next
- * frame, as an idle worker's does (socket_worker.c): its heap (worker.c's keep_big_blocks keeps
- * freed blocks of megabytes for the next big frame: a rank held 85 MB after 40 MiB items), its
- * supervisor thread's too, and its executors' down rings past their kept part. A ring whose last frame the
- * executor has not released yet is looked at again, 0.1 s then up to 1 s apart, 8 times. */
+/* What big frames left behind goes back once the rank has had nothing to do for IDLE_TRIM_S,
+ * as an idle worker's does (socket_worker.c): its heap (worker.c's keep_big_blocks keeps freed
+ * blocks of megabytes for the next big frame: a rank held 85 MB after 40 MiB items), its
+ * supervisor thread's too, and its executors' rings past their kept part. Nothing to do means
+ * no frame from the master, no reply owed by an executor and no send of ours in flight (a big
+ * result's buffer is freed only when MPI is done with it). A ring whose last frame is not
+ * released yet is looked at again, 0.1 s then up to 1 s apart, 8 times; once done, a reply
+ * sent since (one given late, after an executor's restart; or one that was no longer owed and
+ * not yet sent when we looked) starts it over. */
 #define IDLE_TRIM_S 0.1
 #define IDLE_TRIM_TRIES 8
 typedef struct idle_trim {
     double next, gap;
     int tries;
+    unsigned seen; /* mproc__exec_forwarded() when it trimmed */
 } idle_trim;
 
 static void idle_trim_start(idle_trim *t) {
@@ -113,15 +118,20 @@ static void idle_trim_start(idle_trim *t) {
     t->tries = 0;
 }
 
-/* MPI lock held; released while it trims (exec_trim_idle takes the executors' lock). Idle
- * means no frame from the master, no reply owed by an executor and no send of ours in flight
- * (a big result's buffer is freed only when MPI is done with it): the trim waits for all three. */
+/* MPI lock held; released while it trims (exec_trim_idle takes the executors' lock). */
 static void idle_trim_look(idle_trim *t) {
-    if (t->tries >= IDLE_TRIM_TRIES || mproc__now() < t->next) return;
+    if (mproc__now() < t->next) return;
+    unsigned forwarded = rank_state.relaying ? mproc__exec_forwarded() : 0;
+    if (t->tries >= IDLE_TRIM_TRIES) { /* done, until a reply is sent again */
+        if (forwarded != t->seen) idle_trim_start(t);
+        else t->next = mproc__now() + IDLE_TRIM_S;
+        return;
+    }
     if ((rank_state.relaying && mproc__exec_replies_due()) || mproc__mpi_sends_reap() > 0) {
         idle_trim_start(t);
         return;
     }
+    t->seen = forwarded;
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (t->tries == 0) {
         mproc__worker_give_back_heap();
@@ -138,7 +148,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     (void)impl;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
-    idle_trim idle;
+    idle_trim idle = {0};
     idle_trim_start(&idle);
     pthread_mutex_lock(&mproc__mpi.lock);
     for (;;) {
