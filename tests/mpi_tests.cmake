@@ -337,3 +337,17 @@ set_tests_properties(mpi_fork_server_killed PROPERTIES
 mproc_mpi_test(NAME mpi_fork_server_killed_process TIMEOUT 120 COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
   $<TARGET_FILE:mpi_fork_server_killed> process)
 set_tests_properties(mpi_fork_server_killed_process PROPERTIES PASS_REGULAR_EXPRESSION "mpi_fork_server_killed: ok")
+
+# A task that closes every descriptor from 3 up: with executors only its call fails (the executor
+# lost its channel); inside the ranks MPI's connections go too, and the job ends naming the task
+# instead of hanging (shared memory and TCP).
+mproc_mpi_exe(mpi_closed_fds mpi_closed_fds.c)
+mproc_mpi_test(NAME mpi_closed_fds COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe $<TARGET_FILE:mpi_closed_fds>)
+set_tests_properties(mpi_closed_fds PROPERTIES PASS_REGULAR_EXPRESSION "mpi_closed_fds: ok")
+foreach(btl IN ITEMS "vader,self" "tcp,self")
+  string(REGEX REPLACE ",self" "" tag "${btl}")
+  mproc_mpi_test(NAME mpi_closed_fds_in_rank_${tag} TIMEOUT 90
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60
+      "mproc: worker rank [12] \\(pid [0-9]+\\): a task closed file descriptors it did not open, MPI's among them \\(the last task this rank ran: '(close_all_fds|twice)'"
+      ${MPROC_MPIEXEC} -np 3 --oversubscribe --mca btl ${btl} -x MPROC_MPI_EXECUTORS=0 $<TARGET_FILE:mpi_closed_fds>)
+endforeach()

@@ -33,6 +33,7 @@ static char identity_name[64] = "MainProcess";
 static int identity_index = -1;
 static const char *volatile running_name;
 static volatile uint64_t running_id;
+static const char *last_name;
 
 void mproc__set_identity(const char *name, int index) {
     /* A plain byte loop: runs in every new Process child, where the code pages of snprintf
@@ -49,6 +50,11 @@ int mproc_current_index(void) { return identity_index; }
 const char *mproc__running_task(uint64_t *id) {
     if (id) *id = running_id;
     return running_name;
+}
+
+const char *mproc__last_task(uint64_t *id) {
+    if (id) *id = running_id;
+    return last_name;
 }
 
 void *mproc_result_alloc(mproc_ctx *ctx, size_t len) {
@@ -262,7 +268,7 @@ static int execute_in(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_
     if (!t) return mproc__error(MPROC_EPROTO, "frame names task id %u; this worker has %zu tasks",
                                 task_id, mproc__registry_count());
     running_id = id;
-    running_name = t->name;
+    running_name = last_name = t->name;
     rc = execute_items(t, &it, kind, id, room, frame, frame_len);
     running_name = NULL;
     return rc;

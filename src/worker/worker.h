@@ -41,6 +41,9 @@ typedef struct mproc__wchan {
 /* The task this worker is running now (for crash reports from a signal handler): its name, or
  * NULL when idle, and the request id. Plain globals, safe to read from a signal handler. */
 const char *mproc__running_task(uint64_t *id);
+/* The task this worker ran last (NULL before the first) and its request id: which one to name
+ * for harm found after it returned. */
+const char *mproc__last_task(uint64_t *id);
 
 /* Sets who this process is, for mproc_current_*(). */
 void mproc__set_identity(const char *name, int index);
