@@ -30,8 +30,8 @@ int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) FAIL("mproc_init: %s", mproc_last_error());
     mproc_pool *pool = NULL;
     if (mproc_pool_create(&pool, NULL) < 0) FAIL("pool: %s", mproc_last_error());
-    int failed = 0;
-    for (long i = 0; i < 4; i++) {
+    int failed = 0, calls = 0;
+    for (long i = 0; i < 16 && failed < 2; i++, calls++) { /* a result may slip out first */
         long y = -1;
         int rc = MPROC_APPLY(pool, close_all_fds, &i, &y);
         if (rc == 0 && y != i) FAIL("call %ld returned %ld", i, y);
@@ -59,6 +59,6 @@ int main(int argc, char **argv) {
         if (out[i] != 2 * i) FAIL("out[%ld] = %ld", i, out[i]);
     mproc_pool_free(pool);
     mproc_finalize();
-    printf("mpi_closed_fds: ok (%d of 4 calls failed, the pool went on)\n", failed);
+    printf("mpi_closed_fds: ok (%d of %d calls failed, the pool went on)\n", failed, calls);
     return 0;
 }

@@ -8,6 +8,7 @@
  * table layout (status + length per item) so every item keeps its own outcome.
  */
 #include <malloc.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +34,9 @@ static char identity_name[64] = "MainProcess";
 static int identity_index = -1;
 static const char *volatile running_name;
 static volatile uint64_t running_id;
-static const char *last_name;
+/* Read by another thread (an in-rank rank's descriptor watch, rank.c): atomic, relaxed. */
+static _Atomic(const char *) last_name;
+static _Atomic uint64_t last_id;
 
 void mproc__set_identity(const char *name, int index) {
     /* A plain byte loop: runs in every new Process child, where the code pages of snprintf
@@ -53,8 +56,8 @@ const char *mproc__running_task(uint64_t *id) {
 }
 
 const char *mproc__last_task(uint64_t *id) {
-    if (id) *id = running_id;
-    return last_name;
+    if (id) *id = atomic_load_explicit(&last_id, memory_order_relaxed);
+    return atomic_load_explicit(&last_name, memory_order_relaxed);
 }
 
 void *mproc_result_alloc(mproc_ctx *ctx, size_t len) {
@@ -268,7 +271,9 @@ static int execute_in(uint16_t kind, uint64_t id, uint32_t task_id, const uint8_
     if (!t) return mproc__error(MPROC_EPROTO, "frame names task id %u; this worker has %zu tasks",
                                 task_id, mproc__registry_count());
     running_id = id;
-    running_name = last_name = t->name;
+    running_name = t->name;
+    atomic_store_explicit(&last_id, id, memory_order_relaxed);
+    atomic_store_explicit(&last_name, t->name, memory_order_relaxed);
     rc = execute_items(t, &it, kind, id, room, frame, frame_len);
     running_name = NULL;
     return rc;

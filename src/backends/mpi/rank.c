@@ -221,22 +221,28 @@ static void *canary_watch(void *arg) {
         struct timespec tick = {0, 100 * 1000 * 1000};
         nanosleep(&tick, NULL);
         struct stat st;
-        if (fstat(canary_fd, &st) == 0 && st.st_dev == canary_st.st_dev && st.st_ino == canary_st.st_ino) continue;
+        int rc = fstat(canary_fd, &st);
+        if (rc < 0 ? errno != EBADF : st.st_dev == canary_st.st_dev && st.st_ino == canary_st.st_ino) continue;
         uint64_t id = 0;
         const char *task = mproc__last_task(&id);
-        fprintf(stderr, "mproc: worker rank %d (pid %ld): a task closed file descriptors it did not open, MPI's "
-                "among them (the last task this rank ran: '%s', request %llu): the job cannot go on (run tasks in "
-                "executors, the default, to contain this)\n", mproc__mpi.rank, (long)getpid(), task ? task : "?",
-                (unsigned long long)id);
-        fflush(stderr);
+        /* write(2), not stdio: the main thread may hold stderr's lock, stuck in a write. */
+        char msg[512];
+        int n = snprintf(msg, sizeof msg,
+                         "mproc: worker rank %d (pid %ld): a task closed file descriptors it did not open, MPI's "
+                         "among them (the last task this rank ran: '%s', request %llu): the job cannot go on (run "
+                         "tasks in executors, the default, to contain this)\n",
+                         mproc__mpi.rank, (long)getpid(), task ? task : "?", (unsigned long long)id);
+        if (n > 0 && write(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0) {
+        }
         _exit(1); /* no atexit hooks: exit_watch would blame the task's exit() */
     }
     return NULL;
 }
 
-/* Starts the watch (nothing when it cannot: the rank works as before, unwatched). */
+/* Starts the watch (nothing when it cannot: the rank works as before, unwatched). The memfd is
+ * tracked, so that no child the rank forks keeps it. */
 static void canary_start(void) {
-    canary_fd = memfd_create("mproc-canary", MFD_CLOEXEC);
+    canary_fd = mproc__fork_memfd("mproc-canary");
     if (canary_fd < 0 || fstat(canary_fd, &canary_st) < 0) return;
     pthread_t t;
     if (pthread_create(&t, NULL, canary_watch, NULL) == 0) pthread_detach(t);
