@@ -91,7 +91,7 @@ static int without_mpi_build(int *argc, char ***argv, const mproc__backend_entry
 
 static void finalize_at_exit(void) { mproc_finalize(); }
 
-int mproc_init(int *argc, char ***argv) {
+static int init(int *argc, char ***argv) {
     if (mproc__backend()) return mproc__error(MPROC_ESTATE, "mproc_init: already initialised");
     if (mproc__runtime_finalized())
         return mproc__error(MPROC_ESTATE, "mproc_init: cannot initialise again after finalize");
@@ -122,6 +122,19 @@ int mproc_init(int *argc, char ***argv) {
      * address, or MPROC_SHARED_BROKER=0) they get MPROC_EREMOTE there, saying so. */
     if (chosen->kind == MPROC_BACKEND_MPI && broker_on != 0) mproc__sh_broker_start();
     return 0;
+}
+
+/* Every failure names mproc_init first, as the pool calls name themselves, whichever layer
+ * found it (a bad MPROC_ variable is read deep in a backend). */
+int mproc_init(int *argc, char ***argv) {
+    int rc = init(argc, argv);
+    static const char me[] = "mproc_init: ";
+    if (rc < 0 && strncmp(mproc_last_error(), me, sizeof me - 1) != 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", mproc_last_error());
+        mproc__error(rc, "%s%s", me, why);
+    }
+    return rc;
 }
 
 int mproc_finalize(void) {

@@ -209,15 +209,24 @@ static void *supervise(void *arg) {
     return NULL;
 }
 
-int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
-    if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
-        return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
-    mproc__execs.sink = sink;
-    int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &mproc__execs.ring_size);
+int mproc__exec_settings(void) {
+    size_t size;
+    int rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", 1, &size);
     if (rc < 0) return rc;
     const char *mail = mproc__env("MPROC_MPI_EXEC_MAILBOX"); /* read by exec_rings.c */
     if (mail && strcmp(mail, "0") != 0 && strcmp(mail, "1") != 0)
         return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXEC_MAILBOX='%s': want 0 (off) or 1 (on, the default)", mail);
+    return 0;
+}
+
+int mproc__exec_start(int k, int ident_base, mproc__mpi_sink sink) {
+    if (k < 1 || k > MPROC__FSERVER_MAX_EXECUTORS)
+        return mproc__error(MPROC_EINVAL, "%d executors per rank: want 1..%d", k, MPROC__FSERVER_MAX_EXECUTORS);
+    mproc__execs.sink = sink;
+    int rc = mproc__exec_settings();
+    if (rc < 0) return rc;
+    rc = mproc__ring_size_wanted("MPROC_MPI_EXEC_RING", k, &mproc__execs.ring_size);
+    if (rc < 0) return rc;
     if (gethostname(mproc__execs.host, sizeof mproc__execs.host) < 0)
         snprintf(mproc__execs.host, sizeof mproc__execs.host, "?");
     mproc__execs.host[sizeof mproc__execs.host - 1] = '\0';

@@ -44,6 +44,9 @@
 #define MPROC__EXEC_ID_MASK ((UINT64_C(1) << MPROC__EXEC_ID_SHIFT) - 1)
 #define MPROC__EXEC_ALL UINT64_MAX /* EXEC_KILL: every executor of the rank */
 
+/* MPROC_MPI_EXEC_RING and MPROC_MPI_EXEC_MAILBOX read: MPROC_EINVAL, named, on a bad value
+ * (mproc_init checks them on every rank before MPI starts, executors or not). */
+int mproc__exec_settings(void);
 /* Starts k executors and the supervisor; executor i gets worker index ident_base + i
  * (mproc_current_index). `sink` takes frames from the master that arrive while the supervisor
  * sends (lock held, as for mproc__mpi_send_frame). 0 or an error. */

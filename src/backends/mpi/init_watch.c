@@ -70,9 +70,11 @@ static void *watch_main(void *unused) {
     if (done) return NULL;
     fprintf(stderr,
             "mproc: rank %s: MPI_Init did not finish within %g s: some of the job's %s ranks never called "
-            "mproc_init (every rank must run the same program and reach mproc_init; set "
+            "mproc_init%s (every rank must run the same program and reach mproc_init; set "
             "MPROC_MPI_START_TIMEOUT=seconds, 0 = forever); ending this rank\n",
-            rank, watch.secs, size);
+            rank, watch.secs, size,
+            /* Below a few seconds the start itself may be what took longer (a trial's 1e-6 s). */
+            watch.secs < 5 ? ", or MPI takes longer than that to start here" : "");
     fflush(stderr);
     _exit(1);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backends/mpi/executor.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/groups.h"
 #include "backends/mpi/init_watch.h"
@@ -300,6 +301,18 @@ static int wants_fork_server(void) {
     return 1;
 }
 
+/* Every MPI setting, read on every rank before MPI starts, whichever rank uses it: a typo
+ * fails mproc_init (MPROC_EINVAL, naming the variable) everywhere alike, rather than aborting
+ * the job later from whichever rank reads it first, or being ignored where it does not matter
+ * (the executor rings with MPROC_MPI_EXECUTORS=0). */
+static int settings_check(double *start_secs) {
+    int k, rc = mproc__mpi_start_timeout(start_secs);
+    if (rc == 0) rc = mproc__mpi_lost_timeout_setting();
+    if (rc == 0) rc = mproc__mpi_executors_setting(&k);
+    if (rc == 0) rc = mproc__exec_settings();
+    return rc;
+}
+
 static int mpi_init(int *argc, char ***argv) {
     int inited = 0, finalized = 0, rank = 0, size = 0;
     MPI_Initialized(&inited);
@@ -307,7 +320,7 @@ static int mpi_init(int *argc, char ***argv) {
     if (finalized)
         return mproc__error(MPROC_ESTATE, "mpi: MPI is already finalized; call mproc_init first");
     double start_secs;
-    int rc0 = mproc__mpi_start_timeout(&start_secs);
+    int rc0 = settings_check(&start_secs);
     if (rc0 < 0) return rc0;
     double start_deadline = mproc__deadline(start_secs); /* MPI_Init and our start-up, together */
     if (!inited) {

@@ -404,24 +404,33 @@ static void warn_if_bound_tighter(int k, int rank) {
     fflush(stderr);
 }
 
+int mproc__mpi_executors_setting(int *k) {
+    const char *s = mproc__env("MPROC_MPI_EXECUTORS");
+    *k = -1;
+    if (!s || strcmp(s, "auto") == 0) return 0;
+    uint64_t v;
+    if (mproc__parse_count(s, &v) < 0 || v > MPROC__FSERVER_MAX_EXECUTORS)
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_EXECUTORS='%s': want 0 (tasks in the rank), 1..%d or auto", s,
+                            MPROC__FSERVER_MAX_EXECUTORS);
+    *k = (int)v;
+    return 0;
+}
+
 /* How many executors this rank runs (MPROC_MPI_EXECUTORS): 0 runs tasks inside the rank; a
  * number, that many; `auto`, one per CPU this rank may use; unset, the CPUs it may use shared
  * among the ranks on its node (1 with a rank per core, every core with a rank per node). */
 int mproc__mpi_rank_executors(int rank) {
-    const char *s = mproc__env("MPROC_MPI_EXECUTORS");
     int cpus = mproc_cpu_count();
     if (cpus > MPROC__FSERVER_MAX_EXECUTORS) cpus = MPROC__FSERVER_MAX_EXECUTORS;
-    if (!s || !*s) {
-        int per = cpus / mproc__mpi_node_ranks();
-        return per > 1 ? per : 1;
+    int k;
+    if (mproc__mpi_executors_setting(&k) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    if (k >= 0) {
+        warn_if_bound_tighter(k, rank);
+        return k;
     }
-    if (strcmp(s, "auto") == 0) return cpus;
-    uint64_t k;
-    if (mproc__parse_count(s, &k) < 0 || k > MPROC__FSERVER_MAX_EXECUTORS)
-        mproc__mpi_fatal("worker rank %d: MPROC_MPI_EXECUTORS='%s': want 0 (tasks in the rank), 1..%d or auto", rank, s,
-                         MPROC__FSERVER_MAX_EXECUTORS);
-    warn_if_bound_tighter((int)k, rank);
-    return (int)k;
+    if (mproc__env("MPROC_MPI_EXECUTORS")) return cpus; /* auto */
+    int per = cpus / mproc__mpi_node_ranks();
+    return per > 1 ? per : 1;
 }
 
 /* The first message (a PROC_STARTED with id 0): u32 how many executors run our tasks (0:

@@ -2,6 +2,9 @@
 #ifndef MPROC_MPI_RANK_H
 #define MPROC_MPI_RANK_H
 
+/* MPROC_MPI_EXECUTORS read: *k the count asked for, -1 for unset or `auto`; MPROC_EINVAL, named,
+ * on a bad value (mproc_init checks it on every rank before MPI starts). */
+int mproc__mpi_executors_setting(int *k);
 /* How many executors this rank runs (MPROC_MPI_EXECUTORS; 0: tasks in the rank). Ends the job
  * on a bad value. */
 int mproc__mpi_rank_executors(int rank);

@@ -103,13 +103,18 @@ void mproc__mpi_watchdog_roll_call(void) {
             rank_lost(r, mproc__now() - mproc__master.exec[r].heard);
 }
 
-int mproc__mpi_watchdog_start(void) {
+int mproc__mpi_lost_timeout_setting(void) {
     const char *s = mproc__env("MPROC_MPI_LOST_TIMEOUT");
-    if (s && *s) {
-        double v;
-        if (mproc__parse_seconds(s, &v) < 0) return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT='%s': want seconds (0: never)", s);
-        lost_after_s = v;
-    }
+    double v;
+    if (s && mproc__parse_seconds(s, &v) < 0)
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_LOST_TIMEOUT='%s': want seconds (0: never)", s);
+    lost_after_s = s ? v : 10.0;
+    return 0;
+}
+
+int mproc__mpi_watchdog_start(void) {
+    int rc = mproc__mpi_lost_timeout_setting(); /* checked in mproc_init already: cannot fail */
+    if (rc < 0) return rc;
     mproc__mpi.gone = calloc((size_t)mproc__mpi.size, 1);
     if (!mproc__mpi.gone) return mproc__error(MPROC_ENOMEM, "master: out of memory at start");
     double now = mproc__now();

@@ -2,6 +2,9 @@
 #ifndef MPROC_MPI_WATCHDOG_H
 #define MPROC_MPI_WATCHDOG_H
 
+/* Reads MPROC_MPI_LOST_TIMEOUT: MPROC_EINVAL, named, on a bad value (mproc_init checks it on
+ * every rank before MPI starts, so that a typo fails mproc_init rather than the running job). */
+int mproc__mpi_lost_timeout_setting(void);
 /* After start-up: reads MPROC_MPI_LOST_TIMEOUT and installs the look (mproc__mpi.watchdog). */
 int mproc__mpi_watchdog_start(void);
 /* Lock held. Before finalize's collectives: every rank that runs executors must answer a PING
