@@ -95,8 +95,11 @@ typedef enum mproc_backend_kind {
  * mproc_init() is the master's in every mode. argc/argv may be NULL. Calling it twice is an
  * MPROC_ESTATE error. MPROC_BACKEND=fork in a program that an MPI launcher started on more than
  * one rank is MPROC_ESTATE too (each rank would run the whole job on fork workers of its own),
- * unless MPROC_FORK_EACH_RANK=1 says that is meant. mproc_finalize() is also registered with
- * atexit(). */
+ * unless MPROC_FORK_EACH_RANK=1 says that is meant. A bad value of an MPROC_ variable it reads
+ * (MPROC_BACKEND, MPROC_FORK_EACH_RANK, MPROC_SHARED_BROKER, and under MPI every MPROC_MPI_
+ * setting, on every rank, whether that rank uses it or not) is MPROC_EINVAL, the message
+ * ("mproc_init: MPROC_MPI_LOST_TIMEOUT='abc': want seconds (0: never)") naming it; every failure's
+ * message starts with "mproc_init: ". mproc_finalize() is also registered with atexit(). */
 int mproc_init(int *argc, char ***argv);
 /* Frees every pool still open (terminating its workers), waits for every Process started and
  * not yet joined (as Python waits for its non-daemon children; it does not free them), stops

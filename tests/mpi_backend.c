@@ -427,7 +427,7 @@ static void test_process_beside_pool(void **state) {
 int main(int argc, char **argv) {
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 1;
     }
     if (ranks() < 3) {

@@ -23,7 +23,7 @@ MPROC_TASK(send_garbage);
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 2;
     }
     mproc_pool *pool;

@@ -27,7 +27,7 @@ MPROC_TASK_VALUE(twice, long, long);
 #define FAIL(...) (fprintf(stderr, "mpi_closed_fds: " __VA_ARGS__), fputc('\n', stderr), exit(1))
 
 int main(int argc, char **argv) {
-    if (mproc_init(&argc, &argv) < 0) FAIL("mproc_init: %s", mproc_last_error());
+    if (mproc_init(&argc, &argv) < 0) FAIL("%s", mproc_last_error());
     mproc_pool *pool = NULL;
     if (mproc_pool_create(&pool, NULL) < 0) FAIL("pool: %s", mproc_last_error());
     int failed = 0, calls = 0;

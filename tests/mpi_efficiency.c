@@ -52,7 +52,7 @@ static double baseline(size_t n, int w) {
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 1;
     }
     const char *s = getenv("MPROC_MIN_EFFICIENCY");

@@ -46,7 +46,7 @@ MPROC_TASK(child_says_hello);
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 2;
     }
     unlink(marker_path());

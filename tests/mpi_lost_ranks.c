@@ -153,7 +153,7 @@ static int process_with_no_rank(void) {
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 2;
     }
     mproc_pool *pool;

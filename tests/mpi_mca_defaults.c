@@ -39,7 +39,7 @@ static void print_cvar(const char *name) {
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 2;
     }
     int provided;

@@ -21,7 +21,7 @@ MPROC_TASK_VALUE(extra, long, long);
 
 int main(int argc, char **argv) {
     if (mproc_init(&argc, &argv) < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 2;
     }
     /* Reached only when every rank agreed (a launch of one program alone). */

@@ -103,34 +103,34 @@ mproc_mpi_test(NAME test_pool_mpi3_no_rings COMMAND ${MPROC_MPIEXEC} -np 3 --ove
 # A bad value among the MPROC_ variables ends the job at its start (mpi_expect_fail.sh: within
 # 60 s, a non-zero exit, and a sentence naming the variable on stderr): every MPI setting is
 # checked by mproc_init on every rank before MPI starts, whichever rank uses it, so mproc_init
-# fails with it (test_util.h prints "mproc_init: <the error>").
+# fails with it (test_support.h prints the error, which starts "mproc_init: ").
 function(mproc_mpi_bad_env name np var value pattern)
   mproc_mpi_test(NAME ${name} TIMEOUT 90 COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh 60 "${pattern}"
     ${MPROC_MPIEXEC} -np ${np} --oversubscribe ${ARGN} -x ${var}=${value} $<TARGET_FILE:test_process>)
 endfunction()
 mproc_mpi_bad_env(mpi_bad_exec_ring_env 3 MPROC_MPI_EXEC_RING abc
-  "mproc_init: MPROC_MPI_EXEC_RING='abc': want 0 [(]no rings[)] or bytes")
+  "^mproc_init: MPROC_MPI_EXEC_RING='abc': want 0 [(]no rings[)] or bytes")
 # Read even where no executor uses it (tasks in the ranks): a typo is never silently taken.
 mproc_mpi_bad_env(mpi_bad_exec_ring_env_in_rank 3 MPROC_MPI_EXEC_RING abc
-  "mproc_init: MPROC_MPI_EXEC_RING='abc': want 0 [(]no rings[)] or bytes" -x MPROC_MPI_EXECUTORS=0)
+  "^mproc_init: MPROC_MPI_EXEC_RING='abc': want 0 [(]no rings[)] or bytes" -x MPROC_MPI_EXECUTORS=0)
 mproc_mpi_bad_env(mpi_bad_exec_mailbox_env 3 MPROC_MPI_EXEC_MAILBOX abc
-  "mproc_init: MPROC_MPI_EXEC_MAILBOX='abc': want 0 [(]off[)] or 1")
+  "^mproc_init: MPROC_MPI_EXEC_MAILBOX='abc': want 0 [(]off[)] or 1")
 mproc_mpi_bad_env(mpi_bad_exec_mailbox_env_in_rank 3 MPROC_MPI_EXEC_MAILBOX abc
-  "mproc_init: MPROC_MPI_EXEC_MAILBOX='abc': want 0 [(]off[)] or 1" -x MPROC_MPI_EXECUTORS=0)
+  "^mproc_init: MPROC_MPI_EXEC_MAILBOX='abc': want 0 [(]off[)] or 1" -x MPROC_MPI_EXECUTORS=0)
 mproc_mpi_bad_env(mpi_bad_executors_env 3 MPROC_MPI_EXECUTORS abc
-  "mproc_init: MPROC_MPI_EXECUTORS='abc': want 0 [(]tasks in the rank[)], 1..256 or auto")
+  "^mproc_init: MPROC_MPI_EXECUTORS='abc': want 0 [(]tasks in the rank[)], 1..256 or auto")
 mproc_mpi_bad_env(mpi_bad_executors_count_env 3 MPROC_MPI_EXECUTORS 257
-  "mproc_init: MPROC_MPI_EXECUTORS='257': want 0 [(]tasks in the rank[)], 1..256 or auto")
-mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "mproc_init: MPROC_MPI_START_TIMEOUT='abc': want seconds")
+  "^mproc_init: MPROC_MPI_EXECUTORS='257': want 0 [(]tasks in the rank[)], 1..256 or auto")
+mproc_mpi_bad_env(mpi_bad_start_timeout_env 3 MPROC_MPI_START_TIMEOUT abc "^mproc_init: MPROC_MPI_START_TIMEOUT='abc': want seconds")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_nan_env 3 MPROC_MPI_LOST_TIMEOUT nan
-  "mproc_init: MPROC_MPI_LOST_TIMEOUT='nan': want seconds [(]0: never[)]")
+  "^mproc_init: MPROC_MPI_LOST_TIMEOUT='nan': want seconds [(]0: never[)]")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_env 3 MPROC_MPI_LOST_TIMEOUT abc
-  "mproc_init: MPROC_MPI_LOST_TIMEOUT='abc': want seconds [(]0: never[)]")
-mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "mproc_init: MPROC_SHARED_BROKER='yes': want 0 or 1")
-mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "mproc_init: MPROC_FORK_EACH_RANK='yes': want 0 or 1"
+  "^mproc_init: MPROC_MPI_LOST_TIMEOUT='abc': want seconds [(]0: never[)]")
+mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "^mproc_init: MPROC_SHARED_BROKER='yes': want 0 or 1")
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "^mproc_init: MPROC_FORK_EACH_RANK='yes': want 0 or 1"
   -x MPROC_BACKEND=fork)
 # Refused on MPI too, where it does not matter: a typo is never silently taken.
-mproc_mpi_bad_env(mpi_bad_fork_each_rank_env_on_mpi 2 MPROC_FORK_EACH_RANK yes "mproc_init: MPROC_FORK_EACH_RANK='yes': want 0 or 1")
+mproc_mpi_bad_env(mpi_bad_fork_each_rank_env_on_mpi 2 MPROC_FORK_EACH_RANK yes "^mproc_init: MPROC_FORK_EACH_RANK='yes': want 0 or 1")
 # The rings' mailboxes off (MPROC_MPI_EXEC_MAILBOX=0): every frame's reference by socket.
 mproc_mpi_test(NAME test_pool_mpi3_no_mailboxes COMMAND ${MPROC_MPIEXEC} -np 3 --oversubscribe
   -x MPROC_MPI_EXEC_MAILBOX=0 $<TARGET_FILE:test_pool>)

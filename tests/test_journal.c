@@ -639,7 +639,7 @@ int main(int argc, char **argv) {
     };
     int rc = mproc_init(&argc, &argv);
     if (rc < 0) {
-        fprintf(stderr, "mproc_init: %s\n", mproc_last_error());
+        fprintf(stderr, "%s\n", mproc_last_error());
         return 1;
     }
     rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,7 +82,7 @@ static inline double mproc_test_now(void) {
     int main(int argc, char **argv) {                                                            \
         int rc_ = mproc_init(&argc, &argv);                                                      \
         if (rc_ < 0) {                                                                           \
-            fprintf(stderr, "mproc_init: %s\n", mproc_last_error());                             \
+            fprintf(stderr, "%s\n", mproc_last_error());                             \
             return 1;                                                                            \
         }                                                                                        \
         if (getenv("MPROC_TEST_FILTER")) /* one test (or a glob) while debugging */            \

@@ -290,9 +290,8 @@ static int mpi_finalize(void) {
 /* Whether this process may become a worker rank that runs executors: not when the launcher
  * says it is rank 0, nor when executors are turned off (MPROC_MPI_EXECUTORS=0). */
 static int wants_fork_server(void) {
-    const char *off = mproc__env("MPROC_MPI_EXECUTORS");
-    uint64_t k;
-    if (off && mproc__parse_count(off, &k) == 0 && k == 0) return 0; /* "00" too, as rank.c reads it */
+    int k;
+    if (mproc__mpi_executors_setting(&k) == 0 && k == 0) return 0; /* "00" too */
     static const char *rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
     for (size_t i = 0; i < sizeof rank_vars / sizeof *rank_vars; i++) {
         const char *v = getenv(rank_vars[i]);
