@@ -34,7 +34,7 @@ int mproc__mpi_start_timeout(double *secs) {
     if (!s || !*s) return 0;
     double t;
     if (mproc__parse_seconds(s, &t) < 0 || t > 1e9)
-        return mproc__error(MPROC_EINVAL, "MPROC_MPI_START_TIMEOUT='%s': want seconds (0: wait forever)", s);
+        return mproc__error(MPROC_EINVAL, "MPROC_MPI_START_TIMEOUT='%s': want seconds up to 1e9 (0: wait forever)", s);
     *secs = t > 0 ? t : -1.0;
     return 0;
 }

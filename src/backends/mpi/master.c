@@ -40,6 +40,12 @@ static double start_timeout(void) {
     return t;
 }
 
+/* Below a few seconds the start itself may be what took longer (a trial's 0.5 s: every rank
+ * had called mproc_init). */
+static const char *slow_start_hint(void) {
+    return start_timeout() < 5 ? " (or they are slower to start than that here)" : "";
+}
+
 /* A start-up collective polled with backoff: a rank that is slow to reach mproc_init must not
  * make the others spin in a blocking one. */
 static void wait_collective(MPI_Request *req, double deadline) {
@@ -51,9 +57,9 @@ static void wait_collective(MPI_Request *req, double deadline) {
         mproc__mpi_ok(MPI_Test(req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
         if (flag) break;
         if (deadline >= 0 && mproc__remaining(deadline) <= 0)
-            mproc__mpi_fatal("not every rank called mproc_init within %.0f s: every rank runs the "
+            mproc__mpi_fatal("not every rank called mproc_init within %g s%s: every rank runs the "
                              "same program (set MPROC_MPI_START_TIMEOUT=seconds, 0 = forever)",
-                             start_timeout());
+                             start_timeout(), slow_start_hint());
         mproc__mpi_backoff_wait(&bo, deadline);
     }
     pthread_mutex_unlock(&mproc__mpi.lock);
@@ -155,8 +161,8 @@ _Noreturn static void missing_ranks(const unsigned char *seen) {
     size_t at = 0;
     for (int r = 1; r < mproc__mpi.size && at + 16 < sizeof list; r++)
         if (seen[r] != 3) at += (size_t)snprintf(list + at, sizeof list - at, " %d", r);
-    mproc__mpi_fatal("rank(s)%s did not finish mproc_init within %.0f s (set "
-                     "MPROC_MPI_START_TIMEOUT=seconds, 0 = forever)", list, start_timeout());
+    mproc__mpi_fatal("rank(s)%s did not finish mproc_init within %g s%s (set "
+                     "MPROC_MPI_START_TIMEOUT=seconds, 0 = forever)", list, start_timeout(), slow_start_hint());
 }
 
 /* Collects every worker rank's pid and HELLO; a task table that differs ends the job. */
