@@ -97,6 +97,7 @@ static int init(int *argc, char ***argv) {
         return mproc__error(MPROC_ESTATE, "mproc_init: cannot initialise again after finalize");
     int broker_on;
     int rc = switch_env("MPROC_SHARED_BROKER", &broker_on);
+    if (rc == 0) rc = mproc__sh_broker_addr_setting();
     if (rc < 0) return rc;
     if ((rc = mproc__registry_freeze()) < 0) return rc;
     const mproc__backend_entry *chosen = NULL;

@@ -126,6 +126,8 @@ mproc_mpi_bad_env(mpi_bad_lost_timeout_nan_env 3 MPROC_MPI_LOST_TIMEOUT nan
   "^mproc_init: MPROC_MPI_LOST_TIMEOUT='nan': want seconds [(]0: never[)]")
 mproc_mpi_bad_env(mpi_bad_lost_timeout_env 3 MPROC_MPI_LOST_TIMEOUT abc
   "^mproc_init: MPROC_MPI_LOST_TIMEOUT='abc': want seconds [(]0: never[)]")
+mproc_mpi_bad_env(mpi_bad_shared_broker_addr_env 2 MPROC_SHARED_BROKER_ADDR 127.0.0.1
+  "^mproc_init: MPROC_SHARED_BROKER_ADDR='127.0.0.1': want an IPv4 address other nodes can reach")
 mproc_mpi_bad_env(mpi_bad_shared_broker_env 2 MPROC_SHARED_BROKER yes "^mproc_init: MPROC_SHARED_BROKER='yes': want 0 or 1")
 mproc_mpi_bad_env(mpi_bad_fork_each_rank_env 2 MPROC_FORK_EACH_RANK yes "^mproc_init: MPROC_FORK_EACH_RANK='yes': want 0 or 1"
   -x MPROC_BACKEND=fork)

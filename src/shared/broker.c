@@ -40,6 +40,15 @@ static int listen_fd = -1;
 
 static int usable(uint32_t ip) { return ip && (ntohl(ip) >> 24) != 127; }
 
+int mproc__sh_broker_addr_setting(void) {
+    const char *env = mproc__env("MPROC_SHARED_BROKER_ADDR");
+    struct in_addr a;
+    if (env && (inet_pton(AF_INET, env, &a) != 1 || !usable(a.s_addr)))
+        return mproc__error(MPROC_EINVAL, "MPROC_SHARED_BROKER_ADDR='%s': want an IPv4 address other nodes can reach "
+                            "(a.b.c.d, not 0.0.0.0 nor 127.x)", env);
+    return 0;
+}
+
 /* MPROC_SHARED_BROKER_ADDR, else what our host name resolves to, else the first IPv4 address
  * of an interface that is up and not loopback. */
 static uint32_t advertised_ip(void) {

@@ -202,6 +202,9 @@ int mproc__sh_condition_wait_watched(const mproc_condition *cond, double timeout
 
 /* broker.c: starts serving this process's objects to other nodes (the MPI master calls it). */
 int mproc__sh_broker_start(void);
+/* MPROC_SHARED_BROKER_ADDR read: MPROC_EINVAL, named, unless unset or an IPv4 address other
+ * nodes may reach (mproc_init checks it on every backend, as the other MPROC_ switches). */
+int mproc__sh_broker_addr_setting(void);
 
 /* ---- queue.c: the byte queue that Queue and both directions of a Pipe are ------------------- */
 

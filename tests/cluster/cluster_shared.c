@@ -1,8 +1,9 @@
 /* cluster_shared - the shared objects across nodes do what mproc_shared.h says: a task on any
  * node uses a Lock, a Value and a Queue the master made (on the master's node through the
  * shared memory, elsewhere through the master's broker), the count under the lock is exact,
- * mproc_array_data is NULL with MPROC_EREMOTE off the master's node, and with the broker off
- * (MPROC_SHARED_BROKER=0, argument "nobroker") every call there is MPROC_EREMOTE at once. Run
+ * mproc_array_data is NULL with MPROC_EREMOTE off the master's node, with the broker off
+ * (MPROC_SHARED_BROKER=0, argument "nobroker") every call there is MPROC_EREMOTE at once, and a
+ * bad MPROC_SHARED_BROKER_ADDR ("badaddr") fails mproc_init on every rank. Run
  * under mpirun across the simulated hosts (run_cluster_tests.sh); exit 0 when every task's
  * answer is right and at least one task ran on another node.
  */
@@ -55,10 +56,10 @@ static int probe(mproc_ctx *ctx, const struct probe_in *in, struct probe_out *ou
 MPROC_TASK_TYPED(probe, struct probe_in, struct probe_out);
 
 int main(int argc, char **argv) {
-    /* nobroker: MPROC_SHARED_BROKER=0; badaddr: an address that is none (the broker is not
-     * started, with a warning); addr: the master's own address given explicitly. */
+    /* nobroker: MPROC_SHARED_BROKER=0; badaddr: an address that is none (mproc_init refuses
+     * it on every rank); addr: the master's own address given explicitly. */
     const char *mode = argc > 1 ? argv[1] : "";
-    int nobroker = !strcmp(mode, "nobroker") || !strcmp(mode, "badaddr");
+    int nobroker = !strcmp(mode, "nobroker");
     if (!strcmp(mode, "nobroker")) setenv("MPROC_SHARED_BROKER", "0", 1);
     if (!strcmp(mode, "badaddr")) setenv("MPROC_SHARED_BROKER_ADDR", "not-an-address", 1);
     if (!strcmp(mode, "addr")) {
@@ -71,6 +72,12 @@ int main(int argc, char **argv) {
             setenv("MPROC_SHARED_BROKER_ADDR", ip, 1);
             freeaddrinfo(res);
         }
+    }
+    if (!strcmp(mode, "badaddr")) { /* refused by mproc_init on every rank, named */
+        int rc = mproc_init(&argc, &argv);
+        int ok = rc == MPROC_EINVAL && strstr(mproc_last_error(), "mproc_init: MPROC_SHARED_BROKER_ADDR='not-an-address'");
+        printf("badaddr: mproc_init %s: %s\n", ok ? "refused it" : "did not refuse it", mproc_last_error());
+        return ok ? 0 : 1;
     }
     MPROC_CHECK(mproc_init(&argc, &argv));
     char me[64] = "";

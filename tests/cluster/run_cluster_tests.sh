@@ -50,7 +50,7 @@ if [ "${MPROC_CLUSTER_MPIRUN:-}" ]; then
     check "shared objects from every node through the master's broker (np $np)" "$run" -np "$np" "$build/tests/cluster_shared"
     check "shared objects without the broker: MPROC_EREMOTE off the master's node (np $np)" "$run" -np "$np" "$build/tests/cluster_shared" nobroker
     check "shared objects, the broker's address given (MPROC_SHARED_BROKER_ADDR) (np $np)" "$run" -np "$np" "$build/tests/cluster_shared" addr
-    check "shared objects, a bad MPROC_SHARED_BROKER_ADDR: no broker, MPROC_EREMOTE (np $np)" "$run" -np "$np" "$build/tests/cluster_shared" badaddr
+    check "shared objects, a bad MPROC_SHARED_BROKER_ADDR: mproc_init refuses it on every rank (np $np)" "$run" -np "$np" "$build/tests/cluster_shared" badaddr
     check "test_shared across nodes: Queue, Lock, Event, Barrier, Pipe, deaths (np $np)" "$run" -np "$np" -x MPROC_TEST_CLUSTER=1 "$build/tests/test_shared"
     if [ "$np" -le 4 ]; then
         check "seed jobs and primes give their one-node results" "$tests/check_jobs.sh" "$build/jobs" cluster
