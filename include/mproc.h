@@ -405,8 +405,9 @@ int mproc_async_free(mproc_async *a);
 
 /* Cancels an apply_async or map_async (Python's Future.cancel, but a running task is stopped
  * too): queued work is dropped, a worker running it is killed and replaced (the pool goes on;
- * tasks of other calls queued behind it on that worker run elsewhere), and every item not
- * finished ends with MPROC_ECANCELLED. Returns 1 when something was cancelled (the handle is
+ * tasks of other calls queued behind it on that worker run elsewhere), its tasks already sent
+ * behind another call's running task are skipped by their worker (not run), and every
+ * item not finished ends with MPROC_ECANCELLED. Returns 1 when something was cancelled (the handle is
  * ready at once or within milliseconds: wait for it as usual), 0 when the handle was already
  * ready (nothing to cancel). A map's items that had finished keep their results; its error is
  * MPROC_ECANCELLED unless an item failed of its own. The error callback, if any, runs in the

@@ -22,7 +22,7 @@
 
 #include "mproc.h"
 
-#define MPROC__BACKEND_VERSION 9
+#define MPROC__BACKEND_VERSION 10
 
 typedef struct mproc__group mproc__group; /* backend-private: the workers of one pool */
 typedef struct mproc__child mproc__child; /* backend-private: one Process */
@@ -119,6 +119,14 @@ typedef struct mproc__backend_ops {
      * waits. Called by the thread that calls send() and wait(), never during them. NULL: the
      * backend keeps no such references past send(). */
     int (*withdraw)(mproc__group *g, int worker, uint64_t id, uint64_t kept);
+    /* Frame id (a TASK, or a BATCH: its first task's id), sent to worker, holds only chunks of
+     * cancelled calls (ghosts now): usually one queued behind another call's running frame, or
+     * one the backend could not kill. A worker that has not started it yet may answer each of
+     * its tasks with an empty RESULT (payload length 0) instead of running it. Best effort: a
+     * frame already taken runs (its result is dropped as before), and a worker remembers the
+     * last MPROC__SKIP_SLOTS ids (socket_worker.h); never waits; any thread, with the core's
+     * lock held. NULL: such frames run. */
+    int (*skip)(mproc__group *g, int worker, uint64_t id);
     /* Replaces a worker that is dead (after its DIED event) or that the core wants recycled
      * (it is asked to exit first). MPROC_ENOTBUILT where a backend cannot replace workers (the
      * worker keeps running); any other error: the old worker is gone and no new one started. */

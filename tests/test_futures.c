@@ -117,8 +117,8 @@ static void test_iter_free_stops_its_running_tasks(void **state) {
     long r = 0, seven = 7;
     assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0);
     assert_int_equal(r, 7);
-    if (tasks_in_ranks()) /* the two running run on, and so does one sent behind each: 5.7 s */
-        assert_true(now_s() - t0 < 2 * 3.0 + 2.0);
+    if (tasks_in_ranks()) /* the two running run on (2.7 s); those sent behind them are skipped */
+        assert_true(now_s() - t0 < 3.0 + 1.5);
     else
         assert_true(now_s() - t0 < 2.0); /* well before the 3 s tasks' end */
     assert_int_equal(mproc_pool_free(p), 0);
@@ -148,6 +148,106 @@ static void test_cancel_leaves_the_call_behind_alone(void **state) {
     assert_int_equal(mproc_async_get(running, 0, NULL, NULL), MPROC_ECANCELLED);
     mproc_async_free(running);
     mproc_async_free(behind);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* Leaves a file named after x (the master's pid) to say it ran, then sleeps 2 s. */
+static long mark_and_nap(long x) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", x);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+    return nap(2000) ? x : 0;
+}
+MPROC_TASK_VALUE(mark_and_nap, long, long);
+
+/* A cancelled call's task sent to a worker behind another call's running task is skipped: it
+ * never starts, and the worker is free as soon as the running task ends (before: it ran to its
+ * end, its result dropped; a call after it waited 2 s more). Also where tasks run inside the
+ * MPI ranks, which cannot stop a running task but can skip one not yet started. */
+static void test_cancel_skips_a_task_queued_behind_another_call(void **state) {
+    (void)state;
+    /* Its worker starts with a 200 ms nap, so that both calls below are queued by then and go
+     * to it back to back: the second behind the first, however slow this machine is. */
+    long start_nap = 200;
+    mproc_pool *p = NULL;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1, .initializer = &nap_task,
+                                                              .initarg = &start_nap, .initarg_len = sizeof start_nap}),
+                     0);
+    long slow = 1000, me = (long)getpid(), seven = 7, r = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    unlink(path);
+    mproc_async *running, *queued;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    assert_int_equal(mproc_apply_async(p, &mark_and_nap_task, &me, sizeof me, NULL, &queued), 0);
+    nap(500); /* the slow one runs, the other waits behind it on the worker */
+    assert_int_equal(mproc_async_cancel(queued), 1);
+    assert_int_equal(mproc_async_get(queued, 0.5, NULL, NULL), MPROC_ECANCELLED);
+    double t0 = now_s();
+    assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0); /* after the running one's 0.7 s left */
+    double took = now_s() - t0;
+    assert_int_equal(r, 7);
+    if (access(path, F_OK) == 0) {
+        unlink(path);
+        fail_msg("the cancelled task ran (the call after it took %.2f s)", took);
+    }
+    assert_true(took < 0.7 + 1.5); /* not after the cancelled one's 2 s */
+    assert_int_equal(MPROC_GET(running, &r), 0);
+    assert_int_equal(r, 1000);
+    mproc_async_free(running);
+    mproc_async_free(queued);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
+/* Leaves the same file as mark_and_nap, at once. */
+static long mark(long x) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", x);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+    return x;
+}
+MPROC_TASK_VALUE(mark, long, long);
+
+/* The same for a map of quick tasks, which go behind the running task packed into a BATCH
+ * frame (the pool measured its tasks to be short): each of them is skipped. */
+static void test_cancel_skips_a_batch_queued_behind_another_call(void **state) {
+    (void)state;
+    mproc_pool *p = make_pool(1);
+    enum { N = 100 };
+    long in[N], out[N], slow = 1000, me = (long)getpid(), seven = 7, r = 0;
+    for (int i = 0; i < N; i++) in[i] = 0; /* tasks this short get batched */
+    assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, N, &(mproc_call_opts){.chunksize = 1}), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    unlink(path);
+    for (int i = 0; i < N; i++) in[i] = me;
+    mproc_async *first, *running, *marks;
+    /* The map's first frame is sent when the first call ends, behind the slow one (young then:
+     * a frame is not queued behind one that has run over 1 ms). Those two have a time limit,
+     * so that they are never batched with the map's tasks; the first is short, so that the
+     * pool still takes its tasks for short ones and batches the map's. */
+    long one = 1;
+    mproc_call_opts alone = {.timeout = 30};
+    assert_int_equal(mproc_apply_async(p, &nap_task, &one, sizeof one, &alone, &first), 0);
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, &alone, &running), 0);
+    assert_int_equal(mproc_map_async(p, &mark_task, in, sizeof *in, out, sizeof *out, N,
+                                     &(mproc_call_opts){.chunksize = 1}, &marks),
+                     0);
+    nap(300);
+    assert_int_equal(mproc_async_cancel(marks), 1);
+    assert_int_equal(mproc_async_wait(marks, 0.5), 0);
+    assert_int_equal(mproc_async_get(marks, 0, NULL, NULL), MPROC_ECANCELLED);
+    assert_int_equal(MPROC_APPLY(p, nap, &seven, &r), 0);
+    assert_int_equal(r, 7);
+    if (access(path, F_OK) == 0) {
+        unlink(path);
+        fail_msg("a task of the cancelled map ran");
+    }
+    mproc_async_free(first);
+    mproc_async_free(running);
+    mproc_async_free(marks);
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
@@ -729,6 +829,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_queued_and_running),
     cmocka_unit_test(test_cancel_leaves_the_call_behind_alone),
     cmocka_unit_test(test_iter_free_stops_its_running_tasks),
+    cmocka_unit_test(test_cancel_skips_a_task_queued_behind_another_call),
+    cmocka_unit_test(test_cancel_skips_a_batch_queued_behind_another_call),
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),

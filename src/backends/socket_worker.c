@@ -325,6 +325,11 @@ static int child_send_placed(void *impl, uint8_t *frame, size_t len) {
     return send_ring_ref(ch, ch->placed_pos, len);
 }
 
+static int child_skipped(void *impl, uint64_t id) {
+    child_chan *ch = impl;
+    return mproc__taken_slot_skips(ch->taken, id);
+}
+
 /* This worker's end of its channel, for the fork handler below. */
 static int channel_fd = -1;
 
@@ -355,7 +360,8 @@ _Noreturn void mproc__socket_worker_main(int fd, mproc__taken_slot *taken, const
         chan.mail = mproc__mail_on(chan.rings.down.mail);
         if (chan.mail) mproc__mail_awake(chan.rings.down.mail, 1);
     }
-    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release, child_place, child_send_placed};
+    mproc__wchan ch = {&chan, child_recv, child_send, NULL, NULL, child_release, child_place, child_send_placed,
+                       child_skipped};
     struct stat mine, now;
     if (fstat(fd, &mine) < 0) _exit(70);
     int rc = mproc__worker_serve(&ch, index);

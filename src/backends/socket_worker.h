@@ -13,22 +13,44 @@
 
 /* One per worker in memory shared with it: the id of the last frame it took off its channel,
  * written by the worker before it runs the frame, read by its supervisor when the worker dies to
- * tell a frame that was running from one still unread in the socket (backend.h, taken_id). A
- * cache line each, so workers do not share lines. */
+ * tell a frame that was running from one still unread in the socket (backend.h, taken_id). Two
+ * cache lines each, so workers do not share lines. */
+#define MPROC__SKIP_SLOTS 14
 typedef struct mproc__taken_slot {
     _Atomic uint64_t id;
     /* Set by the worker as it leaves because its channel is gone from under it (a task closed
      * descriptors it did not open), so that its supervisor says so instead of blaming an exit()
      * in the task; no exit status could tell the two apart. */
     _Atomic uint32_t channel_lost;
-    char pad[64 - sizeof(uint64_t) - sizeof(uint32_t)];
+    /* Frames of cancelled calls queued behind another call's running frame (backend.h's skip):
+     * their ids, written by the supervisor (the last MPROC__SKIP_SLOTS, round robin: skip_next
+     * is the writer's own; a cancel writes the nearest frames last), looked at by the worker
+     * before it runs a frame. With the default inflight (2, 3) a worker has at most 2 queued. */
+    uint32_t skip_next;
+    _Atomic uint64_t skip[MPROC__SKIP_SLOTS];
 } mproc__taken_slot;
+_Static_assert(sizeof(mproc__taken_slot) == 128, "a taken slot is two cache lines");
 
 /* A slot for a worker about to start: nothing taken (backend.h's MPROC__TAKEN_NONE), its
- * channel not lost. */
+ * channel not lost, nothing to skip. */
 static inline void mproc__taken_slot_reset(mproc__taken_slot *s) {
     atomic_store(&s->id, UINT64_MAX);
     atomic_store(&s->channel_lost, 0);
+    s->skip_next = 0;
+    for (int i = 0; i < MPROC__SKIP_SLOTS; i++) atomic_store(&s->skip[i], UINT64_MAX);
+}
+
+/* The supervisor (one thread at a time): the worker is to answer frame id with an empty RESULT
+ * instead of running it, if it has not taken it yet. */
+static inline void mproc__taken_slot_skip(mproc__taken_slot *s, uint64_t id) {
+    atomic_store_explicit(&s->skip[s->skip_next++ % MPROC__SKIP_SLOTS], id, memory_order_release);
+}
+
+/* The worker: whether frame id is to be skipped. */
+static inline int mproc__taken_slot_skips(mproc__taken_slot *s, uint64_t id) {
+    for (int i = 0; i < MPROC__SKIP_SLOTS; i++)
+        if (atomic_load_explicit(&s->skip[i], memory_order_acquire) == id) return 1;
+    return 0;
 }
 
 /* Writes a whole frame (the iovecs concatenated, 1..16 of them) on a blocking or non-blocking

@@ -124,7 +124,7 @@ static mproc__chunk *job_make_chunk(mproc_pool *p, mproc__owner *o, int *exhaust
         return NULL; /* out of memory: tried again on the next dispatch */
     }
     c->owner = o;
-    c->id = ++p->next_id;
+    c->id = mproc__chunk_new_id();
     c->first = a->next_item;
     c->count = (uint32_t)count;
     c->packed_lens = a->items != NULL;
@@ -223,7 +223,7 @@ static int apply_submit(mproc_pool *pool, const mproc_task *task, const void *ar
     a->owner.pool = pool;
     a->n = 1;
     c->owner = &a->owner;
-    c->id = ++pool->next_id;
+    c->id = mproc__chunk_new_id();
     c->count = 1;
     c->in = c->owned = copy;
     c->in_len = arg_len;

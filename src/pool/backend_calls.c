@@ -37,6 +37,10 @@ int mproc__pool_restart_worker(mproc_pool *p, int w) {
 
 int mproc__pool_kill_worker(mproc_pool *p, int w) { return p->be->kill_worker(p->g, w); }
 
+void mproc__pool_skip(mproc_pool *p, int w, uint64_t frame_id) {
+    if (p->g && p->be->skip) p->be->skip(p->g, w, frame_id);
+}
+
 int mproc__pool_can_withdraw(const mproc_pool *p) { return p->be->withdraw != NULL; }
 
 int mproc__pool_withdraw(mproc_pool *p, int w, const mproc__chunk *c) {

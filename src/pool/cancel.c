@@ -4,9 +4,10 @@
  * worker running one of its frames is killed, and that worker's death (faults.c) settles the
  * chunks it held and puts other calls' chunks back in the queue, unblamed. A chunk of the call
  * that comes back to the queue later (a re-run) is settled when it is next picked (queue.c).
- * A chunk already sent to a worker behind another call's running frame settles too, but the
- * worker may still run it (a ghost drops its result): taking it back would mean killing a task
- * nobody cancelled. If the transport may still read its input or write its results into the
+ * A chunk already sent to a worker behind another call's running frame settles too, and its
+ * worker is told to skip it (backend.h's skip: it answers it empty instead of running it); one
+ * it had taken already runs, and its ghost drops the result: taking it back would mean killing
+ * a task nobody cancelled. If the transport may still read its input or write its results into the
  * caller's output (its send hints), it settles only once the driver has taken those back
  * (mproc__pool_settle_withdrawn): its caller may free both the moment the call is over.
  */
@@ -33,13 +34,24 @@ static int lent_to_transport(const mproc_pool *p, const mproc__chunk *c) {
 
 /* Takes every chunk of o out of worker w's in-flight list onto *tail (or, lent to the
  * transport, onto the pool's withdrawn list), each leaving a ghost behind to drop its late
- * result: the worker still runs those it had not started. */
+ * result. A frame left with only ghosts (a chunk, or a BATCH whose every chunk was cancelled) is
+ * to be skipped by the worker if it has not started it (backend.h's skip), the farthest first:
+ * a worker remembers the last few, and the nearest run soonest. The ghost of one it started
+ * drops the result. */
 static void ghost_out(mproc_pool *p, int w, const mproc__owner *o, mproc__chunk ***tail) {
     mproc__wstate *ws = &p->ws[w];
     mproc__chunk *prev = NULL, *c = ws->head;
+    uint64_t frame_id = 0; /* the frame's first chunk's id, which its header carries */
+    int fresh = 0, all_ghosts = 1, frame_start = 1;
+    uint64_t skips[MPROC__INFLIGHT_MAX];
+    int nskips = 0;
     while (c) {
         mproc__chunk *next = c->next;
+        int frame_end = c->slot_end;
+        if (frame_start) frame_id = c->id, fresh = 0, all_ghosts = 1, frame_start = 0;
         mproc__chunk *out = !c->ghost && c->owner == o ? mproc__faults_ghost_in_place(ws, prev, c) : NULL;
+        fresh |= out != NULL;
+        all_ghosts &= out != NULL || c->ghost;
         if (out && lent_to_transport(p, out)) {
             out->withdraw_from = w;
             out->next = p->withdrawn;
@@ -52,8 +64,11 @@ static void ghost_out(mproc_pool *p, int w, const mproc__owner *o, mproc__chunk 
         } else {
             prev = c;
         }
+        if (frame_end && fresh && all_ghosts && nskips < MPROC__INFLIGHT_MAX) skips[nskips++] = frame_id;
+        frame_start = frame_end;
         c = next;
     }
+    while (nskips > 0) mproc__pool_skip(p, w, skips[--nskips]);
 }
 
 /* o's frames in flight: a worker running one is killed (its death settles every chunk of o it

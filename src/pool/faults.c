@@ -47,7 +47,7 @@ static mproc__chunk *single_of(mproc_pool *p, const mproc__chunk *c, uint32_t i)
         s->in = s->owned;
     }
     s->isolated = 1;
-    s->id = ++p->next_id;
+    s->id = mproc__chunk_new_id();
     return s;
 }
 

@@ -153,7 +153,7 @@ static void top_up(mproc_iter *it) {
             return;
         }
         c->owner = &it->owner;
-        c->id = ++it->pool->next_id;
+        c->id = mproc__chunk_new_id();
         c->first = it->next_item;
         c->count = (uint32_t)count;
         c->owned = owned;

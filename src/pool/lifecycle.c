@@ -14,7 +14,8 @@ static mproc_pool *live_pools;
 static int check_opts(const mproc_pool_opts *o) {
     if (o->processes < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: processes must be >= 0 (0 = CPU count), got %d", o->processes);
     if (o->maxtasksperchild < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: maxtasksperchild must be >= 0");
-    if (o->inflight < 0 || o->inflight > 64) return mproc__error(MPROC_EINVAL, "mproc_pool_create: inflight must be 0..64, got %d", o->inflight);
+    if (o->inflight < 0 || o->inflight > MPROC__INFLIGHT_MAX)
+        return mproc__error(MPROC_EINVAL, "mproc_pool_create: inflight must be 0..%d, got %d", MPROC__INFLIGHT_MAX, o->inflight);
     if (!(o->task_timeout >= 0)) /* negative or NaN (a NaN would silently mean "no limit") */
         return mproc__error(MPROC_EINVAL, "mproc_pool_create: task_timeout is %g: want seconds >= 0 (0 = no limit)", o->task_timeout);
     if (o->max_retries < 0) return mproc__error(MPROC_EINVAL, "mproc_pool_create: max_retries must be >= 0");

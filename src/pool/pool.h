@@ -38,6 +38,9 @@
 #define MPROC__ITER_MAGIC 0x49544552u  /* "ITER" */
 #define MPROC__DEAD_MAGIC 0xdeadbeefu
 
+/* The most frames a pool keeps in flight per worker (mproc_pool_opts.inflight). */
+#define MPROC__INFLIGHT_MAX 64
+
 typedef struct mproc__chunk mproc__chunk;
 typedef struct mproc__owner mproc__owner;
 typedef struct mproc__journal mproc__journal; /* journal.c */
@@ -254,7 +257,8 @@ struct mproc_pool {
     const mproc__backend_ops *be;
     mproc__group *g;
     int n;                     /* workers */
-    int inflight;              /* frames kept in flight per worker (mproc_pool_opts.inflight) */
+    int inflight;              /* frames kept in flight per worker (mproc_pool_opts.inflight,
+                                * at most MPROC__INFLIGHT_MAX) */
     mproc_pool_opts opts;
     void *initarg;             /* owned copy */
     mproc__pool_state state;
@@ -287,7 +291,6 @@ struct mproc_pool {
                                 * for the suspect at sq_head (scheduler.c) */
     mproc__owner *feed_head, *feed_tail; /* owners with chunks not yet made */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
-    uint64_t next_id;
     double svc;                /* moving average of seconds per item, measured at the master */
     int broken_err;            /* 0, or what every task now fails with: MPROC_EINITFAIL (the
                                 * initializer failed) or MPROC_EWORKER (no worker left) */
@@ -322,6 +325,9 @@ void mproc__cond_wait(pthread_cond_t *c, double deadline);
 int mproc__pool_check(const mproc_pool *p, const char *fn);
 /* Items per chunk for n items: the caller's, or Python's len/(4*workers) capped to ~1 MiB. */
 size_t mproc__auto_chunksize(const mproc_pool *p, size_t n, size_t item_bytes, size_t asked);
+/* A new chunk's id: unique among every pool this process makes, not only its own (a worker rank
+ * outlives pools, and what it notes about an id, such as a skip, must not fit the next pool's). */
+uint64_t mproc__chunk_new_id(void);
 /* Appends a chunk to the queue (it counts as outstanding) and wakes the result thread. */
 void mproc__pool_enqueue(mproc_pool *p, mproc__chunk *c);
 /* Adds an owner that makes its chunks lazily (its chunks already count as outstanding). */
@@ -393,8 +399,11 @@ size_t mproc__chunk_head(const mproc__chunk *c, uint8_t head[MPROC__CHUNK_HEAD_M
 int mproc__pool_send(mproc_pool *p, int w, const struct iovec *iov, int iovcnt, mproc__send_hint *hint);
 int mproc__pool_wait_event(mproc_pool *p, double timeout, mproc__event *ev);
 int mproc__pool_restart_worker(mproc_pool *p, int w);
-/* These two do not block, so they keep the lock. */
+/* These do not block, so they keep the lock. */
 int mproc__pool_kill_worker(mproc_pool *p, int w);
+/* The backend's skip (backend.h) for frame id on worker w, all of whose chunks are ghosts of
+ * cancelled calls: its worker may answer it empty instead of running it. */
+void mproc__pool_skip(mproc_pool *p, int w, uint64_t frame_id);
 /* Whether the backend would still hold a cancelled chunk's send hints (it has a withdraw op). */
 int mproc__pool_can_withdraw(const mproc_pool *p);
 /* The backend's withdraw (backend.h) for chunk c sent to worker w: 1 when the transport holds

@@ -2,12 +2,18 @@
  * themselves, the pool's queue of chunks and its list of owners that make theirs lazily, and
  * settling a chunk through its owner's ops.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "pool/pool.h"
+
+uint64_t mproc__chunk_new_id(void) {
+    static _Atomic uint64_t last;
+    return atomic_fetch_add(&last, 1) + 1;
+}
 
 static pthread_cond_t core_cond;
 static pthread_once_t core_cond_once = PTHREAD_ONCE_INIT;

@@ -317,10 +317,13 @@ static void on_result(mproc_pool *p, int w, const mproc__frame_hdr *h, uint8_t *
         hostile(p, w, "answered a task it was not given");
         return;
     }
-    if (c->slot_end) mproc__note_service(p, w, c);
-    if (c->ghost) { /* already failed by its time limit */
+    int skipped = c->ghost && h->length == 0 && !placed; /* answered unrun (backend.h's skip) */
+    if (c->slot_end && skipped) p->ws[w].last_done = mproc__now(); /* no service time to learn from */
+    else if (c->slot_end) mproc__note_service(p, w, c);
+    if (c->ghost) { /* already failed (its time limit, its call cancelled): dropped */
         free(frame);
         free(c);
+        if (skipped) return; /* no task ran */
         p->ws[w].tasks_done++;
         recycle_if_due(p, w);
         return;

@@ -28,6 +28,8 @@
  *                      in order, exactly to the payload's end. status 0: blob is the result;
  *                      status < 0: an MPROC_E* code and the blob is the error message (not
  *                      NUL-terminated on the wire)
+ *     or empty (length 0): the TASK was skipped unrun (its call was cancelled; backend.h's
+ *     skip), and the master drops the reply
  *   SHUTDOWN (master -> worker): empty; the worker finishes and exits.
  *   HELLO (worker -> master, once at start; arg = worker index or rank):
  *     u64 fingerprint of the task table, u32 task count
@@ -91,7 +93,11 @@ typedef enum mproc__frame_kind {
     /* The MPI master tells a worker rank that runs its tasks itself its worker number in the
      * pool now starting (arg; mproc_current_index). Executors learn theirs from EXEC_RESTART. */
     MPROC__FRAME_WORKER_INDEX = 22,
-    MPROC__FRAME_KIND_MAX = 22
+    /* The MPI master tells a worker rank that the TASK or BATCH frame id (executor index in its
+     * top byte, as sent) holds only cancelled calls' chunks: if not started yet, each of its
+     * tasks is answered with an empty RESULT (backend.h's skip). Header only. */
+    MPROC__FRAME_SKIP = 23,
+    MPROC__FRAME_KIND_MAX = 23
 } mproc__frame_kind;
 
 typedef struct mproc__frame_hdr {

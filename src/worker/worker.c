@@ -301,6 +301,21 @@ static int send_hello(const mproc__wchan *ch, int index) {
     return ch->send(ch->impl, &iov, 1);
 }
 
+/* A TASK or BATCH of cancelled calls that the worker had not started (backend.h's skip): each
+ * TASK is answered with an empty RESULT (payload length 0), which the master drops, instead of
+ * run. */
+static int skipped(const mproc__wchan *ch, const mproc__frame_hdr *h) {
+    return (h->kind == MPROC__FRAME_TASK || h->kind == MPROC__FRAME_BATCH) && ch->skipped && ch->skipped(ch->impl, h->id);
+}
+
+static int empty_result(uint64_t id, uint8_t **frame, size_t *len) {
+    *frame = malloc(MPROC__WIRE_HDR_SIZE);
+    if (!*frame) return mproc__error(MPROC_ENOMEM, "no memory for a reply");
+    mproc__hdr_encode(*frame, MPROC__FRAME_RESULT, id, 0, 0);
+    *len = MPROC__WIRE_HDR_SIZE;
+    return 0;
+}
+
 /* Runs every TASK of a BATCH and answers with one BATCH of their RESULTs, so many small tasks
  * cost one message each way. */
 static int serve_batch(const mproc__wchan *ch, const mproc__frame_hdr *bh, const uint8_t *payload) {
@@ -309,6 +324,7 @@ static int serve_batch(const mproc__wchan *ch, const mproc__frame_hdr *bh, const
     out.len = MPROC__WIRE_HDR_SIZE;
     size_t cursor = 0;
     uint32_t n = 0;
+    int skip = skipped(ch, bh);
     mproc__frame_hdr h;
     const uint8_t *sub;
     size_t sub_len;
@@ -320,7 +336,8 @@ static int serve_batch(const mproc__wchan *ch, const mproc__frame_hdr *bh, const
         }
         uint8_t *res;
         size_t res_len;
-        rc = mproc__execute(h.kind, h.id, h.arg, sub + MPROC__WIRE_HDR_SIZE, h.length, &res, &res_len);
+        rc = skip ? empty_result(h.id, &res, &res_len)
+                             : mproc__execute(h.kind, h.id, h.arg, sub + MPROC__WIRE_HDR_SIZE, h.length, &res, &res_len);
         if (rc < 0) break;
         size_t pad = mproc__batch_padded(res_len) - res_len;
         static const uint8_t zeros[8];
@@ -355,6 +372,13 @@ static int serve_frame(const mproc__wchan *ch, const uint8_t *frame, size_t len)
     case MPROC__FRAME_INIT: {
         uint8_t *out;
         size_t out_len;
+        if (skipped(ch, &h)) {
+            uint8_t empty[MPROC__WIRE_HDR_SIZE];
+            mproc__hdr_encode(empty, MPROC__FRAME_RESULT, h.id, 0, 0);
+            struct iovec iov = {empty, sizeof empty};
+            rc = ch->send(ch->impl, &iov, 1);
+            return rc < 0 ? rc : 1;
+        }
         out_room room = {ch->send_placed ? ch : NULL, 0};
         rc = execute_in(h.kind, h.id, h.arg, frame + MPROC__WIRE_HDR_SIZE, h.length, &room, &out, &out_len);
         if (rc < 0) return rc;

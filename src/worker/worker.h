@@ -36,6 +36,10 @@ typedef struct mproc__wchan {
     uint8_t *(*place)(void *impl, size_t len);
     /* Sends the frame built in the room place gave (frame is that room, len at most its size). */
     int (*send_placed)(void *impl, uint8_t *frame, size_t len);
+    /* Optional: whether the TASK or BATCH frame id holds only cancelled calls' tasks
+     * (backend.h's skip): each of its tasks is then answered with an empty RESULT (payload
+     * length 0) instead of run. */
+    int (*skipped)(void *impl, uint64_t id);
 } mproc__wchan;
 
 /* The task this worker is running now (for crash reports from a signal handler): its name, or

@@ -96,6 +96,12 @@ static int fork_withdraw(mproc__group *g, int worker, uint64_t id, uint64_t kept
     return 1;
 }
 
+static int fork_skip(mproc__group *g, int worker, uint64_t id) {
+    if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "skip: no worker %d", worker);
+    mproc__taken_slot_skip(&g->taken[worker], id);
+    return 0;
+}
+
 static int fork_send(mproc__group *g, int worker, const struct iovec *iov, int iovcnt,
                      mproc__send_hint *hint) {
     if (worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "send: no worker %d", worker);
@@ -198,6 +204,7 @@ const mproc__backend_ops mproc__backend_fork = {
     .wake = fork_wake,
     .kill_worker = fork_kill_worker,
     .withdraw = fork_withdraw,
+    .skip = fork_skip,
     .restart_worker = fork_restart_worker,
     .worker_pid = fork_worker_pid,
     .group_stop = fork_group_stop,

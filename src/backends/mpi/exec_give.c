@@ -1,5 +1,5 @@
 /* exec_give.c - frames from the master to a worker rank's executors (executor.h's
- * mproc__exec_take, _kill, _restart).
+ * mproc__exec_take, _skip, _kill, _restart).
  *
  * Frames go to the executor in the order they came, across restarts: the main thread writes a
  * frame straight to the executor (its down mailbox, its down ring, its socket) when nothing is
@@ -20,6 +20,7 @@
 #include "backends/mpi/exec_rings.h"
 #include "backends/mpi/exec_state.h"
 #include "backends/mpi/executor.h"
+#include "backends/mpi/fork_server.h"
 #include "backends/mpi/wait.h"
 #include "backends/mpi/world.h"
 #include "wire/wire.h"
@@ -221,6 +222,13 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
     }
     mproc__exec_give_locked(x, mproc__exec_item_new(frame, len));
     watch_if_streaming_locked(x);
+    pthread_mutex_unlock(&mproc__execs.mu);
+}
+
+void mproc__exec_skip(uint64_t id) {
+    mproc__executor *x = executor_at(id >> MPROC__EXEC_ID_SHIFT);
+    pthread_mutex_lock(&mproc__execs.mu); /* a respawn resets the slot */
+    mproc__taken_slot_skip(mproc__fserver_slot(x->index), id & MPROC__EXEC_ID_MASK);
     pthread_mutex_unlock(&mproc__execs.mu);
 }
 

@@ -62,6 +62,9 @@ const mproc__mpi_home *mproc__exec_home(void);
 /* A TASK, INIT or BATCH frame from the master (executor index in its id), taken over (freed
  * when done, unless it is in the down ring). MPI lock not held. */
 void mproc__exec_take(uint8_t *frame, size_t len);
+/* SKIP (wire.h): frame id (executor index in its top byte) is to be answered unrun by its
+ * executor if it has not taken it yet. MPI lock not held. */
+void mproc__exec_skip(uint64_t id);
 /* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
 void mproc__exec_kill(uint64_t e);
 void mproc__exec_restart(uint64_t e, int ident);

@@ -301,6 +301,21 @@ int mproc__mpi_kill_worker(mproc__group *g, int worker) {
     return rc;
 }
 
+/* The rank skips the frame if its executor (or, running tasks itself, the rank) has not started
+ * it yet. SKIP usually comes behind the frame it names (a send in progress as the call was
+ * cancelled may put it first): the rank keeps it until the frame comes either way. */
+int mproc__mpi_skip(mproc__group *g, int worker, uint64_t id) {
+    if (!g || worker < 0 || worker >= g->n) return mproc__error(MPROC_EINVAL, "mpi: no worker %d in this pool", worker);
+    pthread_mutex_lock(&mproc__mpi.lock);
+    const mproc__worker_view *v = &mproc__master.wk[g->slot[worker]];
+    int rc = 0;
+    if (g == mproc__master.group && !mproc__mpi_is_gone(v->rank))
+        rc = mproc__mpi_send_hdr(v->rank, MPROC__FRAME_SKIP, (id & MPROC__EXEC_ID_MASK) | ((uint64_t)v->e << MPROC__EXEC_ID_SHIFT),
+                                 0, mproc__mpi_route);
+    pthread_mutex_unlock(&mproc__mpi.lock);
+    return rc;
+}
+
 int mproc__mpi_withdraw(mproc__group *g, int worker, uint64_t id, uint64_t kept) {
     if (!g || worker < 0 || worker >= g->n) return 1;
     pthread_mutex_lock(&mproc__mpi.lock);

@@ -9,6 +9,7 @@ int mproc__mpi_send(mproc__group *g, int worker, const struct iovec *iov, int io
 int mproc__mpi_wait(mproc__group *g, double timeout, mproc__event *ev);
 void mproc__mpi_wake(mproc__group *g);
 int mproc__mpi_kill_worker(mproc__group *g, int worker);
+int mproc__mpi_skip(mproc__group *g, int worker, uint64_t id);
 int mproc__mpi_withdraw(mproc__group *g, int worker, uint64_t id, uint64_t kept);
 int mproc__mpi_restart_worker(mproc__group *g, int worker);
 long mproc__mpi_worker_pid(mproc__group *g, int worker);

@@ -421,6 +421,7 @@ const mproc__backend_ops mproc__backend_mpi = {
     .wake = mproc__mpi_wake,
     .kill_worker = mproc__mpi_kill_worker,
     .withdraw = mproc__mpi_withdraw,
+    .skip = mproc__mpi_skip,
     .restart_worker = mproc__mpi_restart_worker,
     .worker_pid = mproc__mpi_worker_pid,
     .fault_domain = mproc__mpi_fault_domain,

@@ -56,9 +56,48 @@ static struct {
  * The channel mproc__worker_serve() talks through.
  * ------------------------------------------------------------------------------------------- */
 
-/* Frames the master sends while we wait on our own send: kept, in order, for recv. */
+/* ---- SKIP for a rank that runs tasks itself ------------------------------------------------
+ * The master's SKIP for a frame queued behind the task this rank runs usually comes behind that
+ * frame, and the rank reads it only once the task is over: so when it takes a frame that was
+ * waiting (a task ran meanwhile), it first takes in every frame that arrived, noting SKIPs, and
+ * the serve loop answers a skipped TASK or BATCH unrun (ch_skipped). A frame found only after
+ * two empty looks was waited for and has nothing behind it: no extra look then (one call at a
+ * time pays two probes only when its frame came between our first and second look). */
+#define RANK_SKIPS 16
+static uint64_t rank_skips[RANK_SKIPS];
+static unsigned rank_skip_next;
+
+static void note_skip(uint64_t id) { rank_skips[rank_skip_next++ % RANK_SKIPS] = id + 1; /* 0: none */ }
+
+static int ch_skipped(void *impl, uint64_t id) {
+    (void)impl;
+    for (int i = 0; i < RANK_SKIPS; i++)
+        if (rank_skips[i] == id + 1) return 1;
+    return 0;
+}
+
+/* A rank running tasks itself, about to run frame f that came while it was busy: every frame
+ * that came since is taken in (SKIPs noted, the rest queued). Twice: Open MPI's ob1 matches a
+ * probe before it progresses the transport, so what came during a task may be seen only by a
+ * second look. Lock held. */
+static void queue_sink(int src, uint8_t *frame, size_t len);
+static void take_in_arrived(const uint8_t *f) {
+    uint16_t kind = mproc__hdr_kind(f);
+    if (rank_state.relaying || (kind != MPROC__FRAME_TASK && kind != MPROC__FRAME_BATCH)) return;
+    mproc__mpi_drain(queue_sink);
+    mproc__mpi_drain(queue_sink);
+}
+
+/* Frames the master sends while we wait on our own send: kept, in order, for recv (a SKIP for
+ * a rank that runs tasks itself is noted instead, so that it counts before the frame it names
+ * is taken from this queue). */
 static void queue_sink(int src, uint8_t *frame, size_t len) {
     (void)src;
+    if (!rank_state.relaying && mproc__hdr_kind(frame) == MPROC__FRAME_SKIP) {
+        note_skip(mproc__hdr_id(frame));
+        free(frame);
+        return;
+    }
     qnode *q = malloc(sizeof *q);
     if (!q) mproc__mpi_fatal("worker rank %d: out of memory queueing a frame", mproc__mpi.rank);
     *q = (qnode){NULL, frame, len};
@@ -149,6 +188,9 @@ static void idle_trim_look(idle_trim *t) {
 
 static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
     (void)impl;
+    /* Whether we waited for the frame (else it came while we were busy): only after two empty
+     * looks, as Open MPI's ob1 may find a frame that was there only at the second. */
+    int empty_looks = 0;
     mproc__backoff bo;
     mproc__mpi_backoff_init(&bo, MPROC__MPI_IDLE_CAP_NS);
     idle_trim idle = {0};
@@ -195,7 +237,9 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         }
         idle_trim_look(&idle);
         mproc__mpi_backoff_wait(&bo, -1.0);
+        empty_looks++;
     }
+    if (empty_looks < 2) take_in_arrived(*frame);
     pthread_mutex_unlock(&mproc__mpi.lock);
     if (*len >= MPROC__WIRE_HDR_SIZE && mproc__hdr_kind(*frame) == MPROC__FRAME_SHUTDOWN)
     {
@@ -276,6 +320,9 @@ static int ch_on_frame(void *impl, uint16_t kind, uint64_t id, const uint8_t *fr
                                            !rank_state.relaying, queue_sink);
     case MPROC__FRAME_PROC_SIGNAL:
         mproc__mpi_rank_signal_child(id, (int)mproc__hdr_arg(frame));
+        return 0;
+    case MPROC__FRAME_SKIP: /* its frame had started, or came before a wait (see note_skip) */
+        note_skip(id);
         return 0;
     case MPROC__FRAME_WORKER_INDEX: /* a pool starts in which this rank has another number */
         mproc__set_identity(mproc_current_name(), (int)mproc__hdr_arg(frame));
@@ -466,7 +513,9 @@ static void relay(int rank) {
     mproc__hello_encode(hello + MPROC__WIRE_HDR_SIZE, mproc__registry_fingerprint(), (uint32_t)mproc__registry_count());
     struct iovec iov = {hello, sizeof hello};
     if (ch_send(NULL, &iov, 1) < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
+    pthread_mutex_lock(&mproc__mpi.lock); /* queue_sink reads it, in the supervisor's sends too */
     rank_state.relaying = 1;
+    pthread_mutex_unlock(&mproc__mpi.lock);
     mproc__mpi_on_sleep(mproc__exec_relay_sleeps);
     for (;;) {
         uint8_t *f = NULL;
@@ -479,6 +528,9 @@ static void relay(int rank) {
         case MPROC__FRAME_BATCH:
             mproc__exec_take(f, len);
             continue;
+        case MPROC__FRAME_SKIP:
+            mproc__exec_skip(mproc__hdr_id(f));
+            break;
         case MPROC__FRAME_EXEC_KILL:
             mproc__exec_kill(mproc__hdr_id(f));
             break;
@@ -493,7 +545,9 @@ static void relay(int rank) {
         case MPROC__FRAME_SHUTDOWN:
             free(f);
             mproc__mpi_on_sleep(NULL);
+            pthread_mutex_lock(&mproc__mpi.lock);
             rank_state.relaying = 0;
+            pthread_mutex_unlock(&mproc__mpi.lock);
             return;
         default:
             if (ch_on_frame(NULL, kind, mproc__hdr_id(f), f, len) < 0)
@@ -520,7 +574,7 @@ _Noreturn void mproc__mpi_rank_main(int k, int first_worker) {
         canary_start();
         /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
         if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
-        mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned, NULL, NULL, NULL};
+        mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned, NULL, NULL, NULL, ch_skipped};
         int rc = mproc__worker_serve(&ch, rank - 1);
         if (rc < 0) mproc__mpi_fatal("worker rank %d stopped serving: %s", rank, mproc_last_error());
     }
