@@ -32,12 +32,12 @@ typedef struct mproc__taken_slot {
 _Static_assert(sizeof(mproc__taken_slot) == 128, "a taken slot is two cache lines");
 
 /* A slot for a worker about to start: nothing taken (backend.h's MPROC__TAKEN_NONE), its
- * channel not lost, nothing to skip. */
+ * channel not lost. Its skips stay: one written while the worker was being replaced is for a
+ * frame its successor gets (ids are never reused, so an older one matches nothing). A slot's
+ * memory starts zeroed: no skips (ids start at 1). */
 static inline void mproc__taken_slot_reset(mproc__taken_slot *s) {
     atomic_store(&s->id, UINT64_MAX);
     atomic_store(&s->channel_lost, 0);
-    s->skip_next = 0;
-    for (int i = 0; i < MPROC__SKIP_SLOTS; i++) atomic_store(&s->skip[i], UINT64_MAX);
 }
 
 /* The supervisor (one thread at a time): the worker is to answer frame id with an empty RESULT

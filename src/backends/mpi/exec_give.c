@@ -225,11 +225,12 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
     pthread_mutex_unlock(&mproc__execs.mu);
 }
 
+/* Only the main thread writes skips; a respawn keeps them (socket_worker.h), so a skip for a
+ * frame queued behind a RESTART holds for the executor that gets it. */
 void mproc__exec_skip(uint64_t id) {
     mproc__executor *x = executor_at(id >> MPROC__EXEC_ID_SHIFT);
-    pthread_mutex_lock(&mproc__execs.mu); /* a respawn resets the slot */
-    mproc__taken_slot_skip(mproc__fserver_slot(x->index), id & MPROC__EXEC_ID_MASK);
-    pthread_mutex_unlock(&mproc__execs.mu);
+    mproc__taken_slot *slot = mproc__fserver_slot(x->index);
+    if (slot) mproc__taken_slot_skip(slot, id & MPROC__EXEC_ID_MASK);
 }
 
 void mproc__exec_kill(uint64_t e) {
