@@ -200,6 +200,36 @@ static void test_cancel_skips_a_task_queued_behind_another_call(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* README: once mproc_pool_join has returned after mproc_pool_terminate, no task of the pool
+ * starts. Where the running task cannot be killed (MPI ranks running tasks themselves) it runs
+ * on, but the task sent behind it is skipped (before: it started after join had returned). */
+static void test_terminate_leaves_nothing_to_start(void **state) {
+    (void)state;
+    long start_nap = 200, slow = 800, me = (long)getpid();
+    mproc_pool *p = NULL;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1, .initializer = &nap_task,
+                                                              .initarg = &start_nap, .initarg_len = sizeof start_nap}),
+                     0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    unlink(path);
+    mproc_async *running, *queued;
+    assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    assert_int_equal(mproc_apply_async(p, &mark_and_nap_task, &me, sizeof me, NULL, &queued), 0);
+    nap(400); /* the slow one runs, the other waits behind it on the worker */
+    assert_int_equal(mproc_pool_terminate(p), 0);
+    assert_int_equal(mproc_pool_join(p), 0);
+    assert_int_equal(mproc_async_get(running, 0, NULL, NULL), MPROC_ECLOSED);
+    assert_int_equal(mproc_async_get(queued, 0, NULL, NULL), MPROC_ECLOSED);
+    nap(tasks_in_ranks() ? 1000 : 300); /* past the running one's end, where it runs on */
+    int ran = access(path, F_OK) == 0;
+    unlink(path);
+    if (ran) fail_msg("a task queued behind the running one started after join returned");
+    mproc_async_free(running);
+    mproc_async_free(queued);
+    assert_int_equal(mproc_pool_free(p), 0);
+}
+
 /* Leaves the same file as mark_and_nap, at once. */
 static long mark(long x) {
     char path[64];
@@ -831,6 +861,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_iter_free_stops_its_running_tasks),
     cmocka_unit_test(test_cancel_skips_a_task_queued_behind_another_call),
     cmocka_unit_test(test_cancel_skips_a_batch_queued_behind_another_call),
+    cmocka_unit_test(test_terminate_leaves_nothing_to_start),
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),

@@ -515,6 +515,21 @@ static void fail_everything(mproc_pool *p, int err, const char *msg) {
     }
 }
 
+/* A terminated pool's frames still on its workers must not start once join returns: workers
+ * that cannot be killed (MPI ranks running tasks themselves) are told to skip each one (the
+ * running one runs on). Farthest first, as cancel.c does. */
+static void skip_everything_sent(mproc_pool *p) {
+    for (int w = 0; w < p->n; w++) {
+        uint64_t ids[MPROC__INFLIGHT_MAX];
+        int n = 0, frame_start = 1;
+        for (const mproc__chunk *c = p->ws[w].head; c && n < MPROC__INFLIGHT_MAX; c = c->next) {
+            if (frame_start) ids[n++] = c->id;
+            frame_start = c->slot_end;
+        }
+        while (n > 0) mproc__pool_skip(p, w, ids[--n]);
+    }
+}
+
 void *mproc__pool_result_thread(void *arg) {
     mproc_pool *p = arg;
     mproc__group *g = NULL;
@@ -535,6 +550,7 @@ void *mproc__pool_result_thread(void *arg) {
     for (int w = 0; w < p->n; w++) worker_started(p, w);
     serve_pool(p);
     int graceful = p->state != MPROC__POOL_TERMINATED;
+    if (!graceful) skip_everything_sent(p);
     p->g = NULL; /* no more wake()s: the group is freed below */
     pthread_mutex_unlock(&mproc__core_lock);
     /* The group stops before unfinished work fails: a transport may still read inputs it was
