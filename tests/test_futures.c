@@ -151,15 +151,36 @@ static void test_cancel_leaves_the_call_behind_alone(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
-/* Leaves a file named after x (the master's pid) to say it ran, then sleeps 2 s. */
-static long mark_and_nap(long x) {
+/* The file a marking task leaves to say it ran: named after x, the master's pid. */
+static void marker_path(char path[64], long x) { snprintf(path, 64, "/tmp/mproc-test-ran-%ld", x); }
+
+static long mark(long x) {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", x);
+    marker_path(path, x);
     FILE *f = fopen(path, "w");
     if (f) fclose(f);
-    return nap(2000) ? x : 0;
+    return x;
+}
+MPROC_TASK_VALUE(mark, long, long);
+
+/* Leaves the marker at its start, then sleeps 2 s. */
+static long mark_and_nap(long x) {
+    mark(x);
+    nap(2000);
+    return x;
 }
 MPROC_TASK_VALUE(mark_and_nap, long, long);
+
+/* A pool of one worker that starts with a 200 ms nap, so that calls made meanwhile are queued by
+ * then and go to it back to back: the second behind the first, however slow this machine is. */
+static mproc_pool *pool_starting_late(void) {
+    long start_nap = 200;
+    mproc_pool *p = NULL;
+    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1, .initializer = &nap_task,
+                                                              .initarg = &start_nap, .initarg_len = sizeof start_nap}),
+                     0);
+    return p;
+}
 
 /* A cancelled call's task sent to a worker behind another call's running task is skipped: it
  * never starts, and the worker is free as soon as the running task ends (before: it ran to its
@@ -167,16 +188,10 @@ MPROC_TASK_VALUE(mark_and_nap, long, long);
  * MPI ranks, which cannot stop a running task but can skip one not yet started. */
 static void test_cancel_skips_a_task_queued_behind_another_call(void **state) {
     (void)state;
-    /* Its worker starts with a 200 ms nap, so that both calls below are queued by then and go
-     * to it back to back: the second behind the first, however slow this machine is. */
-    long start_nap = 200;
-    mproc_pool *p = NULL;
-    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1, .initializer = &nap_task,
-                                                              .initarg = &start_nap, .initarg_len = sizeof start_nap}),
-                     0);
+    mproc_pool *p = pool_starting_late();
     long slow = 1000, me = (long)getpid(), seven = 7, r = 0;
     char path[64];
-    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    marker_path(path, me);
     unlink(path);
     mproc_async *running, *queued;
     assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
@@ -205,13 +220,10 @@ static void test_cancel_skips_a_task_queued_behind_another_call(void **state) {
  * on, but the task sent behind it is skipped (before: it started after join had returned). */
 static void test_terminate_leaves_nothing_to_start(void **state) {
     (void)state;
-    long start_nap = 200, slow = 800, me = (long)getpid();
-    mproc_pool *p = NULL;
-    assert_int_equal(mproc_pool_create(&p, &(mproc_pool_opts){.processes = 1, .initializer = &nap_task,
-                                                              .initarg = &start_nap, .initarg_len = sizeof start_nap}),
-                     0);
+    long slow = 800, me = (long)getpid();
+    mproc_pool *p = pool_starting_late();
     char path[64];
-    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    marker_path(path, me);
     unlink(path);
     mproc_async *running, *queued;
     assert_int_equal(mproc_apply_async(p, &nap_task, &slow, sizeof slow, NULL, &running), 0);
@@ -230,16 +242,6 @@ static void test_terminate_leaves_nothing_to_start(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
-/* Leaves the same file as mark_and_nap, at once. */
-static long mark(long x) {
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", x);
-    FILE *f = fopen(path, "w");
-    if (f) fclose(f);
-    return x;
-}
-MPROC_TASK_VALUE(mark, long, long);
-
 /* The same for a map of quick tasks, which go behind the running task packed into a BATCH
  * frame (the pool measured its tasks to be short): each of them is skipped. */
 static void test_cancel_skips_a_batch_queued_behind_another_call(void **state) {
@@ -250,7 +252,7 @@ static void test_cancel_skips_a_batch_queued_behind_another_call(void **state) {
     for (int i = 0; i < N; i++) in[i] = 0; /* tasks this short get batched */
     assert_int_equal(mproc_map(p, &nap_task, in, sizeof *in, out, sizeof *out, N, &(mproc_call_opts){.chunksize = 1}), 0);
     char path[64];
-    snprintf(path, sizeof path, "/tmp/mproc-test-ran-%ld", me);
+    marker_path(path, me);
     unlink(path);
     for (int i = 0; i < N; i++) in[i] = me;
     mproc_async *first, *running, *marks;

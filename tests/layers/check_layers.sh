@@ -41,7 +41,7 @@ level() {
     backends/mpi/routing.c | backends/mpi/exec_state.c) echo 45 ;;
     backends/mpi/exec_give.c | backends/mpi/exec_replies.c) echo 46 ;;
     backends/mpi/executor.c) echo 47 ;;
-    backends/mpi/watchdog.c | backends/mpi/rank_children.c) echo 48 ;;
+    backends/mpi/watchdog.c | backends/mpi/rank_children.c | backends/mpi/canary.c) echo 48 ;;
     backends/mpi/groups.c | backends/mpi/processes.c | backends/mpi/rank.c) echo 49 ;;
     backends/mpi/master.c) echo 50 ;;
     backends/table.c) echo 51 ;;

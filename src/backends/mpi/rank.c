@@ -24,6 +24,7 @@
 
 #include "backends/spawn.h"
 #include "common/common.h"
+#include "backends/mpi/canary.h"
 #include "backends/mpi/executor.h"
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/net_watch.h"
@@ -247,49 +248,6 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
         rank_state.peer_lost = (mproc__hdr_arg(*frame) & 2) != 0;
     }
     return 0;
-}
-
-/* Tasks inside the rank (MPROC_MPI_EXECUTORS=0) share its process: one that closes descriptors
- * it did not open takes MPI's connections with them, and the job hung (a new-user trial: the
- * master waiting for ever, ranks left running; over TCP the rank itself stuck inside Open MPI's
- * error report). A descriptor of our own (a memfd: an inode no one else has) is looked at every
- * 100 ms by a thread of its own, wherever the main thread is stuck (an fstat per result would
- * cost 0.4 us, 10% of a call); gone or replaced, the rank ends naming the task it ran last (the
- * culprit or one after it), and Open MPI ends the job as for a task's exit(). */
-static int canary_fd = -1;
-static struct stat canary_st;
-
-static void *canary_watch(void *arg) {
-    (void)arg;
-    for (;;) {
-        struct timespec tick = {0, 100 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-        struct stat st;
-        int rc = fstat(canary_fd, &st);
-        if (rc < 0 ? errno != EBADF : st.st_dev == canary_st.st_dev && st.st_ino == canary_st.st_ino) continue;
-        uint64_t id = 0;
-        const char *task = mproc__last_task(&id);
-        /* write(2), not stdio: the main thread may hold stderr's lock, stuck in a write. */
-        char msg[512];
-        int n = snprintf(msg, sizeof msg,
-                         "mproc: worker rank %d (pid %ld): a task closed file descriptors it did not open, MPI's "
-                         "among them (the last task this rank ran: '%s', request %llu): the job cannot go on (run "
-                         "tasks in executors, the default, to contain this)\n",
-                         mproc__mpi.rank, (long)getpid(), task ? task : "?", (unsigned long long)id);
-        if (n > 0 && write(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0) {
-        }
-        _exit(1); /* no atexit hooks: exit_watch would blame the task's exit() */
-    }
-    return NULL;
-}
-
-/* Starts the watch (nothing when it cannot: the rank works as before, unwatched). The memfd is
- * tracked, so that no child the rank forks keeps it. */
-static void canary_start(void) {
-    canary_fd = mproc__fork_memfd("mproc-canary");
-    if (canary_fd < 0 || fstat(canary_fd, &canary_st) < 0) return;
-    pthread_t t;
-    if (pthread_create(&t, NULL, canary_watch, NULL) == 0) pthread_detach(t);
 }
 
 static int ch_send(void *impl, const struct iovec *iov, int iovcnt) {
@@ -571,7 +529,7 @@ _Noreturn void mproc__mpi_rank_main(int k, int first_worker) {
         relay(rank);
         mproc__exec_stop();
     } else {
-        canary_start();
+        mproc__mpi_canary_start();
         /* First message: our pid (a PROC_STARTED with id 0), then serve's HELLO. */
         if (send_start_message() < 0) mproc__mpi_fatal("worker rank %d: %s", rank, mproc_last_error());
         mproc__wchan ch = {NULL, ch_recv, ch_send, ch_on_frame, ch_send_owned, NULL, NULL, NULL, ch_skipped};
