@@ -23,6 +23,7 @@
 #include "backends/mpi/fork_server.h"
 #include "backends/mpi/wait.h"
 #include "backends/mpi/world.h"
+#include "common/common.h"
 #include "wire/wire.h"
 
 /* ---- frame rings (exec_rings.h) ----------------------------------------------------------- */
@@ -158,7 +159,7 @@ static int mail_down_locked(mproc__executor *x, mproc__exec_item *q) {
 /* Gives x's live executor a frame (taken over); mu held. */
 void mproc__exec_give_locked(mproc__executor *x, mproc__exec_item *q) {
     x->given++;
-    atomic_fetch_add(&x->due, 1);
+    if (atomic_fetch_add(&x->due, 1) == 0) mproc__exec_note_busy(x, mproc__now());
     if (mail_down_locked(x, q)) return;
     ring_down(x, q);
     queue_out_locked(x, q, 1);
@@ -178,10 +179,11 @@ static mproc__executor *executor_at(uint64_t e) {
     return &mproc__execs.x[e];
 }
 
-/* While frames stream in, the main thread watches for x's reply itself (the relay watch, below),
- * and says so in x's up mailbox, so the executor posts its reply there; mu held. */
+/* While frames stream in, or x's reply is due soon (its frames take it little time), the main
+ * thread watches for x's reply itself (the relay watch, exec_replies.c), and says so in x's up
+ * mailbox, so the executor posts its reply there; mu held. */
 static void watch_if_streaming_locked(mproc__executor *x) {
-    if (!mproc__mpi_streaming()) return;
+    if (!mproc__mpi_streaming() && atomic_load_explicit(&x->reply_by, memory_order_relaxed) == 0) return;
     mproc__mailbox *mb = atomic_load(&x->watch_mail);
     if (mb) mproc__mail_awake(mb, 1);
     atomic_store(&x->relay_reads, 1);
@@ -286,6 +288,16 @@ int mproc__exec_trim_idle(void) {
     }
     pthread_mutex_unlock(&mproc__execs.mu);
     return left;
+}
+
+double mproc__exec_reply_due_by(void) {
+    double by = 0;
+    for (int i = 0; i < mproc__execs.k; i++) {
+        mproc__executor *x = &mproc__execs.x[i];
+        double t = atomic_load_explicit(&x->reply_by, memory_order_relaxed);
+        if (t > by && atomic_load_explicit(&x->due, memory_order_relaxed) > 0) by = t;
+    }
+    return by;
 }
 
 int mproc__exec_replies_due(void) {

@@ -50,6 +50,17 @@ static void forward_to_master(const mproc__executor *x, uint8_t *frame, size_t l
     if (rc < 0) mproc__mpi_fatal("worker rank %d: cannot send a result: %s", mproc__mpi.rank, mproc_last_error());
 }
 
+/* x answered the frame it was on (mu held): the mean frame time learns from it, and the next
+ * frame, if one is due, began now. A frame's time is capped at a second, so one long task does
+ * not keep the mean above the poll limit for long after it. */
+static void note_answered(mproc__executor *x) {
+    double now = mproc__now(), took = now - x->busy_since;
+    if (took > 1.0) took = 1.0;
+    x->service_mean = x->service_mean > 0 ? x->service_mean + (took - x->service_mean) / 4 : took;
+    if (atomic_fetch_sub(&x->due, 1) > 1) mproc__exec_note_busy(x, now);
+    else atomic_store_explicit(&x->reply_by, 0, memory_order_relaxed);
+}
+
 /* Frames (or WAKEs) one pump takes at most before it returns: an executor that floods its rank
  * cannot hold the thread that reads it (the rest waits in the reader for its next pump). */
 #define PUMP_MAX 64
@@ -152,7 +163,7 @@ int mproc__exec_pump_replies(mproc__executor *x, int by_relay) {
         int extra = x->answered == x->given; /* a reply to nothing it was given */
         if (!extra) {
             x->answered++;
-            atomic_fetch_sub(&x->due, 1);
+            note_answered(x);
         }
         pthread_mutex_unlock(&mproc__execs.mu);
         if (extra) {

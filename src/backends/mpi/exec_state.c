@@ -107,6 +107,7 @@ int mproc__exec_spawn_next_locked(mproc__executor *x) {
     x->pid = pid;
     x->given = x->answered = 0;
     atomic_store(&x->due, 0);
+    atomic_store(&x->reply_by, 0); /* the mean frame time is kept: the same tasks follow */
     x->retiring = 0;
     mproc__reader_reset(&x->reader);
     return 0;

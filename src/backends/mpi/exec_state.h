@@ -57,6 +57,12 @@ typedef struct mproc__executor {
     size_t held_len;
     unsigned quiet_looks;     /* the relay watch's looks that skipped the socket (read_mu's) */
     atomic_int due;           /* given - answered, readable without mu (the relay watch's hint) */
+    /* How soon its next reply is due (mu's): since when it runs the frame it is on, and the
+     * mean time a frame took it from then to its reply. reply_by, read without mu: until when
+     * the main thread polls for that reply rather than sleeps (0: none due, or its frames take
+     * too long to be worth a poll). */
+    double busy_since, service_mean;
+    _Atomic double reply_by;
     /* Its rings' up mailbox while they are alive (set and cleared with mu held, before the rings
      * are retired): the main thread says there whether it watches, even holding only the MPI
      * lock, under which the rings are never freed. */
@@ -89,6 +95,18 @@ void mproc__exec_push(mproc__exec_item **head, mproc__exec_item **tail, mproc__e
 mproc__exec_item *mproc__exec_pop(mproc__exec_item **head, mproc__exec_item **tail);
 mproc__exec_item *mproc__exec_item_new(uint8_t *frame, size_t len); /* takes frame over */
 void mproc__exec_item_free(mproc__exec_item *q);
+
+/* A reply due within this is polled for by the rank's main thread (when the executor's frames
+ * took this long on average): as long as an executor looks for its next frame (worker.c), as a
+ * sleep and the wake-ups of two threads cost more than the look on a busy node. */
+#define MPROC__EXEC_REPLY_POLL_MAX_S 250e-6
+
+/* x began a frame at now (mu held): its reply is looked for until twice its mean frame time. */
+static inline void mproc__exec_note_busy(mproc__executor *x, double now) {
+    x->busy_since = now;
+    double by = x->service_mean > 0 && x->service_mean < MPROC__EXEC_REPLY_POLL_MAX_S ? now + 2 * x->service_mean : 0;
+    atomic_store_explicit(&x->reply_by, by, memory_order_relaxed);
+}
 
 /* Wakes the supervisor (it looks at every queue and socket again). */
 void mproc__exec_wake_supervisor(void);

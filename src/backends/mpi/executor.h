@@ -72,6 +72,10 @@ void mproc__exec_restart(uint64_t e, int ident);
  * replies of executors it handed a frame to while frames stream in (MPI lock not held);
  * nonzero while a reply is due from one it watches (that executor may share its core)... */
 int mproc__exec_relay_pump(void);
+/* Until when the main thread polls for a reply due soon (an executor whose frames take it
+ * under MPROC__EXEC_REPLY_POLL_MAX_S on average owes one), rather than sleeping: 0 for none.
+ * Lock-free. */
+double mproc__exec_reply_due_by(void);
 /* ...and gives them back to the supervisor before it sleeps (its mproc__mpi_on_sleep hook;
  * lock-free). */
 void mproc__exec_relay_sleeps(void);

@@ -234,6 +234,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
              * with none due, no look does (an executor spinning for its next frame would only
              * take the core while that frame comes). */
             bo.yield = mproc__exec_relay_pump() ? 1 : 0;
+            bo.poll_until = mproc__exec_reply_due_by();
             pthread_mutex_lock(&mproc__mpi.lock);
         }
         idle_trim_look(&idle);

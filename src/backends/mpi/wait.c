@@ -191,6 +191,7 @@ void mproc__mpi_backoff_init(mproc__backoff *b, long cap_ns) {
     b->seen = atomic_load(&bells.mine->seq);
     b->spin_until = 0;
     b->yield = -1;
+    b->poll_until = 0;
 }
 
 /* While frames stream in (a map of small chunks), the next one is due within microseconds:
@@ -277,6 +278,12 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
         return;
     }
     if (stream_spin(b, deadline)) return;
+    if (b->poll_until > 0 && mproc__now() < b->poll_until) { /* the caller expects something soon */
+        pthread_mutex_unlock(&mproc__mpi.lock);
+        sched_yield();
+        pthread_mutex_lock(&mproc__mpi.lock);
+        return;
+    }
     /* Sleeps double from 50 us up to the cap. When every rank shares our node, every frame
      * rings our doorbell, so we sleep the whole cap at once; only after a ring that found no
      * frame yet (a message still in flight, e.g. over TCP) come two short sleeps first. Each

@@ -20,6 +20,9 @@ typedef struct mproc__backoff {
      * core: a relaying rank's executor with a reply due); 0 never (nothing it waits for needs
      * the core, and a yield would hand it to a spinning executor for nothing). */
     int yield;
+    /* The caller's: yield-poll rather than sleep until then (0: no say), e.g. while a relaying
+     * rank's executor owes a reply due within microseconds. */
+    double poll_until;
 } mproc__backoff;
 
 #define MPROC__MPI_IDLE_CAP_NS 1000000L /* 1 ms: an idle rank costs ~1000 cheap wakeups/s */
