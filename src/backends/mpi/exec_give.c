@@ -183,7 +183,7 @@ static mproc__executor *executor_at(uint64_t e) {
  * thread watches for x's reply itself (the relay watch, exec_replies.c), and says so in x's up
  * mailbox, so the executor posts its reply there; mu held. */
 static void watch_if_streaming_locked(mproc__executor *x) {
-    if (!mproc__mpi_streaming() && atomic_load_explicit(&x->reply_by, memory_order_relaxed) == 0) return;
+    if (!mproc__mpi_streaming() && !(atomic_load_explicit(&x->reply_by, memory_order_relaxed) > mproc__now())) return;
     mproc__mailbox *mb = atomic_load(&x->watch_mail);
     if (mb) mproc__mail_awake(mb, 1);
     atomic_store(&x->relay_reads, 1);
@@ -288,16 +288,6 @@ int mproc__exec_trim_idle(void) {
     }
     pthread_mutex_unlock(&mproc__execs.mu);
     return left;
-}
-
-double mproc__exec_reply_due_by(void) {
-    double by = 0;
-    for (int i = 0; i < mproc__execs.k; i++) {
-        mproc__executor *x = &mproc__execs.x[i];
-        double t = atomic_load_explicit(&x->reply_by, memory_order_relaxed);
-        if (t > by && atomic_load_explicit(&x->due, memory_order_relaxed) > 0) by = t;
-    }
-    return by;
 }
 
 int mproc__exec_replies_due(void) {

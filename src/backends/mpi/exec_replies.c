@@ -1,6 +1,6 @@
 /* exec_replies.c - a worker rank's executors' replies, read from their mailboxes, rings and
  * sockets and forwarded to the master, by the supervisor (executor.c) or, while frames stream
- * in, by the rank's main thread itself (the relay watch, below). A reply that breaks the
+ * in or a reply is due soon, by the rank's main thread itself (the relay watch, below). A reply that breaks the
  * book-keeping (a frame of an unexpected kind, an answer to nothing given) ends its executor.
  */
 #include <pthread.h>
@@ -187,6 +187,12 @@ int mproc__exec_pump_replies(mproc__executor *x, int by_relay) {
  * takes the watch only while awake and hands every executor back before it sleeps
  * (mproc__mpi_on_sleep), so a reply never waits for a sleeper; an error or an executor's end
  * is handed back too (the supervisor reaps and reports it, as before).
+ *
+ * The same holds, frames streaming or not, while an executor the main thread handed a frame
+ * to owes a reply due soon: its frames took it under MPROC__EXEC_REPLY_POLL_MAX_S on average
+ * (exec_state.h). The main thread then polls for that reply (yielding its core at each look)
+ * until twice that mean has passed, rather than sleeping: on a busy node a map's frames reach
+ * a rank further apart than the stream rule's 100 us, and it slept once per chunk or two.
  * ------------------------------------------------------------------------------------------- */
 
 /* x back to the supervisor: its executor posts no more in the mailbox without a WAKE. x's rings
@@ -213,12 +219,17 @@ void mproc__exec_relay_hand_all_back(void) {
     pthread_mutex_unlock(&mproc__mpi.lock);
 }
 
-int mproc__exec_relay_pump(void) {
+int mproc__exec_relay_pump(double *poll_until) {
     int due = 0;
+    *poll_until = 0;
     for (int i = 0; i < mproc__execs.k; i++) {
         mproc__executor *x = &mproc__execs.x[i];
         if (!atomic_load_explicit(&x->relay_reads, memory_order_relaxed)) continue;
-        due |= atomic_load_explicit(&x->due, memory_order_relaxed) > 0;
+        if (atomic_load_explicit(&x->due, memory_order_relaxed) > 0) {
+            due = 1;
+            double by = atomic_load_explicit(&x->reply_by, memory_order_relaxed);
+            if (by > *poll_until) *poll_until = by;
+        }
         if (pthread_mutex_trylock(&x->read_mu) != 0) continue; /* the supervisor has it */
         if (x->fd >= 0 && atomic_load(&x->relay_reads) && mproc__exec_pump_replies(x, 1) == MPROC__EXEC_HAND_BACK &&
             unwatch(x))

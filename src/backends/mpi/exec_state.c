@@ -127,6 +127,7 @@ void mproc__exec_ended(mproc__executor *x, const char *cause) {
     mproc__exec_rings *rings = x->rings;
     x->rings = NULL;
     atomic_store(&x->watch_mail, NULL);
+    atomic_store(&x->reply_by, 0); /* no reply comes now */
     mproc__exec_item *q;
     while ((q = mproc__exec_pop(&x->out_head, &x->out_tail)))
         mproc__exec_item_free(q); /* counted in `given`: unanswered */

@@ -58,9 +58,10 @@ typedef struct mproc__executor {
     unsigned quiet_looks;     /* the relay watch's looks that skipped the socket (read_mu's) */
     atomic_int due;           /* given - answered, readable without mu (the relay watch's hint) */
     /* How soon its next reply is due (mu's): since when it runs the frame it is on, and the
-     * mean time a frame took it from then to its reply. reply_by, read without mu: until when
-     * the main thread polls for that reply rather than sleeps (0: none due, or its frames take
-     * too long to be worth a poll). */
+     * mean time a frame took it from then until the rank read its reply (so a reply read late,
+     * by a woken supervisor, counts its wake-up too). reply_by, read without mu: until when the
+     * main thread, watching it, polls for that reply rather than sleeps (0, or a time passed:
+     * none due, the executor ended, or its frames take too long to be worth a poll). */
     double busy_since, service_mean;
     _Atomic double reply_by;
     /* Its rings' up mailbox while they are alive (set and cleared with mu held, before the rings
@@ -97,8 +98,9 @@ mproc__exec_item *mproc__exec_item_new(uint8_t *frame, size_t len); /* takes fra
 void mproc__exec_item_free(mproc__exec_item *q);
 
 /* A reply due within this is polled for by the rank's main thread (when the executor's frames
- * took this long on average): as long as an executor looks for its next frame (worker.c), as a
- * sleep and the wake-ups of two threads cost more than the look on a busy node. */
+ * took this long on average): as long as an executor looks for its next frame
+ * (socket_worker.c's MAIL_SPIN_MAX_S), as a sleep and the wake-ups of two threads cost more
+ * than the look on a busy node. */
 #define MPROC__EXEC_REPLY_POLL_MAX_S 250e-6
 
 /* x began a frame at now (mu held): its reply is looked for until twice its mean frame time. */

@@ -68,14 +68,13 @@ void mproc__exec_skip(uint64_t id);
 /* EXEC_KILL (e, or MPROC__EXEC_ALL) and EXEC_RESTART (e). MPI lock not held. */
 void mproc__exec_kill(uint64_t e);
 void mproc__exec_restart(uint64_t e, int ident);
-/* The relay watch (executor.c): the main thread, awake between its looks at MPI, reads the
- * replies of executors it handed a frame to while frames stream in (MPI lock not held);
- * nonzero while a reply is due from one it watches (that executor may share its core)... */
-int mproc__exec_relay_pump(void);
-/* Until when the main thread polls for a reply due soon (an executor whose frames take it
- * under MPROC__EXEC_REPLY_POLL_MAX_S on average owes one), rather than sleeping: 0 for none.
- * Lock-free. */
-double mproc__exec_reply_due_by(void);
+/* The relay watch (exec_replies.c): the main thread, awake between its looks at MPI, reads the
+ * replies of executors it handed a frame to while frames stream in or while their reply is due
+ * soon (their frames take them under MPROC__EXEC_REPLY_POLL_MAX_S on average; MPI lock not
+ * held). Nonzero while a reply is due from one it watches (that executor may share its core),
+ * and then *poll_until: until when such a reply is due soon, worth polling for rather than
+ * sleeping (0: none is)... */
+int mproc__exec_relay_pump(double *poll_until);
 /* ...and gives them back to the supervisor before it sleeps (its mproc__mpi_on_sleep hook;
  * lock-free). */
 void mproc__exec_relay_sleeps(void);

@@ -233,8 +233,7 @@ static int ch_recv(void *impl, uint8_t **frame, size_t *len) {
             /* An executor with a reply due may be on this core: then every look yields to it;
              * with none due, no look does (an executor spinning for its next frame would only
              * take the core while that frame comes). */
-            bo.yield = mproc__exec_relay_pump() ? 1 : 0;
-            bo.poll_until = mproc__exec_reply_due_by();
+            bo.yield = mproc__exec_relay_pump(&bo.poll_until) ? 1 : 0;
             pthread_mutex_lock(&mproc__mpi.lock);
         }
         idle_trim_look(&idle);
