@@ -288,6 +288,13 @@ mproc_mpi_test(NAME mpi_rank_crash TIMEOUT 120
 mproc_mpi_test(NAME mpi_rank_crash_repeat TIMEOUT 900
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_crash.sh ${MPROC_MPIEXEC} $<TARGET_FILE:mpi_rank_crash> 20)
 
+# A relaying rank polls for its executor's reply only while one is due within microseconds:
+# not through a long task after quick ones, nor while the pool is idle (CPU time, not wall time).
+mproc_mpi_exe(mpi_relay_idle mpi_relay_idle.c)
+mproc_mpi_test(NAME mpi_relay_idle TIMEOUT 120
+  COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe $<TARGET_FILE:mpi_relay_idle>)
+set_tests_properties(mpi_relay_idle PROPERTIES PASS_REGULAR_EXPRESSION "mpi_relay_idle: ok")
+
 # 1 ms tasks on 2 worker ranks + a master, on however many cores: no busy-waiting. Timing is
 # disturbed by other tests, so it runs alone (label perf: `ctest -LE perf` leaves it out on a
 # shared, loaded machine).

@@ -1,0 +1,135 @@
+/* mpi_relay_idle - a worker rank that relays to its executor polls for a reply only while one
+ * is due within microseconds (docs/mpi.md, "Executors"): after thousands of quick tasks have
+ * taught it that its executor answers fast, a long task must not keep it polling, nor an idle
+ * pool. Run as `mpirun -np 2` (one worker rank, one executor): the rank's CPU time (all its
+ * threads, from /proc) over 1 s while its executor sleeps in a 1 s task, and over 1 s with the
+ * pool idle, must stay far below a core; so must the master's while it waits. A rank that
+ * yield-polled for the whole task would take most of a core here (it is the only runnable
+ * process on its core).
+ *
+ * The rank is found from the task: an executor's parent is the rank's fork server, whose
+ * parent is the rank (the only one of them with more than one thread, checked).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mproc.h"
+
+/* utime + stime of a process (clock ticks), or -1. */
+static long cpu_ticks(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    long utime = -1, stime = -1;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2) return -1;
+    return utime + stime;
+}
+
+static long parent_of(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    long ppid = -1;
+    if (!p || sscanf(p + 2, "%*c %ld", &ppid) != 1) return -1;
+    return ppid;
+}
+
+static int threads_of(long pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    int t = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &t) == 1) break;
+    fclose(f);
+    return t;
+}
+
+static long square(long x) { return x * x; }
+MPROC_TASK_VALUE(square, long, long);
+
+/* The rank this executor serves: its parent's parent. */
+static long my_rank_pid(long unused) {
+    (void)unused;
+    return parent_of((long)getppid());
+}
+MPROC_TASK_VALUE(my_rank_pid, long, long);
+
+/* Sleeps 1 s and returns what the rank (pid) spent meanwhile, in clock ticks. */
+static long rank_ticks_over_a_second(long pid) {
+    long before = cpu_ticks(pid);
+    struct timespec t = {1, 0};
+    nanosleep(&t, NULL);
+    long after = cpu_ticks(pid);
+    return before < 0 || after < 0 ? -1 : after - before;
+}
+MPROC_TASK_VALUE(rank_ticks_over_a_second, long, long);
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "mpi_relay_idle: " __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Quick tasks, one frame each: the rank learns that its executor answers within microseconds. */
+static void quick_calls(mproc_pool *pool) {
+    for (long i = 0; i < 3000; i++) {
+        long y = 0;
+        CHECK(MPROC_APPLY(pool, square, &i, &y) == 0 && y == i * i, "apply: %s", mproc_last_error());
+    }
+}
+
+int main(int argc, char **argv) {
+    CHECK(mproc_init(&argc, &argv) == 0, "init: %s", mproc_last_error());
+    if (mproc_backend() != MPROC_BACKEND_MPI) {
+        printf("mpi_relay_idle: not under MPI with a worker rank, nothing to check\n");
+        mproc_finalize();
+        return 77;
+    }
+    mproc_pool *pool;
+    CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}) == 0, "pool: %s", mproc_last_error());
+    long zero = 0, rank = 0;
+    CHECK(MPROC_APPLY(pool, my_rank_pid, &zero, &rank) == 0 && rank > 1, "rank pid: %s", mproc_last_error());
+    CHECK(threads_of(rank) > 1, "pid %ld (the executor's grandparent) is not a worker rank", rank);
+    long hz = sysconf(_SC_CLK_TCK), limit = hz / 4; /* a quarter of a core */
+
+    quick_calls(pool);
+    long master_before = cpu_ticks((long)getpid()), during = -1;
+    CHECK(MPROC_APPLY(pool, rank_ticks_over_a_second, &rank, &during) == 0 && during >= 0, "long task: %s",
+          mproc_last_error());
+    long master_spent = cpu_ticks((long)getpid()) - master_before;
+
+    quick_calls(pool);
+    long idle_before = cpu_ticks(rank);
+    struct timespec t = {1, 0};
+    nanosleep(&t, NULL);
+    long idle = cpu_ticks(rank) - idle_before;
+
+    printf("mpi_relay_idle: over 1 s, in clock ticks of 1/%ld s: the rank while its executor ran a long task "
+           "%ld, the master meanwhile %ld, the rank with the pool idle %ld (limit %ld each)\n",
+           hz, during, master_spent, idle, limit);
+    CHECK(during <= limit, "the rank spent %ld ticks of %ld while its executor slept in a 1 s task", during, hz);
+    CHECK(master_spent <= limit, "the master spent %ld ticks of %ld waiting for a 1 s task", master_spent, hz);
+    CHECK(idle <= limit, "the rank spent %ld ticks of %ld with the pool idle", idle, hz);
+    mproc_pool_free(pool);
+    mproc_finalize();
+    printf("mpi_relay_idle: ok\n");
+    return 0;
+}
