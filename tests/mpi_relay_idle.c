@@ -8,7 +8,10 @@
  * process on its core).
  *
  * The rank is found from the task: an executor's parent is the rank's fork server, whose
- * parent is the rank (the only one of them with more than one thread, checked).
+ * parent is the rank (checked: the same program as ours, with more than one thread; were the
+ * executors forked by the rank itself, the grandparent would be Open MPI's daemon and the test
+ * fails rather than measure it). The master reads the rank's /proc, so the two must share a
+ * node (and a pid namespace): the test runs on one machine.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +62,16 @@ static int threads_of(long pid) {
     return t;
 }
 
+/* Whether pid runs the same program as this process. */
+static int same_program(long pid) {
+    char path[64], theirs[4096], ours[4096];
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    ssize_t a = readlink(path, theirs, sizeof theirs - 1), b = readlink("/proc/self/exe", ours, sizeof ours - 1);
+    if (a <= 0 || b <= 0) return 0;
+    theirs[a] = ours[b] = 0;
+    return strcmp(theirs, ours) == 0;
+}
+
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
 
@@ -107,7 +120,7 @@ int main(int argc, char **argv) {
     CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}) == 0, "pool: %s", mproc_last_error());
     long zero = 0, rank = 0;
     CHECK(MPROC_APPLY(pool, my_rank_pid, &zero, &rank) == 0 && rank > 1, "rank pid: %s", mproc_last_error());
-    CHECK(threads_of(rank) > 1, "pid %ld (the executor's grandparent) is not a worker rank", rank);
+    CHECK(same_program(rank) && threads_of(rank) > 1, "pid %ld (the executor's grandparent) is not a worker rank", rank);
     long hz = sysconf(_SC_CLK_TCK), limit = hz / 4; /* a quarter of a core */
 
     quick_calls(pool);

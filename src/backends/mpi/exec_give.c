@@ -182,7 +182,7 @@ static mproc__executor *executor_at(uint64_t e) {
 /* While frames stream in, or x's reply is due soon (its frames take it little time), the main
  * thread watches for x's reply itself (the relay watch, exec_replies.c), and says so in x's up
  * mailbox, so the executor posts its reply there; mu held. */
-static void watch_if_streaming_locked(mproc__executor *x) {
+static void take_watch_if_due_locked(mproc__executor *x) {
     if (!mproc__mpi_streaming() && !(atomic_load_explicit(&x->reply_by, memory_order_relaxed) > mproc__now())) return;
     mproc__mailbox *mb = atomic_load(&x->watch_mail);
     if (mb) mproc__mail_awake(mb, 1);
@@ -203,7 +203,7 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
         int live = homed.x == x && x->rings == pinned && x->fd >= 0 && !x->in_head && !x->restarting;
         if (live) {
             mproc__exec_give_locked(x, ring_item(homed.pos, len));
-            watch_if_streaming_locked(x);
+            take_watch_if_due_locked(x);
         }
         pthread_mutex_unlock(&mproc__execs.mu);
         unpin(pinned);
@@ -223,7 +223,7 @@ void mproc__exec_take(uint8_t *frame, size_t len) {
         return;
     }
     mproc__exec_give_locked(x, mproc__exec_item_new(frame, len));
-    watch_if_streaming_locked(x);
+    take_watch_if_due_locked(x);
     pthread_mutex_unlock(&mproc__execs.mu);
 }
 

@@ -278,7 +278,8 @@ void mproc__mpi_backoff_wait(mproc__backoff *b, double deadline) {
         return;
     }
     if (stream_spin(b, deadline)) return;
-    if (b->poll_until > 0 && mproc__now() < b->poll_until) { /* the caller expects something soon */
+    double now = b->poll_until > 0 ? mproc__now() : 0;
+    if (b->poll_until > 0 && now < b->poll_until && (deadline < 0 || now < deadline)) { /* due soon */
         pthread_mutex_unlock(&mproc__mpi.lock);
         sched_yield();
         pthread_mutex_lock(&mproc__mpi.lock);
