@@ -21,8 +21,9 @@
 
 #include "mproc.h"
 
-/* utime + stime of a process (clock ticks), or -1. */
-static long cpu_ticks(long pid) {
+/* Fields of /proc/PID/stat after the name: its parent, and its utime + stime in clock ticks.
+ * 0, or -1 when it cannot be read. */
+static int read_stat(long pid, long *ppid, long *ticks) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
@@ -31,23 +32,20 @@ static long cpu_ticks(long pid) {
     fclose(f);
     buf[n] = 0;
     char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    long utime = -1, stime = -1;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2) return -1;
-    return utime + stime;
+    long utime, stime;
+    if (!p || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", ppid, &utime, &stime) != 3) return -1;
+    *ticks = utime + stime;
+    return 0;
+}
+
+static long cpu_ticks(long pid) {
+    long ppid, ticks;
+    return read_stat(pid, &ppid, &ticks) < 0 ? -1 : ticks;
 }
 
 static long parent_of(long pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    long ppid = -1;
-    if (!p || sscanf(p + 2, "%*c %ld", &ppid) != 1) return -1;
-    return ppid;
+    long ppid, ticks;
+    return read_stat(pid, &ppid, &ticks) < 0 ? -1 : ppid;
 }
 
 static int threads_of(long pid) {

@@ -1,7 +1,8 @@
 /* exec_replies.c - a worker rank's executors' replies, read from their mailboxes, rings and
  * sockets and forwarded to the master, by the supervisor (executor.c) or, while frames stream
- * in or a reply is due soon, by the rank's main thread itself (the relay watch, below). A reply that breaks the
- * book-keeping (a frame of an unexpected kind, an answer to nothing given) ends its executor.
+ * in or a reply is due soon, by the rank's main thread itself (the relay watch, below). A
+ * reply that breaks the book-keeping (a frame of an unexpected kind, an answer to nothing
+ * given) ends its executor.
  */
 #include <pthread.h>
 #include <stdatomic.h>

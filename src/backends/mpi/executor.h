@@ -25,7 +25,8 @@
  * Threads: the rank's main thread (its MPI receive loop) hands frames in; a supervisor thread
  * writes what cannot be written at once, reads the executor's replies, sends them to the master
  * and notices the executor's end (while frames stream in, or a reply is due soon, the main
- * thread reads the replies itself: the relay watch, exec_replies.c). Neither holds the MPI lock while taking the executor's own.
+ * thread reads the replies itself: the relay watch, exec_replies.c). Neither holds the MPI
+ * lock while taking the executor's own.
  */
 #ifndef MPROC_MPI_EXECUTOR_H
 #define MPROC_MPI_EXECUTOR_H
