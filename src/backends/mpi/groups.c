@@ -366,14 +366,19 @@ long mproc__mpi_worker_pid(mproc__group *g, int worker) {
 #define KILLED_GONE_S 5.0
 
 /* Every executor of the ranks marked in `killed` (a char per rank) is reported gone (its
- * EXEC_DIED came: its view's pid is 0), or its rank is lost. Lock held. */
+ * EXEC_DIED came: its view's pid is 0 and it is not starting), or its rank is lost. Lock held.
+ * A starting one counts as alive: its rank may have started it already and be feeding it the
+ * frames queued behind its RESTART while its EXEC_STARTED is still on the way; the KILL queued
+ * behind those frames ends it, and its EXEC_DIED (after the EXEC_STARTED) says so. */
 static int killed_are_gone(const void *arg) {
     const char *killed = arg;
     for (int r = 1; r < mproc__mpi.size; r++) {
         if (!killed[r] || mproc__mpi_is_gone(r)) continue;
         const mproc__exec_view *x = &mproc__master.exec[r];
-        for (int e = 0; e < x->nexec; e++)
-            if (mproc__master.wk[x->first + e].pid != 0) return 0;
+        for (int e = 0; e < x->nexec; e++) {
+            const mproc__worker_view *v = &mproc__master.wk[x->first + e];
+            if (v->pid != 0 || v->starting) return 0;
+        }
     }
     return 1;
 }

@@ -487,6 +487,9 @@ static void relay(int rank) {
             mproc__exec_take(f, len);
             continue;
         case MPROC__FRAME_SKIP:
+#ifdef MPROC_TEST_LAGGING
+            usleep(1000); /* test builds only (routing.c): a rank slow to read, as on a busy node */
+#endif
             mproc__exec_skip(mproc__hdr_id(f));
             break;
         case MPROC__FRAME_EXEC_KILL:
