@@ -9,7 +9,7 @@
  * Run under mpirun with MPROC_MPI_MODULE naming the test build of the backend whose master never
  * hears EXEC_STARTED and whose ranks act on each SKIP 1 ms late (tests/mpi_tests.cmake:
  * mproc_mpi_lagging): every restarted executor stays "starting" for the master, and keeps
- * taking its queued tasks while its rank works through the SKIPs. Each round queues 400 tasks
+ * taking its queued tasks while its rank works through the SKIPs. Each round queues 1000 tasks
  * that leave a file as they start, terminates 30 ms later, frees, and checks that no file
  * appears in the next 300 ms.
  */
@@ -37,7 +37,7 @@ static long mark_then_sleep(marked_job job) {
 }
 MPROC_TASK_VALUE(mark_then_sleep, marked_job, long);
 
-enum { N = 400, ROUNDS = 8 };
+enum { N = 1000, ROUNDS = 8 }; /* 2 ms each: far more than a round lets start */
 
 static int files_in(const char *dir) {
     int count = 0;

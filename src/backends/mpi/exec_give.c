@@ -244,6 +244,9 @@ void mproc__exec_kill(uint64_t e) {
         if (x->in_head || x->restarting) { /* meant for what comes after the queued RESTART */
             mproc__exec_push(&x->in_head, &x->in_tail, mproc__exec_item_new(NULL, 2));
             queued = 1;
+            /* One being retired meanwhile (asked to leave, perhaps still in a task of the pool
+             * now terminated) goes at once rather than when it finishes or its grace ends. */
+            if (x->restarting && x->retiring && x->fd >= 0 && x->pid > 0) kill(x->pid, SIGKILL);
         } else if (x->fd >= 0 && x->pid > 0) {
             kill(x->pid, SIGKILL); /* its EOF tells the supervisor */
         }

@@ -362,8 +362,10 @@ long mproc__mpi_worker_pid(mproc__group *g, int worker) {
 }
 
 /* Longest a stopping pool waits for the executors it killed to be reported gone: a rank reaps
- * its executor within 2 s (exec_state.h's MPROC__EXEC_REAP_GRACE) even when the process will not die. */
-#define KILLED_GONE_S 5.0
+ * a killed executor within 2 s (exec_state.h's MPROC__EXEC_REAP_GRACE) even when the process
+ * will not die, and one still starting may first take its fork server's 10 s to start
+ * (fork_server.c's SPAWN_TIMEOUT_S). Past it the pool stops anyway, saying so. */
+#define KILLED_GONE_S 15.0
 
 /* Every executor of the ranks marked in `killed` (a char per rank) is reported gone (its
  * EXEC_DIED came: its view's pid is 0 and it is not starting), or its rank is lost. Lock held.
@@ -381,6 +383,21 @@ static int killed_are_gone(const void *arg) {
         }
     }
     return 1;
+}
+
+/* Lock held. The wait for killed executors ran out: a task of the stopped pool may still run. */
+static void warn_not_gone(const char *killed) {
+    for (int r = 1; r < mproc__mpi.size; r++) {
+        if (!killed[r] || mproc__mpi_is_gone(r)) continue;
+        const mproc__exec_view *x = &mproc__master.exec[r];
+        for (int e = 0; e < x->nexec; e++) {
+            const mproc__worker_view *v = &mproc__master.wk[x->first + e];
+            if (v->pid != 0 || v->starting)
+                fprintf(stderr, "mproc: warning: worker rank %d (host %s): executor %d was not reported gone %.0f s after "
+                                "the pool was terminated; a task of that pool may still be running there\n",
+                        r, x->host[0] ? x->host : "?", e, KILLED_GONE_S);
+        }
+    }
 }
 
 /* Lock held. As a fork pool's workers end with it, the executors that ran this pool's tasks go
@@ -424,7 +441,9 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
     }
     /* As Python's terminate(): when this returns, no task of the pool still runs or starts (a
      * killed executor could otherwise take a frame already queued for it in the meantime). */
-    if (any_killed && killed) mproc__mpi_wait_until(killed_are_gone, killed, mproc__deadline(KILLED_GONE_S), MPROC__MPI_BUSY_CAP_NS);
+    if (any_killed && killed &&
+        !mproc__mpi_wait_until(killed_are_gone, killed, mproc__deadline(KILLED_GONE_S), MPROC__MPI_BUSY_CAP_NS))
+        warn_not_gone(killed);
     retire_used_executors(g, killed);
     free(killed);
     while (g->head) {
