@@ -20,55 +20,7 @@
 #include <unistd.h>
 
 #include "mproc.h"
-
-/* Fields of /proc/PID/stat after the name: its parent, and its utime + stime in clock ticks.
- * 0, or -1 when it cannot be read. */
-static int read_stat(long pid, long *ppid, long *ticks) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    long utime, stime;
-    if (!p || sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", ppid, &utime, &stime) != 3) return -1;
-    *ticks = utime + stime;
-    return 0;
-}
-
-static long cpu_ticks(long pid) {
-    long ppid, ticks;
-    return read_stat(pid, &ppid, &ticks) < 0 ? -1 : ticks;
-}
-
-static long parent_of(long pid) {
-    long ppid, ticks;
-    return read_stat(pid, &ppid, &ticks) < 0 ? -1 : ppid;
-}
-
-static int threads_of(long pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%ld/status", pid);
-    FILE *f = fopen(path, "r");
-    int t = -1;
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &t) == 1) break;
-    fclose(f);
-    return t;
-}
-
-/* Whether pid runs the same program as this process. */
-static int same_program(long pid) {
-    char path[64], theirs[4096], ours[4096];
-    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-    ssize_t a = readlink(path, theirs, sizeof theirs - 1), b = readlink("/proc/self/exe", ours, sizeof ours - 1);
-    if (a <= 0 || b <= 0) return 0;
-    theirs[a] = ours[b] = 0;
-    return strcmp(theirs, ours) == 0;
-}
+#include "proc_info.h"
 
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);

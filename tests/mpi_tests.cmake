@@ -380,3 +380,12 @@ mproc_mpi_test(NAME mpi_terminate_starting TIMEOUT 180 COMMAND ${MPROC_MPIEXEC} 
   -x MPROC_MPI_MODULE=$<TARGET_FILE:mproc_mpi_lagging> $<TARGET_FILE:mpi_terminate_starting>)
 set_tests_properties(mpi_terminate_starting PROPERTIES PASS_REGULAR_EXPRESSION "mpi_terminate_starting: ok"
   FAIL_REGULAR_EXPRESSION "was not reported gone")
+
+# ... and that wait is bounded: a rank stopped (SIGSTOP) while its executor runs a task cannot
+# report it killed; join returns after 15 s with the master's warning, and the rank, continued,
+# serves the next pool. MPROC_MPI_LOST_TIMEOUT keeps the watchdog from declaring it lost first.
+mproc_mpi_exe(mpi_terminate_stopped_rank mpi_terminate_stopped_rank.c)
+mproc_mpi_test(NAME mpi_terminate_stopped_rank TIMEOUT 120 COMMAND ${MPROC_MPIEXEC} -np 2 --oversubscribe
+  -x MPROC_MPI_LOST_TIMEOUT=120 $<TARGET_FILE:mpi_terminate_stopped_rank>)
+set_tests_properties(mpi_terminate_stopped_rank PROPERTIES PASS_REGULAR_EXPRESSION
+  "mproc: warning: worker rank 1 [(]host [^)]*[)]: executor 0 was not reported gone 15 s after the pool was terminated[^~]*mpi_terminate_stopped_rank: ok")
