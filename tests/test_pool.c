@@ -414,6 +414,45 @@ static void on_error(void *ud, int err, const char *msg) {
     last_err = err;
 }
 
+/* A callback runs on the pool's own loop: terminate there stops the pool once the callback
+ * returns; join and free there would wait for themselves and are refused (a new-user trial
+ * found all three hanging). */
+typedef struct stop_in_cb {
+    mproc_pool *pool;
+    int terminate_rc, join_rc, free_rc;
+    char join_msg[256];
+} stop_in_cb;
+static void stop_from_callback(void *ud, const void *data, size_t len) {
+    (void)data;
+    (void)len;
+    stop_in_cb *s = ud;
+    s->join_rc = mproc_pool_join(s->pool);
+    snprintf(s->join_msg, sizeof s->join_msg, "%s", mproc_last_error());
+    s->free_rc = mproc_pool_free(s->pool);
+    s->terminate_rc = mproc_pool_terminate(s->pool);
+}
+
+static void test_terminate_from_a_callback(void **state) {
+    stop_in_cb s = {.join_rc = 1, .free_rc = 1, .terminate_rc = 1};
+    s.pool = new_pool(0);
+    long x = 7, y = 0, more = 3;
+    mproc_call_opts o = {.callback = stop_from_callback, .userdata = &s};
+    mproc_async *a, *queued;
+    assert_int_equal(mproc_apply_async(s.pool, &square_task, &x, sizeof x, &o, &a), 0);
+    assert_int_equal(mproc_async_wait(a, 30.0), 0); /* the callback returned: no hang */
+    assert_int_equal(mproc_async_get_into(a, 0, &y, sizeof y), 0);
+    assert_int_equal(y, 49);
+    mproc_async_free(a);
+    assert_int_equal(s.join_rc, MPROC_ESTATE);
+    assert_non_null(strstr(s.join_msg, "callback"));
+    assert_int_equal(s.free_rc, MPROC_ESTATE);
+    assert_int_equal(s.terminate_rc, 0);
+    /* The pool is terminated: new work is refused, and join returns outside the callback. */
+    assert_int_equal(mproc_apply_async(s.pool, &square_task, &more, sizeof more, NULL, &queued), MPROC_ECLOSED);
+    assert_int_equal(mproc_pool_join(s.pool), 0);
+    assert_int_equal(mproc_pool_free(s.pool), 0);
+}
+
 static void test_callbacks(void **state) {
     mproc_pool *pool = new_pool(0);
     mproc_call_opts o = {.callback = on_result, .error_callback = on_error};
@@ -970,6 +1009,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_imap_window_is_bounded),
     cmocka_unit_test(test_get_timeout_then_success),
     cmocka_unit_test(test_callbacks),
+    cmocka_unit_test(test_terminate_from_a_callback),
     cmocka_unit_test(test_bytes_results_of_any_size),
     cmocka_unit_test(test_an_idle_worker_gives_back_big_frames_memory),
     cmocka_unit_test(test_initializer),

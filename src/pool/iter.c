@@ -382,7 +382,8 @@ static int iter_create(mproc_pool *pool, const mproc_task *task, const iter_inpu
     pthread_mutex_lock(&mproc__core_lock);
     rc = mproc__pool_check(pool, fn);
     if (rc == 0 && pool->state != MPROC__POOL_RUN)
-        rc = mproc__error(MPROC_ECLOSED, "%s: the pool is closed", fn);
+        rc = mproc__error(MPROC_ECLOSED, "%s: the pool is %s", fn,
+                          pool->state == MPROC__POOL_CLOSED ? "closed" : "terminated");
     if (rc == 0) rc = mproc__progress_start(&it->owner.prog, opts, gen ? 0 : n, task->name, fn);
     if (rc < 0) {
         mproc__iter_journal_end(mproc__iter_journal_take(it)); /* lock held: as the close wants */

@@ -155,13 +155,24 @@ static void join_thread(mproc_pool *p) {
     }
 }
 
+/* join and free wait for the pool's loop to end: from one of its callbacks (which that loop
+ * runs) they would wait for themselves. */
+static int refuse_in_callback(const mproc_pool *p, const char *fn) {
+    if (mproc__loop_pool != p) return 0;
+    return mproc__error(MPROC_ESTATE, "%s: called from a callback of this pool, which runs on the pool's own loop "
+                                      "and would wait for itself; call it after the callback returns "
+                                      "(mproc_pool_terminate may be called there)", fn);
+}
+
 int mproc_pool_terminate(mproc_pool *pool) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_terminate");
     if (rc == 0) {
         pool->state = MPROC__POOL_TERMINATED;
         mproc__pool_wake(pool);
-        join_thread(pool);
+        /* From a callback of the pool: it stops once the callback returns (its workers killed
+         * then); a join or free after that waits for it, as after any terminate. */
+        if (mproc__loop_pool != pool) join_thread(pool);
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
@@ -170,6 +181,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
 int mproc_pool_join(mproc_pool *pool) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_join");
+    if (rc == 0) rc = refuse_in_callback(pool, "mproc_pool_join");
     if (rc == 0 && pool->state == MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ESTATE, "mproc_pool_join: call mproc_pool_close() or mproc_pool_terminate() first");
     if (rc == 0) join_thread(pool);
@@ -181,6 +193,7 @@ int mproc_pool_free(mproc_pool *pool) {
     if (!pool) return 0;
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_free");
+    if (rc == 0) rc = refuse_in_callback(pool, "mproc_pool_free");
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;

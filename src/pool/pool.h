@@ -536,6 +536,11 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 /* The result thread's body (arg: the pool), started by mproc_pool_create. */
 void *mproc__pool_result_thread(void *arg);
 
+/* The pool whose loop this thread runs now - its result thread, or a caller driving it - and
+ * so whose callbacks run here; NULL elsewhere. join and free refuse to wait for that loop from
+ * inside it, and terminate there does not wait for it (lifecycle.c). */
+extern _Thread_local mproc_pool *mproc__loop_pool;
+
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
 
 /* A new job for apply (is_map 0) or map, with the call's options; its chunks use ops. */

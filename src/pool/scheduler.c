@@ -468,9 +468,14 @@ int mproc__pool_try_drive(mproc_pool *p) {
     return 1;
 }
 
+_Thread_local mproc_pool *mproc__loop_pool;
+
 void mproc__pool_drive(mproc_pool *p, const int *done) {
+    mproc_pool *outer = mproc__loop_pool; /* a callback of another pool may drive this one */
+    mproc__loop_pool = p;
     while (!*done && !p->restarts_due && p->state != MPROC__POOL_TERMINATED)
         if (serve_step(p, -1.0, done) < 0) break;
+    mproc__loop_pool = outer;
     p->driver = MPROC__DRIVER_NONE;
     /* The result thread takes over whatever is left; an idle pool lets it sleep on. */
     if (!pool_idle(p)) pthread_cond_signal(&p->park);
@@ -532,6 +537,7 @@ static void skip_everything_sent(mproc_pool *p) {
 
 void *mproc__pool_result_thread(void *arg) {
     mproc_pool *p = arg;
+    mproc__loop_pool = p;
     mproc__group *g = NULL;
     /* Workers are forked from this thread so their parent-death signal follows the pool. */
     p->started_at = mproc__now(); /* published under the lock below, before any event */

@@ -130,7 +130,8 @@ int mproc__mpi_group_start(int n, int per_rank, mproc__group **out) {
     if (mproc__master.group) {
         pthread_mutex_unlock(&mproc__mpi.lock);
         return mproc__error(MPROC_EBUSY, "mpi: another pool is using the worker ranks; under MPI "
-                                         "one pool runs at a time (free it first)");
+                                         "one pool runs at a time (end it first: mproc_pool_terminate, or "
+                                         "mproc_pool_close and mproc_pool_join)");
     }
     mproc__group *g = group_new(n, per_rank);
     if (!g) {
