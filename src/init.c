@@ -145,6 +145,11 @@ int mproc_finalize(void) {
      * copies of the master's pools are not its own (their threads did not survive the fork),
      * and shutting them down would wait forever. The child just leaves. */
     if (!mproc__runtime_is_init_process()) return 0;
+    /* In a callback the pool's loop is below us on this thread: it cannot be waited for, and
+     * it would go on with the backend gone. exit() there leaves as a crash would. */
+    if (mproc__in_pool_loop())
+        return mproc__error(MPROC_ESTATE, "mproc_finalize: called in a pool's callback (on the pool's own loop); "
+                                          "call it after the callback returns");
     mproc__pools_shutdown();
     mproc__processes_shutdown();
     mproc__runtime_stop();

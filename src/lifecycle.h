@@ -6,6 +6,8 @@
 #define MPROC_LIFECYCLE_H
 
 void mproc__pools_shutdown(void);
+/* 1 when this thread runs a pool's loop now (it is in one of that pool's callbacks). */
+int mproc__in_pool_loop(void);
 void mproc__processes_shutdown(void);
 
 #endif /* MPROC_LIFECYCLE_H */

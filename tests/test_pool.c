@@ -415,11 +415,12 @@ static void on_error(void *ud, int err, const char *msg) {
 }
 
 /* A callback runs on the pool's own loop: terminate there stops the pool once the callback
- * returns; join and free there would wait for themselves and are refused (a new-user trial
- * found all three hanging). */
+ * returns; join, free, a blocking apply or a wait for another of its handles, and finalize
+ * would wait for that loop, so for themselves, and are refused (a new-user trial found
+ * terminate, join and free hanging there). */
 typedef struct stop_in_cb {
     mproc_pool *pool;
-    int terminate_rc, join_rc, free_rc;
+    int terminate_rc, join_rc, free_rc, apply_rc, wait_rc, finalize_rc;
     char join_msg[256];
 } stop_in_cb;
 static void stop_from_callback(void *ud, const void *data, size_t len) {
@@ -429,11 +430,19 @@ static void stop_from_callback(void *ud, const void *data, size_t len) {
     s->join_rc = mproc_pool_join(s->pool);
     snprintf(s->join_msg, sizeof s->join_msg, "%s", mproc_last_error());
     s->free_rc = mproc_pool_free(s->pool);
+    long x = 5, y;
+    s->apply_rc = mproc_apply(s->pool, &square_task, &x, sizeof x, &y, sizeof y, NULL);
+    mproc_async *later;
+    if (mproc_apply_async(s->pool, &square_task, &x, sizeof x, NULL, &later) == 0) {
+        s->wait_rc = mproc_async_wait(later, 5.0); /* its result cannot come while we are here */
+        mproc_async_free(later);
+    }
+    s->finalize_rc = mproc_finalize();
     s->terminate_rc = mproc_pool_terminate(s->pool);
 }
 
 static void test_terminate_from_a_callback(void **state) {
-    stop_in_cb s = {.join_rc = 1, .free_rc = 1, .terminate_rc = 1};
+    stop_in_cb s = {.join_rc = 1, .free_rc = 1, .terminate_rc = 1, .apply_rc = 1, .wait_rc = 1, .finalize_rc = 1};
     s.pool = new_pool(0);
     long x = 7, y = 0, more = 3;
     mproc_call_opts o = {.callback = stop_from_callback, .userdata = &s};
@@ -446,6 +455,9 @@ static void test_terminate_from_a_callback(void **state) {
     assert_int_equal(s.join_rc, MPROC_ESTATE);
     assert_non_null(strstr(s.join_msg, "callback"));
     assert_int_equal(s.free_rc, MPROC_ESTATE);
+    assert_int_equal(s.apply_rc, MPROC_ESTATE); /* waits on the pool: refused, nothing queued */
+    assert_int_equal(s.wait_rc, MPROC_ESTATE);
+    assert_int_equal(s.finalize_rc, MPROC_ESTATE);
     assert_int_equal(s.terminate_rc, 0);
     /* The pool is terminated: new work is refused, and join returns outside the callback. */
     assert_int_equal(mproc_apply_async(s.pool, &square_task, &more, sizeof more, NULL, &queued), MPROC_ECLOSED);

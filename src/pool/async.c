@@ -244,9 +244,11 @@ int mproc_apply(mproc_pool *pool, const mproc_task *task, const void *arg, size_
                 void *out, size_t out_cap, size_t *out_len) {
     if (out_len) *out_len = 0;
     if (!out && out_cap) return mproc__error(MPROC_EINVAL, "mproc_apply: out is NULL but out_cap is %zu", out_cap);
+    int rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_apply");
+    if (rc < 0) return rc;
     mproc_async *a;
     int drive;
-    int rc = apply_submit(pool, task, arg, arg_len, out_cap, NULL, &a, &drive, "mproc_apply");
+    rc = apply_submit(pool, task, arg, arg_len, out_cap, NULL, &a, &drive, "mproc_apply");
     if (rc < 0) return rc;
     if (drive) { /* an idle pool: this thread sends the task and waits for its reply itself */
         pthread_mutex_lock(&mproc__core_lock);
@@ -427,7 +429,8 @@ int mproc_map(mproc_pool *pool, const mproc_task *task, const void *in, size_t i
               void *out, size_t out_size, size_t n, const mproc_call_opts *opts) {
     mproc_async *a;
     map_spec m = {in, in_size, out, out_size, NULL, NULL, n, 0};
-    int rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map");
+    int rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_map");
+    if (rc == 0) rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map");
     return rc < 0 ? rc : map_wait(a, "mproc_map");
 }
 
@@ -441,6 +444,7 @@ int mproc_map_items(mproc_pool *pool, const mproc_task *task, const mproc_item *
                     const mproc_call_opts *opts) {
     mproc_async *a;
     map_spec m = {NULL, 0, NULL, 0, in, out, n, 1};
-    int rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map_items");
+    int rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_map_items");
+    if (rc == 0) rc = map_submit(pool, task, &m, opts, 1, &a, "mproc_map_items");
     return rc < 0 ? rc : map_wait(a, "mproc_map_items");
 }

@@ -155,13 +155,11 @@ static void join_thread(mproc_pool *p) {
     }
 }
 
-/* join and free wait for the pool's loop to end: from one of its callbacks (which that loop
- * runs) they would wait for themselves. */
-static int refuse_in_callback(const mproc_pool *p, const char *fn) {
-    if (mproc__loop_pool != p) return 0;
-    return mproc__error(MPROC_ESTATE, "%s: called from a callback of this pool, which runs on the pool's own loop "
-                                      "and would wait for itself; call it after the callback returns "
-                                      "(mproc_pool_terminate may be called there)", fn);
+int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
+    if (!p || mproc__loop_pool != p) return 0;
+    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
+                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
+                                      "called there)", fn);
 }
 
 int mproc_pool_terminate(mproc_pool *pool) {
@@ -181,7 +179,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
 int mproc_pool_join(mproc_pool *pool) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_join");
-    if (rc == 0) rc = refuse_in_callback(pool, "mproc_pool_join");
+    if (rc == 0) rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_pool_join");
     if (rc == 0 && pool->state == MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ESTATE, "mproc_pool_join: call mproc_pool_close() or mproc_pool_terminate() first");
     if (rc == 0) join_thread(pool);
@@ -193,7 +191,7 @@ int mproc_pool_free(mproc_pool *pool) {
     if (!pool) return 0;
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_free");
-    if (rc == 0) rc = refuse_in_callback(pool, "mproc_pool_free");
+    if (rc == 0) rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_pool_free");
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;
@@ -210,12 +208,18 @@ int mproc_pool_free(mproc_pool *pool) {
     return 0;
 }
 
+int mproc__in_pool_loop(void) { return mproc__loop_pool != NULL; }
+
 void mproc__pools_shutdown(void) {
     for (;;) {
         pthread_mutex_lock(&mproc__core_lock);
         mproc_pool *p = live_pools;
+        /* exit() or mproc_finalize in a callback: the pool whose loop runs it cannot be waited
+         * for here; it is terminated (its workers go when the process does) and left. */
+        while (p && p == mproc__loop_pool) p = p->next_live;
         pthread_mutex_unlock(&mproc__core_lock);
-        if (!p) return;
+        if (!p) break;
         mproc_pool_free(p);
     }
+    if (mproc__loop_pool) mproc_pool_terminate(mproc__loop_pool);
 }

@@ -540,6 +540,9 @@ void *mproc__pool_result_thread(void *arg);
  * so whose callbacks run here; NULL elsewhere. join and free refuse to wait for that loop from
  * inside it, and terminate there does not wait for it (lifecycle.c). */
 extern _Thread_local mproc_pool *mproc__loop_pool;
+/* MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
+ * else 0. */
+int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn);
 
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
 

@@ -463,7 +463,9 @@ static void restart_due_workers(mproc_pool *p) {
 }
 
 int mproc__pool_try_drive(mproc_pool *p) {
-    if (!p->parked || p->driver != MPROC__DRIVER_NONE || !pool_idle(p) || !p->g) return 0;
+    /* A callback (on another pool's loop) waits the plain way: a drive inside it would hide
+     * from join and free which loops this thread runs. */
+    if (mproc__loop_pool || !p->parked || p->driver != MPROC__DRIVER_NONE || !pool_idle(p) || !p->g) return 0;
     p->driver = MPROC__DRIVER_CALLER;
     return 1;
 }
