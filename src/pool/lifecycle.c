@@ -155,13 +155,6 @@ static void join_thread(mproc_pool *p) {
     }
 }
 
-int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
-    if (!p || mproc__loop_pool != p) return 0;
-    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
-                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
-                                      "called there)", fn);
-}
-
 int mproc_pool_terminate(mproc_pool *pool) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_terminate");

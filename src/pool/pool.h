@@ -541,8 +541,13 @@ void *mproc__pool_result_thread(void *arg);
  * inside it, and terminate there does not wait for it (lifecycle.c). */
 extern _Thread_local mproc_pool *mproc__loop_pool;
 /* MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
- * else 0. */
-int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn);
+ * else 0. Inline: the files of every level below the scheduler ask it. */
+static inline int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
+    if (!p || mproc__loop_pool != p) return 0;
+    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
+                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
+                                      "called there)", fn);
+}
 
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
 
