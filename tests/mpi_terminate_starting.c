@@ -13,41 +13,15 @@
  * that leave a file as they start, terminates 30 ms later, frees, and checks that no file
  * appears in the next 300 ms.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mproc.h"
-
-typedef struct marked_job {
-    char dir[64];
-    long item, ms;
-} marked_job;
-
-/* Leaves a file named after its item as it starts, then sleeps. */
-static long mark_then_sleep(marked_job job) {
-    char path[96];
-    snprintf(path, sizeof path, "%s/%ld", job.dir, job.item);
-    int fd = open(path, O_CREAT | O_WRONLY, 0600);
-    if (fd >= 0) close(fd);
-    usleep((useconds_t)job.ms * 1000);
-    return job.item;
-}
-MPROC_TASK_VALUE(mark_then_sleep, marked_job, long);
+#include "marked_tasks.h"
 
 enum { N = 1000, ROUNDS = 8 }; /* 2 ms each: far more than a round lets start */
-
-static int files_in(const char *dir) {
-    int count = 0;
-    for (int i = 0; i < N; i++) {
-        char path[96];
-        snprintf(path, sizeof path, "%s/%d", dir, i);
-        count += access(path, F_OK) == 0;
-    }
-    return count;
-}
 
 static int fail(const char *what) {
     fprintf(stderr, "mpi_terminate_starting: %s: %s\n", what, mproc_last_error());
@@ -68,9 +42,9 @@ static int round_once(const char *dir, int round) {
     if (mproc_pool_terminate(pool) < 0 || mproc_pool_join(pool) < 0) return fail("terminate/join");
     for (int i = 0; i < N; i++) mproc_async_free(h[i]);
     if (mproc_pool_free(pool) < 0) return fail("pool_free");
-    int started = files_in(dir);
+    int started = files_in(dir, N);
     usleep(300000);
-    int after = files_in(dir);
+    int after = files_in(dir, N);
     for (int i = 0; i < N; i++) {
         char path[96];
         snprintf(path, sizeof path, "%s/%d", dir, i);

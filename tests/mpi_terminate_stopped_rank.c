@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 #include "mproc.h"
-#include "proc_info.h"
+#include "test_support.h"
 
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
 
 static long my_rank_pid(long unused) {
     (void)unused;
-    return parent_of((long)getppid());
+    return mproc_test_my_rank();
 }
 MPROC_TASK_VALUE(my_rank_pid, long, long);
 
@@ -34,50 +34,35 @@ static long sleepy(long s) {
 }
 MPROC_TASK_VALUE(sleepy, long, long);
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "mpi_terminate_stopped_rank: " __VA_ARGS__);                           \
-            fputc('\n', stderr);                                                                   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 int main(int argc, char **argv) {
-    CHECK(mproc_init(&argc, &argv) == 0, "init: %s", mproc_last_error());
-    CHECK(mproc_backend() == MPROC_BACKEND_MPI, "run it under mpirun with a worker rank");
+    MPROC_TEST_REQUIRE(mproc_init(&argc, &argv) == 0, "init: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(mproc_backend() == MPROC_BACKEND_MPI, "run it under mpirun with a worker rank");
     mproc_pool *pool;
-    CHECK(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}) == 0, "pool: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(mproc_pool_create(&pool, &(mproc_pool_opts){.processes = 1}) == 0, "pool: %s", mproc_last_error());
     long zero = 0, rank = 0;
-    CHECK(MPROC_APPLY(pool, my_rank_pid, &zero, &rank) == 0 && rank > 1, "rank pid: %s", mproc_last_error());
-    CHECK(same_program(rank) && threads_of(rank) > 1, "pid %ld (the executor's grandparent) is not a worker rank", rank);
+    MPROC_TEST_REQUIRE(MPROC_APPLY(pool, my_rank_pid, &zero, &rank) == 0 && rank > 1, "rank pid: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(mproc_test_is_worker_rank(rank), "pid %ld (the executor's grandparent) is not a worker rank", rank);
 
     long thirty = 30;
     mproc_async *a;
-    CHECK(mproc_apply_async(pool, &sleepy_task, &thirty, sizeof thirty, NULL, &a) == 0, "apply_async: %s",
+    MPROC_TEST_REQUIRE(mproc_apply_async(pool, &sleepy_task, &thirty, sizeof thirty, NULL, &a) == 0, "apply_async: %s",
           mproc_last_error());
     usleep(300000); /* it runs */
-    CHECK(kill((pid_t)rank, SIGSTOP) == 0, "SIGSTOP the rank");
-    double t0 = now_s();
+    MPROC_TEST_REQUIRE(kill((pid_t)rank, SIGSTOP) == 0, "SIGSTOP the rank");
+    double t0 = mproc_test_now();
     int trc = mproc_pool_terminate(pool), jrc = mproc_pool_join(pool);
-    double waited = now_s() - t0;
+    double waited = mproc_test_now() - t0;
     kill((pid_t)rank, SIGCONT);
-    CHECK(trc == 0 && jrc == 0, "terminate %d, join %d: %s", trc, jrc, mproc_last_error());
+    MPROC_TEST_REQUIRE(trc == 0 && jrc == 0, "terminate %d, join %d: %s", trc, jrc, mproc_last_error());
     printf("mpi_terminate_stopped_rank: terminate and join returned after %.1f s with the rank stopped\n", waited);
-    CHECK(waited >= 14.5 && waited < 25.0, "want the wait's 15 s, got %.1f s", waited);
-    CHECK(mproc_async_get(a, 10.0, NULL, NULL) == MPROC_ECLOSED, "the terminated call: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(waited >= 14.5 && waited < 25.0, "want the wait's 15 s, got %.1f s", waited);
+    MPROC_TEST_REQUIRE(mproc_async_get(a, 10.0, NULL, NULL) == MPROC_ECLOSED, "the terminated call: %s", mproc_last_error());
     mproc_async_free(a);
-    CHECK(mproc_pool_free(pool) == 0, "free: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(mproc_pool_free(pool) == 0, "free: %s", mproc_last_error());
 
-    CHECK(mproc_pool_create(&pool, NULL) == 0, "second pool: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(mproc_pool_create(&pool, NULL) == 0, "second pool: %s", mproc_last_error());
     long x = 12, y = 0;
-    CHECK(MPROC_APPLY(pool, square, &x, &y) == 0 && y == 144, "the continued rank: %s", mproc_last_error());
+    MPROC_TEST_REQUIRE(MPROC_APPLY(pool, square, &x, &y) == 0 && y == 144, "the continued rank: %s", mproc_last_error());
     mproc_pool_free(pool);
     mproc_finalize();
     printf("mpi_terminate_stopped_rank: ok\n");

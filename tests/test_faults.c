@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "mproc.h"
+#include "marked_tasks.h"
 #include "test_support.h"
 
 typedef struct once_arg {
@@ -109,32 +110,6 @@ static long sleepy(long ms) {
     return ms;
 }
 MPROC_TASK_VALUE(sleepy, long, long);
-
-/* A task that leaves a file named after its item in a directory as it starts, then sleeps. */
-typedef struct marked_job {
-    char dir[64];
-    long item, ms;
-} marked_job;
-
-static long mark_then_sleep(marked_job job) {
-    char path[96];
-    snprintf(path, sizeof path, "%s/%ld", job.dir, job.item);
-    int fd = open(path, O_CREAT | O_WRONLY, 0600);
-    if (fd >= 0) close(fd);
-    usleep((useconds_t)job.ms * 1000);
-    return job.item;
-}
-MPROC_TASK_VALUE(mark_then_sleep, marked_job, long);
-
-static int files_in(const char *dir, int n) {
-    int count = 0;
-    for (int i = 0; i < n; i++) {
-        char path[96];
-        snprintf(path, sizeof path, "%s/%d", dir, i);
-        count += access(path, F_OK) == 0;
-    }
-    return count;
-}
 
 static void test_initializer_that_kills_its_worker_is_reported_once(void **state) {
     mproc_pool *pool;

@@ -1,7 +1,8 @@
 /* test_support.h - what several test programs share: a main() that starts mproc before
  * running a cmocka group (so worker ranks under mpirun never reach cmocka), a check that a
- * process no longer runs, and for the stand-alone MPI programs a CHECK that fails main, a
- * monotonic clock and a task's way to kill its own rank. Include after "mproc.h" (and
+ * process no longer runs, and for the stand-alone MPI programs a CHECK that fails main (or
+ * REQUIRE, that exits), a monotonic clock, a task's way to find or kill its own rank, and what
+ * /proc says of a rank (its CPU time, whether it is one). Include after "mproc.h" (and
  * <cmocka.h> where used).
  */
 #ifndef MPROC_TEST_SUPPORT_H
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +53,34 @@ static inline long mproc_test_my_rank(void) {
     return mproc_test_parent_of(mproc_test_parent_of((long)getpid()));
 }
 
+/* pid's utime + stime in clock ticks, or -1 when it is gone. */
+static inline long mproc_test_cpu_ticks(long pid) {
+    char buf[1024];
+    const char *st = mproc_test_stat(pid, buf, sizeof buf);
+    long utime, stime;
+    if (!st || sscanf(st, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2) return -1;
+    return utime + stime;
+}
+
+/* 1 when pid runs this program with more than one thread: a worker rank found as an executor's
+ * grandparent, not Open MPI's daemon (were executors forked by the rank itself). */
+static inline int mproc_test_is_worker_rank(long pid) {
+    char path[64], theirs[4096], ours[4096], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    ssize_t a = readlink(path, theirs, sizeof theirs - 1), b = readlink("/proc/self/exe", ours, sizeof ours - 1);
+    if (a <= 0 || b <= 0) return 0;
+    theirs[a] = ours[b] = 0;
+    if (strcmp(theirs, ours) != 0) return 0;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    int threads = -1;
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &threads) == 1) break;
+    fclose(f);
+    return threads > 1;
+}
+
 /* SIGKILLs the rank this task runs on and waits to die with it (under --enable-recovery). */
 static inline void mproc_test_kill_my_rank(void) {
     long rank = mproc_test_my_rank();
@@ -74,6 +104,17 @@ static inline double mproc_test_now(void) {
             fprintf(stderr, " (last error: %s)\n", mproc_last_error());                          \
             fflush(NULL);                                                                        \
             return 1;                                                                            \
+        }                                                                                        \
+    } while (0)
+
+/* The same anywhere (a helper returning void too): on a false cond, say FAIL and the message
+ * on stderr, and exit(1). */
+#define MPROC_TEST_REQUIRE(cond, ...)                                                            \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "FAIL: " __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                                 \
+            exit(1);                                                                             \
         }                                                                                        \
     } while (0)
 

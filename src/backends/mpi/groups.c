@@ -368,38 +368,30 @@ long mproc__mpi_worker_pid(mproc__group *g, int worker) {
  * (fork_server.c's SPAWN_TIMEOUT_S). Past it the pool stops anyway, saying so. */
 #define KILLED_GONE_S 15.0
 
-/* Every executor of the ranks marked in `killed` (a char per rank) is reported gone (its
- * EXEC_DIED came: its view's pid is 0 and it is not starting), or its rank is lost. Lock held.
- * A starting one counts as alive: its rank may have started it already and be feeding it the
- * frames queued behind its RESTART while its EXEC_STARTED is still on the way; the KILL queued
- * behind those frames ends it, and its EXEC_DIED (after the EXEC_STARTED) says so. */
-static int killed_are_gone(const void *arg) {
-    const char *killed = arg;
+/* How many executors of the ranks marked in `killed` (a char per rank, its rank not lost) are
+ * not reported gone yet: alive (a pid), or starting - its rank may have started it already and
+ * be feeding it the frames queued behind its RESTART while its EXEC_STARTED is still on the
+ * way; the KILL queued behind those frames ends it, and its EXEC_DIED (after the EXEC_STARTED)
+ * says so. With warn, each is named on stderr: the wait for them ran out. Lock held. */
+static int killed_left(const char *killed, int warn) {
+    int left = 0;
     for (int r = 1; r < mproc__mpi.size; r++) {
         if (!killed[r] || mproc__mpi_is_gone(r)) continue;
         const mproc__exec_view *x = &mproc__master.exec[r];
         for (int e = 0; e < x->nexec; e++) {
             const mproc__worker_view *v = &mproc__master.wk[x->first + e];
-            if (v->pid != 0 || v->starting) return 0;
-        }
-    }
-    return 1;
-}
-
-/* Lock held. The wait for killed executors ran out: a task of the stopped pool may still run. */
-static void warn_not_gone(const char *killed) {
-    for (int r = 1; r < mproc__mpi.size; r++) {
-        if (!killed[r] || mproc__mpi_is_gone(r)) continue;
-        const mproc__exec_view *x = &mproc__master.exec[r];
-        for (int e = 0; e < x->nexec; e++) {
-            const mproc__worker_view *v = &mproc__master.wk[x->first + e];
-            if (v->pid != 0 || v->starting)
+            if (v->pid == 0 && !v->starting) continue;
+            left++;
+            if (warn)
                 fprintf(stderr, "mproc: warning: worker rank %d (host %s): executor %d was not reported gone %.0f s after "
                                 "the pool was terminated; a task of that pool may still be running there\n",
                         r, x->host[0] ? x->host : "?", e, KILLED_GONE_S);
         }
     }
+    return left;
 }
+
+static int killed_are_gone(const void *arg) { return killed_left(arg, 0) == 0; }
 
 /* Lock held. As a fork pool's workers end with it, the executors that ran this pool's tasks go
  * now (SHUTDOWN: a task may have left a Lock held, memory, files), not when a pool next needs
@@ -444,7 +436,7 @@ void mproc__mpi_group_stop(mproc__group *g, int graceful) {
      * killed executor could otherwise take a frame already queued for it in the meantime). */
     if (any_killed && killed &&
         !mproc__mpi_wait_until(killed_are_gone, killed, mproc__deadline(KILLED_GONE_S), MPROC__MPI_BUSY_CAP_NS))
-        warn_not_gone(killed);
+        killed_left(killed, 1);
     retire_used_executors(g, killed);
     free(killed);
     while (g->head) {
