@@ -284,10 +284,11 @@ typedef struct mproc_pool_opts {
 /* Callbacks run in the master, on the thread that runs the pool's loop (its result thread, or
  * a thread blocked in mproc_apply on an otherwise idle pool): keep them short and do not wait
  * on the pool from inside one. mproc_pool_terminate may be called there (the pool stops once
- * the callback returns); mproc_pool_join, mproc_pool_free, mproc_apply, mproc_map(_items), a
- * wait (timeout not 0) on one of the pool's handles not yet ready, and mproc_finalize are
- * MPROC_ESTATE there (each would wait for the loop running the callback). data is borrowed
- * for the duration of the call. */
+ * the callback returns); mproc_pool_join, mproc_pool_free, mproc_apply, mproc_map(_items),
+ * mproc_async_wait/get/get_into (timeout not 0) on one of the pool's handles not yet ready,
+ * and mproc_finalize are MPROC_ESTATE there (each would wait for the loop running the
+ * callback); mproc_async_wait_any/all, mproc_waitset_next and mproc_iter_next are not checked
+ * and wait out their timeout. data is borrowed for the duration of the call. */
 typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
 typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
 
