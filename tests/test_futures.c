@@ -348,6 +348,54 @@ static void test_cancel_map_keeps_what_finished(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* A call that ends inside mproc_async_cancel runs its error callback in the cancelling thread;
+ * the pool cannot be freed or joined from there (the cancel still holds it: a review found free
+ * there left the cancel writing into the freed pool), but it can be terminated. */
+typedef struct free_in_cancel {
+    mproc_pool *pool;
+    int calls, free_rc, join_rc, terminate_rc;
+} free_in_cancel;
+static void free_from_error_callback(void *ud, int err, const char *msg) {
+    (void)msg;
+    free_in_cancel *s = ud;
+    if (err != MPROC_ECANCELLED || s->calls++) return;
+    s->free_rc = mproc_pool_free(s->pool);
+    s->join_rc = mproc_pool_join(s->pool);
+    s->terminate_rc = mproc_pool_terminate(s->pool);
+}
+
+static void test_free_in_a_cancel_callback_is_refused(void **state) {
+    (void)state;
+    free_in_cancel s = {.pool = make_pool(1), .free_rc = 1, .join_rc = 1, .terminate_rc = 1};
+    enum { N = 2000 }; /* more than the pool makes into chunks at once: the cancel drops unmade items */
+    static long in[N], out[N];
+    long slow = 3000;
+    for (int i = 0; i < N; i++) in[i] = 1;
+    mproc_async *running, *a;
+    assert_int_equal(mproc_apply_async(s.pool, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    assert_int_equal(mproc_map_async(s.pool, &nap_task, in, sizeof *in, out, sizeof *out, N,
+                                     &(mproc_call_opts){.chunksize = 1, .error_callback = free_from_error_callback,
+                                                        .userdata = &s},
+                                     &a),
+                     0);
+    nap(200); /* the slow task runs, the map waits behind it */
+    double t0 = now_s();
+    assert_int_equal(mproc_async_cancel(a), 1);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.free_rc, MPROC_ESTATE);
+    assert_int_equal(s.join_rc, MPROC_ESTATE);
+    assert_int_equal(s.terminate_rc, 0);
+    assert_int_equal(mproc_async_get(a, 0, NULL, NULL), MPROC_ECANCELLED);
+    /* terminated from the callback: the slow task is stopped, join and free work out here */
+    assert_int_equal(mproc_pool_join(s.pool), 0);
+    assert_true(now_s() - t0 < 2.5);
+    assert_int_equal(mproc_async_wait(running, 1.0), 0);
+    assert_int_equal(mproc_async_successful(running), 0);
+    mproc_async_free(running);
+    mproc_async_free(a);
+    assert_int_equal(mproc_pool_free(s.pool), 0);
+}
+
 /* ---- fail_fast --------------------------------------------------------------------------- */
 
 static void run_fail_fast(long crash_sign, int want_err) {
@@ -866,6 +914,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_terminate_leaves_nothing_to_start),
     cmocka_unit_test(test_cancel_after_ready_is_nothing),
     cmocka_unit_test(test_cancel_map_keeps_what_finished),
+    cmocka_unit_test(test_free_in_a_cancel_callback_is_refused),
     cmocka_unit_test(test_fail_fast_stops_at_a_failure),
     cmocka_unit_test(test_fail_fast_leaves_the_callers_memory_alone),
     cmocka_unit_test(test_nothing_waits_behind_a_long_task),

@@ -421,6 +421,7 @@ static void on_error(void *ud, int err, const char *msg) {
 typedef struct stop_in_cb {
     mproc_pool *pool;
     int terminate_rc, join_rc, free_rc, apply_rc, wait_rc, finalize_rc;
+    int any_rc, all_rc, set_rc, iter_rc, any_now_rc;
     char join_msg[256];
 } stop_in_cb;
 static void stop_from_callback(void *ud, const void *data, size_t len) {
@@ -435,14 +436,33 @@ static void stop_from_callback(void *ud, const void *data, size_t len) {
     mproc_async *later;
     if (mproc_apply_async(s->pool, &square_task, &x, sizeof x, NULL, &later) == 0) {
         s->wait_rc = mproc_async_wait(later, 5.0); /* its result cannot come while we are here */
+        size_t idx;
+        s->any_now_rc = mproc_async_wait_any(&later, 1, 0, &idx); /* a look, not a wait */
+        s->any_rc = mproc_async_wait_any(&later, 1, 5.0, &idx);
+        s->all_rc = mproc_async_wait_all(&later, 1, 5.0);
+        mproc_waitset *ws;
+        if (mproc_waitset_create(&ws) == 0) {
+            mproc_async *got;
+            mproc_waitset_add(ws, later);
+            s->set_rc = mproc_waitset_next(ws, 5.0, &got);
+            mproc_waitset_free(ws);
+        }
         mproc_async_free(later);
+    }
+    mproc_iter *it;
+    if (mproc_imap(s->pool, &square_task, &x, sizeof x, 1, NULL, &it) == 0) {
+        const void *got;
+        size_t n, idx;
+        s->iter_rc = mproc_iter_next(it, 5.0, &got, &n, &idx);
+        mproc_iter_free(it);
     }
     s->finalize_rc = mproc_finalize();
     s->terminate_rc = mproc_pool_terminate(s->pool);
 }
 
 static void test_terminate_from_a_callback(void **state) {
-    stop_in_cb s = {.join_rc = 1, .free_rc = 1, .terminate_rc = 1, .apply_rc = 1, .wait_rc = 1, .finalize_rc = 1};
+    stop_in_cb s = {.join_rc = 1, .free_rc = 1, .terminate_rc = 1, .apply_rc = 1, .wait_rc = 1, .finalize_rc = 1,
+                    .any_rc = 1, .all_rc = 1, .set_rc = 1, .iter_rc = 1, .any_now_rc = 1};
     s.pool = new_pool(0);
     long x = 7, y = 0, more = 3;
     mproc_call_opts o = {.callback = stop_from_callback, .userdata = &s};
@@ -457,6 +477,11 @@ static void test_terminate_from_a_callback(void **state) {
     assert_int_equal(s.free_rc, MPROC_ESTATE);
     assert_int_equal(s.apply_rc, MPROC_ESTATE); /* waits on the pool: refused, nothing queued */
     assert_int_equal(s.wait_rc, MPROC_ESTATE);
+    assert_int_equal(s.any_now_rc, MPROC_ETIMEDOUT);
+    assert_int_equal(s.any_rc, MPROC_ESTATE); /* each would wait out its 5 s */
+    assert_int_equal(s.all_rc, MPROC_ESTATE);
+    assert_int_equal(s.set_rc, MPROC_ESTATE);
+    assert_int_equal(s.iter_rc, MPROC_ESTATE);
     assert_int_equal(s.finalize_rc, MPROC_ESTATE);
     assert_int_equal(s.terminate_rc, 0);
     /* The pool is terminated: new work is refused, and join returns outside the callback. */

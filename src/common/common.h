@@ -56,6 +56,9 @@ mproc_backend_kind mproc__runtime_kind(void);
 int mproc__runtime_finalized(void);
 /* 1 in the process that called mproc_init, 0 in its forked children (workers, Processes). */
 int mproc__runtime_is_init_process(void);
+/* The pool whose loop this thread runs now (pool/pool.h says who sets it and what it
+ * refuses): kept here, at the bottom, because files on every level of the pool read it. */
+extern _Thread_local mproc_pool *mproc__loop_pool;
 /* Finalizes the library as mproc_finalize() does: a backend's hook (MPI's at the program's
  * own MPI_Finalize) calls this instead of reaching up to the public call. */
 int mproc__runtime_finalize(void);

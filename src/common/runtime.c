@@ -1,8 +1,7 @@
 /* runtime.c - the library's run-time state that every layer may read: which backend is active,
- * whether mproc_init and mproc_finalize have run, and which process initialised mproc. It sits
- * at the bottom so that the pool, Processes and backends can ask "is mproc started?" without
- * calling up into init.c, which sets it.
- */
+ * whether mproc_init and mproc_finalize have run, which process initialised mproc, and which
+ * pool's loop a thread runs. It sits at the bottom so that the pool, Processes and backends can
+ * ask "is mproc started?" without calling up into init.c, which sets it. */
 #include <sched.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@ static mproc_backend_kind active_kind;
 static int finalized;
 static pid_t init_pid;
 static int (*finalizer)(void);
+_Thread_local mproc_pool *mproc__loop_pool;
 
 void mproc__runtime_start(const struct mproc__backend_ops *ops, mproc_backend_kind kind, int (*finalize)(void)) {
     active = ops;

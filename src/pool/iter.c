@@ -300,6 +300,7 @@ int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *l
             rc = mproc__error(MPROC_ETIMEDOUT, "mproc_iter_next: no result within %g s", timeout);
             break;
         }
+        if ((rc = mproc__pool_refuse_wait_in_loop(it->pool, "mproc_iter_next")) < 0) break;
         mproc__core_wait(deadline);
     }
     pthread_mutex_unlock(&mproc__core_lock);

@@ -536,17 +536,18 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 /* The result thread's body (arg: the pool), started by mproc_pool_create. */
 void *mproc__pool_result_thread(void *arg);
 
-/* The pool whose loop this thread runs now - its result thread, or a caller driving it - and
- * so whose callbacks run here; NULL elsewhere. join and free refuse to wait for that loop from
- * inside it, and terminate there does not wait for it (lifecycle.c). */
-extern _Thread_local mproc_pool *mproc__loop_pool;
+/* mproc__loop_pool (common.h; defined at the bottom, in common/runtime.c, as files on every
+ * level here read it): the pool whose loop this thread runs now - its result thread, a caller
+ * driving it, or a cancel settling its calls (cancel.c) - and so whose callbacks run here;
+ * NULL elsewhere. join and free refuse to wait for that loop from inside it, and terminate
+ * there does not wait for it (lifecycle.c). */
 /* MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
  * else 0. Inline: the files of every level below the scheduler ask it. */
 static inline int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
     if (!p || mproc__loop_pool != p) return 0;
-    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
-                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
-                                      "called there)", fn);
+    return mproc__error(MPROC_ESTATE, "%s: called in a callback of this pool, on its own loop or inside a cancel, "
+                                      "which would wait for itself; call it after the callback returns "
+                                      "(mproc_pool_terminate may be called there)", fn);
 }
 
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */

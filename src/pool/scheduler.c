@@ -470,8 +470,6 @@ int mproc__pool_try_drive(mproc_pool *p) {
     return 1;
 }
 
-_Thread_local mproc_pool *mproc__loop_pool;
-
 void mproc__pool_drive(mproc_pool *p, const int *done) {
     mproc_pool *outer = mproc__loop_pool; /* a callback of another pool may drive this one */
     mproc__loop_pool = p;

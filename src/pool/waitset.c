@@ -13,6 +13,13 @@
 
 static int handle_ok(const mproc_async *a) { return a && a->magic == MPROC__ASYNC_MAGIC && !a->user_freed; }
 
+/* 1 when this thread waiting for a would wait for itself: a is not ready and belongs to the
+ * pool whose loop runs here (a callback), so its result can come only once the callback
+ * returns. Lock held. */
+static int stuck_here(const mproc_async *a) {
+    return mproc__loop_pool && !a->ready && a->owner.pool == mproc__loop_pool;
+}
+
 static int set_check(const mproc_waitset *ws, const char *fn) {
     if (!ws) return mproc__error(MPROC_EBADHANDLE, "%s: waitset is NULL", fn);
     if (ws->magic != MPROC__WAITSET_MAGIC) return mproc__error(MPROC_EBADHANDLE, "%s: not a live waitset", fn);
@@ -106,6 +113,9 @@ static int next_ready(mproc_waitset *ws, double timeout, mproc_async **a, const 
     int rc = mproc__timeout_check(timeout, fn);
     if (rc < 0) return rc;
     double deadline = mproc__deadline(timeout);
+    int stuck = timeout != 0 && !ws->ready_head && ws->members;
+    for (mproc_async *m = ws->members; stuck && m; m = m->link->next) stuck = stuck_here(m);
+    if (stuck) return mproc__pool_refuse_wait_in_loop(mproc__loop_pool, fn);
     for (;;) {
         if (ws->ready_head) {
             *a = ws->ready_head;
@@ -174,6 +184,9 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
             pthread_mutex_unlock(&mproc__core_lock);
             return 0;
         }
+    int stuck = rc == 0 && timeout != 0;
+    for (size_t i = 0; stuck && i < n; i++) stuck = stuck_here(handles[i]);
+    if (stuck) rc = mproc__pool_refuse_wait_in_loop(mproc__loop_pool, "mproc_async_wait_any");
     if (rc == 0) {
         /* None ready: wait in a set of our own, on the handles not in a set of the caller's
          * (those few are looked at on every wake-up). */
@@ -215,6 +228,8 @@ int mproc_async_wait_all(mproc_async *const *handles, size_t n, double timeout) 
     pthread_mutex_lock(&mproc__core_lock);
     int rc = check_array(handles, n, NULL, "mproc_async_wait_all");
     if (rc == 0) rc = mproc__timeout_check(timeout, "mproc_async_wait_all");
+    for (size_t i = 0; rc == 0 && timeout != 0 && i < n; i++)
+        if (stuck_here(handles[i])) rc = mproc__pool_refuse_wait_in_loop(mproc__loop_pool, "mproc_async_wait_all");
     double deadline = mproc__deadline(timeout);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         while (!handles[i]->ready) {
