@@ -3,7 +3,6 @@
 # iproute2). Skipped (exit 77, reason printed) where namespaces cannot be made.
 mproc_mpi_exe(cluster_hosts ${CMAKE_CURRENT_LIST_DIR}/cluster_hosts.c)
 mproc_mpi_exe(cluster_shared ${CMAKE_CURRENT_LIST_DIR}/cluster_shared.c)
-mproc_mpi_exe(cluster_wakeups ${CMAKE_CURRENT_LIST_DIR}/cluster_wakeups.c)
 add_executable(cluster_nodes ${CMAKE_CURRENT_LIST_DIR}/cluster_nodes.c)
 target_link_libraries(cluster_nodes PRIVATE MPI::MPI_C)
 target_compile_definitions(cluster_nodes PRIVATE _GNU_SOURCE)

@@ -3,8 +3,7 @@
 # namespaces (cluster.sh): 3 hosts with one rank each (the master on h0, a worker on each other
 # host), then 4 hosts with 4 ranks each. Checks that the ranks really are on different nodes,
 # that the jobs give their one-node results, that the pool, process and fault suites pass, that a
-# rank killed mid-map is survived, that a process alone on its node wakes on its own frames (not
-# through its net watcher), and that (without executors) a crashing task and a task-table
+# rank killed mid-map is survived, and that (without executors) a crashing task and a task-table
 # mismatch end the job as documented. Prints "N passed, N
 # failed"; exits 77 (why on stderr) where namespaces cannot be made.
 set -u
@@ -57,8 +56,6 @@ if [ "${MPROC_CLUSTER_MPIRUN:-}" ]; then
         check "seed jobs and primes give their one-node results" "$tests/check_jobs.sh" "$build/jobs" cluster
         check "without executors a crashing task ends the job, rank and task named" "$tests/mpi_rank_crash.sh" "$run" "$build/tests/mpi_rank_crash" 3
         check "a rank killed on its node mid-map is survived (--enable-recovery)" "$tests/mpi_lost_rank.sh" "$run" "$build/tests/mpi_lost_rank"
-        check "a process alone on its node sleeps in epoll: its net watcher does not wake per frame" \
-            "$run" -np "$np" "$build/tests/cluster_wakeups"
         check "a task-table mismatch ends the job, rank named" "$tests/mpi_registry_mismatch.sh" "$run" \
             "$build/tests/mpi_registry_a" "$build/tests/mpi_registry_b"
     fi

@@ -9,11 +9,6 @@
  * as Open MPI connects to more peers), waits on them with edge-triggered epoll, and rings our
  * own doorbell on every arrival. It only wakes: the data is still read by MPI, and a process
  * whose sockets it cannot find just polls as before. It makes no MPI call.
- *
- * Where no other process rings our doorbell (wait.c decides), it also keeps a second epoll set
- * of the same sockets, which our sleeping thread waits in itself (one wake-up per frame, not
- * three); the thread here then only rescans, and watches for a second thread asleep on the
- * futex at the same time.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,11 +29,8 @@ static struct {
     int running;
     atomic_int stopping;
     int epfd, stopfd;
-    /* The set our own threads sleep in (wait.c mproc__mpi_sleep_in_epoll), -1 where they
-     * cannot: the same sockets, in a set of its own, so that each set gets its own edges. */
-    int direct_epfd;
     pthread_t thread;
-} watch = {.epfd = -1, .stopfd = -1, .direct_epfd = -1};
+} watch = {.epfd = -1, .stopfd = -1};
 
 /* Adds every TCP socket of this process to the epoll set (EEXIST for those already there). */
 static void add_sockets(void) {
@@ -48,7 +40,7 @@ static void add_sockets(void) {
     struct dirent *e;
     while ((e = readdir(d))) {
         int fd = atoi(e->d_name);
-        if (fd <= 2 || fd == self || fd == watch.epfd || fd == watch.stopfd || fd == watch.direct_epfd) continue;
+        if (fd <= 2 || fd == self || fd == watch.epfd || fd == watch.stopfd) continue;
         int domain = 0, type = 0;
         socklen_t len = sizeof domain;
         if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) continue;
@@ -58,7 +50,6 @@ static void add_sockets(void) {
             continue;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = fd};
         epoll_ctl(watch.epfd, EPOLL_CTL_ADD, fd, &ev);
-        if (watch.direct_epfd >= 0) epoll_ctl(watch.direct_epfd, EPOLL_CTL_ADD, fd, &ev);
     }
     closedir(d);
 }
@@ -68,7 +59,6 @@ static void add_sockets(void) {
  * readiness stays queued) the moment a thread goes to sleep. */
 static void *watch_main(void *arg) {
     (void)arg;
-    pthread_setname_np(pthread_self(), "mproc-netwatch"); /* for top, and a test (cluster_wakeups) */
     double started = mproc__now(), scanned = -1;
     for (;;) {
         double now = mproc__now();
@@ -78,11 +68,8 @@ static void *watch_main(void *arg) {
             add_sockets();
             scanned = now;
         }
-        int futex_sleeper = mproc__mpi_park_until_sleeper((int)(every * 1000));
+        mproc__mpi_park_until_sleeper((int)(every * 1000));
         if (atomic_load(&watch.stopping)) return NULL;
-        /* A thread sleeping in the direct set wakes by itself: the watcher is for a second
-         * thread asleep at the same time, on the futex. */
-        if (watch.direct_epfd >= 0 && !futex_sleeper) continue;
         struct epoll_event evs[16];
         int n;
         do n = epoll_wait(watch.epfd, evs, 16, (int)(every * 1000));
@@ -92,13 +79,6 @@ static void *watch_main(void *arg) {
     }
 }
 
-static void close_direct(void) {
-    if (watch.direct_epfd < 0) return;
-    mproc__mpi_sleep_in_epoll_stop();
-    close(watch.direct_epfd);
-    watch.direct_epfd = -1;
-}
-
 void mproc__mpi_net_watch_start(void) {
     if (watch.running) return;
     watch.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -106,10 +86,6 @@ void mproc__mpi_net_watch_start(void) {
     if (watch.epfd < 0 || watch.stopfd < 0) goto fail;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = watch.stopfd};
     if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, watch.stopfd, &ev) < 0) goto fail;
-    int direct = epoll_create1(EPOLL_CLOEXEC);
-    if (direct >= 0 && mproc__mpi_sleep_in_epoll(direct) == 0) watch.direct_epfd = direct;
-    else if (direct >= 0) close(direct);
-    add_sockets(); /* those there now, before a thread sleeps in the direct set */
     if (pthread_create(&watch.thread, NULL, watch_main, NULL) != 0) goto fail;
     watch.running = 1;
     /* A round trip over TCP is tens of microseconds plus two wake-ups on each side: worth
@@ -117,7 +93,6 @@ void mproc__mpi_net_watch_start(void) {
     mproc__mpi_stream_gap(250e-6);
     return;
 fail: /* no watcher: waits poll as before */
-    close_direct();
     if (watch.epfd >= 0) close(watch.epfd);
     if (watch.stopfd >= 0) close(watch.stopfd);
     watch.epfd = watch.stopfd = -1;
@@ -130,7 +105,6 @@ void mproc__mpi_net_watch_stop(void) {
     while (write(watch.stopfd, &one, sizeof one) < 0 && errno == EINTR) {}
     mproc__mpi_unpark_watcher();
     pthread_join(watch.thread, NULL);
-    close_direct();
     close(watch.epfd);
     close(watch.stopfd);
     watch.epfd = watch.stopfd = -1;

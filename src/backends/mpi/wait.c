@@ -8,7 +8,6 @@
  * worker ranks (rank.c); every function here is called with mproc__mpi.lock held, except
  * the rings, which are lock-free (a signal handler rings).
  */
-#include <errno.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -18,8 +17,6 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <linux/futex.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #endif
 
@@ -53,28 +50,8 @@ static struct {
     int node_ranks; /* ranks of our comm on this node, us included */
 } bells = {.mine = &bells.private_bell, .node_ranks = 1};
 
-/* Sleeping in epoll (mproc__mpi_sleep_in_epoll): where no other process rings our doorbell, one
- * sleeping thread at a time waits in an epoll set that holds the process's TCP sockets (the
- * net watcher's scan) and an eventfd our own rings write, instead of on the futex. A frame
- * from another node then wakes it at once: before, it woke the watcher thread, which rang the
- * doorbell, which woke the sleeper - three context switches per sleep instead of one, and a
- * rank off the master's node sleeps about once per task. */
-static struct {
-    int epfd, evfd;
-    atomic_int held;     /* a thread took the epoll sleep (others sleep on the futex) */
-    atomic_int in_epoll; /* that thread is in (or about to enter) epoll_wait: rings write evfd */
-} direct = {.epfd = -1, .evfd = -1};
-
 static void bell_ring(mproc__bell *b) {
     atomic_fetch_add(&b->seq, 1u);
-#ifdef __linux__
-    /* After the add (both seq_cst): a sleeper that set in_epoll before reading seq either sees
-     * the new seq or gets this write. write() is async-signal-safe (SIGCHLD rings). */
-    if (b == bells.mine && atomic_load(&direct.in_epoll)) {
-        uint64_t one = 1;
-        while (write(direct.evfd, &one, sizeof one) < 0 && errno == EINTR) {}
-    }
-#endif
     if (atomic_load(&b->sleepers) == 0) return; /* nobody to wake: save the syscall */
 #ifdef __linux__
     syscall(SYS_futex, &b->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -91,7 +68,7 @@ void mproc__mpi_ring_self(void) { bell_ring(bells.mine); }
  * cannot miss this frame (it is routed under the lock that thread holds until it sleeps). Not
  * ringing when nobody sleeps spares the routing thread a needless re-poll of its own ring. */
 void mproc__mpi_ring_sleepers(void) {
-    if (atomic_load(&bells.mine->sleepers) > 0 || atomic_load(&direct.in_epoll)) bell_ring(bells.mine);
+    if (atomic_load(&bells.mine->sleepers) > 0) bell_ring(bells.mine);
 }
 
 int mproc__mpi_all_local(void) { return bells.all_local; }
@@ -239,7 +216,7 @@ static int stream_spin(mproc__backoff *b, double deadline) {
  * does not wake it on a busy process; a thread going to sleep unparks it. */
 static atomic_int watcher_parked;
 
-int mproc__mpi_park_until_sleeper(int ms) {
+void mproc__mpi_park_until_sleeper(int ms) {
     mproc__bell *bell = bells.mine;
     atomic_store(&watcher_parked, 1);
     if (atomic_load(&bell->sleepers) == 0) { /* checked after parked is set: no lost wake */
@@ -252,7 +229,6 @@ int mproc__mpi_park_until_sleeper(int ms) {
 #endif
     }
     atomic_store(&watcher_parked, 0);
-    return atomic_load(&bell->sleepers) > 0;
 }
 
 void mproc__mpi_unpark_watcher(void) {
@@ -261,74 +237,11 @@ void mproc__mpi_unpark_watcher(void) {
 #endif
 }
 
-int mproc__mpi_sleep_in_epoll(int epfd) {
-#ifdef __linux__
-    /* Only where every ring of our doorbell comes from this process: the master alone on its
-     * node, a worker rank off the master's (ranks hear only from the master). */
-    int alone = mproc__mpi.rank == 0 ? bells.node_ranks == 1 : !mproc__mpi_shares_node(0);
-    if (epfd < 0 || !alone || direct.epfd >= 0) return -1;
-    int evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = evfd};
-    if (evfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0) {
-        if (evfd >= 0) close(evfd);
-        return -1;
-    }
-    direct.evfd = evfd;
-    direct.epfd = epfd;
-    return 0;
-#else
-    (void)epfd;
-    return -1;
-#endif
-}
-
-void mproc__mpi_sleep_in_epoll_stop(void) {
-    /* Called with no thread of ours waiting (the backend is stopping). */
-    if (direct.epfd < 0) return;
-    close(direct.evfd);
-    direct.epfd = direct.evfd = -1;
-}
-
-#ifdef __linux__
-/* bell_sleep's epoll variant: 1 when this thread slept in the epoll set, 0 when another holds
- * it (the caller sleeps on the futex). Lock held on entry and exit, dropped meanwhile. */
-static int epoll_sleep(unsigned seen, long ns) {
-    if (direct.epfd < 0 || atomic_exchange(&direct.held, 1)) return 0;
-    int net = 0;
-    atomic_store(&direct.in_epoll, 1);
-    pthread_mutex_unlock(&mproc__mpi.lock);
-    if (atomic_load(&bells.mine->seq) == seen) {
-        struct timespec rel = {ns / 1000000000L, ns % 1000000000L};
-        struct epoll_event evs[8];
-        int n = epoll_pwait2(direct.epfd, evs, 8, &rel, NULL);
-        for (int i = 0; i < n; i++)
-            if (evs[i].data.fd == direct.evfd) { /* level-triggered: emptied, or it fires again */
-                uint64_t count;
-                while (read(direct.evfd, &count, sizeof count) < 0 && errno == EINTR) {}
-            } else {
-                net = 1;
-            }
-    }
-    atomic_store(&direct.in_epoll, 0);
-    atomic_store(&direct.held, 0);
-    /* Data came: ring as the watcher did. The wait then looks again several times at once (a
-     * rung backoff): with ob1 the first probe may only read the data, matching it one look
-     * later - without the ring that look came a whole sleep later (rtt 2.2 ms, not 0.17). A
-     * thread asleep on the futex meanwhile hears it too. */
-    if (net) bell_ring(bells.mine);
-    pthread_mutex_lock(&mproc__mpi.lock);
-    return 1;
-}
-#endif
-
 /* Sleeps up to ns unless our doorbell rings (then at once). Lock held; dropped meanwhile. */
 static void bell_sleep(mproc__backoff *b, long ns) {
     mproc__bell *bell = bells.mine;
     unsigned v = b->seen;
     if (sleep_hook) sleep_hook();
-#ifdef __linux__
-    if (epoll_sleep(v, ns)) return;
-#endif
     atomic_fetch_add(&bell->sleepers, 1u);
     if (atomic_load(&watcher_parked)) mproc__mpi_unpark_watcher();
     pthread_mutex_unlock(&mproc__mpi.lock);

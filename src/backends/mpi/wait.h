@@ -59,17 +59,8 @@ int mproc__mpi_node_ranks(void);
 int mproc__mpi_shares_node(int rank);
 /* Frames arriving less than this apart on average are yield-polled for (default 100 us). */
 void mproc__mpi_stream_gap(double seconds);
-/* For the net watcher: where no other process rings our doorbell (wait.c says when), the
- * threads of this process sleep in epfd - an epoll set the watcher keeps filled with the
- * process's TCP sockets, edge-triggered - plus an eventfd added here for our own rings, one
- * thread at a time, instead of waiting for the watcher to ring. 0, or -1 when not taken (the
- * watcher rings as before). */
-int mproc__mpi_sleep_in_epoll(int epfd);
-/* Stops sleeping in it (closes the eventfd); before the watcher closes epfd. */
-void mproc__mpi_sleep_in_epoll_stop(void);
-/* For the net watcher: returns once a thread of this process sleeps in a wait on the futex (a
- * thread sleeping in epoll needs no watcher), or after ms. */
-int mproc__mpi_park_until_sleeper(int ms); /* 1: a thread sleeps on the futex now */
+/* For the net watcher: returns once a thread of this process sleeps in a wait, or after ms. */
+void mproc__mpi_park_until_sleeper(int ms);
 /* Makes a parked watcher return (a thread is about to sleep, or the watcher is stopping). */
 void mproc__mpi_unpark_watcher(void);
 
