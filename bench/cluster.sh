@@ -4,6 +4,7 @@
 # on h0, TCP only), each run next to its peers in the same minutes.
 #
 #   bench/cluster.sh [--reps N] [--quick]      (needs root and iproute2, as the cluster tests)
+#   bench/cluster.sh --summary                 (the tables again from the last raw lines)
 #
 # Configurations, interleaved in every repetition:
 #   mproc_nodes   mproc_bench across the 3 hosts            c_mpi_nodes   c_mpi_floor likewise
@@ -48,25 +49,31 @@ if [ -n "${MPROC_CLUSTER_MPIRUN:-}" ]; then # inside the cluster, on h0
     exit 0
 fi
 
-reps=3 quick=0
+reps=3 quick=0 summary=0
 while [ $# -gt 0 ]; do
     case $1 in
     --reps) reps=$2; shift 2 ;;
     --quick) quick=1; reps=1; shift ;;
+    --summary) summary=1; shift ;;
     -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$out"
+raw=$out/cluster_raw.txt
+if [ "$summary" = 1 ]; then
+    [ -s "$raw" ] || { echo "cluster.sh: no $raw to summarize" >&2; exit 1; }
+    reps=$(sed -n '1s/.* reps=\([0-9]*\).*/\1/p' "$raw")
+else
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$build" -j "$(nproc)" --target mproc_bench >/dev/null ||
     { echo "cluster.sh: building mproc_bench failed" >&2; exit 1; }
 sh "$here/peers/build.sh" "$build/bench-peers" >/dev/null || exit 1
-raw=$out/cluster_raw.txt
 { echo "# bench/cluster.sh $(date -Is) reps=$reps quick=$quick git=$(git -C "$root" rev-parse --short HEAD)"; } >"$raw"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 "$root/tests/cluster/cluster.sh" 3 "$0" "$reps" "$quick" "$raw"
 rc=$?
 [ $rc -eq 0 ] || { echo "cluster.sh: the cluster run failed ($rc)" >&2; exit $rc; }
+fi
 
 # Medians per workload and configuration, then the ratios against the targets.
 awk '
@@ -94,12 +101,14 @@ END {
         printf "| %s | %s | %s | %s | %s | %s |\n", w, u[w], show(med(w SUBSEP "mproc_nodes")), show(med(w SUBSEP "mproc_1node")), show(med(w SUBSEP "c_mpi_nodes")), show(med(w SUBSEP "c_mpi_1node"))
     }
     print ""
-    print "| target | ratio | wanted | |"
-    print "|---|---:|---:|---|"
-    r = med("rtt" SUBSEP "mproc_nodes") / med("rtt" SUBSEP "c_mpi_nodes"); printf "| blocking apply across nodes / MPI ping-pong across nodes | %.2fx | <= 3x | %s |\n", r, (r <= 3 ? "pass" : "FAIL")
-    r = med("apply" SUBSEP "mproc_nodes") / med("apply" SUBSEP "mproc_1node"); printf "| apply_async across nodes / one node over TCP | %.2fx | >= 0.8x | %s |\n", r, (r >= 0.8 ? "pass" : "FAIL")
-    r = med("map" SUBSEP "mproc_nodes") / med("map" SUBSEP "c_mpi_nodes"); printf "| map across nodes / MPI farm across nodes | %.2fx | >= 0.8x | %s |\n", r, (r >= 0.8 ? "pass" : "FAIL")
-    r = med("gran" SUBSEP "mproc_nodes") / med("gran" SUBSEP "mproc_1node"); printf "| 100 us efficiency across nodes / one node over TCP | %.2fx | >= 0.9x | %s |\n", r, (r >= 0.9 ? "pass" : "FAIL")
+    # For the across/one-node targets, the same ratio for the hand-written MPI program: what
+    # the simulated transport itself costs on this machine (its hosts share its cores).
+    print "| target | ratio | wanted | | MPI floor, same ratio |"
+    print "|---|---:|---:|---|---:|"
+    r = med("rtt" SUBSEP "mproc_nodes") / med("rtt" SUBSEP "c_mpi_nodes"); printf "| blocking apply across nodes / MPI ping-pong across nodes | %.2fx | <= 3x | %s | - |\n", r, (r <= 3 ? "pass" : "FAIL")
+    r = med("apply" SUBSEP "mproc_nodes") / med("apply" SUBSEP "mproc_1node"); f = med("apply" SUBSEP "c_mpi_nodes") / med("apply" SUBSEP "c_mpi_1node"); printf "| apply_async across nodes / one node over TCP | %.2fx | >= 0.8x | %s | %.2fx |\n", r, (r >= 0.8 ? "pass" : "FAIL"), f
+    r = med("map" SUBSEP "mproc_nodes") / med("map" SUBSEP "c_mpi_nodes"); printf "| map across nodes / MPI farm across nodes | %.2fx | >= 0.8x | %s | - |\n", r, (r >= 0.8 ? "pass" : "FAIL")
+    r = med("gran" SUBSEP "mproc_nodes") / med("gran" SUBSEP "mproc_1node"); f = med("gran" SUBSEP "c_mpi_nodes") / med("gran" SUBSEP "c_mpi_1node"); printf "| 100 us efficiency across nodes / one node over TCP | %.2fx | >= 0.9x | %s | %.2fx |\n", r, (r >= 0.9 ? "pass" : "FAIL"), f
 }' "$raw" >"$out/cluster.md"
 { echo; echo "Medians of $reps run(s); raw lines in cluster_raw.txt."; } >>"$out/cluster.md"
 cat "$out/cluster.md"
