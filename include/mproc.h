@@ -282,15 +282,18 @@ typedef struct mproc_pool_opts {
 } mproc_pool_opts;
 
 /* Callbacks run in the master, on the thread that runs the pool's loop (its result thread, or
- * a thread blocked in mproc_apply on an otherwise idle pool), or in the thread that calls
- * mproc_async_cancel / mproc_iter_free for a call that ends inside it: keep them short and do
- * not wait on the pool from inside one. mproc_pool_terminate may be called there (the pool
- * stops once the callback returns); mproc_pool_join, mproc_pool_free, mproc_apply,
- * mproc_map(_items), mproc_finalize, and a wait with a timeout not 0 that only the pool's
- * handles not yet ready could end (mproc_async_wait/get/get_into, mproc_async_wait_any when
- * every handle is such, mproc_async_wait_all when one is, mproc_waitset_next when every member
- * is, mproc_iter_next on the pool's iterator) are MPROC_ESTATE there: each would wait for
- * the loop running the callback. data is borrowed for the duration of the call. */
+ * a thread blocked in mproc_apply on an otherwise idle pool): keep them short and do not wait
+ * on the pool from inside one. mproc_pool_terminate may be called there (the pool stops once
+ * the callback returns); mproc_pool_join, mproc_pool_free, mproc_apply, mproc_map(_items),
+ * mproc_finalize, and a wait with a timeout not 0 that only the pool's handles not yet ready
+ * could end (mproc_async_wait/get/get_into, mproc_async_wait_any when every handle is such,
+ * mproc_async_wait_all when one is, mproc_waitset_next when every member is, mproc_iter_next
+ * on the pool's iterator) are MPROC_ESTATE there: each would wait for the loop running the
+ * callback. A call that ends inside mproc_async_cancel or mproc_iter_free runs its callbacks
+ * in that thread instead (the iterator's last progress call once its tasks are stopped):
+ * there the loop runs on elsewhere, so waits work, terminate does not wait, and join, free and
+ * mproc_finalize are MPROC_ESTATE (the cancel still uses the pool); the iterator being freed
+ * is MPROC_EBADHANDLE. data is borrowed for the duration of the call. */
 typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
 typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
 

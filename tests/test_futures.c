@@ -350,29 +350,34 @@ static void test_cancel_map_keeps_what_finished(void **state) {
 
 /* A call that ends inside mproc_async_cancel runs its error callback in the cancelling thread;
  * the pool cannot be freed or joined from there (the cancel still holds it: a review found free
- * there left the cancel writing into the freed pool), but it can be terminated. */
+ * there left the cancel writing into the freed pool), but it can be terminated, and a wait on
+ * another of its handles waits as anywhere (the pool's loop runs on in its own thread). */
 typedef struct free_in_cancel {
     mproc_pool *pool;
-    int calls, free_rc, join_rc, terminate_rc;
+    mproc_async *running;
+    int calls, free_rc, join_rc, terminate_rc, wait_rc;
+    char free_msg[256];
 } free_in_cancel;
 static void free_from_error_callback(void *ud, int err, const char *msg) {
     (void)msg;
     free_in_cancel *s = ud;
     if (err != MPROC_ECANCELLED || s->calls++) return;
     s->free_rc = mproc_pool_free(s->pool);
+    snprintf(s->free_msg, sizeof s->free_msg, "%s", mproc_last_error());
     s->join_rc = mproc_pool_join(s->pool);
+    s->wait_rc = mproc_async_wait(s->running, 0.05);
     s->terminate_rc = mproc_pool_terminate(s->pool);
 }
 
 static void test_free_in_a_cancel_callback_is_refused(void **state) {
     (void)state;
-    free_in_cancel s = {.pool = make_pool(1), .free_rc = 1, .join_rc = 1, .terminate_rc = 1};
+    free_in_cancel s = {.pool = make_pool(1), .free_rc = 1, .join_rc = 1, .terminate_rc = 1, .wait_rc = 1};
     enum { N = 2000 }; /* more than the pool makes into chunks at once: the cancel drops unmade items */
     static long in[N], out[N];
     long slow = 3000;
     for (int i = 0; i < N; i++) in[i] = 1;
-    mproc_async *running, *a;
-    assert_int_equal(mproc_apply_async(s.pool, &nap_task, &slow, sizeof slow, NULL, &running), 0);
+    mproc_async *a;
+    assert_int_equal(mproc_apply_async(s.pool, &nap_task, &slow, sizeof slow, NULL, &s.running), 0);
     assert_int_equal(mproc_map_async(s.pool, &nap_task, in, sizeof *in, out, sizeof *out, N,
                                      &(mproc_call_opts){.chunksize = 1, .error_callback = free_from_error_callback,
                                                         .userdata = &s},
@@ -383,15 +388,17 @@ static void test_free_in_a_cancel_callback_is_refused(void **state) {
     assert_int_equal(mproc_async_cancel(a), 1);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.free_rc, MPROC_ESTATE);
+    assert_non_null(strstr(s.free_msg, "mproc_async_cancel"));
     assert_int_equal(s.join_rc, MPROC_ESTATE);
+    assert_int_equal(s.wait_rc, MPROC_ETIMEDOUT); /* waited, not refused */
     assert_int_equal(s.terminate_rc, 0);
     assert_int_equal(mproc_async_get(a, 0, NULL, NULL), MPROC_ECANCELLED);
     /* terminated from the callback: the slow task is stopped, join and free work out here */
     assert_int_equal(mproc_pool_join(s.pool), 0);
     assert_true(now_s() - t0 < 2.5);
-    assert_int_equal(mproc_async_wait(running, 1.0), 0);
-    assert_int_equal(mproc_async_successful(running), 0);
-    mproc_async_free(running);
+    assert_int_equal(mproc_async_wait(s.running, 1.0), 0);
+    assert_int_equal(mproc_async_successful(s.running), 0);
+    mproc_async_free(s.running);
     mproc_async_free(a);
     assert_int_equal(mproc_pool_free(s.pool), 0);
 }
@@ -789,6 +796,53 @@ static void test_iter_freed_early_reports_finished(void **state) {
     assert_int_equal(mproc_pool_free(p), 0);
 }
 
+/* mproc_iter_free runs the iterator's last progress callback in the freeing thread, once its
+ * tasks are stopped: there, as in a cancel, the pool cannot be freed or joined, the iterator
+ * being freed is gone, and the pool runs other calls (a new-user trial: free went through,
+ * iter_next(-1) there hung, a second free there wrote into freed memory, an apply waited
+ * behind the iterator's tasks). */
+typedef struct calls_in_last_progress {
+    mproc_pool *pool;
+    mproc_iter *it;
+    int calls, pool_free_rc, iter_free_rc, next_rc, apply_rc;
+} calls_in_last_progress;
+static void call_back_in(void *ud, const mproc_progress *pr) {
+    calls_in_last_progress *s = ud;
+    if (!pr->finished || s->calls++) return;
+    s->pool_free_rc = mproc_pool_free(s->pool);
+    s->iter_free_rc = mproc_iter_free(s->it);
+    const void *d;
+    s->next_rc = mproc_iter_next(s->it, -1, &d, NULL, NULL);
+    long x = 1, y = 0;
+    s->apply_rc = mproc_apply(s->pool, &nap_task, &x, sizeof x, &y, sizeof y, NULL);
+    if (s->apply_rc == 0 && y != 1) s->apply_rc = -1000;
+}
+
+static void test_calls_in_the_progress_callback_of_iter_free(void **state) {
+    (void)state;
+    calls_in_last_progress s = {.pool = make_pool(1), .pool_free_rc = 1, .iter_free_rc = 1, .next_rc = 1, .apply_rc = 1};
+    long in[2] = {3000, 3000};
+    assert_int_equal(mproc_imap(s.pool, &nap_task, in, sizeof *in, 2,
+                                &(mproc_call_opts){.chunksize = 1, .progress = call_back_in, .userdata = &s}, &s.it),
+                     0);
+    nap(100);
+    double t0 = now_s();
+    assert_int_equal(mproc_iter_free(s.it), 0);
+    /* Nothing in the callback waited (in the ranks the running task runs on, and the apply
+     * there waits for it). */
+    if (!tasks_in_ranks()) assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.pool_free_rc, MPROC_ESTATE);
+    assert_int_equal(s.iter_free_rc, MPROC_EBADHANDLE);
+    assert_int_equal(s.next_rc, MPROC_EBADHANDLE);
+    assert_int_equal(s.apply_rc, 0);
+    assert_int_equal(mproc_iter_free(s.it), MPROC_EBADHANDLE);
+    long one = 1, r = 0;
+    assert_int_equal(MPROC_APPLY(s.pool, nap, &one, &r), 0); /* the pool goes on */
+    assert_int_equal(r, 1);
+    assert_int_equal(mproc_pool_free(s.pool), 0);
+}
+
 static void test_progress_bad_options(void **state) {
     (void)state;
     mproc_pool *p = make_pool(1);
@@ -926,6 +980,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_progress_counts_and_callback),
     cmocka_unit_test(test_iter_progress_learns_its_total),
     cmocka_unit_test(test_iter_freed_early_reports_finished),
+    cmocka_unit_test(test_calls_in_the_progress_callback_of_iter_free),
     cmocka_unit_test(test_progress_bad_options),
     cmocka_unit_test(test_progress_bar_into_a_file),
     cmocka_unit_test(test_options_that_do_not_apply),

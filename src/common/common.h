@@ -59,6 +59,13 @@ int mproc__runtime_is_init_process(void);
 /* The pool whose loop this thread runs now (pool/pool.h says who sets it and what it
  * refuses): kept here, at the bottom, because files on every level of the pool read it. */
 extern _Thread_local mproc_pool *mproc__loop_pool;
+/* The pools whose calls a cancel or mproc_iter_free on this thread is settling, innermost
+ * first: their callbacks run here while the cancel still uses the pool (pool/cancel.c). */
+typedef struct mproc__settling {
+    const mproc_pool *pool;
+    struct mproc__settling *outer;
+} mproc__settling;
+extern _Thread_local mproc__settling *mproc__settling_top;
 /* Finalizes the library as mproc_finalize() does: a backend's hook (MPI's at the program's
  * own MPI_Finalize) calls this instead of reaching up to the public call. */
 int mproc__runtime_finalize(void);

@@ -13,6 +13,7 @@ static int finalized;
 static pid_t init_pid;
 static int (*finalizer)(void);
 _Thread_local mproc_pool *mproc__loop_pool;
+_Thread_local mproc__settling *mproc__settling_top;
 
 void mproc__runtime_start(const struct mproc__backend_ops *ops, mproc_backend_kind kind, int (*finalize)(void)) {
     active = ops;

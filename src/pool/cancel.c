@@ -93,10 +93,12 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
     if (o->cancel_err || o->live_chunks == 0) return 0;
     o->cancel_err = err;
     o->cancel_msg = strdup(msg); /* NULL if out of memory: the code alone then (queue.c) */
-    /* What ends here runs its callbacks on this thread, as on the pool's loop: a free or join
-     * there would pull the pool out from under this cancel, so they are refused as there. */
-    mproc_pool *outer = mproc__loop_pool;
-    mproc__loop_pool = p;
+    /* What ends here runs its callbacks on this thread with the lock dropped, and the pool is
+     * used after them: a free or join in one is refused (the settling mark), and a free on
+     * another thread waits until this cancel is done with the pool (p->settling). */
+    mproc__settling me = {p, mproc__settling_top};
+    mproc__settling_top = &me;
+    p->settling++;
     /* Nothing settles before the lists are taken apart: settling a chunk may run callbacks
      * with the lock dropped, when anyone may change the queue and the workers' lists. */
     mproc__chunk *mine = NULL, **tail = &mine;
@@ -114,6 +116,7 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
         c->next = NULL;
         mproc__pool_settle_cancelled(p, c);
     }
-    mproc__loop_pool = outer;
+    mproc__settling_top = me.outer;
+    if (--p->settling == 0) mproc__core_broadcast();
     return 1;
 }

@@ -285,7 +285,7 @@ int mproc_iter_next(mproc_iter *it, double timeout, const void **data, size_t *l
     if (len) *len = 0;
     if (index) *index = 0;
     pthread_mutex_lock(&mproc__core_lock);
-    if (!it || it->magic != MPROC__ITER_MAGIC) {
+    if (!it || it->magic != MPROC__ITER_MAGIC || it->freeing) {
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_next: iterator is NULL or freed");
     }
@@ -440,16 +440,25 @@ int mproc_iter_free(mproc_iter *it) {
         pthread_mutex_unlock(&mproc__core_lock);
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator was already freed");
     }
-    /* The call is done: its progress callback is called once more, finished (in this thread,
-     * the lock dropped), and what the cancel below settles is no longer counted. First, as a
-     * send may start meanwhile. */
-    mproc__progress_end_stopped(it->owner.prog); /* the items never delivered count as cancelled */
+    if (it->freeing) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator is being freed (from its own callback?)");
+    }
+    /* Its callbacks run in this thread from here on, as in a cancel (cancel.c): a free or join
+     * of the pool there is refused, and the iterator itself is gone for them. */
+    it->freeing = 1;
+    mproc__settling me = {it->pool, mproc__settling_top};
+    if (it->pool) mproc__settling_top = &me;
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
     /* Nobody will read what is left: as a cancel, its queued chunks are dropped (settled onto
      * it->done, freed below) and a worker running one of them is killed and replaced (the pool
      * is free at once, not after tasks whose results are dropped). */
     if (it->pool) mproc__owner_cancel(it->pool, &it->owner, MPROC_ECANCELLED, "the iterator was freed");
+    /* The call is done: its progress callback is called once more, finished (in this thread,
+     * the lock dropped). After the cancel, so that nothing of it runs or waits to run while
+     * the callback does (a wait there would wait behind its tasks). */
+    mproc__progress_end_stopped(it->owner.prog); /* the items never delivered count as cancelled */
     iter_unlink(it);
     mproc__chunk *c;
     if (it->cur) {
@@ -465,6 +474,7 @@ int mproc_iter_free(mproc_iter *it) {
     if (it->owner.live_chunks == 0) iter_destroy(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     mproc__iter_journal_end(j);
+    if (mproc__settling_top == &me) mproc__settling_top = me.outer;
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }

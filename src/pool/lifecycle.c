@@ -163,7 +163,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
         mproc__pool_wake(pool);
         /* From a callback of the pool: it stops once the callback returns (its workers killed
          * then); a join or free after that waits for it, as after any terminate. */
-        if (mproc__loop_pool != pool) join_thread(pool);
+        if (mproc__loop_pool != pool && !mproc__pool_settling_here(pool)) join_thread(pool);
     }
     pthread_mutex_unlock(&mproc__core_lock);
     return rc;
@@ -172,7 +172,7 @@ int mproc_pool_terminate(mproc_pool *pool) {
 int mproc_pool_join(mproc_pool *pool) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_join");
-    if (rc == 0) rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_pool_join");
+    if (rc == 0) rc = mproc__pool_refuse_free_in_callback(pool, "mproc_pool_join");
     if (rc == 0 && pool->state == MPROC__POOL_RUN)
         rc = mproc__error(MPROC_ESTATE, "mproc_pool_join: call mproc_pool_close() or mproc_pool_terminate() first");
     if (rc == 0) join_thread(pool);
@@ -184,7 +184,7 @@ int mproc_pool_free(mproc_pool *pool) {
     if (!pool) return 0;
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__pool_check(pool, "mproc_pool_free");
-    if (rc == 0) rc = mproc__pool_refuse_wait_in_loop(pool, "mproc_pool_free");
+    if (rc == 0) rc = mproc__pool_refuse_free_in_callback(pool, "mproc_pool_free");
     if (rc < 0) {
         pthread_mutex_unlock(&mproc__core_lock);
         return rc;
@@ -192,6 +192,7 @@ int mproc_pool_free(mproc_pool *pool) {
     if (pool->state == MPROC__POOL_RUN) pool->state = MPROC__POOL_TERMINATED;
     mproc__pool_wake(pool);
     join_thread(pool);
+    while (pool->settling) mproc__core_wait(-1); /* a cancel on another thread still uses it */
     mproc__iter_detach_all(pool);
     if (pool->prev_live) pool->prev_live->next_live = pool->next_live;
     else if (live_pools == pool) live_pools = pool->next_live;
@@ -201,7 +202,10 @@ int mproc_pool_free(mproc_pool *pool) {
     return 0;
 }
 
-int mproc__in_pool_loop(void) { return mproc__loop_pool != NULL; }
+int mproc__in_pool_loop(void) { return mproc__loop_pool != NULL || mproc__settling_top != NULL; }
+
+/* The pool a callback running on this thread belongs to (its loop, or a cancel settling it). */
+static int runs_callbacks_here(const mproc_pool *p) { return p == mproc__loop_pool || mproc__pool_settling_here(p); }
 
 void mproc__pools_shutdown(void) {
     for (;;) {
@@ -209,10 +213,11 @@ void mproc__pools_shutdown(void) {
         mproc_pool *p = live_pools;
         /* exit() or mproc_finalize in a callback: the pool whose loop runs it cannot be waited
          * for here; it is terminated (its workers go when the process does) and left. */
-        while (p && p == mproc__loop_pool) p = p->next_live;
+        while (p && runs_callbacks_here(p)) p = p->next_live;
         pthread_mutex_unlock(&mproc__core_lock);
         if (!p) break;
         mproc_pool_free(p);
     }
-    if (mproc__loop_pool) mproc_pool_terminate(mproc__loop_pool);
+    for (mproc_pool *p = live_pools; p; p = p->next_live)
+        if (runs_callbacks_here(p)) mproc_pool_terminate(p);
 }

@@ -172,6 +172,7 @@ struct mproc_iter {
     size_t want_item;         /* ordered: the input index to deliver next */
     int input_done, input_err;
     int abandoned;            /* freed by the user while chunks were still out */
+    int freeing;              /* inside mproc_iter_free (its callbacks may call back in) */
     mproc__chunk *done;       /* completed chunks not yet consumed (ordered by seq) */
     mproc__chunk *cur;        /* chunk being consumed */
     uint32_t cur_i;           /* next item of cur */
@@ -291,6 +292,7 @@ struct mproc_pool {
                                 * for the suspect at sq_head (scheduler.c) */
     mproc__owner *feed_head, *feed_tail; /* owners with chunks not yet made */
     size_t outstanding;        /* chunks queued, in flight, or not yet made by a feeder */
+    int settling;              /* cancels using the pool with the lock dropped: free waits */
     double svc;                /* moving average of seconds per item, measured at the master */
     int broken_err;            /* 0, or what every task now fails with: MPROC_EINITFAIL (the
                                 * initializer failed) or MPROC_EWORKER (no worker left) */
@@ -537,17 +539,33 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 void *mproc__pool_result_thread(void *arg);
 
 /* mproc__loop_pool (common.h; defined at the bottom, in common/runtime.c, as files on every
- * level here read it): the pool whose loop this thread runs now - its result thread, a caller
- * driving it, or a cancel settling its calls (cancel.c) - and so whose callbacks run here;
- * NULL elsewhere. join and free refuse to wait for that loop from inside it, and terminate
- * there does not wait for it (lifecycle.c). */
-/* MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
+ * level here read it): the pool whose loop this thread runs now - its result thread, or a
+ * caller driving it - and so whose callbacks run here; NULL elsewhere. join and free refuse to
+ * wait for that loop from inside it, and terminate there does not wait for it (lifecycle.c).
+ * MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
  * else 0. Inline: the files of every level below the scheduler ask it. */
 static inline int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
     if (!p || mproc__loop_pool != p) return 0;
-    return mproc__error(MPROC_ESTATE, "%s: called in a callback of this pool, on its own loop or inside a cancel, "
-                                      "which would wait for itself; call it after the callback returns "
-                                      "(mproc_pool_terminate may be called there)", fn);
+    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
+                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
+                                      "called there)", fn);
+}
+/* 1 when a cancel or mproc_iter_free on this thread is settling calls of p (its callbacks run
+ * here, and it uses p after them: mproc__settling_top, common.h). */
+static inline int mproc__pool_settling_here(const mproc_pool *p) {
+    for (const mproc__settling *s = mproc__settling_top; s; s = s->outer)
+        if (s->pool == p) return 1;
+    return 0;
+}
+/* For join, free and finalize: refused on p's loop, and also in a callback run inside a cancel
+ * of p on this thread (the pool would be destroyed, or waited for, under that cancel). */
+static inline int mproc__pool_refuse_free_in_callback(const mproc_pool *p, const char *fn) {
+    int rc = mproc__pool_refuse_wait_in_loop(p, fn);
+    if (rc == 0 && p && mproc__pool_settling_here(p))
+        rc = mproc__error(MPROC_ESTATE, "%s: called in a callback run inside mproc_async_cancel or mproc_iter_free "
+                                        "on this pool, which still uses the pool; call it after that returns "
+                                        "(mproc_pool_terminate may be called there)", fn);
+    return rc;
 }
 
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
