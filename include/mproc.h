@@ -291,9 +291,10 @@ typedef struct mproc_pool_opts {
  * on the pool's iterator) are MPROC_ESTATE there: each would wait for the loop running the
  * callback. A call that ends inside mproc_async_cancel or mproc_iter_free runs its callbacks
  * in that thread instead (the iterator's last progress call once its tasks are stopped):
- * there the loop runs on elsewhere, so waits work, terminate does not wait, and join, free and
- * mproc_finalize are MPROC_ESTATE (the cancel still uses the pool); the iterator being freed
- * is MPROC_EBADHANDLE. data is borrowed for the duration of the call. */
+ * there the loop runs on elsewhere, so waits work, terminate does not wait, and join, free,
+ * mproc_finalize and a wait on the call being cancelled are MPROC_ESTATE (the cancel still
+ * uses the pool and ends that call after the callback); the iterator being freed is
+ * MPROC_EBADHANDLE. data is borrowed for the duration of the call. */
 typedef void (*mproc_result_cb)(void *userdata, const void *data, size_t len);
 typedef void (*mproc_error_cb)(void *userdata, int err, const char *message);
 

@@ -148,8 +148,8 @@ int mproc_finalize(void) {
     /* In a callback the pool's loop is below us on this thread: it cannot be waited for, and
      * it would go on with the backend gone. exit() there leaves as a crash would. */
     if (mproc__in_pool_loop())
-        return mproc__error(MPROC_ESTATE, "mproc_finalize: called in a pool's callback (on the pool's own loop); "
-                                          "call it after the callback returns");
+        return mproc__error(MPROC_ESTATE, "mproc_finalize: called in a pool's callback (on the pool's own loop, "
+                                          "or inside a cancel); call it after the callback returns");
     mproc__pools_shutdown();
     mproc__processes_shutdown();
     mproc__runtime_stop();

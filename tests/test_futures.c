@@ -354,8 +354,8 @@ static void test_cancel_map_keeps_what_finished(void **state) {
  * another of its handles waits as anywhere (the pool's loop runs on in its own thread). */
 typedef struct free_in_cancel {
     mproc_pool *pool;
-    mproc_async *running;
-    int calls, free_rc, join_rc, terminate_rc, wait_rc;
+    mproc_async *running, *self;
+    int calls, free_rc, join_rc, terminate_rc, wait_rc, self_wait_rc, self_any_rc;
     char free_msg[256];
 } free_in_cancel;
 static void free_from_error_callback(void *ud, int err, const char *msg) {
@@ -366,12 +366,17 @@ static void free_from_error_callback(void *ud, int err, const char *msg) {
     snprintf(s->free_msg, sizeof s->free_msg, "%s", mproc_last_error());
     s->join_rc = mproc_pool_join(s->pool);
     s->wait_rc = mproc_async_wait(s->running, 0.05);
+    /* The call being cancelled ends when the cancel goes on, after this callback: refused. */
+    size_t idx;
+    s->self_wait_rc = mproc_async_wait(s->self, -1);
+    s->self_any_rc = mproc_async_wait_any(&s->self, 1, 5.0, &idx);
     s->terminate_rc = mproc_pool_terminate(s->pool);
 }
 
 static void test_free_in_a_cancel_callback_is_refused(void **state) {
     (void)state;
-    free_in_cancel s = {.pool = make_pool(1), .free_rc = 1, .join_rc = 1, .terminate_rc = 1, .wait_rc = 1};
+    free_in_cancel s = {.pool = make_pool(1), .free_rc = 1, .join_rc = 1, .terminate_rc = 1, .wait_rc = 1,
+                        .self_wait_rc = 1, .self_any_rc = 1};
     enum { N = 2000 }; /* more than the pool makes into chunks at once: the cancel drops unmade items */
     static long in[N], out[N];
     long slow = 3000;
@@ -383,6 +388,7 @@ static void test_free_in_a_cancel_callback_is_refused(void **state) {
                                                         .userdata = &s},
                                      &a),
                      0);
+    s.self = a;
     nap(200); /* the slow task runs, the map waits behind it */
     double t0 = now_s();
     assert_int_equal(mproc_async_cancel(a), 1);
@@ -391,6 +397,8 @@ static void test_free_in_a_cancel_callback_is_refused(void **state) {
     assert_non_null(strstr(s.free_msg, "mproc_async_cancel"));
     assert_int_equal(s.join_rc, MPROC_ESTATE);
     assert_int_equal(s.wait_rc, MPROC_ETIMEDOUT); /* waited, not refused */
+    assert_int_equal(s.self_wait_rc, MPROC_ESTATE);
+    assert_int_equal(s.self_any_rc, MPROC_ESTATE);
     assert_int_equal(s.terminate_rc, 0);
     assert_int_equal(mproc_async_get(a, 0, NULL, NULL), MPROC_ECANCELLED);
     /* terminated from the callback: the slow task is stopped, join and free work out here */

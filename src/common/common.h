@@ -63,6 +63,7 @@ extern _Thread_local mproc_pool *mproc__loop_pool;
  * first: their callbacks run here while the cancel still uses the pool (pool/cancel.c). */
 typedef struct mproc__settling {
     const mproc_pool *pool;
+    const void *owner; /* the call being cancelled: it ends only after its callbacks return */
     struct mproc__settling *outer;
 } mproc__settling;
 extern _Thread_local mproc__settling *mproc__settling_top;

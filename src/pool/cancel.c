@@ -96,7 +96,7 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
     /* What ends here runs its callbacks on this thread with the lock dropped, and the pool is
      * used after them: a free or join in one is refused (the settling mark), and a free on
      * another thread waits until this cancel is done with the pool (p->settling). */
-    mproc__settling me = {p, mproc__settling_top};
+    mproc__settling me = {p, o, mproc__settling_top};
     mproc__settling_top = &me;
     p->settling++;
     /* Nothing settles before the lists are taken apart: settling a chunk may run callbacks

@@ -445,10 +445,17 @@ int mproc_iter_free(mproc_iter *it) {
         return mproc__error(MPROC_EBADHANDLE, "mproc_iter_free: iterator is being freed (from its own callback?)");
     }
     /* Its callbacks run in this thread from here on, as in a cancel (cancel.c): a free or join
-     * of the pool there is refused, and the iterator itself is gone for them. */
+     * of the pool there is refused, a free on another thread waits (settling), and the
+     * iterator itself is gone for them. Its progress counts no more from here: what the cancel
+     * below settles is reported once, with the rest, as cancelled, after the cancel. */
     it->freeing = 1;
-    mproc__settling me = {it->pool, mproc__settling_top};
-    if (it->pool) mproc__settling_top = &me;
+    mproc_pool *held = it->pool;
+    mproc__settling me = {held, &it->owner, mproc__settling_top};
+    if (held) {
+        mproc__settling_top = &me;
+        held->settling++;
+    }
+    mproc__progress_freeze(it->owner.prog);
     if (it->pool) mproc__pool_wait_send(it->pool, &it->owner); /* its input may be in a send */
     mproc__journal *j = mproc__iter_journal_take(it); /* closed last: the close drops the lock */
     /* Nobody will read what is left: as a cancel, its queued chunks are dropped (settled onto
@@ -474,7 +481,10 @@ int mproc_iter_free(mproc_iter *it) {
     if (it->owner.live_chunks == 0) iter_destroy(it);
     else it->abandoned = 1; /* freed when its last in-flight chunk settles */
     mproc__iter_journal_end(j);
-    if (mproc__settling_top == &me) mproc__settling_top = me.outer;
+    if (held) {
+        mproc__settling_top = me.outer;
+        if (--held->settling == 0) mproc__core_broadcast();
+    }
     pthread_mutex_unlock(&mproc__core_lock);
     return 0;
 }

@@ -249,8 +249,9 @@ int mproc__async_wait(mproc_async *a, double timeout, const char *fn) {
     pthread_mutex_lock(&mproc__core_lock);
     int rc = mproc__async_check(a, fn);
     if (rc == 0) rc = mproc__timeout_check(timeout, fn);
-    /* In a callback on the handle's pool's loop, no result can come until the callback returns. */
-    if (rc == 0 && !a->ready && timeout != 0) rc = mproc__pool_refuse_wait_in_loop(a->owner.pool, fn);
+    /* In a callback on the handle's pool's loop, or inside its own cancel, it cannot be ready
+     * until the callback returns. */
+    if (rc == 0 && !a->ready && timeout != 0) rc = mproc__refuse_wait_for(a->owner.pool, &a->owner, fn);
     double deadline = mproc__deadline(timeout);
     while (rc == 0 && !a->ready) {
         if (deadline >= 0 && mproc__remaining(deadline) <= 0) {

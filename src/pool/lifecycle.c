@@ -192,7 +192,14 @@ int mproc_pool_free(mproc_pool *pool) {
     if (pool->state == MPROC__POOL_RUN) pool->state = MPROC__POOL_TERMINATED;
     mproc__pool_wake(pool);
     join_thread(pool);
-    while (pool->settling) mproc__core_wait(-1); /* a cancel on another thread still uses it */
+    /* A cancel on another thread still uses it: wait for it to end - unless this thread runs
+     * callbacks itself, which that cancel's callback might be waiting for. */
+    if (pool->settling && mproc__in_pool_loop()) {
+        pthread_mutex_unlock(&mproc__core_lock);
+        return mproc__error(MPROC_ESTATE, "mproc_pool_free: a cancel on another thread still uses the pool; it is "
+                                          "terminated: free it after this callback returns");
+    }
+    while (pool->settling) mproc__core_wait(-1);
     mproc__iter_detach_all(pool);
     if (pool->prev_live) pool->prev_live->next_live = pool->next_live;
     else if (live_pools == pool) live_pools = pool->next_live;
@@ -216,8 +223,7 @@ void mproc__pools_shutdown(void) {
         while (p && runs_callbacks_here(p)) p = p->next_live;
         pthread_mutex_unlock(&mproc__core_lock);
         if (!p) break;
-        mproc_pool_free(p);
+        if (mproc_pool_free(p) < 0) break; /* used by a cancel elsewhere, and not waitable here */
     }
-    for (mproc_pool *p = live_pools; p; p = p->next_live)
-        if (runs_callbacks_here(p)) mproc_pool_terminate(p);
+    if (mproc__loop_pool) mproc_pool_terminate(mproc__loop_pool);
 }

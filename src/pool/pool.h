@@ -62,6 +62,7 @@ typedef struct mproc__progress {
     size_t resumed;             /* of done, items taken from a journal (not in the rate) */
     double started;             /* mproc__now() when the call was made */
     int ended;                  /* the final report was made */
+    int frozen;                 /* counts no more until its end (an iterator being freed) */
     mproc__progress_report *rep; /* NULL: nobody to tell */
 } mproc__progress;
 
@@ -462,6 +463,8 @@ void mproc__progress_end(mproc__progress *g);
 /* The call was stopped before its end (an imap freed early): its items not finished count as
  * finished and failed (cancelled), as a cancelled map's do, then the last report. */
 void mproc__progress_end_stopped(mproc__progress *g);
+/* Stops counting (notes are ignored) until mproc__progress_end_stopped reports the end. */
+void mproc__progress_freeze(mproc__progress *g);
 /* The public view. */
 void mproc__progress_get(const mproc__progress *g, mproc_progress *out);
 /* Nobody is to be told any more (the handle was freed); a bar still ends its line. */
@@ -556,6 +559,21 @@ static inline int mproc__pool_settling_here(const mproc_pool *p) {
     for (const mproc__settling *s = mproc__settling_top; s; s = s->outer)
         if (s->pool == p) return 1;
     return 0;
+}
+/* 1 when the call owner (an mproc__owner) is being cancelled on this thread. */
+static inline int mproc__owner_settling_here(const void *owner) {
+    for (const mproc__settling *s = mproc__settling_top; s; s = s->outer)
+        if (s->owner == owner) return 1;
+    return 0;
+}
+/* For a wait on a call of p not yet ready (owner): refused on p's loop, and in a callback run
+ * inside that call's own cancel (it ends when the cancel goes on, after the callback). */
+static inline int mproc__refuse_wait_for(const mproc_pool *p, const void *owner, const char *fn) {
+    int rc = mproc__pool_refuse_wait_in_loop(p, fn);
+    if (rc == 0 && mproc__owner_settling_here(owner))
+        rc = mproc__error(MPROC_ESTATE, "%s: called in a callback run inside the cancel of the call it waits for, "
+                                        "which ends only after the callback returns", fn);
+    return rc;
 }
 /* For join, free and finalize: refused on p's loop, and also in a callback run inside a cancel
  * of p on this thread (the pool would be destroyed, or waited for, under that cancel). */

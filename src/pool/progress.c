@@ -189,8 +189,12 @@ static void call_back(mproc__progress *g, double now) {
     pthread_mutex_lock(&mproc__core_lock);
 }
 
+void mproc__progress_freeze(mproc__progress *g) {
+    if (g) g->frozen = 1;
+}
+
 void mproc__progress_note(mproc__progress *g, size_t done, size_t failed) {
-    if (!g || g->ended) return;
+    if (!g || g->ended || g->frozen) return;
     g->done += done;
     g->failed += failed;
     if (g->total && g->done >= g->total) {

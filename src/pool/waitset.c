@@ -14,10 +14,16 @@
 static int handle_ok(const mproc_async *a) { return a && a->magic == MPROC__ASYNC_MAGIC && !a->user_freed; }
 
 /* 1 when this thread waiting for a would wait for itself: a is not ready and belongs to the
- * pool whose loop runs here (a callback), so its result can come only once the callback
- * returns. Lock held. */
+ * pool whose loop runs here (a callback), or is the call a cancel on this thread is ending, so
+ * it can be ready only once the callback returns. Lock held. */
 static int stuck_here(const mproc_async *a) {
-    return mproc__loop_pool && !a->ready && a->owner.pool == mproc__loop_pool;
+    if (a->ready) return 0;
+    return (mproc__loop_pool && a->owner.pool == mproc__loop_pool) || mproc__owner_settling_here(&a->owner);
+}
+
+/* The error for a wait that stuck_here(a) says would wait for itself. */
+static int refuse_stuck(const mproc_async *a, const char *fn) {
+    return mproc__refuse_wait_for(a->owner.pool, &a->owner, fn);
 }
 
 static int set_check(const mproc_waitset *ws, const char *fn) {
@@ -115,7 +121,7 @@ static int next_ready(mproc_waitset *ws, double timeout, mproc_async **a, const 
     double deadline = mproc__deadline(timeout);
     int stuck = timeout != 0 && !ws->ready_head && ws->members;
     for (mproc_async *m = ws->members; stuck && m; m = m->link->next) stuck = stuck_here(m);
-    if (stuck) return mproc__pool_refuse_wait_in_loop(mproc__loop_pool, fn);
+    if (stuck) return refuse_stuck(ws->members, fn);
     for (;;) {
         if (ws->ready_head) {
             *a = ws->ready_head;
@@ -186,7 +192,7 @@ int mproc_async_wait_any(mproc_async *const *handles, size_t n, double timeout, 
         }
     int stuck = rc == 0 && timeout != 0;
     for (size_t i = 0; stuck && i < n; i++) stuck = stuck_here(handles[i]);
-    if (stuck) rc = mproc__pool_refuse_wait_in_loop(mproc__loop_pool, "mproc_async_wait_any");
+    if (stuck) rc = refuse_stuck(handles[0], "mproc_async_wait_any");
     if (rc == 0) {
         /* None ready: wait in a set of our own, on the handles not in a set of the caller's
          * (those few are looked at on every wake-up). */
@@ -229,7 +235,7 @@ int mproc_async_wait_all(mproc_async *const *handles, size_t n, double timeout) 
     int rc = check_array(handles, n, NULL, "mproc_async_wait_all");
     if (rc == 0) rc = mproc__timeout_check(timeout, "mproc_async_wait_all");
     for (size_t i = 0; rc == 0 && timeout != 0 && i < n; i++)
-        if (stuck_here(handles[i])) rc = mproc__pool_refuse_wait_in_loop(mproc__loop_pool, "mproc_async_wait_all");
+        if (stuck_here(handles[i])) rc = refuse_stuck(handles[i], "mproc_async_wait_all");
     double deadline = mproc__deadline(timeout);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         while (!handles[i]->ready) {
