@@ -223,7 +223,7 @@ void mproc__pools_shutdown(void) {
         while (p && runs_callbacks_here(p)) p = p->next_live;
         pthread_mutex_unlock(&mproc__core_lock);
         if (!p) break;
-        if (mproc_pool_free(p) < 0) break; /* used by a cancel elsewhere, and not waitable here */
+        if (mproc_pool_free(p) == MPROC_ESTATE) break; /* used by a cancel elsewhere, not waitable here */
     }
     if (mproc__loop_pool) mproc_pool_terminate(mproc__loop_pool);
 }
