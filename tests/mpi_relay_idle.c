@@ -21,16 +21,10 @@
 
 #include "mproc.h"
 #include "test_support.h"
+#include "rank_pid_task.h"
 
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
-
-/* The rank this executor serves: its parent's parent. */
-static long my_rank_pid(long unused) {
-    (void)unused;
-    return mproc_test_my_rank();
-}
-MPROC_TASK_VALUE(my_rank_pid, long, long);
 
 /* Sleeps 1 s and returns what the rank (pid) spent meanwhile, in clock ticks. */
 static long rank_ticks_over_a_second(long pid) {

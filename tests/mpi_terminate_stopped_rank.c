@@ -18,15 +18,10 @@
 
 #include "mproc.h"
 #include "test_support.h"
+#include "rank_pid_task.h"
 
 static long square(long x) { return x * x; }
 MPROC_TASK_VALUE(square, long, long);
-
-static long my_rank_pid(long unused) {
-    (void)unused;
-    return mproc_test_my_rank();
-}
-MPROC_TASK_VALUE(my_rank_pid, long, long);
 
 static long sleepy(long s) {
     sleep((unsigned)s);

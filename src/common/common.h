@@ -56,7 +56,7 @@ mproc_backend_kind mproc__runtime_kind(void);
 int mproc__runtime_finalized(void);
 /* 1 in the process that called mproc_init, 0 in its forked children (workers, Processes). */
 int mproc__runtime_is_init_process(void);
-/* The pool whose loop this thread runs now (pool/pool.h says who sets it and what it
+/* The pool whose loop this thread runs now (pool/in_callback.h says who sets it and what it
  * refuses): kept here, at the bottom, because files on every level of the pool read it. */
 extern _Thread_local mproc_pool *mproc__loop_pool;
 /* The pools whose calls a cancel or mproc_iter_free on this thread is settling, innermost

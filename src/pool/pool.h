@@ -15,6 +15,7 @@
  *   async.c iter.c  the owners of chunks: apply/map calls and their chunks, imap iterators
  *   handle.c        the calls on an async handle (wait/get/cancel/progress/free)
  *   lifecycle.c     create/close/terminate/join/free and the list of live pools
+ * (in_callback.h: the inline checks every level uses to refuse a call in a callback.)
  * A chunk reaches its owner only through the owner's ops table (mproc__owner_ops), so the
  * scheduler never names a job or an iterator.
  *
@@ -31,6 +32,7 @@
 
 #include "backend.h"
 #include "common/common.h"
+#include "pool/in_callback.h" /* which calls a callback may make */
 #include "wire/wire.h"
 
 #define MPROC__POOL_MAGIC 0x504f4f4cu  /* "POOL" */
@@ -540,51 +542,6 @@ int mproc__owner_cancel(mproc_pool *p, mproc__owner *o, int err, const char *msg
 
 /* The result thread's body (arg: the pool), started by mproc_pool_create. */
 void *mproc__pool_result_thread(void *arg);
-
-/* mproc__loop_pool (common.h; defined at the bottom, in common/runtime.c, as files on every
- * level here read it): the pool whose loop this thread runs now - its result thread, or a
- * caller driving it - and so whose callbacks run here; NULL elsewhere. join and free refuse to
- * wait for that loop from inside it, and terminate there does not wait for it (lifecycle.c).
- * MPROC_ESTATE naming fn when this thread runs p's loop (a wait for p would wait for itself),
- * else 0. Inline: the files of every level below the scheduler ask it. */
-static inline int mproc__pool_refuse_wait_in_loop(const mproc_pool *p, const char *fn) {
-    if (!p || mproc__loop_pool != p) return 0;
-    return mproc__error(MPROC_ESTATE, "%s: called in a callback on this pool's own loop, which would wait for "
-                                      "itself; call it after the callback returns (mproc_pool_terminate may be "
-                                      "called there)", fn);
-}
-/* 1 when a cancel or mproc_iter_free on this thread is settling calls of p (its callbacks run
- * here, and it uses p after them: mproc__settling_top, common.h). */
-static inline int mproc__pool_settling_here(const mproc_pool *p) {
-    for (const mproc__settling *s = mproc__settling_top; s; s = s->outer)
-        if (s->pool == p) return 1;
-    return 0;
-}
-/* 1 when the call owner (an mproc__owner) is being cancelled on this thread. */
-static inline int mproc__owner_settling_here(const void *owner) {
-    for (const mproc__settling *s = mproc__settling_top; s; s = s->outer)
-        if (s->owner == owner) return 1;
-    return 0;
-}
-/* For a wait on a call of p not yet ready (owner): refused on p's loop, and in a callback run
- * inside that call's own cancel (it ends when the cancel goes on, after the callback). */
-static inline int mproc__refuse_wait_for(const mproc_pool *p, const void *owner, const char *fn) {
-    int rc = mproc__pool_refuse_wait_in_loop(p, fn);
-    if (rc == 0 && mproc__owner_settling_here(owner))
-        rc = mproc__error(MPROC_ESTATE, "%s: called in a callback run inside the cancel of the call it waits for, "
-                                        "which ends only after the callback returns", fn);
-    return rc;
-}
-/* For join, free and finalize: refused on p's loop, and also in a callback run inside a cancel
- * of p on this thread (the pool would be destroyed, or waited for, under that cancel). */
-static inline int mproc__pool_refuse_free_in_callback(const mproc_pool *p, const char *fn) {
-    int rc = mproc__pool_refuse_wait_in_loop(p, fn);
-    if (rc == 0 && p && mproc__pool_settling_here(p))
-        rc = mproc__error(MPROC_ESTATE, "%s: called in a callback run inside mproc_async_cancel or mproc_iter_free "
-                                        "on this pool, which still uses the pool; call it after that returns "
-                                        "(mproc_pool_terminate may be called there)", fn);
-    return rc;
-}
 
 /* ---- job.c: the job behind an async handle (lock held unless said otherwise) ------------ */
 
